@@ -1,0 +1,296 @@
+"""``vigil``: parse arguments, load the config, build objects, call one function. Results go
+to stdout, logs and progress to stderr. Exit codes: 0 ok, 2 usage or a clear error, 1 a bug."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from agent import __version__
+from agent.clock import SystemClock
+from agent.config import TEMPLATE, Config, default_config_path, default_db_path, load
+from agent.errors import ConfigError, VigilError
+from agent.log import setup_logging
+from agent.samples import Event
+
+logger = logging.getLogger("agent.cli")
+
+
+def _common() -> argparse.ArgumentParser:
+    """Global options, accepted before or after the subcommand."""
+    p = argparse.ArgumentParser(add_help=False)
+    p.add_argument("--config", type=Path, default=argparse.SUPPRESS, help="config file")
+    p.add_argument("--db", default=argparse.SUPPRESS, help="database path or sqlite:/// URL")
+    p.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS)
+    p.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS)
+    return p
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = _common()
+    parser = argparse.ArgumentParser(
+        prog="vigil", description="An always-on sensing agent.", parents=[common]
+    )
+    parser.add_argument("--version", action="version", version=f"vigil {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def add(name: str, help: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, help=help, description=help, parents=[common])
+
+    p = add("init", "write a commented config and create or upgrade the database")
+    p.add_argument("--force", action="store_true", help="replace an existing config file")
+    p = add("run", "run the daemon in the foreground until SIGTERM or Ctrl-C")
+    p.add_argument("--record", type=Path, metavar="TRACE", help="also record samples to TRACE")
+    p = add("record", "read the sensors for N seconds into a trace (no pipeline, no database)")
+    p.add_argument("--seconds", type=float, required=True, metavar="N")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="TRACE")
+    p = add("replay", "replay traces through the pipeline (a fresh temporary database by default)")
+    p.add_argument("traces", type=Path, nargs="+", metavar="TRACE")
+    p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
+    p = add("events", "list stored events")
+    p.add_argument("--since", help="e.g. 24h, 30m, 7d, or an ISO 8601 time (default: all)")
+    p.add_argument("--kind", help="only this kind, e.g. rule.fired")
+    p.add_argument("--json", action="store_true", help="JSON lines")
+    p = add("db", "database maintenance")
+    p.add_argument("action", choices=["upgrade"])
+    p = add("service", "install the background service for this platform")
+    p.add_argument("action", choices=["install"])
+    p.add_argument("--force", action="store_true", help="replace an existing service file")
+    p = add("demo", "replay a synthetic day through the full pipeline and print its events")
+    p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    setup_logging(-1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0))
+    try:
+        return int(COMMANDS[args.command](args))
+    except VigilError as exc:
+        print(f"vigil: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception:
+        logger.exception("unexpected error (a bug: please report it with this traceback)")
+        return 1
+
+
+# -- helpers -----------------------------------------------------------------------------------
+def _config_path(args: argparse.Namespace) -> Path:
+    return Path(getattr(args, "config", None) or default_config_path())
+
+
+def _config(args: argparse.Namespace) -> Config:
+    explicit = getattr(args, "config", None) is not None or "VIGIL_CONFIG" in os.environ
+    return load(_config_path(args), missing_ok=not explicit)
+
+
+def _db(args: argparse.Namespace, config: Config) -> str:
+    return str(
+        getattr(args, "db", None)
+        or os.environ.get("VIGIL_DB")
+        or config.storage.path
+        or default_db_path()
+    )
+
+
+def _iso(t: float) -> str:
+    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _event_printer(as_json: bool) -> Callable[[Event], None]:
+    def show(event: Event) -> None:
+        if as_json:
+            print(event.to_json())
+        else:
+            data = json.dumps(dict(event.data), separators=(",", ":"), sort_keys=True)
+            print(f"{_iso(event.t)}  {event.kind:<14} {event.subject:<16} {data}")
+
+    return show
+
+
+_SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str, now: float) -> float:
+    """``24h``/``30m``/``7d`` before ``now``, or an ISO 8601 time (UTC if no zone)."""
+    match = _SINCE.match(text.strip())
+    if match:
+        return now - float(match.group(1)) * _UNIT_S[match.group(2)]
+    try:
+        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError as exc:
+        reason = f"{text!r} is not like 24h, 30m, 7d or 2026-06-01T12:00"
+        raise ConfigError("--since", "", reason) from exc
+    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+
+
+# -- commands ----------------------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    from agent.memory.db import open_engine, upgrade
+
+    path = _config_path(args)
+    if path.exists() and not args.force:
+        print(f"config exists, kept: {path}")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(TEMPLATE, encoding="utf-8")
+        print(f"config written: {path}")
+    config = load(path, missing_ok=False)
+    db = _db(args, config)
+    engine = open_engine(db)
+    revision = upgrade(engine)
+    engine.dispose()
+    print(f"database ready: {db} (schema {revision})")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from agent.runtime.daemon import run
+    from agent.runtime.notify import Notifier
+
+    config = _config(args)
+    run(
+        config,
+        _db(args, config),
+        clock=SystemClock(),
+        notifier=Notifier.from_environ(),
+        record=args.record,
+    )
+    return 0
+
+
+def cmd_record(args: argparse.Namespace) -> int:
+    import socket
+
+    from agent.runtime.sources import LiveSource
+    from agent.runtime.trace import ReadCounts, TraceWriter
+    from agent.sensors import enabled_sensors
+
+    config = _config(args)
+    clock = SystemClock()
+    counts = ReadCounts()
+    with TraceWriter(
+        args.output, created=clock.now(), host=socket.gethostname(), source="vigil record"
+    ) as writer:
+        source = LiveSource(
+            enabled_sensors(config),
+            clock,
+            counts,
+            recorder=writer,
+            misfire_grace_s=config.daemon.misfire_grace_s,
+            retry_max_s=config.daemon.retry_max_s,
+            duration_s=args.seconds,
+        )
+        for _ in source:
+            pass
+    print(f"record: {counts.summary()} -> {args.output}", file=sys.stderr)
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+    from agent.runtime.replay import replay_files
+
+    config = _config(args)
+    total = sum(p.stat().st_size for p in args.traces if p.exists() and p.suffix != ".gz")
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("replay"),
+        BarColumn(),
+        DownloadColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
+        task = progress.add_task("replay", total=total or None)
+        result = replay_files(
+            args.traces,
+            config,
+            db=getattr(args, "db", None),
+            on_event=_event_printer(args.json),
+            on_progress=lambda n: progress.advance(task, n),
+        )
+    print(f"replay: {result.counts.summary()}; {result.stats.events} events", file=sys.stderr)
+    return 0
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    from agent.memory.db import open_engine, upgrade
+    from agent.memory.store import MemoryStore
+
+    config = _config(args)
+    since = parse_since(args.since, SystemClock().now()) if args.since else None
+    engine = open_engine(_db(args, config))
+    upgrade(engine)
+    store = MemoryStore(engine)
+    show = _event_printer(args.json)
+    for event in store.events(since=since, kind=args.kind):
+        show(event)
+    engine.dispose()
+    return 0
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from agent.memory.db import head_revision, open_engine, upgrade
+
+    config = _config(args)
+    db = _db(args, config)
+    engine = open_engine(db)
+    revision = upgrade(engine)
+    engine.dispose()
+    print(f"{db}: schema {revision} (head {head_revision()})")
+    return 0
+
+
+def cmd_service(args: argparse.Namespace) -> int:
+    from agent.platform import is_termux
+    from agent.runtime import service
+
+    vigil = shutil.which("vigil")
+    argv = [vigil, "run"] if vigil else [sys.executable, "-m", "agent", "run"]
+    config = getattr(args, "config", None)
+    if config is not None:
+        argv += ["--config", str(Path(config).absolute())]
+    termux = is_termux()
+    paths = service.install(exec_argv=argv, termux=termux, force=args.force)
+    for path in paths:
+        print(f"written: {path}")
+    print(service.hint(paths, termux))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from agent.demo import run_demo
+
+    if not args.json:
+        print("vigil demo: one synthetic day (a CPU runaway at 14:00, a GPS outage at noon)")
+    result = run_demo(Config(), _event_printer(args.json))
+    print(f"demo: {result.counts.summary()}; {result.stats.events} events", file=sys.stderr)
+    return 0
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
+    "init": cmd_init,
+    "run": cmd_run,
+    "record": cmd_record,
+    "replay": cmd_replay,
+    "events": cmd_events,
+    "db": cmd_db,
+    "service": cmd_service,
+    "demo": cmd_demo,
+}

@@ -1,0 +1,223 @@
+"""The TOML config, read once at start-up into frozen dataclasses (defaults live in the fields).
+
+An unknown key or a value of the wrong type is a ``ConfigError`` naming the file and the key.
+Precedence, lowest first: field defaults < the file < ``VIGIL_*`` variables < command-line flags.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from agent.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SystemSensorConfig:
+    enabled: bool = True
+    interval_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class BatterySensorConfig:
+    enabled: bool = True
+    interval_s: float = 60.0
+    #: Where the kernel lists power supplies; readings from here add power, current, voltage.
+    power_supply_dir: str = "/sys/class/power_supply"
+
+
+@dataclass(frozen=True)
+class SensorsConfig:
+    system: SystemSensorConfig = field(default_factory=SystemSensorConfig)
+    battery: BatterySensorConfig = field(default_factory=BatterySensorConfig)
+
+
+@dataclass(frozen=True)
+class RuleConfig:
+    """A numeric rule: ``stream`` above/below a threshold for ``for_s`` seconds fires once.
+
+    It re-arms only after the value comes back past the threshold by ``hysteresis``.
+    """
+
+    name: str
+    stream: str
+    above: float | None = None
+    below: float | None = None
+    hysteresis: float = 0.0
+    for_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class DaemonConfig:
+    #: Samples and events are committed in batches at most this far apart (sample time).
+    commit_interval_s: float = 10.0
+    #: A poll that runs this late is still taken; later ones are coalesced into one.
+    misfire_grace_s: float = 30.0
+    #: Longest wait between retries of a sensor that went down.
+    retry_max_s: float = 600.0
+    #: Raw samples kept this long (enforced from [7/7] on; recorded here so configs carry it).
+    retention_days: float = 14.0
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    #: SQLite file; empty means ``$XDG_DATA_HOME/vigil/vigil.db``.
+    path: str = ""
+
+
+DEFAULT_RULES: tuple[RuleConfig, ...] = (
+    RuleConfig(name="cpu_high", stream="system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    daemon: DaemonConfig = field(default_factory=DaemonConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    sensors: SensorsConfig = field(default_factory=SensorsConfig)
+    rules: tuple[RuleConfig, ...] = DEFAULT_RULES
+
+
+def default_config_path() -> Path:
+    env = os.environ.get("VIGIL_CONFIG")
+    return Path(env) if env else platformdirs.user_config_path("vigil") / "config.toml"
+
+
+def default_db_path() -> Path:
+    return platformdirs.user_data_path("vigil") / "vigil.db"
+
+
+def load(path: Path, *, missing_ok: bool = True) -> Config:
+    """Read ``path``; a missing file gives the defaults when ``missing_ok``."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return Config()
+        raise ConfigError(str(path), "", "no such file") from None
+    except OSError as exc:
+        raise ConfigError(str(path), "", exc.strerror or str(exc)) from exc
+    return parse(text, str(path))
+
+
+def parse(text: str, path: str = "<config>") -> Config:
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from exc
+    config: Config = _build(Config, table, path, "")
+    _check(config, path)
+    return config
+
+
+def _build(cls: type[Any], table: object, path: str, prefix: str) -> Any:
+    if not isinstance(table, dict):
+        raise ConfigError(path, prefix.rstrip("."), "expected a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    for key in table:
+        if key not in names:
+            raise ConfigError(path, prefix + key, "unknown key")
+    values = {
+        name: _convert(hints[name], table[name], path, prefix + name)
+        for name in names
+        if name in table
+    }
+    try:
+        return cls(**values)
+    except TypeError as exc:  # a required field is missing
+        missing = [f.name for f in dataclasses.fields(cls) if f.name not in values]
+        raise ConfigError(path, prefix + (missing[0] if missing else ""), "required") from exc
+
+
+def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [a for a in typing.get_args(hint) if a is not type(None)]
+        return _convert(options[0], value, path, key)
+    if origin is tuple:
+        item = typing.get_args(hint)[0]
+        if not isinstance(value, list):
+            raise ConfigError(path, key, "expected an array of tables")
+        return tuple(_convert(item, v, path, f"{key}[{i}]") for i, v in enumerate(value))
+    if dataclasses.is_dataclass(hint):
+        return _build(typing.cast(type[Any], hint), value, path, key + ".")
+    if hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        raise ConfigError(path, key, f"expected a number, got {value!r}")
+    if not isinstance(value, hint):
+        raise ConfigError(path, key, f"expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def _check(config: Config, path: str) -> None:
+    sensors: dict[str, Any] = {
+        "system": config.sensors.system,
+        "battery": config.sensors.battery,
+    }
+    for name, sensor in sensors.items():
+        if sensor.interval_s <= 0:
+            raise ConfigError(path, f"sensors.{name}.interval_s", "must be > 0")
+    if config.daemon.commit_interval_s <= 0:
+        raise ConfigError(path, "daemon.commit_interval_s", "must be > 0")
+    seen: set[str] = set()
+    for i, rule in enumerate(config.rules):
+        key = f"rules[{i}]"
+        if rule.name in seen:
+            raise ConfigError(path, f"{key}.name", f"duplicate rule name {rule.name!r}")
+        seen.add(rule.name)
+        if rule.above is None and rule.below is None:
+            raise ConfigError(path, key, "a rule needs 'above' or 'below'")
+        if rule.hysteresis < 0 or rule.for_s < 0:
+            raise ConfigError(path, key, "'hysteresis' and 'for_s' must be >= 0")
+
+
+TEMPLATE = """\
+# vigil configuration. Every key is optional: the values shown are the defaults.
+# Units are in the key names (_s seconds, _m metres, _pct percent).
+
+[daemon]
+# Samples and events are committed at most this many seconds apart.
+commit_interval_s = 10.0
+# A poll that runs late by up to this many seconds is still taken.
+misfire_grace_s = 30.0
+# Longest wait between retries of a sensor that went down.
+retry_max_s = 600.0
+# Raw samples are kept this many days.
+retention_days = 14.0
+
+[storage]
+# SQLite file; empty means the platform's data folder ($XDG_DATA_HOME/vigil/vigil.db).
+path = ""
+
+[sensors.system]
+# CPU, load, memory, swap, network and disk rates, temperature (psutil).
+enabled = true
+interval_s = 10.0
+
+[sensors.battery]
+# Level and charging (psutil); power, current, voltage from the kernel where present.
+enabled = true
+interval_s = 60.0
+power_supply_dir = "/sys/class/power_supply"
+
+# Rules fire `rule.fired` once when a stream stays above (or below) a threshold for for_s
+# seconds, and re-arm only after it comes back past the threshold by `hysteresis`.
+# Streams are named <sensor>.<field>, e.g. system.cpu_pct, battery.battery_pct.
+# Writing any [[rules]] replaces this default list.
+[[rules]]
+name = "cpu_high"
+stream = "system.cpu_pct"
+above = 90.0
+hysteresis = 20.0
+for_s = 120.0
+"""

@@ -1,0 +1,33 @@
+"""``vigil demo``: a synthetic day replayed through the full pipeline, events printed."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from agent import synthetic
+from agent.config import Config
+from agent.runtime.replay import ReplayResult, replay_files
+from agent.runtime.trace import TraceWriter
+from agent.samples import Event
+
+
+def write_synthetic_trace(path: Path, days: int = 1, seed: int = 7) -> int:
+    """Write ``days`` synthetic days to ``path``; returns the number of samples."""
+    n = 0
+    with TraceWriter(
+        path, created=synthetic.START_T, host=socket.gethostname(), source="vigil synthetic"
+    ) as writer:
+        for sample in synthetic.generate(days, seed):
+            writer.write(sample)
+            n += 1
+    return n
+
+
+def run_demo(config: Config, on_event: Callable[[Event], None]) -> ReplayResult:
+    with tempfile.TemporaryDirectory(prefix="vigil-demo-") as tmp:
+        trace = Path(tmp) / "demo.jsonl.gz"
+        write_synthetic_trace(trace)
+        return replay_files([trace], config, db=Path(tmp) / "demo.db", on_event=on_event)

@@ -1,0 +1,1 @@
+"""Stage 1, features: Samples -> named numeric streams (later: rolling windows). Pure."""

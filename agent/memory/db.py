@@ -1,0 +1,102 @@
+"""Opening the SQLite file (WAL, private permissions) and bringing its schema to head."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+import agent
+from agent.errors import StorageError
+
+logger = logging.getLogger(__name__)
+
+#: How long a writer waits for another to release the database before it gives up.
+BUSY_TIMEOUT_S = 5.0
+
+
+def db_url(target: str | Path) -> str:
+    """A SQLAlchemy URL from a URL or a plain file path."""
+    text = str(target)
+    return text if "://" in text else f"sqlite:///{Path(text).expanduser().absolute()}"
+
+
+def prepare_file(path: Path) -> None:
+    """Create the folder (0700) and the file (0600) before SQLite does, so nobody else can
+    read the user's location history even for a moment."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=0o700)
+        os.chmod(path.parent, 0o700)  # mkdir's mode is masked by the umask
+    fd = os.open(path, os.O_CREAT | os.O_RDWR, 0o600)
+    os.close(fd)
+    if path.stat().st_mode & 0o077:
+        os.chmod(path, 0o600)
+
+
+def open_engine(target: str | Path, *, busy_timeout_s: float = BUSY_TIMEOUT_S) -> Engine:
+    """An engine on the SQLite database at ``target`` (a path or ``sqlite:///`` URL)."""
+    url = make_url(db_url(target))
+    if url.get_backend_name() != "sqlite":
+        raise StorageError(str(target), "only SQLite databases are supported")
+    if url.database and url.database != ":memory:":
+        try:
+            prepare_file(Path(url.database))
+        except OSError as exc:
+            raise StorageError(url.database, exc.strerror or str(exc)) from exc
+    engine = create_engine(url, connect_args={"timeout": busy_timeout_s})
+    event.listen(engine, "connect", _on_connect)
+    return engine
+
+
+def _on_connect(dbapi_connection: sqlite3.Connection, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def migrations_dir() -> Path:
+    """The Alembic scripts: packaged as ``agent/_migrations`` in a wheel, else the repo's."""
+    here = Path(agent.__file__).parent
+    packaged = here / "_migrations"
+    return packaged if packaged.is_dir() else here.parent / "migrations"
+
+
+def _alembic_config() -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(migrations_dir()))
+    return cfg
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(_alembic_config()).get_current_head()
+
+
+def current_revision(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
+
+
+def upgrade(engine: Engine) -> str | None:
+    """Bring the schema to head in-process; a no-op when it is there. Returns the revision."""
+    cfg = _alembic_config()
+    try:
+        with engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+    except SQLAlchemyError as exc:
+        raise StorageError(str(engine.url.database), f"schema upgrade failed: {exc}") from exc
+    revision = current_revision(engine)
+    logger.debug("database %s at revision %s", engine.url.database, revision)
+    return revision

@@ -1,0 +1,55 @@
+"""The SQLite schema: the Alembic target. Times are integer UTC microseconds (``t_us``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+#: Raw readings, one row per sample; ``data`` is the sample's fields as a JSON object.
+samples = Table(
+    "samples",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("t_us", Integer, nullable=False),
+    Column("sensor", String(32), nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_samples_sensor_t_us", "sensor", "t_us"),
+)
+
+#: What the pipeline concluded; ``data`` is a JSON object.
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("t_us", Integer, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("subject", String(256), nullable=False),
+    Column("data", Text, nullable=False),
+    Index("ix_events_t_us", "t_us"),
+    Index("ix_events_kind_t_us", "kind", "t_us"),
+)
+
+#: Running totals: rejected lines per reason, sensor outages, storage retries...
+counters = Table(
+    "counters",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("value", Integer, nullable=False),
+)
+
+#: Small facts about the store itself (created_at, host...).
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)

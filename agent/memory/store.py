@@ -1,0 +1,188 @@
+"""MemoryStore: the one writer of samples, events and counters, committing in batches.
+
+Batches close when ``commit_interval_s`` of *sample time* has passed since the batch began
+(the daemon: every 10 s), when ``max_batch`` rows wait (replay), and on ``flush``/``close``.
+A locked or full database keeps the batch in memory, logs one line, counts it and retries at
+the next chance; nothing already committed is touched.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import Engine, func, insert, select
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+
+from agent.errors import StorageError
+from agent.memory import schema
+from agent.samples import Event, Sample
+
+logger = logging.getLogger(__name__)
+
+#: Rows held back while the database refuses writes; past this the oldest samples go.
+MAX_PENDING_ROWS = 200_000
+
+
+def to_us(t: float) -> int:
+    return round(t * 1_000_000)
+
+
+def from_us(t_us: int) -> float:
+    return t_us / 1_000_000
+
+
+def _dumps(data: Mapping[str, Any]) -> str:
+    return json.dumps(dict(data), separators=(",", ":"), allow_nan=False)
+
+
+class MemoryStore:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        commit_interval_s: float | None = 10.0,
+        max_batch: int = 5000,
+    ) -> None:
+        self.engine = engine
+        self.commit_interval_s = commit_interval_s
+        self.max_batch = max_batch
+        self._samples: list[dict[str, Any]] = []
+        self._events: list[dict[str, Any]] = []
+        self._counts: Counter[str] = Counter()
+        self._batch_t: float | None = None
+        self._failing = False
+
+    # -- writing ------------------------------------------------------------------------------
+    def record(self, sample: Sample, events: Iterable[Event] = ()) -> None:
+        """Queue one sample and the events it produced; commit when the batch is due."""
+        self._samples.append(
+            {"t_us": to_us(sample.t), "sensor": sample.sensor, "data": _dumps(sample.data)}
+        )
+        for event in events:
+            self._events.append(
+                {
+                    "t_us": to_us(event.t),
+                    "kind": event.kind,
+                    "subject": event.subject,
+                    "data": _dumps(event.data),
+                }
+            )
+        if self._batch_t is None:
+            self._batch_t = sample.t
+        due_by_time = (
+            self.commit_interval_s is not None
+            and sample.t - self._batch_t >= self.commit_interval_s
+        )
+        if due_by_time or len(self._samples) >= self.max_batch:
+            self.try_flush()
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to a running total, committed with the next batch."""
+        self._counts[name] += n
+
+    def count_all(self, counts: Mapping[str, int], prefix: str = "") -> None:
+        for name, n in counts.items():
+            self._counts[prefix + name] += n
+
+    def try_flush(self) -> bool:
+        """Commit what waits; on a locked or full database keep it for later. True if written."""
+        try:
+            self.flush()
+        except StorageError as exc:
+            self._counts["storage.write_failed"] += 1
+            if not self._failing:
+                logger.error("%s; keeping %d samples in memory to retry", exc, len(self._samples))
+            self._failing = True
+            self._shed()
+            return False
+        if self._failing:
+            logger.warning("database writable again; pending samples committed")
+            self._failing = False
+        return True
+
+    def _shed(self) -> None:
+        excess = len(self._samples) - MAX_PENDING_ROWS
+        if excess > 0:
+            del self._samples[:excess]
+            self._counts["storage.samples_dropped"] += excess
+
+    def flush(self) -> None:
+        """Commit everything pending in one transaction, or raise ``StorageError``."""
+        if not (self._samples or self._events or self._counts):
+            return
+        try:
+            with self.engine.begin() as conn:
+                if self._samples:
+                    conn.execute(insert(schema.samples), self._samples)
+                if self._events:
+                    conn.execute(insert(schema.events), self._events)
+                for name, n in self._counts.items():
+                    stmt = sqlite_insert(schema.counters).values(name=name, value=n)
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["name"],
+                        set_={"value": schema.counters.c.value + stmt.excluded.value},
+                    )
+                    conn.execute(stmt)
+        except OperationalError as exc:
+            raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
+        self._samples.clear()
+        self._events.clear()
+        self._counts.clear()
+        self._batch_t = None
+
+    def close(self) -> None:
+        """Final commit; raises ``StorageError`` if it cannot be written."""
+        try:
+            self.flush()
+        finally:
+            self.engine.dispose()
+
+    def set_meta(self, key: str, value: str) -> None:
+        stmt = sqlite_insert(schema.meta).values(key=key, value=value)
+        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+        self._write(stmt)
+
+    def _write(self, stmt: Any) -> None:
+        try:
+            with self.engine.begin() as conn:
+                conn.execute(stmt)
+        except OperationalError as exc:
+            raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
+
+    # -- reading ------------------------------------------------------------------------------
+    def events(self, *, since: float | None = None, kind: str | None = None) -> list[Event]:
+        query = select(schema.events).order_by(schema.events.c.t_us, schema.events.c.id)
+        if since is not None:
+            query = query.where(schema.events.c.t_us >= to_us(since))
+        if kind is not None:
+            query = query.where(schema.events.c.kind == kind)
+        rows = self._read(query)
+        return [Event(from_us(r.t_us), r.kind, r.subject, json.loads(r.data)) for r in rows]
+
+    def samples(self, sensor: str | None = None) -> list[Sample]:
+        query = select(schema.samples).order_by(schema.samples.c.id)
+        if sensor is not None:
+            query = query.where(schema.samples.c.sensor == sensor)
+        return [Sample(r.sensor, from_us(r.t_us), json.loads(r.data)) for r in self._read(query)]
+
+    def sample_count(self) -> int:
+        return int(self._read(select(func.count()).select_from(schema.samples))[0][0])
+
+    def counters(self) -> dict[str, int]:
+        rows = self._read(select(schema.counters).order_by(schema.counters.c.name))
+        return {r.name: r.value for r in rows}
+
+    def meta(self) -> dict[str, str]:
+        return {r.key: r.value for r in self._read(select(schema.meta))}
+
+    def _read(self, query: Any) -> list[Any]:
+        try:
+            with self.engine.connect() as conn:
+                return list(conn.execute(query))
+        except SQLAlchemyError as exc:
+            raise StorageError(str(self.engine.url.database), str(exc)) from exc

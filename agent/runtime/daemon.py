@@ -1,0 +1,106 @@
+"""run(): the daemon. Upgrade the database, poll sensors, drive the loop, stop cleanly.
+
+SIGTERM and SIGINT stop it gracefully: running polls finish, queued samples are stored, the
+last batch is committed, and it exits 0. systemd is told READY once polling has started and
+gets WATCHDOG pings while the loop is alive.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import socket
+from pathlib import Path
+from types import FrameType
+
+from agent.clock import Clock
+from agent.config import Config
+from agent.memory.db import open_engine, upgrade
+from agent.memory.store import MemoryStore
+from agent.pipeline import Pipeline
+from agent.power.meter import PowerMeter
+from agent.runtime.loop import DriveStats, drive
+from agent.runtime.notify import Notifier
+from agent.runtime.sources import LiveSource
+from agent.runtime.trace import ReadCounts, TraceWriter
+from agent.sensors import enabled_sensors
+
+logger = logging.getLogger(__name__)
+
+
+class _Watchdog:
+    def __init__(self, notifier: Notifier, clock: Clock) -> None:
+        self._notifier = notifier
+        self._clock = clock
+        self._interval_s = notifier.watchdog_interval_s()
+        self._last = clock.monotonic()
+
+    def tick(self) -> None:
+        if self._interval_s is None:
+            return
+        now = self._clock.monotonic()
+        if now - self._last >= self._interval_s:
+            self._notifier.watchdog()
+            self._last = now
+
+
+def run(
+    config: Config,
+    db_target: str | Path,
+    *,
+    clock: Clock,
+    notifier: Notifier,
+    record: Path | None = None,
+) -> DriveStats:
+    """Run until SIGTERM/SIGINT. Returns what was driven; raises on a bug."""
+    engine = open_engine(db_target)
+    upgrade(engine)
+    store = MemoryStore(engine, commit_interval_s=config.daemon.commit_interval_s)
+    sensors = enabled_sensors(config)
+    counts = ReadCounts()
+    recorder = (
+        TraceWriter(record, created=clock.now(), host=socket.gethostname(), source="vigil run")
+        if record is not None
+        else None
+    )
+    watchdog = _Watchdog(notifier, clock)
+    source = LiveSource(
+        sensors,
+        clock,
+        counts,
+        recorder=recorder,
+        misfire_grace_s=config.daemon.misfire_grace_s,
+        retry_max_s=config.daemon.retry_max_s,
+        on_idle=watchdog.tick,
+    )
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        logger.info("%s received: stopping", signal.Signals(signum).name)
+        notifier.stopping()
+        source.stop()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    logger.info(
+        "vigil running: %s; database %s",
+        ", ".join(f"{s.name} every {s.interval_s:g} s" for s in sensors) or "no sensors",
+        engine.url.database,
+    )
+    notifier.ready()
+    stats = DriveStats()
+    try:
+        stats = drive(
+            source,
+            pipeline=Pipeline(config),
+            store=store,
+            meter=PowerMeter(),
+            on_event=lambda e: logger.info("event %s %s at %s", e.kind, e.subject, e.t),
+        )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        store.count_all(counts.rejected, prefix="rejected.")
+        store.close()
+        if recorder is not None:
+            recorder.close()
+    logger.info("vigil stopped: %d samples, %d events stored", stats.samples, stats.events)
+    return stats

@@ -1,0 +1,58 @@
+"""The values passed between stages: Sample in, Event out (DESIGN.md, Samples and Events)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+Scalar = bool | int | float | str | None
+
+#: Every sensor a sample may come from. An unknown name is rejected where data enters.
+KNOWN_SENSORS = frozenset({"location", "system", "battery", "apps", "metric", "status"})
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One reading from one sensor at one instant.
+
+    ``t`` is when the reading was *taken* (UNIX seconds, UTC); every later stage uses it,
+    never the wall clock, so replay and live give the same answers. ``data`` is flat, with
+    units in the field names (``cpu_pct``, ``power_W``).
+    """
+
+    sensor: str
+    t: float
+    data: Mapping[str, Scalar] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """One trace line: ``{"t": ..., "sensor": ..., **data}``."""
+        return json.dumps({"t": self.t, "sensor": self.sensor, **self.data}, allow_nan=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something the pipeline concluded at sample time ``t``.
+
+    ``kind`` is dotted (``rule.fired``, ``sensor.down``); ``subject`` names what it is about
+    (a rule, a sensor, a fence, a stream); ``data`` holds the details.
+    """
+
+    t: float
+    kind: str
+    subject: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The stable ``--json`` line: fixed key order, floats as ``repr``, data keys sorted."""
+        return json.dumps(
+            {"t": self.t, "kind": self.kind, "subject": self.subject, "data": _sorted(self.data)},
+            allow_nan=False,
+        )
+
+
+def _sorted(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _sorted(value[k]) for k in sorted(value)}
+    return value

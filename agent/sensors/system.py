@@ -1,0 +1,243 @@
+"""System sensor (stage 1): CPU, memory, network, disk via psutil; read() is thin, parse() pure."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, fields
+from typing import TypeVar
+
+import psutil
+
+from agent.config import SystemSensorConfig
+from agent.errors import SensorUnavailable
+from agent.samples import Sample, Scalar
+
+logger = logging.getLogger(__name__)
+
+_T = TypeVar("_T")
+
+#: Temperature chips (psutil's hwmon / thermal-zone names) that measure the CPU package, most
+#: specific first: Intel, AMD, ARM boards and SoCs; ACPI's zone is only a last resort.
+CPU_TEMPERATURE_CHIPS = (
+    "coretemp",
+    "k10temp",
+    "zenpower",
+    "cpu_thermal",
+    "cpu-thermal",
+    "soc_thermal",
+    "acpitz",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class SystemReading:
+    """The raw values of one poll; a field is None when its piece could not be read.
+
+    Counters are totals since boot, so only differences between two readings mean anything:
+    ``cpu_busy_s``/``cpu_total_s`` are CPU-seconds summed over all CPUs (busy excludes idle and
+    iowait), the ``*_B`` fields are bytes.
+    """
+
+    cpu_busy_s: float | None = None
+    cpu_total_s: float | None = None
+    load1: float | None = None
+    mem_total_B: int | None = None
+    mem_available_B: int | None = None
+    swap_total_B: int | None = None
+    swap_used_B: int | None = None
+    net_rx_B: int | None = None
+    net_tx_B: int | None = None
+    disk_read_B: int | None = None
+    disk_write_B: int | None = None
+    temp_C: float | None = None
+
+
+class PsutilProbe:
+    """The one outside dependency of ``SystemSensor``: one method per piece, each a psutil call.
+
+    A method may raise ``OSError`` (Android denies ``/proc/stat``: ``PermissionError``) or a
+    ``psutil.Error``; the sensor catches both. Tests pass a subclass to play another platform.
+    """
+
+    def cpu_times(self) -> tuple[float, float]:
+        """(busy, total) CPU-seconds since boot, counted the way ``psutil.cpu_percent`` does."""
+        # Not cpu_percent(interval=None): psutil 7 keeps its baseline per calling thread, so
+        # a job landing on a fresh APScheduler pool thread would get a meaningless 0.0. The
+        # raw counters let parse() work out the share between our own two readings.
+        t = psutil.cpu_times()
+        # Guest time is already inside user/nice on Linux, and iowait is idle time (psutil, htop).
+        total = sum(t) - float(getattr(t, "guest", 0.0)) - float(getattr(t, "guest_nice", 0.0))
+        return total - t.idle - float(getattr(t, "iowait", 0.0)), total
+
+    def load1(self) -> float:
+        return psutil.getloadavg()[0]
+
+    def memory(self) -> tuple[int, int]:
+        """(total, available) bytes."""
+        vm = psutil.virtual_memory()
+        return vm.total, vm.available
+
+    def swap(self) -> tuple[int, int]:
+        """(total, used) bytes."""
+        sm = psutil.swap_memory()
+        return sm.total, sm.used
+
+    def net(self) -> tuple[int, int] | None:
+        """(received, sent) bytes over all interfaces; None when there is no interface."""
+        n = psutil.net_io_counters()
+        return None if n is None else (n.bytes_recv, n.bytes_sent)
+
+    def disk(self) -> tuple[int, int] | None:
+        """(read, written) bytes over all disks; None when there is no disk."""
+        d = psutil.disk_io_counters()
+        return None if d is None else (d.read_bytes, d.write_bytes)
+
+    def temperatures(self) -> dict[str, list[float]]:
+        """Current °C per chip; empty where psutil has no temperature support."""
+        if not hasattr(psutil, "sensors_temperatures"):  # macOS, Windows
+            return {}
+        chips = psutil.sensors_temperatures()
+        return {chip: [float(e.current) for e in entries] for chip, entries in chips.items()}
+
+
+def pick_temperature(chips: Mapping[str, Sequence[float]]) -> float | None:
+    """The hottest reading of the first CPU chip present, or None when there is none.
+
+    Chips in ``CPU_TEMPERATURE_CHIPS`` come first, then any chip named ``*cpu*``; readings of
+    0 or below are broken sensors and are ignored.
+    """
+    fallback = sorted(chip for chip in chips if "cpu" in chip and chip not in CPU_TEMPERATURE_CHIPS)
+    for chip in (*CPU_TEMPERATURE_CHIPS, *fallback):
+        values = [v for v in chips.get(chip, ()) if v > 0]
+        if values:
+            return max(values)
+    return None
+
+
+def parse(
+    reading: SystemReading,
+    previous: SystemReading | None,
+    now: float,
+    previous_t: float | None,
+) -> dict[str, Scalar]:
+    """The sample fields for ``reading`` taken at ``now``, given the one before it (or None).
+
+    Rates are counter differences over ``now - previous_t``; a rate is left out on the first
+    reading, when time did not move forward, or when its counter went backward (wrapped or
+    reset). ``cpu_pct`` is the busy share of the CPU time between the two readings (it needs
+    no wall time), so it is left out on the first reading too. Percentages are rounded to
+    3 decimals, rates to 0.1 B/s, load to 3 decimals and temperature to 0.1 °C.
+    """
+    data: dict[str, Scalar] = {}
+    if previous is not None:
+        cpu = _cpu_pct(reading, previous)
+        if cpu is not None:
+            data["cpu_pct"] = cpu
+    if reading.load1 is not None:
+        data["load1"] = round(reading.load1, 3)
+    total, available = reading.mem_total_B, reading.mem_available_B
+    if total and available is not None:
+        data["mem_used_pct"] = round(100.0 * (total - available) / total, 3)
+    if reading.swap_total_B and reading.swap_used_B is not None:
+        data["swap_pct"] = round(100.0 * reading.swap_used_B / reading.swap_total_B, 3)
+    if previous is not None and previous_t is not None and now > previous_t:
+        dt = now - previous_t
+        counters = (
+            ("net_rx_Bps", reading.net_rx_B, previous.net_rx_B),
+            ("net_tx_Bps", reading.net_tx_B, previous.net_tx_B),
+            ("disk_read_Bps", reading.disk_read_B, previous.disk_read_B),
+            ("disk_write_Bps", reading.disk_write_B, previous.disk_write_B),
+        )
+        for key, new, old in counters:
+            if new is not None and old is not None and new >= old:
+                data[key] = round((new - old) / dt, 1)
+    if reading.temp_C is not None:
+        data["temp_C"] = round(reading.temp_C, 1)
+    return data
+
+
+def _cpu_pct(new: SystemReading, old: SystemReading) -> float | None:
+    if (
+        new.cpu_busy_s is None
+        or new.cpu_total_s is None
+        or old.cpu_busy_s is None
+        or old.cpu_total_s is None
+    ):
+        return None
+    total = new.cpu_total_s - old.cpu_total_s
+    busy = new.cpu_busy_s - old.cpu_busy_s
+    if total <= 0 or busy < 0:
+        return None
+    # iowait may decrease (proc(5)), which can push busy past total by a tick: cap at 100.
+    return round(min(100.0, 100.0 * busy / total), 3)
+
+
+class SystemSensor:
+    """Polls the whole machine: ``cpu_pct``, ``load1``, memory, swap, network, disk, ``temp_C``.
+
+    Each piece is read on its own: one that fails (Android denies ``/proc/stat``) leaves out
+    its fields, with one WARNING per piece and DEBUG after that. Only when nothing at all
+    can be read does ``read`` raise ``SensorUnavailable``. Rates need the previous reading,
+    which the sensor keeps, so the first sample has no rates and no ``cpu_pct``.
+    """
+
+    def __init__(self, config: SystemSensorConfig, probe: PsutilProbe | None = None) -> None:
+        self.name = "system"
+        self.interval_s = config.interval_s
+        self._probe = probe if probe is not None else PsutilProbe()
+        self._previous: SystemReading | None = None
+        self._previous_t: float | None = None
+        self._warned: set[str] = set()
+
+    def read(self, now: float) -> Sample | None:
+        reading = self._gather()
+        data = parse(reading, self._previous, now, self._previous_t)
+        self._previous, self._previous_t = reading, now
+        return Sample(self.name, now, data) if data else None
+
+    def close(self) -> None:
+        pass
+
+    def _gather(self) -> SystemReading:
+        probe = self._probe
+        failures: dict[str, Exception] = {}
+        cpu = self._try("cpu", probe.cpu_times, failures)
+        load1 = self._try("load", probe.load1, failures)
+        memory = self._try("memory", probe.memory, failures)
+        swap = self._try("swap", probe.swap, failures)
+        net = self._try("net", probe.net, failures)
+        disk = self._try("disk", probe.disk, failures)
+        chips = self._try("temperature", probe.temperatures, failures)
+        reading = SystemReading(
+            cpu_busy_s=cpu[0] if cpu else None,
+            cpu_total_s=cpu[1] if cpu else None,
+            load1=load1,
+            mem_total_B=memory[0] if memory else None,
+            mem_available_B=memory[1] if memory else None,
+            swap_total_B=swap[0] if swap else None,
+            swap_used_B=swap[1] if swap else None,
+            net_rx_B=net[0] if net else None,
+            net_tx_B=net[1] if net else None,
+            disk_read_B=disk[0] if disk else None,
+            disk_write_B=disk[1] if disk else None,
+            temp_C=pick_temperature(chips) if chips else None,
+        )
+        if all(getattr(reading, f.name) is None for f in fields(reading)):
+            reason = "; ".join(f"{piece}: {exc}" for piece, exc in failures.items())
+            last = next(reversed(failures.values()), None)
+            raise SensorUnavailable(self.name, reason or "no metric available") from last
+        return reading
+
+    def _try(self, piece: str, call: Callable[[], _T], failures: dict[str, Exception]) -> _T | None:
+        # psutil's errors end here, translated into "this piece is missing" (DESIGN.md, Errors).
+        try:
+            return call()
+        except (OSError, psutil.Error) as exc:
+            failures[piece] = exc
+            if piece in self._warned:
+                logger.debug("system %s unreadable: %s", piece, exc)
+            else:
+                self._warned.add(piece)
+                logger.warning("system %s unreadable, leaving its fields out: %s", piece, exc)
+            return None

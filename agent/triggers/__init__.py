@@ -1,0 +1,1 @@
+"""Stage 4, triggers: rules over stream values (and later events) -> ``rule.fired``."""

@@ -1,0 +1,97 @@
+"""Numeric rules with a ``for_s`` duration and hysteresis, kept in sample time.
+
+Home Assistant's numeric_state trigger is the model: the rule fires on the edge, once, when a
+stream has been above (or below) its threshold for ``for_s``; unlike it, the rule re-arms
+only when the value comes back past the threshold by ``hysteresis``, so a value hovering at
+the threshold cannot fire again and again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from agent.config import RuleConfig
+from agent.features.streams import sensor_of
+from agent.samples import Event
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class _RuleState:
+    armed: bool = True
+    since: float | None = None  # sample time the condition became (and stayed) true
+
+
+class NumericRule:
+    """One rule's state machine over one stream."""
+
+    def __init__(self, config: RuleConfig) -> None:
+        self.config = config
+        self._state = _RuleState()
+
+    def _met(self, value: float) -> bool:
+        above, below = self.config.above, self.config.below
+        return (above is None or value > above) and (below is None or value < below)
+
+    def _cleared(self, value: float) -> bool:
+        """Back past the threshold by the hysteresis: the rule may fire again."""
+        h = self.config.hysteresis
+        above, below = self.config.above, self.config.below
+        if above is not None and value <= above - h:
+            return True
+        return below is not None and value >= below + h
+
+    def feed(self, t: float, value: float) -> Event | None:
+        state = self._state
+        if not state.armed:
+            if self._cleared(value):
+                state.armed = True
+            else:
+                return None
+        if not self._met(value):
+            state.since = None
+            return None
+        if state.since is None:
+            state.since = t
+        if t - state.since < self.config.for_s:
+            return None
+        state.armed, since = False, state.since
+        state.since = None
+        data = {"stream": self.config.stream, "value": value, "since": since}
+        data.update({k: v for k, v in self._bounds().items() if v is not None})
+        return Event(t, "rule.fired", self.config.name, data)
+
+    def _bounds(self) -> dict[str, float | None]:
+        return {"above": self.config.above, "below": self.config.below, "for_s": self.config.for_s}
+
+    def interrupt(self) -> None:
+        """The stream's sensor went down: a duration in progress no longer holds."""
+        self._state.since = None
+
+
+class RuleSet:
+    """All numeric rules, indexed by the stream they watch."""
+
+    def __init__(self, rules: Iterable[RuleConfig]) -> None:
+        self._by_stream: dict[str, list[NumericRule]] = {}
+        for config in rules:
+            self._by_stream.setdefault(config.stream, []).append(NumericRule(config))
+
+    def feed(self, t: float, values: Mapping[str, float]) -> list[Event]:
+        fired: list[Event] = []
+        for stream, value in values.items():
+            for rule in self._by_stream.get(stream, ()):
+                event = rule.feed(t, value)
+                if event is not None:
+                    logger.debug("rule %s fired at %s (%s = %r)", event.subject, t, stream, value)
+                    fired.append(event)
+        return fired
+
+    def sensor_down(self, sensor: str) -> None:
+        for stream, rules in self._by_stream.items():
+            if sensor_of(stream) == sensor:
+                for rule in rules:
+                    rule.interrupt()

@@ -1,0 +1,61 @@
+"""Alembic owns the schema: head equals the code's metadata, and upgrading is idempotent."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import inspect
+
+from agent.memory.db import current_revision, head_revision, open_engine, upgrade
+from agent.memory.schema import metadata
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_upgrade_gives_the_code_schema_and_is_idempotent(tmp_path: Path) -> None:
+    engine = open_engine(tmp_path / "m.db")
+    assert current_revision(engine) is None
+    assert upgrade(engine) == head_revision()
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        before = sorted(inspect(conn).get_table_names())
+    assert upgrade(engine) == head_revision()  # second upgrade: a no-op
+    with engine.connect() as conn:
+        assert sorted(inspect(conn).get_table_names()) == before
+    assert set(before) >= {"samples", "events", "counters", "meta", "alembic_version"}
+    engine.dispose()
+
+
+def test_upgrade_leaves_the_apps_logging_alone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = logging.getLogger("agent.test_app")
+    engine = open_engine(tmp_path / "m.db")
+    upgrade(engine)
+    engine.dispose()
+    assert not app.disabled
+    with caplog.at_level(logging.INFO, logger="agent.test_app"):
+        app.info("still here")
+    assert "still here" in caplog.text
+
+
+def test_alembic_command_line_upgrades_an_empty_file(tmp_path: Path) -> None:
+    db = tmp_path / "cli.db"
+    alembic = Path(sys.executable).parent / "alembic"
+    run = [str(alembic), "-x", f"db={db}", "upgrade", "head"]
+    env = dict(os.environ)
+    for _ in range(2):
+        done = subprocess.run(run, cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+    engine = open_engine(db)
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()

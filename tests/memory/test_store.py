@@ -1,0 +1,105 @@
+"""The store: private files, WAL, batched commits in sample time, a locked database survived,
+and committed rows surviving kill -9."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from sqlalchemy import text
+
+from agent.memory.db import open_engine, upgrade
+from agent.memory.store import MemoryStore
+from agent.samples import Event, Sample
+
+
+def _sample(t: float) -> Sample:
+    return Sample("system", t, {"cpu_pct": 1.5, "load1": 0.1})
+
+
+def _committed(path: Path) -> int:
+    with sqlite3.connect(path) as conn:
+        return int(conn.execute("select count(*) from samples").fetchone()[0])
+
+
+def test_files_are_private_and_in_wal_mode(db_path: Path, store: MemoryStore) -> None:
+    store.record(_sample(1.0))
+    store.flush()
+    assert db_path.parent.stat().st_mode & 0o777 == 0o700
+    assert db_path.stat().st_mode & 0o777 == 0o600
+    with store.engine.connect() as conn:
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+    wal = db_path.with_name(db_path.name + "-wal")
+    assert wal.exists() and wal.stat().st_mode & 0o777 == 0o600
+
+
+def test_existing_loose_file_is_tightened(tmp_path: Path) -> None:
+    path = tmp_path / "loose.db"
+    path.touch(mode=0o644)
+    os.chmod(path, 0o644)
+    open_engine(path).dispose()
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_commits_are_batched_in_sample_time(db_path: Path, store: MemoryStore) -> None:
+    for t in (0.0, 3.0, 6.0, 9.0):
+        store.record(_sample(t))
+    assert _committed(db_path) == 0  # 9 s of sample time: still one open batch
+    store.record(_sample(10.0))  # 10 s after the batch began: commit
+    assert _committed(db_path) == 5
+    store.record(_sample(11.0), [Event(11.0, "rule.fired", "r", {"v": 1})])
+    store.count("rejected.bad_json", 2)
+    store.flush()
+    assert _committed(db_path) == 6
+    assert store.events() == [Event(11.0, "rule.fired", "r", {"v": 1})]
+    store.count("rejected.bad_json")
+    store.flush()
+    assert store.counters() == {"rejected.bad_json": 3}
+
+
+def test_a_locked_database_keeps_the_batch_and_retries(db_path: Path, store: MemoryStore) -> None:
+    store.engine.dispose()
+    store.engine = open_engine(db_path, busy_timeout_s=0.05)  # don't wait the daemon's 5 s
+    blocker = sqlite3.connect(db_path, timeout=0)
+    blocker.execute("BEGIN EXCLUSIVE")
+    store.record(_sample(1.0))
+    assert store.try_flush() is False
+    store.record(_sample(2.0))
+    blocker.rollback()
+    blocker.close()
+    assert store.try_flush() is True
+    assert _committed(db_path) == 2
+    assert store.counters() == {"storage.write_failed": 1}
+
+
+def test_committed_rows_survive_kill_9(tmp_path: Path) -> None:
+    db_path = tmp_path / "k.db"
+    engine = open_engine(db_path)
+    upgrade(engine)
+    engine.dispose()
+    script = textwrap.dedent(
+        f"""
+        import os, signal, sys
+        from agent.memory.db import open_engine
+        from agent.memory.store import MemoryStore
+        from agent.samples import Sample
+        store = MemoryStore(open_engine({str(db_path)!r}), commit_interval_s=10.0)
+        for i in range(25):
+            store.record(Sample("system", float(i), {{"cpu_pct": float(i)}}))
+        # Two batches committed (t 0-10 and 11-21), 22-24 still pending:
+        sys.stdout.write("ready\\n"); sys.stdout.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == -signal.SIGKILL
+    assert done.stdout == "ready\n"
+    assert _committed(db_path) == 22
+    with sqlite3.connect(db_path) as conn:
+        assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"

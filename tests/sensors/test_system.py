@@ -1,0 +1,272 @@
+"""The system sensor: parse() on recorded readings, exact values; read() on this machine."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+
+import psutil
+import pytest
+
+from agent.config import SystemSensorConfig
+from agent.errors import SensorUnavailable
+from agent.sensors.system import (
+    PsutilProbe,
+    SystemReading,
+    SystemSensor,
+    parse,
+    pick_temperature,
+)
+
+SYSTEM_FIELDS = {
+    "cpu_pct",
+    "load1",
+    "mem_used_pct",
+    "swap_pct",
+    "net_rx_Bps",
+    "net_tx_Bps",
+    "disk_read_Bps",
+    "disk_write_Bps",
+    "temp_C",
+}
+RATES = {"net_rx_Bps", "net_tx_Bps", "disk_read_Bps", "disk_write_Bps"}
+
+GiB = 1024**3
+
+# Two polls of a 4-CPU laptop 10 s apart (t0, t0 + 10), values chosen so the arithmetic can
+# be checked by hand.
+T0 = 1_700_000_000.0
+FIRST = SystemReading(
+    cpu_busy_s=12_000.0,
+    cpu_total_s=400_000.0,
+    load1=0.52,
+    mem_total_B=16 * GiB,
+    mem_available_B=6 * GiB,
+    swap_total_B=2 * GiB,
+    swap_used_B=715_827_882,
+    net_rx_B=1_000_000_000,
+    net_tx_B=50_000_000,
+    disk_read_B=9_000_000_000,
+    disk_write_B=3_000_000_000,
+    temp_C=48.0,
+)
+SECOND = SystemReading(
+    cpu_busy_s=12_002.5,
+    cpu_total_s=400_040.0,
+    load1=0.61,
+    mem_total_B=16 * GiB,
+    mem_available_B=5 * GiB,
+    swap_total_B=2 * GiB,
+    swap_used_B=715_827_882,
+    net_rx_B=1_001_234_567,
+    net_tx_B=50_098_765,
+    disk_read_B=9_040_960_000,
+    disk_write_B=3_001_000_001,
+    temp_C=51.04,
+)
+
+
+def test_first_reading_has_levels_but_no_rates_and_no_cpu() -> None:
+    assert parse(FIRST, None, T0, None) == {
+        "load1": 0.52,
+        "mem_used_pct": 62.5,  # (16 - 6) GiB / 16 GiB
+        "swap_pct": 33.333,  # 715_827_882 / 2 GiB = 0.3333333330 -> 33.333
+        "temp_C": 48.0,
+    }
+
+
+def test_second_reading_rates_from_counter_deltas() -> None:
+    data = parse(SECOND, FIRST, T0 + 10.0, T0)
+    assert data == {
+        "cpu_pct": 6.25,  # 2.5 busy CPU-s of 40 CPU-s (4 CPUs x 10 s)
+        "load1": 0.61,
+        "mem_used_pct": 68.75,  # (16 - 5) GiB / 16 GiB = 11/16
+        "swap_pct": 33.333,
+        "net_rx_Bps": 123_456.7,  # 1_234_567 B / 10 s
+        "net_tx_Bps": 9_876.5,  # 98_765 B / 10 s
+        "disk_read_Bps": 4_096_000.0,  # 40_960_000 B / 10 s
+        "disk_write_Bps": 100_000.1,  # 1_000_001 B / 10 s
+        "temp_C": 51.0,  # 51.04 to 0.1 degC
+    }
+    assert list(data) == [  # DESIGN.md's order, so equal runs write equal bytes
+        "cpu_pct",
+        "load1",
+        "mem_used_pct",
+        "swap_pct",
+        "net_rx_Bps",
+        "net_tx_Bps",
+        "disk_read_Bps",
+        "disk_write_Bps",
+        "temp_C",
+    ]
+
+
+def test_counter_that_went_backward_leaves_only_its_rate_out() -> None:
+    # The interface was taken down and up again: received bytes restarted from 4_000.
+    reset = replace(SECOND, net_rx_B=4_000)
+    data = parse(reset, FIRST, T0 + 10.0, T0)
+    assert "net_rx_Bps" not in data
+    assert data["net_tx_Bps"] == 9_876.5
+    assert data["disk_read_Bps"] == 4_096_000.0
+
+
+def test_time_not_moving_forward_gives_no_rates_but_cpu_still_counts() -> None:
+    for now in (T0, T0 - 1.0):
+        data = parse(SECOND, FIRST, now, T0)
+        assert not RATES & data.keys()
+        assert data["cpu_pct"] == 6.25  # CPU share needs CPU-time deltas only, not wall time
+
+
+def test_cpu_left_out_when_either_reading_lacks_it_or_ticks_did_not_advance() -> None:
+    no_cpu = replace(FIRST, cpu_busy_s=None, cpu_total_s=None)
+    assert "cpu_pct" not in parse(SECOND, no_cpu, T0 + 10.0, T0)
+    assert "cpu_pct" not in parse(no_cpu, FIRST, T0 + 10.0, T0)
+    assert "cpu_pct" not in parse(FIRST, FIRST, T0 + 10.0, T0)  # 0 CPU-s elapsed: no share
+
+
+def test_cpu_share_is_capped_at_100() -> None:
+    # iowait can decrease between reads (proc(5)); busy then grows a tick more than total.
+    over = SystemReading(cpu_busy_s=12_040.01, cpu_total_s=400_040.0)
+    assert parse(over, FIRST, T0 + 10.0, T0)["cpu_pct"] == 100.0
+
+
+def test_no_swap_means_no_swap_pct() -> None:
+    no_swap = replace(SECOND, swap_total_B=0, swap_used_B=0)
+    assert "swap_pct" not in parse(no_swap, FIRST, T0 + 10.0, T0)
+
+
+def test_pick_temperature_prefers_the_cpu_package() -> None:
+    # Shapes of psutil.sensors_temperatures() on an Intel laptop (current degC per entry).
+    chips = {"acpitz": [27.8, 29.8], "coretemp": [45.0, 52.0, 49.0], "nvme": [38.9]}
+    assert pick_temperature(chips) == 52.0
+    assert pick_temperature({"nvme": [38.9], "iwlwifi_1": [41.0]}) is None
+    assert pick_temperature({"coretemp": [0.0], "acpitz": [27.8]}) == 27.8  # 0 = broken sensor
+    assert pick_temperature({"cpu0_thermal": [61.5], "gpu_thermal": [70.0]}) == 61.5
+    assert pick_temperature({}) is None
+
+
+class AndroidProbe(PsutilProbe):
+    """Termux on Android: /proc/stat is denied (SELinux), so psutil's CPU call raises
+    PermissionError, as DESIGN.md (Platforms) describes. Everything else is this machine's."""
+
+    def cpu_times(self) -> tuple[float, float]:
+        raise PermissionError(13, "Permission denied", "/proc/stat")
+
+
+class AccessDeniedProbe(PsutilProbe):
+    """The same denial as psutil reports it on some builds: psutil.AccessDenied."""
+
+    def cpu_times(self) -> tuple[float, float]:
+        raise psutil.AccessDenied()
+
+
+@pytest.mark.parametrize(
+    "probe", [AndroidProbe(), AccessDeniedProbe()], ids=["PermissionError", "AccessDenied"]
+)
+def test_denied_cpu_leaves_cpu_out_and_keeps_the_rest(
+    probe: PsutilProbe, caplog: pytest.LogCaptureFixture
+) -> None:
+    sensor = SystemSensor(SystemSensorConfig(), probe=probe)
+    with caplog.at_level(logging.DEBUG, logger="agent.sensors.system"):
+        first = sensor.read(T0)
+        second = sensor.read(T0 + 1.0)
+    assert first is not None and second is not None
+    assert "cpu_pct" not in first.data and "cpu_pct" not in second.data
+    assert 0.0 <= _f(second.data["mem_used_pct"]) <= 100.0
+    assert "net_rx_Bps" in second.data
+    cpu_records = [r for r in caplog.records if "system cpu unreadable" in r.getMessage()]
+    assert [r.levelno for r in cpu_records] == [logging.WARNING, logging.DEBUG]
+
+
+class DeniedEverythingProbe(PsutilProbe):
+    """A sandbox where no psutil call works at all."""
+
+    def cpu_times(self) -> tuple[float, float]:
+        raise PermissionError(13, "Permission denied", "/proc/stat")
+
+    def load1(self) -> float:
+        raise PermissionError(13, "Permission denied", "/proc/loadavg")
+
+    def memory(self) -> tuple[int, int]:
+        raise PermissionError(13, "Permission denied", "/proc/meminfo")
+
+    def swap(self) -> tuple[int, int]:
+        raise PermissionError(13, "Permission denied", "/proc/meminfo")
+
+    def net(self) -> tuple[int, int] | None:
+        raise psutil.AccessDenied()
+
+    def disk(self) -> tuple[int, int] | None:
+        raise FileNotFoundError(2, "No such file or directory", "/proc/diskstats")
+
+    def temperatures(self) -> dict[str, list[float]]:
+        raise PermissionError(13, "Permission denied", "/sys/class/hwmon")
+
+
+def test_nothing_readable_is_sensor_unavailable() -> None:
+    sensor = SystemSensor(SystemSensorConfig(), probe=DeniedEverythingProbe())
+    with pytest.raises(SensorUnavailable) as caught:
+        sensor.read(T0)
+    assert caught.value.sensor == "system"
+    assert "cpu: " in caught.value.reason and "/proc/meminfo" in caught.value.reason
+    assert not isinstance(caught.value, psutil.Error)
+
+
+def test_read_on_this_machine() -> None:
+    """Two real polls, told they are 1 s apart; expectations come from the machine itself."""
+    sensor = SystemSensor(SystemSensorConfig(interval_s=5.0))
+    assert (sensor.name, sensor.interval_s) == ("system", 5.0)
+
+    first = sensor.read(T0)
+    assert first is not None
+    assert (first.sensor, first.t) == ("system", T0)
+    assert first.data.keys() <= SYSTEM_FIELDS
+    assert not (RATES | {"cpu_pct"}) & first.data.keys()
+
+    cpu_readable = _cpu_readable()
+    if cpu_readable:  # wait (without a clock) until the kernel's CPU tick counters move on
+        before = sum(psutil.cpu_times())
+        while sum(psutil.cpu_times()) == before:
+            pass
+    second = sensor.read(T0 + 1.0)
+    assert second is not None
+    data = second.data
+    json.loads(second.to_json())  # flat and JSON-friendly
+    assert data.keys() <= SYSTEM_FIELDS
+    assert all(type(v) is float for v in data.values())
+
+    assert ("cpu_pct" in data) == cpu_readable
+    if cpu_readable:
+        assert 0.0 <= _f(data["cpu_pct"]) <= 100.0
+    assert _f(data["load1"]) >= 0.0
+    assert 0.0 < _f(data["mem_used_pct"]) <= 100.0
+    assert abs(_f(data["mem_used_pct"]) - psutil.virtual_memory().percent) < 5.0
+    if psutil.swap_memory().total == 0:
+        assert "swap_pct" not in data
+    else:
+        assert 0.0 <= _f(data["swap_pct"]) <= 100.0
+    assert ({"net_rx_Bps", "net_tx_Bps"} <= data.keys()) == (psutil.net_io_counters() is not None)
+    has_disks = psutil.disk_io_counters() is not None
+    assert ({"disk_read_Bps", "disk_write_Bps"} <= data.keys()) == has_disks
+    for key in RATES & data.keys():
+        assert 0.0 <= _f(data[key]) < 1e11  # below 100 GB/s
+    chips = psutil.sensors_temperatures()
+    temps = {name: [e.current for e in entries] for name, entries in chips.items()}
+    if pick_temperature(temps) is None:
+        assert "temp_C" not in data
+    else:
+        assert 0.0 < _f(data["temp_C"]) < 130.0
+
+
+def _cpu_readable() -> bool:
+    try:
+        psutil.cpu_times()
+    except (OSError, psutil.Error):
+        return False
+    return True
+
+
+def _f(value: object) -> float:
+    assert isinstance(value, float)
+    return value

@@ -1,0 +1,83 @@
+"""The command line, in-process: init, db upgrade, events, errors and exit codes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import DATA
+
+from agent.cli import main, parse_since
+from agent.errors import ConfigError
+
+
+def test_init_writes_config_and_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, db = tmp_path / "cfg" / "config.toml", tmp_path / "data" / "vigil.db"
+    assert main(["init", "--config", str(config), "--db", str(db)]) == 0
+    out = capsys.readouterr().out
+    assert f"config written: {config}" in out and "schema 0001" in out
+    assert config.read_text().startswith("# vigil configuration")
+    assert db.stat().st_mode & 0o777 == 0o600
+    config.write_text(config.read_text() + "\n# mine\n")
+    assert main(["init", "--config", str(config), "--db", str(db)]) == 0  # keeps the file
+    assert "config exists, kept" in capsys.readouterr().out
+    assert config.read_text().endswith("# mine\n")
+    assert main(["db", "upgrade", "--config", str(config), "--db", str(db)]) == 0
+    assert "schema 0001 (head 0001)" in capsys.readouterr().out
+
+
+def test_bad_config_is_exit_2_naming_key(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[sensors.system]\ninterval = 5\n")
+    db = tmp_path / "x.db"
+    assert main(["--config", str(config), "events", "--db", str(db)]) == 2
+    assert f"{config}: sensors.system.interval: unknown key" in capsys.readouterr().err
+
+
+def test_explicit_missing_config_is_an_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["events", "--config", str(tmp_path / "nope.toml"), "--db", str(tmp_path)]) == 2
+    assert "no such file" in capsys.readouterr().err
+
+
+def test_events_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = str(tmp_path / "e.db")
+    cfg = str(DATA / "configs/outage.toml")
+    assert main(["replay", "--config", cfg, "--db", db, str(DATA / "traces/outage.jsonl")]) == 0
+    capsys.readouterr()
+    assert (
+        main(["events", "--db", db, "--kind", "rule.fired", "--since", "1970-01-01T00:18:00"]) == 0
+    )
+    out = capsys.readouterr().out.splitlines()  # 00:18:00 = t 1080: only the second firing
+    assert len(out) == 1 and "rule.fired" in out[0] and "cpu_high" in out[0]
+    assert out[0].startswith("1970-01-01T00:18:40Z")
+    assert main(["events", "--db", db, "--json", "--since", "1h"]) == 0
+    assert capsys.readouterr().out == ""  # all of them are from 1970
+
+
+def test_parse_since() -> None:
+    assert parse_since("24h", 100_000.0) == 100_000.0 - 86_400
+    assert parse_since("30m", 5_000.0) == 3_200.0
+    assert parse_since("2026-06-01T00:00:00Z", 0.0) == 1_780_272_000.0
+    assert parse_since("2026-06-01T02:00:00+02:00", 0.0) == 1_780_272_000.0
+    with pytest.raises(ConfigError, match="not like 24h"):
+        parse_since("yesterday", 0.0)
+
+
+def test_replay_json_lines_are_stable_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = str(DATA / "configs/outage.toml")
+    assert main(["replay", "--json", "--config", cfg, str(DATA / "traces/outage.jsonl")]) == 0
+    for line in capsys.readouterr().out.splitlines():
+        assert list(json.loads(line)) == ["t", "kind", "subject", "data"]
+
+
+def test_unknown_command_is_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["frobnicate"])
+    assert info.value.code == 2

@@ -1,0 +1,151 @@
+"""Trace files: round trip, and every kind of bad line rejected with file:line and a count."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.errors import TraceError
+from agent.runtime.trace import ReadCounts, TraceWriter, read_trace
+from agent.samples import Sample
+
+HEADER = '{"vigil_trace": 1, "created": 0.0, "host": "h", "source": "test"}\n'
+
+
+def _write(path: Path, *lines: str) -> Path:
+    path.write_text(HEADER + "".join(lines), encoding="utf-8")
+    return path
+
+
+def test_round_trip_plain_and_gzip(tmp_path: Path) -> None:
+    samples = [
+        Sample("system", 10.0, {"cpu_pct": 12.5, "load1": 0.25}),
+        Sample("battery", 10.5, {"battery_pct": 80.0, "charging": True}),
+        Sample("status", 11.0, {"of": "battery", "state": "down", "reason": "gone"}),
+        Sample("system", 20.000001, {"cpu_pct": 1e-7}),
+    ]
+    for name in ("t.jsonl", "t.jsonl.gz"):
+        path = tmp_path / name
+        with TraceWriter(path, created=1.0, host="h", source="test") as w:
+            for s in samples:
+                w.write(s)
+        counts = ReadCounts()
+        assert list(read_trace([path], counts)) == samples
+        assert counts.read == 4 and not counts.rejected and not counts.warnings
+    with gzip.open(tmp_path / "t.jsonl.gz", "rt") as f:
+        assert f.readline().startswith('{"vigil_trace": 1')
+
+
+BAD_LINES = [
+    ("{not json\n", "bad_json"),
+    ("[1, 2]\n", "bad_json"),
+    ('{"sensor": "system", "cpu_pct": 1}\n', "missing_t"),
+    ('{"t": "noon", "sensor": "system"}\n', "bad_t"),
+    ('{"t": true, "sensor": "system"}\n', "bad_t"),
+    ('{"t": NaN, "sensor": "system"}\n', "non_finite"),
+    ('{"t": 5.0, "sensor": "system", "cpu_pct": NaN}\n', "non_finite"),
+    ('{"t": 5.0, "sensor": "system", "cpu_pct": Infinity}\n', "non_finite"),
+    ('{"t": 5.0, "sensor": "system", "cpu_pct": 1e999}\n', "non_finite"),
+    ('{"t": 5.0, "sensor": "telepathy", "x": 1}\n', "unknown_sensor"),
+    ('{"t": 5.0, "sensor": "system", "cpu": {"user": 1}}\n', "bad_field"),
+    ('{"t": 5.0, "sensor": "location", "lat": 91.0, "lon": 0.0}\n', "out_of_range"),
+    ('{"t": 5.0, "sensor": "status", "of": "gps", "state": "sideways"}\n', "bad_field"),
+    ('{"t": 5.0, "sensor": "metric", "name": "x", "value": "high"}\n', "bad_field"),
+]
+
+
+@pytest.mark.parametrize(("line", "reason"), BAD_LINES)
+def test_bad_line_is_rejected_and_reading_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, line: str, reason: str
+) -> None:
+    path = _write(
+        tmp_path / "t.jsonl",
+        '{"t": 1.0, "sensor": "system", "cpu_pct": 1.0}\n',
+        line,
+        '{"t": 9.0, "sensor": "system", "cpu_pct": 2.0}\n',
+    )
+    counts = ReadCounts()
+    with caplog.at_level(logging.WARNING):
+        got = list(read_trace([path], counts))
+    assert [s.t for s in got] == [1.0, 9.0]
+    assert counts.rejected == {reason: 1}
+    assert f"{path}:3: rejected ({reason})" in caplog.text
+
+
+def test_time_going_back_is_per_sensor(tmp_path: Path) -> None:
+    path = _write(
+        tmp_path / "t.jsonl",
+        '{"t": 10.0, "sensor": "system", "cpu_pct": 1.0}\n',
+        '{"t": 5.0, "sensor": "battery", "battery_pct": 50.0}\n',  # other sensor: fine
+        '{"t": 9.0, "sensor": "system", "cpu_pct": 1.0}\n',  # back for system: rejected
+        '{"t": 10.0, "sensor": "system", "cpu_pct": 1.0}\n',  # equal time: kept
+    )
+    counts = ReadCounts()
+    assert [(s.sensor, s.t) for s in read_trace([path], counts)] == [
+        ("system", 10.0),
+        ("battery", 5.0),
+        ("system", 10.0),
+    ]
+    assert counts.rejected == {"time_backward": 1}
+
+
+def test_torn_last_line_is_skipped_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(
+        tmp_path / "t.jsonl",
+        '{"t": 1.0, "sensor": "system", "cpu_pct": 1.0}\n',
+        '{"t": 2.0, "sensor": "sys',
+    )
+    counts = ReadCounts()
+    with caplog.at_level(logging.WARNING):
+        assert len(list(read_trace([path], counts))) == 1
+    assert counts.warnings == {"torn_last_line": 1} and not counts.rejected
+    assert caplog.text.count("torn last line") == 1
+
+
+def test_complete_last_line_without_newline_is_kept(tmp_path: Path) -> None:
+    path = _write(tmp_path / "t.jsonl", '{"t": 1.0, "sensor": "system", "cpu_pct": 1.0}')
+    counts = ReadCounts()
+    assert len(list(read_trace([path], counts))) == 1 and not counts.warnings
+
+
+def test_gzip_cut_short_keeps_what_was_read(tmp_path: Path) -> None:
+    path = tmp_path / "t.jsonl.gz"
+    with TraceWriter(path, created=0.0, host="h", source="test") as w:
+        for i in range(2000):
+            w.write(Sample("system", float(i), {"cpu_pct": float(i % 100)}))
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    counts = ReadCounts()
+    got = list(read_trace([path], counts))
+    assert 0 < len(got) < 2000
+    assert counts.warnings["truncated_file"] == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        ("", "not a vigil trace"),
+        ('{"t": 1.0, "sensor": "system"}\n', "not a vigil trace"),
+        ('{"vigil_trace": 99}\n', "version 99"),
+    ],
+)
+def test_unusable_file_is_a_trace_error(tmp_path: Path, content: str, reason: str) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text(content)
+    with pytest.raises(TraceError, match=reason):
+        list(read_trace([path], ReadCounts()))
+
+
+def test_replay_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["replay", str(tmp_path / "missing.jsonl")]) == 2
+    assert "no such file" in capsys.readouterr().err
+    bad = _write(tmp_path / "bad.jsonl", '{"t": 1.0, "sensor": "system"}\n', "oops\n")
+    assert main(["replay", str(bad)]) == 0  # it read the file, rejecting a line
+    err = capsys.readouterr().err
+    assert "1 samples read; 1 rejected (bad_json 1)" in err
