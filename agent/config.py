@@ -63,7 +63,7 @@ class DaemonConfig:
     misfire_grace_s: float = 30.0
     #: Longest wait between retries of a sensor that went down.
     retry_max_s: float = 600.0
-    #: Raw samples kept this long (enforced from [7/7] on; recorded here so configs carry it).
+    #: Raw samples older than this (in sample time) are deleted; events are kept.
     retention_days: float = 14.0
 
 
@@ -167,8 +167,9 @@ def _check(config: Config, path: str) -> None:
     for name, sensor in sensors.items():
         if sensor.interval_s <= 0:
             raise ConfigError(path, f"sensors.{name}.interval_s", "must be > 0")
-    if config.daemon.commit_interval_s <= 0:
-        raise ConfigError(path, "daemon.commit_interval_s", "must be > 0")
+    for key in ("commit_interval_s", "retention_days", "retry_max_s"):
+        if getattr(config.daemon, key) <= 0:
+            raise ConfigError(path, f"daemon.{key}", "must be > 0")
     seen: set[str] = set()
     for i, rule in enumerate(config.rules):
         key = f"rules[{i}]"
@@ -192,7 +193,7 @@ commit_interval_s = 10.0
 misfire_grace_s = 30.0
 # Longest wait between retries of a sensor that went down.
 retry_max_s = 600.0
-# Raw samples are kept this many days.
+# Raw samples are kept this many days (events are kept).
 retention_days = 14.0
 
 [storage]

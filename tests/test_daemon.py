@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -102,3 +103,44 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
     store.close()
     with sqlite3.connect(db) as conn:
         assert json.loads(conn.execute("select data from samples limit 1").fetchone()[0])
+
+
+def test_daemon_tells_systemd_ready_watchdog_and_stopping(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG)
+    sock_path = tmp_path / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(sock_path))
+    sock.settimeout(30.0)
+    env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="1000000")
+    env.pop("WATCHDOG_PID", None)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "agent",
+            "--config",
+            str(cfg),
+            "--db",
+            str(tmp_path / "v.db"),
+            "run",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    messages: list[bytes] = []
+    try:
+        while messages.count(b"WATCHDOG=1") < 2:
+            messages.append(sock.recv(4096))
+        proc.send_signal(signal.SIGTERM)
+        while b"STOPPING=1" not in messages:
+            messages.append(sock.recv(4096))
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+        sock.close()
+    assert proc.returncode == 0, err
+    assert messages[0] == b"READY=1"
+    assert messages.index(b"READY=1") < messages.index(b"WATCHDOG=1")

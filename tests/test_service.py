@@ -219,3 +219,18 @@ def test_hints(tmp_path: Path) -> None:
     assert "~/.termux/boot/" in termux
     assert f"#!{prefix}/bin/sh" in termux
     assert f"{prefix}/var/log/sv/vigil/current" in termux
+
+
+def test_cli_service_install_writes_a_unit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.cli import main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.delenv("TERMUX_VERSION", raising=False)
+    assert main(["service", "install"]) == 0
+    unit = tmp_path / "cfg" / "systemd" / "user" / "vigil.service"
+    assert f"written: {unit}" in capsys.readouterr().out
+    exec_line = next(x for x in unit.read_text().splitlines() if x.startswith("ExecStart="))
+    assert exec_line.endswith(" run")
+    assert Path(exec_line.removeprefix("ExecStart=").split()[0]).is_absolute()

@@ -2,6 +2,7 @@
 
 Batches close when ``commit_interval_s`` of *sample time* has passed since the batch began
 (the daemon: every 10 s), when ``max_batch`` rows wait (replay), and on ``flush``/``close``.
+Raw samples older than ``retention_s`` (sample time) are deleted as batches are committed.
 A locked or full database keeps the batch in memory, logs one line, counts it and retries at
 the next chance; nothing already committed is touched.
 """
@@ -14,7 +15,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import Engine, func, insert, select
+from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
@@ -26,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 #: Rows held back while the database refuses writes; past this the oldest samples go.
 MAX_PENDING_ROWS = 200_000
+_PRUNE_EVERY_S = 3600.0
 
 
 def to_us(t: float) -> int:
@@ -47,6 +49,7 @@ class MemoryStore:
         *,
         commit_interval_s: float | None = 10.0,
         max_batch: int = 5000,
+        retention_s: float | None = None,
     ) -> None:
         self.engine = engine
         self.commit_interval_s = commit_interval_s
@@ -56,6 +59,9 @@ class MemoryStore:
         self._counts: Counter[str] = Counter()
         self._batch_t: float | None = None
         self._failing = False
+        self.retention_s = retention_s
+        self._latest_t: float | None = None
+        self._pruned_t: float | None = None
 
     # -- writing ------------------------------------------------------------------------------
     def record(self, sample: Sample, events: Iterable[Event] = ()) -> None:
@@ -74,6 +80,8 @@ class MemoryStore:
             )
         if self._batch_t is None:
             self._batch_t = sample.t
+        if self._latest_t is None or sample.t > self._latest_t:
+            self._latest_t = sample.t
         due_by_time = (
             self.commit_interval_s is not None
             and sample.t - self._batch_t >= self.commit_interval_s
@@ -128,12 +136,25 @@ class MemoryStore:
                         set_={"value": schema.counters.c.value + stmt.excluded.value},
                     )
                     conn.execute(stmt)
+                self._prune(conn)
         except OperationalError as exc:
             raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
         self._samples.clear()
         self._events.clear()
         self._counts.clear()
         self._batch_t = None
+
+    def _prune(self, conn: Connection) -> None:
+        """Delete raw samples past the retention, at most once per hour of sample time."""
+        if self.retention_s is None or self._latest_t is None:
+            return
+        if self._pruned_t is not None and self._latest_t - self._pruned_t < _PRUNE_EVERY_S:
+            return
+        cutoff = to_us(self._latest_t - self.retention_s)
+        gone = conn.execute(delete(schema.samples).where(schema.samples.c.t_us < cutoff))
+        if gone.rowcount:
+            logger.debug("retention: %d samples older than %s deleted", gone.rowcount, cutoff)
+        self._pruned_t = self._latest_t
 
     def close(self) -> None:
         """Final commit; raises ``StorageError`` if it cannot be written."""

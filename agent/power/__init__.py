@@ -1,1 +1,1 @@
-"""Power accounting: CPU time per stage now; the ledger and reports come with [6/7]."""
+"""Power accounting: CPU time per stage (the ledger and reports build on it)."""

@@ -55,7 +55,11 @@ def run(
     """Run until SIGTERM/SIGINT. Returns what was driven; raises on a bug."""
     engine = open_engine(db_target)
     upgrade(engine)
-    store = MemoryStore(engine, commit_interval_s=config.daemon.commit_interval_s)
+    store = MemoryStore(
+        engine,
+        commit_interval_s=config.daemon.commit_interval_s,
+        retention_s=config.daemon.retention_days * 86_400.0,
+    )
     sensors = enabled_sensors(config)
     counts = ReadCounts()
     recorder = (

@@ -28,7 +28,7 @@ def drive(
     """Feed each sample through the pipeline and store it with its events.
 
     ``on_event`` sees every event as it happens (``replay --json`` prints them). Escalation
-    to the larger model plugs in here, after the store, in [5/7].
+    to the larger model plugs in here, after the store.
     """
     stats = DriveStats()
     for sample in samples:

@@ -103,3 +103,15 @@ def test_committed_rows_survive_kill_9(tmp_path: Path) -> None:
     assert _committed(db_path) == 22
     with sqlite3.connect(db_path) as conn:
         assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
+
+
+def test_retention_deletes_old_samples_keeps_events(db_path: Path, store: MemoryStore) -> None:
+    store.retention_s = 100.0
+    store.record(_sample(0.0), [Event(0.0, "rule.fired", "r", {})])
+    store.record(_sample(50.0))
+    store.flush()  # latest 50: nothing older than -50
+    assert _committed(db_path) == 2
+    store.record(_sample(4000.0))  # an hour later in sample time: cutoff 3900
+    store.flush()
+    assert [s.t for s in store.samples()] == [4000.0]
+    assert len(store.events()) == 1

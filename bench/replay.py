@@ -1,0 +1,78 @@
+"""Replay throughput on a generated 7-day trace with every sensor at its default interval.
+
+Prints samples per second for three passes over the same file, so the ratios show where the
+time goes: reading and checking the trace alone (the baseline), reading plus the pipeline,
+and the full replay (pipeline and SQLite memory) that ``vigil replay`` runs.
+
+    python bench/replay.py [--days 7] [--keep DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+from agent.config import Config
+from agent.demo import write_synthetic_trace
+from agent.pipeline import Pipeline
+from agent.runtime.replay import replay_files
+from agent.runtime.trace import ReadCounts, read_trace
+
+
+def _timed(label: str, n_expected: int, fn) -> float:  # type: ignore[no-untyped-def]
+    start = time.perf_counter()
+    n = fn()
+    elapsed = time.perf_counter() - start
+    assert n == n_expected, (label, n, n_expected)
+    rate = n / elapsed
+    print(f"{label:<28} {n:>9,} samples {elapsed:8.2f} s {rate:>12,.0f} samples/s")
+    return rate
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--days", type=int, default=7)
+    parser.add_argument("--keep", type=Path, help="keep the trace and database here")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        where = args.keep or Path(tmp)
+        where.mkdir(parents=True, exist_ok=True)
+        trace = where / f"synthetic-{args.days}d.jsonl"
+        start = time.perf_counter()
+        n = write_synthetic_trace(trace, days=args.days)
+        size_mb = trace.stat().st_size / 1e6
+        print(
+            f"trace: {args.days} days, {n:,} samples, {size_mb:.1f} MB, "
+            f"generated in {time.perf_counter() - start:.1f} s"
+        )
+
+        def read_only() -> int:
+            return sum(1 for _ in read_trace([trace], ReadCounts()))
+
+        def read_and_pipeline() -> int:
+            pipeline = Pipeline(Config())
+            count = 0
+            for sample in read_trace([trace], ReadCounts()):
+                pipeline.feed(sample)
+                count += 1
+            return count
+
+        def full() -> int:
+            db = where / "replay.db"
+            db.unlink(missing_ok=True)
+            return replay_files([trace], Config(), db=db).stats.samples
+
+        base = _timed("read + check (baseline)", n, read_only)
+        piped = _timed("read + pipeline", n, read_and_pipeline)
+        whole = _timed("full replay (+ SQLite)", n, full)
+        print(f"ratios to baseline: pipeline {piped / base:.2f}, full replay {whole / base:.2f}")
+        print(
+            f"{args.days} days of sensing replayed in {n / whole:.1f} s "
+            f"({args.days * 86400 / (n / whole):,.0f}x real time)"
+        )
+
+
+if __name__ == "__main__":
+    main()
