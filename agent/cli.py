@@ -239,9 +239,12 @@ def cmd_events(args: argparse.Namespace) -> int:
     upgrade(engine)
     store = MemoryStore(engine)
     show = _event_printer(args.json)
-    for event in store.events(since=since, kind=args.kind):
+    events = store.events(since=since, kind=args.kind)
+    for event in events:
         show(event)
     engine.dispose()
+    if not events:
+        print("no events", file=sys.stderr)
     return 0
 
 

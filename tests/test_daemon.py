@@ -105,7 +105,7 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
         assert json.loads(conn.execute("select data from samples limit 1").fetchone()[0])
 
 
-def test_daemon_tells_systemd_ready_watchdog_and_stopping(tmp_path: Path) -> None:
+def test_daemon_tells_systemd_and_refuses_a_second_writer(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text(CONFIG)
     sock_path = tmp_path / "notify.sock"
@@ -132,6 +132,24 @@ def test_daemon_tells_systemd_ready_watchdog_and_stopping(tmp_path: Path) -> Non
     )
     messages: list[bytes] = []
     try:
+        messages.append(sock.recv(4096))  # READY: the first daemon holds the database
+        second = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "agent",
+                "--config",
+                str(cfg),
+                "--db",
+                str(tmp_path / "v.db"),
+                "run",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert second.returncode == 2
+        assert "another vigil daemon is writing to it" in second.stderr
         while messages.count(b"WATCHDOG=1") < 2:
             messages.append(sock.recv(4096))
         proc.send_signal(signal.SIGTERM)

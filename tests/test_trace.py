@@ -10,7 +10,7 @@ import pytest
 
 from agent.cli import main
 from agent.errors import TraceError
-from agent.runtime.trace import ReadCounts, TraceWriter, read_trace
+from agent.runtime.trace import LOGGED_PER_REASON, ReadCounts, TraceWriter, read_trace
 from agent.samples import Sample
 
 HEADER = '{"vigil_trace": 1, "created": 0.0, "host": "h", "source": "test"}\n'
@@ -149,3 +149,40 @@ def test_replay_exit_codes(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     assert main(["replay", str(bad)]) == 0  # it read the file, rejecting a line
     err = capsys.readouterr().err
     assert "1 samples read; 1 rejected (bad_json 1)" in err
+
+
+def test_many_bad_lines_are_all_counted_but_logged_a_few_times(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    path = _write(tmp_path / "t.jsonl", *["junk\n"] * 500)
+    counts = ReadCounts()
+    with caplog.at_level(logging.WARNING):
+        assert list(read_trace([path], counts)) == []
+    assert counts.rejected == {"bad_json": 500}
+    assert caplog.text.count("rejected (bad_json)") == LOGGED_PER_REASON
+    assert "further bad_json rejections are counted, not logged" in caplog.text
+
+
+def test_replay_keeps_the_counts_in_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.memory.db import open_engine
+    from agent.memory.store import MemoryStore
+
+    bad = _write(
+        tmp_path / "bad.jsonl",
+        '{"t": 1.0, "sensor": "system"}\n',
+        "oops\n",
+        '{"t": 0.5, "sensor": "system"}\n',
+        '{"t": 2.0, "sensor": "sys',
+    )
+    db = tmp_path / "r.db"
+    assert main(["replay", "--db", str(db), str(bad)]) == 0
+    store = MemoryStore(open_engine(db))
+    assert store.counters() == {
+        "rejected.bad_json": 1,
+        "rejected.time_backward": 1,
+        "warning.torn_last_line": 1,
+    }
+    assert store.sample_count() == 1
+    store.close()

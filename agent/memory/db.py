@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import sqlite3
@@ -100,3 +101,31 @@ def upgrade(engine: Engine) -> str | None:
     revision = current_revision(engine)
     logger.debug("database %s at revision %s", engine.url.database, revision)
     return revision
+
+
+class WriterLock:
+    """An exclusive lock beside the database, held by the one daemon that writes to it.
+
+    A second ``vigil run`` on the same file stops with a clear error instead of interleaving
+    its batches with the first. The lock goes with the process, even on ``kill -9``.
+    """
+
+    def __init__(self, db_file: str) -> None:
+        self.path = Path(db_file + ".lock")
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise StorageError(
+                str(self.path.with_suffix("")), "another vigil daemon is writing to it"
+            ) from None
+        self._fd = fd
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None

@@ -10,12 +10,15 @@ from __future__ import annotations
 import logging
 import signal
 import socket
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from types import FrameType
 
+from sqlalchemy import Engine
+
 from agent.clock import Clock
 from agent.config import Config
-from agent.memory.db import open_engine, upgrade
+from agent.memory.db import WriterLock, open_engine, upgrade
 from agent.memory.store import MemoryStore
 from agent.pipeline import Pipeline
 from agent.power.meter import PowerMeter
@@ -23,6 +26,7 @@ from agent.runtime.loop import DriveStats, drive
 from agent.runtime.notify import Notifier
 from agent.runtime.sources import LiveSource
 from agent.runtime.trace import ReadCounts, TraceWriter
+from agent.samples import Sample
 from agent.sensors import enabled_sensors
 
 logger = logging.getLogger(__name__)
@@ -44,6 +48,15 @@ class _Watchdog:
             self._last = now
 
 
+def _counted(samples: Iterable[Sample], counts: ReadCounts, store: MemoryStore) -> Iterator[Sample]:
+    """Move rejection counts into the store as they happen, so they commit with the batch."""
+    for sample in samples:
+        if counts.rejected:
+            store.count_all(counts.rejected, prefix="rejected.")
+            counts.rejected.clear()
+        yield sample
+
+
 def run(
     config: Config,
     db_target: str | Path,
@@ -54,6 +67,22 @@ def run(
 ) -> DriveStats:
     """Run until SIGTERM/SIGINT. Returns what was driven; raises on a bug."""
     engine = open_engine(db_target)
+    lock = WriterLock(str(engine.url.database))
+    lock.acquire()
+    try:
+        return _run(config, engine, clock=clock, notifier=notifier, record=record)
+    finally:
+        lock.release()
+
+
+def _run(
+    config: Config,
+    engine: Engine,
+    *,
+    clock: Clock,
+    notifier: Notifier,
+    record: Path | None,
+) -> DriveStats:
     upgrade(engine)
     store = MemoryStore(
         engine,
@@ -93,7 +122,7 @@ def run(
     stats = DriveStats()
     try:
         stats = drive(
-            source,
+            _counted(source, counts, store),
             pipeline=Pipeline(config),
             store=store,
             meter=PowerMeter(),

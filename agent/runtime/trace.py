@@ -23,6 +23,8 @@ from agent.samples import Sample
 logger = logging.getLogger(__name__)
 
 TRACE_VERSION = 1
+#: Rejected lines logged one by one per reason; past this they are only counted.
+LOGGED_PER_REASON = 20
 
 
 def _open_text(path: Path, mode: str) -> IO[str]:
@@ -181,5 +183,11 @@ def _parse_line(
 
 def _reject(path: Path, lineno: int, counts: ReadCounts, reason: str, detail: str) -> Sample | None:
     counts.rejected[reason] += 1
-    logger.warning("%s:%d: rejected (%s): %s", path, lineno, reason, detail)
+    seen = counts.rejected[reason]
+    if seen <= LOGGED_PER_REASON:
+        logger.warning("%s:%d: rejected (%s): %s", path, lineno, reason, detail)
+        if seen == LOGGED_PER_REASON:
+            logger.warning("further %s rejections are counted, not logged", reason)
+    else:
+        logger.debug("%s:%d: rejected (%s): %s", path, lineno, reason, detail)
     return None
