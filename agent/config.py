@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 import types
 import typing
@@ -32,12 +33,56 @@ class BatterySensorConfig:
     interval_s: float = 60.0
     #: Where the kernel lists power supplies; readings from here add power, current, voltage.
     power_supply_dir: str = "/sys/class/power_supply"
+    #: On Termux ``termux-battery-status`` is costly (it wakes the Termux:API app): poll it
+    #: at most this often, and give up on one call after ``termux_timeout_s``.
+    termux_interval_s: float = 300.0
+    termux_timeout_s: float = 15.0
+
+
+@dataclass(frozen=True)
+class LocationSensorConfig:
+    """Where fixes come from and which are refused at the boundary (DESIGN.md, gating)."""
+
+    #: auto: gpsd if it answers at start, else termux-location on Termux, else off;
+    #: or one of gpsd, termux, static, none.
+    source: str = "auto"
+    interval_s: float = 30.0
+    gpsd_host: str = "127.0.0.1"
+    gpsd_port: int = 2947
+    #: termux-location's -p (gps, network, passive) and -r (once, last, updates).
+    termux_provider: str = "gps"
+    termux_request: str = "once"
+    #: termux-location can hang for ever: the child is killed after this long.
+    termux_timeout_s: float = 60.0
+    #: A fixed machine's place (source = "static").
+    static_lat: float | None = None
+    static_lon: float | None = None
+    static_accuracy_m: float = 25.0
+    #: Fixes whose 68 % radius is larger than this are refused as useless.
+    max_accuracy_m: float = 5000.0
+    #: Fixes older than this when read are refused as stale.
+    max_age_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class AppsSensorConfig:
+    enabled: bool = True
+    interval_s: float = 5.0
+    #: Window titles are private: off unless switched on, then redacted by these regexes.
+    titles: bool = False
+    redact: tuple[str, ...] = ()
+    #: Processes reported per poll, by CPU and by memory.
+    top_n: int = 3
+    #: Readings of the same app at most this far apart merge into one session.
+    pulsetime_s: float = 15.0
 
 
 @dataclass(frozen=True)
 class SensorsConfig:
     system: SystemSensorConfig = field(default_factory=SystemSensorConfig)
     battery: BatterySensorConfig = field(default_factory=BatterySensorConfig)
+    location: LocationSensorConfig = field(default_factory=LocationSensorConfig)
+    apps: AppsSensorConfig = field(default_factory=AppsSensorConfig)
 
 
 @dataclass(frozen=True)
@@ -72,6 +117,8 @@ class StorageConfig:
     #: SQLite file; empty means ``$XDG_DATA_HOME/vigil/vigil.db``.
     path: str = ""
 
+
+LOCATION_SOURCES = ("auto", "gpsd", "termux", "static", "none")
 
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(name="cpu_high", stream="system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0),
@@ -163,10 +210,23 @@ def _check(config: Config, path: str) -> None:
     sensors: dict[str, Any] = {
         "system": config.sensors.system,
         "battery": config.sensors.battery,
+        "location": config.sensors.location,
+        "apps": config.sensors.apps,
     }
     for name, sensor in sensors.items():
         if sensor.interval_s <= 0:
             raise ConfigError(path, f"sensors.{name}.interval_s", "must be > 0")
+    location = config.sensors.location
+    if location.source not in LOCATION_SOURCES:
+        choices = ", ".join(LOCATION_SOURCES)
+        raise ConfigError(path, "sensors.location.source", f"must be one of {choices}")
+    if location.source == "static" and (location.static_lat is None or location.static_lon is None):
+        raise ConfigError(path, "sensors.location", "source = static needs static_lat, static_lon")
+    for i, pattern in enumerate(config.sensors.apps.redact):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(path, f"sensors.apps.redact[{i}]", f"bad regex: {exc}") from exc
     for key in ("commit_interval_s", "retention_days", "retry_max_s"):
         if getattr(config.daemon, key) <= 0:
             raise ConfigError(path, f"daemon.{key}", "must be > 0")
@@ -210,6 +270,39 @@ interval_s = 10.0
 enabled = true
 interval_s = 60.0
 power_supply_dir = "/sys/class/power_supply"
+# On Termux, termux-battery-status is costly: polled at most this often, with a timeout.
+termux_interval_s = 300.0
+termux_timeout_s = 15.0
+
+[sensors.location]
+# auto: gpsd if it answers on start, else termux-location on Termux, else off.
+# Or: gpsd, termux, static (a fixed machine: set static_lat, static_lon), none.
+source = "auto"
+interval_s = 30.0
+gpsd_host = "127.0.0.1"
+gpsd_port = 2947
+# termux-location provider (gps, network, passive) and request (once, last, updates).
+termux_provider = "gps"
+termux_request = "once"
+# termux-location can hang: it is killed after this many seconds.
+termux_timeout_s = 60.0
+# static_lat = 46.0512
+# static_lon = 14.5061
+static_accuracy_m = 25.0
+# Fixes less accurate than this (68 % radius, metres) or older than max_age_s are refused.
+max_accuracy_m = 5000.0
+max_age_s = 120.0
+
+[sensors.apps]
+# The focused application (X11, sway, Hyprland) and the busiest processes.
+enabled = true
+interval_s = 5.0
+# Window titles are private: off by default. When on, matches of these regexes are redacted.
+titles = false
+redact = []
+top_n = 3
+# Readings of one app at most this many seconds apart merge into one session.
+pulsetime_s = 15.0
 
 # Rules fire `rule.fired` once when a stream stays above (or below) a threshold for for_s
 # seconds, and re-arm only after it comes back past the threshold by `hysteresis`.
