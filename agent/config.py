@@ -25,6 +25,8 @@ from agent.errors import ConfigError
 class SystemSensorConfig:
     enabled: bool = True
     interval_s: float = 10.0
+    #: Also report each network interface and disk (``net.wlan0.rx_Bps``, ``disk.sda.read_Bps``).
+    per_device: bool = True
 
 
 @dataclass(frozen=True)
@@ -264,6 +266,8 @@ path = ""
 # CPU, load, memory, swap, network and disk rates, temperature (psutil).
 enabled = true
 interval_s = 10.0
+# Also each network interface and disk: net.<nic>.rx_Bps, disk.<disk>.read_Bps ...
+per_device = true
 
 [sensors.battery]
 # Level and charging (psutil); power, current, voltage from the kernel where present.

@@ -10,6 +10,7 @@ from conftest import DATA
 
 from agent.cli import main, parse_since
 from agent.errors import ConfigError
+from agent.memory.db import head_revision
 
 
 def test_init_writes_config_and_database(
@@ -18,7 +19,7 @@ def test_init_writes_config_and_database(
     config, db = tmp_path / "cfg" / "config.toml", tmp_path / "data" / "vigil.db"
     assert main(["init", "--config", str(config), "--db", str(db)]) == 0
     out = capsys.readouterr().out
-    assert f"config written: {config}" in out and "schema 0001" in out
+    assert f"config written: {config}" in out and f"schema {head_revision()}" in out
     assert config.read_text().startswith("# vigil configuration")
     assert db.stat().st_mode & 0o777 == 0o600
     config.write_text(config.read_text() + "\n# mine\n")
@@ -26,7 +27,8 @@ def test_init_writes_config_and_database(
     assert "config exists, kept" in capsys.readouterr().out
     assert config.read_text().endswith("# mine\n")
     assert main(["db", "upgrade", "--config", str(config), "--db", str(db)]) == 0
-    assert "schema 0001 (head 0001)" in capsys.readouterr().out
+    head = head_revision()
+    assert f"schema {head} (head {head})" in capsys.readouterr().out
 
 
 def test_bad_config_is_exit_2_naming_key(

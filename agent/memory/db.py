@@ -89,13 +89,14 @@ def current_revision(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def upgrade(engine: Engine) -> str | None:
-    """Bring the schema to head in-process; a no-op when it is there. Returns the revision."""
+def upgrade(engine: Engine, revision: str = "head") -> str | None:
+    """Bring the schema to ``revision`` in-process; a no-op when it is there. Returns where
+    the database now is."""
     cfg = _alembic_config()
     try:
         with engine.begin() as conn:
             cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+            command.upgrade(cfg, revision)
     except SQLAlchemyError as exc:
         raise StorageError(str(engine.url.database), f"schema upgrade failed: {exc}") from exc
     revision = current_revision(engine)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
 metadata = MetaData(
     naming_convention={
@@ -52,4 +52,19 @@ meta = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+#: Focused-app sessions: consecutive readings of one app (and title, when titles are kept)
+#: merged, ActivityWatch's heartbeat style; one row per session, not per poll.
+app_sessions = Table(
+    "app_sessions",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("app", String(256), nullable=False),
+    Column("title", Text, nullable=True),
+    Column("start_us", Integer, nullable=False),
+    Column("end_us", Integer, nullable=False),
+    Column("polls", Integer, nullable=False),
+    UniqueConstraint("app", "start_us"),
+    Index("ix_app_sessions_start_us", "start_us"),
 )

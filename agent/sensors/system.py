@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TypeVar
@@ -51,6 +52,9 @@ class SystemReading:
     disk_read_B: int | None = None
     disk_write_B: int | None = None
     temp_C: float | None = None
+    #: Per device (name, received or read B, sent or written B), the totals' parts.
+    nics: tuple[tuple[str, int, int], ...] = ()
+    disks: tuple[tuple[str, int, int], ...] = ()
 
 
 class PsutilProbe:
@@ -83,15 +87,30 @@ class PsutilProbe:
         sm = psutil.swap_memory()
         return sm.total, sm.used
 
-    def net(self) -> tuple[int, int] | None:
-        """(received, sent) bytes over all interfaces; None when there is no interface."""
-        n = psutil.net_io_counters()
-        return None if n is None else (n.bytes_recv, n.bytes_sent)
+    def net(self) -> dict[str, tuple[int, int]]:
+        """(received, sent) bytes per interface, loopback and never-used ones left out."""
+        nics = psutil.net_io_counters(pernic=True)
+        return {
+            name: (n.bytes_recv, n.bytes_sent)
+            for name, n in nics.items()
+            if name != "lo" and (n.bytes_recv or n.bytes_sent)
+        }
 
-    def disk(self) -> tuple[int, int] | None:
-        """(read, written) bytes over all disks; None when there is no disk."""
-        d = psutil.disk_io_counters()
-        return None if d is None else (d.read_bytes, d.write_bytes)
+    def disk(self) -> dict[str, tuple[int, int]]:
+        """(read, written) bytes per whole physical disk.
+
+        Partitions, loop, RAM and zram devices, and device-mapper/md layers are left out:
+        their traffic is already counted on the disk underneath (or is not a disk at all).
+        """
+        disks = psutil.disk_io_counters(perdisk=True) or {}
+        return {
+            name: (d.read_bytes, d.write_bytes)
+            for name, d in disks.items()
+            if is_physical_disk(name, self.is_partition(name))
+        }
+
+    def is_partition(self, name: str) -> bool:
+        return os.path.exists(f"/sys/class/block/{name}/partition")
 
     def temperatures(self) -> dict[str, list[float]]:
         """Current °C per chip; empty where psutil has no temperature support."""
@@ -99,6 +118,14 @@ class PsutilProbe:
             return {}
         chips = psutil.sensors_temperatures()
         return {chip: [float(e.current) for e in entries] for chip, entries in chips.items()}
+
+
+_VIRTUAL_DISK_PREFIXES = ("loop", "ram", "zram", "dm-", "md", "sr", "fd", "nbd")
+
+
+def is_physical_disk(name: str, is_partition: bool) -> bool:
+    """Whether a block device's traffic belongs in the disk totals (see PsutilProbe.disk)."""
+    return not is_partition and not name.startswith(_VIRTUAL_DISK_PREFIXES)
 
 
 def pick_temperature(chips: Mapping[str, Sequence[float]]) -> float | None:
@@ -120,6 +147,8 @@ def parse(
     previous: SystemReading | None,
     now: float,
     previous_t: float | None,
+    *,
+    per_device: bool = True,
 ) -> dict[str, Scalar]:
     """The sample fields for ``reading`` taken at ``now``, given the one before it (or None).
 
@@ -152,9 +181,33 @@ def parse(
         for key, new, old in counters:
             if new is not None and old is not None and new >= old:
                 data[key] = round((new - old) / dt, 1)
+        if per_device:
+            data.update(_device_rates("net", ("rx_Bps", "tx_Bps"), reading.nics, previous.nics, dt))
+            data.update(
+                _device_rates("disk", ("read_Bps", "write_Bps"), reading.disks, previous.disks, dt)
+            )
     if reading.temp_C is not None:
         data["temp_C"] = round(reading.temp_C, 1)
     return data
+
+
+def _device_rates(
+    kind: str,
+    names: tuple[str, str],
+    new: tuple[tuple[str, int, int], ...],
+    old: tuple[tuple[str, int, int], ...],
+    dt: float,
+) -> dict[str, Scalar]:
+    """``<kind>.<device>.<name>`` rates for devices present in both readings."""
+    before = {device: (a, b) for device, a, b in old}
+    rates: dict[str, Scalar] = {}
+    for device, a, b in new:
+        if device not in before:
+            continue
+        for name, now_b, then_b in zip(names, (a, b), before[device], strict=True):
+            if now_b >= then_b:
+                rates[f"{kind}.{device}.{name}"] = round((now_b - then_b) / dt, 1)
+    return rates
 
 
 def _cpu_pct(new: SystemReading, old: SystemReading) -> float | None:
@@ -185,6 +238,7 @@ class SystemSensor:
     def __init__(self, config: SystemSensorConfig, probe: PsutilProbe | None = None) -> None:
         self.name = "system"
         self.interval_s = config.interval_s
+        self._per_device = config.per_device
         self._probe = probe if probe is not None else PsutilProbe()
         self._previous: SystemReading | None = None
         self._previous_t: float | None = None
@@ -192,7 +246,7 @@ class SystemSensor:
 
     def read(self, now: float) -> Sample | None:
         reading = self._gather()
-        data = parse(reading, self._previous, now, self._previous_t)
+        data = parse(reading, self._previous, now, self._previous_t, per_device=self._per_device)
         self._previous, self._previous_t = reading, now
         return Sample(self.name, now, data) if data else None
 
@@ -217,13 +271,15 @@ class SystemSensor:
             mem_available_B=memory[1] if memory else None,
             swap_total_B=swap[0] if swap else None,
             swap_used_B=swap[1] if swap else None,
-            net_rx_B=net[0] if net else None,
-            net_tx_B=net[1] if net else None,
-            disk_read_B=disk[0] if disk else None,
-            disk_write_B=disk[1] if disk else None,
+            net_rx_B=sum(v[0] for v in net.values()) if net is not None else None,
+            net_tx_B=sum(v[1] for v in net.values()) if net is not None else None,
+            disk_read_B=sum(v[0] for v in disk.values()) if disk is not None else None,
+            disk_write_B=sum(v[1] for v in disk.values()) if disk is not None else None,
             temp_C=pick_temperature(chips) if chips else None,
+            nics=tuple(sorted((k, *v) for k, v in (net or {}).items())),
+            disks=tuple(sorted((k, *v) for k, v in (disk or {}).items())),
         )
-        if all(getattr(reading, f.name) is None for f in fields(reading)):
+        if all(getattr(reading, f.name) in (None, ()) for f in fields(reading)):
             reason = "; ".join(f"{piece}: {exc}" for piece, exc in failures.items())
             last = next(reversed(failures.values()), None)
             raise SensorUnavailable(self.name, reason or "no metric available") from last

@@ -59,3 +59,21 @@ def test_alembic_command_line_upgrades_an_empty_file(tmp_path: Path) -> None:
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     engine.dispose()
+
+
+def test_upgrading_an_old_database_keeps_its_rows(tmp_path: Path) -> None:
+    engine = open_engine(tmp_path / "old.db")
+    assert upgrade(engine, "0001") == "0001"
+    with engine.begin() as conn:
+        conn.exec_driver_sql(
+            "INSERT INTO samples (t_us, sensor, data) VALUES (1000000, 'system', '{\"cpu_pct\":5}')"
+        )
+        conn.exec_driver_sql("INSERT INTO counters (name, value) VALUES ('rejected.bad_json', 3)")
+    assert upgrade(engine) == head_revision()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("SELECT t_us, sensor FROM samples").all() == [
+            (1000000, "system")
+        ]
+        assert conn.exec_driver_sql("SELECT value FROM counters").scalar() == 3
+        assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+    engine.dispose()

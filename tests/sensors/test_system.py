@@ -15,6 +15,7 @@ from agent.sensors.system import (
     PsutilProbe,
     SystemReading,
     SystemSensor,
+    is_physical_disk,
     parse,
     pick_temperature,
 )
@@ -100,6 +101,38 @@ def test_second_reading_rates_from_counter_deltas() -> None:
         "disk_write_Bps",
         "temp_C",
     ]
+
+
+def test_per_device_rates() -> None:
+    first = replace(FIRST, nics=(("eth0", 1_000, 500), ("wlan0", 10, 10)), disks=(("sda", 0, 0),))
+    second = replace(
+        SECOND,
+        nics=(("eth0", 21_000, 1_500), ("wlan0", 5, 20), ("wg0", 100, 100)),
+        disks=(("sda", 40_960, 1),),
+    )
+    data = parse(second, first, T0 + 10.0, T0)
+    per_device = {k: v for k, v in data.items() if k.startswith(("net.", "disk."))}
+    assert per_device == {
+        "net.eth0.rx_Bps": 2_000.0,  # 20_000 B / 10 s
+        "net.eth0.tx_Bps": 100.0,
+        # wlan0 received went back (5 < 10): left out; sent 10 B / 10 s
+        "net.wlan0.tx_Bps": 1.0,
+        # wg0 appeared: no previous reading, no rate
+        "disk.sda.read_Bps": 4_096.0,
+        "disk.sda.write_Bps": 0.1,
+    }
+    assert not any(
+        k.startswith(("net.", "disk."))
+        for k in parse(second, first, T0 + 10.0, T0, per_device=False)
+    )
+
+
+def test_physical_disks_only() -> None:
+    assert is_physical_disk("sda", False) and is_physical_disk("nvme0n1", False)
+    assert is_physical_disk("mmcblk0", False)
+    assert not is_physical_disk("sda1", True)  # a partition: counted on sda
+    for virtual in ("loop0", "zram0", "dm-0", "md127", "ram0", "sr0"):
+        assert not is_physical_disk(virtual, False)
 
 
 def test_counter_that_went_backward_leaves_only_its_rate_out() -> None:
@@ -194,10 +227,10 @@ class DeniedEverythingProbe(PsutilProbe):
     def swap(self) -> tuple[int, int]:
         raise PermissionError(13, "Permission denied", "/proc/meminfo")
 
-    def net(self) -> tuple[int, int] | None:
+    def net(self) -> dict[str, tuple[int, int]]:
         raise psutil.AccessDenied()
 
-    def disk(self) -> tuple[int, int] | None:
+    def disk(self) -> dict[str, tuple[int, int]]:
         raise FileNotFoundError(2, "No such file or directory", "/proc/diskstats")
 
     def temperatures(self) -> dict[str, list[float]]:
@@ -233,6 +266,14 @@ def test_read_on_this_machine() -> None:
     assert second is not None
     data = second.data
     json.loads(second.to_json())  # flat and JSON-friendly
+    per_device = {k for k in data if k.startswith(("net.", "disk."))}
+    nics = {n for n, c in psutil.net_io_counters(pernic=True).items() if n != "lo" and c.bytes_recv}
+    assert {k.split(".")[1] for k in per_device if k.startswith("net.")} <= set(
+        psutil.net_io_counters(pernic=True)
+    )
+    assert nics <= {k.split(".")[1] for k in per_device if k.startswith("net.")}
+    assert not {k for k in per_device if ".loop" in k or ".lo." in k}
+    data = {k: v for k, v in data.items() if k not in per_device}
     assert data.keys() <= SYSTEM_FIELDS
     assert all(type(v) is float for v in data.values())
 
