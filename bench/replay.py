@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from agent.config import Config
@@ -21,7 +22,7 @@ from agent.runtime.replay import replay_files
 from agent.runtime.trace import ReadCounts, read_trace
 
 
-def _timed(label: str, n_expected: int, fn) -> float:  # type: ignore[no-untyped-def]
+def _timed(label: str, n_expected: int, fn: Callable[[], int]) -> float:
     start = time.perf_counter()
     n = fn()
     elapsed = time.perf_counter() - start

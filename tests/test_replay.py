@@ -70,3 +70,25 @@ def test_replay_into_a_database_keeps_everything(
     assert stored == (DATA / "expected/outage.jsonl").read_text()
     assert main(["events", "--db", str(db), "--json", "--kind", "sensor.up"]) == 0
     assert [json.loads(x)["t"] for x in capsys.readouterr().out.splitlines()] == [1030.0]
+
+
+def test_app_readings_become_sessions_not_rows(tmp_path: Path) -> None:
+    from agent.config import Config
+    from agent.memory.db import open_engine
+    from agent.memory.store import MemoryStore
+    from agent.runtime.replay import replay_files
+    from agent.runtime.trace import ReadCounts, read_trace
+
+    trace = tmp_path / "day.jsonl.gz"
+    write_synthetic_trace(trace)
+    apps = [s for s in read_trace([trace], ReadCounts()) if s.sensor == "apps"]
+    replay_files([trace], Config(), db=tmp_path / "r.db")
+    store = MemoryStore(open_engine(tmp_path / "r.db"))
+    sessions = store.app_sessions()
+    store.close()
+    assert sum(s.polls for s in sessions) == len(apps)  # every reading in exactly one session
+    assert len(sessions) < len(apps) / 10  # merged: the app changes every few minutes
+    for a, b in zip(sessions, sessions[1:], strict=False):
+        assert a.end_t < b.start_t  # consecutive, never overlapping
+        if b.start_t - a.end_t <= 15.0:
+            assert a.app != b.app  # within the pulse time only a switch starts a new one

@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from agent.errors import StorageError
+from agent.features.sessions import AppSession
 from agent.memory import schema
 from agent.samples import Event, Sample
 
@@ -57,6 +58,7 @@ class MemoryStore:
         self._samples: list[dict[str, Any]] = []
         self._events: list[dict[str, Any]] = []
         self._counts: Counter[str] = Counter()
+        self._sessions: dict[tuple[str, int], dict[str, Any]] = {}
         self._batch_t: float | None = None
         self._failing = False
         self.retention_s = retention_s
@@ -64,8 +66,23 @@ class MemoryStore:
         self._pruned_t: float | None = None
 
     # -- writing ------------------------------------------------------------------------------
-    def record(self, sample: Sample, events: Iterable[Event] = ()) -> None:
-        """Queue one sample and the events it produced; commit when the batch is due."""
+    def record(
+        self,
+        sample: Sample,
+        events: Iterable[Event] = (),
+        sessions: Iterable[AppSession] = (),
+    ) -> None:
+        """Queue one sample with the events and app sessions it produced; commit when the
+        batch is due. Sessions are upserted by ``(app, start_t)``: the last state wins."""
+        for session in sessions:
+            key = (session.app, to_us(session.start_t))
+            self._sessions[key] = {
+                "app": session.app,
+                "title": session.title,
+                "start_us": key[1],
+                "end_us": to_us(session.end_t),
+                "polls": session.polls,
+            }
         self._samples.append(
             {"t_us": to_us(sample.t), "sensor": sample.sensor, "data": _dumps(sample.data)}
         )
@@ -121,7 +138,7 @@ class MemoryStore:
 
     def flush(self) -> None:
         """Commit everything pending in one transaction, or raise ``StorageError``."""
-        if not (self._samples or self._events or self._counts):
+        if not (self._samples or self._events or self._counts or self._sessions):
             return
         try:
             with self.engine.begin() as conn:
@@ -129,6 +146,17 @@ class MemoryStore:
                     conn.execute(insert(schema.samples), self._samples)
                 if self._events:
                     conn.execute(insert(schema.events), self._events)
+                if self._sessions:
+                    stmt = sqlite_insert(schema.app_sessions)
+                    stmt = stmt.on_conflict_do_update(
+                        index_elements=["app", "start_us"],
+                        set_={
+                            "title": stmt.excluded.title,
+                            "end_us": stmt.excluded.end_us,
+                            "polls": stmt.excluded.polls,
+                        },
+                    )
+                    conn.execute(stmt, list(self._sessions.values()))
                 for name, n in self._counts.items():
                     stmt = sqlite_insert(schema.counters).values(name=name, value=n)
                     stmt = stmt.on_conflict_do_update(
@@ -142,6 +170,7 @@ class MemoryStore:
         self._samples.clear()
         self._events.clear()
         self._counts.clear()
+        self._sessions.clear()
         self._batch_t = None
 
     def _prune(self, conn: Connection) -> None:
@@ -190,6 +219,13 @@ class MemoryStore:
         if sensor is not None:
             query = query.where(schema.samples.c.sensor == sensor)
         return [Sample(r.sensor, from_us(r.t_us), json.loads(r.data)) for r in self._read(query)]
+
+    def app_sessions(self) -> list[AppSession]:
+        query = select(schema.app_sessions).order_by(schema.app_sessions.c.start_us)
+        return [
+            AppSession(r.app, r.title, from_us(r.start_us), from_us(r.end_us), r.polls)
+            for r in self._read(query)
+        ]
 
     def sample_count(self) -> int:
         return int(self._read(select(func.count()).select_from(schema.samples))[0][0])

@@ -33,9 +33,10 @@ def drive(
     stats = DriveStats()
     for sample in samples:
         with meter.stage("pipeline"):
-            events = pipeline.feed(sample)
+            step = pipeline.feed(sample)
+        events = step.events
         with meter.stage("memory"):
-            store.record(sample, events)
+            store.record(sample, events, step.sessions)
         stats.samples += 1
         if events:
             stats.events += len(events)

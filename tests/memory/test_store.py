@@ -115,3 +115,22 @@ def test_retention_deletes_old_samples_keeps_events(db_path: Path, store: Memory
     store.flush()
     assert [s.t for s in store.samples()] == [4000.0]
     assert len(store.events()) == 1
+
+
+def test_app_sessions_are_upserted_one_row_per_session(store: MemoryStore) -> None:
+    from agent.features.sessions import AppSession
+
+    store.record(_sample(0.0), [], [AppSession("firefox", None, 0.0, 0.0, 1)])
+    store.record(_sample(5.0), [], [AppSession("firefox", None, 0.0, 5.0, 2)])
+    store.flush()
+    store.record(_sample(10.0), [], [AppSession("firefox", None, 0.0, 10.0, 3)])
+    store.record(
+        _sample(15.0),
+        [],
+        [AppSession("firefox", None, 0.0, 10.0, 3), AppSession("code", None, 15.0, 15.0, 1)],
+    )
+    store.flush()
+    assert store.app_sessions() == [
+        AppSession("firefox", None, 0.0, 10.0, 3),
+        AppSession("code", None, 15.0, 15.0, 1),
+    ]
