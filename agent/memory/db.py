@@ -99,9 +99,9 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
             command.upgrade(cfg, revision)
     except SQLAlchemyError as exc:
         raise StorageError(str(engine.url.database), f"schema upgrade failed: {exc}") from exc
-    revision = current_revision(engine)
-    logger.debug("database %s at revision %s", engine.url.database, revision)
-    return revision
+    now_at = current_revision(engine)
+    logger.debug("database %s at revision %s", engine.url.database, now_at)
+    return now_at
 
 
 class WriterLock:

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
+import signal
 import subprocess
 from collections.abc import Sequence
 from typing import Any
@@ -30,19 +32,39 @@ def run_json(
     if exe is None:
         raise SensorUnavailable(sensor, f"{argv[0]} not found ({INSTALL_HINT})")
     try:
-        done = subprocess.run(
-            [exe, *argv[1:]],
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,  # subprocess.run kills the child when this runs out
-            stdin=subprocess.DEVNULL,
-            check=False,
-        )
+        done = run_command([exe, *argv[1:]], timeout_s)
     except subprocess.TimeoutExpired as exc:
         raise SensorReadError(sensor, f"{argv[0]} gave no answer in {timeout_s:g} s") from exc
     except OSError as exc:
         raise SensorUnavailable(sensor, f"{argv[0]} cannot run: {exc}") from exc
     return parse_json(sensor, argv[0], done.stdout, done.stderr, done.returncode)
+
+
+def run_command(argv: Sequence[str], timeout_s: float) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` in a new session and collect its output.
+
+    ``subprocess.run(timeout=...)`` kills only the child: a shell script's own children
+    (``sleep``, termux-api's helper) live on, orphaned, holding the output pipe. Here the
+    child leads its own process group, and on a timeout, or any other exception, the whole
+    group is killed before the child is reaped (so its id cannot have been reused).
+    """
+    with subprocess.Popen(
+        list(argv),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    ) as proc:
+        try:
+            stdout, stderr = proc.communicate(timeout=timeout_s)
+        except BaseException:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise
+    return subprocess.CompletedProcess(list(argv), proc.returncode, stdout, stderr)
 
 
 def parse_json(sensor: str, command: str, stdout: str, stderr: str, code: int) -> dict[str, Any]:

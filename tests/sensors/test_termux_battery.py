@@ -72,7 +72,7 @@ def test_error_reply_and_missing_command(tmp_path: Path) -> None:
 
 def test_a_hanging_command_is_killed_at_the_timeout(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
-    path = _command(tmp_path / "bin", f"echo $$ > {pid_file}\nexec sleep 60\n")
+    path = _command(tmp_path / "bin", f"echo $$ > {pid_file}\nsleep 60\n")
     sensor = TermuxBatterySensor(BatterySensorConfig(termux_timeout_s=0.5), path=path)
     with pytest.raises(SensorReadError, match="no answer in 0.5 s"):
         sensor.read(0.0)

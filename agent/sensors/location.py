@@ -1,0 +1,212 @@
+"""Location (stage 1): the gate every fix passes, a fixed place, and which source runs here."""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import socket
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TypeGuard
+
+from agent.config import LOCATION_SOURCES, LocationSensorConfig
+from agent.errors import ConfigError
+from agent.samples import Sample, Scalar
+from agent.sensors.base import Sensor
+
+logger = logging.getLogger(__name__)
+
+#: A fix stamped more than this after the read time comes from a clock that disagrees with
+#: ours (or a receiver that mis-dated it): refused as ``future_fix``.
+FUTURE_TOLERANCE_S = 5.0
+#: How long ``auto`` (and ``vigil doctor``) waits for gpsd to accept a TCP connection.
+PROBE_TIMEOUT_S = 1.0
+#: The Termux:API command (termux-api-package), looked up on PATH.
+TERMUX_COMMAND = "termux-location"
+TERMUX_MISSING = f"{TERMUX_COMMAND} not installed (pkg install termux-api, and the Termux:API app)"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A fix refused at the boundary: ``reason`` is the counter key, ``detail`` the instance."""
+
+    reason: str
+    detail: str
+
+
+def check_position(lat: object, lon: object) -> tuple[float, float] | Rejection:
+    """(lat, lon) as floats; ``no_position`` unless both are numbers, ``out_of_range`` when
+    off the Earth."""
+    if not _is_number(lat) or not _is_number(lon):
+        return Rejection("no_position", f"lat {lat!r}, lon {lon!r}")
+    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
+        return Rejection("out_of_range", f"lat {lat!r}, lon {lon!r} are off the Earth")
+    return float(lat), float(lon)
+
+
+def check_fix_time(fix_t: float, read_t: float) -> Rejection | None:
+    """``future_fix`` when the fix is stamped beyond ``FUTURE_TOLERANCE_S`` after the read."""
+    if not math.isfinite(fix_t):
+        return Rejection("no_time", f"fix time {fix_t!r}")
+    if fix_t - read_t > FUTURE_TOLERANCE_S:
+        return Rejection(
+            "future_fix", f"fix at {fix_t!r} is {fix_t - read_t:.3f} s after {read_t!r}"
+        )
+    return None
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+class FixGate:
+    """The checks that need the config or the fixes before: one gate per sensor.
+
+    A parsed fix (``lat``, ``lon``, ``accuracy_m``, ``fix_t``...) is refused when its 68 %
+    radius is above ``max_accuracy_m`` (``poor_accuracy``), when it was older than
+    ``max_age_s`` at ``read_t`` (``stale_fix``), or when it is older than the last fix let
+    through (``time_backward``; the same time again passes, as gpsd reports one epoch in
+    several TPVs). Refusals, including those the parser made, are counted in ``rejected``.
+    """
+
+    def __init__(self, config: LocationSensorConfig) -> None:
+        self.max_accuracy_m = config.max_accuracy_m
+        self.max_age_s = config.max_age_s
+        self.rejected: Counter[str] = Counter()
+        self.last_fix_t: float | None = None
+
+    def admit(
+        self, fix: Mapping[str, Scalar] | Rejection, read_t: float
+    ) -> dict[str, Scalar] | None:
+        """The fix's fields when it passes, else None (and the reason is counted)."""
+        rejection = fix if isinstance(fix, Rejection) else self._check(fix, read_t)
+        if rejection is not None:
+            self.rejected[rejection.reason] += 1
+            logger.debug("location fix refused, %s: %s", rejection.reason, rejection.detail)
+            return None
+        assert not isinstance(fix, Rejection) and isinstance(fix["fix_t"], float)
+        self.last_fix_t = fix["fix_t"]
+        return dict(fix)
+
+    def _check(self, fix: Mapping[str, Scalar], read_t: float) -> Rejection | None:
+        accuracy, fix_t = fix.get("accuracy_m"), fix.get("fix_t")
+        assert isinstance(fix_t, float), "parsers always set fix_t"
+        if _is_number(accuracy) and accuracy > self.max_accuracy_m:
+            return Rejection("poor_accuracy", f"{accuracy} m > {self.max_accuracy_m:g} m")
+        if read_t - fix_t > self.max_age_s:
+            return Rejection("stale_fix", f"{read_t - fix_t:.3f} s old > {self.max_age_s:g} s")
+        if self.last_fix_t is not None and fix_t < self.last_fix_t:
+            return Rejection("time_backward", f"fix at {fix_t!r} after one at {self.last_fix_t!r}")
+        return None
+
+
+class StaticLocationSensor:
+    """A machine that does not move: the configured place on every read (provider "static")."""
+
+    def __init__(self, config: LocationSensorConfig) -> None:
+        lat, lon = config.static_lat, config.static_lon
+        if lat is None or lon is None:
+            raise ConfigError(
+                "config", "sensors.location", "source = static needs static_lat, static_lon"
+            )
+        where = check_position(lat, lon)
+        if isinstance(where, Rejection):
+            raise ConfigError("config", "sensors.location", where.detail)
+        if not config.static_accuracy_m > 0:
+            raise ConfigError("config", "sensors.location.static_accuracy_m", "must be > 0")
+        self.name = "location"
+        self.interval_s = config.interval_s
+        self._data: dict[str, Scalar] = {
+            "lat": where[0],
+            "lon": where[1],
+            "accuracy_m": float(config.static_accuracy_m),
+            "provider": "static",
+        }
+
+    def read(self, now: float) -> Sample:
+        return Sample(self.name, now, dict(self._data))
+
+    def close(self) -> None:
+        pass
+
+
+def gpsd_answers(host: str, port: int, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """None when something accepts a TCP connection on ``host:port``, else why not."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return None
+    except OSError as exc:
+        return str(exc) or type(exc).__name__
+
+
+def build_location_sensor(
+    config: LocationSensorConfig, *, termux: bool, path: str | None = None
+) -> Sensor | None:
+    """The sensor for ``config.source``, or None when location is off here.
+
+    ``auto`` takes gpsd when it accepts a connection within ``PROBE_TIMEOUT_S``, else
+    termux-location on Termux when the command is on ``path`` (PATH when None), else none.
+    """
+    # Imported here: both modules import the gate above from this one.
+    from agent.sensors.gpsd import GpsdSensor
+    from agent.sensors.termux_location import TermuxLocationSensor
+
+    source = config.source
+    if source not in LOCATION_SOURCES:
+        raise ConfigError("config", "sensors.location.source", f"unknown source {source!r}")
+    if source == "none":
+        return None
+    if source == "static":
+        return StaticLocationSensor(config)
+    if source == "gpsd":
+        return GpsdSensor(config)
+    if source == "termux":
+        return TermuxLocationSensor(config, path=path)
+    where = f"{config.gpsd_host}:{config.gpsd_port}"
+    why_not = gpsd_answers(config.gpsd_host, config.gpsd_port)
+    if why_not is None:
+        logger.info("location from gpsd on %s", where)
+        return GpsdSensor(config)
+    if termux and shutil.which(TERMUX_COMMAND, path=path):
+        logger.info("location from %s (no gpsd on %s)", TERMUX_COMMAND, where)
+        return TermuxLocationSensor(config, path=path)
+    if termux:
+        logger.info("location off: no gpsd on %s, %s", where, TERMUX_MISSING)
+    else:
+        logger.info("location off: no gpsd on %s, not Termux", where)
+    return None
+
+
+def describe_location(
+    config: LocationSensorConfig, termux: bool, *, path: str | None = None
+) -> tuple[bool, str]:
+    """(available here?, why) for ``vigil doctor``: the same choice ``build`` makes."""
+    source = config.source
+    where = f"{config.gpsd_host}:{config.gpsd_port}"
+    if source == "none":
+        return False, "off in config (source = none)"
+    if source == "static":
+        if config.static_lat is None or config.static_lon is None:
+            return False, "source = static needs static_lat, static_lon"
+        return True, (
+            f"static place {config.static_lat}, {config.static_lon}"
+            f" (±{config.static_accuracy_m:g} m)"
+        )
+    if source in ("gpsd", "auto"):
+        why_not = gpsd_answers(config.gpsd_host, config.gpsd_port)
+        if why_not is None:
+            return True, f"gpsd answers on {where}"
+        if source == "gpsd":
+            return False, f"gpsd not answering on {where}: {why_not}"
+    command = shutil.which(TERMUX_COMMAND, path=path)
+    if source == "termux" or termux:
+        if command is None:
+            prefix = "" if source == "termux" else f"no gpsd on {where}, "
+            return False, prefix + TERMUX_MISSING
+        return True, (
+            f"{command} -p {config.termux_provider} -r {config.termux_request}"
+            f" (killed after {config.termux_timeout_s:g} s)"
+        )
+    return False, f"no gpsd on {where}, not Termux"
