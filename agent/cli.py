@@ -18,6 +18,7 @@ from agent import __version__
 from agent.clock import SystemClock
 from agent.config import TEMPLATE, Config, default_config_path, default_db_path, load
 from agent.errors import ConfigError, VigilError
+from agent.importers import command as import_command
 from agent.log import setup_logging
 from agent.samples import Event
 
@@ -64,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("service", "install the background service for this platform")
     p.add_argument("action", choices=["install"])
     p.add_argument("--force", action="store_true", help="replace an existing service file")
+    import_command.register(sub, common)
+    p = add("doctor", "which sensors, runtimes and energy sources work here, and why")
+    p.add_argument("--json", action="store_true", help="the checks as one JSON array")
     p = add("demo", "replay a synthetic day through the full pipeline and print its events")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     return parser
@@ -277,6 +281,40 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
+
+    from agent.doctor import run_checks
+    from agent.platform import is_termux
+
+    config = _config(args)
+    termux = is_termux()
+    if not getattr(args, "verbose", 0):  # the table says it all; the sensors' own notes are noise
+        logging.getLogger("agent").setLevel(logging.ERROR)
+    checks = run_checks(
+        config, _db(args, config), SystemClock().now(), termux=termux, environ=os.environ
+    )
+    failed = [c for c in checks if c.required and not c.ok]
+    if args.json:
+        print(json.dumps([c.as_dict() for c in checks], indent=1))
+    else:
+        table = Table(title=f"vigil doctor ({'Termux' if termux else sys.platform})")
+        for column in ("", "check", "status", "detail"):
+            table.add_column(column, overflow="fold")
+        for c in checks:
+            status = "ok" if c.ok else ("FAIL" if c.required else "no")
+            table.add_row(c.section, c.name, status, Text(c.detail))
+        Console(highlight=False).print(table)
+    for c in failed:
+        print(
+            f"vigil doctor: {c.name}: enabled in the config but cannot work: {c.detail}",
+            file=sys.stderr,
+        )
+    return 2 if failed else 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from agent.demo import run_demo
 
@@ -295,5 +333,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "events": cmd_events,
     "db": cmd_db,
     "service": cmd_service,
+    "import": import_command.run,
+    "doctor": cmd_doctor,
     "demo": cmd_demo,
 }

@@ -224,6 +224,8 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(path, "sensors.location.source", f"must be one of {choices}")
     if location.source == "static" and (location.static_lat is None or location.static_lon is None):
         raise ConfigError(path, "sensors.location", "source = static needs static_lat, static_lon")
+    if config.sensors.apps.top_n < 0 or config.sensors.apps.pulsetime_s <= 0:
+        raise ConfigError(path, "sensors.apps", "top_n must be >= 0 and pulsetime_s > 0")
     for i, pattern in enumerate(config.sensors.apps.redact):
         try:
             re.compile(pattern)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 
 import pytest
 
@@ -17,3 +18,12 @@ def require_tool(name: str) -> str:
             pytest.fail(f"{name} is not installed and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
         pytest.skip(f"{name} is not installed")
     return path
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (never gpsd's 2947)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+    assert port != 2947
+    return port

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from _desktop import XSession, start_xsession
 
 from agent.memory.db import open_engine, upgrade
 from agent.memory.store import MemoryStore
@@ -30,6 +31,13 @@ class ManualClock:
     def advance(self, seconds: float) -> None:
         self.t += seconds
         self.mono += seconds
+
+
+@pytest.fixture
+def xsession() -> Iterator[XSession]:
+    """A real X server with openbox (skips, or fails in CI, without Xvfb)."""
+    with start_xsession() as session:
+        yield session
 
 
 @pytest.fixture

@@ -21,13 +21,14 @@ from agent.config import Config
 from agent.memory.db import WriterLock, open_engine, upgrade
 from agent.memory.store import MemoryStore
 from agent.pipeline import Pipeline
+from agent.platform import is_termux
 from agent.power.meter import PowerMeter
 from agent.runtime.loop import DriveStats, drive
 from agent.runtime.notify import Notifier
 from agent.runtime.sources import LiveSource
 from agent.runtime.trace import ReadCounts, TraceWriter
 from agent.samples import Sample
-from agent.sensors import enabled_sensors
+from agent.sensors import plan_sensors
 
 logger = logging.getLogger(__name__)
 
@@ -89,7 +90,11 @@ def _run(
         commit_interval_s=config.daemon.commit_interval_s,
         retention_s=config.daemon.retention_days * 86_400.0,
     )
-    sensors = enabled_sensors(config)
+    plans = plan_sensors(config, termux=is_termux())
+    sensors = [p.sensor for p in plans if p.sensor is not None]
+    for plan in plans:
+        if plan.sensor is None:
+            logger.info("sensor %s off: %s", plan.name, plan.reason)
     counts = ReadCounts()
     recorder = (
         TraceWriter(record, created=clock.now(), host=socket.gethostname(), source="vigil run")

@@ -197,3 +197,14 @@ def _write(path: Path, content: str, mode: int) -> None:
     tmp.write_text(content, encoding="utf-8")
     tmp.chmod(mode)
     os.replace(tmp, path)
+
+
+def service_paths(*, termux: bool, environ: Mapping[str, str] = os.environ) -> list[Path]:
+    """Where ``install`` writes on this platform (for ``vigil doctor``)."""
+    placeholder = ["/usr/bin/vigil", "run"]
+    files = (
+        _termux_files(placeholder, None, environ)
+        if termux
+        else _systemd_files(placeholder, None, environ)
+    )
+    return list(files)

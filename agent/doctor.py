@@ -1,0 +1,145 @@
+"""``vigil doctor``: what works on this machine: sensors, model runtime, energy sources,
+database and service. Each check says why; only a sensor the config asks for outright and
+that cannot work makes it fail."""
+
+from __future__ import annotations
+
+import glob
+import importlib.metadata
+import importlib.util
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from agent.config import Config
+from agent.errors import SensorReadError, SensorUnavailable, StorageError
+from agent.sensors import plan_sensors
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Check:
+    section: str
+    name: str
+    ok: bool
+    detail: str
+    #: A failure here makes ``vigil doctor`` exit non-zero.
+    required: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def check_sensors(
+    config: Config, now: float, *, termux: bool, environ: Mapping[str, str]
+) -> list[Check]:
+    checks = []
+    for plan in plan_sensors(config, termux=termux, environ=environ):
+        if plan.sensor is None:
+            checks.append(Check("sensor", plan.name, False, plan.reason, plan.required))
+            continue
+        try:
+            sample = plan.sensor.read(now)
+        except (SensorUnavailable, SensorReadError) as exc:
+            checks.append(Check("sensor", plan.name, False, exc.reason, plan.required))
+            continue
+        finally:
+            plan.sensor.close()
+        fields = ", ".join(sorted(sample.data)) if sample is not None else "no reading yet"
+        checks.append(Check("sensor", plan.name, True, f"{plan.reason}; fields: {fields}"))
+    return checks
+
+
+def check_runtime() -> list[Check]:
+    """The TFLite interpreters vigil can load models with, best first."""
+    for module, dist, how in (
+        ("ai_edge_litert", "ai-edge-litert", "LiteRT"),
+        ("tflite_runtime", "tflite-runtime", "tflite_runtime (Termux)"),
+    ):
+        if importlib.util.find_spec(module) is not None:
+            try:
+                version = importlib.metadata.version(dist)
+            except importlib.metadata.PackageNotFoundError:
+                version = "version unknown"
+            return [Check("runtime", "tflite", True, f"{how} {version}")]
+    return [
+        Check(
+            "runtime",
+            "tflite",
+            False,
+            "no TFLite runtime: pip install 'vigil[litert]' (Linux) or "
+            "pkg install python-tflite-runtime (Termux)",
+        )
+    ]
+
+
+def check_energy(sensor_checks: list[Check], powercap: str = "/sys/class/powercap") -> list[Check]:
+    """Where measured energy can come from: RAPL counters, the battery's power reading."""
+    zones = sorted(glob.glob(f"{powercap}/intel-rapl:*/energy_uj"))
+    readable = []
+    for zone in zones:
+        try:
+            Path(zone).read_text()
+            readable.append(zone)
+        except OSError:
+            pass
+    if readable:
+        rapl = Check("energy", "rapl", True, f"{len(readable)} zone(s) readable")
+    elif zones:
+        rapl = Check("energy", "rapl", False, "RAPL present but not readable (root only)")
+    else:
+        rapl = Check("energy", "rapl", False, "no RAPL on this machine")
+    battery = next((c for c in sensor_checks if c.name == "battery"), None)
+    has_power = battery is not None and battery.ok and "power_W" in battery.detail
+    power = Check(
+        "energy",
+        "battery power",
+        has_power,
+        "battery reports power_W" if has_power else "no battery power reading",
+    )
+    return [rapl, power]
+
+
+def check_database(db_path: str) -> list[Check]:
+    from agent.memory.db import current_revision, head_revision, open_engine
+
+    path = Path(db_path.removeprefix("sqlite:///"))
+    head = head_revision()
+    if not path.exists():
+        return [Check("database", "memory", False, f"{path}: not created yet (vigil init)")]
+    try:
+        engine = open_engine(path)
+        revision = current_revision(engine)
+        engine.dispose()
+    except StorageError as exc:
+        return [Check("database", "memory", False, str(exc))]
+    ok = revision == head
+    detail = f"{path}: schema {revision} (head {head})"
+    return [Check("database", "memory", ok, detail if ok else detail + "; vigil db upgrade")]
+
+
+def check_service(*, termux: bool, environ: Mapping[str, str]) -> list[Check]:
+    from agent.runtime.service import service_paths
+
+    paths = service_paths(termux=termux, environ=environ)
+    present = [p for p in paths if p.exists()]
+    if present:
+        return [Check("service", "installed", True, ", ".join(map(str, present)))]
+    return [
+        Check("service", "installed", False, f"not installed ({paths[-1]}): vigil service install")
+    ]
+
+
+def run_checks(
+    config: Config, db_path: str, now: float, *, termux: bool, environ: Mapping[str, str]
+) -> list[Check]:
+    sensors = check_sensors(config, now, termux=termux, environ=environ)
+    return [
+        *sensors,
+        *check_runtime(),
+        *check_energy(sensors),
+        *check_database(db_path),
+        *check_service(termux=termux, environ=environ),
+    ]

@@ -1,0 +1,57 @@
+"""vigil doctor on this machine: every check says why; only a sensor the config asks for
+outright that cannot work makes it fail."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from _tools import free_port
+
+from agent.cli import main
+
+
+def _doctor(capsys: pytest.CaptureFixture[str], tmp_path: Path, config: str) -> tuple[int, list]:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(config)
+    code = main(["doctor", "--json", "--config", str(cfg), "--db", str(tmp_path / "v.db")])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_defaults_pass_and_explain(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    port = free_port()  # auto finds no gpsd there: location is off, and that is no failure
+    code, checks = _doctor(capsys, tmp_path, f"[sensors.location]\ngpsd_port = {port}\n")
+    by_name = {c["name"]: c for c in checks}
+    assert code == 0
+    assert by_name["system"]["ok"] and "cpu_pct" not in by_name["system"]["detail"]
+    assert not by_name["location"]["ok"] and not by_name["location"]["required"]
+    assert str(port) in by_name["location"]["detail"]
+    assert by_name["memory"]["detail"].endswith("not created yet (vigil init)")
+    assert (
+        not by_name["installed"]["ok"] and "vigil service install" in by_name["installed"]["detail"]
+    )
+    assert {c["section"] for c in checks} == {"sensor", "runtime", "energy", "database", "service"}
+    assert all(c["detail"] for c in checks)
+
+
+def test_a_required_sensor_that_cannot_work_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    port = free_port()
+    code, checks = _doctor(
+        capsys, tmp_path, f'[sensors.location]\nsource = "gpsd"\ngpsd_port = {port}\n'
+    )
+    assert code == 2
+    location = next(c for c in checks if c["name"] == "location")
+    assert location["required"] and not location["ok"]
+    assert "gpsd not answering" in location["detail"]
+
+
+def test_human_output_is_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["doctor", "--db", str(tmp_path / "v.db")]) in (0, 2)
+    out = capsys.readouterr().out
+    assert "vigil doctor" in out and "system" in out and "tflite" in out
