@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.clock import SystemClock
@@ -21,6 +22,10 @@ from agent.errors import ConfigError, VigilError
 from agent.importers import command as import_command
 from agent.log import setup_logging
 from agent.samples import Event
+
+if TYPE_CHECKING:
+    from agent.detect.fences import Fence
+    from agent.memory.fences import FenceStore
 
 logger = logging.getLogger("agent.cli")
 
@@ -56,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("replay", "replay traces through the pipeline (a fresh temporary database by default)")
     p.add_argument("traces", type=Path, nargs="+", metavar="TRACE")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
+    p.add_argument("--fences", type=Path, metavar="GEOJSON", help="use these fences alone")
     p = add("events", "list stored events")
     p.add_argument("--since", help="e.g. 24h, 30m, 7d, or an ISO 8601 time (default: all)")
     p.add_argument("--kind", help="only this kind, e.g. rule.fired")
@@ -66,6 +72,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("action", choices=["install"])
     p.add_argument("--force", action="store_true", help="replace an existing service file")
     import_command.register(sub, common)
+    p = add("fences", "list, add, remove or import geofences (the daemon picks changes up)")
+    fences = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    f = fences.add_parser("list", help="the fences", parents=[common])
+    f.add_argument("--json", action="store_true", help="a GeoJSON FeatureCollection")
+    f = fences.add_parser("add", help="add or replace a circle", parents=[common])
+    f.add_argument("name")
+    f.add_argument("--lat", type=float, required=True)
+    f.add_argument("--lon", type=float, required=True)
+    f.add_argument("--radius-m", type=float, required=True)
+    f.add_argument("--dwell-s", type=float, help="time inside before geofence.dwell")
+    f = fences.add_parser("remove", help="remove fences by name", parents=[common])
+    f.add_argument("names", nargs="+", metavar="NAME")
+    f = fences.add_parser("import", help="add fences from a GeoJSON file", parents=[common])
+    f.add_argument("file", type=Path, metavar="GEOJSON")
+    f.add_argument("--replace", action="store_true", help="drop every fence not in the file")
+    p = add("places", "learned places: where you stay, how often, how long")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
     p = add("doctor", "which sensors, runtimes and energy sources work here, and why")
     p.add_argument("--json", action="store_true", help="the checks as one JSON array")
     p = add("demo", "replay a synthetic day through the full pipeline and print its events")
@@ -226,6 +249,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             args.traces,
             config,
             db=getattr(args, "db", None),
+            fences=_fences_file(args.fences) if args.fences else None,
             on_event=_event_printer(args.json),
             on_progress=lambda n: progress.advance(task, n),
         )
@@ -281,6 +305,96 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 0
 
 
+def _fences_file(path: Path) -> list[Fence]:
+    from agent.detect.fences import parse_fences
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(path), "", exc.strerror or str(exc)) from exc
+    return parse_fences(text, str(path))
+
+
+def _fence_store(args: argparse.Namespace) -> FenceStore:
+    from agent.memory.db import open_engine, upgrade
+    from agent.memory.fences import FenceStore
+
+    engine = open_engine(_db(args, _config(args)))
+    upgrade(engine)
+    return FenceStore(engine)
+
+
+def cmd_fences(args: argparse.Namespace) -> int:
+    from agent.detect.fences import fence_to_feature, parse_fences
+    from agent.runtime.fence_watch import load_fences
+
+    store = _fence_store(args)
+    if args.action == "list":
+        fences = load_fences(store)
+        if args.json:
+            features = [fence_to_feature(f) for f in fences]
+            print(json.dumps({"type": "FeatureCollection", "features": features}, indent=1))
+        for f in fences if not args.json else []:
+            shape = f"circle {f.radius_m:g} m" if f.radius_m is not None else f.geometry["type"]
+            dwell = f"  dwell {f.dwell_s:g} s" if f.dwell_s is not None else ""
+            print(f"{f.name:<24} {shape}{dwell}")
+        if not fences:
+            print("no fences", file=sys.stderr)
+        return 0
+    if args.action == "remove":
+        missing = set(args.names) - {f.name for f in load_fences(store)}
+        if missing:
+            raise ConfigError("fences", ", ".join(sorted(missing)), "no such fence")
+        print(f"removed {store.remove(args.names)} fence(s)")
+        return 0
+    if args.action == "add":
+        properties: dict[str, object] = {"name": args.name, "radius_m": args.radius_m}
+        if args.dwell_s is not None:
+            properties["dwell_s"] = args.dwell_s
+        feature = {
+            "type": "Feature",
+            "properties": properties,
+            "geometry": {"type": "Point", "coordinates": [args.lon, args.lat]},
+        }
+        new = parse_fences(feature, "vigil fences add")
+    else:
+        new = _fences_file(args.file)
+    if args.action == "import" and not args.replace:
+        parse_fences(  # the table and the file together must still make sense (no clashes)
+            {"type": "FeatureCollection", "features": [fence_to_feature(f) for f in new]}
+        )
+    count = store.put(
+        [(f.name, fence_to_feature(f)) for f in new],
+        replace_all=args.action == "import" and args.replace,
+    )
+    print(f"{count} fence(s) stored; a running daemon picks them up within its commit interval")
+    return 0
+
+
+def cmd_places(args: argparse.Namespace) -> int:
+    from agent.memory.db import open_engine, upgrade
+    from agent.memory.store import MemoryStore
+
+    engine = open_engine(_db(args, _config(args)))
+    upgrade(engine)
+    rows = MemoryStore(engine).load_state()["places"]
+    engine.dispose()
+    rows.sort(key=lambda r: (-int(r["visits"]), int(r["id"])))
+    for r in rows:
+        if args.json:
+            print(json.dumps({**r, "name": f"place-{r['id']}"}, sort_keys=True))
+        else:
+            hours = float(r["dwell_s"]) / 3600.0
+            print(
+                f"place-{r['id']:<5} {float(r['lat']):10.5f} {float(r['lon']):11.5f}  "
+                f"{r['visits']:>4} visits  {hours:7.1f} h  "
+                f"{_iso(r['first_us'] / 1e6)} .. {_iso(r['last_us'] / 1e6)}"
+            )
+    if not rows:
+        print("no places learned yet", file=sys.stderr)
+    return 0
+
+
 def cmd_doctor(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
@@ -319,7 +433,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from agent.demo import run_demo
 
     if not args.json:
-        print("vigil demo: one synthetic day (a CPU runaway at 14:00, a GPS outage at noon)")
+        print(
+            "vigil demo: one synthetic day: home and work fenced and learned as places, "
+            "a GPS outage at noon, a CPU runaway at 14:00"
+        )
     result = run_demo(Config(), _event_printer(args.json))
     print(f"demo: {result.counts.summary()}; {result.stats.events} events", file=sys.stderr)
     return 0
@@ -334,6 +451,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "db": cmd_db,
     "service": cmd_service,
     "import": import_command.run,
+    "fences": cmd_fences,
+    "places": cmd_places,
     "doctor": cmd_doctor,
     "demo": cmd_demo,
 }

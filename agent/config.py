@@ -88,6 +88,30 @@ class SensorsConfig:
 
 
 @dataclass(frozen=True)
+class GeofenceConfig:
+    """Fence transitions (DESIGN.md, stage 2): certainly inside / certainly outside."""
+
+    enter_delay_s: float = 0.0
+    exit_delay_s: float = 60.0
+    #: Default time inside before ``geofence.dwell``; a fence's own ``dwell_s`` wins.
+    dwell_s: float = 300.0
+    #: Certainly outside means the accuracy circle is this far beyond the edge.
+    exit_gap_m: float = 20.0
+    #: An exit is never reported sooner than this after its enter.
+    min_visit_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class PlacesConfig:
+    """Learned places: stay points (trackintel's defaults) merged by distance."""
+
+    enabled: bool = True
+    dist_m: float = 100.0
+    min_stay_s: float = 300.0
+    merge_m: float = 100.0
+
+
+@dataclass(frozen=True)
 class RuleConfig:
     """A numeric rule: ``stream`` above/below a threshold for ``for_s`` seconds fires once.
 
@@ -132,6 +156,8 @@ class Config:
     daemon: DaemonConfig = field(default_factory=DaemonConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
     sensors: SensorsConfig = field(default_factory=SensorsConfig)
+    geofence: GeofenceConfig = field(default_factory=GeofenceConfig)
+    places: PlacesConfig = field(default_factory=PlacesConfig)
     rules: tuple[RuleConfig, ...] = DEFAULT_RULES
 
 
@@ -224,6 +250,12 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(path, "sensors.location.source", f"must be one of {choices}")
     if location.source == "static" and (location.static_lat is None or location.static_lon is None):
         raise ConfigError(path, "sensors.location", "source = static needs static_lat, static_lon")
+    for key, value in vars(config.geofence).items():
+        if value < 0:
+            raise ConfigError(path, f"geofence.{key}", "must be >= 0")
+    for key in ("dist_m", "min_stay_s", "merge_m"):
+        if getattr(config.places, key) <= 0:
+            raise ConfigError(path, f"places.{key}", "must be > 0")
     if config.sensors.apps.top_n < 0 or config.sensors.apps.pulsetime_s <= 0:
         raise ConfigError(path, "sensors.apps", "top_n must be >= 0 and pulsetime_s > 0")
     for i, pattern in enumerate(config.sensors.apps.redact):
@@ -309,6 +341,24 @@ redact = []
 top_n = 3
 # Readings of one app at most this many seconds apart merge into one session.
 pulsetime_s = 15.0
+
+[geofence]
+# Fences live in the database: vigil fences add/import/list/remove.
+# Enter when the whole accuracy circle is inside for enter_delay_s; exit when it is more than
+# exit_gap_m outside for exit_delay_s; dwell after dwell_s inside (a fence's own dwell_s wins).
+enter_delay_s = 0.0
+exit_delay_s = 60.0
+dwell_s = 300.0
+exit_gap_m = 20.0
+# An exit comes no sooner than this after its enter: at most one pair per fence per 2 minutes.
+min_visit_s = 120.0
+
+[places]
+# Learned places: staying within dist_m for min_stay_s; stays within merge_m are one place.
+enabled = true
+dist_m = 100.0
+min_stay_s = 300.0
+merge_m = 100.0
 
 # Rules fire `rule.fired` once when a stream stays above (or below) a threshold for for_s
 # seconds, and re-arm only after it comes back past the threshold by `hysteresis`.

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from agent.config import Config
+from agent.detect.geofence import GeofenceSettings, GeofenceTracker
 from agent.detect.outages import OutageTracker
+from agent.detect.places import Place, PlaceLearner
 from agent.features.sessions import AppSession, SessionTracker
 from agent.features.streams import stream_values
+from agent.memory.store import StageState, from_us, to_us
 from agent.samples import Event, Sample
 from agent.triggers.rules import RuleSet
+
+if TYPE_CHECKING:
+    from agent.detect.fences import Fence
 
 
 @dataclass
@@ -23,10 +31,21 @@ class Step:
 class Pipeline:
     """Every stage's state, fed one checked sample at a time in arrival order."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, fences: Sequence[Fence] = ()) -> None:
         self.outages = OutageTracker()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
+        settings = GeofenceSettings(**asdict(config.geofence))
+        self.fences: dict[str, Fence] = {}
+        self.geofence: GeofenceTracker | None = None
+        self._geofence_settings = settings
+        self.set_fences(fences)
+        p = config.places
+        self.places = (
+            PlaceLearner(dist_m=p.dist_m, min_stay_s=p.min_stay_s, merge_m=p.merge_m)
+            if p.enabled
+            else None
+        )
 
     def feed(self, sample: Sample) -> Step:
         if sample.sensor == "status":
@@ -37,5 +56,62 @@ class Pipeline:
                 self.rules.sensor_down(event.subject)
             return Step([event])
         step = Step(sessions=self.sessions.feed(sample))
-        step.events = self.rules.feed(sample.t, stream_values(sample))
+        if sample.sensor == "location":
+            if self.geofence is not None:
+                step.events += self.geofence.feed(sample)
+            if self.places is not None:
+                step.events += self.places.feed(sample)
+        step.events += self.rules.feed(sample.t, stream_values(sample))
         return step
+
+    def set_fences(self, fences: Sequence[Fence]) -> set[str]:
+        """Use these fences from now on. Unchanged fences keep their state; returns the names
+        of fences added, changed or removed."""
+        new = {f.name: f for f in fences}
+        changed = {n for n in new.keys() | self.fences.keys() if new.get(n) != self.fences.get(n)}
+        self.fences = new
+        if not new:
+            self.geofence = None
+            return changed
+        from agent.detect.fences import FenceIndex  # shapely: loaded only when there are fences
+
+        index = FenceIndex(list(new.values()))
+        if self.geofence is None:
+            self.geofence = GeofenceTracker(index, self._geofence_settings)
+        else:
+            self.geofence.replace_index(index, changed)
+        return changed
+
+    # -- state kept in memory across restarts --------------------------------------------------
+    def snapshot(self) -> StageState:
+        places = self.places.places if self.places is not None else []
+        detector: dict[str, object] = {}
+        if self.places is not None:
+            detector["places"] = self.places.state()
+        return {
+            "fence_state": self.geofence.state() if self.geofence is not None else {},
+            "detector_state": detector,
+            "places": [_place_row(p) for p in places],
+        }
+
+    def restore(self, state: StageState) -> None:
+        if self.geofence is not None:
+            known = {n: s for n, s in state["fence_state"].items() if n in self.fences}
+            self.geofence.restore(known)
+        if self.places is not None:
+            places = [_place_from_row(r) for r in state["places"]]
+            saved = state["detector_state"].get("places")
+            self.places.restore(places, saved if isinstance(saved, dict) else None)
+
+
+def _place_row(place: Place) -> dict[str, object]:
+    row = asdict(place)
+    row["first_us"], row["last_us"] = to_us(row.pop("first_t")), to_us(row.pop("last_t"))
+    return row
+
+
+def _place_from_row(row: dict[str, object]) -> Place:
+    values = dict(row)
+    first_us, last_us = values.pop("first_us"), values.pop("last_us")
+    assert isinstance(first_us, int) and isinstance(last_us, int)
+    return Place(**values, first_t=from_us(first_us), last_t=from_us(last_us))  # type: ignore[arg-type]

@@ -29,6 +29,24 @@ def test_outage_trace_gives_hand_worked_events(capsys: pytest.CaptureFixture[str
     assert out == expected
 
 
+# The demo day's events as tests/data/expected/demo.md works them out: (kind, subject, the
+# earliest and latest t it can have). Exact where the noise cannot move them.
+DAY = 1780272000.0
+H, M = 3600.0, 60.0
+DEMO = [
+    ("place.arrive", "place-1", DAY + 5 * M, DAY + 5 * M),
+    ("place.leave", "place-1", DAY + 8 * H + 15 * M + 30, DAY + 8 * H + 17 * M),
+    ("place.arrive", "place-2", DAY + 8 * H + 49 * M, DAY + 8 * H + 50 * M),
+    ("sensor.down", "location", DAY + 12 * H, DAY + 12 * H),
+    ("sensor.up", "location", DAY + 12 * H + 20 * M, DAY + 12 * H + 20 * M),
+    ("place.leave", "place-2", DAY + 12 * H + 20 * M, DAY + 12 * H + 20 * M),
+    ("place.arrive", "place-2", DAY + 12 * H + 25 * M, DAY + 12 * H + 25 * M),
+    ("rule.fired", "cpu_high", DAY + 14 * H + 2 * M, DAY + 14 * H + 2 * M),
+    ("place.leave", "place-2", DAY + 17 * H + 15 * M + 30, DAY + 17 * H + 17 * M),
+    ("place.arrive", "place-1", DAY + 17 * H + 49 * M, DAY + 17 * H + 50 * M),
+]
+
+
 def test_replay_twice_is_byte_identical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trace = tmp_path / "day.jsonl.gz"
     write_synthetic_trace(trace)
@@ -36,25 +54,47 @@ def test_replay_twice_is_byte_identical(tmp_path: Path, capsys: pytest.CaptureFi
     second = _replay_json(capsys, str(trace))
     assert first == second
     events = [json.loads(line) for line in first.splitlines()]
-    expected = [
-        json.loads(line) for line in (DATA / "expected/demo.jsonl").read_text().splitlines()
+    assert [(e["kind"], e["subject"]) for e in events] == [(k, s) for k, s, _, _ in DEMO]
+    for event, (_, _, earliest, latest) in zip(events, DEMO, strict=True):
+        assert earliest <= event["t"] <= latest, event
+    expected_text = (DATA / "expected/demo.jsonl").read_text()
+    expected = [json.loads(line) for line in expected_text.splitlines()]
+    assert [e for e in events if e["kind"].startswith("sensor.")] == expected
+    (fired,) = [e for e in events if e["kind"] == "rule.fired"]
+    assert fired["data"]["since"] == 1780322400.0 and fired["data"]["value"] > 90.0
+    gap_leave = events[5]
+    assert gap_leave["data"]["reason"] == "gap"  # 20 min without fixes > the 15 min limit
+    assert [e["data"]["new"] for e in events if e["kind"] == "place.arrive"] == [
+        True,
+        True,
+        False,
+        False,
     ]
-    assert events[:2] == expected
-    # The runaway: 14:00:00 + 120 s, once (demo.md).
-    fired = [e for e in events if e["kind"] == "rule.fired"]
-    assert len(fired) == 1
-    assert fired[0]["t"] == 1780322520.0
-    assert fired[0]["subject"] == "cpu_high"
-    assert fired[0]["data"]["since"] == 1780322400.0
-    assert fired[0]["data"]["value"] > 90.0
-    assert len(events) == 3
 
 
-def test_demo_prints_the_same_events(capsys: pytest.CaptureFixture[str]) -> None:
+# What the demo adds with its fences (demo.md): home 150 m, work 200 m with dwell_s 600.
+FENCES = [
+    ("geofence.enter", "home", DAY, DAY),
+    ("geofence.dwell", "home", DAY + 5 * M, DAY + 5 * M),
+    ("geofence.exit", "home", DAY + 8 * H + 16 * M + 30, DAY + 8 * H + 19 * M),
+    ("geofence.enter", "work", DAY + 8 * H + 42 * M + 30, DAY + 8 * H + 44 * M),
+    ("geofence.dwell", "work", DAY + 8 * H + 52 * M + 30, DAY + 8 * H + 54 * M),
+    ("geofence.exit", "work", DAY + 17 * H + 17 * M + 30, DAY + 17 * H + 19 * M + 30),
+    ("geofence.enter", "home", DAY + 17 * H + 43 * M, DAY + 17 * H + 44 * M + 30),
+    ("geofence.dwell", "home", DAY + 17 * H + 48 * M, DAY + 17 * H + 49 * M + 30),
+]
+
+
+def test_demo_adds_fences_to_the_same_day(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["demo", "--json"]) == 0
-    lines = capsys.readouterr().out.splitlines()
-    kinds = [json.loads(line)["kind"] for line in lines]
-    assert kinds == ["sensor.down", "sensor.up", "rule.fired"]
+    events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    fence_events = [e for e in events if e["kind"].startswith("geofence.")]
+    others = [e for e in events if not e["kind"].startswith("geofence.")]
+    assert [(e["kind"], e["subject"]) for e in others] == [(k, s) for k, s, _, _ in DEMO]
+    assert [(e["kind"], e["subject"]) for e in fence_events] == [(k, s) for k, s, _, _ in FENCES]
+    for event, (_, _, earliest, latest) in zip(fence_events, FENCES, strict=True):
+        assert earliest <= event["t"] <= latest, event
+    assert [e["t"] for e in events] == sorted(e["t"] for e in events)
 
 
 def test_replay_into_a_database_keeps_everything(

@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
 
 metadata = MetaData(
     naming_convention={
@@ -67,4 +77,43 @@ app_sessions = Table(
     Column("polls", Integer, nullable=False),
     UniqueConstraint("app", "start_us"),
     Index("ix_app_sessions_start_us", "start_us"),
+)
+
+#: Geofences, the source of truth: one GeoJSON Feature per fence (``vigil fences``).
+#: ``meta.fences_version`` goes up with every change, so a running daemon notices.
+fences = Table(
+    "fences",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("feature", Text, nullable=False),
+)
+
+#: Each fence's state machine (inside, since when...), kept across restarts.
+fence_state = Table(
+    "fence_state",
+    metadata,
+    Column("name", String(256), primary_key=True),
+    Column("data", Text, nullable=False),
+)
+
+#: Learned places: merged stay points with their visits and total dwell.
+places = Table(
+    "places",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("lat", Float, nullable=False),
+    Column("lon", Float, nullable=False),
+    Column("radius_m", Float, nullable=False),
+    Column("visits", Integer, nullable=False),
+    Column("dwell_s", Float, nullable=False),
+    Column("first_us", Integer, nullable=False),
+    Column("last_us", Integer, nullable=False),
+)
+
+#: Other stages' state as JSON by stage name (the stay in progress, later the tiny model's).
+detector_state = Table(
+    "detector_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("data", Text, nullable=False),
 )

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypedDict
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -29,6 +29,14 @@ logger = logging.getLogger(__name__)
 #: Rows held back while the database refuses writes; past this the oldest samples go.
 MAX_PENDING_ROWS = 200_000
 _PRUNE_EVERY_S = 3600.0
+
+
+class StageState(TypedDict):
+    """The stages' state as the store keeps it (see ``attach_state``)."""
+
+    fence_state: dict[str, dict[str, Any]]
+    detector_state: dict[str, Any]
+    places: list[dict[str, Any]]  # rows of the places table
 
 
 def to_us(t: float) -> int:
@@ -61,6 +69,8 @@ class MemoryStore:
         self._sessions: dict[tuple[str, int], dict[str, Any]] = {}
         self._batch_t: float | None = None
         self._failing = False
+        self._state_provider: Callable[[], StageState] | None = None
+        self._written_state: str | None = None
         self.retention_s = retention_s
         self._latest_t: float | None = None
         self._pruned_t: float | None = None
@@ -165,6 +175,7 @@ class MemoryStore:
                     )
                     conn.execute(stmt)
                 self._prune(conn)
+                self._write_state(conn)
         except OperationalError as exc:
             raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
         self._samples.clear()
@@ -172,6 +183,49 @@ class MemoryStore:
         self._counts.clear()
         self._sessions.clear()
         self._batch_t = None
+
+    def attach_state(self, provider: Callable[[], StageState]) -> None:
+        """Stages' state to commit with every batch (fence machines, places, the stay in
+        progress), so a restart picks up where the last commit left off."""
+        self._state_provider = provider
+
+    def _write_state(self, conn: Connection) -> None:
+        if self._state_provider is None:
+            return
+        state = self._state_provider()
+        text = json.dumps(state, sort_keys=True)
+        if text == self._written_state:
+            return
+        conn.execute(delete(schema.fence_state))
+        rows = [{"name": n, "data": _dumps(d)} for n, d in state["fence_state"].items()]
+        if rows:
+            conn.execute(insert(schema.fence_state), rows)
+        for name, data in state["detector_state"].items():
+            stmt = sqlite_insert(schema.detector_state).values(name=name, data=json.dumps(data))
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["name"], set_={"data": stmt.excluded.data}
+                )
+            )
+        for place in state["places"]:
+            stmt = sqlite_insert(schema.places).values(**place)
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["id"], set_={k: v for k, v in place.items() if k != "id"}
+                )
+            )
+        self._written_state = text
+
+    def load_state(self) -> StageState:
+        """What ``attach_state`` last committed (empty on a new database)."""
+        fence_rows = self._read(select(schema.fence_state))
+        detector_rows = self._read(select(schema.detector_state))
+        place_rows = self._read(select(schema.places).order_by(schema.places.c.id))
+        return {
+            "fence_state": {r.name: json.loads(r.data) for r in fence_rows},
+            "detector_state": {r.name: json.loads(r.data) for r in detector_rows},
+            "places": [dict(r._mapping) for r in place_rows],
+        }
 
     def _prune(self, conn: Connection) -> None:
         """Delete raw samples past the retention, at most once per hour of sample time."""

@@ -19,10 +19,12 @@ from sqlalchemy import Engine
 from agent.clock import Clock
 from agent.config import Config
 from agent.memory.db import WriterLock, open_engine, upgrade
+from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
 from agent.pipeline import Pipeline
 from agent.platform import is_termux
 from agent.power.meter import PowerMeter
+from agent.runtime.fence_watch import FenceWatcher, load_fences
 from agent.runtime.loop import DriveStats, drive
 from agent.runtime.notify import Notifier
 from agent.runtime.sources import LiveSource
@@ -101,6 +103,11 @@ def _run(
         if record is not None
         else None
     )
+    fence_store = FenceStore(engine)
+    pipeline = Pipeline(config, load_fences(fence_store))
+    pipeline.restore(store.load_state())
+    store.attach_state(pipeline.snapshot)
+    fences = FenceWatcher(fence_store, pipeline, check_every_s=config.daemon.commit_interval_s)
     watchdog = _Watchdog(notifier, clock)
     source = LiveSource(
         sensors,
@@ -117,7 +124,12 @@ def _run(
         notifier.stopping()
         source.stop()
 
+    def on_hup(_signum: int, _frame: FrameType | None) -> None:
+        logger.info("SIGHUP received: reloading fences")
+        fences.request()
+
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
     logger.info(
         "vigil running: %s; database %s",
         ", ".join(f"{s.name} every {s.interval_s:g} s" for s in sensors) or "no sensors",
@@ -127,8 +139,8 @@ def _run(
     stats = DriveStats()
     try:
         stats = drive(
-            _counted(source, counts, store),
-            pipeline=Pipeline(config),
+            fences.watch(_counted(source, counts, store)),
+            pipeline=pipeline,
             store=store,
             meter=PowerMeter(),
             on_event=lambda e: logger.info("event %s %s at %s", e.kind, e.subject, e.t),

@@ -9,10 +9,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.config import Config
+from agent.detect.fences import Fence
 from agent.memory.db import open_engine, upgrade
+from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
 from agent.pipeline import Pipeline
 from agent.power.meter import PowerMeter
+from agent.runtime.fence_watch import load_fences
 from agent.runtime.loop import DriveStats, drive
 from agent.runtime.trace import ReadCounts, read_header, read_trace
 from agent.samples import Event
@@ -33,37 +36,46 @@ def replay_files(
     config: Config,
     *,
     db: str | Path | None = None,
+    fences: Sequence[Fence] | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ReplayResult:
     """Replay ``paths`` in order. Without ``db`` a fresh temporary database is used (and
-    removed afterwards), so a replay repeats exactly. Raises ``TraceError`` before touching
-    any database when a file cannot be used at all."""
+    removed afterwards), so a replay repeats exactly. ``fences`` (from ``--fences FILE``)
+    are used alone; without them the database's fences table is used. Every stage starts
+    from scratch. Raises ``TraceError`` before touching any database when a file cannot be
+    used at all."""
     for path in paths:
         read_header(path)
     if db is None:
         with tempfile.TemporaryDirectory(prefix="vigil-replay-") as tmp:
-            return _replay(paths, config, Path(tmp) / "replay.db", on_event, on_progress)
-    return _replay(paths, config, db, on_event, on_progress)
+            target = Path(tmp) / "replay.db"
+            return _replay(paths, config, target, fences, on_event, on_progress)
+    return _replay(paths, config, db, fences, on_event, on_progress)
 
 
 def _replay(
     paths: Sequence[Path],
     config: Config,
     db: str | Path,
+    fences: Sequence[Fence] | None,
     on_event: Callable[[Event], None] | None,
     on_progress: Callable[[int], None] | None,
 ) -> ReplayResult:
     engine = open_engine(db)
     upgrade(engine)
+    if fences is None:
+        fences = load_fences(FenceStore(engine))
+    pipeline = Pipeline(config, fences)
     # Replay commits by batch size only: sample time runs far faster than the wall clock.
     store = MemoryStore(engine, commit_interval_s=None, max_batch=20_000)
+    store.attach_state(pipeline.snapshot)
     counts = ReadCounts()
     meter = PowerMeter()
     try:
         stats = drive(
             read_trace(list(paths), counts, on_progress=on_progress),
-            pipeline=Pipeline(config),
+            pipeline=pipeline,
             store=store,
             meter=meter,
             on_event=on_event,
