@@ -220,10 +220,12 @@ def _cpu_pct(new: SystemReading, old: SystemReading) -> float | None:
         return None
     total = new.cpu_total_s - old.cpu_total_s
     busy = new.cpu_busy_s - old.cpu_busy_s
-    if total <= 0 or busy < 0:
+    if total <= 0:
         return None
-    # iowait may decrease (proc(5)), which can push busy past total by a tick: cap at 100.
-    return round(min(100.0, 100.0 * busy / total), 3)
+    # Busy time is a difference of large float sums: an idle interval can come out a hair
+    # below zero, which means 0. iowait may decrease (proc(5)), which can push busy past
+    # total by a tick: cap at 100.
+    return round(min(100.0, 100.0 * max(busy, 0.0) / total), 3)
 
 
 class SystemSensor:

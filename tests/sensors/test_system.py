@@ -313,3 +313,13 @@ def _cpu_readable() -> bool:
 def _f(value: object) -> float:
     assert isinstance(value, float)
     return value
+
+
+def test_idle_interval_with_float_noise_is_zero_not_missing() -> None:
+    # busy = total - idle - iowait is a difference of large sums: an idle second can come
+    # out a hair below zero (seen on an idle CI machine), which must read as 0 %.
+    old = SystemReading(cpu_busy_s=12_345.670000000002, cpu_total_s=400_000.0)
+    new = SystemReading(cpu_busy_s=12_345.67, cpu_total_s=400_002.0)
+    assert new.cpu_busy_s is not None and old.cpu_busy_s is not None
+    assert new.cpu_busy_s - old.cpu_busy_s < 0
+    assert parse(new, old, T0 + 1.0, T0)["cpu_pct"] == 0.0
