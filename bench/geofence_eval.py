@@ -13,7 +13,9 @@ them. Ground truth is the track itself (no accuracy): a **clear crossing** goes 
   no fix precise enough for any verdict (its accuracy circle never wholly in, or wholly out
   by the gap), so that no accuracy-aware machine could have decided; **quick**: missed
   because the neighbouring crossing of that fence was less than 120 s away, so reporting
-  both would be a flap (transitions are at least ``min_visit_s`` apart);
+  both would be a flap (transitions are at least ``min_visit_s`` apart); **spike**: missed
+  because the track was clearly on the new side for less than the exit delay (a fix or two
+  jumping hundreds of metres and back: what the delay is there to ignore);
 * **delay** from the first clearly-inside / clearly-outside fix to the transition, beyond the
   configured delay (enter 0 s, exit 60 s; goal <= 60 s);
 * **flaps**: an enter and an exit of one fence less than 120 s apart (goal 0).
@@ -95,6 +97,7 @@ class Result:
     missed: int = 0
     undecidable: int = 0
     quick: int = 0
+    spikes: int = 0
     flaps: int = 0
     ha_flaps: int = 0
     delays: list[float] = field(default_factory=list)
@@ -191,6 +194,8 @@ def evaluate(fixes: list[Sample], fences: list[Fence], settings: GeofenceSetting
                     result.undecidable += 1
                 elif min(t - lo, hi - t) < FLAP_S:
                     result.quick += 1  # reporting it would make a flap
+                elif _clear_for(fixes, index, name, kind, t) < settings.exit_delay_s:
+                    result.spikes += 1  # a jump of a fix or two, what the exit delay ignores
                 continue
             configured = settings.enter_delay_s if kind == "enter" else settings.exit_delay_s
             result.delays.append(max(0.0, hit.t - t - configured))
@@ -218,6 +223,20 @@ def home_assistant_flaps(fixes: list[Sample], index: FenceIndex) -> int:
                 last[name] = s.t
             inside[name] = now_in
     return flaps
+
+
+def _clear_for(fixes: list[Sample], index: FenceIndex, name: str, kind: str, t: float) -> float:
+    """How long the track stayed clearly on the new side after the crossing at ``t``."""
+    last = t
+    for s in fixes:
+        if s.t < t:
+            continue
+        lat, lon = float(s.data["lat"]), float(s.data["lon"])  # type: ignore[arg-type]
+        d = index.signed_distances(lat, lon, CLEAR_M + 1.0).get(name, math.inf)
+        if (d < -CLEAR_M) != (kind == "enter"):
+            break
+        last = s.t
+    return last - t
 
 
 def _decidable(
@@ -281,7 +300,7 @@ def main() -> None:
     settings = GeofenceSettings(**vars(g))
     header = (
         f"{'trace':<18} {'fixes':>6} {'fences':>6} {'clear':>6} {'found':>6} "
-        f"{'missed':>6} {'imprecise':>9} {'quick':>5} {'flaps':>5} {'delay med':>9} "
+        f"{'missed':>6} {'imprecise':>9} {'quick':>5} {'spike':>5} {'flaps':>5} {'delay med':>9} "
         f"{'delay max':>9} {'HA flaps':>8}"
     )
     print(header)
@@ -296,10 +315,12 @@ def main() -> None:
             top = max(r.delays) if r.delays else 0.0
             print(
                 f"{name:<18} {r.fixes:>6} {r.fences:>6} {r.crossings:>6} {r.found:>6} "
-                f"{r.missed:>6} {r.undecidable:>9} {r.quick:>5} {r.flaps:>5} {med:>8.0f}s "
+                f"{r.missed:>6} {r.undecidable:>9} {r.quick:>5} {r.spikes:>5} {r.flaps:>5} "
+                f"{med:>8.0f}s "
                 f"{top:>8.0f}s {r.ha_flaps:>8}"
             )
             keys = ("fixes", "fences", "crossings", "found", "missed", "undecidable", "quick")
+            keys += ("spikes",)
             for key in (*keys, "flaps", "ha_flaps"):
                 setattr(totals, key, getattr(totals, key) + getattr(r, key))
             totals.delays += r.delays
@@ -307,6 +328,7 @@ def main() -> None:
         print(
             f"{'all':<18} {totals.fixes:>6} {totals.fences:>6} {totals.crossings:>6} "
             f"{totals.found:>6} {totals.missed:>6} {totals.undecidable:>9} {totals.quick:>5} "
+            f"{totals.spikes:>5} "
             f"{totals.flaps:>5} "
             f"{med:>8.0f}s "
             f"{max(totals.delays, default=0.0):>8.0f}s {totals.ha_flaps:>8}"
