@@ -15,7 +15,9 @@ them. Ground truth is the track itself (no accuracy): a **clear crossing** goes 
   because the neighbouring crossing of that fence was less than 120 s away, so reporting
   both would be a flap (transitions are at least ``min_visit_s`` apart); **spike**: missed
   because the track was clearly on the new side for less than the exit delay (a fix or two
-  jumping hundreds of metres and back: what the delay is there to ignore);
+  jumping hundreds of metres and back: what the delay is there to ignore); **after**: an
+  exit (enter) missed because the enter (exit) before it was missed, so there was no visit
+  to end;
 * **delay** from the first clearly-inside / clearly-outside fix to the transition, beyond the
   configured delay (enter 0 s, exit 60 s; goal <= 60 s);
 * **flaps**: an enter and an exit of one fence less than 120 s apart (goal 0).
@@ -98,6 +100,7 @@ class Result:
     undecidable: int = 0
     quick: int = 0
     spikes: int = 0
+    follows: int = 0
     flaps: int = 0
     ha_flaps: int = 0
     delays: list[float] = field(default_factory=list)
@@ -182,6 +185,7 @@ def evaluate(fixes: list[Sample], fences: list[Fence], settings: GeofenceSetting
         mine = by_fence.get(name, [])
         result.found += len(mine)
         times = [-math.inf] + [t for t, _ in crossings] + [math.inf]
+        previous_missed = False
         for i, (t, kind) in enumerate(crossings):
             # The machine may decide before the first *clear* fix (a precise fix 10 m inside
             # is certainly inside): any matching transition between the neighbouring
@@ -190,13 +194,17 @@ def evaluate(fixes: list[Sample], fences: list[Fence], settings: GeofenceSetting
             hit = next((e for e in mine if e.kind == f"geofence.{kind}" and lo < e.t < hi), None)
             if hit is None:
                 result.missed += 1
+                follows, previous_missed = previous_missed, True
                 if not _decidable(fixes, index, name, kind, lo, hi, settings):
                     result.undecidable += 1
                 elif min(t - lo, hi - t) < FLAP_S:
                     result.quick += 1  # reporting it would make a flap
                 elif _clear_for(fixes, index, name, kind, t) < settings.exit_delay_s:
                     result.spikes += 1  # a jump of a fix or two, what the exit delay ignores
+                elif follows:
+                    result.follows += 1  # the crossing before was missed: nothing to undo
                 continue
+            previous_missed = False
             configured = settings.enter_delay_s if kind == "enter" else settings.exit_delay_s
             result.delays.append(max(0.0, hit.t - t - configured))
         for a, b in zip(mine, mine[1:], strict=False):
@@ -300,7 +308,8 @@ def main() -> None:
     settings = GeofenceSettings(**vars(g))
     header = (
         f"{'trace':<18} {'fixes':>6} {'fences':>6} {'clear':>6} {'found':>6} "
-        f"{'missed':>6} {'imprecise':>9} {'quick':>5} {'spike':>5} {'flaps':>5} {'delay med':>9} "
+        f"{'missed':>6} {'imprecise':>9} {'quick':>5} {'spike':>5} {'after':>5} {'flaps':>5} "
+        f"{'delay med':>9} "
         f"{'delay max':>9} {'HA flaps':>8}"
     )
     print(header)
@@ -315,12 +324,13 @@ def main() -> None:
             top = max(r.delays) if r.delays else 0.0
             print(
                 f"{name:<18} {r.fixes:>6} {r.fences:>6} {r.crossings:>6} {r.found:>6} "
-                f"{r.missed:>6} {r.undecidable:>9} {r.quick:>5} {r.spikes:>5} {r.flaps:>5} "
+                f"{r.missed:>6} {r.undecidable:>9} {r.quick:>5} {r.spikes:>5} {r.follows:>5} "
+                f"{r.flaps:>5} "
                 f"{med:>8.0f}s "
                 f"{top:>8.0f}s {r.ha_flaps:>8}"
             )
             keys = ("fixes", "fences", "crossings", "found", "missed", "undecidable", "quick")
-            keys += ("spikes",)
+            keys += ("spikes", "follows")
             for key in (*keys, "flaps", "ha_flaps"):
                 setattr(totals, key, getattr(totals, key) + getattr(r, key))
             totals.delays += r.delays
@@ -328,7 +338,7 @@ def main() -> None:
         print(
             f"{'all':<18} {totals.fixes:>6} {totals.fences:>6} {totals.crossings:>6} "
             f"{totals.found:>6} {totals.missed:>6} {totals.undecidable:>9} {totals.quick:>5} "
-            f"{totals.spikes:>5} "
+            f"{totals.spikes:>5} {totals.follows:>5} "
             f"{totals.flaps:>5} "
             f"{med:>8.0f}s "
             f"{max(totals.delays, default=0.0):>8.0f}s {totals.ha_flaps:>8}"
