@@ -73,7 +73,9 @@ class Pipeline:
         if not new:
             self.geofence = None
             return changed
-        from agent.detect.fences import FenceIndex  # shapely: loaded only when there are fences
+        from agent.detect.fence_index import (
+            FenceIndex,  # shapely: loaded only when there are fences
+        )
 
         index = FenceIndex(list(new.values()))
         if self.geofence is None:

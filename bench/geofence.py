@@ -23,7 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from agent.detect.fences import FenceIndex, parse_fences
+from agent.detect.fence_index import FenceIndex
+from agent.detect.fences import parse_fences
 
 REGION = (45.8, 47.8, 6.0, 10.5)  # lat_min, lat_max, lon_min, lon_max: about 220 x 350 km
 ELSEWHERE = 0.05  # the share of fences anywhere on Earth (poles and antimeridian included)

@@ -41,7 +41,8 @@ from pathlib import Path
 from typing import Any
 
 from agent.config import Config
-from agent.detect.fences import Fence, FenceIndex, parse_fences
+from agent.detect.fence_index import FenceIndex
+from agent.detect.fences import Fence, parse_fences
 from agent.detect.geofence import GeofenceSettings, GeofenceTracker
 from agent.importers import import_files
 from agent.importers.common import ImportOptions

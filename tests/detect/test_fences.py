@@ -13,12 +13,8 @@ import pytest
 from geographiclib.geodesic import Geodesic
 
 from agent.detect import frames
-from agent.detect.fences import (
-    Fence,
-    FenceIndex,
-    fence_to_feature,
-    parse_fences,
-)
+from agent.detect.fence_index import FenceIndex
+from agent.detect.fences import Fence, fence_to_feature, parse_fences
 from agent.errors import ConfigError
 
 WGS84 = Geodesic.WGS84
