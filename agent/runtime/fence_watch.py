@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable, Iterator
+from typing import TYPE_CHECKING
 
-from agent.detect.fences import Fence, parse_fences
 from agent.errors import ConfigError
 from agent.memory.fences import FenceStore
 from agent.pipeline import Pipeline
 from agent.samples import Sample
+
+if TYPE_CHECKING:
+    from agent.detect.fences import Fence
 
 logger = logging.getLogger(__name__)
 
@@ -18,6 +21,10 @@ logger = logging.getLogger(__name__)
 def load_fences(store: FenceStore) -> list[Fence]:
     """Every valid fence in the table; an invalid row (written by hand?) is logged and skipped."""
     features = store.features()
+    if not features:
+        return []  # shapely and numpy stay unloaded on a phone without fences
+    from agent.detect.fences import parse_fences
+
     try:  # all at once is several times faster; one by one only to skip a bad row
         return parse_fences({"type": "FeatureCollection", "features": features}, "fences table")
     except ConfigError:

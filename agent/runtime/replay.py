@@ -7,9 +7,9 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import Config
-from agent.detect.fences import Fence
 from agent.memory.db import open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
@@ -19,6 +19,9 @@ from agent.runtime.fence_watch import load_fences
 from agent.runtime.loop import DriveStats, drive
 from agent.runtime.trace import ReadCounts, read_header, read_trace
 from agent.samples import Event
+
+if TYPE_CHECKING:
+    from agent.detect.fences import Fence
 
 logger = logging.getLogger(__name__)
 
