@@ -1,0 +1,1 @@
+"""Offline evaluation of vigil's detectors against public benchmarks."""
