@@ -63,7 +63,7 @@ def check_runtime() -> list[Check]:
                 version = importlib.metadata.version(dist)
             except importlib.metadata.PackageNotFoundError:
                 version = "version unknown"
-            return [Check("runtime", "tflite", True, f"{how} {version}")]
+            return [Check("runtime", "tflite", True, f"{how} {version}"), _check_model()]
     return [
         Check(
             "runtime",
@@ -73,6 +73,18 @@ def check_runtime() -> list[Check]:
             "pkg install python-tflite-runtime (Termux)",
         )
     ]
+
+
+def _check_model() -> Check:
+    from agent.detect.tflite import load_model
+    from agent.errors import ModelError
+
+    try:
+        model = load_model("tiny")
+    except ModelError as exc:
+        return Check("runtime", "model tiny", False, str(exc))
+    card = model.card
+    return Check("runtime", "model tiny", True, f"{card.size_bytes} B, sha256 {card.sha256[:12]}")
 
 
 def check_energy(sensor_checks: list[Check], powercap: str = "/sys/class/powercap") -> list[Check]:

@@ -1,0 +1,280 @@
+"""The tiny model's loader, card checks, inference, training and weight persistence."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import shutil
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent.detect.tflite import (
+    NO_RUNTIME,
+    ModelCard,
+    TinyModel,
+    load_interpreter,
+    load_model,
+    models_dir,
+)
+from agent.errors import ModelError
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _build_script() -> ModuleType:
+    """models/build_tiny.py's numpy-only data generators (TensorFlow is imported lazily)."""
+    spec = importlib.util.spec_from_file_location("build_tiny", REPO / "models" / "build_tiny.py")
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("build_tiny", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.fixture(scope="module")
+def build() -> ModuleType:
+    return _build_script()
+
+
+@pytest.fixture
+def model() -> TinyModel:
+    return load_model("tiny")
+
+
+@pytest.fixture
+def copy(tmp_path: Path) -> Path:
+    """A copy of the shipped card and model in tmp_path; returns the card path."""
+    src = models_dir()
+    for name in ("tiny.json", "tiny.tflite"):
+        shutil.copy(src / name, tmp_path / name)
+    return tmp_path / "tiny.json"
+
+
+def _windows(build: ModuleType, n: int, seed: int) -> np.ndarray:
+    raw, _ = build.generate_normal(seed, n)
+    out: np.ndarray = build.scale_windows(raw)
+    return out
+
+
+def _rewrite_card(card_path: Path, **changes: Any) -> None:
+    raw = json.loads(card_path.read_text())
+    raw.update(changes)
+    card_path.write_text(json.dumps(raw))
+
+
+def test_models_dir_is_the_repo_models_in_a_checkout() -> None:
+    assert models_dir() == REPO / "models"
+
+
+def test_shipped_model_loads_and_matches_its_card(model: TinyModel) -> None:
+    card = model.card
+    data = card.model_path.read_bytes()
+    assert card.name == "tiny" and card.file == "tiny.tflite"
+    assert len(data) == card.size_bytes < 64 * 1024
+    assert hashlib.sha256(data).hexdigest() == card.sha256
+    assert set(card.signatures) == {"infer", "train", "get_weights", "set_weights"}
+    assert [(s.name, s.shape, s.dtype) for s in card.inputs] == [
+        ("x", (-1, card.window_length), "float32")
+    ]
+    assert card.signatures["train"].inputs[1].shape == (card.train_batch, card.window_length)
+    assert not [op for op in card.ops if op.startswith("CUSTOM") or "FLEX" in op]
+    assert card.oldest_runtime and card.evaluation and card.training_data
+
+
+def test_card_figures_reproduce_on_the_shipped_file(model: TinyModel, build: ModuleType) -> None:
+    """The held-out normal MSE in the card comes from this very file and generator."""
+    td = model.card.training_data
+    held = _windows(build, int(td["heldout_windows"]), int(td["heldout_seed"]))
+    scores = model.infer(held)
+    ev = model.card.evaluation
+    assert float(scores.astype(np.float64).mean()) == pytest.approx(ev["normal_mse_mean"], 1e-5)
+    assert float(np.quantile(scores, 0.99)) == pytest.approx(ev["normal_mse_p99"], 1e-5)
+
+
+def test_scaling_matches_the_build(model: TinyModel, build: ModuleType) -> None:
+    raw, _ = build.generate_normal(1, 64)
+    np.testing.assert_array_equal(model.scale(raw), build.scale_windows(raw))
+    flat = model.scale(np.full((1, model.window), 5.0))
+    assert np.all(flat == 0.0)
+
+
+def test_spikes_score_higher_than_normal(model: TinyModel, build: ModuleType) -> None:
+    held = _windows(build, 512, 99)
+    spiked = build.inject_anomalies(held, 100, "spike")
+    assert np.median(model.infer(spiked)) > 5 * np.median(model.infer(held))
+
+
+def test_batched_infer_equals_one_at_a_time(model: TinyModel, build: ModuleType) -> None:
+    x = _windows(build, 1024 + 7, 5)
+    batched = model.run(x)
+    singles = [model.run(x[i : i + 1]) for i in range(len(x))]
+    one_score = np.concatenate([s["score"] for s in singles])
+    one_recon = np.concatenate([s["recon"] for s in singles])
+    assert batched["score"].shape == (len(x),) and batched["recon"].shape == x.shape
+    np.testing.assert_allclose(batched["score"], one_score, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(batched["recon"], one_recon, rtol=0, atol=1e-6)
+
+
+def test_chunked_batch_equals_single_invoke(model: TinyModel, build: ModuleType) -> None:
+    x = _windows(build, 100, 6)
+    whole = model.run(x)["score"]
+    np.testing.assert_allclose(model.run(x, chunk=16)["score"], whole, rtol=0, atol=1e-6)
+
+
+def test_infer_rejects_wrong_window_length(model: TinyModel) -> None:
+    with pytest.raises(ValueError, match="expected scaled windows"):
+        model.infer(np.zeros((2, model.window + 1), np.float32))
+
+
+def test_train_steps_reduce_loss(model: TinyModel, build: ModuleType) -> None:
+    """A new kind of normal (a fixed chirp with noise) is learned over a few steps."""
+    rng = np.random.default_rng(3)
+    t = np.arange(model.window)
+    raw = np.sin(0.02 * t**2)[None, :] + rng.normal(0, 0.05, (model.card.train_batch, model.window))
+    x = model.scale(raw)
+    before = model.infer(x).mean()
+    losses = [model.train(x, 0.01) for _ in range(30)]
+    assert losses[-1] < 0.5 * losses[0]
+    assert model.infer(x).mean() < 0.5 * before
+    assert losses[0] == pytest.approx(before, rel=1e-5)  # loss is taken before the step
+
+
+def test_train_rejects_wrong_batch(model: TinyModel) -> None:
+    with pytest.raises(ValueError, match="expected scaled windows"):
+        model.train(np.zeros((model.card.train_batch - 1, model.window), np.float32), 0.01)
+
+
+def test_weights_blob_round_trip_on_a_fresh_interpreter(
+    model: TinyModel, build: ModuleType
+) -> None:
+    x = _windows(build, model.card.train_batch, 11)
+    fresh_out = model.reconstruct(x)
+    for _ in range(5):
+        model.train(x, 0.01)
+    trained_out = model.reconstruct(x)
+    blob = model.weights_blob()
+    assert isinstance(blob, bytes)
+
+    other = load_model("tiny")
+    np.testing.assert_array_equal(other.reconstruct(x), fresh_out)  # file weights at start
+    other.load_weights_blob(blob)
+    np.testing.assert_array_equal(other.reconstruct(x), trained_out)
+    assert not np.array_equal(trained_out, fresh_out)
+    got = other.get_weights()
+    for name, arr in model.get_weights().items():
+        np.testing.assert_array_equal(got[name], arr)
+
+
+def test_set_weights_rejects_bad_names_and_shapes(model: TinyModel) -> None:
+    w = model.get_weights()
+    with pytest.raises(ModelError, match="tiny.tflite"):
+        model.set_weights({k: v for k, v in w.items() if k != "w0"})
+    w["w0"] = w["w0"][:, :3]
+    with pytest.raises(ModelError, match="weight w0 shape"):
+        model.set_weights(w)
+    with pytest.raises(ModelError, match="unreadable weights blob"):
+        model.load_weights_blob(b"not a zip")
+
+
+def test_truncated_copy(copy: Path) -> None:
+    tfl = copy.with_suffix(".tflite")
+    tfl.write_bytes(tfl.read_bytes()[:1000])
+    with pytest.raises(ModelError, match="truncated") as err:
+        load_model(copy)
+    assert err.value.path == str(tfl)
+
+
+def test_truncated_copy_whose_card_agrees_fails_in_the_interpreter(copy: Path) -> None:
+    tfl = copy.with_suffix(".tflite")
+    data = tfl.read_bytes()[:1000]
+    tfl.write_bytes(data)
+    _rewrite_card(copy, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    with pytest.raises(ModelError, match="cannot load") as err:
+        load_model(copy)
+    assert err.value.path == str(tfl)
+
+
+def test_wrong_hash_copy(copy: Path) -> None:
+    tfl = copy.with_suffix(".tflite")
+    data = bytearray(tfl.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    tfl.write_bytes(bytes(data))
+    with pytest.raises(ModelError, match="sha256") as err:
+        load_model(tfl)  # a .tflite path finds its card next to it
+    assert err.value.path == str(tfl)
+
+
+def test_missing_file(copy: Path) -> None:
+    copy.with_suffix(".tflite").unlink()
+    with pytest.raises(ModelError, match="missing") as err:
+        load_model(copy)
+    assert err.value.path == str(copy.with_suffix(".tflite"))
+
+
+def test_missing_card(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="card not found") as err:
+        load_model(tmp_path / "nope.json")
+    assert err.value.path == str(tmp_path / "nope.json")
+
+
+def test_card_spec_mismatch(copy: Path) -> None:
+    raw = json.loads(copy.read_text())
+    raw["signatures"]["train"]["inputs"]["x"]["shape"] = [16, 32]
+    copy.write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match=r"signature train inputs: card .*x \[16, 32\]") as err:
+        load_model(copy)
+    assert err.value.path == str(copy.with_suffix(".tflite"))
+    assert "tiny.json" in str(err.value)
+
+
+def test_card_missing_signature(copy: Path) -> None:
+    raw = json.loads(copy.read_text())
+    del raw["signatures"]["get_weights"]
+    copy.write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="signatures: card"):
+        load_model(copy)
+
+
+def test_card_inputs_must_agree_with_infer_signature(copy: Path) -> None:
+    raw = json.loads(copy.read_text())
+    raw["inputs"][0]["shape"] = [-1, 16]
+    copy.write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="differ from signature infer") as err:
+        ModelCard.from_file(copy)
+    assert err.value.path == str(copy)
+
+
+def test_card_missing_key(copy: Path) -> None:
+    raw = json.loads(copy.read_text())
+    del raw["sha256"]
+    copy.write_text(json.dumps(raw))
+    with pytest.raises(ModelError, match="bad model card.*sha256"):
+        load_model(copy)
+
+
+def test_no_runtime_is_a_model_error(copy: Path) -> None:
+    with pytest.raises(ModelError) as err:
+        load_model(copy, runtimes=("vigil_no_such_runtime.interpreter",))
+    assert err.value.reason == NO_RUNTIME
+    assert err.value.path == str(copy.with_suffix(".tflite"))
+
+
+def test_litert_runtime_is_used() -> None:
+    interp = load_interpreter(
+        models_dir() / "tiny.tflite", runtimes=("ai_edge_litert.interpreter",)
+    )
+    assert type(interp).__module__.startswith("ai_edge_litert")
+
+
+def test_tflite_runtime_fallback(model: TinyModel, build: ModuleType) -> None:
+    """Termux's python-tflite-runtime: same file, same outputs (skipped where it is absent)."""
+    pytest.importorskip("tflite_runtime.interpreter")
+    other = load_model("tiny", runtimes=("tflite_runtime.interpreter",))
+    x = _windows(build, 64, 12)
+    np.testing.assert_allclose(other.infer(x), model.infer(x), rtol=0, atol=1e-6)
