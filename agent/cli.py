@@ -62,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("traces", type=Path, nargs="+", metavar="TRACE")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     p.add_argument("--fences", type=Path, metavar="GEOJSON", help="use these fences alone")
+    p = add("score", "replay traces through the pipeline into a CSV of anomaly scores per sample")
+    p.add_argument("traces", type=Path, nargs="+", metavar="TRACE")
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="CSV")
     p = add("events", "list stored events")
     p.add_argument("--since", help="e.g. 24h, 30m, 7d, or an ISO 8601 time (default: all)")
     p.add_argument("--kind", help="only this kind, e.g. rule.fired")
@@ -257,6 +260,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_score(args: argparse.Namespace) -> int:
+    from agent.runtime.score import score_traces
+
+    rows = score_traces(args.traces, _config(args), args.output)
+    print(f"score: {rows} rows -> {args.output}", file=sys.stderr)
+    return 0
+
+
 def cmd_events(args: argparse.Namespace) -> int:
     from agent.memory.db import open_engine, upgrade
     from agent.memory.store import MemoryStore
@@ -447,6 +458,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "record": cmd_record,
     "replay": cmd_replay,
+    "score": cmd_score,
     "events": cmd_events,
     "db": cmd_db,
     "service": cmd_service,

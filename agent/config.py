@@ -112,6 +112,25 @@ class PlacesConfig:
 
 
 @dataclass(frozen=True)
+class AnomalyConfig:
+    """The always-on tier: the tiny model and anomaly likelihoods over every stream."""
+
+    enabled: bool = True
+    #: A source's anomaly starts at this score (0.5: likelihood 1 - 1e-5) and ends after
+    #: ``end_n`` samples below ``end_score``.
+    start_score: float = 0.5
+    end_score: float = 0.3
+    end_n: int = 3
+    #: Weight of a new value in a stream's running mean and variance (the level check).
+    level_alpha: float = 0.01
+    #: Scores in a stream's long-term distribution, in its short-term mean, and before any
+    #: verdict (samples of that stream).
+    long_n: int = 1000
+    short_n: int = 10
+    warmup_n: int = 100
+
+
+@dataclass(frozen=True)
 class RuleConfig:
     """A numeric rule: ``stream`` above/below a threshold for ``for_s`` seconds fires once.
 
@@ -158,6 +177,7 @@ class Config:
     sensors: SensorsConfig = field(default_factory=SensorsConfig)
     geofence: GeofenceConfig = field(default_factory=GeofenceConfig)
     places: PlacesConfig = field(default_factory=PlacesConfig)
+    anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
     rules: tuple[RuleConfig, ...] = DEFAULT_RULES
 
 
@@ -256,6 +276,13 @@ def _check(config: Config, path: str) -> None:
     for key in ("dist_m", "min_stay_s", "merge_m"):
         if getattr(config.places, key) <= 0:
             raise ConfigError(path, f"places.{key}", "must be > 0")
+    a = config.anomaly
+    if not (0.0 < a.end_score <= a.start_score <= 1.0) or not (0.0 < a.level_alpha < 1.0):
+        raise ConfigError(
+            path, "anomaly", "need 0 < end_score <= start_score <= 1, 0 < level_alpha < 1"
+        )
+    if min(a.end_n, a.long_n, a.short_n, a.warmup_n) < 1:
+        raise ConfigError(path, "anomaly", "end_n, long_n, short_n and warmup_n must be >= 1")
     if config.sensors.apps.top_n < 0 or config.sensors.apps.pulsetime_s <= 0:
         raise ConfigError(path, "sensors.apps", "top_n must be >= 0 and pulsetime_s > 0")
     for i, pattern in enumerate(config.sensors.apps.redact):
@@ -359,6 +386,18 @@ enabled = true
 dist_m = 100.0
 min_stay_s = 300.0
 merge_m = 100.0
+
+[anomaly]
+# The always-on tier: the tiny model scores every stream's recent shape, a running mean its
+# level; per stream an anomaly likelihood, per source (system, battery...) events.
+enabled = true
+start_score = 0.5
+end_score = 0.3
+end_n = 3
+level_alpha = 0.01
+long_n = 1000
+short_n = 10
+warmup_n = 100
 
 # Rules fire `rule.fired` once when a stream stays above (or below) a threshold for for_s
 # seconds, and re-arm only after it comes back past the threshold by `hysteresis`.

@@ -7,7 +7,9 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING
 
 from agent.config import Config
+from agent.detect.anomaly import AnomalyDetector, AnomalySettings, WindowModel
 from agent.detect.geofence import GeofenceSettings, GeofenceTracker
+from agent.detect.likelihood import LikelihoodSettings
 from agent.detect.outages import OutageTracker
 from agent.detect.places import Place, PlaceLearner
 from agent.features.sessions import AppSession, SessionTracker
@@ -26,12 +28,25 @@ class Step:
 
     events: list[Event] = field(default_factory=list)
     sessions: list[AppSession] = field(default_factory=list)
+    #: Anomaly scores in [0, 1] of the streams this sample carried: the full detector's, the
+    #: tiny model's alone, and the sample's combined (node) score.
+    scores: dict[str, float] = field(default_factory=dict)
+    tiny: dict[str, float] = field(default_factory=dict)
+    node: float | None = None
 
 
 class Pipeline:
     """Every stage's state, fed one checked sample at a time in arrival order."""
 
-    def __init__(self, config: Config, fences: Sequence[Fence] = ()) -> None:
+    def __init__(
+        self,
+        config: Config,
+        fences: Sequence[Fence] = (),
+        model: WindowModel | None = None,
+        model_p99: float = 1.0,
+    ) -> None:
+        """``model`` is the tiny model (loaded by the caller: this class does no I/O); without
+        one the anomaly stage still judges levels."""
         self.outages = OutageTracker()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
@@ -40,6 +55,22 @@ class Pipeline:
         self.geofence: GeofenceTracker | None = None
         self._geofence_settings = settings
         self.set_fences(fences)
+        a = config.anomaly
+        self.anomaly = (
+            AnomalyDetector(
+                model,
+                model_p99,
+                AnomalySettings(
+                    level_alpha=a.level_alpha,
+                    start_score=a.start_score,
+                    end_score=a.end_score,
+                    end_n=a.end_n,
+                    likelihood=LikelihoodSettings(a.long_n, a.short_n, a.warmup_n),
+                ),
+            )
+            if a.enabled
+            else None
+        )
         p = config.places
         self.places = (
             PlaceLearner(dist_m=p.dist_m, min_stay_s=p.min_stay_s, merge_m=p.merge_m)
@@ -61,7 +92,13 @@ class Pipeline:
                 step.events += self.geofence.feed(sample)
             if self.places is not None:
                 step.events += self.places.feed(sample)
-        step.events += self.rules.feed(sample.t, stream_values(sample))
+        values = stream_values(sample)
+        if self.anomaly is not None and values:
+            source = str(sample.data["name"]) if sample.sensor == "metric" else sample.sensor
+            found = self.anomaly.feed(sample.t, source, values)
+            step.scores, step.tiny, step.node = found.scores, found.tiny, found.node
+            step.events += found.events
+        step.events += self.rules.feed(sample.t, values)
         return step
 
     def set_fences(self, fences: Sequence[Fence]) -> set[str]:
@@ -90,6 +127,8 @@ class Pipeline:
         detector: dict[str, object] = {}
         if self.places is not None:
             detector["places"] = self.places.state()
+        if self.anomaly is not None:
+            detector["anomaly"] = self.anomaly.state()
         return {
             "fence_state": self.geofence.state() if self.geofence is not None else {},
             "detector_state": detector,
@@ -100,6 +139,9 @@ class Pipeline:
         if self.geofence is not None:
             known = {n: s for n, s in state["fence_state"].items() if n in self.fences}
             self.geofence.restore(known)
+        saved_anomaly = state["detector_state"].get("anomaly")
+        if self.anomaly is not None and isinstance(saved_anomaly, dict):
+            self.anomaly.restore(saved_anomaly)
         if self.places is not None:
             places = [_place_from_row(r) for r in state["places"]]
             saved = state["detector_state"].get("places")

@@ -47,13 +47,40 @@ DEMO = [
 ]
 
 
+# The anomalies demo.md works out: the day's activity switching on at 07:00 (memory +10
+# points against a noise of 1, disk rates x100), the commute's moving coordinates, the CPU
+# runaway at 14:00, the commute home; each ends. Nothing else: no false alarm in the day.
+ANOMALIES = [
+    ("system", DAY + 7 * H, DAY + 7 * H, "system.mem_used_pct"),
+    ("location", DAY + 8 * H + 15 * M, DAY + 8 * H + 20 * M, "location.lat"),
+    ("system", DAY + 14 * H, DAY + 14 * H, "system.cpu_pct"),
+    ("location", DAY + 17 * H + 15 * M, DAY + 17 * H + 20 * M, "location.lat"),
+]
+
+
+def check_anomalies(events: list[dict[str, object]]) -> None:
+    starts = [e for e in events if e["kind"] == "anomaly.start"]
+    ends = [e for e in events if e["kind"] == "anomaly.end"]
+    assert [e["kind"] for e in events] == ["anomaly.start", "anomaly.end"] * len(ANOMALIES)
+    for start, end, (subject, earliest, latest, stream) in zip(
+        starts, ends, ANOMALIES, strict=True
+    ):
+        assert start["subject"] == end["subject"] == subject
+        assert earliest <= start["t"] <= latest, start
+        assert stream in start["data"]["streams"]  # type: ignore[index, operator]
+        assert end["data"]["since"] == start["t"]  # type: ignore[index]
+
+
 def test_replay_twice_is_byte_identical(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     trace = tmp_path / "day.jsonl.gz"
     write_synthetic_trace(trace)
     first = _replay_json(capsys, str(trace))
     second = _replay_json(capsys, str(trace))
     assert first == second
-    events = [json.loads(line) for line in first.splitlines()]
+    every = [json.loads(line) for line in first.splitlines()]
+    anomalies = [e for e in every if e["kind"].startswith("anomaly.")]
+    check_anomalies(anomalies)
+    events = [e for e in every if not e["kind"].startswith("anomaly.")]
     assert [(e["kind"], e["subject"]) for e in events] == [(k, s) for k, s, _, _ in DEMO]
     for event, (_, _, earliest, latest) in zip(events, DEMO, strict=True):
         assert earliest <= event["t"] <= latest, event
@@ -89,7 +116,8 @@ def test_demo_adds_fences_to_the_same_day(capsys: pytest.CaptureFixture[str]) ->
     assert main(["demo", "--json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     fence_events = [e for e in events if e["kind"].startswith("geofence.")]
-    others = [e for e in events if not e["kind"].startswith("geofence.")]
+    check_anomalies([e for e in events if e["kind"].startswith("anomaly.")])
+    others = [e for e in events if not e["kind"].startswith(("geofence.", "anomaly."))]
     assert [(e["kind"], e["subject"]) for e in others] == [(k, s) for k, s, _, _ in DEMO]
     assert [(e["kind"], e["subject"]) for e in fence_events] == [(k, s) for k, s, _, _ in FENCES]
     for event, (_, _, earliest, latest) in zip(fence_events, FENCES, strict=True):

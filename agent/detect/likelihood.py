@@ -2,11 +2,11 @@
 
 Numenta's anomaly likelihood is the model: a raw score (here the tiny model's prediction
 error) means little on its own, since every stream has its own noise. So each stream keeps
-the distribution of its recent raw scores (a long window, as a Gaussian), and the likelihood
+the distribution of its recent raw scores (a long-term Gaussian, exponentially weighted over
+about ``long_n`` scores: O(1) memory and a state small enough to commit), and the likelihood
 of a sample is how far the *short-term* mean of its scores sits in that distribution's upper
 tail: ``Phi((short_mean - long_mean) / long_std)``. A stream whose errors are always large is
-normal; a stream whose errors suddenly grow is not. Pure, sample time only; the state is
-plain data so the store can keep it.
+normal; a stream whose errors suddenly grow is not. Pure, sample count only.
 """
 
 from __future__ import annotations
@@ -21,19 +21,19 @@ from typing import Any
 MIN_STD = 1e-3
 
 
-@dataclass
+@dataclass(frozen=True)
 class LikelihoodSettings:
-    long_n: int = 1000  # scores in the long-term distribution
+    long_n: int = 1000  # the long-term distribution's memory, in scores
     short_n: int = 10  # scores averaged for the short-term mean
     warmup_n: int = 100  # no verdict before this many scores (likelihood 0.5)
 
 
 @dataclass
 class _Stream:
-    long: deque[float] = field(default_factory=deque)
     short: deque[float] = field(default_factory=deque)
-    total: float = 0.0  # running sums over ``long`` for an O(1) mean and variance
-    total_sq: float = 0.0
+    n: int = 0
+    mean: float = 0.0
+    var: float = 0.0
 
 
 class AnomalyLikelihood:
@@ -53,35 +53,29 @@ class AnomalyLikelihood:
         if len(s.short) > settings.short_n:
             s.short.popleft()
         likelihood = 0.5
-        n = len(s.long)
-        if n >= settings.warmup_n:
-            mean = s.total / n
-            var = max(0.0, s.total_sq / n - mean * mean)
-            std = max(math.sqrt(var), MIN_STD)
+        if s.n >= settings.warmup_n:
+            std = max(math.sqrt(s.var), MIN_STD)
             short_mean = sum(s.short) / len(s.short)
-            likelihood = _normal_cdf((short_mean - mean) / std)
-        s.long.append(raw)
-        s.total += raw
-        s.total_sq += raw * raw
-        if len(s.long) > settings.long_n:
-            old = s.long.popleft()
-            s.total -= old
-            s.total_sq -= old * old
+            likelihood = _normal_cdf((short_mean - s.mean) / std)
+        # Exponentially weighted mean and variance; plain averages until long_n scores.
+        s.n += 1
+        a = 1.0 / min(s.n, settings.long_n)
+        diff = raw - s.mean
+        s.mean += a * diff
+        s.var = (1.0 - a) * (s.var + a * diff * diff)
         return likelihood
 
     def state(self) -> dict[str, Any]:
         return {
-            name: {"long": list(s.long), "short": list(s.short)}
-            for name, s in self._streams.items()
+            name: {"n": s.n, "mean": s.mean, "var": s.var, "short": list(s.short)}
+            for name, s in sorted(self._streams.items())
         }
 
     def restore(self, saved: dict[str, Any]) -> None:
-        self._streams = {}
-        for name, data in saved.items():
-            s = _Stream(deque(data["long"]), deque(data["short"]))
-            s.total = sum(s.long)
-            s.total_sq = sum(v * v for v in s.long)
-            self._streams[name] = s
+        self._streams = {
+            name: _Stream(deque(d["short"]), int(d["n"]), float(d["mean"]), float(d["var"]))
+            for name, d in saved.items()
+        }
 
 
 def _normal_cdf(z: float) -> float:

@@ -376,3 +376,14 @@ class TinyModel:
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ModelError(str(self.card.model_path), f"unreadable weights blob: {exc}") from exc
         self.set_weights(weights)
+
+
+def load_or_explain(name: str = "tiny") -> tuple[TinyModel | None, float]:
+    """The shipped model and its normal-error threshold, or (None, 1.0) with one clear log
+    line when it cannot be used: the other stages go on without it."""
+    try:
+        model = load_model(name)
+    except ModelError as exc:
+        logger.error("%s; anomaly detection runs on levels only", exc)
+        return None, 1.0
+    return model, float(model.card.thresholds.get("score_p99_normal", 1.0))

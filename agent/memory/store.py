@@ -70,7 +70,7 @@ class MemoryStore:
         self._batch_t: float | None = None
         self._failing = False
         self._state_provider: Callable[[], StageState] | None = None
-        self._written_state: str | None = None
+        self._written_parts: dict[str, str] = {}
         self.retention_s = retention_s
         self._latest_t: float | None = None
         self._pruned_t: float | None = None
@@ -190,31 +190,38 @@ class MemoryStore:
         self._state_provider = provider
 
     def _write_state(self, conn: Connection) -> None:
+        """Commit the parts of the stages' state that changed since the last commit: the
+        anomaly state of a quiet stream moves every sample, but fences and places rarely."""
         if self._state_provider is None:
             return
         state = self._state_provider()
-        text = json.dumps(state, sort_keys=True)
-        if text == self._written_state:
-            return
-        conn.execute(delete(schema.fence_state))
-        rows = [{"name": n, "data": _dumps(d)} for n, d in state["fence_state"].items()]
-        if rows:
-            conn.execute(insert(schema.fence_state), rows)
-        for name, data in state["detector_state"].items():
-            stmt = sqlite_insert(schema.detector_state).values(name=name, data=json.dumps(data))
+        parts: dict[str, Any] = {"fence_state": state["fence_state"], "places": state["places"]}
+        parts.update({f"detector:{k}": v for k, v in state["detector_state"].items()})
+        written = self._written_parts
+        texts = {k: json.dumps(v, sort_keys=True) for k, v in parts.items()}
+        if texts.get("fence_state") != written.get("fence_state"):
+            conn.execute(delete(schema.fence_state))
+            rows = [{"name": n, "data": _dumps(d)} for n, d in state["fence_state"].items()]
+            if rows:
+                conn.execute(insert(schema.fence_state), rows)
+        for key, text in texts.items():
+            if not key.startswith("detector:") or written.get(key) == text:
+                continue
+            stmt = sqlite_insert(schema.detector_state).values(name=key[9:], data=text)
             conn.execute(
                 stmt.on_conflict_do_update(
                     index_elements=["name"], set_={"data": stmt.excluded.data}
                 )
             )
-        for place in state["places"]:
-            stmt = sqlite_insert(schema.places).values(**place)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["id"], set_={k: v for k, v in place.items() if k != "id"}
+        if texts.get("places") != written.get("places"):
+            for place in state["places"]:
+                stmt = sqlite_insert(schema.places).values(**place)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["id"], set_={k: v for k, v in place.items() if k != "id"}
+                    )
                 )
-            )
-        self._written_state = text
+        self._written_parts = texts
 
     def load_state(self) -> StageState:
         """What ``attach_state`` last committed (empty on a new database)."""

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from agent.clock import Clock
 from agent.config import Config
+from agent.detect.tflite import load_or_explain
 from agent.memory.db import WriterLock, open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
@@ -104,7 +105,8 @@ def _run(
         else None
     )
     fence_store = FenceStore(engine)
-    pipeline = Pipeline(config, load_fences(fence_store))
+    model, p99 = load_or_explain()
+    pipeline = Pipeline(config, load_fences(fence_store), model, p99)
     pipeline.restore(store.load_state())
     store.attach_state(pipeline.snapshot)
     fences = FenceWatcher(fence_store, pipeline, check_every_s=config.daemon.commit_interval_s)

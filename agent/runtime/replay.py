@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import Config
+from agent.detect.tflite import load_or_explain
 from agent.memory.db import open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
@@ -69,7 +70,8 @@ def _replay(
     upgrade(engine)
     if fences is None:
         fences = load_fences(FenceStore(engine))
-    pipeline = Pipeline(config, fences)
+    model, p99 = load_or_explain()
+    pipeline = Pipeline(config, fences, model, p99)
     # Replay commits by batch size only: sample time runs far faster than the wall clock.
     store = MemoryStore(engine, commit_interval_s=None, max_batch=20_000)
     store.attach_state(pipeline.snapshot)

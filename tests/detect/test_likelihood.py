@@ -16,6 +16,8 @@ def test_warmup_gives_one_half() -> None:
 def test_noisy_stream_is_normal_and_a_jump_is_not() -> None:
     rng = random.Random(3)
     al = AnomalyLikelihood(LikelihoodSettings(long_n=500, short_n=5, warmup_n=100))
+    # half-normal errors: mean 0.80, std 0.60; five errors of 6 are (6 - 0.8) / 0.6 = 8.7
+    # deviations out: likelihood Phi(8.7), 1 - 1.7e-18
     normal = [al.update("noisy", abs(rng.gauss(0.0, 1.0))) for _ in range(600)]
     assert max(normal[100:]) < 0.9999  # big but usual errors stay out of the far tail
     jump = [al.update("noisy", 6.0) for _ in range(5)]

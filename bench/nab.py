@@ -1,0 +1,244 @@
+"""vigil on the Numenta Anomaly Benchmark: NAB results folders for two detectors, then scored.
+
+Each NAB data file (sorted by ``<category>/<file>.csv``) is read with the ``nab`` importer's
+reader and made ready the way ``vigil import nab`` does (``finish``: sorted by time, exact
+duplicates dropped, every sample through the gate), then fed to a fresh ``Pipeline`` per file
+built as the daemon builds it (the shipped tiny model), with no database. Two detectors are
+written in NAB's results layout, ``OUT/<detector>/<category>/<detector>_<file>.csv`` with
+``timestamp,value,anomaly_score,label``:
+
+* ``vigil``: the full detector's score of the file's stream (``Step.scores``);
+* ``vigilTiny``: the tiny model's score alone (``Step.tiny``).
+
+A row the pipeline gave no score for (the model's warm-up, a value the gate refused) gets 0.0.
+
+The results have exactly one row per row of the NAB file, in the file's order (NAB aligns
+results and windows by row), so the rows are read here from the CSV and the pipeline's
+scores mapped onto them by (timestamp, value). Duplicates: an exact duplicate row (same
+timestamp and value; e.g. ``ec2_disk_write_bytes_1ef3de`` repeats one row 12 times) was fed
+once, and every copy gets that one sample's score. Rows that share a timestamp with different
+values (a local-time hour written twice in ``machine_temperature_system_failure``) are all fed,
+in time order (stable: file order within one instant), and each gets its own score. ``label``
+is 1 for rows whose timestamp lies inside a window of ``labels/combined_windows.json``.
+
+Then both detectors are scored with vigil's NAB scorer (one global threshold per profile) and
+a table printed: normalised score and threshold per detector and profile, the pipeline's CPU
+time per row (``time.thread_time`` around ``Pipeline.feed``) and the wall time. With
+``--files N`` the scores cover only those files' windows: not comparable to NAB's table.
+
+    python bench/nab.py --data ../shared/data/nab --out DIR [--files N] [--config vigil.toml]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+
+from agent.config import Config, load
+from agent.detect.tflite import load_or_explain
+from agent.evaluation.nab_io import Windows, load_profiles, load_results, load_windows
+from agent.evaluation.nab_score import (
+    ProfileResult,
+    labels_match,
+    optimise,
+    prepare_file,
+    score_results_dir,
+)
+from agent.importers.common import ImportCounts, ImportOptions, finish
+from agent.importers.nab import HEADER, read_nab
+from agent.pipeline import Pipeline, Step
+
+REPO = Path(__file__).resolve().parent.parent
+DETECTORS = ("vigil", "vigilTiny")  # (Step.scores, Step.tiny)
+NAB_TIME = "%Y-%m-%d %H:%M:%S"
+
+
+@dataclass
+class FileRun:
+    """One NAB file through the pipeline: its rows, the samples fed and their CPU time."""
+
+    name: str  # <category>/<file>.csv
+    rows: int
+    samples: int
+    cpu_s: float
+
+
+def _scores(step: Step, stream: str) -> tuple[float, float]:
+    """(full, tiny) scores of ``stream`` in a one-stream sample's step; 0.0 when missing."""
+    return step.scores.get(stream, 0.0), step.tiny.get(stream, 0.0)
+
+
+def _new_pipeline(config: Config) -> Pipeline:
+    """A fresh pipeline, built as the daemon and ``vigil replay`` build theirs."""
+    model, p99 = load_or_explain()
+    return Pipeline(config, (), model, p99)
+
+
+def data_files(data_dir: Path) -> list[str]:
+    """The corpus' data files as ``<category>/<file>.csv``, sorted."""
+    root = data_dir / "data"
+    names = sorted(p.relative_to(root).as_posix() for p in root.glob("*/*.csv"))
+    if not names:
+        raise SystemExit(f"no NAB data files under {root}")
+    return names
+
+
+def read_rows(path: Path) -> list[tuple[str, str]]:
+    """The (timestamp, value) text of every data row, in file order."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        reader = csv.reader(f)
+        header = [c.strip() for c in next(reader, [])]
+        if header != HEADER:
+            raise SystemExit(f"{path}: not a NAB file: header {header!r}")
+        return [(r[0].strip(), r[1].strip()) for r in reader if r]
+
+
+def _when(text: str) -> datetime:
+    """A NAB time as the importer reads it: naive, taken as UTC."""
+    when = datetime.fromisoformat(text)
+    return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+
+
+def run_file(data_dir: Path, name: str, config: Config, out: Path, windows: Windows) -> FileRun:
+    """Feed one file through a fresh pipeline and write both detectors' results files."""
+    path = data_dir / "data" / name
+    stream = path.name.removesuffix(".csv")
+    counts = ImportCounts()
+    samples = finish(read_nab([path], ImportOptions(), counts, lambda n: None), counts)
+    pipeline = _new_pipeline(config)
+    by_key: dict[tuple[float, float], tuple[float, float]] = {}
+    cpu = 0.0
+    for sample in samples:
+        start = time.thread_time()
+        step = pipeline.feed(sample)
+        cpu += time.thread_time() - start
+        value = sample.data["value"]
+        assert isinstance(value, float)
+        by_key[(sample.t, value)] = _scores(step, stream)
+    rows = read_rows(path)
+    stamps = np.array([_when(ts).replace(tzinfo=None) for ts, _ in rows], dtype="datetime64[us]")
+    label = np.zeros(len(rows), dtype=bool)
+    for a, b in windows.get(name, []):
+        label |= (stamps >= a) & (stamps <= b)
+    scored = [by_key.get(_key(ts, v), (0.0, 0.0)) for ts, v in rows]
+    category, file = name.split("/", 1)
+    for k, detector in enumerate(DETECTORS):
+        target = out / detector / category / f"{detector}_{file}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with target.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(["timestamp", "value", "anomaly_score", "label"])
+            for (ts, v), pair, inside in zip(rows, scored, label, strict=True):
+                writer.writerow([_when(ts).strftime(NAB_TIME), v, repr(pair[k]), int(inside)])
+    return FileRun(name, len(rows), len(samples), cpu)
+
+
+def _key(ts: str, value: str) -> tuple[float, float]:
+    """The (t, value) a row became in the importer; NaN (never matched) if it could not."""
+    try:
+        return _when(ts).timestamp(), float(value)
+    except ValueError:
+        return float("nan"), float("nan")
+
+
+def score(
+    out: Path, data_dir: Path, names: list[str]
+) -> dict[str, dict[str, ProfileResult] | None]:
+    """Each detector's corpus optimum per profile (``None``: no labelled window in ``names``)."""
+    windows = load_windows(data_dir / "labels" / "combined_windows.json")
+    profiles = load_profiles(data_dir / "config" / "profiles.json")
+    found: dict[str, dict[str, ProfileResult] | None] = {}
+    for detector in DETECTORS:
+        if sorted(windows) == names:  # the whole corpus: exactly bench/nab_score.py's path
+            found[detector], _ = score_results_dir(out / detector, data_dir, detector)
+            continue
+        results = load_results(out / detector, names, detector)
+        prepared = [prepare_file(r, windows) for r in results]
+        bad = [r.name for r, p in zip(results, prepared, strict=True) if not labels_match(r, p)]
+        if bad:
+            raise SystemExit(f"{detector}: label column disagrees with the windows in {bad}")
+        has_windows = any(len(p.scorable_windows) for p in prepared)
+        found[detector] = optimise(prepared, profiles) if has_windows else None
+    return found
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[FileRun], None]]:
+    """A rich progress bar on a terminal, else one plain line per file (stderr)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    console = Console(stderr=True)
+    if not console.is_terminal:
+        done = 0
+
+        def line(run: FileRun) -> None:
+            nonlocal done
+            done += 1
+            cost = run.cpu_s / max(run.rows, 1) * 1e6
+            print(
+                f"[{done}/{total}] {run.name}: {run.rows} rows, {run.samples} samples, "
+                f"{cost:.1f} us/row",
+                file=sys.stderr,
+                flush=True,
+            )
+
+        yield line
+        return
+    columns = (TextColumn("nab"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[f]}"))
+    with Progress(*columns, console=console, transient=True) as progress:
+        task = progress.add_task("nab", total=total, f="")
+        yield lambda run: progress.update(task, advance=1, f=run.name)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=REPO.parent / "shared" / "data" / "nab",
+        help="NAB corpus root with data/, labels/ and config/ (default: %(default)s)",
+    )
+    parser.add_argument("--out", type=Path, required=True, help="results folder to write")
+    parser.add_argument("--files", type=int, metavar="N", help="only the first N files (sorted)")
+    parser.add_argument("--config", type=Path, help="a vigil config (default: the defaults)")
+    args = parser.parse_args(argv)
+    wall = time.perf_counter()
+    config = load(args.config, missing_ok=False) if args.config else Config()
+    names = data_files(args.data)[: args.files]
+    windows = load_windows(args.data / "labels" / "combined_windows.json")
+    runs: list[FileRun] = []
+    with _progress(len(names)) as report:
+        for name in names:
+            runs.append(run_file(args.data, name, config, args.out, windows))
+            report(runs[-1])
+    results = score(args.out, args.data, names)
+    rows = sum(r.rows for r in runs)
+    cpu = sum(r.cpu_s for r in runs)
+    print(f"NAB: {len(runs)} files, {rows:,} rows, {sum(r.samples for r in runs):,} samples fed")
+    print(f"{'detector':<10} {'profile':<20} {'normalised':>10} {'raw':>10} {'threshold':>14}")
+    for detector, by_profile in results.items():
+        if by_profile is None:
+            print(f"{detector:<10} (no labelled windows in these files: nothing to score)")
+            continue
+        for r in by_profile.values():
+            print(
+                f"{detector:<10} {r.profile:<20} {r.normalised:>10.2f} {r.score:>10.3f} "
+                f"{r.threshold:>14.8g}"
+            )
+    print(f"pipeline CPU {cpu:.2f} s = {cpu / max(rows, 1) * 1e6:.1f} us per row")
+    print(f"wall time {time.perf_counter() - wall:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
