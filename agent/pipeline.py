@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from agent.config import Config
 from agent.detect.anomaly import AnomalyDetector, AnomalySettings, WindowModel
-from agent.detect.geofence import GeofenceSettings, GeofenceTracker
+from agent.detect.geofence import GeofenceTracker
 from agent.detect.likelihood import LikelihoodSettings
 from agent.detect.outages import OutageTracker
 from agent.detect.places import Place, PlaceLearner
@@ -50,10 +50,9 @@ class Pipeline:
         self.outages = OutageTracker()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
-        settings = GeofenceSettings(**asdict(config.geofence))
         self.fences: dict[str, Fence] = {}
         self.geofence: GeofenceTracker | None = None
-        self._geofence_settings = settings
+        self._geofence_settings = config.geofence
         self.set_fences(fences)
         a = config.anomaly
         self.anomaly = (

@@ -40,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agent.config import Config
+from agent.config import Config, GeofenceConfig
 from agent.detect.fence_index import FenceIndex
 from agent.detect.fences import Fence, parse_fences
-from agent.detect.geofence import GeofenceSettings, GeofenceTracker
+from agent.detect.geofence import GeofenceTracker
 from agent.importers import import_files
 from agent.importers.common import ImportOptions
 from agent.runtime.trace import ReadCounts, read_trace
@@ -168,7 +168,7 @@ def truth(fixes: list[Sample], index: FenceIndex) -> dict[str, list[tuple[float,
     return crossings
 
 
-def evaluate(fixes: list[Sample], fences: list[Fence], settings: GeofenceSettings) -> Result:
+def evaluate(fixes: list[Sample], fences: list[Fence], settings: GeofenceConfig) -> Result:
     index = FenceIndex(fences)
     tracker = GeofenceTracker(index, settings)
     events: list[Event] = []
@@ -255,7 +255,7 @@ def _decidable(
     kind: str,
     lo: float,
     hi: float,
-    settings: GeofenceSettings,
+    settings: GeofenceConfig,
 ) -> bool:
     """Whether any fix between the neighbouring crossings was precise enough for a
     certainly-inside (enter) or certainly-outside (exit) verdict on this fence."""
@@ -270,7 +270,7 @@ def _decidable(
     return False
 
 
-def static_check(fixes: list[Sample], settings: GeofenceSettings) -> tuple[int, int, int]:
+def static_check(fixes: list[Sample], settings: GeofenceConfig) -> tuple[int, int, int]:
     """Two circles whose edges pass 4 m from the mean position, one each side; the
     transitions after each fence's first one (goal 0), and the first ones."""
     lat = statistics.fmean(float(s.data["lat"]) for s in fixes)  # type: ignore[arg-type]
@@ -305,8 +305,7 @@ def main() -> None:
     )
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
-    g = Config().geofence
-    settings = GeofenceSettings(**vars(g))
+    settings = Config().geofence
     header = (
         f"{'trace':<18} {'fixes':>6} {'fences':>6} {'clear':>6} {'found':>6} "
         f"{'missed':>6} {'imprecise':>9} {'quick':>5} {'spike':>5} {'after':>5} {'flaps':>5} "

@@ -8,23 +8,14 @@ import signal
 import subprocess
 from pathlib import Path
 
-import pytest
-from _tools import free_port, require_tool
+from _tools import free_port, require_tool, shared
 
 __all__ = ["GpsFake", "free_port", "nmea_dir"]
 
-REPO = Path(__file__).resolve().parents[1]
-
 
 def nmea_dir() -> Path:
-    """The shared NMEA logs and their .chk files (../shared/data/traces/nmea by default)."""
-    root = Path(os.environ.get("VIGIL_SHARED_DATA", REPO.parent / "shared" / "data"))
-    nmea = root / "traces" / "nmea"
-    if not (nmea / "haicom-305N.log.chk").is_file():
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(f"shared data missing: {nmea} (VIGIL_REQUIRE_SYSTEM_TOOLS=1)")
-        pytest.skip(f"shared data missing: {nmea}")
-    return nmea
+    """The shared NMEA logs and their .chk files (``traces/nmea`` of the shared data)."""
+    return shared("traces", "nmea", "haicom-305N.log.chk").parent
 
 
 class GpsFake:

@@ -1,10 +1,12 @@
-"""Test helper: find a system tool, skipping when it is missing unless CI requires it."""
+"""Test helpers: system tools and shared data, skipped when missing unless CI requires them;
+free loopback ports."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import socket
+from pathlib import Path
 
 import pytest
 
@@ -27,3 +29,18 @@ def free_port() -> int:
         port: int = s.getsockname()[1]
     assert port != 2947
     return port
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def shared(*parts: str) -> Path:
+    """A file under ``VIGIL_SHARED_DATA`` (default ``<repo>/../shared/data``); the test is
+    skipped when it is absent, or fails when ``VIGIL_REQUIRE_SYSTEM_TOOLS=1`` (CI)."""
+    root = Path(os.environ.get("VIGIL_SHARED_DATA", REPO.parent / "shared" / "data"))
+    path = root.joinpath(*parts)
+    if not path.exists():
+        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
+            pytest.fail(f"{path} is missing and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
+        pytest.skip(f"shared data {path} is not here (set VIGIL_SHARED_DATA)")
+    return path

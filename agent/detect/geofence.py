@@ -28,6 +28,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
+from agent.config import GeofenceConfig
 from agent.samples import Event, Sample
 
 logger = logging.getLogger(__name__)
@@ -40,15 +41,6 @@ class DistanceIndex(Protocol):
     def signed_distances(self, lat: float, lon: float, reach_m: float) -> dict[str, float]: ...
 
     def dwell_s(self, name: str) -> float | None: ...
-
-
-@dataclass(frozen=True)
-class GeofenceSettings:
-    enter_delay_s: float = 0.0
-    exit_delay_s: float = 60.0
-    dwell_s: float = 300.0
-    exit_gap_m: float = 20.0
-    min_visit_s: float = 120.0
 
 
 @dataclass
@@ -65,7 +57,7 @@ class FenceState:
 
 
 class GeofenceTracker:
-    def __init__(self, index: DistanceIndex, settings: GeofenceSettings) -> None:
+    def __init__(self, index: DistanceIndex, settings: GeofenceConfig) -> None:
         self.index = index
         self.settings = settings
         self.states: dict[str, FenceState] = {}

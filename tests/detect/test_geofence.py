@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from geographiclib.geodesic import Geodesic
 
-from agent.detect.geofence import GeofenceSettings, GeofenceTracker
+from agent.config import GeofenceConfig
+from agent.detect.geofence import GeofenceTracker
 from agent.samples import Event, Sample
 
 CENTER = (46.05140, 14.50620)
@@ -52,7 +53,7 @@ def run(tracker: GeofenceTracker, fixes: list[Sample]) -> list[tuple[float, str]
 
 def tracker(**settings: float) -> GeofenceTracker:
     index = CircleIndex({"square": (*CENTER, RADIUS_M)})
-    return GeofenceTracker(index, GeofenceSettings(**settings))
+    return GeofenceTracker(index, GeofenceConfig(**settings))
 
 
 def test_enter_fires_once_never_twice() -> None:
@@ -104,7 +105,7 @@ def test_enter_delay_and_dwell() -> None:
 
 def test_per_fence_dwell_and_overlapping_fences_are_independent() -> None:
     index = CircleIndex({"square": (*CENTER, 100.0), "old_town": (*CENTER, 1000.0)}, dwell=120.0)
-    t = GeofenceTracker(index, GeofenceSettings())
+    t = GeofenceTracker(index, GeofenceConfig())
     events = []
     for s in [fix(0.0, 500.0), fix(30.0, 50.0), fix(200.0, 50.0), fix(260.0, 400.0)]:
         events += [(e.t, e.kind, e.subject) for e in t.feed(s)]

@@ -4,11 +4,11 @@ published scores of two reference detectors."""
 from __future__ import annotations
 
 import math
-import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _tools import shared
 
 from agent.evaluation.nab_score import (
     CostProfile,
@@ -166,12 +166,7 @@ def test_null_and_perfect_detectors_normalise_to_0_and_100() -> None:
 
 
 def _nab_root() -> Path:
-    root = Path(os.environ.get("VIGIL_SHARED_DATA", REPO.parent / "shared" / "data")) / "nab"
-    if not (root / "results").is_dir():
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(f"shared data missing: {root} (VIGIL_REQUIRE_SYSTEM_TOOLS=1)")
-        pytest.skip(f"shared NAB data {root} is not here (set VIGIL_SHARED_DATA)")
-    return root
+    return shared("nab", "results").parent
 
 
 # NAB's own scorer with its optimisation (see the shared SOURCE.md): standard, low FP, low FN.

@@ -4,32 +4,17 @@ NMEA sentences with correct checksums."""
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, datetime
 from functools import reduce
 from pathlib import Path
 
-import pytest
+from _tools import shared
 
 from agent.config import Config
 from agent.importers import command
 from agent.runtime.replay import replay_files
 from agent.runtime.trace import ReadCounts, read_header, read_trace
 from agent.samples import Sample
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def shared(*parts: str) -> Path:
-    """A file under ``VIGIL_SHARED_DATA`` (default ``<repo>/../shared/data``); the test is
-    skipped when it is absent, or fails when ``VIGIL_REQUIRE_SYSTEM_TOOLS=1`` (CI)."""
-    root = Path(os.environ.get("VIGIL_SHARED_DATA", REPO.parent / "shared" / "data"))
-    path = root.joinpath(*parts)
-    if not path.exists():
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(f"{path} is missing and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
-        pytest.skip(f"shared data {path} is not here (set VIGIL_SHARED_DATA)")
-    return path
 
 
 def traces(*parts: str) -> Path:

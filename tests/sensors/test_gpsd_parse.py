@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import socket
 import threading
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+from _gps import nmea_dir
 
 from agent.config import LocationSensorConfig
 from agent.sensors.gpsd import (
@@ -29,19 +28,6 @@ from agent.sensors.gpsd import (
     tpv_time,
 )
 from agent.sensors.location import Rejection
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def nmea_dir() -> Path:
-    """The shared NMEA logs and their .chk files (../shared/data/traces/nmea by default)."""
-    root = Path(os.environ.get("VIGIL_SHARED_DATA", REPO.parent / "shared" / "data"))
-    nmea = root / "traces" / "nmea"
-    if not (nmea / "haicom-305N.log.chk").is_file():
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(f"shared data missing: {nmea} (VIGIL_REQUIRE_SYSTEM_TOOLS=1)")
-        pytest.skip(f"shared data missing: {nmea}")
-    return nmea
 
 
 def chk_tpvs(log: str) -> list[dict[str, Any]]:
