@@ -230,31 +230,20 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
+    from agent.progress import byte_progress
     from agent.runtime.replay import replay_files
 
     config = _config(args)
+    # Progress counts decompressed text: the size of a .gz file says nothing about it.
     total = sum(p.stat().st_size for p in args.traces if p.exists() and p.suffix != ".gz")
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("replay"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("replay", total=total or None)
+    with byte_progress("replay", total) as advance:
         result = replay_files(
             args.traces,
             config,
             db=getattr(args, "db", None),
             fences=_fences_file(args.fences) if args.fences else None,
             on_event=_event_printer(args.json),
-            on_progress=lambda n: progress.advance(task, n),
+            on_progress=advance,
         )
     print(f"replay: {result.counts.summary()}; {result.stats.events} events", file=sys.stderr)
     return 0

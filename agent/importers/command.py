@@ -109,29 +109,19 @@ def options_from(args: argparse.Namespace) -> ImportOptions:
 
 def run(args: argparse.Namespace) -> int:
     """Import, showing progress on a terminal; a one-line summary on stderr."""
-    from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+    from agent.progress import byte_progress
 
     options = options_from(args)
     files = expand(args.sources, IMPORTERS[args.kind].suffixes)
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn(f"import {args.kind}"),
-        BarColumn(),
-        DownloadColumn(),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as progress:
-        task = progress.add_task("read", total=sum(p.stat().st_size for p in files) or None)
+    total = sum(p.stat().st_size for p in files)
+    with byte_progress(f"import {args.kind}", total) as advance:
         counts = import_files(
             args.kind,
             files,
             args.output,
             options,
             host=socket.gethostname(),
-            on_progress=lambda n: progress.advance(task, n),
+            on_progress=advance,
         )
     # The summary is this command's result; cli.py alone may print(), so write to stderr.
     sys.stderr.write(f"import {args.kind}: {counts.summary()} -> {args.output}\n")
