@@ -132,17 +132,23 @@ class AnomalyConfig:
 
 @dataclass(frozen=True)
 class RuleConfig:
-    """A numeric rule: ``stream`` above/below a threshold for ``for_s`` seconds fires once.
+    """A rule, numeric or on events.
 
-    It re-arms only after the value comes back past the threshold by ``hysteresis``.
+    Numeric: ``stream`` above/below a threshold for ``for_s`` seconds fires once, and re-arms
+    only after the value comes back past the threshold by ``hysteresis``. On events: every
+    event whose kind matches ``event`` (and subject ``subject``; shell-style patterns) fires,
+    at most once per ``cooldown_s``.
     """
 
     name: str
-    stream: str
+    stream: str | None = None
     above: float | None = None
     below: float | None = None
     hysteresis: float = 0.0
     for_s: float = 0.0
+    event: str | None = None
+    subject: str | None = None
+    cooldown_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -167,6 +173,7 @@ LOCATION_SOURCES = ("auto", "gpsd", "termux", "static", "none")
 
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(name="cpu_high", stream="system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0),
+    RuleConfig(name="anomaly", event="anomaly.start", cooldown_s=600.0),
 )
 
 
@@ -299,10 +306,12 @@ def _check(config: Config, path: str) -> None:
         if rule.name in seen:
             raise ConfigError(path, f"{key}.name", f"duplicate rule name {rule.name!r}")
         seen.add(rule.name)
-        if rule.above is None and rule.below is None:
+        if (rule.stream is None) == (rule.event is None):
+            raise ConfigError(path, key, "a rule needs either 'stream' or 'event'")
+        if rule.stream is not None and rule.above is None and rule.below is None:
             raise ConfigError(path, key, "a rule needs 'above' or 'below'")
-        if rule.hysteresis < 0 or rule.for_s < 0:
-            raise ConfigError(path, key, "'hysteresis' and 'for_s' must be >= 0")
+        if rule.hysteresis < 0 or rule.for_s < 0 or rule.cooldown_s < 0:
+            raise ConfigError(path, key, "'hysteresis', 'for_s' and 'cooldown_s' must be >= 0")
 
 
 TEMPLATE = """\
@@ -409,4 +418,11 @@ stream = "system.cpu_pct"
 above = 90.0
 hysteresis = 20.0
 for_s = 120.0
+
+# Rules on events fire for every matching event (kind and subject are shell-style patterns,
+# e.g. "geofence.*"), at most once per cooldown_s: here, what the always-on tier finds.
+[[rules]]
+name = "anomaly"
+event = "anomaly.start"
+cooldown_s = 600.0
 """

@@ -84,7 +84,7 @@ class Pipeline:
                 return Step()
             if event.kind == "sensor.down":
                 self.rules.sensor_down(event.subject)
-            return Step([event])
+            return Step([event, *self.rules.on_events([event])])
         step = Step(sessions=self.sessions.feed(sample))
         if sample.sensor == "location":
             if self.geofence is not None:
@@ -97,6 +97,7 @@ class Pipeline:
             found = self.anomaly.feed(sample.t, source, values)
             step.scores, step.tiny, step.node = found.scores, found.tiny, found.node
             step.events += found.events
+        step.events += self.rules.on_events(step.events)
         step.events += self.rules.feed(sample.t, values)
         return step
 

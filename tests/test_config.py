@@ -33,8 +33,9 @@ def test_values_override_defaults_and_rules_replace_them() -> None:
         ("[sensors.system]\nenabled = 1\n", "sensors.system.enabled: expected bool"),
         ("[sensors.system]\ninterval_s = 0\n", "sensors.system.interval_s: must be > 0"),
         ("sensors = 3\n", "sensors: expected a table"),
-        ('[[rules]]\nname = "a"\nabove = 1\n', "rules[0].stream: required"),
+        ('[[rules]]\nname = "a"\nabove = 1\n', "rules[0]: a rule needs either 'stream' or 'event'"),
         ('[[rules]]\nname = "a"\nstream = "s"\n', "rules[0]: a rule needs 'above' or 'below'"),
+        ('[[rules]]\nstream = "s"\nabove = 1\n', "rules[0].name: required"),
         (
             '[[rules]]\nname = "a"\nstream = "s"\nabove = 1\n'
             '[[rules]]\nname = "a"\nstream = "t"\nabove = 1\n',

@@ -58,8 +58,17 @@ ANOMALIES = [
 ]
 
 
+def _anomaly(event: dict[str, object]) -> bool:
+    return str(event["kind"]).startswith("anomaly.") or event["subject"] == "anomaly"
+
+
 def check_anomalies(events: list[dict[str, object]]) -> None:
+    """The anomalies, and the default rule on them firing with each start (all > 600 s
+    apart, the rule's cooldown)."""
+    fired = [e for e in events if e["kind"] == "rule.fired"]
+    events = [e for e in events if e["kind"] != "rule.fired"]
     starts = [e for e in events if e["kind"] == "anomaly.start"]
+    assert [(e["t"], e["subject"]) for e in fired] == [(e["t"], "anomaly") for e in starts]
     ends = [e for e in events if e["kind"] == "anomaly.end"]
     assert [e["kind"] for e in events] == ["anomaly.start", "anomaly.end"] * len(ANOMALIES)
     for start, end, (subject, earliest, latest, stream) in zip(
@@ -78,9 +87,9 @@ def test_replay_twice_is_byte_identical(tmp_path: Path, capsys: pytest.CaptureFi
     second = _replay_json(capsys, str(trace))
     assert first == second
     every = [json.loads(line) for line in first.splitlines()]
-    anomalies = [e for e in every if e["kind"].startswith("anomaly.")]
+    anomalies = [e for e in every if _anomaly(e)]
     check_anomalies(anomalies)
-    events = [e for e in every if not e["kind"].startswith("anomaly.")]
+    events = [e for e in every if not _anomaly(e)]
     assert [(e["kind"], e["subject"]) for e in events] == [(k, s) for k, s, _, _ in DEMO]
     for event, (_, _, earliest, latest) in zip(events, DEMO, strict=True):
         assert earliest <= event["t"] <= latest, event
@@ -116,8 +125,8 @@ def test_demo_adds_fences_to_the_same_day(capsys: pytest.CaptureFixture[str]) ->
     assert main(["demo", "--json"]) == 0
     events = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     fence_events = [e for e in events if e["kind"].startswith("geofence.")]
-    check_anomalies([e for e in events if e["kind"].startswith("anomaly.")])
-    others = [e for e in events if not e["kind"].startswith(("geofence.", "anomaly."))]
+    check_anomalies([e for e in events if _anomaly(e)])
+    others = [e for e in events if not e["kind"].startswith("geofence.") and not _anomaly(e)]
     assert [(e["kind"], e["subject"]) for e in others] == [(k, s) for k, s, _, _ in DEMO]
     assert [(e["kind"], e["subject"]) for e in fence_events] == [(k, s) for k, s, _, _ in FENCES]
     for event, (_, _, earliest, latest) in zip(fence_events, FENCES, strict=True):

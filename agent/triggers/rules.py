@@ -4,6 +4,9 @@ Home Assistant's numeric_state trigger is the model: the rule fires on the edge,
 stream has been above (or below) its threshold for ``for_s``; unlike it, the rule re-arms
 only when the value comes back past the threshold by ``hysteresis``, so a value hovering at
 the threshold cannot fire again and again.
+
+Rules on events (``event = "anomaly.start"``, ``subject = "home"``) are how the stages'
+findings lead to actions: every match fires, at most once per ``cooldown_s``.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 
 from agent.config import RuleConfig
 from agent.features.streams import sensor_of
@@ -72,13 +76,47 @@ class NumericRule:
         self._state.since = None
 
 
+class EventRule:
+    """Fires on every event that matches, at most once per ``cooldown_s`` of event time."""
+
+    def __init__(self, config: RuleConfig) -> None:
+        self.config = config
+        self._last_t: float | None = None
+
+    def feed(self, event: Event) -> Event | None:
+        c = self.config
+        if event.kind == "rule.fired" or not fnmatchcase(event.kind, c.event or ""):
+            return None
+        if c.subject is not None and not fnmatchcase(event.subject, c.subject):
+            return None
+        if self._last_t is not None and event.t - self._last_t < c.cooldown_s:
+            return None
+        self._last_t = event.t
+        data = {"event": event.kind, "subject": event.subject, "data": dict(event.data)}
+        return Event(event.t, "rule.fired", c.name, data)
+
+
 class RuleSet:
-    """All numeric rules, indexed by the stream they watch."""
+    """All rules: numeric ones indexed by the stream they watch, and rules on events."""
 
     def __init__(self, rules: Iterable[RuleConfig]) -> None:
         self._by_stream: dict[str, list[NumericRule]] = {}
+        self._on_events: list[EventRule] = []
         for config in rules:
-            self._by_stream.setdefault(config.stream, []).append(NumericRule(config))
+            if config.stream is not None:
+                self._by_stream.setdefault(config.stream, []).append(NumericRule(config))
+            else:
+                self._on_events.append(EventRule(config))
+
+    def on_events(self, events: Iterable[Event]) -> list[Event]:
+        """``rule.fired`` for the stages' events that rules on events match."""
+        fired = []
+        for event in events:
+            for rule in self._on_events:
+                hit = rule.feed(event)
+                if hit is not None:
+                    fired.append(hit)
+        return fired
 
     def feed(self, t: float, values: Mapping[str, float]) -> list[Event]:
         fired: list[Event] = []

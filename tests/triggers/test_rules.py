@@ -75,3 +75,30 @@ def test_event_shape() -> None:
         "below": 15.0,
         "for_s": 0.0,
     }
+
+
+def test_event_rules_match_kind_and_subject_with_a_cooldown() -> None:
+    from agent.samples import Event
+
+    rules = RuleSet(
+        [
+            RuleConfig(name="anomaly", event="anomaly.start", cooldown_s=600.0),
+            RuleConfig(name="home", event="geofence.*", subject="home"),
+        ]
+    )
+    events = [
+        Event(0.0, "anomaly.start", "system", {"score": 1.0}),
+        Event(300.0, "anomaly.start", "battery", {}),  # within the cooldown: quiet
+        Event(301.0, "geofence.enter", "home", {}),
+        Event(302.0, "geofence.enter", "work", {}),  # another subject
+        Event(700.0, "anomaly.start", "system", {}),
+        Event(701.0, "anomaly.end", "system", {}),  # another kind
+    ]
+    fired = rules.on_events(events)
+    assert [(e.t, e.subject) for e in fired] == [
+        (0.0, "anomaly"),
+        (301.0, "home"),
+        (700.0, "anomaly"),
+    ]
+    assert fired[0].data == {"event": "anomaly.start", "subject": "system", "data": {"score": 1.0}}
+    assert rules.on_events(fired) == []  # rule.fired never feeds rules (no loops)
