@@ -88,9 +88,13 @@ def scale_windows(windows: npt.ArrayLike, min_std: float) -> F32:
     float64 and returned as float32, as the build script does.
     """
     x = np.asarray(windows, dtype=np.float64)
-    mu = x.mean(axis=-1, keepdims=True)
-    sd = np.maximum(x.std(axis=-1, keepdims=True), min_std)
-    out: F32 = ((x - mu) / sd).astype(np.float32)
+    # mean and std written out with ufuncs: the same arithmetic as x.mean()/x.std() (a sum,
+    # then the sum of squared deviations, over n), without their Python-level overhead,
+    # which dominated the live path (one window per stream per sample).
+    n = x.shape[-1]
+    d = x - np.add.reduce(x, axis=-1, keepdims=True) / n
+    sd = np.sqrt(np.add.reduce(d * d, axis=-1, keepdims=True) / n)
+    out: F32 = (d / np.maximum(sd, min_std)).astype(np.float32)
     return out
 
 
