@@ -17,8 +17,9 @@ from pathlib import Path
 
 from agent.config import Config
 from agent.demo import write_synthetic_trace
+from agent.detect.tflite import load_or_explain
 from agent.pipeline import Pipeline
-from agent.runtime.replay import replay_files
+from agent.runtime.replay import batched, replay_files
 from agent.runtime.trace import ReadCounts, read_trace
 
 
@@ -53,9 +54,10 @@ def main() -> None:
             return sum(1 for _ in read_trace([trace], ReadCounts()))
 
         def read_and_pipeline() -> int:
-            pipeline = Pipeline(Config())
+            model, p99 = load_or_explain()
+            pipeline = Pipeline(Config(), (), model, p99)
             count = 0
-            for sample in read_trace([trace], ReadCounts()):
+            for sample in batched(read_trace([trace], ReadCounts()), pipeline):
                 pipeline.feed(sample)
                 count += 1
             return count

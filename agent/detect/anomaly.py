@@ -94,6 +94,8 @@ class AnomalyDetector:
         self.likelihood = AnomalyLikelihood(settings.likelihood)
         self._streams: dict[str, _Stream] = {}
         self._sources: dict[str, _Source] = {}
+        #: (stream, value count) -> shape score computed ahead (replay's batched path).
+        self.prefetched: dict[tuple[str, int], float] = {}
 
     def feed(self, t: float, source: str, values: Mapping[str, float]) -> AnomalyStep:
         step = AnomalyStep()
@@ -162,15 +164,36 @@ class AnomalyDetector:
         return min(z, 1e3)
 
     def _shapes(self, names: list[str]) -> dict[str, float]:
-        """The tiny model's error / p99 for the streams with a full window, in one batch."""
+        """The tiny model's error / p99 for the streams with a full window, in one batch
+        (or from ``prefetched``, filled ahead in batches by replay)."""
         if self.model is None:
             return {}
         full = [n for n in names if len(self._streams[n].values) == self.window]
         if not full:
             return {}
-        windows = np.array([self._streams[n].values for n in full], dtype=np.float64)
+        shapes: dict[str, float] = {}
+        missing = []
+        for name in full:
+            cached = self.prefetched.pop((name, self._streams[name].n), None)
+            if cached is None:
+                missing.append(name)
+            else:
+                shapes[name] = cached
+        if missing:
+            windows = np.array([self._streams[n].values for n in missing], dtype=np.float64)
+            errors = self.model.infer(self.model.scale(windows))
+            shapes.update({n: float(e) / self.p99 for n, e in zip(missing, errors, strict=True)})
+        return shapes
+
+    def prefetch(self, batch: list[tuple[str, int, list[float]]]) -> None:
+        """Replay's batched path: the model's errors for many windows in one call, each keyed
+        by (stream, n): the window as it will be when that stream's n-th value arrives."""
+        if self.model is None or not batch:
+            return
+        windows = np.array([w for _, _, w in batch], dtype=np.float64)
         errors = self.model.infer(self.model.scale(windows))
-        return {n: float(e) / self.p99 for n, e in zip(full, errors, strict=True)}
+        for (name, n, _), e in zip(batch, errors, strict=True):
+            self.prefetched[(name, n)] = float(e) / self.p99
 
     def _events(self, t: float, source: str, step: AnomalyStep) -> Event | None:
         src = self._sources.setdefault(source, _Source())

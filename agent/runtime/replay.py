@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 import tempfile
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import Config
 from agent.detect.tflite import load_or_explain
+from agent.features.streams import stream_values
 from agent.memory.db import open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
@@ -19,7 +21,7 @@ from agent.power.meter import PowerMeter
 from agent.runtime.fence_watch import load_fences
 from agent.runtime.loop import DriveStats, drive
 from agent.runtime.trace import ReadCounts, read_header, read_trace
-from agent.samples import Event
+from agent.samples import Event, Sample
 
 if TYPE_CHECKING:
     from agent.detect.fences import Fence
@@ -33,6 +35,44 @@ class ReplayResult:
     counts: ReadCounts
     db_path: str
     meter: PowerMeter
+
+
+#: Samples read ahead in replay so the tiny model scores their windows in one call.
+LOOKAHEAD = 4096
+
+
+def batched(samples: Iterable[Sample], pipeline: Pipeline) -> Iterator[Sample]:
+    """Replay's batched path: read ``LOOKAHEAD`` samples ahead, give the anomaly stage the
+    tiny model's scores of all their windows in one call, then hand the samples on. The
+    windows are the ones the stage would build itself (each stream's last values in order),
+    so the events are those of the one-at-a-time live path."""
+    stage = pipeline.anomaly
+    if stage is None or stage.model is None:
+        yield from samples
+        return
+    history: dict[str, deque[float]] = {}
+    count: dict[str, int] = {}
+    ahead: list[Sample] = []
+
+    def flush() -> list[Sample]:
+        batch = []
+        for sample in ahead:
+            for name, value in stream_values(sample).items():
+                h = history.setdefault(name, deque(maxlen=stage.window))
+                h.append(value)
+                count[name] = count.get(name, 0) + 1
+                if len(h) == stage.window:
+                    batch.append((name, count[name], list(h)))
+        stage.prefetch(batch)
+        out = ahead[:]
+        ahead.clear()
+        return out
+
+    for sample in samples:
+        ahead.append(sample)
+        if len(ahead) >= LOOKAHEAD:
+            yield from flush()
+    yield from flush()
 
 
 def replay_files(
@@ -79,7 +119,7 @@ def _replay(
     meter = PowerMeter()
     try:
         stats = drive(
-            read_trace(list(paths), counts, on_progress=on_progress),
+            batched(read_trace(list(paths), counts, on_progress=on_progress), pipeline),
             pipeline=pipeline,
             store=store,
             meter=meter,
