@@ -11,6 +11,11 @@ Per stream, at every sample that carries it:
 * the raw score ``max(shape, (level / 3)**2)`` goes through the stream's anomaly likelihood
   (``likelihood.py``); the detector's score is its log transform, in [0, 1].
 
+Bad input: NaN and infinities never get here (the gate refuses them); values are clipped to
+``MAX_VALUE``; a constant stream's spread is floored, so it stays quiet; time is not used at
+all (a stream's clock is its sample count), so repeated or out-of-order timestamps and gaps
+change nothing; each stream is judged only after its warm-up.
+
 Streams of one sample are combined (Stouffer's z over their likelihoods) into one score per
 source (``system``, ``battery``, a metric's name...), which drives the events with hysteresis:
 start at ``start_score``, end after ``end_n`` samples below ``end_score``. The events name the
@@ -36,8 +41,15 @@ from agent.samples import Event
 logger = logging.getLogger(__name__)
 
 _NORMAL = NormalDist()
+#: Values are clipped to this magnitude before any arithmetic: squares and sums of a window
+#: stay finite, so a reading of 1e300 is the largest anomaly, never an overflow or a NaN.
+MAX_VALUE = 1e100
 #: Raw scores are capped here: a value of 1e300 must not turn into inf or NaN downstream.
 MAX_RAW = 1e6
+
+
+def clip_value(value: float) -> float:
+    return min(max(value, -MAX_VALUE), MAX_VALUE)
 
 
 class WindowModel(Protocol):
@@ -102,7 +114,7 @@ class AnomalyDetector:
         if not values:
             return step
         names = sorted(values)
-        level = {name: self._level(name, values[name]) for name in names}
+        level = {name: self._level(name, clip_value(values[name])) for name in names}
         shape = self._shapes(names)
         zs = []
         for name in names:

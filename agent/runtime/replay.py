@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import Config
+from agent.detect.anomaly import clip_value
 from agent.detect.tflite import load_or_explain
 from agent.features.streams import stream_values
 from agent.memory.db import open_engine, upgrade
@@ -59,7 +60,7 @@ def batched(samples: Iterable[Sample], pipeline: Pipeline) -> Iterator[Sample]:
         for sample in ahead:
             for name, value in stream_values(sample).items():
                 h = history.setdefault(name, deque(maxlen=stage.window))
-                h.append(value)
+                h.append(clip_value(value))
                 count[name] = count.get(name, 0) + 1
                 if len(h) == stage.window:
                     batch.append((name, count[name], list(h)))
