@@ -17,14 +17,14 @@ from typing import TYPE_CHECKING
 
 from agent import __version__
 from agent.clock import SystemClock
-from agent.config import TEMPLATE, Config, default_config_path, default_db_path, load
+from agent.config import Config, default_config_path, default_db_path, load
+from agent.config_template import TEMPLATE
 from agent.errors import ConfigError, VigilError
 from agent.importers import command as import_command
 from agent.log import setup_logging
 from agent.samples import Event
 
 if TYPE_CHECKING:
-    from agent.detect.fences import Fence
     from agent.memory.fences import FenceStore
 
 logger = logging.getLogger("agent.cli")
@@ -231,6 +231,7 @@ def cmd_record(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     from agent.progress import byte_progress
+    from agent.runtime.fence_admin import read_fences_file
     from agent.runtime.replay import replay_files
 
     config = _config(args)
@@ -241,7 +242,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             args.traces,
             config,
             db=getattr(args, "db", None),
-            fences=_fences_file(args.fences) if args.fences else None,
+            fences=read_fences_file(args.fences) if args.fences else None,
             on_event=_event_printer(args.json),
             on_progress=advance,
         )
@@ -305,16 +306,6 @@ def cmd_service(args: argparse.Namespace) -> int:
     return 0
 
 
-def _fences_file(path: Path) -> list[Fence]:
-    from agent.detect.fences import parse_fences
-
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(str(path), "", exc.strerror or str(exc)) from exc
-    return parse_fences(text, str(path))
-
-
 def _fence_store(args: argparse.Namespace) -> FenceStore:
     from agent.memory.db import open_engine, upgrade
     from agent.memory.fences import FenceStore
@@ -325,7 +316,8 @@ def _fence_store(args: argparse.Namespace) -> FenceStore:
 
 
 def cmd_fences(args: argparse.Namespace) -> int:
-    from agent.detect.fences import fence_to_feature, parse_fences
+    from agent.detect.fences import fence_to_feature
+    from agent.runtime import fence_admin
     from agent.runtime.fence_watch import load_fences
 
     store = _fence_store(args)
@@ -334,39 +326,23 @@ def cmd_fences(args: argparse.Namespace) -> int:
         if args.json:
             features = [fence_to_feature(f) for f in fences]
             print(json.dumps({"type": "FeatureCollection", "features": features}, indent=1))
-        for f in fences if not args.json else []:
-            shape = f"circle {f.radius_m:g} m" if f.radius_m is not None else f.geometry["type"]
-            dwell = f"  dwell {f.dwell_s:g} s" if f.dwell_s is not None else ""
-            print(f"{f.name:<24} {shape}{dwell}")
+        else:
+            for f in fences:
+                shape = f"circle {f.radius_m:g} m" if f.radius_m is not None else f.geometry["type"]
+                dwell = f"  dwell {f.dwell_s:g} s" if f.dwell_s is not None else ""
+                print(f"{f.name:<24} {shape}{dwell}")
         if not fences:
             print("no fences", file=sys.stderr)
         return 0
     if args.action == "remove":
-        missing = set(args.names) - {f.name for f in load_fences(store)}
-        if missing:
-            raise ConfigError("fences", ", ".join(sorted(missing)), "no such fence")
-        print(f"removed {store.remove(args.names)} fence(s)")
+        print(f"removed {fence_admin.remove_fences(store, args.names)} fence(s)")
         return 0
     if args.action == "add":
-        properties: dict[str, object] = {"name": args.name, "radius_m": args.radius_m}
-        if args.dwell_s is not None:
-            properties["dwell_s"] = args.dwell_s
-        feature = {
-            "type": "Feature",
-            "properties": properties,
-            "geometry": {"type": "Point", "coordinates": [args.lon, args.lat]},
-        }
-        new = parse_fences(feature, "vigil fences add")
+        new = [fence_admin.circle(args.name, args.lat, args.lon, args.radius_m, args.dwell_s)]
     else:
-        new = _fences_file(args.file)
-    if args.action == "import" and not args.replace:
-        parse_fences(  # the table and the file together must still make sense (no clashes)
-            {"type": "FeatureCollection", "features": [fence_to_feature(f) for f in new]}
-        )
-    count = store.put(
-        [(f.name, fence_to_feature(f)) for f in new],
-        replace_all=args.action == "import" and args.replace,
-    )
+        new = fence_admin.read_fences_file(args.file)
+    replace_all = args.action == "import" and args.replace
+    count = fence_admin.store_fences(store, new, replace_all=replace_all)
     print(f"{count} fence(s) stored; a running daemon picks them up within its commit interval")
     return 0
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from agent import synthetic
 from agent.config import Config
-from agent.detect.fences import Fence, parse_fences
+from agent.detect.fences import Fence
+from agent.runtime.fence_admin import circle
 from agent.runtime.replay import ReplayResult, replay_files
 from agent.runtime.trace import TraceWriter
 from agent.samples import Event
@@ -29,21 +30,10 @@ def write_synthetic_trace(path: Path, days: int = 1, seed: int = 7) -> int:
 
 def demo_fences() -> list[Fence]:
     """Circles around the synthetic day's home (150 m) and work (200 m, dwell after 10 min)."""
-    features = [
-        _circle("home", synthetic.HOME, 150.0, None),
-        _circle("work", synthetic.WORK, 200.0, 600.0),
+    return [
+        circle("home", *synthetic.HOME, 150.0),
+        circle("work", *synthetic.WORK, 200.0, 600.0),
     ]
-    return parse_fences({"type": "FeatureCollection", "features": features}, "demo")
-
-
-def _circle(
-    name: str, where: tuple[float, float], radius_m: float, dwell_s: float | None
-) -> dict[str, object]:
-    properties: dict[str, object] = {"name": name, "radius_m": radius_m}
-    if dwell_s is not None:
-        properties["dwell_s"] = dwell_s
-    point = {"type": "Point", "coordinates": [where[1], where[0]]}
-    return {"type": "Feature", "properties": properties, "geometry": point}
 
 
 def run_demo(config: Config, on_event: Callable[[Event], None]) -> ReplayResult:

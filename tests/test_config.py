@@ -7,11 +7,12 @@ from pathlib import Path
 import pytest
 
 from agent import config
+from agent.config_template import TEMPLATE
 from agent.errors import ConfigError
 
 
 def test_template_equals_the_defaults() -> None:
-    assert config.parse(config.TEMPLATE) == config.Config()
+    assert config.parse(TEMPLATE) == config.Config()
 
 
 def test_values_override_defaults_and_rules_replace_them() -> None:

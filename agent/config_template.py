@@ -1,0 +1,116 @@
+"""The commented default config that ``vigil init`` writes (every key, with its default)."""
+
+from __future__ import annotations
+
+TEMPLATE = """\
+# vigil configuration. Every key is optional: the values shown are the defaults.
+# Units are in the key names (_s seconds, _m metres, _pct percent).
+
+[daemon]
+# Samples and events are committed at most this many seconds apart.
+commit_interval_s = 10.0
+# A poll that runs late by up to this many seconds is still taken.
+misfire_grace_s = 30.0
+# Longest wait between retries of a sensor that went down.
+retry_max_s = 600.0
+# Raw samples are kept this many days (events are kept).
+retention_days = 14.0
+
+[storage]
+# SQLite file; empty means the platform's data folder ($XDG_DATA_HOME/vigil/vigil.db).
+path = ""
+
+[sensors.system]
+# CPU, load, memory, swap, network and disk rates, temperature (psutil).
+enabled = true
+interval_s = 10.0
+# Also each network interface and disk: net.<nic>.rx_Bps, disk.<disk>.read_Bps ...
+per_device = true
+
+[sensors.battery]
+# Level and charging (psutil); power, current, voltage from the kernel where present.
+enabled = true
+interval_s = 60.0
+power_supply_dir = "/sys/class/power_supply"
+# On Termux, termux-battery-status is costly: polled at most this often, with a timeout.
+termux_interval_s = 300.0
+termux_timeout_s = 15.0
+
+[sensors.location]
+# auto: gpsd if it answers on start, else termux-location on Termux, else off.
+# Or: gpsd, termux, static (a fixed machine: set static_lat, static_lon), none.
+source = "auto"
+interval_s = 30.0
+gpsd_host = "127.0.0.1"
+gpsd_port = 2947
+# termux-location provider (gps, network, passive) and request (once, last, updates).
+termux_provider = "gps"
+termux_request = "once"
+# termux-location can hang: it is killed after this many seconds.
+termux_timeout_s = 60.0
+# static_lat = 46.0512
+# static_lon = 14.5061
+static_accuracy_m = 25.0
+# Fixes less accurate than this (68 % radius, metres) or older than max_age_s are refused.
+max_accuracy_m = 5000.0
+max_age_s = 120.0
+
+[sensors.apps]
+# The focused application (X11, sway, Hyprland) and the busiest processes.
+enabled = true
+interval_s = 5.0
+# Window titles are private: off by default. When on, matches of these regexes are redacted.
+titles = false
+redact = []
+top_n = 3
+# Readings of one app at most this many seconds apart merge into one session.
+pulsetime_s = 15.0
+
+[geofence]
+# Fences live in the database: vigil fences add/import/list/remove.
+# Enter when the whole accuracy circle is inside for enter_delay_s; exit when it is more than
+# exit_gap_m outside for exit_delay_s; dwell after dwell_s inside (a fence's own dwell_s wins).
+enter_delay_s = 0.0
+exit_delay_s = 60.0
+dwell_s = 300.0
+exit_gap_m = 20.0
+# An exit comes no sooner than this after its enter: at most one pair per fence per 2 minutes.
+min_visit_s = 120.0
+
+[places]
+# Learned places: staying within dist_m for min_stay_s; stays within merge_m are one place.
+enabled = true
+dist_m = 100.0
+min_stay_s = 300.0
+merge_m = 100.0
+
+[anomaly]
+# The always-on tier: the tiny model scores every stream's recent shape, a running mean its
+# level; per stream an anomaly likelihood, per source (system, battery...) events.
+enabled = true
+start_score = 0.5
+end_score = 0.3
+end_n = 3
+level_alpha = 0.01
+long_n = 1000
+short_n = 10
+warmup_n = 100
+
+# Rules fire `rule.fired` once when a stream stays above (or below) a threshold for for_s
+# seconds, and re-arm only after it comes back past the threshold by `hysteresis`.
+# Streams are named <sensor>.<field>, e.g. system.cpu_pct, battery.battery_pct.
+# Writing any [[rules]] replaces this default list.
+[[rules]]
+name = "cpu_high"
+stream = "system.cpu_pct"
+above = 90.0
+hysteresis = 20.0
+for_s = 120.0
+
+# Rules on events fire for every matching event (kind and subject are shell-style patterns,
+# e.g. "geofence.*"), at most once per cooldown_s: here, what the always-on tier finds.
+[[rules]]
+name = "anomaly"
+event = "anomaly.start"
+cooldown_s = 600.0
+"""
