@@ -95,9 +95,9 @@ def _run(
     )
     plans = plan_sensors(config, termux=is_termux())
     sensors = [p.sensor for p in plans if p.sensor is not None]
-    for plan in plans:
-        if plan.sensor is None:
-            logger.info("sensor %s off: %s", plan.name, plan.reason)
+    for plan in plans:  # one line per sensor: which source it uses, or why it is off
+        state = "on" if plan.sensor is not None else "off"
+        logger.info("sensor %s %s: %s", plan.name, state, plan.reason)
     counts = ReadCounts()
     recorder = (
         TraceWriter(record, created=clock.now(), host=socket.gethostname(), source="vigil run")

@@ -167,15 +167,15 @@ def build_location_sensor(
     where = f"{config.gpsd_host}:{config.gpsd_port}"
     why_not = gpsd_answers(config.gpsd_host, config.gpsd_port)
     if why_not is None:
-        logger.info("location from gpsd on %s", where)
+        logger.debug("location from gpsd on %s", where)
         return GpsdSensor(config)
     if termux and shutil.which(TERMUX_COMMAND, path=path):
-        logger.info("location from %s (no gpsd on %s)", TERMUX_COMMAND, where)
+        logger.debug("location from %s (no gpsd on %s)", TERMUX_COMMAND, where)
         return TermuxLocationSensor(config, path=path)
     if termux:
-        logger.info("location off: no gpsd on %s, %s", where, TERMUX_MISSING)
+        logger.debug("location off: no gpsd on %s, %s", where, TERMUX_MISSING)
     else:
-        logger.info("location off: no gpsd on %s, not Termux", where)
+        logger.debug("location off: no gpsd on %s, not Termux", where)
     return None
 
 

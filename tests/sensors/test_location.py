@@ -135,7 +135,7 @@ def test_explicit_sources(tmp_path: Path, closed_port: int) -> None:
 def test_auto_takes_gpsd_when_it_answers(
     listener: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.sensors.location")
+    caplog.set_level(logging.DEBUG, logger="agent.sensors.location")
     sensor = build_location_sensor(
         _config("auto", listener), termux=True, path=_termux_bin(tmp_path)
     )
@@ -150,7 +150,7 @@ def test_auto_takes_gpsd_when_it_answers(
 def test_auto_without_gpsd(
     closed_port: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, logger="agent.sensors.location")
+    caplog.set_level(logging.DEBUG, logger="agent.sensors.location")
     config = _config("auto", closed_port)
     where = f"127.0.0.1:{closed_port}"
 
