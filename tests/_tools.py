@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,8 @@ def shared(*parts: str) -> Path:
             pytest.fail(f"{path} is missing and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
         pytest.skip(f"shared data {path} is not here (set VIGIL_SHARED_DATA)")
     return path
+
+
+def vigil(config: Path, *args: str) -> list[str]:
+    """The argv that runs the installed ``vigil`` command with ``config`` (the same Python)."""
+    return [sys.executable, "-m", "agent", "--config", str(config), *args]

@@ -9,11 +9,10 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from _tools import free_port
+from _tools import free_port, vigil
 
 from agent import config as config_mod
 from agent.memory.db import open_engine
@@ -62,18 +61,7 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
     trace = tmp_path / "rec.jsonl"
     env = dict(os.environ, VIGIL_LOG_LEVEL="DEBUG")
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent",
-            "--config",
-            str(cfg),
-            "--db",
-            str(db),
-            "run",
-            "--record",
-            str(trace),
-        ],
+        vigil(cfg, "--db", str(db), "run", "--record", str(trace)),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -125,16 +113,7 @@ def test_daemon_tells_systemd_and_refuses_a_second_writer(tmp_path: Path) -> Non
     env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="1000000")
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent",
-            "--config",
-            str(cfg),
-            "--db",
-            str(tmp_path / "v.db"),
-            "run",
-        ],
+        vigil(cfg, "--db", str(tmp_path / "v.db"), "run"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -144,16 +123,7 @@ def test_daemon_tells_systemd_and_refuses_a_second_writer(tmp_path: Path) -> Non
     try:
         messages.append(sock.recv(4096))  # READY: the first daemon holds the database
         second = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "agent",
-                "--config",
-                str(cfg),
-                "--db",
-                str(tmp_path / "v.db"),
-                "run",
-            ],
+            vigil(cfg, "--db", str(tmp_path / "v.db"), "run"),
             capture_output=True,
             text=True,
             timeout=60,

@@ -9,12 +9,12 @@ import signal
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from _tools import vigil
 
 from agent.cli import main
 from agent.config import Config
@@ -180,7 +180,7 @@ def test_running_daemon_picks_up_new_fences(tmp_path: Path, how: str) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text(CONFIG.format(commit=commit))
     db = tmp_path / "v.db"
-    base = [sys.executable, "-m", "agent", "--config", str(cfg), "--db", str(db)]
+    base = vigil(cfg, "--db", str(db))
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))
     notify.settimeout(30.0)

@@ -5,7 +5,6 @@ from a real gpsd fed by gpsfake. Replaying it twice gives identical events."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import pytest
 from _desktop import XSession
 from _gps import GpsFake, free_port
-from _tools import require_tool
+from _tools import require_tool, vigil
 
 from agent.cli import main
 from agent.runtime.trace import ReadCounts, read_trace
@@ -67,18 +66,7 @@ def test_record_everything_here_and_replay_identically(
     cfg.write_text(CONFIG.format(port=port))
     trace = tmp_path / "here.jsonl.gz"
     record = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agent",
-            "--config",
-            str(cfg),
-            "record",
-            "--seconds",
-            "6",
-            "-o",
-            str(trace),
-        ],
+        vigil(cfg, "record", "--seconds", "6", "-o", str(trace)),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
