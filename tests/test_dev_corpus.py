@@ -1,0 +1,226 @@
+"""bench/dev_corpus.py: a generated corpus in NAB's layout (to tune on; NAB is for evaluation)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import re
+import subprocess
+import sys
+from itertools import pairwise
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+from agent.evaluation.nab_io import CostProfile, load_profiles, load_windows
+from agent.evaluation.nab_score import probationary_length
+
+REPO = Path(__file__).resolve().parent.parent
+SCRIPT = REPO / "bench" / "dev_corpus.py"
+SEED = 11
+CATEGORIES = {"devSeasonal", "devWalk", "devBursty", "devSawtooth", "devFlat", "devNoAnomaly"}
+ANOMALY_KINDS = {
+    "spike",
+    "dip",
+    "level_up",
+    "level_down",
+    "variance",
+    "stuck",
+    "dropout",
+    "drift",
+    "period",
+    "loss",
+    "ramp",
+}
+SUMMARY = re.compile(
+    r"dev corpus: (\d+) files \((\d+) without anomalies\), ([\d,]+) rows, (\d+) windows -> "
+)
+
+
+@pytest.fixture(scope="module")
+def dev() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("dev_corpus", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules.setdefault("dev_corpus", mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _write(dev: ModuleType, out: Path, seed: int) -> Path:
+    assert dev.main(["--out", str(out), "--seed", str(seed), "--files-per-kind", "1"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def corpus(dev: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _write(dev, tmp_path_factory.mktemp("dev") / "corpus", SEED)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in root.rglob("*") if p.is_file()}
+
+
+def _names(root: Path) -> list[str]:
+    return sorted(p.relative_to(root / "data").as_posix() for p in root.glob("data/*/*.csv"))
+
+
+def _rows(root: Path, name: str) -> tuple[np.ndarray, list[str]]:
+    """(times as datetime64[us], value texts) of one data file; checks its header."""
+    with (root / "data" / name).open(newline="") as f:
+        header, *rows = list(csv.reader(f))
+    assert header == ["timestamp", "value"], name
+    assert all(len(r) == 2 for r in rows), name
+    return np.array([r[0] for r in rows], dtype="datetime64[us]"), [r[1] for r in rows]
+
+
+def test_same_seed_same_bytes_other_seed_other_corpus(
+    dev: ModuleType, corpus: Path, tmp_path: Path
+) -> None:
+    first = _tree(corpus)
+    assert _tree(_write(dev, tmp_path / "again", SEED)) == first
+    other = _tree(_write(dev, tmp_path / "other", SEED + 1))
+    data = [k for k in first if k.startswith("data/devSeasonal/")]
+    assert data and all(other[k] != first[k] for k in data)
+    assert other["labels/combined_windows.json"] != first["labels/combined_windows.json"]
+    assert other["config/profiles.json"] == first["config/profiles.json"]
+
+
+def test_files_are_nab_data_files(dev: ModuleType, corpus: Path) -> None:
+    names = _names(corpus)
+    assert {n.split("/")[0] for n in names} == CATEGORIES
+    assert len(names) == len(dev.KINDS) + 2  # one per kind, and two without anomalies
+    starts, scales = set(), []
+    for name in names:
+        times, texts = _rows(corpus, name)
+        assert 2000 <= len(times) <= 6000, name
+        assert set(np.diff(times).tolist()) == {np.timedelta64(5, "m")}, name
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", str(times[0]).replace("T", " ")[:19])
+        values = np.array([float(t) for t in texts])
+        assert np.isfinite(values).all(), name
+        assert not any(t.startswith("-0") and float(t) == 0.0 for t in texts), name
+        starts.add(str(times[0])[:10])
+        scales.append(float(np.median(np.abs(values))))
+    assert len(starts) > len(names) // 2  # start dates vary
+    assert max(scales) / max(min(scales), 1e-12) > 1e6  # many orders of magnitude
+
+
+def test_nab_readers_read_windows_and_profiles(corpus: Path) -> None:
+    windows = load_windows(corpus / "labels" / "combined_windows.json")
+    assert sorted(windows) == _names(corpus)  # every file listed, as NAB lists them
+    assert load_profiles(corpus / "config" / "profiles.json") == {
+        "standard": CostProfile("standard", 1.0, 0.11, 1.0),
+        "reward_low_FP_rate": CostProfile("reward_low_FP_rate", 1.0, 0.22, 1.0),
+        "reward_low_FN_rate": CostProfile("reward_low_FN_rate", 1.0, 0.11, 2.0),
+    }
+    raw = json.loads((corpus / "config" / "profiles.json").read_text())
+    assert {spec["CostMatrix"]["tnWeight"] for spec in raw.values()} == {1.0}
+    text = (corpus / "labels" / "combined_windows.json").read_text()
+    assert re.search(r'"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.000000"', text)
+
+
+def test_windows_on_rows_after_probation_and_centred(corpus: Path) -> None:
+    windows = load_windows(corpus / "labels" / "combined_windows.json")
+    injected = json.loads((corpus / "labels" / "dev_anomalies.json").read_text())
+    for name in _names(corpus):
+        times, _ = _rows(corpus, name)
+        n, wins = len(times), windows[name]
+        assert len(wins) == len(injected[name])
+        if name.startswith("devNoAnomaly/"):
+            assert wins == []
+            continue
+        assert 1 <= len(wins) <= 4, name
+        bounds = []
+        for (a, b), anomaly in zip(wins, injected[name], strict=True):
+            i, j = (int(k) for k in np.searchsorted(times, [a, b]))
+            assert times[i] == a and times[j] == b and i < j < n, name  # on rows, in the file
+            assert i > math.floor(0.15 * n) and i >= probationary_length(n), name
+            assert anomaly["row"] == (i + j) // 2 and (i + j) % 2 == 0, name  # centred
+            assert anomaly["time"] == str(times[anomaly["row"]]).replace("T", " ")[:19]
+            assert anomaly["kind"] in ANOMALY_KINDS
+            bounds.append((i, j))
+        assert all(j < k for (_, j), (k, _) in pairwise(bounds)), name  # apart, sorted
+        covered = sum(j - i + 1 for i, j in bounds)
+        assert abs(covered - 0.1 * n) <= len(bounds), name  # 10 % of the rows in all
+
+
+def test_no_anomaly_share(dev: ModuleType, corpus: Path) -> None:
+    windows = load_windows(corpus / "labels" / "combined_windows.json")
+    clean = [n for n in windows if n.startswith("devNoAnomaly/")]
+    assert len(clean) == 2 and all(windows[n] == [] for n in clean)
+    assert all(windows[n] for n in windows if n not in clean)
+    planned = dev.plan(SEED, 3)  # the default size
+    share = sum(1 for f in planned if f.anomalies == 0) / len(planned)
+    assert 40 <= len(planned) <= 60 and 0.12 <= share <= 0.18
+
+
+def test_anomalies_change_their_window_and_nothing_before(dev: ModuleType) -> None:
+    """Each file drawn with and without its anomalies: identical up to the first onset, and
+    every anomaly changes the values between its onset and its window's end."""
+    seen: set[str] = set()
+    for k, kind in enumerate(dev.KINDS):
+        for key in range(6):
+            clean = dev.draw(kind, 4, SEED, 100 * k + key, inject=False)
+            drawn = dev.draw(kind, 4, SEED, 100 * k + key)
+            assert clean.anomalies == [] and len(drawn.anomalies) == 4
+            assert drawn.times == clean.times
+            n, half = len(drawn.values), dev.window_half(len(drawn.values), 4)
+            first = drawn.anomalies[0].row
+            assert np.array_equal(drawn.values[:first], clean.values[:first]), kind
+            for a in drawn.anomalies:
+                end = a.row + half + 1
+                assert end < n
+                changed = drawn.values[a.row : end] != clean.values[a.row : end]
+                assert changed.any(), (kind, a)
+                if a.kind == "dropout":
+                    assert (drawn.values[a.row : a.row + 3] == 0.0).all()
+                if a.kind == "stuck":
+                    assert (drawn.values[a.row : a.row + 6] == drawn.values[a.row]).all()
+            assert all(a.kind != "ramp" for a in drawn.anomalies[:-1])  # a failure comes last
+            seen |= {a.kind for a in drawn.anomalies}
+    assert seen == ANOMALY_KINDS
+
+
+def test_cli_summary_and_existing_corpus(tmp_path: Path) -> None:
+    out = tmp_path / "corpus"
+    args = [sys.executable, str(SCRIPT), "--out", str(out), "--seed", "3", "--files-per-kind", "1"]
+    run = subprocess.run(args, capture_output=True, text=True, check=True, timeout=60)
+    lines = run.stdout.splitlines()
+    assert len(lines) == 1
+    match = SUMMARY.match(lines[0])
+    assert match, lines
+    files, clean, rows, wins = match.groups()
+    windows = load_windows(out / "labels" / "combined_windows.json")
+    names = _names(out)
+    assert int(files) == len(names) and int(clean) == 2
+    assert int(rows.replace(",", "")) == sum(len(_rows(out, n)[0]) for n in names)
+    assert int(wins) == sum(len(w) for w in windows.values())
+    again = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    assert again.returncode == 2 and "--force" in again.stderr  # never mixes two corpora
+    subprocess.run([*args, "--force"], capture_output=True, check=True, timeout=60)
+    assert _names(out) == names
+
+
+def test_bench_nab_scores_the_corpus(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "nab.py"), "--data", str(corpus), "--out", str(out)]
+        + ["--files", "3"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr
+    lines = run.stdout.splitlines()
+    assert lines[0].startswith("NAB: 3 files"), lines
+    for detector in ("vigil", "vigilTiny"):  # the first three files have windows: scored
+        assert sum(1 for line in lines if line.startswith(detector + " ")) == 3
+    first = _names(corpus)[0]
+    category, file = first.split("/")
+    with (out / "vigil" / category / f"vigil_{file}").open(newline="") as f:
+        labels = [int(r["label"]) for r in csv.DictReader(f)]
+    assert len(labels) == len(_rows(corpus, first)[0]) and 0 < sum(labels) < len(labels)
