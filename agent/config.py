@@ -113,21 +113,25 @@ class PlacesConfig:
 
 @dataclass(frozen=True)
 class AnomalyConfig:
-    """The always-on tier: the tiny model and anomaly likelihoods over every stream."""
+    """The always-on tier: every stream's value, shape (the tiny model) and spread, each
+    ranked among the stream's own recent ones."""
 
     enabled: bool = True
-    #: A source's anomaly starts at this score (0.5: likelihood 1 - 1e-5) and ends after
-    #: ``end_n`` samples below ``end_score``.
-    start_score: float = 0.5
-    end_score: float = 0.3
+    #: A source's anomaly starts at this score (0.5: a one-in-a-thousand number) and ends
+    #: after ``end_n`` samples below ``end_score``.
+    start_score: float = 0.55
+    end_score: float = 0.45
     end_n: int = 3
-    #: Weight of a new value in a stream's running mean and variance (the level check).
-    level_alpha: float = 0.01
-    #: Scores in a stream's long-term distribution, in its short-term mean, and before any
-    #: verdict (samples of that stream).
-    long_n: int = 1000
-    short_n: int = 10
-    warmup_n: int = 100
+    #: Each stream's histories: ``history_n`` entries spanning about ``history_s`` seconds.
+    history_n: int = 1000
+    history_s: float = 4 * 86400.0
+    #: On-device personalisation: every ``personalise_every_s`` of sample time, once
+    #: ``personalise_min_windows`` normal windows wait, ``personalise_steps`` training steps.
+    personalise: bool = True
+    personalise_every_s: float = 6 * 3600.0
+    personalise_min_windows: int = 512
+    personalise_steps: int = 1000
+    personalise_lr: float = 3e-3
 
 
 @dataclass(frozen=True)
@@ -284,12 +288,16 @@ def _check(config: Config, path: str) -> None:
         if getattr(config.places, key) <= 0:
             raise ConfigError(path, f"places.{key}", "must be > 0")
     a = config.anomaly
-    if not (0.0 < a.end_score <= a.start_score <= 1.0) or not (0.0 < a.level_alpha < 1.0):
+    if not 0.0 < a.end_score <= a.start_score < 1.0:
+        raise ConfigError(path, "anomaly", "need 0 < end_score <= start_score < 1")
+    if a.end_n < 1 or a.history_n < 50 or a.history_s <= 0:
+        raise ConfigError(path, "anomaly", "need end_n >= 1, history_n >= 50, history_s > 0")
+    if a.personalise_every_s <= 0 or a.personalise_lr <= 0:
+        raise ConfigError(path, "anomaly", "personalise_every_s and personalise_lr must be > 0")
+    if a.personalise_min_windows < 32 or a.personalise_steps < 1:
         raise ConfigError(
-            path, "anomaly", "need 0 < end_score <= start_score <= 1, 0 < level_alpha < 1"
+            path, "anomaly", "personalise_min_windows must be >= 32 and personalise_steps >= 1"
         )
-    if min(a.end_n, a.long_n, a.short_n, a.warmup_n) < 1:
-        raise ConfigError(path, "anomaly", "end_n, long_n, short_n and warmup_n must be >= 1")
     if config.sensors.apps.top_n < 0 or config.sensors.apps.pulsetime_s <= 0:
         raise ConfigError(path, "sensors.apps", "top_n must be >= 0 and pulsetime_s > 0")
     for i, pattern in enumerate(config.sensors.apps.redact):

@@ -85,16 +85,23 @@ min_stay_s = 300.0
 merge_m = 100.0
 
 [anomaly]
-# The always-on tier: the tiny model scores every stream's recent shape, a running mean its
-# level; per stream an anomaly likelihood, per source (system, battery...) events.
+# The always-on tier: each stream's value, recent shape (the tiny model) and spread, ranked
+# among the stream's own recent ones (history_n entries over about history_s seconds); the
+# score 0.5 is a one-in-a-thousand number. Events per source (system, battery...).
 enabled = true
-start_score = 0.5
-end_score = 0.3
+start_score = 0.55
+end_score = 0.45
 end_n = 3
-level_alpha = 0.01
-long_n = 1000
-short_n = 10
-warmup_n = 100
+history_n = 1000
+history_s = 345600.0
+# Personalisation: the tiny model trains on this machine's normal windows every
+# personalise_every_s seconds (once personalise_min_windows are waiting); the new weights
+# are kept only if they fit held-out normal windows better, and live in the database.
+personalise = true
+personalise_every_s = 21600.0
+personalise_min_windows = 512
+personalise_steps = 1000
+personalise_lr = 0.003
 
 # Rules fire `rule.fired` once when a stream stays above (or below) a threshold for for_s
 # seconds, and re-arm only after it comes back past the threshold by `hysteresis`.

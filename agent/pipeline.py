@@ -4,13 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 from agent.config import Config
 from agent.detect.anomaly import AnomalyDetector, AnomalySettings, WindowModel
 from agent.detect.geofence import GeofenceTracker
-from agent.detect.likelihood import LikelihoodSettings
 from agent.detect.outages import OutageTracker
+from agent.detect.personalise import (
+    Personaliser,
+    PersonaliseSettings,
+    Round,
+    SavedWeights,
+    TrainableModel,
+)
 from agent.detect.places import Place, PlaceLearner
 from agent.features.sessions import AppSession, SessionTracker
 from agent.features.streams import stream_values
@@ -43,10 +49,9 @@ class Pipeline:
         config: Config,
         fences: Sequence[Fence] = (),
         model: WindowModel | None = None,
-        model_p99: float = 1.0,
     ) -> None:
         """``model`` is the tiny model (loaded by the caller: this class does no I/O); without
-        one the anomaly stage still judges levels."""
+        one the anomaly stage still judges values and spreads."""
         self.outages = OutageTracker()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
@@ -58,18 +63,25 @@ class Pipeline:
         self.anomaly = (
             AnomalyDetector(
                 model,
-                model_p99,
                 AnomalySettings(
-                    level_alpha=a.level_alpha,
+                    history_n=a.history_n,
+                    history_s=a.history_s,
                     start_score=a.start_score,
                     end_score=a.end_score,
                     end_n=a.end_n,
-                    likelihood=LikelihoodSettings(a.long_n, a.short_n, a.warmup_n),
                 ),
             )
             if a.enabled
             else None
         )
+        if self.anomaly is not None and a.personalise and _trainable(model):
+            settings = PersonaliseSettings(
+                every_s=a.personalise_every_s,
+                min_windows=a.personalise_min_windows,
+                steps=a.personalise_steps,
+                lr=a.personalise_lr,
+            )
+            self.anomaly.personaliser = Personaliser(model, settings, "tiny")
         p = config.places
         self.places = (
             PlaceLearner(dist_m=p.dist_m, min_stay_s=p.min_stay_s, merge_m=p.merge_m)
@@ -122,26 +134,41 @@ class Pipeline:
         return changed
 
     # -- state kept in memory across restarts --------------------------------------------------
-    def snapshot(self) -> StageState:
+    def snapshot(self, full: bool = True) -> StageState:
+        """The stages' state for the memory; ``full`` adds the anomaly stage's histories."""
         places = self.places.places if self.places is not None else []
         detector: dict[str, object] = {}
         if self.places is not None:
             detector["places"] = self.places.state()
         if self.anomaly is not None:
             detector["anomaly"] = self.anomaly.state()
+            if full:
+                detector["anomaly_history"] = self.anomaly.history_state()
         return {
             "fence_state": self.geofence.state() if self.geofence is not None else {},
             "detector_state": detector,
             "places": [_place_row(p) for p in places],
+            "model_weights": [_weights_row(w)] if (w := self._saved_weights()) else [],
         }
+
+    def _saved_weights(self) -> SavedWeights | None:
+        if self.anomaly is None or self.anomaly.personaliser is None:
+            return None
+        return self.anomaly.personaliser.saved
 
     def restore(self, state: StageState) -> None:
         if self.geofence is not None:
             known = {n: s for n, s in state["fence_state"].items() if n in self.fences}
             self.geofence.restore(known)
         saved_anomaly = state["detector_state"].get("anomaly")
-        if self.anomaly is not None and isinstance(saved_anomaly, dict):
-            self.anomaly.restore(saved_anomaly)
+        history = state["detector_state"].get("anomaly_history")
+        if self.anomaly is not None:
+            rows = state.get("model_weights", [])
+            self.anomaly.restore(
+                saved_anomaly if isinstance(saved_anomaly, dict) else {},
+                history if isinstance(history, dict) else None,
+                _weights_from_row(rows[0]) if rows else None,
+            )
         if self.places is not None:
             places = [_place_from_row(r) for r in state["places"]]
             saved = state["detector_state"].get("places")
@@ -159,3 +186,33 @@ def _place_from_row(row: dict[str, object]) -> Place:
     first_us, last_us = values.pop("first_us"), values.pop("last_us")
     assert isinstance(first_us, int) and isinstance(last_us, int)
     return Place(**values, first_t=from_us(first_us), last_t=from_us(last_us))  # type: ignore[arg-type]
+
+
+def _trainable(model: WindowModel | None) -> TypeGuard[TrainableModel]:
+    return model is not None and hasattr(model, "train") and hasattr(model, "weights_blob")
+
+
+def _weights_row(saved: SavedWeights) -> dict[str, object]:
+    last = saved.last
+    return {
+        "model": saved.model,
+        "sha256": saved.sha256,
+        "weights": saved.blob,
+        "rounds": saved.rounds,
+        "trained_us": to_us(last.t),
+        "windows": last.windows,
+        "loss_before": last.loss_before,
+        "loss_after": last.loss_after,
+    }
+
+
+def _weights_from_row(row: dict[str, Any]) -> SavedWeights:
+    last = Round(
+        from_us(row["trained_us"]),
+        row["rounds"],
+        row["windows"],
+        row["loss_before"],
+        row["loss_after"],
+        kept=True,
+    )
+    return SavedWeights(row["model"], row["sha256"], bytes(row["weights"]), row["rounds"], last)

@@ -156,3 +156,46 @@ def generate(days: int = 1, seed: int = 7) -> Iterator[Sample]:
         )
     ]
     return heapq.merge(*streams, key=lambda s: s.t)
+
+
+#: The routine trace's stream and its incidents on the last day, (start, end) seconds into
+#: that day: a runaway writer, the reading stuck, a spike, the backup job not running.
+ROUTINE_STREAM = "disk_write_MBps"
+ROUTINE_INCIDENTS = (
+    (3 * 3600.0, 3 * 3600.0 + 40 * 60.0),
+    (10 * 3600.0, 12 * 3600.0),
+    (15 * 3600.0, 15 * 3600.0 + 60.0),
+    (17 * 3600.0, 19 * 3600.0),
+)
+
+
+def routine(days: int = 6, seed: int = 1) -> Iterator[Sample]:
+    """A machine with a routine the shipped model has not seen, one ``metric`` sample a
+    minute: disk writes whose normal level shifts from about 10 to 40 MB/s at 08:00 and back
+    at 20:00, with a backup burst (+60 MB/s for two minutes) every ten minutes. On the last
+    day, the ``ROUTINE_INCIDENTS``: +3 standard deviations for 40 minutes, the reading stuck
+    for two hours, one reading +8 standard deviations, no backup for two hours."""
+    rng = random.Random(f"{seed}-routine")
+    last_day = (days - 1) * DAY_S
+    n = int(days * DAY_S / 60.0)
+    values = []
+    for i in range(n):
+        day_s = (i * 60.0) % DAY_S
+        level = 40.0 if 8 * 3600.0 <= day_s < 20 * 3600.0 else 10.0
+        values.append(level + rng.gauss(0.0, 2.0) + (60.0 if i % 10 < 2 else 0.0))
+    normal = values[: int(last_day / 60.0)]
+    mean = sum(normal) / len(normal)
+    sd = math.sqrt(sum((v - mean) ** 2 for v in normal) / len(normal))
+    (runaway, stuck, spike, no_backup) = (
+        (int((last_day + a) / 60.0), int((last_day + b) / 60.0)) for a, b in ROUTINE_INCIDENTS
+    )
+    for i in range(*runaway):
+        values[i] += 3.0 * sd
+    for i in range(*stuck):
+        values[i] = values[stuck[0] - 1]
+    values[spike[0]] += 8.0 * sd
+    for i in range(*no_backup):
+        if i % 10 < 2:
+            values[i] -= 60.0
+    for i, v in enumerate(values):
+        yield Sample("metric", START_T + i * 60.0, {"name": ROUTINE_STREAM, "value": v})

@@ -80,8 +80,8 @@ def _scores(step: Step, stream: str) -> tuple[float, float]:
 
 def _new_pipeline(config: Config) -> Pipeline:
     """A fresh pipeline, built as the daemon and ``vigil replay`` build theirs."""
-    model, p99 = load_or_explain()
-    return Pipeline(config, (), model, p99)
+    model = load_or_explain()
+    return Pipeline(config, (), model)
 
 
 def data_files(data_dir: Path) -> list[str]:

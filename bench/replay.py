@@ -54,8 +54,8 @@ def main() -> None:
             return sum(1 for _ in read_trace([trace], ReadCounts()))
 
         def read_and_pipeline() -> int:
-            model, p99 = load_or_explain()
-            pipeline = Pipeline(Config(), (), model, p99)
+            model = load_or_explain()
+            pipeline = Pipeline(Config(), (), model)
             count = 0
             for sample in batched(read_trace([trace], ReadCounts()), pipeline):
                 pipeline.feed(sample)

@@ -19,14 +19,15 @@ def test_batched_equals_live(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     trace = tmp_path / "day.jsonl.gz"
     write_synthetic_trace(trace)
     samples = list(read_trace([trace], ReadCounts()))
-    model, p99 = load_or_explain()
+    model = load_or_explain()
     assert model is not None  # LiteRT is installed for the tests: never skip
 
-    live = Pipeline(Config(), (), model, p99)
+    # One interpreter each: personalisation rounds change the weights as the day goes on.
+    live = Pipeline(Config(), (), model)
     live_steps = [live.feed(s) for s in samples]
 
     monkeypatch.setattr(replay_module, "LOOKAHEAD", 1000)  # several chunks, one partial
-    batched = Pipeline(Config(), (), model, p99)
+    batched = Pipeline(Config(), (), load_or_explain())
     fed = list(replay_module.batched(iter(samples), batched))
     assert fed == samples
     assert batched.anomaly is not None

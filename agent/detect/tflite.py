@@ -304,6 +304,14 @@ class TinyModel:
     def window(self) -> int:
         return self.card.window_length
 
+    @property
+    def train_batch(self) -> int:
+        return self.card.train_batch
+
+    @property
+    def sha256(self) -> str:
+        return self.card.sha256
+
     def scale(self, windows: npt.ArrayLike) -> F32:
         """Raw windows ``[batch, W]`` to the model's input scaling (see ``scale_windows``)."""
         return scale_windows(windows, self.card.min_std)
@@ -382,12 +390,11 @@ class TinyModel:
         self.set_weights(weights)
 
 
-def load_or_explain(name: str = "tiny") -> tuple[TinyModel | None, float]:
-    """The shipped model and its normal-error threshold, or (None, 1.0) with one clear log
-    line when it cannot be used: the other stages go on without it."""
+def load_or_explain(name: str = "tiny") -> TinyModel | None:
+    """The shipped model, or None with one clear log line when it cannot be used: the other
+    stages go on without it (the anomaly stage then judges values and spreads only)."""
     try:
-        model = load_model(name)
+        return load_model(name)
     except ModelError as exc:
-        logger.error("%s; anomaly detection runs on levels only", exc)
-        return None, 1.0
-    return model, float(model.card.thresholds.get("score_p99_normal", 1.0))
+        logger.error("%s; anomaly detection runs without the model (values and spreads)", exc)
+        return None

@@ -7,6 +7,7 @@ from sqlalchemy import (
     Float,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -110,10 +111,25 @@ places = Table(
     Column("last_us", Integer, nullable=False),
 )
 
-#: Other stages' state as JSON by stage name (the stay in progress, later the tiny model's).
+#: Other stages' state as JSON by stage name (the stay in progress, the anomaly stage's).
 detector_state = Table(
     "detector_state",
     metadata,
     Column("name", String(64), primary_key=True),
     Column("data", Text, nullable=False),
+)
+
+#: The tiny model's personalised weights (``np.savez`` bytes), one row per model, with the
+#: sha256 of the model file they were trained from and the last kept training round.
+model_weights = Table(
+    "model_weights",
+    metadata,
+    Column("model", String(64), primary_key=True),
+    Column("sha256", String(64), nullable=False),
+    Column("weights", LargeBinary, nullable=False),
+    Column("rounds", Integer, nullable=False),
+    Column("trained_us", Integer, nullable=False),
+    Column("windows", Integer, nullable=False),
+    Column("loss_before", Float, nullable=False),
+    Column("loss_after", Float, nullable=False),
 )

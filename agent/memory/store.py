@@ -29,6 +29,8 @@ logger = logging.getLogger(__name__)
 #: Rows held back while the database refuses writes; past this the oldest samples go.
 MAX_PENDING_ROWS = 200_000
 _PRUNE_EVERY_S = 3600.0
+#: Sample time between commits of the stages' bulky state (see ``attach_state``).
+FULL_STATE_EVERY_S = 6 * 3600.0
 
 
 class StageState(TypedDict):
@@ -37,6 +39,7 @@ class StageState(TypedDict):
     fence_state: dict[str, dict[str, Any]]
     detector_state: dict[str, Any]
     places: list[dict[str, Any]]  # rows of the places table
+    model_weights: list[dict[str, Any]]  # rows of the model_weights table (personalisation)
 
 
 def to_us(t: float) -> int:
@@ -69,7 +72,8 @@ class MemoryStore:
         self._sessions: dict[tuple[str, int], dict[str, Any]] = {}
         self._batch_t: float | None = None
         self._failing = False
-        self._state_provider: Callable[[], StageState] | None = None
+        self._state_provider: Callable[[bool], StageState] | None = None
+        self._full_state_t: float | None = None
         self._written_parts: dict[str, str] = {}
         self.retention_s = retention_s
         self._latest_t: float | None = None
@@ -146,9 +150,11 @@ class MemoryStore:
             del self._samples[:excess]
             self._counts["storage.samples_dropped"] += excess
 
-    def flush(self) -> None:
-        """Commit everything pending in one transaction, or raise ``StorageError``."""
-        if not (self._samples or self._events or self._counts or self._sessions):
+    def flush(self, *, final: bool = False) -> None:
+        """Commit everything pending in one transaction, or raise ``StorageError``. ``final``
+        (at close) commits the stages' whole state even with nothing else pending."""
+        pending = self._samples or self._events or self._counts or self._sessions
+        if not pending and not (final and self._state_provider is not None):
             return
         try:
             with self.engine.begin() as conn:
@@ -175,7 +181,7 @@ class MemoryStore:
                     )
                     conn.execute(stmt)
                 self._prune(conn)
-                self._write_state(conn)
+                self._write_state(conn, final)
         except OperationalError as exc:
             raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
         self._samples.clear()
@@ -184,17 +190,27 @@ class MemoryStore:
         self._sessions.clear()
         self._batch_t = None
 
-    def attach_state(self, provider: Callable[[], StageState]) -> None:
+    def attach_state(self, provider: Callable[[bool], StageState]) -> None:
         """Stages' state to commit with every batch (fence machines, places, the stay in
-        progress), so a restart picks up where the last commit left off."""
+        progress, the anomaly stage's windows), so a restart picks up where the last commit
+        left off. ``provider(full)`` adds the bulky parts (the anomaly stage's histories,
+        about 21 KB per stream) when ``full``: once per ``FULL_STATE_EVERY_S`` of sample time
+        and at close, so a phone does not rewrite megabytes every ten seconds; after a crash
+        they are at most that old."""
         self._state_provider = provider
 
-    def _write_state(self, conn: Connection) -> None:
+    def _write_state(self, conn: Connection, final: bool) -> None:
         """Commit the parts of the stages' state that changed since the last commit: the
         anomaly state of a quiet stream moves every sample, but fences and places rarely."""
         if self._state_provider is None:
             return
-        state = self._state_provider()
+        latest = self._latest_t
+        full = final or self._full_state_t is None
+        if latest is not None and self._full_state_t is not None:
+            full = full or latest - self._full_state_t >= FULL_STATE_EVERY_S
+        if full:
+            self._full_state_t = latest
+        state = self._state_provider(full)
         parts: dict[str, Any] = {"fence_state": state["fence_state"], "places": state["places"]}
         parts.update({f"detector:{k}": v for k, v in state["detector_state"].items()})
         written = self._written_parts
@@ -213,6 +229,19 @@ class MemoryStore:
                     index_elements=["name"], set_={"data": stmt.excluded.data}
                 )
             )
+        for row in state["model_weights"]:
+            key = f"weights:{row['model']}"
+            # The blob changes only with a kept training round: its number and time say it.
+            text = f"{row['sha256']}:{row['rounds']}:{row['trained_us']}"
+            texts[key] = text
+            if written.get(key) != text:
+                stmt = sqlite_insert(schema.model_weights).values(**row)
+                conn.execute(
+                    stmt.on_conflict_do_update(
+                        index_elements=["model"],
+                        set_={k: v for k, v in row.items() if k != "model"},
+                    )
+                )
         if texts.get("places") != written.get("places"):
             for place in state["places"]:
                 stmt = sqlite_insert(schema.places).values(**place)
@@ -228,10 +257,12 @@ class MemoryStore:
         fence_rows = self._read(select(schema.fence_state))
         detector_rows = self._read(select(schema.detector_state))
         place_rows = self._read(select(schema.places).order_by(schema.places.c.id))
+        weight_rows = self._read(select(schema.model_weights))
         return {
             "fence_state": {r.name: json.loads(r.data) for r in fence_rows},
             "detector_state": {r.name: json.loads(r.data) for r in detector_rows},
             "places": [dict(r._mapping) for r in place_rows],
+            "model_weights": [dict(r._mapping) for r in weight_rows],
         }
 
     def _prune(self, conn: Connection) -> None:
@@ -249,7 +280,7 @@ class MemoryStore:
     def close(self) -> None:
         """Final commit; raises ``StorageError`` if it cannot be written."""
         try:
-            self.flush()
+            self.flush(final=True)
         finally:
             self.engine.dispose()
 

@@ -105,8 +105,8 @@ def _run(
         else None
     )
     fence_store = FenceStore(engine)
-    model, p99 = load_or_explain()
-    pipeline = Pipeline(config, load_fences(fence_store), model, p99)
+    model = load_or_explain()
+    pipeline = Pipeline(config, load_fences(fence_store), model)
     pipeline.restore(store.load_state())
     store.attach_state(pipeline.snapshot)
     fences = FenceWatcher(fence_store, pipeline, check_every_s=config.daemon.commit_interval_s)

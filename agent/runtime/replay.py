@@ -111,8 +111,8 @@ def _replay(
     upgrade(engine)
     if fences is None:
         fences = load_fences(FenceStore(engine))
-    model, p99 = load_or_explain()
-    pipeline = Pipeline(config, fences, model, p99)
+    model = load_or_explain()
+    pipeline = Pipeline(config, fences, model)
     # Replay commits by batch size only: sample time runs far faster than the wall clock.
     store = MemoryStore(engine, commit_interval_s=None, max_batch=20_000)
     store.attach_state(pipeline.snapshot)

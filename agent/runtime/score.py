@@ -38,8 +38,8 @@ def score_traces(paths: Sequence[Path], config: Config, out_path: Path) -> int:
         for sample in read_trace(files, ReadCounts()):
             streams.update(stream_values(sample))
     columns = sorted(streams)
-    model, p99 = load_or_explain()
-    pipeline = Pipeline(config, (), model, p99)
+    model = load_or_explain()
+    pipeline = Pipeline(config, (), model)
     counts = ReadCounts()
     rows = 0
     out_path.parent.mkdir(parents=True, exist_ok=True)

@@ -1,5 +1,6 @@
-"""The always-on tier on bad input: no crash, no NaN, each case handled as stated in
-agent/detect/anomaly.py; and its events on a clear incident."""
+"""The always-on tier: what each of its three judgements catches, how streams combine, its
+state across a restart, and bad input (no crash, no NaN, each case handled as stated in
+agent/detect/anomaly.py)."""
 
 from __future__ import annotations
 
@@ -9,27 +10,112 @@ import random
 import pytest
 
 from agent.config import Config
-from agent.detect.anomaly import AnomalyDetector, AnomalySettings
+from agent.detect.anomaly import AnomalyDetector, AnomalySettings, combine, to_score
+from agent.detect.novelty import WARMUP_N, ValueHistory
 from agent.detect.tflite import load_or_explain
 from agent.gate import Rejected, SampleGate
 from agent.pipeline import Pipeline
 from agent.samples import Sample
 
+START = AnomalySettings().start_score
+
+
+def _detector(settings: AnomalySettings | None = None) -> AnomalyDetector:
+    model = load_or_explain()
+    assert model is not None  # LiteRT is installed for the tests: never skipped
+    return AnomalyDetector(model, settings or AnomalySettings())
+
 
 def _run(values: list[float], times: list[float] | None = None) -> list[tuple[float, float]]:
-    model, p99 = load_or_explain()
-    assert model is not None  # LiteRT is installed for the tests: never skipped
-    det = AnomalyDetector(model, p99, AnomalySettings())
+    det = _detector()
     out = []
     for i, v in enumerate(values):
-        t = times[i] if times is not None else float(i)
+        t = times[i] if times is not None else 60.0 * i
         step = det.feed(t, "m", {"m": v})
         out.append((step.scores["m"], step.node if step.node is not None else 0.0))
     return out
 
 
 def _finite(scores: list[tuple[float, float]]) -> bool:
-    return all(math.isfinite(a) and 0.0 <= a <= 1.0 and 0.0 <= b <= 1.0 for a, b in scores)
+    return all(math.isfinite(a) and 0.0 <= a < 1.0 and 0.0 <= b < 1.0 for a, b in scores)
+
+
+def _two_levels(n: int, seed: int) -> list[float]:
+    """Idle near 8 and busy near 55, switching every 20-150 samples: two usual levels."""
+    rng = random.Random(seed)
+    out: list[float] = []
+    level = 8.0
+    while len(out) < n:
+        out += [level + rng.gauss(0.0, 1.5) for _ in range(rng.randint(20, 150))]
+        level = 55.0 if level < 30.0 else 8.0
+    return out[:n]
+
+
+def _history(values: list[float]) -> ValueHistory:
+    h = ValueHistory(1000)
+    for v in values:
+        h.add(v)
+    return h
+
+
+def test_ranks_ignore_how_values_are_spread() -> None:
+    """Both usual levels of a two-level stream are ordinary; a Gaussian around their mean
+    would call both unusual and miss a dropout to zero, which sits within two deviations."""
+    h = _history(_two_levels(1000, 1))
+    assert h.surprise(8.0) < 1.0 and h.surprise(55.0) < 1.0
+    assert h.surprise(0.0) > 3.0  # below everything seen
+    assert h.surprise(200.0) > h.surprise(60.0) > 2.0  # further past the edge is more surprising
+    assert _history([1.0] * (WARMUP_N - 1)).surprise(1e9) == 0.0  # still warming up
+
+
+def test_a_number_seen_between_entries_is_not_past_the_edge() -> None:
+    """Entries are a sample of the numbers; the extremes are of all of them."""
+    h = ValueHistory(1000)
+    for i in range(2000):
+        x = float(i % 100)
+        h.add(x) if i % 7 == 0 else h.observe(x)
+    h.observe(500.0)  # once, between entries
+    for _ in range(6):
+        h.observe(50.0)
+    h.add(50.0)
+    assert h.surprise(500.0) < h.surprise(499.0) + 1e-9 < 4.0
+    assert h.surprise(1000.0) > 10.0
+
+
+def test_a_dropout_in_a_two_level_stream_starts_an_anomaly() -> None:
+    values = _two_levels(3000, 2)
+    values[2500:2530] = [0.0] * 30
+    scores = _run(values)
+    assert max(s for s, _ in scores[1200:2500]) < START  # the switches are ordinary by now
+    assert scores[2500][0] >= START
+
+
+def test_a_stuck_sensor_is_caught_by_its_spread() -> None:
+    """A sensor that freezes on its last (ordinary) value: no value is new, the window's
+    spread collapses."""
+    rng = random.Random(3)
+    values = [20.0 + rng.gauss(0.0, 2.0) for _ in range(2000)]
+    values[1500:1600] = [values[1499]] * 100
+    scores = _run(values)
+    assert max(s for s, _ in scores[500:1500]) < START
+    assert max(s for s, _ in scores[1500:1600]) >= START
+
+
+def test_a_shape_the_model_does_not_know_is_caught_by_the_model() -> None:
+    """A smooth wave whose values and spread stay ordinary while a stretch of it turns to
+    noise in the same range: only the shape changes."""
+    rng = random.Random(4)
+    values = [50.0 + 10.0 * math.sin(2 * math.pi * i / 24) for i in range(3000)]
+    values[2500:2560] = [50.0 + rng.uniform(-10.0, 10.0) for _ in range(60)]
+    det = _detector()
+    tiny = [det.feed(60.0 * i, "m", {"m": v}).tiny.get("m", 0.0) for i, v in enumerate(values)]
+    assert max(tiny[1000:2500]) < 0.5
+    assert max(tiny[2500:2560]) >= START
+
+
+def test_constant_stream_is_quiet() -> None:
+    scores = _run([42.0] * 400)
+    assert _finite(scores) and max(s for s, _ in scores) < 0.1
 
 
 def test_nan_and_infinity_never_reach_the_stage() -> None:
@@ -39,40 +125,62 @@ def test_nan_and_infinity_never_reach_the_stage() -> None:
             gate.admit("metric", 1.0, {"name": "m", "value": bad})
 
 
-def test_constant_stream_is_quiet() -> None:
-    scores = _run([42.0] * 400)
-    assert _finite(scores) and max(s for s, _ in scores) < 0.5
-
-
-def test_huge_jump_is_one_finite_alarm() -> None:
+def test_huge_jump_is_the_largest_finite_score() -> None:
     rng = random.Random(1)
     values = [10.0 + rng.gauss(0.0, 1.0) for _ in range(300)] + [1e300] + [10.0] * 50
     scores = _run(values)
     assert _finite(scores)
-    assert scores[300][0] == 1.0  # the jump itself is as anomalous as it gets
+    assert scores[300][0] == max(s for s, _ in scores) > 0.99
 
 
-def test_repeated_out_of_order_and_gappy_times_do_not_matter() -> None:
-    """The stage counts samples, not seconds: equal times, a step back (which the gate
-    refuses per sensor, but a stage must not break on) and a week-long gap change nothing."""
+def test_repeated_out_of_order_and_gappy_times_are_harmless() -> None:
+    """Time only spaces the histories' entries: repeated times and a step back (which the
+    gate refuses per sensor, but a stage must not break on) never add one early, and a week
+    without samples adds the next at once. The scores stay finite and the same incident is
+    found."""
     rng = random.Random(2)
-    values = [50.0 + rng.gauss(0.0, 2.0) for _ in range(400)]
-    plain = _run(values)
-    times = [float(i // 3) for i in range(400)]  # every time repeated three times
+    values = [50.0 + rng.gauss(0.0, 2.0) for _ in range(1400)] + [90.0] + [50.0] * 5
+    times = [float(60 * (i // 3)) for i in range(len(values))]  # every time three times
     times[200] = -5.0
-    times[300:] = [t + 7 * 86400 for t in times[300:]]
-    assert _run(values, times) == plain
+    times[1300:] = [t + 7 * 86400 for t in times[1300:]]
+    plain, odd = _run(values), _run(values, times)
+    assert _finite(odd)
+    assert plain[1400][0] >= START and odd[1400][0] >= START
+
+
+def test_one_odd_stream_among_many_is_diluted_but_a_wild_one_is_not() -> None:
+    """Bonferroni: of 30 streams, one at its edge is expected now and then; far past it is
+    not."""
+    assert combine([3.0]) == 3.0
+    quiet = [0.3] * 29
+    assert combine([3.0, *quiet]) == pytest.approx(3.0 - math.log10(30))
+    assert combine([20.0, *quiet]) > 18.0
+    assert combine([0.0] * 5) == 0.0
+    assert to_score(3.0) == 0.5
 
 
 def test_an_incident_starts_and_ends_once_naming_its_stream() -> None:
-    model, p99 = load_or_explain()
-    pipeline = Pipeline(Config(), (), model, p99)
+    pipeline = Pipeline(Config(), (), load_or_explain())
     rng = random.Random(3)
     events = []
-    for i in range(600):
-        v = 30.0 + rng.gauss(0.0, 1.0) + (40.0 if 400 <= i < 420 else 0.0)
+    for i in range(1600):
+        v = 30.0 + rng.gauss(0.0, 1.0) + (40.0 if 1400 <= i < 1420 else 0.0)
         events += pipeline.feed(Sample("system", 1000.0 + 10 * i, {"cpu_pct": v})).events
     kinds = [(e.kind, e.subject) for e in events if e.kind.startswith("anomaly.")]
     assert kinds == [("anomaly.start", "system"), ("anomaly.end", "system")]
     start = next(e for e in events if e.kind == "anomaly.start")
-    assert start.t == 1000.0 + 10 * 400 and start.data["streams"] == ["system.cpu_pct"]
+    assert start.t == 1000.0 + 10 * 1400 and start.data["streams"] == ["system.cpu_pct"]
+
+
+def test_state_and_histories_restore_exactly() -> None:
+    rng = random.Random(5)
+    values = [100.0 + rng.gauss(0.0, 5.0) for _ in range(1500)]
+    first = _detector()
+    for i, v in enumerate(values[:1000]):
+        first.feed(60.0 * i, "m", {"m": v, "m2": v * 2})
+    second = _detector()
+    second.restore(first.state(), first.history_state())
+    for i, v in enumerate(values[1000:], start=1000):
+        a = first.feed(60.0 * i, "m", {"m": v, "m2": v * 2})
+        b = second.feed(60.0 * i, "m", {"m": v, "m2": v * 2})
+        assert (a.scores, a.tiny, a.node, a.events) == (b.scores, b.tiny, b.node, b.events)

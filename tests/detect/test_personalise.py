@@ -1,0 +1,226 @@
+"""On-device personalisation with the real model: rounds on a schedule in sample time, the
+held-out check, weights kept in SQLite and put back after a restart, and the same events on
+replay's batched path as on the live path while the weights change under it."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from agent.config import Config
+from agent.detect.anomaly import AnomalySettings
+from agent.detect.personalise import Personaliser, PersonaliseSettings, _spread
+from agent.detect.tflite import TinyModel, load_or_explain
+from agent.memory.db import open_engine, upgrade
+from agent.memory.store import MemoryStore
+from agent.pipeline import Pipeline, Step
+from agent.runtime.replay import batched
+from agent.samples import Sample
+
+T0 = 1_780_000_000.0
+
+
+def _model() -> TinyModel:
+    model = load_or_explain()
+    assert isinstance(model, TinyModel)  # LiteRT is installed for the tests: never skipped
+    return model
+
+
+def _bursts(n: int, seed: int = 1) -> list[float]:
+    """A backup job's writes: quiet, then a two-sample burst every ten samples."""
+    rng = random.Random(seed)
+    return [20.0 + rng.gauss(0.0, 2.0) + (60.0 if i % 10 < 2 else 0.0) for i in range(n)]
+
+
+def _samples(values: list[float], step_s: float = 60.0) -> list[Sample]:
+    return [
+        Sample("metric", T0 + i * step_s, {"name": "disk", "value": v})
+        for i, v in enumerate(values)
+    ]
+
+
+def _config(**personalise: object) -> Config:
+    config = Config()
+    settings = {
+        "personalise_every_s": 3600.0,
+        "personalise_min_windows": 64,
+        "personalise_steps": 100,
+        **personalise,
+    }
+    return dataclasses.replace(config, anomaly=dataclasses.replace(config.anomaly, **settings))
+
+
+def _pipeline(config: Config) -> Pipeline:
+    model = load_or_explain()
+    return Pipeline(config, (), model)
+
+
+def _personaliser(pipeline: Pipeline) -> Personaliser:
+    assert pipeline.anomaly is not None and pipeline.anomaly.personaliser is not None
+    return pipeline.anomaly.personaliser
+
+
+def test_windows_are_spread_over_every_phase_of_a_periodic_stream() -> None:
+    """A fixed stride of 8 on a period of 10 would keep even phases only."""
+    kept = [n for n in range(8000) if _spread(n) % 8 == 0]
+    assert 800 < len(kept) < 1200
+    assert {n % 10 for n in kept} == set(range(10))
+
+
+def test_a_round_fits_this_streams_normal_windows_better() -> None:
+    model = _model()
+    personaliser = Personaliser(model, PersonaliseSettings(min_windows=64), "tiny")
+    shipped = model.get_weights()
+    values = _bursts(2000)
+    for n in range(32, len(values) + 1):
+        personaliser.offer("m", n, values[n - 32 : n])
+    assert personaliser.waiting >= 64
+    assert not personaliser.due(T0)  # the first sample starts the schedule
+    assert not personaliser.due(T0 + 6 * 3600.0 - 1)
+    assert personaliser.due(T0 + 6 * 3600.0)
+    done = personaliser.train(T0 + 6 * 3600.0)
+    assert done.kept and done.loss_after < done.loss_before / 2
+    assert personaliser.saved is not None and personaliser.saved.rounds == 1
+    assert any(not np.array_equal(shipped[k], v) for k, v in model.get_weights().items())
+
+
+def test_a_round_that_does_not_help_is_discarded(caplog: pytest.LogCaptureFixture) -> None:
+    model = _model()
+    personaliser = Personaliser(model, PersonaliseSettings(steps=20, lr=50.0), "tiny")
+    before = model.get_weights()
+    values = _bursts(1000)
+    for n in range(32, len(values) + 1):
+        personaliser.offer("m", n, values[n - 32 : n])
+    with caplog.at_level(logging.INFO, logger="agent.detect.personalise"):
+        done = personaliser.train(T0)
+    assert not done.kept and done.loss_after >= done.loss_before
+    assert personaliser.saved is None and personaliser.rounds == 1
+    after = model.get_weights()
+    assert all(np.array_equal(before[k], after[k]) for k in before)
+    assert "discarded" in caplog.text
+
+
+def test_only_normal_windows_with_spread_are_offered() -> None:
+    """Flat windows teach nothing; windows scored at or above the end score, or of a source
+    in an open anomaly, are not this machine's normal."""
+    pipeline = _pipeline(_config())
+    values = [5.0] * 600 + _bursts(2400)
+    values[2500:2560] = [500.0] * 60  # an incident: a runaway writer
+    offered: list[int] = []
+    personaliser = _personaliser(pipeline)
+    original = personaliser.offer
+
+    def spy(stream: str, n: int, window: object) -> None:
+        offered.append(n)
+        original(stream, n, window)  # type: ignore[arg-type]
+
+    personaliser.offer = spy  # type: ignore[method-assign]
+    steps = [pipeline.feed(s) for s in _samples(values)]
+    assert any(e.kind == "anomaly.start" for e in steps[2500].events)
+    ring = [w for _, w in personaliser._ring]
+    assert ring, "the bursty part offers windows"
+    assert all(abs(float(w.std()) - 1.0) < 1e-3 for w in ring)  # z-scored, never flat
+    active, open_at = [False] * len(steps), False
+    for i, step in enumerate(steps):
+        kinds = {e.kind for e in step.events}
+        open_at = (open_at or "anomaly.start" in kinds) and "anomaly.end" not in kinds
+        active[i] = open_at
+    for n in offered:  # the stream's n-th value is sample n - 1
+        assert steps[n - 1].scores["disk"] < AnomalySettings().end_score
+        assert not active[n - 1]
+    kept = [n for n in offered if _spread(n) % 8 == 0]
+    assert 0 < len(personaliser._ring) <= len(kept) < len(offered) / 8 * 1.3  # one in eight
+
+
+def _feed_all(pipeline: Pipeline, samples: list[Sample]) -> list[Step]:
+    return [pipeline.feed(s) for s in samples]
+
+
+def test_weights_survive_a_restart_through_sqlite(tmp_path: Path) -> None:
+    config = _config()
+    samples = _samples(_bursts(3000))
+    engine = open_engine(tmp_path / "vigil.db")
+    upgrade(engine)
+    first = _pipeline(config)
+    store = MemoryStore(engine)
+    store.attach_state(first.snapshot)
+    for sample in samples[:2000]:
+        first.feed(sample)
+        store.record(sample, [])
+    store.close()
+    saved = _personaliser(first).saved
+    assert saved is not None and saved.rounds >= 1
+
+    second = _pipeline(config)
+    second.restore(MemoryStore(engine).load_state())
+    assert second.anomaly is not None and first.anomaly is not None
+    trained, restored = first.anomaly.model, second.anomaly.model
+    assert isinstance(trained, TinyModel) and isinstance(restored, TinyModel)
+    a, b = trained.get_weights(), restored.get_weights()
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+    assert _personaliser(second).rounds == _personaliser(first).rounds
+    assert _personaliser(second).next_t == _personaliser(first).next_t
+    # From here on both give the same scores.
+    for sample in samples[2000:2100]:
+        assert first.feed(sample).scores == second.feed(sample).scores
+
+
+def test_weights_of_another_model_file_or_a_corrupt_blob_are_refused(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = open_engine(tmp_path / "vigil.db")
+    upgrade(engine)
+    pipeline = _pipeline(_config())
+    store = MemoryStore(engine)
+    store.attach_state(pipeline.snapshot)
+    for sample in _samples(_bursts(2000)):
+        pipeline.feed(sample)
+        store.record(sample, [])
+    store.close()
+    state = MemoryStore(engine).load_state()
+    (row,) = state["model_weights"]
+    shipped = _model().get_weights()
+
+    for bad, message in (
+        ({**row, "sha256": "0" * 64}, "trained for another tiny model file"),
+        ({**row, "weights": b"not an npz"}, "unreadable weights blob"),
+    ):
+        fresh = _pipeline(_config())
+        with caplog.at_level(logging.WARNING):
+            fresh.restore({**state, "model_weights": [bad]})
+        assert message in caplog.text
+        assert fresh.anomaly is not None and isinstance(fresh.anomaly.model, TinyModel)
+        now = fresh.anomaly.model.get_weights()
+        assert all(np.array_equal(shipped[k], now[k]) for k in shipped)
+        caplog.clear()
+
+
+def test_replay_batched_path_equals_live_path_across_rounds() -> None:
+    """Rounds change the weights in the middle of a look-ahead batch: the scores computed
+    ahead with the old weights must not be used."""
+    config = _config(personalise_every_s=1800.0)
+    values = _bursts(3000)
+    values[2500:2540] = [300.0] * 40
+    samples = _samples(values)
+    live = _pipeline(config)
+    live_steps = _feed_all(live, samples)
+    ahead = _pipeline(config)
+    ahead_steps = [ahead.feed(s) for s in batched(iter(samples), ahead)]
+    assert _personaliser(live).rounds >= 3
+    assert _personaliser(ahead).rounds == _personaliser(live).rounds
+    assert [s.events for s in ahead_steps] == [s.events for s in live_steps]
+    for a, b in zip(ahead_steps, live_steps, strict=True):
+        assert a.scores.keys() == b.scores.keys()
+        for name in a.scores:
+            assert abs(a.scores[name] - b.scores[name]) <= 1e-6
+
+
+def test_personalisation_can_be_switched_off() -> None:
+    pipeline = _pipeline(_config(personalise=False))
+    assert pipeline.anomaly is not None and pipeline.anomaly.personaliser is None
+    assert pipeline.snapshot()["model_weights"] == []
