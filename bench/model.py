@@ -13,10 +13,12 @@ batches of 4,096). Thread CPU time, medians of three runs, a fresh model each ru
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import random
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -44,6 +46,9 @@ def _median_of_3(fn) -> float:  # type: ignore[no-untyped-def]
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=20_000)
+    parser.add_argument(
+        "--card", type=Path, help="write the figures into this model card's detector.cost"
+    )
     args = parser.parse_args()
     model = load_model("tiny")
     w = model.window
@@ -86,6 +91,16 @@ def main() -> None:
         f"whole anomaly stage, batched    {whole_batched * 1e6:8.2f} us per sample "
         f"(replay's path; {whole_live / whole_batched:.1f}x cheaper)"
     )
+    if args.card:
+        raw = json.loads(args.card.read_text())
+        raw.setdefault("detector", {})["cost_us_per_sample"] = {
+            "command": "python bench/model.py --card models/tiny.json",
+            "model_live": round(live * 1e6, 2),
+            "model_batched": round(batched * 1e6, 2),
+            "stage_live": round(whole_live * 1e6, 1),
+            "stage_batched": round(whole_batched * 1e6, 1),
+        }
+        args.card.write_text(json.dumps(raw, indent=2) + "\n")
 
 
 if __name__ == "__main__":

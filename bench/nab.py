@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -215,6 +216,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="results folder to write")
     parser.add_argument("--files", type=int, metavar="N", help="only the first N files (sorted)")
     parser.add_argument("--config", type=Path, help="a vigil config (default: the defaults)")
+    parser.add_argument(
+        "--card",
+        type=Path,
+        help="write the scores and cost into this model card's detector.nab (whole corpus only)",
+    )
     args = parser.parse_args(argv)
     wall = time.perf_counter()
     config = load(args.config, missing_ok=False) if args.config else Config()
@@ -241,7 +247,31 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"pipeline CPU {cpu:.2f} s = {cpu / max(rows, 1) * 1e6:.1f} us per row")
     print(f"wall time {time.perf_counter() - wall:.1f} s")
+    if args.card:
+        if args.files or args.config or any(r is None for r in results.values()):
+            raise SystemExit("--card: only for the whole corpus with the default config")
+        write_card(args.card, results, cpu / max(rows, 1) * 1e6)
     return 0
+
+
+def write_card(
+    card: Path, results: dict[str, dict[str, ProfileResult] | None], cost_us: float
+) -> None:
+    """The model card's ``detector.nab``: each detector's normalised score per profile and
+    the pipeline's CPU per row on the batched replay path (this run, this machine)."""
+    raw = json.loads(card.read_text())
+    detector = raw.setdefault("detector", {})
+    detector["nab"] = {
+        "command": "python bench/nab.py --data NAB --out DIR --card models/tiny.json",
+        "scorer": "agent/evaluation/nab_score.py (reproduces NAB's reference figures)",
+        "scores": {
+            name: {r.profile: round(r.normalised, 2) for r in by_profile.values()}
+            for name, by_profile in results.items()
+            if by_profile is not None
+        },
+        "cost_us_per_row_batched": round(cost_us, 1),
+    }
+    card.write_text(json.dumps(raw, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -383,9 +383,11 @@ def build(outdir: Path, *, quiet: bool = False) -> dict[str, Any]:
         "evaluation": evaluation,
     }
     old = outdir / f"{NAME}.json"
-    if old.exists():  # keep what was verified by hand on runtimes, set outside this script
-        prev = json.loads(old.read_text())
+    if old.exists():  # keep what was measured outside this script: runtimes verified by
+        prev = json.loads(old.read_text())  # hand, the detector's figures (bench/ --card)
         card["runtime"] = prev.get("runtime", card["runtime"])
+        if "detector" in prev:
+            card["detector"] = prev["detector"]
     (outdir / f"{NAME}.json").write_text(json.dumps(card, indent=2) + "\n")
     return card
 
