@@ -10,11 +10,16 @@ import importlib.util
 import logging
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from agent.config import Config
 from agent.errors import SensorReadError, SensorUnavailable, StorageError
 from agent.sensors import plan_sensors
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
 
@@ -124,12 +129,34 @@ def check_database(db_path: str) -> list[Check]:
     try:
         engine = open_engine(path)
         revision = current_revision(engine)
+        weights = _personalised(engine) if revision == head else None
         engine.dispose()
     except StorageError as exc:
         return [Check("database", "memory", False, str(exc))]
     ok = revision == head
     detail = f"{path}: schema {revision} (head {head})"
-    return [Check("database", "memory", ok, detail if ok else detail + "; vigil db upgrade")]
+    checks = [Check("database", "memory", ok, detail if ok else detail + "; vigil db upgrade")]
+    if weights is not None:
+        checks.append(Check("database", "personalisation", True, weights))
+    return checks
+
+
+def _personalised(engine: Engine) -> str:
+    """The tiny model's personalised weights in the memory, in words."""
+    from sqlalchemy import select
+
+    from agent.memory import schema
+    from agent.memory.store import from_us
+
+    with engine.connect() as conn:
+        row = conn.execute(select(schema.model_weights)).first()
+    if row is None:
+        return "none yet: the shipped weights (a round needs 512 normal windows, every 6 h)"
+    when = datetime.fromtimestamp(from_us(row.trained_us), UTC).isoformat(timespec="seconds")
+    return (
+        f"{row.model}: round {row.rounds} kept at {when} on {row.windows} windows, "
+        f"held-out error {row.loss_before:.4f} -> {row.loss_after:.4f}"
+    )
 
 
 def check_service(*, termux: bool, environ: Mapping[str, str]) -> list[Check]:
