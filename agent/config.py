@@ -126,8 +126,9 @@ class AnomalyConfig:
     history_n: int = 1000
     history_s: float = 4 * 86400.0
     #: On-device personalisation: every ``personalise_every_s`` of sample time, once
-    #: ``personalise_min_windows`` normal windows wait, ``personalise_steps`` training steps.
-    personalise: bool = True
+    #: ``personalise_min_windows`` new normal windows wait, ``personalise_steps`` training
+    #: steps. Off by default: measured, it does not help detection yet (bench/personalise.py).
+    personalise: bool = False
     personalise_every_s: float = 6 * 3600.0
     personalise_min_windows: int = 512
     personalise_steps: int = 1000

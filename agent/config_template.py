@@ -95,9 +95,10 @@ end_n = 3
 history_n = 1000
 history_s = 345600.0
 # Personalisation: the tiny model trains on this machine's normal windows every
-# personalise_every_s seconds (once personalise_min_windows are waiting); the new weights
-# are kept only if they fit held-out normal windows better, and live in the database.
-personalise = true
+# personalise_every_s seconds (once personalise_min_windows new ones are waiting); the new
+# weights are kept only if they fit held-out normal windows better, and live in the
+# database. Off by default: on vigil's own benchmarks it does not improve detection yet.
+personalise = false
 personalise_every_s = 21600.0
 personalise_min_windows = 512
 personalise_steps = 1000

@@ -5,9 +5,9 @@
 The trace is ``agent.synthetic.routine``: one metric a minute whose normal level shifts
 twice a day (10 -> 40 MB/s at 08:00, back at 20:00) with a backup burst every ten minutes,
 and four incidents on the last day (a runaway, a stuck reading, a spike, a missing backup).
-Each seed is fed through the pipeline twice, with the default config and with
-``personalise = false``; an ``anomaly.start`` counts for an incident when it falls from 5
-minutes before its start to 30 minutes after its end, and as a false alarm otherwise.
+Each seed is fed through the pipeline twice, with ``personalise`` on and off (the default);
+an ``anomaly.start`` counts for an incident when it falls from 5 minutes before its start to
+30 minutes after its end, and as a false alarm otherwise.
 """
 
 from __future__ import annotations

@@ -48,6 +48,7 @@ def _samples(values: list[float], step_s: float = 60.0) -> list[Sample]:
 def _config(**personalise: object) -> Config:
     config = Config()
     settings = {
+        "personalise": True,
         "personalise_every_s": 3600.0,
         "personalise_min_windows": 64,
         "personalise_steps": 100,
@@ -231,7 +232,7 @@ def test_the_routine_trace_with_personalisation_on() -> None:
     bench/personalise.py for both configurations side by side.)"""
     from agent import synthetic
 
-    pipeline = _pipeline(Config())
+    pipeline = _pipeline(_config(personalise_every_s=6 * 3600.0, personalise_min_windows=512))
     starts = [
         e.t
         for sample in synthetic.routine(6, 1)
@@ -246,7 +247,8 @@ def test_the_routine_trace_with_personalisation_on() -> None:
     assert not [t for t in starts if t >= day and not any(a <= t <= b for a, b in windows)]
 
 
-def test_personalisation_can_be_switched_off() -> None:
-    pipeline = _pipeline(_config(personalise=False))
+def test_personalisation_is_off_by_default() -> None:
+    assert not Config().anomaly.personalise
+    pipeline = _pipeline(Config())
     assert pipeline.anomaly is not None and pipeline.anomaly.personaliser is None
     assert pipeline.snapshot()["model_weights"] == []
