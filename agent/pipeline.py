@@ -156,7 +156,10 @@ class Pipeline:
             return None
         return self.anomaly.personaliser.saved
 
-    def restore(self, state: StageState) -> None:
+    def restore(self, state: StageState) -> list[str]:
+        """Put back what the memory kept; returns the parts dropped as unreadable (each
+        logged once; those stages start afresh)."""
+        dropped: list[str] = []
         if self.geofence is not None:
             known = {n: s for n, s in state["fence_state"].items() if n in self.fences}
             self.geofence.restore(known)
@@ -164,15 +167,17 @@ class Pipeline:
         history = state["detector_state"].get("anomaly_history")
         if self.anomaly is not None:
             rows = state.get("model_weights", [])
-            self.anomaly.restore(
+            if not self.anomaly.restore(
                 saved_anomaly if isinstance(saved_anomaly, dict) else {},
                 history if isinstance(history, dict) else None,
                 _weights_from_row(rows[0]) if rows else None,
-            )
+            ):
+                dropped.append("anomaly")
         if self.places is not None:
             places = [_place_from_row(r) for r in state["places"]]
             saved = state["detector_state"].get("places")
             self.places.restore(places, saved if isinstance(saved, dict) else None)
+        return dropped
 
 
 def _place_row(place: Place) -> dict[str, object]:

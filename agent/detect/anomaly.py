@@ -35,6 +35,7 @@ stream's spread is floored and its ranks all tie, so it stays quiet; no verdict 
 
 from __future__ import annotations
 
+import binascii
 import logging
 import math
 from collections import deque
@@ -54,6 +55,8 @@ logger = logging.getLogger(__name__)
 #: Values are clipped to this magnitude before any arithmetic: squares and sums of a window
 #: stay finite, so a reading of 1e300 is the largest anomaly, never an overflow or a NaN.
 MAX_VALUE = 1e100
+#: The layout of ``state()`` / ``history_state()`` (1 was the Gaussian level and likelihood).
+STATE_FORMAT = 2
 #: The surprise that scores 0.5 (a one-in-a-thousand number).
 HALF_SCORE_SURPRISE = 3.0
 
@@ -302,6 +305,7 @@ class AnomalyDetector:
         """What changes every sample: windows, counts, open anomalies, the training schedule
         (small: committed with every batch)."""
         return {
+            "format": STATE_FORMAT,
             "streams": {
                 n: {"window": list(s.window), "n": s.n, "entry_t": s.entry_t, "first_t": s.first_t}
                 for n, s in sorted(self._streams.items())
@@ -330,29 +334,46 @@ class AnomalyDetector:
         saved: Mapping[str, Any],
         history: Mapping[str, Any] | None = None,
         weights: SavedWeights | None = None,
-    ) -> None:
+    ) -> bool:
         """Put back ``state()`` and ``history_state()``; ``weights`` are the personalised
-        weights the memory kept."""
+        weights the memory kept. State this version cannot read (an older format, a damaged
+        row) is dropped with one log line, and the stage learns afresh: returns False then."""
         if self.personaliser is not None:
             self.personaliser.restore(saved.get("personalise", {}), weights)
+        if not saved.get("streams"):
+            return True  # nothing kept yet
+        if saved.get("format") != STATE_FORMAT:
+            logger.warning(
+                "anomaly state in the database is format %s, this vigil reads %d: "
+                "the always-on tier learns afresh",
+                saved.get("format", 1),
+                STATE_FORMAT,
+            )
+            return False
         history = history or {}
         size = self.settings.history_n
-        self._streams = {}
-        for name, d in saved.get("streams", {}).items():
-            h = history.get(name, {})
-            self._streams[name] = _Stream(
-                deque(d["window"], maxlen=self.window),
-                ValueHistory.decode(size, h.get("values", {})),
-                ValueHistory.decode(size, h.get("errors", {}), "<f4"),
-                ValueHistory.decode(size, h.get("spreads", {}), "<f4"),
-                int(d["n"]),
-                d["entry_t"],
-                d.get("first_t"),
-            )
-        self._sources = {
-            n: _Source(True, int(d["below_n"]), d["since"], set(d["streams"]))
-            for n, d in saved.get("sources", {}).items()
-        }
+        try:
+            streams = {}
+            for name, d in saved["streams"].items():
+                h = history.get(name, {})
+                streams[name] = _Stream(
+                    deque(d["window"], maxlen=self.window),
+                    ValueHistory.decode(size, h.get("values", {})),
+                    ValueHistory.decode(size, h.get("errors", {}), "<f4"),
+                    ValueHistory.decode(size, h.get("spreads", {}), "<f4"),
+                    int(d["n"]),
+                    d["entry_t"],
+                    d.get("first_t"),
+                )
+            sources = {
+                n: _Source(True, int(d["below_n"]), d["since"], set(d["streams"]))
+                for n, d in saved.get("sources", {}).items()
+            }
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            logger.warning("anomaly state in the database is damaged (%r): learning afresh", exc)
+            return False
+        self._streams, self._sources = streams, sources
+        return True
 
 
 def combine(surprises: list[float]) -> float:

@@ -107,7 +107,8 @@ def _run(
     fence_store = FenceStore(engine)
     model = load_or_explain()
     pipeline = Pipeline(config, load_fences(fence_store), model)
-    pipeline.restore(store.load_state())
+    for part in pipeline.restore(store.load_state()):
+        store.count(f"state.dropped.{part}")
     store.attach_state(pipeline.snapshot)
     fences = FenceWatcher(fence_store, pipeline, check_every_s=config.daemon.commit_interval_s)
     watchdog = _Watchdog(notifier, clock)

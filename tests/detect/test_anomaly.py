@@ -184,3 +184,42 @@ def test_state_and_histories_restore_exactly() -> None:
         a = first.feed(60.0 * i, "m", {"m": v, "m2": v * 2})
         b = second.feed(60.0 * i, "m", {"m": v, "m2": v * 2})
         assert (a.scores, a.tiny, a.node, a.events) == (b.scores, b.tiny, b.node, b.events)
+
+
+def test_state_of_an_older_format_or_damaged_is_dropped_not_fatal(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A database written by the first always-on tier (a running mean and a likelihood per
+    stream) or a damaged row: one log line, and the stage learns afresh."""
+    older = {
+        "streams": {"m": {"values": [1.0, 2.0], "n": 2, "mean": 1.5, "var": 0.25}},
+        "likelihood": {"m": {"n": 2, "mean": 0.1, "var": 0.0, "short": [0.1]}},
+        "sources": {},
+    }
+    good = _detector()
+    for i in range(200):
+        good.feed(60.0 * i, "m", {"m": float(i % 7)})
+    damaged = {**good.state(), "streams": {"m": {"window": [1.0], "n": "many"}}}
+    broken_history = {"m": {"values": {"entries": "not base64!"}}}
+    for saved, history, said in (
+        (older, None, "format 1"),
+        (damaged, None, "damaged"),
+        (good.state(), broken_history, "damaged"),
+    ):
+        det = _detector()
+        with caplog.at_level("WARNING"):
+            assert det.restore(saved, history) is False
+        assert said in caplog.text and "afresh" in caplog.text
+        caplog.clear()
+        assert det.state() == _detector().state()  # nothing half restored
+    assert _detector().restore(good.state(), good.history_state()) is True
+
+
+def test_the_pipeline_names_what_it_dropped() -> None:
+    """The daemon counts each dropped part (``state.dropped.<part>``)."""
+    pipeline = Pipeline(Config(), (), load_or_explain())
+    older = {"streams": {"m": {"values": [1.0], "n": 1, "mean": 1.0, "var": 0.0}}}
+    state = {"fence_state": {}, "detector_state": {"anomaly": older}, "places": []}
+    assert pipeline.restore({**state, "model_weights": []}) == ["anomaly"]  # type: ignore[typeddict-item]
+    state["detector_state"] = {}
+    assert pipeline.restore({**state, "model_weights": []}) == []  # type: ignore[typeddict-item]
