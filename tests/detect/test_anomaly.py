@@ -220,6 +220,6 @@ def test_the_pipeline_names_what_it_dropped() -> None:
     pipeline = Pipeline(Config(), (), load_or_explain())
     older = {"streams": {"m": {"values": [1.0], "n": 1, "mean": 1.0, "var": 0.0}}}
     state = {"fence_state": {}, "detector_state": {"anomaly": older}, "places": []}
-    assert pipeline.restore({**state, "model_weights": []}) == ["anomaly"]  # type: ignore[typeddict-item]
+    assert pipeline.restore({**state, "model_weights": []}) == ["anomaly"]
     state["detector_state"] = {}
-    assert pipeline.restore({**state, "model_weights": []}) == []  # type: ignore[typeddict-item]
+    assert pipeline.restore({**state, "model_weights": []}) == []
