@@ -22,10 +22,12 @@ the daemon (a sample every 10 s) remembers days, not hours. Time enters only the
 repeated or backward timestamps never add an entry early, gaps add one.
 
 The streams of one sample are combined into one score per source (``system``, ``battery``,
-a metric's name): the larger of the best stream corrected for the number of streams
-(Bonferroni) and Fisher's combination of all of them (several streams a little odd at once).
-That score drives the events with hysteresis: start at ``start_score``, end after ``end_n``
-samples below ``end_score``; the events name the streams involved.
+a metric's name): the best stream's surprise corrected for the number of streams
+(Bonferroni), or, if it says more, the rank of the sum of all the streams' surprises among
+the source's own past sums (several streams a little odd at once, in a way the source has not
+shown; streams that always move together make sums that are usual). That score drives the
+events with hysteresis: start at ``start_score``, end after ``end_n`` samples below
+``end_score``; the events name the streams involved.
 
 Bad input: NaN and infinities never get here (the gate refuses them); values are clipped to
 ``MAX_VALUE``, so a reading of 1e300 is the largest surprise, never an overflow; a constant
@@ -55,8 +57,10 @@ logger = logging.getLogger(__name__)
 #: Values are clipped to this magnitude before any arithmetic: squares and sums of a window
 #: stay finite, so a reading of 1e300 is the largest anomaly, never an overflow or a NaN.
 MAX_VALUE = 1e100
-#: The layout of ``state()`` / ``history_state()`` (1 was the Gaussian level and likelihood).
-STATE_FORMAT = 2
+#: The layout of ``state()`` / ``history_state()`` (1 was the Gaussian level and likelihood,
+#: 2 had no joint histories).
+STATE_FORMAT = 3
+_LOG10_2 = math.log10(2.0)
 #: The surprise that scores 0.5 (a one-in-a-thousand number).
 HALF_SCORE_SURPRISE = 3.0
 
@@ -116,6 +120,16 @@ class _Stream:
 
 
 @dataclass
+class _Joint:
+    """A source's sum of stream surprises, ranked against its own past sums: streams that
+    always move together (CPU, load, temperature) make large sums that are usual; several
+    streams odd at once in a way never seen make a sum past the edge."""
+
+    sums: ValueHistory
+    entry_t: float | None = None
+
+
+@dataclass
 class _Source:
     active: bool = False
     below_n: int = 0
@@ -139,6 +153,7 @@ class AnomalyDetector:
         self._entry_every_s = settings.history_s / settings.history_n
         self._streams: dict[str, _Stream] = {}
         self._sources: dict[str, _Source] = {}
+        self._joint: dict[str, _Joint] = {}
         #: (stream, value count) -> (model error, log spread) computed ahead (replay).
         self.prefetched: dict[tuple[str, int], tuple[float | None, float]] = {}
         #: The windows behind ``prefetched``, batch by batch, rescored after a training round.
@@ -159,6 +174,7 @@ class AnomalyDetector:
             s.window.append(v)
             s.n += 1
         stats = self._window_stats(names)
+        warm = True  # every stream of the sample past its warm-up
         for name in names:
             s = self._streams[name]
             err, spread = stats.get(name, (None, None))
@@ -170,11 +186,12 @@ class AnomalyDetector:
                 s.first_t = t
             if t - s.first_t < self.settings.warmup_s:  # still learning what is usual
                 surprise[name] = shape = 0.0
+                warm = False
             if err is not None:
                 step.tiny[name] = to_score(shape)
             step.scores[name] = to_score(surprise[name])
             self._remember(s, t, err, spread)
-        step.node = to_score(combine(list(surprise.values())))
+        step.node = to_score(self._node(t, source, list(surprise.values()), warm))
         event = self._events(t, source, step)
         if event is not None:
             step.events.append(event)
@@ -182,16 +199,29 @@ class AnomalyDetector:
             self._personalise(t, source, step)
         return step
 
+    def _node(self, t: float, source: str, surprises: list[float], warm: bool) -> float:
+        """The source's surprise: its best stream's (Bonferroni), or the rank of the sum of
+        all its streams' against the source's own past sums, whichever says more (less
+        log10(2) for asking twice). The sums are learned only once every stream is warm."""
+        best = combine(surprises)
+        if len(surprises) < 2 or not warm:
+            return best
+        joint = self._joint.get(source)
+        if joint is None:
+            joint = self._joint[source] = _Joint(ValueHistory(self.settings.history_n))
+        total = sum(surprises)
+        together = joint.sums.surprise(total, upper_only=True) - _LOG10_2
+        due, joint.entry_t = _next_entry(joint.entry_t, t, self._entry_every_s)
+        if due or len(joint.sums) < self.settings.history_n:
+            joint.sums.add(total)
+        else:
+            joint.sums.observe(total)
+        return max(best, together)
+
     def _remember(self, s: _Stream, t: float, err: float | None, spread: float | None) -> None:
         """Add this sample's numbers to the histories that are still filling, or to all of
         them once per ``history_s / history_n`` of sample time."""
-        every = self._entry_every_s
-        due = s.entry_t is None or t >= s.entry_t + every
-        if due:
-            # On a grid of ``every`` from the first entry (so entries keep the mean spacing
-            # whatever the sample interval), restarted after a gap.
-            late = s.entry_t is None or t - s.entry_t >= 2 * every
-            s.entry_t = t if late else s.entry_t + every  # type: ignore[operator]
+        due, s.entry_t = _next_entry(s.entry_t, t, self._entry_every_s)
         full = self.settings.history_n
         for history, x in ((s.values, s.window[-1]), (s.spreads, spread), (s.errors, err)):
             if x is None:
@@ -321,12 +351,18 @@ class AnomalyDetector:
     def history_state(self) -> dict[str, Any]:
         """The histories (about 21 KB per stream: committed less often, see MemoryStore)."""
         return {
-            n: {
-                "values": s.values.encode(),
-                "errors": s.errors.encode("<f4"),
-                "spreads": s.spreads.encode("<f4"),
-            }
-            for n, s in sorted(self._streams.items())
+            "streams": {
+                n: {
+                    "values": s.values.encode(),
+                    "errors": s.errors.encode("<f4"),
+                    "spreads": s.spreads.encode("<f4"),
+                }
+                for n, s in sorted(self._streams.items())
+            },
+            "joint": {
+                n: {"sums": j.sums.encode(), "entry_t": j.entry_t}
+                for n, j in sorted(self._joint.items())
+            },
         }
 
     def restore(
@@ -355,7 +391,7 @@ class AnomalyDetector:
         try:
             streams = {}
             for name, d in saved["streams"].items():
-                h = history.get(name, {})
+                h = history.get("streams", {}).get(name, {})
                 streams[name] = _Stream(
                     deque(d["window"], maxlen=self.window),
                     ValueHistory.decode(size, h.get("values", {})),
@@ -369,18 +405,33 @@ class AnomalyDetector:
                 n: _Source(True, int(d["below_n"]), d["since"], set(d["streams"]))
                 for n, d in saved.get("sources", {}).items()
             }
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            joint = {
+                n: _Joint(ValueHistory.decode(size, d["sums"]), d["entry_t"])
+                for n, d in history.get("joint", {}).items()
+            }
+        except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
             logger.warning("anomaly state in the database is damaged (%r): learning afresh", exc)
             return False
-        self._streams, self._sources = streams, sources
+        self._streams, self._sources, self._joint = streams, sources, joint
         return True
 
 
+def _next_entry(entry_t: float | None, t: float, every: float) -> tuple[bool, float | None]:
+    """Whether a history takes an entry at ``t``, and its new entry time: on a grid of
+    ``every`` from the first entry (so entries keep the mean spacing whatever the sample
+    interval), restarted after a gap."""
+    if entry_t is None:
+        return True, t
+    if t < entry_t + every:
+        return False, entry_t
+    return True, (t if t - entry_t >= 2 * every else entry_t + every)
+
+
 def combine(surprises: list[float]) -> float:
-    """One surprise for several streams' surprises (read as p-values ``10**-s``): the best,
-    corrected for how many there are (Bonferroni). Fisher's method, which would also catch
-    several streams a little odd at once, fired on every stir of correlated streams (CPU,
-    load and temperature move together) in the demo day: 43 of its 92 starts."""
+    """The best of several streams' surprises (read as p-values ``10**-s``), corrected for
+    how many there are (Bonferroni). Fisher's method on the same p-values, tried for streams
+    odd together, fired on every stir of correlated streams (CPU, load and temperature move
+    together) in the demo day, 43 of 92 starts: the joint sums are ranked instead."""
     k = len(surprises)
     if k == 1:
         return surprises[0]

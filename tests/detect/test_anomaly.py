@@ -200,7 +200,7 @@ def test_state_of_an_older_format_or_damaged_is_dropped_not_fatal(
     for i in range(200):
         good.feed(60.0 * i, "m", {"m": float(i % 7)})
     damaged = {**good.state(), "streams": {"m": {"window": [1.0], "n": "many"}}}
-    broken_history = {"m": {"values": {"entries": "not base64!"}}}
+    broken_history = {"streams": {"m": {"values": {"entries": "not base64!"}}}}
     for saved, history, said in (
         (older, None, "format 1"),
         (damaged, None, "damaged"),
@@ -223,3 +223,23 @@ def test_the_pipeline_names_what_it_dropped() -> None:
     assert pipeline.restore({**state, "model_weights": []}) == ["anomaly"]
     state["detector_state"] = {}
     assert pipeline.restore({**state, "model_weights": []}) == []
+
+
+def test_several_streams_a_little_odd_at_once_start_an_anomaly() -> None:
+    """Five independent streams, each moved by 2.4 deviations for a while: the best of them,
+    corrected for five, is not odd enough; the sum of their surprises has never been that
+    high. The same streams moving
+    together as they always do (one shared swing) raise nothing."""
+    rng = random.Random(6)
+    det = _detector()
+    starts = []
+    for i in range(3000):
+        shared = 3.0 * math.sin(2 * math.pi * i / 200)  # a usual swing all five share
+        odd = 2.4 if 2600 <= i < 2630 else 0.0
+        values = {f"s{k}": shared + rng.gauss(0.0, 1.0) + odd for k in range(5)}
+        step = det.feed(600.0 * i, "box", values)
+        starts += [i for e in step.events if e.kind == "anomaly.start"]
+        if 2600 <= i < 2630:  # the best stream alone, Bonferroni-corrected, would not start it
+            surprises = [3.0 * sc / (1.0 - sc) for sc in step.scores.values()]
+            assert to_score(combine(surprises)) < START
+    assert starts and all(2600 <= i < 2630 for i in starts)
