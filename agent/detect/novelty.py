@@ -18,6 +18,7 @@ import math
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -45,8 +46,6 @@ class ValueHistory:
         self.size = size
         self._order: deque[float] = deque()
         self._sorted: list[float] = []
-        self._hi: deque[float] = deque()  # per entry: the largest number since the previous
-        self._lo: deque[float] = deque()
         self._block: tuple[float, float] | None = None  # (hi, lo) since the last entry
         self._added = 0  # entries ever added: the monotonic queues' clock
         self._maxq: deque[tuple[int, float]] = deque()
@@ -89,9 +88,9 @@ class ValueHistory:
         self._push(x, hi, lo)
 
     def _push(self, x: float, hi: float, lo: float) -> None:
+        """Entry ``x`` with the extremes of the numbers since the previous entry; the queues
+        keep only the extremes that can still be the largest or smallest (O(1) amortised)."""
         self._order.append(x)
-        self._hi.append(hi)
-        self._lo.append(lo)
         insort(self._sorted, x)
         i = self._added
         self._added += 1
@@ -103,8 +102,6 @@ class ValueHistory:
         self._minq.append((i, lo))
         if len(self._order) > self.size:
             old = self._order.popleft()
-            self._hi.popleft()
-            self._lo.popleft()
             del self._sorted[bisect_left(self._sorted, old)]
             first = self._added - self.size  # the oldest entry still kept
             while self._maxq[0][0] < first:
@@ -112,30 +109,39 @@ class ValueHistory:
             while self._minq[0][0] < first:
                 self._minq.popleft()
 
-    # -- state: base64 of little-endian floats (entries, their highs and lows, the block) -----
+    # -- state: base64 of little-endian floats (entries, the queues' extremes, the block) ----
     def encode(self, dtype: str = "<f8") -> dict[str, str]:
-        """``<f4`` halves the size; exact only for numbers that are float32 numbers."""
+        """``<f4`` halves the size; exact only for numbers that are float32 numbers. The
+        queues are all that future edges need: an extreme they dropped can never return."""
 
-        def b64(values: Iterable[float]) -> str:
-            return base64.b64encode(np.asarray(list(values), dtype=dtype).tobytes()).decode()
+        def b64(values: Iterable[float], kind: str = dtype) -> str:
+            return base64.b64encode(np.asarray(list(values), dtype=kind).tobytes()).decode()
 
+        first = self._added - len(self._order)
         return {
             "entries": b64(self._order),
-            "hi": b64(self._hi),
-            "lo": b64(self._lo),
+            "max_at": b64((i - first for i, _ in self._maxq), "<i4"),
+            "max": b64(v for _, v in self._maxq),
+            "min_at": b64((i - first for i, _ in self._minq), "<i4"),
+            "min": b64(v for _, v in self._minq),
             "block": b64(self._block or ()),
         }
 
     @classmethod
     def decode(cls, size: int, saved: Mapping[str, str], dtype: str = "<f8") -> ValueHistory:
-        def floats(key: str) -> list[float]:
-            raw = base64.b64decode(saved.get(key, ""))
-            return [float(v) for v in np.frombuffer(raw, dtype=dtype)]
+        def numbers(key: str, kind: str = dtype) -> list[Any]:
+            return list(np.frombuffer(base64.b64decode(saved.get(key, "")), dtype=kind).tolist())
 
         history = cls(size)
-        for x, hi, lo in zip(floats("entries"), floats("hi"), floats("lo"), strict=True):
-            history._push(x, hi, lo)
-        block = floats("block")
+        entries = numbers("entries")
+        history._order.extend(entries)
+        history._sorted = sorted(entries)
+        history._added = len(entries)
+        history._maxq.extend(zip(numbers("max_at", "<i4"), numbers("max"), strict=True))
+        history._minq.extend(zip(numbers("min_at", "<i4"), numbers("min"), strict=True))
+        if entries and not (history._maxq and history._minq):
+            raise ValueError("history without its extremes")
+        block = numbers("block")
         history._block = (block[0], block[1]) if len(block) == 2 else None
         return history
 
