@@ -122,6 +122,9 @@ class AnomalyConfig:
     start_score: float = 0.55
     end_score: float = 0.45
     end_n: int = 3
+    #: ...and not while a value that started it is still beyond its range from before the
+    #: start (a runaway that goes on), for at most ``hold_s``.
+    hold_s: float = 3600.0
     #: Each stream's histories: ``history_n`` entries spanning about ``history_s`` seconds.
     history_n: int = 1000
     history_s: float = 4 * 86400.0
@@ -291,8 +294,10 @@ def _check(config: Config, path: str) -> None:
     a = config.anomaly
     if not 0.0 < a.end_score <= a.start_score < 1.0:
         raise ConfigError(path, "anomaly", "need 0 < end_score <= start_score < 1")
-    if a.end_n < 1 or a.history_n < 50 or a.history_s <= 0:
-        raise ConfigError(path, "anomaly", "need end_n >= 1, history_n >= 50, history_s > 0")
+    if a.end_n < 1 or a.history_n < 50 or a.history_s <= 0 or a.hold_s < 0:
+        raise ConfigError(
+            path, "anomaly", "need end_n >= 1, history_n >= 50, history_s > 0, hold_s >= 0"
+        )
     if a.personalise_every_s <= 0 or a.personalise_lr <= 0:
         raise ConfigError(path, "anomaly", "personalise_every_s and personalise_lr must be > 0")
     if a.personalise_min_windows < 32 or a.personalise_steps < 1:

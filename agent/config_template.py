@@ -92,6 +92,8 @@ enabled = true
 start_score = 0.55
 end_score = 0.45
 end_n = 3
+# An anomaly stays open while a value that started it is beyond its earlier range, up to:
+hold_s = 3600.0
 history_n = 1000
 history_s = 345600.0
 # Personalisation: the tiny model trains on this machine's normal windows every

@@ -69,6 +69,7 @@ class Pipeline:
                     start_score=a.start_score,
                     end_score=a.end_score,
                     end_n=a.end_n,
+                    hold_s=a.hold_s,
                 ),
             )
             if a.enabled

@@ -27,7 +27,9 @@ a metric's name): the best stream's surprise corrected for the number of streams
 the source's own past sums (several streams a little odd at once, in a way the source has not
 shown; streams that always move together make sums that are usual). That score drives the
 events with hysteresis: start at ``start_score``, end after ``end_n`` samples below
-``end_score``; the events name the streams involved.
+``end_score`` with every involved stream's value back within the range it had before the
+start (the ranks adapt within minutes; a runaway that goes on is still an anomaly), or
+``hold_s`` after the start at the latest; the events name the streams involved.
 
 Bad input: NaN and infinities never get here (the gate refuses them); values are clipped to
 ``MAX_VALUE``, so a reading of 1e300 is the largest surprise, never an overflow; a constant
@@ -106,6 +108,7 @@ class AnomalySettings:
     start_score: float = 0.55
     end_score: float = 0.45
     end_n: int = 3
+    hold_s: float = 3600.0  # an anomaly beyond its edges this long is the new normal
 
 
 @dataclass
@@ -135,6 +138,9 @@ class _Source:
     below_n: int = 0
     since: float | None = None
     streams: set[str] = field(default_factory=set)
+    #: The involved streams' (smallest, largest) values before the anomaly started: it stays
+    #: open while a value is beyond them (a runaway goes on), for at most ``hold_s``.
+    edges: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
 @dataclass
@@ -175,6 +181,8 @@ class AnomalyDetector:
             s.n += 1
         stats = self._window_stats(names)
         warm = True  # every stream of the sample past its warm-up
+        src = self._sources.get(source)
+        before = {} if src is not None and src.active else self._edges(names)
         for name in names:
             s = self._streams[name]
             err, spread = stats.get(name, (None, None))
@@ -192,7 +200,7 @@ class AnomalyDetector:
             step.scores[name] = to_score(surprise[name])
             self._remember(s, t, err, spread)
         step.node = to_score(self._node(t, source, list(surprise.values()), warm))
-        event = self._events(t, source, step)
+        event = self._events(t, source, step, values, before)
         if event is not None:
             step.events.append(event)
         if self.personaliser is not None:
@@ -308,7 +316,22 @@ class AnomalyDetector:
             for i, err in zip(rows, errors, strict=True):
                 self.prefetched[keys[i]] = (float(err), self.prefetched[keys[i]][1])
 
-    def _events(self, t: float, source: str, step: AnomalyStep) -> Event | None:
+    def _edges(self, names: list[str]) -> dict[str, tuple[float, float]]:
+        out = {}
+        for name in names:
+            edges = self._streams[name].values.edges()
+            if edges is not None:
+                out[name] = edges
+        return out
+
+    def _events(
+        self,
+        t: float,
+        source: str,
+        step: AnomalyStep,
+        values: Mapping[str, float],
+        before: Mapping[str, tuple[float, float]],
+    ) -> Event | None:
         src = self._sources.setdefault(source, _Source())
         node = step.node if step.node is not None else 0.0
         settings = self.settings
@@ -317,10 +340,16 @@ class AnomalyDetector:
             if node < settings.start_score:
                 return None
             src.active, src.since, src.below_n, src.streams = True, t, 0, set(involved)
+            src.edges = {n: before[n] for n in involved if n in before}
             data = {"score": round(node, 6), "streams": sorted(involved)}
             return Event(t, "anomaly.start", source, data)
         src.streams |= involved
-        if node >= settings.end_score:
+        beyond = any(
+            not lo <= clip_value(values[n]) <= hi
+            for n, (lo, hi) in src.edges.items()
+            if n in values
+        )
+        if node >= settings.end_score or (beyond and t - (src.since or t) < settings.hold_s):
             src.below_n = 0
             return None
         src.below_n += 1
@@ -341,7 +370,12 @@ class AnomalyDetector:
                 for n, s in sorted(self._streams.items())
             },
             "sources": {
-                n: {"since": s.since, "below_n": s.below_n, "streams": sorted(s.streams)}
+                n: {
+                    "since": s.since,
+                    "below_n": s.below_n,
+                    "streams": sorted(s.streams),
+                    "edges": {k: list(v) for k, v in sorted(s.edges.items())},
+                }
                 for n, s in sorted(self._sources.items())
                 if s.active
             },
@@ -402,7 +436,13 @@ class AnomalyDetector:
                     d.get("first_t"),
                 )
             sources = {
-                n: _Source(True, int(d["below_n"]), d["since"], set(d["streams"]))
+                n: _Source(
+                    True,
+                    int(d["below_n"]),
+                    d["since"],
+                    set(d["streams"]),
+                    {k: (float(lo), float(hi)) for k, (lo, hi) in d["edges"].items()},
+                )
                 for n, d in saved.get("sources", {}).items()
             }
             joint = {

@@ -74,6 +74,12 @@ class ValueHistory:
             score += _past(bottom - x, s[k] - s[0], s)
         return score
 
+    def edges(self) -> tuple[float, float] | None:
+        """(smallest, largest) of every number the entries kept cover; None when empty."""
+        if not self._maxq:
+            return None
+        return self._minq[0][1], self._maxq[0][1]
+
     def observe(self, x: float) -> None:
         """A number that is not an entry still counts for the extremes."""
         block = self._block

@@ -170,6 +170,23 @@ def test_an_incident_starts_and_ends_once_naming_its_stream() -> None:
     assert kinds == [("anomaly.start", "system"), ("anomaly.end", "system")]
     start = next(e for e in events if e.kind == "anomaly.start")
     assert start.t == 1000.0 + 10 * 1400 and start.data["streams"] == ["system.cpu_pct"]
+    end = next(e for e in events if e.kind == "anomaly.end")
+    # Open while the values are beyond their range from before (the ranks alone would have
+    # let it end within a few samples), closed a few samples after the incident.
+    assert 1000.0 + 10 * 1420 <= end.t <= 1000.0 + 10 * 1430
+
+
+def test_a_new_level_that_stays_is_accepted_after_hold_s() -> None:
+    pipeline = Pipeline(Config(), (), load_or_explain())
+    rng = random.Random(8)
+    events = []
+    for i in range(2400):
+        v = 30.0 + rng.gauss(0.0, 1.0) + (40.0 if i >= 1400 else 0.0)
+        events += pipeline.feed(Sample("system", 10.0 * i, {"cpu_pct": v})).events
+    kinds = [(e.kind, e.t) for e in events if e.kind.startswith("anomaly.")]
+    assert kinds[0] == ("anomaly.start", 14000.0)
+    assert kinds[1][0] == "anomaly.end" and 14000.0 + 3600.0 <= kinds[1][1] <= 14000.0 + 3700.0
+    assert len(kinds) == 2  # and the new level is usual from then on
 
 
 def test_state_and_histories_restore_exactly() -> None:
