@@ -134,3 +134,37 @@ def test_app_sessions_are_upserted_one_row_per_session(store: MemoryStore) -> No
         AppSession("firefox", None, 0.0, 10.0, 3),
         AppSession("code", None, 15.0, 15.0, 1),
     ]
+
+
+def test_bulky_state_is_committed_every_few_hours_and_at_close(db_path: Path) -> None:
+    """The anomaly stage's histories (``full`` parts) go with the first commit, then once per
+    FULL_STATE_EVERY_S of sample time, and at close; the small parts go with every commit."""
+    from agent.memory.store import FULL_STATE_EVERY_S, StageState
+
+    engine = open_engine(db_path)
+    upgrade(engine)
+    store = MemoryStore(engine, commit_interval_s=10.0)
+    asked: list[tuple[float, bool]] = []
+    now = [0.0]
+
+    def provider(full: bool) -> StageState:
+        asked.append((now[0], full))
+        detector: dict[str, object] = {"anomaly": {"at": now[0]}}
+        if full:
+            detector["anomaly_history"] = {"at": now[0]}
+        return {"fence_state": {}, "detector_state": detector, "places": [], "model_weights": []}
+
+    store.attach_state(provider)
+    t = 0.0
+    while t <= 2 * FULL_STATE_EVERY_S + 60:
+        now[0] = t
+        store.record(_sample(t))
+        t += 10.0
+    now[0] = t
+    store.close()
+    full_at = [at for at, full in asked if full]
+    assert len(asked) > 100
+    assert full_at[0] == asked[0][0] and full_at[-1] == t  # the first commit and the close
+    assert len(full_at) == 4  # first, after 6 h, after 12 h, close
+    saved = MemoryStore(open_engine(db_path)).load_state()["detector_state"]
+    assert saved["anomaly"] == {"at": t} and saved["anomaly_history"] == {"at": t}
