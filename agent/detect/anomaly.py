@@ -29,7 +29,8 @@ shown; streams that always move together make sums that are usual). That score d
 events with hysteresis: start at ``start_score``, end after ``end_n`` samples below
 ``end_score`` with every involved stream's value back within the range it had before the
 start (the ranks adapt within minutes; a runaway that goes on is still an anomaly), or
-``hold_s`` after the start at the latest; the events name the streams involved.
+``hold_s`` after the start at the latest. A new surge past ``start_score`` while an anomaly
+is only held open ends it and starts its own. The events name the streams involved.
 
 Bad input: NaN and infinities never get here (the gate refuses them); values are clipped to
 ``MAX_VALUE``, so a reading of 1e300 is the largest surprise, never an overflow; a constant
@@ -141,6 +142,7 @@ class _Source:
     #: The involved streams' (smallest, largest) values before the anomaly started: it stays
     #: open while a value is beyond them (a runaway goes on), for at most ``hold_s``.
     edges: dict[str, tuple[float, float]] = field(default_factory=dict)
+    held: bool = False  # its score has fallen back, its values have not
 
 
 @dataclass
@@ -181,8 +183,7 @@ class AnomalyDetector:
             s.n += 1
         stats = self._window_stats(names)
         warm = True  # every stream of the sample past its warm-up
-        src = self._sources.get(source)
-        before = {} if src is not None and src.active else self._edges(names)
+        before = self._edges(names)
         for name in names:
             s = self._streams[name]
             err, spread = stats.get(name, (None, None))
@@ -200,9 +201,7 @@ class AnomalyDetector:
             step.scores[name] = to_score(surprise[name])
             self._remember(s, t, err, spread)
         step.node = to_score(self._node(t, source, list(surprise.values()), warm))
-        event = self._events(t, source, step, values, before)
-        if event is not None:
-            step.events.append(event)
+        step.events += self._events(t, source, step, values, before)
         if self.personaliser is not None:
             self._personalise(t, source, step)
         return step
@@ -331,30 +330,40 @@ class AnomalyDetector:
         step: AnomalyStep,
         values: Mapping[str, float],
         before: Mapping[str, tuple[float, float]],
-    ) -> Event | None:
+    ) -> list[Event]:
         src = self._sources.setdefault(source, _Source())
         node = step.node if step.node is not None else 0.0
         settings = self.settings
         involved = {n for n, s in step.scores.items() if s >= settings.end_score}
+        if src.active and src.held and node >= settings.start_score:
+            # A new surge while the last one is only held open: its own anomaly.
+            return [self._end(t, source), *self._events(t, source, step, values, before)]
         if not src.active:
             if node < settings.start_score:
-                return None
+                return []
             src.active, src.since, src.below_n, src.streams = True, t, 0, set(involved)
             src.edges = {n: before[n] for n in involved if n in before}
             data = {"score": round(node, 6), "streams": sorted(involved)}
-            return Event(t, "anomaly.start", source, data)
+            return [Event(t, "anomaly.start", source, data)]
         src.streams |= involved
+        if node >= settings.end_score:
+            src.below_n, src.held = 0, False
+            return []
         beyond = any(
             not lo <= clip_value(values[n]) <= hi
             for n, (lo, hi) in src.edges.items()
             if n in values
         )
-        if node >= settings.end_score or (beyond and t - (src.since or t) < settings.hold_s):
-            src.below_n = 0
-            return None
+        if beyond and t - (src.since or t) < settings.hold_s:
+            src.below_n, src.held = 0, True
+            return []
         src.below_n += 1
         if src.below_n < settings.end_n:
-            return None
+            return []
+        return [self._end(t, source)]
+
+    def _end(self, t: float, source: str) -> Event:
+        src = self._sources[source]
         data = {"since": src.since, "streams": sorted(src.streams)}
         self._sources[source] = _Source()
         return Event(t, "anomaly.end", source, data)
@@ -375,6 +384,7 @@ class AnomalyDetector:
                     "below_n": s.below_n,
                     "streams": sorted(s.streams),
                     "edges": {k: list(v) for k, v in sorted(s.edges.items())},
+                    "held": s.held,
                 }
                 for n, s in sorted(self._sources.items())
                 if s.active
@@ -442,6 +452,7 @@ class AnomalyDetector:
                     d["since"],
                     set(d["streams"]),
                     {k: (float(lo), float(hi)) for k, (lo, hi) in d["edges"].items()},
+                    bool(d["held"]),
                 )
                 for n, d in saved.get("sources", {}).items()
             }

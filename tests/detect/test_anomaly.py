@@ -260,3 +260,24 @@ def test_several_streams_a_little_odd_at_once_start_an_anomaly() -> None:
             surprises = [3.0 * sc / (1.0 - sc) for sc in step.scores.values()]
             assert to_score(combine(surprises)) < START
     assert starts and all(2600 <= i < 2630 for i in starts)
+
+
+def test_a_new_surge_during_a_held_anomaly_gets_its_own() -> None:
+    """CPU moves to a new level (held open: its value stays beyond its range); 15 minutes
+    later memory jumps: not hidden in the held anomaly, but an end and a new start."""
+    pipeline = Pipeline(Config(), (), load_or_explain())
+    rng = random.Random(9)
+    events = []
+    for i in range(1700):
+        cpu = 30.0 + rng.gauss(0.0, 1.0) + (40.0 if i >= 1400 else 0.0)
+        mem = 50.0 + rng.gauss(0.0, 1.0) + (30.0 if 1490 <= i < 1500 else 0.0)
+        sample = Sample("system", 10.0 * i, {"cpu_pct": cpu, "mem_used_pct": mem})
+        events += pipeline.feed(sample).events
+    kinds = [(e.kind, e.t) for e in events if e.kind.startswith("anomaly.")]
+    assert kinds[:3] == [
+        ("anomaly.start", 14000.0),
+        ("anomaly.end", 14900.0),
+        ("anomaly.start", 14900.0),
+    ]
+    second = [e for e in events if e.kind == "anomaly.start"][1]
+    assert "system.mem_used_pct" in second.data["streams"]
