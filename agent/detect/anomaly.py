@@ -183,7 +183,6 @@ class AnomalyDetector:
             s.n += 1
         stats = self._window_stats(names)
         warm = True  # every stream of the sample past its warm-up
-        before = self._edges(names)
         for name in names:
             s = self._streams[name]
             err, spread = stats.get(name, (None, None))
@@ -199,9 +198,11 @@ class AnomalyDetector:
             if err is not None:
                 step.tiny[name] = to_score(shape)
             step.scores[name] = to_score(surprise[name])
-            self._remember(s, t, err, spread)
         step.node = to_score(self._node(t, source, list(surprise.values()), warm))
-        step.events += self._events(t, source, step, values, before)
+        step.events += self._events(t, source, step, values)
+        for name in names:  # after the events: an anomaly's edges are those from before it
+            err, spread = stats.get(name, (None, None))
+            self._remember(self._streams[name], t, err, spread)
         if self.personaliser is not None:
             self._personalise(t, source, step)
         return step
@@ -315,21 +316,12 @@ class AnomalyDetector:
             for i, err in zip(rows, errors, strict=True):
                 self.prefetched[keys[i]] = (float(err), self.prefetched[keys[i]][1])
 
-    def _edges(self, names: list[str]) -> dict[str, tuple[float, float]]:
-        out = {}
-        for name in names:
-            edges = self._streams[name].values.edges()
-            if edges is not None:
-                out[name] = edges
-        return out
-
     def _events(
         self,
         t: float,
         source: str,
         step: AnomalyStep,
         values: Mapping[str, float],
-        before: Mapping[str, tuple[float, float]],
     ) -> list[Event]:
         src = self._sources.setdefault(source, _Source())
         node = step.node if step.node is not None else 0.0
@@ -337,12 +329,13 @@ class AnomalyDetector:
         involved = {n for n, s in step.scores.items() if s >= settings.end_score}
         if src.active and src.held and node >= settings.start_score:
             # A new surge while the last one is only held open: its own anomaly.
-            return [self._end(t, source), *self._events(t, source, step, values, before)]
+            return [self._end(t, source), *self._events(t, source, step, values)]
         if not src.active:
             if node < settings.start_score:
                 return []
             src.active, src.since, src.below_n, src.streams = True, t, 0, set(involved)
-            src.edges = {n: before[n] for n in involved if n in before}
+            edges = {n: self._streams[n].values.edges() for n in involved}
+            src.edges = {n: e for n, e in edges.items() if e is not None}
             data = {"score": round(node, 6), "streams": sorted(involved)}
             return [Event(t, "anomaly.start", source, data)]
         src.streams |= involved
