@@ -13,7 +13,6 @@ batches of 4,096). Thread CPU time, medians of three runs, a fresh model each ru
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import random
 import statistics
@@ -21,6 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from model_card import update_detector
 
 from agent.config import Config
 from agent.detect.tflite import load_model
@@ -92,15 +92,14 @@ def main() -> None:
         f"(replay's path; {whole_live / whole_batched:.1f}x cheaper)"
     )
     if args.card:
-        raw = json.loads(args.card.read_text())
-        raw.setdefault("detector", {})["cost_us_per_sample"] = {
+        figures = {
             "command": "python bench/model.py --card models/tiny.json",
             "model_live": round(live * 1e6, 2),
             "model_batched": round(batched * 1e6, 2),
             "stage_live": round(whole_live * 1e6, 1),
             "stage_batched": round(whole_batched * 1e6, 1),
         }
-        args.card.write_text(json.dumps(raw, indent=2) + "\n")
+        update_detector(args.card, "cost_us_per_sample", figures)
 
 
 if __name__ == "__main__":

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +42,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+from model_card import update_detector
 
 from agent.config import Config, load
 from agent.detect.tflite import load_or_explain
@@ -259,19 +259,21 @@ def write_card(
 ) -> None:
     """The model card's ``detector.nab``: each detector's normalised score per profile and
     the pipeline's CPU per row on the batched replay path (this run, this machine)."""
-    raw = json.loads(card.read_text())
-    detector = raw.setdefault("detector", {})
-    detector["nab"] = {
-        "command": "python bench/nab.py --data NAB --out DIR --card models/tiny.json",
-        "scorer": "agent/evaluation/nab_score.py (reproduces NAB's reference figures)",
-        "scores": {
-            name: {r.profile: round(r.normalised, 2) for r in by_profile.values()}
-            for name, by_profile in results.items()
-            if by_profile is not None
-        },
-        "cost_us_per_row_batched": round(cost_us, 1),
+    scores = {
+        name: {r.profile: round(r.normalised, 2) for r in by_profile.values()}
+        for name, by_profile in results.items()
+        if by_profile is not None
     }
-    card.write_text(json.dumps(raw, indent=2) + "\n")
+    update_detector(
+        card,
+        "nab",
+        {
+            "command": "python bench/nab.py --data NAB --out DIR --card models/tiny.json",
+            "scorer": "agent/evaluation/nab_score.py (reproduces NAB's reference figures)",
+            "scores": scores,
+            "cost_us_per_row_batched": round(cost_us, 1),
+        },
+    )
 
 
 if __name__ == "__main__":
