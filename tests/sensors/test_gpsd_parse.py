@@ -179,31 +179,32 @@ def test_gate_refusals_are_counted() -> None:
 
 
 class ScriptedServer:
-    """Accepts one connection, records what the client sends, sends what it is told."""
+    """Accepts one connection, records what the client sends, sends what it is told.
+
+    The connection is accepted by the first ``send``, in the caller's thread (the client's
+    ``connect`` has completed by then: the kernel queues it), so no thread outlives a test."""
 
     def __init__(self) -> None:
         self.listener = socket.create_server(("127.0.0.1", 0))
+        self.listener.settimeout(5.0)
         self.port = self.listener.getsockname()[1]
         self.conn: socket.socket | None = None
         self.received = b""
-        self._accepted = threading.Event()
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        self.conn, _ = self.listener.accept()
-        self.conn.settimeout(2.0)
-        self.received = self.conn.recv(4096)
-        self._accepted.set()
+        self._lock = threading.Lock()
 
     def send(self, data: bytes) -> None:
-        assert self._accepted.wait(5.0)
-        assert self.conn is not None
-        self.conn.sendall(data)
+        with self._lock:
+            if self.conn is None:
+                self.conn, _ = self.listener.accept()
+                self.conn.settimeout(5.0)
+                self.received = self.conn.recv(4096)
+            self.conn.sendall(data)
 
     def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-        self.listener.close()
+        with self._lock:
+            if self.conn is not None:
+                self.conn.close()
+            self.listener.close()
 
 
 @pytest.fixture
@@ -268,9 +269,15 @@ def test_first_read_after_connecting_waits_for_a_fix(server: ScriptedServer) -> 
     tpv = chk_tpvs("haicom-305N")[8]
     sensor = GpsdSensor(LocationSensorConfig(gpsd_port=server.port, max_age_s=1e9))
     greeting = b'{"class":"VERSION","release":"3.22"}\n'
-    threading.Timer(0.0, server.send, [greeting]).start()
-    threading.Timer(0.4, server.send, [json.dumps(tpv).encode() + b"\n"]).start()
+    timers = [
+        threading.Timer(0.0, server.send, [greeting]),
+        threading.Timer(0.4, server.send, [json.dumps(tpv).encode() + b"\n"]),
+    ]
+    for timer in timers:
+        timer.start()
     sample = sensor.read(HAICOM_FIRST_FIX_T + 1.0)
+    for timer in timers:
+        timer.join(10.0)
     assert sample is not None and sample.data["fix_t"] == HAICOM_FIRST_FIX_T
     assert sensor.read(HAICOM_FIRST_FIX_T + 2.0) is None  # connected: nothing new, no wait
     sensor.close()
