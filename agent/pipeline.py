@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, TypeGuard
@@ -18,6 +19,7 @@ from agent.detect.personalise import (
     TrainableModel,
 )
 from agent.detect.places import Place, PlaceLearner
+from agent.escalation.policy import WakePolicy, WakeRequest
 from agent.features.sessions import AppSession, SessionTracker
 from agent.features.streams import stream_values
 from agent.memory.store import StageState, from_us, to_us
@@ -26,6 +28,8 @@ from agent.triggers.rules import RuleSet
 
 if TYPE_CHECKING:
     from agent.detect.fences import Fence
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -39,6 +43,8 @@ class Step:
     scores: dict[str, float] = field(default_factory=dict)
     tiny: dict[str, float] = field(default_factory=dict)
     node: float | None = None
+    #: Wakes of the larger model due at this sample (the escalation stage runs them).
+    wakes: list[WakeRequest] = field(default_factory=list)
 
 
 class Pipeline:
@@ -55,6 +61,9 @@ class Pipeline:
         self.outages = OutageTracker()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
+        self.wakes = WakePolicy(
+            config.escalation, [r.name for r in config.rules if r.action == "wake"]
+        )
         self.fences: dict[str, Fence] = {}
         self.geofence: GeofenceTracker | None = None
         self._geofence_settings = config.geofence
@@ -91,6 +100,12 @@ class Pipeline:
         )
 
     def feed(self, sample: Sample) -> Step:
+        step = self._stages(sample)
+        step.wakes, suppressed = self.wakes.feed(sample.t, step.events)
+        step.events += suppressed
+        return step
+
+    def _stages(self, sample: Sample) -> Step:
         if sample.sensor == "status":
             event = self.outages.feed(sample)
             if event is None:
@@ -141,6 +156,7 @@ class Pipeline:
         detector: dict[str, object] = {}
         if self.places is not None:
             detector["places"] = self.places.state()
+        detector["escalation"] = self.wakes.state()
         if self.anomaly is not None:
             detector["anomaly"] = self.anomaly.state()
             if full:
@@ -161,6 +177,13 @@ class Pipeline:
         """Put back what the memory kept; returns the parts dropped as unreadable (each
         logged once; those stages start afresh)."""
         dropped: list[str] = []
+        wakes = state["detector_state"].get("escalation")
+        if isinstance(wakes, dict):
+            try:
+                self.wakes.restore(wakes)
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("escalation state unreadable, starting afresh: %s", exc)
+                dropped.append("escalation")
         if self.geofence is not None:
             known = {n: s for n, s in state["fence_state"].items() if n in self.fences}
             self.geofence.restore(known)

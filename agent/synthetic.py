@@ -9,7 +9,9 @@ always gives the same samples. What happens, in sample time from the start of da
 * ``location`` every 30 s: home, a commute at 08:15-08:45 to work about 3 km away, a commute
   home at 17:15-17:45. On day 0 the fix is lost from 12:00:00 to 12:20:00 (``status``
   samples ``down`` then ``up``, no fixes between).
-* ``apps`` every 5 s from 08:00 to 23:00: the focused application, changing every few minutes.
+* ``apps`` every 5 s from 08:00 to 23:00: the focused application, changing every few minutes,
+  and the three busiest and three largest processes; ``ffmpeg`` takes two cores during the
+  runaway.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import math
 import random
 from collections.abc import Iterator
 
-from agent.samples import Sample
+from agent.samples import Sample, Scalar
 
 START_T = 1_780_272_000.0  # 2026-06-01T00:00:00Z
 DAY_S = 86_400.0
@@ -140,8 +142,33 @@ def _apps(days: int, rng: random.Random) -> Iterator[Sample]:
             if t >= switch_at:
                 app = rng.choice(_APPS)
                 switch_at = t + rng.uniform(30.0, 900.0)
-            yield Sample("apps", START_T + t, {"app": app})
+            yield Sample("apps", START_T + t, {"app": app, **_processes(t, rng)})
         t += 5.0
+
+
+def _processes(t: float, rng: random.Random) -> dict[str, Scalar]:
+    """The top 3 processes by CPU (percent of one core) and by memory (percent of RAM), as
+    the apps sensor ranks them; ``ffmpeg`` takes two cores during the runaway."""
+    act = _activity(t % DAY_S)
+    cpu = {
+        "firefox": 30.0 * act + rng.uniform(0.0, 10.0),
+        "code": 15.0 * act + rng.uniform(0.0, 5.0),
+        "Xorg": 3.0 + 5.0 * act + rng.uniform(0.0, 2.0),
+        "pipewire": rng.uniform(0.5, 2.0),
+    }
+    if t < DAY_S and RUNAWAY[0] <= t % DAY_S < RUNAWAY[1]:
+        cpu["ffmpeg"] = rng.uniform(190.0, 199.0)
+    mem = {
+        "firefox": 8.0 + 4.0 * act + rng.uniform(0.0, 0.5),
+        "code": 5.0 + 2.0 * act + rng.uniform(0.0, 0.3),
+        "Xorg": 2.5 + rng.uniform(0.0, 0.1),
+    }
+    data: dict[str, Scalar] = {}
+    for kind, shares in (("cpu", cpu), ("mem", mem)):
+        top = sorted(shares, key=lambda n: (-shares[n], n))[:3]
+        for i, name in enumerate(top, start=1):
+            data[f"{kind}{i}_name"], data[f"{kind}{i}_pct"] = name, round(shares[name], 3)
+    return data
 
 
 def generate(days: int = 1, seed: int = 7) -> Iterator[Sample]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import (
     Column,
     Float,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -132,4 +133,55 @@ model_weights = Table(
     Column("windows", Integer, nullable=False),
     Column("loss_before", Float, nullable=False),
     Column("loss_after", Float, nullable=False),
+)
+
+#: Wakes of the larger model (DESIGN.md, escalation): the triggers (rule.fired events as a JSON
+#: list), when in sample time (``t_us``; ``start_us`` the first trigger), where from (daemon,
+#: replay, explain), the backend and model (with its sha256), and what it cost, measured from
+#: outside the child process: wall and CPU seconds, peak RSS, tokens. ``started_us`` is wall
+#: time; ``status`` is running, done, template (the model's text was refused), failed,
+#: stopped (the daemon stopped first) or none (no backend ran).
+wakes = Table(
+    "wakes",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("t_us", Integer, nullable=False),
+    Column("start_us", Integer, nullable=False),
+    Column("triggers", Text, nullable=False),
+    Column("origin", String(16), nullable=False),
+    Column("backend", String(32), nullable=False),
+    Column("model", Text, nullable=True),
+    Column("model_sha256", String(64), nullable=True),
+    Column("started_us", Integer, nullable=True),
+    Column("wall_s", Float, nullable=True),
+    Column("cpu_s", Float, nullable=True),
+    Column("peak_rss_kb", Integer, nullable=True),
+    Column("tokens_in", Integer, nullable=True),
+    Column("tokens_out", Integer, nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("reason", Text, nullable=True),
+    Index("ix_wakes_t_us", "t_us"),
+)
+
+#: What a wake found: the deterministic diagnosis (cause, culprit, evidence as JSON, the
+#: template summary and advice) and the model's text as it came (``model_text``); ``text`` is
+#: what is shown, the model's sentence when it passed the check, else the summary, and
+#: ``check`` says why not.
+findings = Table(
+    "findings",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("wake_id", Integer, ForeignKey("wakes.id"), nullable=False, unique=True),
+    Column("t_us", Integer, nullable=False),
+    Column("cause", String(32), nullable=False),
+    Column("culprit", String(256), nullable=True),
+    Column("culprit_kind", String(16), nullable=True),
+    Column("evidence", Text, nullable=False),
+    Column("summary", Text, nullable=False),
+    Column("advice", Text, nullable=False),
+    Column("model_text", Text, nullable=True),
+    Column("text", Text, nullable=False),
+    Column("text_source", String(16), nullable=False),
+    Column("check", Text, nullable=True),
+    Index("ix_findings_t_us", "t_us"),
 )

@@ -100,15 +100,7 @@ class MemoryStore:
         self._samples.append(
             {"t_us": to_us(sample.t), "sensor": sample.sensor, "data": _dumps(sample.data)}
         )
-        for event in events:
-            self._events.append(
-                {
-                    "t_us": to_us(event.t),
-                    "kind": event.kind,
-                    "subject": event.subject,
-                    "data": _dumps(event.data),
-                }
-            )
+        self._queue_events(events)
         if self._batch_t is None:
             self._batch_t = sample.t
         if self._latest_t is None or sample.t > self._latest_t:
@@ -119,6 +111,28 @@ class MemoryStore:
         )
         if due_by_time or len(self._samples) >= self.max_batch:
             self.try_flush()
+
+    def record_events(self, events: Iterable[Event]) -> None:
+        """Queue events that came after their sample was recorded (the escalation stage's);
+        they commit with the next batch."""
+        self._queue_events(events)
+
+    def _queue_events(self, events: Iterable[Event]) -> None:
+        for event in events:
+            self._events.append(
+                {
+                    "t_us": to_us(event.t),
+                    "kind": event.kind,
+                    "subject": event.subject,
+                    "data": _dumps(event.data),
+                }
+            )
+
+    def pending(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The sample and event rows not committed yet (``t_us``, ``sensor`` or ``kind`` and
+        ``subject``, ``data`` as JSON text), oldest first: what memory holds beyond the
+        database, for readers that must see all of it (the escalation's context)."""
+        return list(self._samples), list(self._events)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to a running total, committed with the next batch."""
@@ -254,10 +268,10 @@ class MemoryStore:
 
     def load_state(self) -> StageState:
         """What ``attach_state`` last committed (empty on a new database)."""
-        fence_rows = self._read(select(schema.fence_state))
-        detector_rows = self._read(select(schema.detector_state))
-        place_rows = self._read(select(schema.places).order_by(schema.places.c.id))
-        weight_rows = self._read(select(schema.model_weights))
+        fence_rows = self.query(select(schema.fence_state))
+        detector_rows = self.query(select(schema.detector_state))
+        place_rows = self.query(select(schema.places).order_by(schema.places.c.id))
+        weight_rows = self.query(select(schema.model_weights))
         return {
             "fence_state": {r.name: json.loads(r.data) for r in fence_rows},
             "detector_state": {r.name: json.loads(r.data) for r in detector_rows},
@@ -303,33 +317,34 @@ class MemoryStore:
             query = query.where(schema.events.c.t_us >= to_us(since))
         if kind is not None:
             query = query.where(schema.events.c.kind == kind)
-        rows = self._read(query)
+        rows = self.query(query)
         return [Event(from_us(r.t_us), r.kind, r.subject, json.loads(r.data)) for r in rows]
 
     def samples(self, sensor: str | None = None) -> list[Sample]:
         query = select(schema.samples).order_by(schema.samples.c.id)
         if sensor is not None:
             query = query.where(schema.samples.c.sensor == sensor)
-        return [Sample(r.sensor, from_us(r.t_us), json.loads(r.data)) for r in self._read(query)]
+        return [Sample(r.sensor, from_us(r.t_us), json.loads(r.data)) for r in self.query(query)]
 
     def app_sessions(self) -> list[AppSession]:
         query = select(schema.app_sessions).order_by(schema.app_sessions.c.start_us)
         return [
             AppSession(r.app, r.title, from_us(r.start_us), from_us(r.end_us), r.polls)
-            for r in self._read(query)
+            for r in self.query(query)
         ]
 
     def sample_count(self) -> int:
-        return int(self._read(select(func.count()).select_from(schema.samples))[0][0])
+        return int(self.query(select(func.count()).select_from(schema.samples))[0][0])
 
     def counters(self) -> dict[str, int]:
-        rows = self._read(select(schema.counters).order_by(schema.counters.c.name))
+        rows = self.query(select(schema.counters).order_by(schema.counters.c.name))
         return {r.name: r.value for r in rows}
 
     def meta(self) -> dict[str, str]:
-        return {r.key: r.value for r in self._read(select(schema.meta))}
+        return {r.key: r.value for r in self.query(select(schema.meta))}
 
-    def _read(self, query: Any) -> list[Any]:
+    def query(self, query: Any) -> list[Any]:
+        """The rows of a read query; ``StorageError`` when the database cannot answer."""
         try:
             with self.engine.connect() as conn:
                 return list(conn.execute(query))

@@ -19,6 +19,8 @@ from sqlalchemy import Engine
 from agent.clock import Clock
 from agent.config import Config
 from agent.detect.tflite import load_or_explain
+from agent.escalation.backends import make_backend
+from agent.escalation.escalator import Escalator
 from agent.memory.db import WriterLock, open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
@@ -111,6 +113,11 @@ def _run(
         store.count(f"state.dropped.{part}")
     store.attach_state(pipeline.snapshot)
     fences = FenceWatcher(fence_store, pipeline, check_every_s=config.daemon.commit_interval_s)
+    backend, about = make_backend(config.escalation, clock)
+    logger.info("larger model: %s", about)
+    escalator = Escalator(
+        config.escalation, store, backend, clock, origin="daemon", background=True
+    )
     watchdog = _Watchdog(notifier, clock)
     source = LiveSource(
         sensors,
@@ -147,10 +154,12 @@ def _run(
             store=store,
             meter=PowerMeter(),
             on_event=lambda e: logger.info("event %s %s at %s", e.kind, e.subject, e.t),
+            escalator=escalator,
         )
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        store.record_events(escalator.close())
         store.count_all(counts.rejected, prefix="rejected.")
         store.close()
         if recorder is not None:

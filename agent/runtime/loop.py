@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from agent.escalation.escalator import Escalator
 from agent.memory.store import MemoryStore
 from agent.pipeline import Pipeline
 from agent.power.meter import PowerMeter
@@ -24,11 +25,12 @@ def drive(
     store: MemoryStore,
     meter: PowerMeter,
     on_event: Callable[[Event], None] | None = None,
+    escalator: Escalator | None = None,
 ) -> DriveStats:
-    """Feed each sample through the pipeline and store it with its events.
+    """Feed each sample through the pipeline and store it with its events; run the wakes the
+    pipeline says are due, and store what they conclude.
 
-    ``on_event`` sees every event as it happens (``replay --json`` prints them). Escalation
-    to the larger model plugs in here, after the store.
+    ``on_event`` sees every event as it happens (``replay --json`` prints them).
     """
     stats = DriveStats()
     for sample in samples:
@@ -37,6 +39,11 @@ def drive(
         events = step.events
         with meter.stage("memory"):
             store.record(sample, events, step.sessions)
+        if escalator is not None and (step.wakes or escalator.waiting):
+            with meter.stage("escalation"):
+                woken = escalator.handle(step.wakes)
+            store.record_events(woken)
+            events = [*events, *woken]
         stats.samples += 1
         if events:
             stats.events += len(events)

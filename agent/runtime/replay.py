@@ -10,13 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.clock import SystemClock
 from agent.config import Config
 from agent.detect.anomaly import clip_value
 from agent.detect.tflite import load_or_explain
+from agent.escalation.backends import Backend
+from agent.escalation.escalator import Escalator
 from agent.features.streams import stream_values
 from agent.memory.db import open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
+from agent.memory.wakes import WakeStore
 from agent.pipeline import Pipeline
 from agent.power.meter import PowerMeter
 from agent.runtime.fence_watch import load_fences
@@ -84,33 +88,37 @@ def replay_files(
     fences: Sequence[Fence] | None = None,
     on_event: Callable[[Event], None] | None = None,
     on_progress: Callable[[int], None] | None = None,
+    backend: Backend | None = None,
+    on_findings: Callable[[WakeStore], None] | None = None,
 ) -> ReplayResult:
     """Replay ``paths`` in order. Without ``db`` a fresh temporary database is used (and
     removed afterwards), so a replay repeats exactly. ``fences`` (from ``--fences FILE``)
     are used alone; without them the database's fences table is used. Every stage starts
-    from scratch. Raises ``TraceError`` before touching any database when a file cannot be
-    used at all."""
+    from scratch. Wakes are diagnosed; ``backend`` (``--wake``) also asks the larger model,
+    and ``on_findings`` reads the findings before a temporary database goes. Raises
+    ``TraceError`` before touching any database when a file cannot be used at all."""
     for path in paths:
         read_header(path)
+    options = _Options(fences, on_event, on_progress, backend, on_findings)
     if db is None:
         with tempfile.TemporaryDirectory(prefix="vigil-replay-") as tmp:
-            target = Path(tmp) / "replay.db"
-            return _replay(paths, config, target, fences, on_event, on_progress)
-    return _replay(paths, config, db, fences, on_event, on_progress)
+            return _replay(paths, config, Path(tmp) / "replay.db", options)
+    return _replay(paths, config, db, options)
 
 
-def _replay(
-    paths: Sequence[Path],
-    config: Config,
-    db: str | Path,
-    fences: Sequence[Fence] | None,
-    on_event: Callable[[Event], None] | None,
-    on_progress: Callable[[int], None] | None,
-) -> ReplayResult:
+@dataclass(frozen=True)
+class _Options:
+    fences: Sequence[Fence] | None
+    on_event: Callable[[Event], None] | None
+    on_progress: Callable[[int], None] | None
+    backend: Backend | None
+    on_findings: Callable[[WakeStore], None] | None
+
+
+def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) -> ReplayResult:
     engine = open_engine(db)
     upgrade(engine)
-    if fences is None:
-        fences = load_fences(FenceStore(engine))
+    fences = o.fences if o.fences is not None else load_fences(FenceStore(engine))
     model = load_or_explain()
     pipeline = Pipeline(config, fences, model)
     # Replay commits by batch size only: sample time runs far faster than the wall clock.
@@ -118,16 +126,22 @@ def _replay(
     store.attach_state(pipeline.snapshot)
     counts = ReadCounts()
     meter = PowerMeter()
+    escalator = Escalator(config.escalation, store, o.backend, SystemClock(), origin="replay")
     try:
         stats = drive(
-            batched(read_trace(list(paths), counts, on_progress=on_progress), pipeline),
+            batched(read_trace(list(paths), counts, on_progress=o.on_progress), pipeline),
             pipeline=pipeline,
             store=store,
             meter=meter,
-            on_event=on_event,
+            on_event=o.on_event,
+            escalator=escalator,
         )
     finally:
+        store.record_events(escalator.close())
         store.count_all(counts.rejected, prefix="rejected.")
         store.count_all(counts.warnings, prefix="warning.")
         store.close()
+    if o.on_findings is not None:
+        o.on_findings(WakeStore(engine))
+    engine.dispose()
     return ReplayResult(stats, counts, str(engine.url.database), meter)

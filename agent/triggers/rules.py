@@ -5,8 +5,10 @@ stream has been above (or below) its threshold for ``for_s``; unlike it, the rul
 only when the value comes back past the threshold by ``hysteresis``, so a value hovering at
 the threshold cannot fire again and again.
 
-Rules on events (``event = "anomaly.start"``, ``subject = "home"``) are how the stages'
-findings lead to actions: every match fires, at most once per ``cooldown_s``.
+Rules on events (``event = "anomaly.start"``, ``subject = "home"``, ``data = {new = true}``)
+are how the stages' findings lead to actions: every match fires, at most once per
+``cooldown_s`` for each subject. A rule's ``action`` is ``record`` (the ``rule.fired`` event)
+or ``wake`` (the escalation stage also wakes the larger model for it).
 """
 
 from __future__ import annotations
@@ -77,23 +79,35 @@ class NumericRule:
 
 
 class EventRule:
-    """Fires on every event that matches, at most once per ``cooldown_s`` of event time."""
+    """Fires on every event that matches, at most once per ``cooldown_s`` of event time for
+    each subject (a system anomaly does not silence a battery one). A ``wake`` rule in its
+    cooldown says so with ``wake.suppressed``, so the user sees what the cooldown held back."""
 
     def __init__(self, config: RuleConfig) -> None:
         self.config = config
-        self._last_t: float | None = None
+        self._last_t: dict[str, float] = {}  # subject -> when the rule last fired for it
+
+    def matches(self, event: Event) -> bool:
+        c = self.config
+        if event.kind.startswith(("rule.", "wake.")) or not fnmatchcase(event.kind, c.event or ""):
+            return False
+        if c.subject is not None and not fnmatchcase(event.subject, c.subject):
+            return False
+        return all(event.data.get(k) == v for k, v in c.data.items())
 
     def feed(self, event: Event) -> Event | None:
+        if not self.matches(event):
+            return None
         c = self.config
-        if event.kind == "rule.fired" or not fnmatchcase(event.kind, c.event or ""):
-            return None
-        if c.subject is not None and not fnmatchcase(event.subject, c.subject):
-            return None
-        if self._last_t is not None and event.t - self._last_t < c.cooldown_s:
-            return None
-        self._last_t = event.t
-        data = {"event": event.kind, "subject": event.subject, "data": dict(event.data)}
-        return Event(event.t, "rule.fired", c.name, data)
+        trigger = {"event": event.kind, "subject": event.subject, "data": dict(event.data)}
+        last = self._last_t.get(event.subject)
+        if last is not None and event.t - last < c.cooldown_s:
+            if c.action != "wake":
+                return None
+            data = {**trigger, "reason": "cooldown", "cooldown_s": c.cooldown_s, "last_t": last}
+            return Event(event.t, "wake.suppressed", c.name, data)
+        self._last_t[event.subject] = event.t
+        return Event(event.t, "rule.fired", c.name, trigger)
 
 
 class RuleSet:

@@ -88,17 +88,54 @@ def test_event_rules_match_kind_and_subject_with_a_cooldown() -> None:
     )
     events = [
         Event(0.0, "anomaly.start", "system", {"score": 1.0}),
-        Event(300.0, "anomaly.start", "battery", {}),  # within the cooldown: quiet
+        Event(300.0, "anomaly.start", "battery", {}),  # another subject: its own cooldown
         Event(301.0, "geofence.enter", "home", {}),
-        Event(302.0, "geofence.enter", "work", {}),  # another subject
+        Event(302.0, "geofence.enter", "work", {}),  # a subject the rule does not match
+        Event(500.0, "anomaly.start", "system", {}),  # within system's cooldown: quiet
         Event(700.0, "anomaly.start", "system", {}),
         Event(701.0, "anomaly.end", "system", {}),  # another kind
     ]
     fired = rules.on_events(events)
-    assert [(e.t, e.subject) for e in fired] == [
-        (0.0, "anomaly"),
-        (301.0, "home"),
-        (700.0, "anomaly"),
+    assert [(e.t, e.subject, e.data["subject"]) for e in fired] == [
+        (0.0, "anomaly", "system"),
+        (300.0, "anomaly", "battery"),
+        (301.0, "home", "home"),
+        (700.0, "anomaly", "system"),
     ]
     assert fired[0].data == {"event": "anomaly.start", "subject": "system", "data": {"score": 1.0}}
     assert rules.on_events(fired) == []  # rule.fired never feeds rules (no loops)
+
+
+def test_wake_rules_say_what_their_cooldown_held_back_and_match_data() -> None:
+    from agent.samples import Event
+
+    rules = RuleSet(
+        [
+            RuleConfig(name="anomaly", event="anomaly.start", cooldown_s=600.0, action="wake"),
+            RuleConfig(name="new_place", event="place.arrive", data={"new": True}, action="wake"),
+        ]
+    )
+    out = rules.on_events(
+        [
+            Event(0.0, "anomaly.start", "system", {}),
+            Event(100.0, "place.arrive", "place-1", {"new": False}),  # known place: no match
+            Event(200.0, "place.arrive", "place-2", {"new": True}),
+            Event(590.0, "anomaly.start", "system", {"score": 0.6}),
+            Event(600.0, "anomaly.start", "system", {}),  # the cooldown is over
+        ]
+    )
+    assert [(e.t, e.kind, e.subject) for e in out] == [
+        (0.0, "rule.fired", "anomaly"),
+        (200.0, "rule.fired", "new_place"),
+        (590.0, "wake.suppressed", "anomaly"),
+        (600.0, "rule.fired", "anomaly"),
+    ]
+    assert out[2].data == {
+        "event": "anomaly.start",
+        "subject": "system",
+        "data": {"score": 0.6},
+        "reason": "cooldown",
+        "cooldown_s": 600.0,
+        "last_t": 0.0,
+    }
+    assert rules.on_events(out) == []  # neither rule.fired nor wake.* feed rules

@@ -1,0 +1,392 @@
+"""The context of a wake, gathered from memory at the wake's sample time: the triggers, the
+streams involved before and during the incident with their usual ranges, the busiest and the
+largest processes, the focused app, the place, the battery, the time, the recent events.
+
+Memory is the daemon's own SQLite database plus the batch not yet committed (``Recall``), so
+the live daemon and a replay of its recording build the same context at the same sample.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from agent.config import EscalationConfig
+from agent.detect.places import distance_m
+from agent.escalation.policy import WakeRequest
+from agent.memory.recall import Recall, split_stream
+from agent.samples import Event, Sample
+
+#: Points kept of a stream's values before and during the incident (evenly spaced).
+POINTS = 12
+#: Streams always looked at beside the ones the triggers name: what explains what (CPU heats
+#: the machine and drains the battery; memory pushes into swap).
+COMPANIONS = {
+    "system": ("cpu_pct", "load1", "mem_used_pct", "swap_pct", "temp_C"),
+    "battery": ("power_W", "battery_pct"),
+}
+#: A fix or a battery reading this old at the wake still says where and how the device is.
+RECENT_S = 600.0
+#: The CPU level band within which the usual temperature and power "at this load" are taken.
+LOAD_BAND_PCT = 10.0
+HOUR_BAND_S = 3600.0
+
+
+@dataclass(frozen=True)
+class StreamFacts:
+    """One stream around the incident. ``usual`` is (5th, 50th, 95th percentile) of the
+    stream over the ``usual_days`` before the incident; ``hour`` the (5th, 95th) of its values
+    within an hour of the same time of day on earlier days; ``at_load`` the (50th, 95th) of
+    its values when the CPU was within ``LOAD_BAND_PCT`` of the incident's peak CPU (for
+    temperature and power: what this load usually gives), with how many values that was;
+    ``stuck_s`` how long the latest value has been repeated exactly."""
+
+    stream: str
+    involved: bool
+    before: tuple[float, ...]
+    during: tuple[float, ...]
+    peak: float | None
+    last: float | None
+    usual: tuple[float, float, float] | None
+    hour: tuple[float, float] | None = None
+    at_load: tuple[float, float, int] | None = None
+    stuck_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ProcessFacts:
+    """A process in the ``apps`` samples' rankings: mean CPU share (percent of one core;
+    polls where it was not ranked count as 0) before and during, and its memory share (percent
+    of RAM) at its lowest before and its highest during (0 where it was never ranked)."""
+
+    name: str
+    cpu_pct: float
+    cpu_before_pct: float
+    mem_pct: float
+    mem_before_pct: float
+
+
+@dataclass(frozen=True)
+class PlaceFacts:
+    name: str | None
+    lat: float
+    lon: float
+    new: bool
+    visits: int
+    nearest_known_m: float | None
+
+
+@dataclass(frozen=True)
+class BatteryFacts:
+    level_pct: float | None
+    charging: bool | None
+    power_W: float | None
+    drain_pct_per_h: float | None
+
+
+@dataclass(frozen=True)
+class Context:
+    t: float
+    start_t: float
+    weekday: str
+    hour_utc: float
+    triggers: tuple[dict[str, Any], ...]
+    streams: tuple[StreamFacts, ...] = ()
+    processes: tuple[ProcessFacts, ...] = ()
+    focused_app: str | None = None
+    place: PlaceFacts | None = None
+    battery: BatteryFacts | None = None
+    recent: tuple[dict[str, Any], ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def stream(self, name: str) -> StreamFacts | None:
+        return next((s for s in self.streams if s.stream == name), None)
+
+
+def build_context(recall: Recall, request: WakeRequest, config: EscalationConfig) -> Context:
+    t, start = request.t, request.start_t
+    causes = [e.data for e in request.triggers]  # rule.fired: {event, subject, data}
+    when = datetime.fromtimestamp(start, tz=UTC)
+    before_t = start - config.context_before_s
+    usual_t = start - config.usual_days * 86_400.0
+    involved = _involved_streams(causes)
+    cpu_times, cpu_values = recall.series("system.cpu_pct", usual_t, t)
+    peak_cpu = max(
+        (v for s, v in zip(cpu_times, cpu_values, strict=True) if s >= start), default=None
+    )
+    streams = [
+        _stream_facts(
+            recall,
+            name,
+            name in involved,
+            (usual_t, before_t, start, t),
+            peak_cpu,
+            (cpu_times, cpu_values),
+        )
+        for name in _with_companions(involved)
+    ]
+    apps = recall.samples("apps", before_t, t)
+    recent = [e for e in recall.events(t - 3600.0, t) if not e.kind.startswith(("rule.", "wake."))]
+    return Context(
+        t=t,
+        start_t=start,
+        weekday=when.strftime("%A"),
+        hour_utc=round(when.hour + when.minute / 60.0, 3),
+        triggers=tuple(
+            {
+                "t": e.t,
+                "rule": e.subject,
+                "event": c.get("event"),
+                "subject": c.get("subject"),
+                "data": c.get("data", {}),
+            }
+            for e, c in zip(request.triggers, causes, strict=True)
+        ),
+        streams=tuple(s for s in streams if s.peak is not None),
+        processes=_processes([s for s in apps if s.t < start], [s for s in apps if s.t >= start]),
+        focused_app=_focused([s for s in apps if s.t >= start - 60.0]),
+        place=_place(recall, causes, t),
+        battery=_battery(recall, start, t),
+        recent=tuple({"t": e.t, "kind": e.kind, "subject": e.subject} for e in recent[-20:]),
+    )
+
+
+def _involved_streams(causes: Iterable[Mapping[str, Any]]) -> list[str]:
+    names: list[str] = []
+    for cause in causes:
+        data = cause.get("data", {})
+        if cause.get("event") == "anomaly.start":
+            names += [str(s) for s in data.get("streams", [])]
+        elif "stream" in cause:  # a numeric rule
+            names.append(str(cause["stream"]))
+    return list(dict.fromkeys(names))
+
+
+def _with_companions(involved: Sequence[str]) -> list[str]:
+    names = list(involved)
+    for sensor in dict.fromkeys(split_stream(n)[0] for n in involved):
+        names += [f"{sensor}.{f}" for f in COMPANIONS.get(sensor, ())]
+    return list(dict.fromkeys(names))
+
+
+def _stream_facts(
+    recall: Recall,
+    name: str,
+    involved: bool,
+    span: tuple[float, float, float, float],
+    peak_cpu: float | None,
+    cpu: tuple[list[float], list[float]],
+) -> StreamFacts:
+    usual_t, before_t, start, t = span
+    times, values = recall.series(name, usual_t, t)
+    old = [v for s, v in zip(times, values, strict=True) if s < start]
+    before = [v for s, v in zip(times, values, strict=True) if before_t <= s < start]
+    during = [v for s, v in zip(times, values, strict=True) if s >= start]
+    usual = _percentiles(old, (5, 50, 95))
+    hour = [
+        v
+        for s, v in zip(times, values, strict=True)
+        if s < start - HOUR_BAND_S and _day_distance(s, start) <= HOUR_BAND_S
+    ]
+    hour_pcts = _percentiles(hour, (5, 95))
+    at_load = None
+    if peak_cpu is not None and split_stream(name)[1] in ("temp_C", "power_W"):
+        at_load = _at_load(times[: len(old)], old, cpu, peak_cpu)
+    peak = None
+    if during:
+        centre = usual[1] if usual is not None else during[0]
+        peak = max(during, key=lambda v: abs(v - centre))
+    return StreamFacts(
+        stream=name,
+        involved=involved,
+        before=_downsample(before),
+        during=_downsample(during),
+        peak=peak,
+        last=during[-1] if during else None,
+        usual=(usual[0], usual[1], usual[2]) if usual is not None else None,
+        hour=(hour_pcts[0], hour_pcts[1]) if hour_pcts is not None else None,
+        at_load=at_load,
+        stuck_s=_stuck_s(times, values),
+    )
+
+
+def _at_load(
+    times: Sequence[float],
+    values: Sequence[float],
+    cpu: tuple[list[float], list[float]],
+    peak_cpu: float,
+) -> tuple[float, float, int] | None:
+    """The stream's usual (50th, 95th) when the CPU was near ``peak_cpu``, each value paired
+    with the CPU reading nearest in time (within a minute)."""
+    cpu_t, cpu_v = cpu
+    near = []
+    for s, v in zip(times, values, strict=True):
+        i = bisect_left(cpu_t, s)
+        best = min(
+            (j for j in (i - 1, i) if 0 <= j < len(cpu_t)),
+            key=lambda j: abs(cpu_t[j] - s),
+            default=None,
+        )
+        if (
+            best is not None
+            and abs(cpu_t[best] - s) <= 60.0
+            and abs(cpu_v[best] - peak_cpu) <= LOAD_BAND_PCT
+        ):
+            near.append(v)
+    pcts = _percentiles(near, (50, 95))
+    return (pcts[0], pcts[1], len(near)) if pcts is not None else None
+
+
+def _processes(before: Sequence[Sample], during: Sequence[Sample]) -> tuple[ProcessFacts, ...]:
+    cpu_before, mem_before = _rankings(before)
+    cpu_during, mem_during = _rankings(during)
+    names = sorted(set(cpu_during) | set(mem_during))
+    facts = [
+        ProcessFacts(
+            name=n,
+            cpu_pct=round(sum(cpu_during.get(n, [])) / max(len(during), 1), 3),
+            cpu_before_pct=round(sum(cpu_before.get(n, [])) / max(len(before), 1), 3),
+            mem_pct=max(mem_during.get(n, [0.0])),
+            mem_before_pct=min(mem_before.get(n, [0.0])),
+        )
+        for n in names
+    ]
+    facts.sort(key=lambda p: (-p.cpu_pct, -p.mem_pct, p.name))
+    return tuple(facts)
+
+
+def _rankings(samples: Iterable[Sample]) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """name -> the CPU and the memory shares it was ranked with, poll by poll."""
+    cpu: dict[str, list[float]] = {}
+    mem: dict[str, list[float]] = {}
+    for sample in samples:
+        for kind, into in (("cpu", cpu), ("mem", mem)):
+            i = 1
+            while (name := sample.data.get(f"{kind}{i}_name")) is not None:
+                pct = sample.data.get(f"{kind}{i}_pct")
+                if isinstance(name, str) and isinstance(pct, int | float):
+                    into.setdefault(name, []).append(float(pct))
+                i += 1
+    return cpu, mem
+
+
+def _focused(samples: Sequence[Sample]) -> str | None:
+    apps = Counter(str(s.data["app"]) for s in samples if isinstance(s.data.get("app"), str))
+    if not apps:
+        return None
+    top = max(apps.values())
+    return next(
+        a for a in reversed([str(s.data.get("app")) for s in samples]) if apps.get(a) == top
+    )
+
+
+def _place(recall: Recall, causes: Sequence[Mapping[str, Any]], t: float) -> PlaceFacts | None:
+    places = recall.places()
+    for cause in causes:
+        if cause.get("event") == "place.arrive":
+            d = cause.get("data", {})
+            lat, lon = float(d["lat"]), float(d["lon"])
+            others = [p for p in places if p["id"] != d.get("place_id")]
+            return PlaceFacts(
+                name=str(cause.get("subject")),
+                lat=lat,
+                lon=lon,
+                new=bool(d.get("new", False)),
+                visits=int(d.get("visits", 1)),
+                nearest_known_m=_nearest_m(others, lat, lon),
+            )
+    fixes = recall.samples("location", t - RECENT_S, t)
+    if not fixes:
+        return None
+    lat, lon = float(fixes[-1].data["lat"]), float(fixes[-1].data["lon"])  # type: ignore[arg-type]
+    inside = [p for p in places if distance_m(lat, lon, p["lat"], p["lon"]) <= p["radius_m"]]
+    here = min(inside, key=lambda p: distance_m(lat, lon, p["lat"], p["lon"]), default=None)
+    return PlaceFacts(
+        name=f"place-{here['id']}" if here is not None else None,
+        lat=lat,
+        lon=lon,
+        new=False,
+        visits=int(here["visits"]) if here is not None else 0,
+        nearest_known_m=_nearest_m(places, lat, lon),
+    )
+
+
+def _nearest_m(places: Sequence[Mapping[str, Any]], lat: float, lon: float) -> float | None:
+    if not places:
+        return None
+    return round(min(distance_m(lat, lon, p["lat"], p["lon"]) for p in places), 1)
+
+
+def _battery(recall: Recall, start: float, t: float) -> BatteryFacts | None:
+    readings = recall.samples("battery", start - 1800.0, t)
+    if not readings or readings[-1].t < t - RECENT_S:
+        return None
+    last = readings[-1].data
+    drain = None
+    levels = [
+        (s.t, float(v))
+        for s in readings
+        if s.data.get("charging") is False and (v := _number(s.data.get("battery_pct"))) is not None
+    ]
+    if len(levels) >= 2 and levels[-1][0] - levels[0][0] >= 300.0:
+        (t0, v0), (t1, v1) = levels[0], levels[-1]
+        drain = round((v0 - v1) / ((t1 - t0) / 3600.0), 2)
+    charging = last.get("charging")
+    return BatteryFacts(
+        level_pct=_number(last.get("battery_pct")),
+        charging=charging if isinstance(charging, bool) else None,
+        power_W=_number(last.get("power_W")),
+        drain_pct_per_h=drain,
+    )
+
+
+def _number(value: object) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _percentiles(values: Sequence[float], qs: tuple[int, ...]) -> tuple[float, ...] | None:
+    if len(values) < 10:
+        return None
+    found = np.percentile(np.asarray(values, dtype=np.float64), qs)
+    return tuple(round(float(v), 6) for v in found)
+
+
+def _downsample(values: Sequence[float]) -> tuple[float, ...]:
+    if len(values) <= POINTS:
+        return tuple(values)
+    step = (len(values) - 1) / (POINTS - 1)
+    return tuple(values[round(i * step)] for i in range(POINTS))
+
+
+def _day_distance(s: float, t: float) -> float:
+    """How far apart two instants are in time of day (seconds, 0 to 12 h)."""
+    d = math.fmod(abs(t - s), 86_400.0)
+    return min(d, 86_400.0 - d)
+
+
+def _stuck_s(times: Sequence[float], values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return 0.0
+    i = len(values) - 1
+    while i > 0 and values[i - 1] == values[-1]:
+        i -= 1
+    return times[-1] - times[i]
+
+
+def trigger_events(request: WakeRequest) -> list[Event]:
+    """The events behind a wake's ``rule.fired`` triggers."""
+    return [
+        Event(
+            e.t, str(e.data.get("event")), str(e.data.get("subject")), dict(e.data.get("data", {}))
+        )
+        for e in request.triggers
+    ]

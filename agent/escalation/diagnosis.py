@@ -1,0 +1,341 @@
+"""The deterministic diagnosis: a wake's context -> a cause from a fixed list, the culprit and
+the facts that show it. Pure: the same context always gives the same diagnosis, so
+``wake.done`` (which carries it) replays exactly; the larger model only rewrites it.
+
+How a cause is chosen, root causes before their consequences:
+
+1. a stream that is stuck or impossible is a **sensor_fault** (its readings are not facts);
+2. arrival at a place never seen before is an **unusual_place**;
+3. a temperature beyond what this CPU load usually gives is **overheating**, and battery
+   power beyond what this load usually draws, on battery, is a **battery_drain** (where the
+   machine never ran at this load, the CPU explains the heat and the drain);
+4. swap beyond its usual range is **swap_pressure**, else memory beyond it **memory_growth**;
+5. else the largest of CPU (**cpu_runaway**), network (**network_burst**) and disk
+   (**disk_burst**) beyond their usual ranges, in units of the usual range's width (rates on
+   a log scale: their spread is multiplicative);
+6. a value usual for the day but not for this hour is an **unusual_time**; else **unknown**.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from agent.escalation.context import Context, ProcessFacts, StreamFacts
+from agent.memory.recall import split_stream
+
+CAUSES = (
+    "cpu_runaway",
+    "memory_growth",
+    "swap_pressure",
+    "network_burst",
+    "disk_burst",
+    "overheating",
+    "battery_drain",
+    "unusual_place",
+    "unusual_time",
+    "sensor_fault",
+    "unknown",
+)
+#: How far beyond its usual 95th percentile a stream must be, in widths of its usual 5-95 %
+#: range, to count as the cause.
+BEYOND = 1.0
+#: A temperature (°C) or power (relative) this far above what the load usually gives.
+HOT_MARGIN_C = 5.0
+POWER_MARGIN = 1.3
+#: A stream repeating one exact value this long, where it usually varies, is stuck.
+STUCK_S = 600.0
+#: Values no working sensor reports.
+_POSSIBLE = {"temp_C": (-40.0, 130.0), "battery_pct": (0.0, 100.0), "cpu_pct": (0.0, 100.0)}
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    cause: str
+    culprit: str | None
+    culprit_kind: str | None  # process, app, place, sensor
+    facts: tuple[str, ...]  # plain sentences of fact: the evidence, and the model's input
+    summary: str
+    advice: str
+    numbers: dict[str, Any] = field(default_factory=dict)  # the figures behind the facts
+
+    def evidence(self) -> dict[str, Any]:
+        return {"facts": list(self.facts), **self.numbers}
+
+
+def diagnose(ctx: Context) -> Diagnosis:
+    when = f"{_clock(ctx.hour_utc)} UTC on {ctx.weekday}"
+    fault = _sensor_fault(ctx)
+    if fault is not None:
+        return _sensor_diagnosis(ctx, fault, when)
+    if ctx.place is not None and ctx.place.new:
+        return _place_diagnosis(ctx, when)
+    found = _resource_cause(ctx)
+    if found is not None:
+        cause, stream = found
+        return _resource_diagnosis(ctx, cause, stream, when)
+    odd_hour = next((s for s in ctx.streams if s.involved and _odd_hour(s)), None)
+    if odd_hour is not None:
+        return _resource_diagnosis(ctx, "unusual_time", odd_hour, when)
+    facts = [f"At {when}, {_trigger_words(ctx)}."]
+    facts += [_stream_sentence(s) for s in ctx.streams if s.involved][:3]
+    return Diagnosis(
+        "unknown",
+        None,
+        None,
+        tuple(facts),
+        f"Something unusual at {when} ({_trigger_words(ctx)}); no cause stands out.",
+        "Look at the events around this time: vigil events --since 2h.",
+    )
+
+
+# -- the causes --------------------------------------------------------------------------------
+def _sensor_fault(ctx: Context) -> StreamFacts | None:
+    for s in ctx.streams:
+        if not s.involved or s.last is None:
+            continue
+        lo_hi = _POSSIBLE.get(split_stream(s.stream)[1])
+        if lo_hi is not None and not lo_hi[0] <= s.last <= lo_hi[1]:
+            return s
+        varies = s.usual is not None and s.usual[2] > s.usual[0]
+        if varies and s.stuck_s >= STUCK_S:
+            return s
+    return None
+
+
+def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
+    temp = ctx.stream("system.temp_C")
+    if temp is not None and _beyond_load(temp, HOT_MARGIN_C, 1.0) and _excess(temp) >= BEYOND:
+        return "overheating", temp
+    power = ctx.stream("battery.power_W")
+    on_battery = ctx.battery is not None and ctx.battery.charging is False
+    if power is not None and on_battery and _beyond_load(power, 0.0, POWER_MARGIN):
+        if _excess(power) >= BEYOND:
+            return "battery_drain", power
+    memory: tuple[tuple[str, tuple[str, ...]], ...] = (
+        ("swap_pressure", ("swap_pct",)),
+        ("memory_growth", ("mem_used_pct",)),
+    )
+    for cause, fields in memory:
+        best = _strongest(ctx, fields)
+        if best is not None and _excess(best) >= BEYOND:
+            return cause, best
+    ranked = []
+    for cause, fields in (
+        ("cpu_runaway", ("cpu_pct", "load1")),
+        ("network_burst", ("rx_Bps", "tx_Bps")),
+        ("disk_burst", ("read_Bps", "write_Bps")),
+    ):
+        best = _strongest(ctx, fields)
+        if best is not None and _excess(best) >= BEYOND:
+            ranked.append((_excess(best), cause, best))
+    if not ranked:
+        return None
+    _, cause, stream = max(ranked, key=lambda r: r[0])
+    return cause, stream
+
+
+def _strongest(ctx: Context, suffixes: tuple[str, ...]) -> StreamFacts | None:
+    """The stream ending in one of ``suffixes`` that is furthest beyond its usual range
+    (``system.net.wlan0.rx_Bps`` counts for ``rx_Bps``)."""
+    found = [
+        s
+        for s in ctx.streams
+        if split_stream(s.stream)[0] == "system" and split_stream(s.stream)[1].endswith(suffixes)
+    ]
+    return max(found, key=_excess, default=None)
+
+
+def _excess(s: StreamFacts) -> float:
+    """How far the peak is above the usual 95th percentile, in widths of the usual 5-95 %
+    range (log scale for rates); 0 without a usual range."""
+    if s.usual is None or s.peak is None:
+        return 0.0
+    lo, mid, hi = s.usual
+    peak = s.peak
+    if s.stream.endswith("_Bps"):
+        lo, mid, hi, peak = (math.log10(1.0 + max(v, 0.0)) for v in (lo, mid, hi, peak))
+    width = max(hi - lo, 0.05 * abs(mid), 1e-6)
+    return (peak - hi) / width
+
+
+def _beyond_load(s: StreamFacts, margin: float, factor: float) -> bool:
+    """Beyond what the machine's usual values at this CPU load give (a stream's 95th
+    percentile at a CPU within 10 points of the incident's). Never seen at this load: no."""
+    if s.at_load is None or s.peak is None or s.at_load[2] < 10:
+        return False
+    return s.peak > s.at_load[1] * factor + margin
+
+
+def _odd_hour(s: StreamFacts) -> bool:
+    if s.usual is None or s.hour is None or s.peak is None:
+        return False
+    width = max(s.hour[1] - s.hour[0], 1e-6)
+    return s.peak <= s.usual[2] and s.peak > s.hour[1] + width
+
+
+# -- the culprits and the words ----------------------------------------------------------------
+def _culprit(ctx: Context, cause: str) -> ProcessFacts | None:
+    procs = list(ctx.processes)
+    if not procs:
+        return None
+    if cause == "memory_growth":
+        return max(procs, key=lambda p: (p.mem_pct - p.mem_before_pct, p.mem_pct))
+    if cause == "swap_pressure":
+        return max(procs, key=lambda p: (p.mem_pct, p.name))
+    if cause in ("network_burst", "disk_burst"):
+        risen = [p for p in procs if p.cpu_pct > 0.0]
+        return max(risen, key=lambda p: (p.cpu_pct - p.cpu_before_pct, p.cpu_pct), default=None)
+    busy = [p for p in procs if p.cpu_pct > 0.0]
+    return busy[0] if busy else None  # processes come sorted by CPU
+
+
+_WHAT = {
+    "cpu_runaway": ("CPU runaway", "If {c} should not be running now, stop it."),
+    "memory_growth": ("Memory growth", "{c} keeps growing: restart it before the machine swaps."),
+    "swap_pressure": ("Swap pressure", "Close {c} or give it less memory: the machine swaps."),
+    "network_burst": ("Network burst", "Check what {c} is sending or receiving."),
+    "disk_burst": ("Disk burst", "Check what {c} is reading or writing; pause it if need be."),
+    "overheating": ("Overheating", "Let the machine cool: check its vents, and what {c} does."),
+    "battery_drain": ("Battery drain", "Plug in, or stop {c} to save the battery."),
+    "unusual_time": ("Unusual hour", "{c} is busy at an unusual hour: check that you expected it."),
+}
+
+
+def _resource_diagnosis(ctx: Context, cause: str, s: StreamFacts, when: str) -> Diagnosis:
+    proc = _culprit(ctx, cause)
+    culprit, kind = (proc.name, "process") if proc is not None else (ctx.focused_app, "app")
+    title, advice = _WHAT[cause]
+    facts = [f"At {when}, {_stream_sentence(s)}"]
+    if proc is not None:
+        facts.append(_process_sentence(proc, cause))
+    elif ctx.focused_app is not None:
+        facts.append(f"The app in front was {ctx.focused_app}.")
+    others = [x for x in ctx.streams if x.involved and x.stream != s.stream][:2]
+    facts += [_stream_sentence(x) for x in others]
+    who = culprit if culprit is not None else "an unknown process"
+    summary = f"{title}: {who}; {_stream_sentence(s)[:-1]}."
+    return Diagnosis(
+        cause,
+        culprit,
+        kind if culprit is not None else None,
+        tuple(facts),
+        summary,
+        advice.format(c=culprit or "the busiest process"),
+        {"stream": asdict_stream(s), "process": asdict(proc) if proc else None},
+    )
+
+
+def _sensor_diagnosis(ctx: Context, s: StreamFacts, when: str) -> Diagnosis:
+    field_name = split_stream(s.stream)[1]
+    if s.stuck_s >= STUCK_S:
+        what = f"has read exactly {_fmt(s.last, field_name)} for {s.stuck_s / 60:.0f} minutes"
+    else:
+        what = f"read {_fmt(s.last, field_name)}, which no working sensor reports"
+    fact = f"At {when}, the sensor {s.stream} {what}."
+    return Diagnosis(
+        "sensor_fault",
+        s.stream,
+        "sensor",
+        (fact, _usual_sentence(s)),
+        f"Sensor fault: {s.stream} {what}.",
+        f"Check the sensor behind {s.stream}; its readings are not to be trusted now.",
+        {"stream": asdict_stream(s)},
+    )
+
+
+def _place_diagnosis(ctx: Context, when: str) -> Diagnosis:
+    place = ctx.place
+    assert place is not None
+    far = (
+        f", {place.nearest_known_m / 1000:.1f} km from the nearest known place"
+        if place.nearest_known_m is not None
+        else ""
+    )
+    fact = f"At {when}, the device arrived at {place.name}, a place never visited before{far}."
+    return Diagnosis(
+        "unusual_place",
+        place.name,
+        "place",
+        (fact,),
+        f"Unusual place: arrived at {place.name}{far}.",
+        "Nothing to do if you meant to be here; otherwise check where the device is.",
+        {"place": asdict(place)},
+    )
+
+
+def asdict_stream(s: StreamFacts) -> dict[str, Any]:
+    return {
+        "stream": s.stream,
+        "peak": s.peak,
+        "usual": list(s.usual) if s.usual else None,
+        "excess": round(_excess(s), 3),
+    }
+
+
+def _stream_sentence(s: StreamFacts) -> str:
+    field_name = split_stream(s.stream)[1]
+    name = _NAMES.get(field_name, s.stream)
+    text = f"the {name} reached {_fmt(s.peak, field_name)}"
+    if s.usual is not None:
+        text += f", usually {_fmt(s.usual[0], field_name)} to {_fmt(s.usual[2], field_name)}"
+    return text + "."
+
+
+def _usual_sentence(s: StreamFacts) -> str:
+    field_name = split_stream(s.stream)[1]
+    if s.usual is None:
+        return f"{s.stream} has no usual range yet."
+    lo, hi = _fmt(s.usual[0], field_name), _fmt(s.usual[2], field_name)
+    return f"{s.stream} usually reads {lo} to {hi}."
+
+
+def _process_sentence(p: ProcessFacts, cause: str) -> str:
+    if cause == "memory_growth":
+        grew = f"{p.mem_before_pct:.0f} % to {p.mem_pct:.0f} %"
+        return f"The process {p.name} grew from {grew} of memory."
+    if cause == "swap_pressure":
+        return f"The process {p.name} held {p.mem_pct:.0f} % of memory."
+    return f"The process {p.name} used {p.cpu_pct:.0f} % CPU (before: {p.cpu_before_pct:.0f} %)."
+
+
+def _trigger_words(ctx: Context) -> str:
+    words = [f"{t['event']} {t['subject']}" for t in ctx.triggers if t.get("event")]
+    return ", ".join(words) or "a rule fired"
+
+
+_NAMES = {
+    "cpu_pct": "CPU use",
+    "load1": "load",
+    "mem_used_pct": "memory use",
+    "swap_pct": "swap use",
+    "temp_C": "temperature",
+    "power_W": "battery power",
+    "battery_pct": "battery level",
+    "rx_Bps": "download rate",
+    "tx_Bps": "upload rate",
+    "net_rx_Bps": "download rate",
+    "net_tx_Bps": "upload rate",
+    "disk_read_Bps": "disk read rate",
+    "disk_write_Bps": "disk write rate",
+}
+
+
+def _fmt(value: float | None, field_name: str) -> str:
+    if value is None:
+        return "nothing"
+    if field_name.endswith("_Bps"):
+        return f"{value / 1e6:.2g} MB/s" if value >= 1e4 else f"{value / 1e3:.2g} kB/s"
+    if field_name.endswith("_pct"):
+        return f"{value:.0f} %"
+    if field_name.endswith("_C"):
+        return f"{value:.0f} °C"
+    if field_name.endswith("_W"):
+        return f"{value:.1f} W"
+    return f"{value:.3g}"
+
+
+def _clock(hour: float) -> str:
+    minutes = round(hour * 60.0)
+    return f"{minutes // 60:02d}:{minutes % 60:02d}"

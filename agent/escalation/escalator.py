@@ -1,0 +1,290 @@
+"""The escalation stage's I/O: a due wake -> context from memory -> diagnosis -> the wakes and
+findings rows and the ``wake.done`` event -> the backend's question, answered inline (replay,
+``vigil explain``) or on a worker thread (the daemon, whose loop must keep polling).
+
+``wake.done`` carries only the diagnosis, so it is the same whether or not, and however well,
+a model answered; the model's text, its check and its cost are written to the wake's rows
+when it answers, and a backend that fails adds ``wake.failed``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from agent.clock import Clock
+from agent.config import EscalationConfig
+from agent.errors import StorageError
+from agent.escalation.backends import Answer, Backend, Job
+from agent.escalation.context import Context, build_context
+from agent.escalation.diagnosis import Diagnosis, diagnose
+from agent.escalation.policy import WakeRequest
+from agent.escalation.prompt import check, first_sentence, messages
+from agent.escalation.redact import Redacted, redact
+from agent.memory.recall import Recall
+from agent.memory.store import MemoryStore
+from agent.memory.wakes import WakeStore
+from agent.samples import Event
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """A question out to the backend, with what its answer is checked against."""
+
+    t: float
+    job: Job
+    redacted: Redacted
+    culprit: str | None
+
+
+@dataclass(frozen=True)
+class WakeResult:
+    """A wake as ``vigil explain`` shows it."""
+
+    wake_id: int | None
+    context: Context
+    diagnosis: Diagnosis
+    events: list[Event]
+
+
+class Escalator:
+    def __init__(
+        self,
+        config: EscalationConfig,
+        store: MemoryStore,
+        backend: Backend | None,
+        clock: Clock,
+        *,
+        origin: str,
+        background: bool = False,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.backend = backend
+        self.origin = origin
+        self._recall = Recall(store)
+        self._wakes = WakeStore(store.engine)
+        self._clock = clock
+        self._runner: _Runner = (
+            _ThreadRunner(backend, config.keep_warm_s)
+            if background and backend is not None
+            else _Inline(backend)
+        )
+
+    def handle(self, wakes: Sequence[WakeRequest]) -> list[Event]:
+        """Run the wakes due now; return their events and those of answers that came in."""
+        events = [e for request in wakes for e in self.wake(request).events]
+        return events + self.collect()
+
+    @property
+    def waiting(self) -> bool:
+        """An answer has come in and waits for ``collect``."""
+        return self._runner.waiting
+
+    def wake(self, request: WakeRequest) -> WakeResult:
+        self.store.try_flush()  # commit straight away for escalations; pending rows count too
+        context = build_context(self._recall, request, self.config)
+        diagnosis = diagnose(context)
+        backend = self.backend
+        try:
+            wake_id: int | None = self._wakes.start(
+                t=request.t,
+                start_t=request.start_t,
+                triggers=[dict(t.data) | {"t": t.t, "rule": t.subject} for t in request.triggers],
+                origin=self.origin,
+                backend=backend.name if backend else "none",
+                model=backend.model if backend else None,
+                model_sha256=backend.model_sha256() if backend else None,
+                status="running" if backend else "none",
+                finding={
+                    "cause": diagnosis.cause,
+                    "culprit": diagnosis.culprit,
+                    "culprit_kind": diagnosis.culprit_kind,
+                    "evidence": _dumps(diagnosis.evidence()),
+                    "summary": diagnosis.summary,
+                    "advice": diagnosis.advice,
+                },
+            )
+        except StorageError as exc:
+            logger.error("wake at %s not recorded: %s", request.t, exc)
+            self.store.count("wake.write_failed")
+            wake_id = None
+        self.store.count("wake.started")
+        logger.debug("wake at %s: %s, culprit %s", request.t, diagnosis.cause, diagnosis.culprit)
+        data = {
+            "cause": diagnosis.cause,
+            "culprit": diagnosis.culprit,
+            "culprit_kind": diagnosis.culprit_kind,
+            "wake": wake_id,
+        }
+        events = [Event(request.t, "wake.done", diagnosis.cause, data)]
+        if backend is not None and wake_id is not None:
+            redacted = redact(context, diagnosis, self.config)
+            job = Job(wake_id, messages(redacted.facts), redacted.payload)
+            self._runner.submit(_Asked(request.t, job, redacted, diagnosis.culprit))
+            events += self.collect()
+        return WakeResult(wake_id, context, diagnosis, events)
+
+    def collect(self) -> list[Event]:
+        """Write the answers that came in; ``wake.failed`` for each backend that failed."""
+        events = []
+        for asked, answer in self._runner.finished():
+            event = self._record(asked, answer)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def _record(self, asked: _Asked, answer: Answer) -> Event | None:
+        wake_id = asked.job.wake_id
+        failed = answer.error is not None or answer.text is None
+        model_text = asked.redacted.restore(answer.text) if answer.text is not None else None
+        sentence = first_sentence(model_text) if model_text is not None else None
+        problem = None
+        if sentence is not None:
+            problem = check(sentence, _real_facts(asked), asked.culprit)
+        status = "failed" if failed else ("template" if problem else "done")
+        self.store.count(f"wake.{status}")
+        try:
+            self._wakes.finish(
+                wake_id,
+                status=status,
+                reason=answer.error,
+                cost=answer.cost,
+                model_text=model_text,
+                text=sentence if not failed and problem is None else None,
+                check=problem,
+            )
+        except StorageError as exc:
+            logger.error("wake %d's answer not recorded: %s", wake_id, exc)
+            self.store.count("wake.write_failed")
+        if failed:
+            logger.warning("larger model failed for wake %d: %s", wake_id, answer.error)
+            return Event(
+                asked.t,
+                "wake.failed",
+                self.backend.name if self.backend else "none",
+                {"wake": wake_id, "reason": answer.error},
+            )
+        return None
+
+    def close(self) -> list[Event]:
+        """Stop: a question still out is killed and its wake marked ``stopped``."""
+        cut = self._runner.stop()
+        events = [
+            e
+            for asked, answer in self._runner.finished()
+            if asked.job.wake_id not in cut and (e := self._record(asked, answer)) is not None
+        ]
+        for wake_id in sorted(cut):
+            try:
+                self._wakes.finish(wake_id, status="stopped", reason="vigil stopped first")
+            except StorageError as exc:
+                logger.error("wake %d not closed: %s", wake_id, exc)
+        if self.backend is not None:
+            self.backend.release()
+        return events
+
+
+def _real_facts(asked: _Asked) -> list[str]:
+    """The facts with real names, as the restored answer is checked against them."""
+    return [asked.redacted.restore(f) for f in asked.redacted.facts]
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, allow_nan=False, default=str)
+
+
+class _Runner(Protocol):
+    @property
+    def waiting(self) -> bool: ...
+
+    def submit(self, asked: _Asked) -> None: ...
+
+    def finished(self) -> list[tuple[_Asked, Answer]]: ...
+
+    def stop(self) -> set[int]:
+        """Stop asking; kill a question in progress. Returns the wakes cut short."""
+        ...
+
+
+class _Inline:
+    """Replay and ``vigil explain``: the question is answered before the loop goes on."""
+
+    waiting = False
+
+    def __init__(self, backend: Backend | None) -> None:
+        self._backend = backend
+        self._done: list[tuple[_Asked, Answer]] = []
+
+    def submit(self, asked: _Asked) -> None:
+        assert self._backend is not None
+        self._done.append((asked, self._backend.ask(asked.job)))
+
+    def finished(self) -> list[tuple[_Asked, Answer]]:
+        done, self._done = self._done, []
+        return done
+
+    def stop(self) -> set[int]:
+        return set()
+
+
+class _ThreadRunner:
+    """The daemon: one worker thread asks the backend, one question at a time, and lets a warm
+    model go after ``keep_warm_s`` without questions. The loop collects the answers."""
+
+    def __init__(self, backend: Backend, keep_warm_s: float) -> None:
+        self._backend = backend
+        self._keep_warm_s = keep_warm_s
+        self._jobs: queue.Queue[_Asked | None] = queue.Queue()
+        self._done: queue.Queue[tuple[_Asked, Answer]] = queue.Queue()
+        self._current: _Asked | None = None
+        self._thread = threading.Thread(target=self._work, name="vigil-escalation", daemon=True)
+        self._thread.start()
+
+    @property
+    def waiting(self) -> bool:
+        return not self._done.empty()
+
+    def submit(self, asked: _Asked) -> None:
+        self._jobs.put(asked)
+
+    def _work(self) -> None:
+        while True:
+            try:
+                asked = self._jobs.get(timeout=self._keep_warm_s or None)
+            except queue.Empty:
+                self._backend.release()  # no question for keep_warm_s: let the model go
+                continue
+            if asked is None:
+                return
+            self._current = asked
+            answer = self._backend.ask(asked.job)
+            self._current = None
+            self._done.put((asked, answer))
+
+    def finished(self) -> list[tuple[_Asked, Answer]]:
+        done = []
+        while not self._done.empty():
+            done.append(self._done.get_nowait())
+        return done
+
+    def stop(self) -> set[int]:
+        cut: set[int] = set()
+        while not self._jobs.empty():
+            waiting = self._jobs.get_nowait()
+            if waiting is not None:
+                cut.add(waiting.job.wake_id)
+        current = self._current
+        self._jobs.put(None)
+        if current is not None:
+            cut.add(current.job.wake_id)
+            self._backend.abort()
+        self._thread.join(timeout=30.0)
+        return cut

@@ -1,0 +1,97 @@
+"""Which triggers wake the larger model: debounce and the wake budget, in sample time.
+
+Pure (no I/O, no clock): the pipeline feeds it every sample's time and events. A ``rule.fired``
+of a ``wake`` rule opens a debounce window; triggers in the next ``debounce_s`` join it, and
+the first sample at or past its end starts one wake with all of them (the context then
+holds the first minute of the incident, not just its first sample). A trigger that would
+open a window when ``max_per_hour`` wakes started in the last hour, or ``max_per_day`` in the
+last day, is recorded as ``wake.suppressed`` with the reason, never dropped silently. (The
+cooldown per rule and subject is the rule's own: ``triggers/rules.py``.)
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from agent.config import EscalationConfig
+from agent.samples import Event
+
+HOUR_S = 3600.0
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class WakeRequest:
+    """A wake to run at sample time ``t`` for ``triggers`` (``rule.fired`` events, in order)."""
+
+    t: float
+    triggers: tuple[Event, ...]
+
+    @property
+    def start_t(self) -> float:
+        """When the incident began: its first trigger."""
+        return self.triggers[0].t
+
+
+class WakePolicy:
+    def __init__(self, config: EscalationConfig, wake_rules: Iterable[str]) -> None:
+        self.config = config
+        self.wake_rules = frozenset(wake_rules)
+        self._pending: list[Event] = []
+        self._started: deque[float] = deque()  # wake times of the last day
+
+    def feed(self, t: float, events: Iterable[Event]) -> tuple[list[WakeRequest], list[Event]]:
+        """The wakes due at ``t`` and the triggers suppressed by the budget."""
+        wakes = self._close(t)
+        suppressed: list[Event] = []
+        for event in events:
+            if event.kind != "rule.fired" or event.subject not in self.wake_rules:
+                continue
+            if self._pending:
+                self._pending.append(event)
+                continue
+            reason = self._over_budget(event.t)
+            if reason is None:
+                self._pending = [event]
+            else:
+                data = {**event.data, "reason": reason[0], "limit": reason[1]}
+                suppressed.append(Event(event.t, "wake.suppressed", event.subject, data))
+        wakes += self._close(t)  # debounce_s = 0: the wake starts on its trigger's sample
+        return wakes, suppressed
+
+    def _close(self, t: float) -> list[WakeRequest]:
+        if not self._pending or t - self._pending[0].t < self.config.debounce_s:
+            return []
+        request = WakeRequest(t, tuple(self._pending))
+        self._pending = []
+        self._started.append(t)
+        return [request]
+
+    def _over_budget(self, t: float) -> tuple[str, int] | None:
+        while self._started and t - self._started[0] >= DAY_S:
+            self._started.popleft()
+        if sum(1 for s in self._started if t - s < HOUR_S) >= self.config.max_per_hour:
+            return "max_per_hour", self.config.max_per_hour
+        if len(self._started) >= self.config.max_per_day:
+            return "max_per_day", self.config.max_per_day
+        return None
+
+    # -- state kept across restarts --------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        return {
+            "pending": [
+                {"t": e.t, "kind": e.kind, "subject": e.subject, "data": dict(e.data)}
+                for e in self._pending
+            ],
+            "started": list(self._started),
+        }
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self._pending = [
+            Event(float(e["t"]), str(e["kind"]), str(e["subject"]), dict(e["data"]))
+            for e in state.get("pending", [])
+        ]
+        self._started = deque(float(t) for t in state.get("started", []))

@@ -1,0 +1,110 @@
+"""Reading back what memory holds around a moment: samples, one stream's values, events and
+places, from the database *and* the batch not committed yet, so a reader sees exactly what the
+pipeline has seen (the escalation stage's context, live and in replay alike)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from sqlalchemy import and_, func, select
+
+from agent.memory import schema
+from agent.memory.store import MemoryStore, from_us, to_us
+from agent.samples import KNOWN_SENSORS, Event, Sample
+
+#: Streams whose first part is not one of these are imported metrics (``metric`` samples).
+_SENSOR_STREAMS = KNOWN_SENSORS - {"metric", "status"}
+
+
+def split_stream(stream: str) -> tuple[str, str]:
+    """(sensor, field) of a stream: ``system.net.wlan0.rx_Bps`` -> (system, net.wlan0.rx_Bps);
+    an imported metric's name -> (metric, name)."""
+    head, _, rest = stream.partition(".")
+    if head in _SENSOR_STREAMS and rest:
+        return head, rest
+    return "metric", stream
+
+
+class Recall:
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+
+    def samples(self, sensor: str, t0: float, t1: float) -> list[Sample]:
+        """``sensor``'s samples with ``t0 <= t <= t1``, in the order they were recorded."""
+        c = schema.samples.c
+        query = (
+            select(c.t_us, c.data)
+            .where(and_(c.sensor == sensor, c.t_us >= to_us(t0), c.t_us <= to_us(t1)))
+            .order_by(c.t_us, c.id)
+        )
+        rows = [(r.t_us, r.data) for r in self.store.query(query)]
+        pending, _ = self.store.pending()
+        lo, hi = to_us(t0), to_us(t1)
+        rows += [(p["t_us"], p["data"]) for p in pending if p["sensor"] == sensor]
+        rows = [r for r in rows if lo <= r[0] <= hi]
+        return [Sample(sensor, from_us(t_us), json.loads(data)) for t_us, data in rows]
+
+    def series(self, stream: str, t0: float, t1: float) -> tuple[list[float], list[float]]:
+        """The times and numeric values of one stream with ``t0 <= t <= t1`` (the database
+        extracts the field, so a week of a 10 s sensor stays cheap)."""
+        sensor, field = split_stream(stream)
+        c = schema.samples.c
+        where = [c.sensor == sensor, c.t_us >= to_us(t0), c.t_us <= to_us(t1)]
+        if sensor == "metric":
+            value = func.json_extract(c.data, "$.value")
+            where.append(func.json_extract(c.data, "$.name") == field)
+        else:
+            value = func.json_extract(c.data, f'$."{field}"')
+        query = select(c.t_us, value.label("v")).where(and_(*where)).order_by(c.t_us, c.id)
+        times: list[float] = []
+        values: list[float] = []
+        for t_us, v in self.store.query(query):
+            if isinstance(v, int | float):
+                times.append(from_us(t_us))
+                values.append(float(v))
+        pending, _ = self.store.pending()
+        lo, hi = to_us(t0), to_us(t1)
+        for row in pending:
+            if row["sensor"] != sensor or not lo <= row["t_us"] <= hi:
+                continue
+            data = json.loads(row["data"])
+            if sensor == "metric":
+                v = data.get("value") if data.get("name") == field else None
+            else:
+                v = data.get(field)
+            if isinstance(v, int | float):
+                times.append(from_us(row["t_us"]))
+                values.append(float(v))
+        return times, values
+
+    def events(self, t0: float, t1: float) -> list[Event]:
+        c = schema.events.c
+        query = (
+            select(c.t_us, c.kind, c.subject, c.data)
+            .where(and_(c.t_us >= to_us(t0), c.t_us <= to_us(t1)))
+            .order_by(c.t_us, c.id)
+        )
+        rows = [(r.t_us, r.kind, r.subject, r.data) for r in self.store.query(query)]
+        _, pending = self.store.pending()
+        lo, hi = to_us(t0), to_us(t1)
+        rows += [
+            (p["t_us"], p["kind"], p["subject"], p["data"])
+            for p in pending
+            if lo <= p["t_us"] <= hi
+        ]
+        rows.sort(key=lambda r: r[0])  # stable: committed rows keep their order
+        return [Event(from_us(t), k, s, json.loads(d)) for t, k, s, d in rows]
+
+    def event(self, event_id: int) -> Event | None:
+        """One stored event by its id (``vigil events`` shows it)."""
+        c = schema.events.c
+        rows = self.store.query(select(schema.events).where(c.id == event_id))
+        if not rows:
+            return None
+        r = rows[0]
+        return Event(from_us(r.t_us), r.kind, r.subject, json.loads(r.data))
+
+    def places(self) -> list[dict[str, Any]]:
+        """The learned places as last committed (rows of the places table)."""
+        return [dict(r._mapping) for r in self.store.query(select(schema.places))]
