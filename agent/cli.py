@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.clock import SystemClock
@@ -25,6 +25,7 @@ from agent.log import setup_logging
 from agent.samples import Event
 
 if TYPE_CHECKING:
+    from agent.escalation.backends import Backend
     from agent.memory.fences import FenceStore
 
 logger = logging.getLogger("agent.cli")
@@ -62,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("traces", type=Path, nargs="+", metavar="TRACE")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     p.add_argument("--fences", type=Path, metavar="GEOJSON", help="use these fences alone")
+    p.add_argument("--wake", action="store_true", help="also ask the larger model at each wake")
     p = add("score", "replay traces through the pipeline into a CSV of anomaly scores per sample")
     p.add_argument("traces", type=Path, nargs="+", metavar="TRACE")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="CSV")
@@ -69,6 +71,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--since", help="e.g. 24h, 30m, 7d, or an ISO 8601 time (default: all)")
     p.add_argument("--kind", help="only this kind, e.g. rule.fired")
     p.add_argument("--json", action="store_true", help="JSON lines")
+    p = add("findings", "what the wakes of the larger model found")
+    p.add_argument("--since", help="e.g. 24h, 7d, or an ISO 8601 time (default: all)")
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p = add("explain", "wake the larger model by hand on a stored event (ids: vigil events)")
+    p.add_argument("event_id", type=int, metavar="EVENT_ID")
+    p.add_argument("--backend", choices=["llama_cpp", "openai", "command", "none"])
+    p.add_argument("--model", metavar="GGUF", help="a GGUF file for llama_cpp")
+    p.add_argument("--json", action="store_true", help="the finding as one JSON object")
     p = add("db", "database maintenance")
     p.add_argument("action", choices=["upgrade"])
     p = add("service", "install the background service for this platform")
@@ -96,6 +106,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="the checks as one JSON array")
     p = add("demo", "replay a synthetic day through the full pipeline and print its events")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
+    p.add_argument("--wake", action="store_true", help="also ask the larger model at each wake")
     return parser
 
 
@@ -229,6 +240,17 @@ def cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
+def _backend(config: Config, wake: bool) -> Backend | None:
+    """The larger model for ``--wake`` (None: the diagnosis alone, and the log says why)."""
+    if not wake:
+        return None
+    from agent.escalation.backends import make_backend
+
+    backend, about = make_backend(config.escalation, SystemClock())
+    (logger.info if backend is not None else logger.warning)("larger model: %s", about)
+    return backend
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from agent.progress import byte_progress
     from agent.runtime.fence_admin import read_fences_file
@@ -245,6 +267,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             fences=read_fences_file(args.fences) if args.fences else None,
             on_event=_event_printer(args.json),
             on_progress=advance,
+            backend=_backend(config, args.wake),
         )
     print(f"replay: {result.counts.summary()}; {result.stats.events} events", file=sys.stderr)
     return 0
@@ -268,12 +291,76 @@ def cmd_events(args: argparse.Namespace) -> int:
     upgrade(engine)
     store = MemoryStore(engine)
     show = _event_printer(args.json)
-    events = store.events(since=since, kind=args.kind)
-    for event in events:
+    events = store.numbered_events(since=since, kind=args.kind)
+    for event_id, event in events:
+        if not args.json:
+            print(f"#{event_id:<6} ", end="")
         show(event)
     engine.dispose()
     if not events:
         print("no events", file=sys.stderr)
+    return 0
+
+
+def _show_findings(rows: Sequence[dict[str, Any]], as_json: bool) -> None:
+    for row in rows:
+        if as_json:
+            print(json.dumps(row, sort_keys=True, allow_nan=False))
+            continue
+        culprit = f"{row['culprit']} ({row['culprit_kind']})" if row["culprit"] else "no culprit"
+        print(f"{_iso(row['t'])}  wake {row['wake_id']}  {row['cause']}: {culprit}")
+        print(f"    {row['text']}")
+        if row["text_source"] != "model":
+            print(f"    ({_model_note(row)})")
+        print(f"    advice: {row['advice']}")
+
+
+def _model_note(row: dict[str, Any]) -> str:
+    if row["status"] == "none":
+        return "the diagnosis alone: no larger model asked"
+    if row["status"] == "failed":
+        return f"the larger model failed: {row['reason']}"
+    if row["status"] in ("running", "stopped"):
+        return f"the larger model's answer: {row['status']}"
+    return f"the model's sentence was not used: it {row['check']}"
+
+
+def cmd_findings(args: argparse.Namespace) -> int:
+    from agent.memory.db import open_engine, upgrade
+    from agent.memory.wakes import WakeStore
+
+    config = _config(args)
+    since = parse_since(args.since, SystemClock().now()) if args.since else None
+    engine = open_engine(_db(args, config))
+    upgrade(engine)
+    rows = WakeStore(engine).findings(since)
+    engine.dispose()
+    _show_findings(rows, args.json)
+    if not rows:
+        print("no findings", file=sys.stderr)
+    return 0
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    import dataclasses
+
+    from agent.memory.db import open_engine, upgrade
+    from agent.memory.store import MemoryStore
+    from agent.memory.wakes import WakeStore
+    from agent.runtime.explain import explain
+
+    config = _config(args)
+    changes = {k: v for k in ("backend", "model") if (v := getattr(args, k)) is not None}
+    config = dataclasses.replace(
+        config, escalation=dataclasses.replace(config.escalation, **changes)
+    )
+    engine = open_engine(_db(args, config))
+    upgrade(engine)
+    store = MemoryStore(engine)
+    result = explain(store, args.event_id, config.escalation, _backend(config, True), SystemClock())
+    rows = WakeStore(engine).findings()
+    engine.dispose()
+    _show_findings([r for r in rows if r["wake_id"] == result.wake_id], args.json)
     return 0
 
 
@@ -413,7 +500,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "vigil demo: one synthetic day: home and work fenced and learned as places, "
             "a GPS outage at noon, a CPU runaway at 14:00"
         )
-    result = run_demo(Config(), _event_printer(args.json))
+    config = Config()
+    findings: list[dict[str, Any]] = []
+    result = run_demo(
+        config,
+        _event_printer(args.json),
+        backend=_backend(config, args.wake),
+        on_findings=lambda wakes: findings.extend(wakes.findings()),
+    )
+    if not args.json:
+        print(f"\nWhat the {len(findings)} wakes of the larger model found:")
+        _show_findings(findings, as_json=False)
+        if not args.wake:
+            print("(vigil demo --wake also asks the larger model for its sentence)")
     print(f"demo: {result.counts.summary()}; {result.stats.events} events", file=sys.stderr)
     return 0
 
@@ -425,6 +524,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "replay": cmd_replay,
     "score": cmd_score,
     "events": cmd_events,
+    "findings": cmd_findings,
+    "explain": cmd_explain,
     "db": cmd_db,
     "service": cmd_service,
     "import": import_command.run,

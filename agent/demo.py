@@ -10,6 +10,8 @@ from pathlib import Path
 from agent import synthetic
 from agent.config import Config
 from agent.detect.fences import Fence
+from agent.escalation.backends import Backend
+from agent.memory.wakes import WakeStore
 from agent.runtime.fence_admin import circle
 from agent.runtime.replay import ReplayResult, replay_files
 from agent.runtime.trace import TraceWriter
@@ -36,10 +38,22 @@ def demo_fences() -> list[Fence]:
     ]
 
 
-def run_demo(config: Config, on_event: Callable[[Event], None]) -> ReplayResult:
+def run_demo(
+    config: Config,
+    on_event: Callable[[Event], None],
+    *,
+    backend: Backend | None = None,
+    on_findings: Callable[[WakeStore], None] | None = None,
+) -> ReplayResult:
     with tempfile.TemporaryDirectory(prefix="vigil-demo-") as tmp:
         trace = Path(tmp) / "demo.jsonl.gz"
         write_synthetic_trace(trace)
         return replay_files(
-            [trace], config, db=Path(tmp) / "demo.db", fences=demo_fences(), on_event=on_event
+            [trace],
+            config,
+            db=Path(tmp) / "demo.db",
+            fences=demo_fences(),
+            on_event=on_event,
+            backend=backend,
+            on_findings=on_findings,
         )

@@ -50,3 +50,14 @@ def shared(*parts: str) -> Path:
 def vigil(config: Path, *args: str) -> list[str]:
     """The argv that runs the installed ``vigil`` command with ``config`` (the same Python)."""
     return [sys.executable, "-m", "agent", "--config", str(config), *args]
+
+
+def require_module(name: str) -> None:
+    """Skip the test when the Python package ``name`` is not installed (the ``llm`` extra),
+    or fail when ``VIGIL_REQUIRE_SYSTEM_TOOLS=1`` (CI installs it)."""
+    import importlib.util
+
+    if importlib.util.find_spec(name) is None:
+        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
+            pytest.fail(f"{name} is not installed and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
+        pytest.skip(f"{name} is not installed (pip install -e '.[test,llm]')")

@@ -11,8 +11,8 @@ How a cause is chosen, root causes before their consequences:
    machine never ran at this load, the CPU explains the heat and the drain);
 4. swap beyond its usual range is **swap_pressure**, else memory beyond it **memory_growth**;
 5. else the largest of CPU (**cpu_runaway**), network (**network_burst**) and disk
-   (**disk_burst**) beyond their usual ranges, in units of the usual range's width (rates on
-   a log scale: their spread is multiplicative);
+   (**disk_burst**) beyond their usual ranges: by the usual range's width, and for rates ten
+   times the usual 95th percentile (their quiet and busy levels are orders of magnitude apart);
 6. a value usual for the day but not for this hour is an **unusual_time**; else **unknown**.
 """
 
@@ -79,7 +79,7 @@ def diagnose(ctx: Context) -> Diagnosis:
     if odd_hour is not None:
         return _resource_diagnosis(ctx, "unusual_time", odd_hour, when)
     facts = [f"At {when}, {_trigger_words(ctx)}."]
-    facts += [_stream_sentence(s) for s in ctx.streams if s.involved][:3]
+    facts += [_capital(_stream_sentence(s)) for s in ctx.streams if s.involved][:3]
     return Diagnosis(
         "unknown",
         None,
@@ -148,16 +148,16 @@ def _strongest(ctx: Context, suffixes: tuple[str, ...]) -> StreamFacts | None:
 
 
 def _excess(s: StreamFacts) -> float:
-    """How far the peak is above the usual 95th percentile, in widths of the usual 5-95 %
-    range (log scale for rates); 0 without a usual range."""
+    """How far the peak is above the usual 95th percentile: in widths of the usual 5-95 %
+    range, or for rates (bytes per second, whose quiet and busy levels are orders of magnitude
+    apart) in factors of ten; 0 without a usual range."""
     if s.usual is None or s.peak is None:
         return 0.0
     lo, mid, hi = s.usual
-    peak = s.peak
     if s.stream.endswith("_Bps"):
-        lo, mid, hi, peak = (math.log10(1.0 + max(v, 0.0)) for v in (lo, mid, hi, peak))
+        return math.log10((1.0 + max(s.peak, 0.0)) / (1.0 + max(hi, 0.0)))
     width = max(hi - lo, 0.05 * abs(mid), 1e-6)
-    return (peak - hi) / width
+    return (s.peak - hi) / width
 
 
 def _beyond_load(s: StreamFacts, margin: float, factor: float) -> bool:
@@ -191,38 +191,71 @@ def _culprit(ctx: Context, cause: str) -> ProcessFacts | None:
     return busy[0] if busy else None  # processes come sorted by CPU
 
 
+#: Per cause: its title, the advice naming the culprit, and the advice without one.
 _WHAT = {
-    "cpu_runaway": ("CPU runaway", "If {c} should not be running now, stop it."),
-    "memory_growth": ("Memory growth", "{c} keeps growing: restart it before the machine swaps."),
-    "swap_pressure": ("Swap pressure", "Close {c} or give it less memory: the machine swaps."),
-    "network_burst": ("Network burst", "Check what {c} is sending or receiving."),
-    "disk_burst": ("Disk burst", "Check what {c} is reading or writing; pause it if need be."),
-    "overheating": ("Overheating", "Let the machine cool: check its vents, and what {c} does."),
-    "battery_drain": ("Battery drain", "Plug in, or stop {c} to save the battery."),
-    "unusual_time": ("Unusual hour", "{c} is busy at an unusual hour: check that you expected it."),
+    "cpu_runaway": (
+        "CPU runaway",
+        "If {c} should not be running now, stop it.",
+        "Find the process that keeps the CPU busy (top) and stop it if it should not run.",
+    ),
+    "memory_growth": (
+        "Memory growth",
+        "{c} keeps growing: restart it before the machine swaps.",
+        "Find the process that keeps growing (top, by memory) and restart it.",
+    ),
+    "swap_pressure": (
+        "Swap pressure",
+        "Close {c} or give it less memory: the machine swaps.",
+        "Close what holds the most memory: the machine swaps.",
+    ),
+    "network_burst": (
+        "Network burst",
+        "Check what {c} is sending or receiving.",
+        "Check which program is sending or receiving so much.",
+    ),
+    "disk_burst": (
+        "Disk burst",
+        "Check what {c} is reading or writing; pause it if need be.",
+        "Check which program is reading or writing so much.",
+    ),
+    "overheating": (
+        "Overheating",
+        "Let the machine cool: check its vents, and what {c} does.",
+        "Let the machine cool: check its vents and fans.",
+    ),
+    "battery_drain": (
+        "Battery drain",
+        "Plug in, or stop {c} to save the battery.",
+        "Plug in, or close what runs in the background.",
+    ),
+    "unusual_time": (
+        "Unusual hour",
+        "{c} is busy at an unusual hour: check that you expected it.",
+        "The machine is busy at an unusual hour: check that you expected it.",
+    ),
 }
 
 
 def _resource_diagnosis(ctx: Context, cause: str, s: StreamFacts, when: str) -> Diagnosis:
     proc = _culprit(ctx, cause)
     culprit, kind = (proc.name, "process") if proc is not None else (ctx.focused_app, "app")
-    title, advice = _WHAT[cause]
+    title, advice, no_culprit = _WHAT[cause]
     facts = [f"At {when}, {_stream_sentence(s)}"]
     if proc is not None:
         facts.append(_process_sentence(proc, cause))
     elif ctx.focused_app is not None:
         facts.append(f"The app in front was {ctx.focused_app}.")
     others = [x for x in ctx.streams if x.involved and x.stream != s.stream][:2]
-    facts += [_stream_sentence(x) for x in others]
-    who = culprit if culprit is not None else "an unknown process"
-    summary = f"{title}: {who}; {_stream_sentence(s)[:-1]}."
+    facts += [_capital(_stream_sentence(x)) for x in others]
+    who = culprit if culprit is not None else "no process stands out"
+    summary = f"{title}: {who}; {_stream_sentence(s)}"
     return Diagnosis(
         cause,
         culprit,
         kind if culprit is not None else None,
         tuple(facts),
         summary,
-        advice.format(c=culprit or "the busiest process"),
+        advice.format(c=culprit) if culprit is not None else no_culprit,
         {"stream": asdict_stream(s), "process": asdict(proc) if proc else None},
     )
 
@@ -320,6 +353,10 @@ _NAMES = {
     "disk_read_Bps": "disk read rate",
     "disk_write_Bps": "disk write rate",
 }
+
+
+def _capital(sentence: str) -> str:
+    return sentence[:1].upper() + sentence[1:]
 
 
 def _fmt(value: float | None, field_name: str) -> str:

@@ -23,11 +23,18 @@ EXAMPLE_FACTS = (
     "The process rclone used 20 % CPU (before: 0 %).",
 )
 EXAMPLE_ANSWER = "rclone downloaded 30 MB/s at 10:00 UTC on Friday, far above the usual 0.2 MB/s."
+#: Names only the example has: an answer that repeats one copied the example, not the facts.
+EXAMPLE_NAMES = frozenset({"rclone"})
 MAX_CHARS = 400
 
 _WORD = re.compile(r"[A-Za-z][\w.\-]*\w|[A-Za-z]")
-_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(%|°C|MB/s|kB/s|W|km|m|s)?(?![\w/])")
 _NAMING = frozenset({"process", "app", "application", "program", "place", "service", "daemon"})
+#: Little words that stand beside a name without being one ("the process of ...").
+_GLUE = frozenset(
+    "a an the of that which was is has had used uses using on at in for with to from and "
+    "named called by its this".split()
+)
 
 
 def messages(facts: Sequence[str]) -> list[dict[str, str]]:
@@ -52,14 +59,17 @@ def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | Non
         return f"length {len(sentence)} outside 10-{MAX_CHARS}"
     known = " ".join(facts)
     known_words = {w.lower() for w in _WORD.findall(known)}
+    for word in _WORD.findall(sentence):
+        if word.lower() in EXAMPLE_NAMES and word.lower() not in known_words:
+            return f"names {word!r} from the example, not from the facts"
     for name in _names(sentence):
         if name.lower() not in known_words:
             return f"names {name!r}, which the facts do not"
-    known_numbers = [float(n) for n in _NUMBER.findall(known)]
-    for number in _NUMBER.findall(sentence):
+    known_numbers = [(float(n), unit) for n, unit in _NUMBER.findall(known)]
+    for number, unit in _NUMBER.findall(sentence):
         x = float(number)
-        if not any(abs(x - k) <= 0.5 for k in known_numbers):
-            return f"states {number}, which the facts do not"
+        if not any(abs(x - k) <= 0.5 and (not unit or unit == u) for k, u in known_numbers):
+            return f"states {number}{' ' + unit if unit else ''}, which the facts do not"
     if culprit is not None and culprit.lower() not in sentence.lower():
         return f"does not name {culprit}"
     return None
@@ -75,6 +85,7 @@ def _names(sentence: str) -> list[str]:
         shaped = any(c.isdigit() or c in "._-" for c in word)
         capital = word[0].isupper() and not starts_sentence
         beside = any(0 <= j < len(words) and words[j][0].lower() in _NAMING for j in (i - 1, i + 1))
+        beside = beside and word.lower() not in _GLUE
         if (shaped or capital or beside) and word.lower() not in _NAMING:
             found.append(word)
     return found

@@ -312,13 +312,19 @@ class MemoryStore:
 
     # -- reading ------------------------------------------------------------------------------
     def events(self, *, since: float | None = None, kind: str | None = None) -> list[Event]:
+        return [event for _, event in self.numbered_events(since=since, kind=kind)]
+
+    def numbered_events(
+        self, *, since: float | None = None, kind: str | None = None
+    ) -> list[tuple[int, Event]]:
+        """Stored events with their ids (``vigil explain EVENT_ID`` takes one)."""
         query = select(schema.events).order_by(schema.events.c.t_us, schema.events.c.id)
         if since is not None:
             query = query.where(schema.events.c.t_us >= to_us(since))
         if kind is not None:
             query = query.where(schema.events.c.kind == kind)
         rows = self.query(query)
-        return [Event(from_us(r.t_us), r.kind, r.subject, json.loads(r.data)) for r in rows]
+        return [(r.id, Event(from_us(r.t_us), r.kind, r.subject, json.loads(r.data))) for r in rows]
 
     def samples(self, sensor: str | None = None) -> list[Sample]:
         query = select(schema.samples).order_by(schema.samples.c.id)

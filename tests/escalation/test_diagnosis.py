@@ -1,0 +1,165 @@
+"""The diagnosis on contexts written by hand: each cause, its culprit, and the order in which
+root causes win over their consequences."""
+
+from __future__ import annotations
+
+import pytest
+
+from agent.escalation.context import (
+    BatteryFacts,
+    Context,
+    PlaceFacts,
+    ProcessFacts,
+    StreamFacts,
+)
+from agent.escalation.diagnosis import CAUSES, diagnose
+
+BUSY = ProcessFacts("ffmpeg", cpu_pct=190.0, cpu_before_pct=0.0, mem_pct=2.0, mem_before_pct=2.0)
+BROWSER = ProcessFacts("firefox", 20.0, 18.0, 9.0, 8.0)
+LEAK = ProcessFacts("java", 12.0, 10.0, 38.0, 3.0)
+
+
+def stream(
+    name: str,
+    peak: float,
+    usual: tuple[float, float, float] | None,
+    *,
+    involved: bool = True,
+    at_load: tuple[float, float, int] | None = None,
+    stuck_s: float = 0.0,
+) -> StreamFacts:
+    return StreamFacts(name, involved, (), (peak,), peak, peak, usual, None, at_load, stuck_s)
+
+
+def context(*streams: StreamFacts, processes=(BUSY, BROWSER), **extra) -> Context:  # type: ignore[no-untyped-def]
+    trigger = {
+        "t": 0.0,
+        "rule": "anomaly",
+        "event": "anomaly.start",
+        "subject": "system",
+        "data": {},
+    }
+    return Context(
+        t=60.0,
+        start_t=0.0,
+        weekday="Monday",
+        hour_utc=14.0,
+        triggers=(trigger,),
+        streams=streams,
+        processes=tuple(processes),
+        **extra,
+    )
+
+
+CPU_USUAL = (2.0, 12.0, 30.0)
+TEMP_USUAL = (40.0, 45.0, 52.0)
+
+
+def test_a_runaway_names_the_busiest_process_and_the_heat_is_its_consequence() -> None:
+    # 99 % CPU was never seen: what the temperature usually is at this load is unknown, so
+    # the CPU explains the heat.
+    d = diagnose(
+        context(
+            stream("system.cpu_pct", 99.0, CPU_USUAL), stream("system.temp_C", 80.0, TEMP_USUAL)
+        )
+    )
+    assert (d.cause, d.culprit, d.culprit_kind) == ("cpu_runaway", "ffmpeg", "process")
+    assert "ffmpeg" in d.summary and "99 %" in d.summary
+    assert any("ffmpeg used 190 % CPU" in f for f in d.facts)
+    assert d.facts[0].startswith("At 14:00 UTC on Monday")
+
+
+def test_heat_beyond_what_this_load_usually_gives_is_overheating() -> None:
+    d = diagnose(
+        context(
+            stream("system.cpu_pct", 45.0, CPU_USUAL, involved=False),
+            stream("system.temp_C", 80.0, TEMP_USUAL, at_load=(55.0, 60.0, 400)),
+            processes=(ProcessFacts("blender", 90.0, 0.0, 4.0, 0.0), BROWSER),
+        )
+    )
+    assert (d.cause, d.culprit) == ("overheating", "blender")
+
+
+def test_swap_pressure_comes_before_memory_growth_and_names_the_largest() -> None:
+    d = diagnose(
+        context(
+            stream("system.mem_used_pct", 95.0, (40.0, 50.0, 60.0)),
+            stream("system.swap_pct", 45.0, (0.0, 1.0, 3.0)),
+            processes=(BROWSER, ProcessFacts("qemu-system-x86", 30.0, 30.0, 55.0, 50.0), LEAK),
+        )
+    )
+    assert (d.cause, d.culprit) == ("swap_pressure", "qemu-system-x86")
+
+
+def test_memory_growth_names_the_process_that_grew() -> None:
+    d = diagnose(
+        context(
+            stream("system.mem_used_pct", 80.0, (40.0, 50.0, 60.0)),
+            stream("system.swap_pct", 1.0, (0.0, 1.0, 3.0), involved=False),
+            processes=(BROWSER, ProcessFacts("qemu", 5.0, 5.0, 40.0, 39.0), LEAK),
+        )
+    )
+    assert (d.cause, d.culprit) == ("memory_growth", "java")
+    assert "java grew from 3 % to 38 %" in " ".join(d.facts)
+
+
+@pytest.mark.parametrize(
+    ("name", "cause"),
+    [("system.net_rx_Bps", "network_burst"), ("system.disk.sda.write_Bps", "disk_burst")],
+)
+def test_bursts_name_the_process_whose_cpu_rose(name: str, cause: str) -> None:
+    d = diagnose(
+        context(
+            stream("system.cpu_pct", 35.0, CPU_USUAL, involved=False),
+            stream(name, 40e6, (1e3, 2e4, 5e5)),
+            processes=(
+                ProcessFacts("firefox", 25.0, 24.0, 9.0, 9.0),
+                ProcessFacts("rsync", 20.0, 0.0, 1.0, 0.0),
+            ),
+        )
+    )
+    assert (d.cause, d.culprit) == (cause, "rsync")
+
+
+def test_battery_drain_needs_the_battery_and_more_power_than_the_load_draws() -> None:
+    power = stream("battery.power_W", 30.0, (6.0, 9.0, 12.0), at_load=(9.0, 12.0, 200))
+    zoom = ProcessFacts("zoom", 60.0, 0.0, 5.0, 0.0)
+    on_battery = BatteryFacts(50.0, False, 30.0, 40.0)
+    d = diagnose(context(power, processes=(zoom,), battery=on_battery))
+    assert (d.cause, d.culprit) == ("battery_drain", "zoom")
+    charging = BatteryFacts(50.0, True, 30.0, None)
+    assert diagnose(context(power, processes=(zoom,), battery=charging)).cause != "battery_drain"
+
+
+def test_a_stuck_sensor_is_a_fault_not_a_fact() -> None:
+    d = diagnose(context(stream("system.temp_C", 47.0, TEMP_USUAL, stuck_s=3600.0)))
+    assert (d.cause, d.culprit, d.culprit_kind) == ("sensor_fault", "system.temp_C", "sensor")
+    assert "for 60 minutes" in d.facts[0]
+    impossible = diagnose(context(stream("system.temp_C", 250.0, TEMP_USUAL)))
+    assert impossible.cause == "sensor_fault"
+
+
+def test_a_new_place_is_unusual_and_named() -> None:
+    place = PlaceFacts("place-7", 46.5, 15.6, new=True, visits=1, nearest_known_m=23_400.0)
+    d = diagnose(context(place=place))
+    assert (d.cause, d.culprit, d.culprit_kind) == ("unusual_place", "place-7", "place")
+    assert "23.4 km from the nearest known place" in d.facts[0]
+
+
+def test_usual_for_the_day_but_not_for_the_hour_is_an_unusual_time() -> None:
+    night = StreamFacts("system.cpu_pct", True, (), (25.0,), 25.0, 25.0, CPU_USUAL, (1.0, 4.0))
+    d = diagnose(context(night, processes=(ProcessFacts("backup", 80.0, 0.0, 2.0, 0.0),)))
+    assert (d.cause, d.culprit) == ("unusual_time", "backup")
+
+
+def test_nothing_beyond_the_usual_is_unknown_with_no_culprit() -> None:
+    d = diagnose(context(stream("system.cpu_pct", 25.0, CPU_USUAL)))
+    assert (d.cause, d.culprit, d.culprit_kind) == ("unknown", None, None)
+    assert d.cause in CAUSES and d.advice
+
+
+def test_no_process_data_names_the_app_in_front() -> None:
+    d = diagnose(
+        context(stream("system.cpu_pct", 99.0, CPU_USUAL), processes=(), focused_app="code")
+    )
+    assert (d.cause, d.culprit, d.culprit_kind) == ("cpu_runaway", "code", "app")

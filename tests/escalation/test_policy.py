@@ -1,0 +1,79 @@
+"""The wake policy in sample time: debounce joins triggers into one wake, the budget holds
+back the rest with a reason, and the state survives a restart."""
+
+from __future__ import annotations
+
+from agent.config import EscalationConfig
+from agent.escalation.policy import WakePolicy
+from agent.samples import Event
+
+
+def fired(t: float, rule: str = "anomaly", subject: str = "system") -> Event:
+    return Event(t, "rule.fired", rule, {"event": "anomaly.start", "subject": subject, "data": {}})
+
+
+def run(policy: WakePolicy, feed: dict[float, list[Event]], until: float, step: float = 10.0):  # type: ignore[no-untyped-def]
+    """Feed a sample every ``step`` seconds with the events given at that time."""
+    wakes, suppressed = [], []
+    t = 0.0
+    while t <= until:
+        w, s = policy.feed(t, feed.get(t, []))
+        wakes += w
+        suppressed += s
+        t += step
+    return wakes, suppressed
+
+
+def test_triggers_within_debounce_become_one_wake_at_its_end() -> None:
+    policy = WakePolicy(EscalationConfig(debounce_s=60.0), ["anomaly"])
+    wakes, suppressed = run(
+        policy,
+        {
+            100.0: [fired(100.0)],
+            120.0: [fired(120.0, subject="battery")],
+            150.0: [fired(150.0, subject="apps")],
+            160.0: [fired(160.0, subject="location")],  # debounce over at 160: the next wake
+        },
+        until=400.0,
+    )
+    assert [(w.t, [e.t for e in w.triggers]) for w in wakes] == [
+        (160.0, [100.0, 120.0, 150.0]),
+        (220.0, [160.0]),
+    ]
+    assert wakes[0].start_t == 100.0 and suppressed == []
+
+
+def test_only_wake_rules_wake_and_debounce_zero_wakes_on_the_trigger() -> None:
+    policy = WakePolicy(EscalationConfig(debounce_s=0.0), ["anomaly"])
+    wakes, _ = run(policy, {10.0: [fired(10.0, rule="cpu_high")], 20.0: [fired(20.0)]}, 100.0)
+    assert [(w.t, w.triggers[0].subject) for w in wakes] == [(20.0, "anomaly")]
+
+
+def test_the_budget_holds_wakes_back_and_says_why() -> None:
+    config = EscalationConfig(debounce_s=0.0, max_per_hour=2, max_per_day=3)
+    policy = WakePolicy(config, ["anomaly"])
+    feed = {t: [fired(t)] for t in (0.0, 600.0, 1200.0, 3600.0, 7200.0, 86_400.0)}
+    wakes, suppressed = run(policy, feed, until=86_400.0, step=600.0)
+    # 0 and 600 wake; 1200 is the third in an hour; 3600 wakes (0 is an hour old): 3 in a
+    # day; 7200 is the fourth in a day; at 86400 the day since 0 is over.
+    assert [w.t for w in wakes] == [0.0, 600.0, 3600.0, 86_400.0]
+    assert [(e.t, e.kind, e.subject, e.data["reason"], e.data["limit"]) for e in suppressed] == [
+        (1200.0, "wake.suppressed", "anomaly", "max_per_hour", 2),
+        (7200.0, "wake.suppressed", "anomaly", "max_per_day", 3),
+    ]
+    assert suppressed[0].data["event"] == "anomaly.start"  # what was held back
+
+
+def test_a_pending_wake_and_the_budget_survive_a_restart() -> None:
+    config = EscalationConfig(debounce_s=60.0, max_per_hour=1)
+    first = WakePolicy(config, ["anomaly"])
+    first.feed(0.0, [fired(0.0)])
+    first.feed(60.0, [])  # the first wake: the hour's budget is spent
+    first.feed(100.0, [fired(100.0)])  # suppressed
+    first.feed(3700.0, [fired(3700.0)])  # an hour after the first wake: pending at the stop
+    second = WakePolicy(config, ["anomaly"])
+    second.restore(first.state())
+    wakes, suppressed = second.feed(3760.0, [])
+    assert [(w.t, w.start_t) for w in wakes] == [(3760.0, 3700.0)] and suppressed == []
+    _, suppressed = second.feed(3800.0, [fired(3800.0)])
+    assert [e.data["reason"] for e in suppressed] == ["max_per_hour"]
