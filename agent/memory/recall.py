@@ -5,6 +5,7 @@ pipeline has seen (the escalation stage's context, live and in replay alike)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import and_, func, select
@@ -15,6 +16,15 @@ from agent.samples import KNOWN_SENSORS, Event, Sample
 
 #: Streams whose first part is not one of these are imported metrics (``metric`` samples).
 _SENSOR_STREAMS = KNOWN_SENSORS - {"metric", "status"}
+
+
+def _path(field: str) -> str:
+    """A JSON path to a top-level key, quoted: keys hold dots (``net.wlan0.rx_Bps``)."""
+    return '$."' + field.replace('"', "") + '"'
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def split_stream(stream: str) -> tuple[str, str]:
@@ -46,37 +56,58 @@ class Recall:
         return [Sample(sensor, from_us(t_us), json.loads(data)) for t_us, data in rows]
 
     def series(self, stream: str, t0: float, t1: float) -> tuple[list[float], list[float]]:
-        """The times and numeric values of one stream with ``t0 <= t <= t1`` (the database
-        extracts the field, so a week of a 10 s sensor stays cheap)."""
+        """The times and numeric values of one stream with ``t0 <= t <= t1``."""
         sensor, field = split_stream(stream)
-        c = schema.samples.c
-        where = [c.sensor == sensor, c.t_us >= to_us(t0), c.t_us <= to_us(t1)]
         if sensor == "metric":
-            value = func.json_extract(c.data, "$.value")
-            where.append(func.json_extract(c.data, "$.name") == field)
-        else:
-            value = func.json_extract(c.data, f'$."{field}"')
-        query = select(c.t_us, value.label("v")).where(and_(*where)).order_by(c.t_us, c.id)
-        times: list[float] = []
-        values: list[float] = []
-        for t_us, v in self.store.query(query):
-            if isinstance(v, int | float):
-                times.append(from_us(t_us))
-                values.append(float(v))
+            return self._metric(field, t0, t1)
+        times, columns = self.table(sensor, [field], t0, t1)
+        pairs = [(t, v) for t, v in zip(times, columns[field], strict=True) if v is not None]
+        return [t for t, _ in pairs], [v for _, v in pairs]
+
+    def table(
+        self, sensor: str, fields: Sequence[str], t0: float, t1: float
+    ) -> tuple[list[float], dict[str, list[float | None]]]:
+        """Several fields of one sensor's samples with ``t0 <= t <= t1`` in one pass (the
+        database extracts them, so a week of a 10 s sensor stays cheap): the times, and per
+        field its values (None where a sample lacks it or it is not a number; true and false
+        count 1 and 0, as streams count them)."""
+        c = schema.samples.c
+        where = and_(c.sensor == sensor, c.t_us >= to_us(t0), c.t_us <= to_us(t1))
+        columns = [func.json_extract(c.data, _path(f)) for f in fields]
+        query = select(c.t_us, *columns).where(where).order_by(c.t_us, c.id)
+        rows = [(r[0], list(r[1:])) for r in self.store.query(query)]
         pending, _ = self.store.pending()
         lo, hi = to_us(t0), to_us(t1)
         for row in pending:
-            if row["sensor"] != sensor or not lo <= row["t_us"] <= hi:
-                continue
-            data = json.loads(row["data"])
-            if sensor == "metric":
-                v = data.get("value") if data.get("name") == field else None
-            else:
-                v = data.get(field)
-            if isinstance(v, int | float):
-                times.append(from_us(row["t_us"]))
-                values.append(float(v))
+            if row["sensor"] == sensor and lo <= row["t_us"] <= hi:
+                data = json.loads(row["data"])
+                rows.append((row["t_us"], [data.get(f) for f in fields]))
+        times = [from_us(t_us) for t_us, _ in rows]
+        values: dict[str, list[float | None]] = {f: [] for f in fields}
+        for _, row_values in rows:
+            for f, v in zip(fields, row_values, strict=True):  # booleans count 0/1
+                values[f].append(float(v) if isinstance(v, int | float) else None)
         return times, values
+
+    def _metric(self, name: str, t0: float, t1: float) -> tuple[list[float], list[float]]:
+        c = schema.samples.c
+        where = and_(
+            c.sensor == "metric",
+            c.t_us >= to_us(t0),
+            c.t_us <= to_us(t1),
+            func.json_extract(c.data, "$.name") == name,
+        )
+        value = func.json_extract(c.data, "$.value")
+        query = select(c.t_us, value).where(where).order_by(c.t_us, c.id)
+        pairs = [(from_us(t), float(v)) for t, v in self.store.query(query) if _number(v)]
+        pending, _ = self.store.pending()
+        lo, hi = to_us(t0), to_us(t1)
+        for row in pending:
+            if row["sensor"] == "metric" and lo <= row["t_us"] <= hi:
+                data = json.loads(row["data"])
+                if data.get("name") == name and _number(data.get("value")):
+                    pairs.append((from_us(row["t_us"]), float(data["value"])))
+        return [t for t, _ in pairs], [v for _, v in pairs]
 
     def events(self, t0: float, t1: float) -> list[Event]:
         c = schema.events.c

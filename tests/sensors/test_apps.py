@@ -300,7 +300,9 @@ def test_real_busy_child_tops_the_cpu_list() -> None:
         return [p for p in scan_processes() if p.pid in ours]
 
     sensor = AppsSensor(
-        AppsSensorConfig(top_n=3), focus=UnavailableFocus("test: no display"), processes=our_processes
+        AppsSensorConfig(top_n=3),
+        focus=UnavailableFocus("test: no display"),
+        processes=our_processes,
     )
     try:
         first_t = time.monotonic()

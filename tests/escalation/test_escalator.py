@@ -1,0 +1,252 @@
+"""Escalation end to end, through replay: the wakes' events do not depend on the backend, the
+findings keep the model's checked text and its cost, a backend that hangs or crashes gives
+``wake.failed`` and the replay goes on, and what reaches a backend is redacted."""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agent import config as config_mod
+from agent import synthetic
+from agent.clock import SystemClock
+from agent.config import Config
+from agent.demo import demo_fences, write_synthetic_trace
+from agent.escalation.backends import make_backend
+from agent.memory.db import open_engine
+from agent.memory.store import MemoryStore
+from agent.memory.wakes import WakeStore
+from agent.runtime.replay import replay_files
+from agent.runtime.trace import ReadCounts, read_trace
+from agent.samples import Event
+
+#: The demo day with two wake rules: the runaway (ffmpeg, 14:00) and the first arrivals.
+RULES = """
+[[rules]]
+name = "runaway"
+stream = "system.cpu_pct"
+above = 90.0
+for_s = 60.0
+action = "wake"
+
+[[rules]]
+name = "new_place"
+event = "place.arrive"
+data = {{ new = true }}
+action = "wake"
+
+[escalation]
+{escalation}
+"""
+
+
+def config(escalation: str = "") -> Config:
+    return config_mod.parse(RULES.format(escalation=escalation))
+
+
+@pytest.fixture(scope="module")
+def day(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    trace = tmp_path_factory.mktemp("day") / "day.jsonl.gz"
+    write_synthetic_trace(trace)
+    return trace
+
+
+def replay(trace: Path, cfg: Config, db: Path) -> tuple[list[Event], list[dict[str, Any]]]:
+    backend, _ = make_backend(cfg.escalation, SystemClock())
+    events: list[Event] = []
+    replay_files([trace], cfg, db=db, fences=demo_fences(), on_event=events.append, backend=backend)
+    engine = open_engine(db)
+    findings = WakeStore(engine).findings()
+    engine.dispose()
+    return events, findings
+
+
+def wakes(events: list[Event]) -> list[str]:
+    return [e.to_json() for e in events if e.kind == "wake.done"]
+
+
+def python(script: str) -> str:
+    """An argv of this Python running ``script``, as the config's command list."""
+    return json.dumps([sys.executable, "-c", script])
+
+
+ANSWER = """
+import json, sys
+job = json.load(sys.stdin)
+d = job["diagnosis"]
+print(f"{d['culprit']} did it. " + job["facts"][0])
+"""
+
+
+def test_wakes_are_the_same_with_and_without_a_model(day: Path, tmp_path: Path) -> None:
+    alone, found_alone = replay(day, config('backend = "none"'), tmp_path / "a.db")
+    asked, found = replay(
+        day, config(f'backend = "command"\ncommand = {python(ANSWER)}'), tmp_path / "b.db"
+    )
+    assert wakes(alone) == wakes(asked)
+    done = [json.loads(w) for w in wakes(asked)]
+    assert [(d["subject"], d["data"]["culprit"]) for d in done] == [
+        ("unusual_place", "place-1"),
+        ("unusual_place", "place-2"),
+        ("cpu_runaway", "ffmpeg"),
+    ]
+    # The runaway from 14:00: its rule fires after 60 s, the wake 300 s (debounce) later.
+    assert done[2]["t"] == synthetic.START_T + synthetic.RUNAWAY[0] + 60.0 + 300.0
+    assert [f["status"] for f in found_alone] == ["none"] * 3
+    assert all(f["model_text"] is None and f["cpu_s"] is None for f in found_alone)
+    for f in found:
+        assert f["status"] == "done" and f["backend"] == "command"
+        assert f["cpu_s"] > 0 and f["wall_s"] > 0 and f["peak_rss_kb"] > 0
+        assert f["text"] == f"{f['culprit']} did it." and f["text_source"] == "model"
+        assert f["model_text"].startswith(f["text"])
+
+
+def test_a_hanging_backend_fails_its_wakes_and_the_replay_goes_on(
+    day: Path, tmp_path: Path
+) -> None:
+    hang = python("import time; time.sleep(60)")
+    events, found = replay(
+        day, config(f'backend = "command"\ncommand = {hang}\ntimeout_s = 1.0'), tmp_path / "h.db"
+    )
+    failed = [e for e in events if e.kind == "wake.failed"]
+    done = [e for e in events if e.kind == "wake.done"]
+    assert [(e.t, e.data["wake"]) for e in failed] == [(e.t, e.data["wake"]) for e in done]
+    assert {e.data["reason"] for e in failed} == {"no answer in 1 s"}
+    assert [f["status"] for f in found] == ["failed"] * len(done)
+    assert all(f["text"] == f["summary"] and f["text_source"] == "template" for f in found)
+    assert events[-1].t > done[-1].t  # the replay went on after the last failed wake
+    store = MemoryStore(open_engine(tmp_path / "h.db"))
+    assert store.sample_count() == sum(1 for _ in read_trace([day], ReadCounts()))
+    store.close()
+
+
+def test_a_crashing_backend_says_how(day: Path, tmp_path: Path) -> None:
+    crash = python("import os; os.abort()")
+    events, _ = replay(day, config(f'backend = "command"\ncommand = {crash}'), tmp_path / "c.db")
+    reasons = {e.data["reason"] for e in events if e.kind == "wake.failed"}
+    assert reasons == {"killed by SIGABRT"}
+
+
+def test_an_answer_that_fails_the_check_keeps_the_template(day: Path, tmp_path: Path) -> None:
+    invent = python("import sys; sys.stdin.read(); print('The Linux kernel did it at 99:99.')")
+    _, found = replay(day, config(f'backend = "command"\ncommand = {invent}'), tmp_path / "i.db")
+    assert [f["status"] for f in found] == ["template"] * 3
+    for f in found:
+        assert f["text"] == f["summary"] and f["model_text"] == "The Linux kernel did it at 99:99."
+        assert f["check"].startswith("names 'Linux'")
+
+
+# -- what leaves for a backend -------------------------------------------------------------------
+RECORD = """
+import json, sys
+from pathlib import Path
+Path(sys.argv[1]).open("a").write(sys.stdin.read() + "\\n")
+print("process-1 did it.")
+"""
+
+
+def test_a_command_backend_sees_coarse_places_and_stand_ins(day: Path, tmp_path: Path) -> None:
+    seen = tmp_path / "seen.jsonl"
+    argv = json.dumps([sys.executable, "-c", RECORD, str(seen)])
+    private = "share_process_names = false\nshare_app_names = false\nlocation_precision_m = 1000.0"
+    _, found = replay(
+        day, config(f'backend = "command"\ncommand = {argv}\n{private}'), tmp_path / "r.db"
+    )
+    payloads = [json.loads(line) for line in seen.read_text().splitlines()]
+    text = seen.read_text()
+    assert len(payloads) == 3
+    assert "ffmpeg" not in text and "firefox" not in text and '"title"' not in text
+    assert "process-1" in json.dumps(payloads[2]["facts"])
+    for payload in payloads[:2]:  # the places: snapped to the 1 km grid, not the fix
+        place = payload["context"]["place"]
+        assert (place["lat"], place["lon"]) != (None, None)
+        for key in ("lat", "lon"):
+            assert len(str(place[key]).split(".")[-1]) <= 6
+        assert (
+            abs(place["lat"] - synthetic.HOME[0]) < 0.01
+            or abs(place["lat"] - synthetic.WORK[0]) < 0.01
+        )
+        exact = [c for c in (synthetic.HOME, synthetic.WORK) if (place["lat"], place["lon"]) == c]
+        assert not exact
+    # The stand-in in the answer is the real name again, here on this machine.
+    assert found[2]["text"] == "ffmpeg did it."
+
+
+class _Recorder(BaseHTTPRequestHandler):
+    """An OpenAI-compatible chat endpoint that keeps every request it gets."""
+
+    seen: list[dict[str, Any]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        type(self).seen.append(
+            {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
+        )
+        reply = {
+            "id": "x",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "process-1 did it."},
+                }
+            ],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 4, "total_tokens": 44},
+        }
+        data = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder() -> Iterator[str]:
+    _Recorder.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+def test_an_openai_server_gets_the_redacted_facts_and_the_key(
+    day: Path, tmp_path: Path, recorder: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pytest.importorskip("openai")
+    monkeypatch.setenv("VIGIL_TEST_KEY", "sk-test-123")
+    settings = (
+        f'backend = "openai"\nurl = "{recorder}"\nremote_model = "m"\n'
+        'api_key_env = "VIGIL_TEST_KEY"\nshare_process_names = false'
+    )
+    _, found = replay(day, config(settings), tmp_path / "o.db")
+    assert len(_Recorder.seen) == 3
+    for request in _Recorder.seen:
+        assert request["path"] == "/v1/chat/completions"
+        assert request["auth"] == "Bearer sk-test-123"
+        assert request["body"]["model"] == "m" and request["body"]["temperature"] == 0.0
+        sent = json.dumps(request["body"]["messages"])
+        assert "ffmpeg" not in sent and "firefox" not in sent
+        assert str(synthetic.HOME[0])[:7] not in sent  # no coordinates in the facts
+    assert "process-1" in json.dumps(_Recorder.seen[2]["body"]["messages"])
+    assert found[2]["text"] == "ffmpeg did it." and found[2]["tokens_out"] == 4
+    engine = open_engine(tmp_path / "o.db")
+    assert "sk-test-123" not in json.dumps(WakeStore(engine).findings())
+    assert "sk-test-123" not in json.dumps([e.data for e in MemoryStore(engine).events()])
+    engine.dispose()
