@@ -59,6 +59,7 @@ _POSSIBLE = {"temp_C": (-40.0, 130.0), "battery_pct": (0.0, 100.0), "cpu_pct": (
 #: 8-bit code's limits): one of these, held, where the stream never goes, is not a fact.
 SENTINELS = frozenset({0.0, 127.0, -127.0, -128.0, 255.0})
 SENTINEL_HELD_S = 30.0
+_MEASURED = ("_C", "_V", "_W", "_A", "_pct")
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,10 @@ def _sensor_fault(ctx: Context) -> StreamFacts | None:
 
 
 def _sentinel(s: StreamFacts) -> bool:
-    if s.last not in SENTINELS or s.usual is None or s.stuck_s < SENTINEL_HELD_S:
+    measured = s.stream.endswith(_MEASURED)  # a flag's 0 (charging) is a value, not a code
+    if not measured or s.last not in SENTINELS or s.usual is None:
+        return False
+    if s.stuck_s < SENTINEL_HELD_S:
         return False
     return not s.usual[0] <= s.last <= s.usual[2]
 
