@@ -9,6 +9,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -142,3 +143,100 @@ def test_daemon_tells_systemd_and_refuses_a_second_writer(tmp_path: Path) -> Non
     assert proc.returncode == 0, err
     assert messages[0] == b"READY=1"
     assert messages.index(b"READY=1") < messages.index(b"WATCHDOG=1")
+
+
+WAKE_CONFIG = """
+[daemon]
+commit_interval_s = 1.0
+[sensors.system]
+interval_s = 1.0
+[sensors.battery]
+enabled = false
+[sensors.location]
+source = "none"
+[sensors.apps]
+interval_s = 1.0
+[escalation]
+backend = "command"
+command = {command}
+timeout_s = 3.0
+debounce_s = 1.0
+[[rules]]
+name = "memory_in_use"      # true on any running machine: wakes on the first reading
+stream = "system.mem_used_pct"
+above = 0.0
+action = "wake"
+"""
+
+
+def _run_until(cfg: Path, db: Path, done: object, timeout_s: float = 60.0) -> str:  # type: ignore[type-arg]
+    proc = subprocess.Popen(
+        vigil(cfg, "--db", str(db), "run"),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert _wait_for(done, timeout_s), "the daemon never got there"
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    return err
+
+
+def _stored(db: Path, query: str) -> list[tuple[object, ...]]:
+    if not db.exists():
+        return []
+    with sqlite3.connect(db) as conn:
+        try:
+            return list(conn.execute(query))
+        except sqlite3.OperationalError:  # not created yet
+            return []
+
+
+def test_a_hanging_model_does_not_stop_the_daemon(tmp_path: Path) -> None:
+    """The model runs on its own thread and child: while it hangs, the loop goes on storing
+    samples; at the timeout the child is killed and wake.failed recorded."""
+    cfg = tmp_path / "config.toml"
+    hang = json.dumps([sys.executable, "-c", "import time; time.sleep(60)"])
+    cfg.write_text(WAKE_CONFIG.format(command=hang))
+    db = tmp_path / "v.db"
+
+    def failed() -> bool:
+        return bool(_stored(db, "select 1 from events where kind = 'wake.failed'"))
+
+    _run_until(cfg, db, failed)
+    (wake_t,) = _stored(db, "select t_us from events where kind = 'wake.done'")[0]
+    (reason,) = _stored(db, "select data from events where kind = 'wake.failed'")[0]
+    assert json.loads(str(reason))["reason"] == "no answer in 3 s"
+    # Samples taken while the model hung (3 s): the loop did not wait for it.
+    during = _stored(
+        db,
+        f"select count(*) from samples where sensor = 'system' and t_us > {wake_t} "
+        f"and t_us < {wake_t} + 2500000",
+    )
+    assert during[0][0] >= 1
+    status = _stored(db, "select status, reason, cpu_s from wakes")
+    assert status[0][0] == "failed" and status[0][1] == "no answer in 3 s"
+
+
+def test_a_crashing_model_is_recorded_and_the_daemon_goes_on(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(
+        WAKE_CONFIG.format(command=json.dumps([sys.executable, "-c", "import os; os.abort()"]))
+    )
+    db = tmp_path / "v.db"
+
+    def failed_and_later() -> bool:
+        rows = _stored(db, "select t_us from events where kind = 'wake.failed'")
+        if not rows:
+            return False
+        later = _stored(db, f"select count(*) from samples where t_us > {rows[0][0]}")
+        return bool(later and later[0][0] >= 3)
+
+    err = _run_until(cfg, db, failed_and_later)
+    (reason,) = _stored(db, "select data from events where kind = 'wake.failed'")[0]
+    assert json.loads(str(reason))["reason"] == "killed by SIGABRT"
+    assert "larger model: command" in err
