@@ -43,7 +43,7 @@ class BatterySensorConfig:
 
 @dataclass(frozen=True)
 class LocationSensorConfig:
-    """Where fixes come from and which are refused at the boundary (DESIGN.md, gating)."""
+    """Where fixes come from and which are refused at the boundary (ARCHITECTURE.md, Samples)."""
 
     #: auto: gpsd if it answers at start, else termux-location on Termux, else off;
     #: or one of gpsd, termux, static, none.
@@ -89,7 +89,7 @@ class SensorsConfig:
 
 @dataclass(frozen=True)
 class GeofenceConfig:
-    """Fence transitions (DESIGN.md, stage 2): certainly inside / certainly outside."""
+    """Fence transitions (ARCHITECTURE.md, stage 2): certainly inside / certainly outside."""
 
     enter_delay_s: float = 0.0
     exit_delay_s: float = 60.0
@@ -177,7 +177,7 @@ class DaemonConfig:
 
 @dataclass(frozen=True)
 class EscalationConfig:
-    """The larger model, woken by rules whose action is ``wake`` (DESIGN.md, stage 5)."""
+    """The larger model, woken by rules whose action is ``wake`` (ARCHITECTURE.md, stage 5)."""
 
     #: auto: llama_cpp when the ``llm`` extra is installed, else none (the diagnosis alone).
     #: Or one of llama_cpp, openai, command, none.

@@ -1,4 +1,4 @@
-"""The values passed between stages: Sample in, Event out (DESIGN.md, Samples and Events)."""
+"""The values passed between stages: Sample in, Event out (ARCHITECTURE.md, Samples and Events)."""
 
 from __future__ import annotations
 

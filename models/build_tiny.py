@@ -10,8 +10,8 @@ The model is a 32-16-8-16-32 tanh autoencoder over one stream's last W=32 sample
 window. It is trained on generated normal patterns only (sums of sinusoids, random walks, trends,
 square waves), so windows with spikes, dropouts or sudden level shifts reconstruct badly. The
 TFLite file carries four builtin-only signatures (see models/README.md): ``infer``, ``train``
-(fixed batch 32, Adam with its moments kept as variables), ``get_weights`` and ``set_weights``,
-following /work/shared/notes/tflite-toolchain.md §4.
+(fixed batch 32, Adam with its moments kept as variables), ``get_weights`` and ``set_weights``:
+on-device training with builtin ops only.
 
 ``generate_normal``/``inject_anomalies``/``scale_windows`` import only numpy, so tests can
 regenerate the held-out data without TensorFlow.

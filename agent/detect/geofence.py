@@ -1,6 +1,6 @@
 """Stage 2, geofences: fence state machines over location samples -> geofence.* events.
 
-Each fence is judged with the fix's accuracy, never by its centre alone (DESIGN.md, stage 2):
+Each fence is judged with the fix's accuracy, never by its centre alone (ARCHITECTURE.md, stage 2):
 
 * **certainly inside**: the whole accuracy circle is in the fence (signed distance +
   accuracy <= 0); **certainly outside**: it is out by more than ``exit_gap_m`` (signed

@@ -135,7 +135,7 @@ model_weights = Table(
     Column("loss_after", Float, nullable=False),
 )
 
-#: Wakes of the larger model (DESIGN.md, escalation): the triggers (rule.fired events as a JSON
+#: Wakes of the larger model (ARCHITECTURE.md, stage 5): the triggers (rule.fired events as a JSON
 #: list), when in sample time (``t_us``; ``start_us`` the first trigger), where from (daemon,
 #: replay, explain), the backend and model (with its sha256), and what it cost, measured from
 #: outside the child process: wall and CPU seconds, peak RSS, tokens. ``started_us`` is wall

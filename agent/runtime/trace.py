@@ -1,7 +1,8 @@
 """Trace files (JSON Lines, optionally gzip): the recorder writes them, replay reads them.
 
 Line 1 is a header ``{"vigil_trace": 1, "created": t, "host": ..., "source": ...}``; every
-other line is one sample ``{"t": ..., "sensor": ..., **fields}`` (DESIGN.md, Trace format).
+other line is one sample ``{"t": ..., "sensor": ..., **fields}`` (ARCHITECTURE.md, Samples
+and traces).
 """
 
 from __future__ import annotations

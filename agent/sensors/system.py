@@ -288,7 +288,7 @@ class SystemSensor:
         return reading
 
     def _try(self, piece: str, call: Callable[[], _T], failures: dict[str, Exception]) -> _T | None:
-        # psutil's errors end here, translated into "this piece is missing" (DESIGN.md, Errors).
+        # psutil's errors end here, translated into "this piece is missing".
         try:
             return call()
         except (OSError, psutil.Error) as exc:

@@ -22,7 +22,7 @@ from agent.sensors.battery import (
 
 LAYOUTS = Path(__file__).parent.parent / "data" / "power_supply"  # see its README.md
 T = 1_700_000_000.0
-#: DESIGN.md's fields for "battery", in its order (samples write them in this order).
+#: ARCHITECTURE.md's fields for "battery", in its order (samples write them in this order).
 BATTERY_FIELDS = ["battery_pct", "charging", "power_W", "current_A", "voltage_V"]
 
 

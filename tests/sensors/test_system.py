@@ -90,7 +90,7 @@ def test_second_reading_rates_from_counter_deltas() -> None:
         "disk_write_Bps": 100_000.1,  # 1_000_001 B / 10 s
         "temp_C": 51.0,  # 51.04 to 0.1 degC
     }
-    assert list(data) == [  # DESIGN.md's order, so equal runs write equal bytes
+    assert list(data) == [  # ARCHITECTURE.md's order, so equal runs write equal bytes
         "cpu_pct",
         "load1",
         "mem_used_pct",
@@ -181,7 +181,7 @@ def test_pick_temperature_prefers_the_cpu_package() -> None:
 
 class AndroidProbe(PsutilProbe):
     """Termux on Android: /proc/stat is denied (SELinux), so psutil's CPU call raises
-    PermissionError, as DESIGN.md (Platforms) describes. Everything else is this machine's."""
+    PermissionError, as ARCHITECTURE.md (Platforms) describes. Everything else is this machine's."""
 
     def cpu_times(self) -> tuple[float, float]:
         raise PermissionError(13, "Permission denied", "/proc/stat")
