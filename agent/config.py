@@ -194,7 +194,9 @@ class EscalationConfig:
     timeout_s: float = 120.0
     keep_warm_s: float = 0.0
     max_tokens: int = 64
-    threads: int = 2
+    #: llama.cpp's threads. One: its threads spin while they wait for each other, so on a
+    #: machine where another program is busy two threads cost many times the CPU.
+    threads: int = 1
     seed: int = 0
     #: openai: an OpenAI-compatible server (llama.cpp's server, Ollama, vLLM) and its model.
     url: str = "http://127.0.0.1:8080/v1"

@@ -126,7 +126,9 @@ max_per_day = 12
 timeout_s = 120.0
 keep_warm_s = 0.0
 max_tokens = 64
-threads = 2
+# llama.cpp's threads: more is faster on an idle machine, but its threads spin while they
+# wait for each other, and beside another busy program two cost many times the CPU of one.
+threads = 1
 seed = 0
 # openai: an OpenAI-compatible server (llama.cpp's server, Ollama, vLLM) and the model name.
 # Only on this machine unless allow_remote; the key from api_key_env or a 0600 file.

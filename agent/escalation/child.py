@@ -41,7 +41,10 @@ def _load(request: dict[str, Any]) -> Any:
         return Llama(
             model_path=str(request["model"]),
             n_ctx=N_CTX,
-            n_threads=int(request.get("threads", 2)),
+            # Both, or the prompt would take every core (llama.cpp's threads spin-wait: on a
+            # busy machine that costs many times the CPU).
+            n_threads=int(request.get("threads", 1)),
+            n_threads_batch=int(request.get("threads", 1)),
             seed=int(request.get("seed", 0)),
             verbose=False,
         )

@@ -369,7 +369,9 @@ def asdict_stream(s: StreamFacts) -> dict[str, Any]:
 
 def _stream_sentence(s: StreamFacts) -> str:
     field_name = split_stream(s.stream)[1]
-    name = _NAMES.get(field_name, s.stream)
+    if s.stream in ("location.lat", "location.lon"):  # no coordinates in words: they leave
+        return "the position was outside the area it usually keeps to."
+    name = _plain_name(s.stream)
     text = f"the {name} reached {_fmt(s.peak, field_name)}"
     if s.usual is not None:
         text += f", usually {_fmt(s.usual[0], field_name)} to {_fmt(s.usual[2], field_name)}"
@@ -398,6 +400,20 @@ def _trigger_words(ctx: Context) -> str:
     return ", ".join(words) or "a rule fired"
 
 
+def _plain_name(stream: str) -> str:
+    """What a stream is, in words (a small model copies what it is given)."""
+    sensor, field_name = split_stream(stream)
+    if sensor == "apps":
+        kind, rank = field_name[:3], field_name[3:].split("_")[0]
+        which = {"1": "", "2": "second ", "3": "third "}.get(rank, f"#{rank} ")
+        if kind == "cpu":
+            return f"{which}busiest process's CPU use"
+        return f"{which}largest process's memory share"
+    if sensor == "metric":
+        return f"metric {stream}"
+    return _NAMES.get(field_name, field_name.replace("_", " "))
+
+
 _NAMES = {
     "cpu_pct": "CPU use",
     "load1": "load",
@@ -412,6 +428,12 @@ _NAMES = {
     "net_tx_Bps": "upload rate",
     "disk_read_Bps": "disk read rate",
     "disk_write_Bps": "disk write rate",
+    "voltage_V": "battery voltage",
+    "current_A": "battery current",
+    "charging": "charging state (1 charging, 0 not)",
+    "lat": "latitude",
+    "lon": "longitude",
+    "accuracy_m": "location accuracy",
 }
 
 

@@ -165,7 +165,7 @@ def llama_server(smollm2: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     port = free_port()
     log = tmp_path_factory.mktemp("server") / "server.log"
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(smollm2)]
-    argv += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "2"]
+    argv += ["--host", "127.0.0.1", "--port", str(port), "--n_ctx", "2048", "--n_threads", "1"]
     with log.open("wb") as out:  # a file, not a pipe: its chatter must never block it
         server = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/v1"

@@ -163,3 +163,12 @@ def test_no_process_data_names_the_app_in_front() -> None:
         context(stream("system.cpu_pct", 99.0, CPU_USUAL), processes=(), focused_app="code")
     )
     assert (d.cause, d.culprit, d.culprit_kind) == ("cpu_runaway", "code", "app")
+
+
+def test_coordinates_never_go_into_the_facts() -> None:
+    lat = StreamFacts(
+        "location.lat", True, (), (46.07,), 46.0734, 46.0734, (46.051, 46.0512, 46.0514)
+    )
+    d = diagnose(context(lat, processes=()))
+    assert d.cause == "unknown"
+    assert "46.0" not in " ".join(d.facts) and "position was outside" in " ".join(d.facts)
