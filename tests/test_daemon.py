@@ -34,10 +34,14 @@ gpsd_port = {free_port}
 interval_s = 1.0
 [sensors.apps]
 interval_s = 1.0
+[escalation]
+backend = "none"            # the diagnosis alone: wake.done is the same live and replayed
+debounce_s = 2.0
 [[rules]]
 name = "memory_in_use"      # true on any running machine: fires on the first reading
 stream = "system.mem_used_pct"
 above = 0.0
+action = "wake"
 [[rules]]
 name = "load_seen"
 stream = "system.load1"
@@ -56,6 +60,7 @@ def _wait_for(predicate, timeout_s: float) -> bool:  # type: ignore[no-untyped-d
 
 
 def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) -> None:
+    """...and its wake: the same wake.done from the live daemon's memory and the replay's."""
     cfg = tmp_path / "config.toml"
     cfg.write_text(CONFIG.format(free_port=free_port()))
     db = tmp_path / "data" / "vigil.db"
@@ -91,6 +96,7 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
     kinds = [(e.kind, e.subject) for e in stored_events]
     assert ("rule.fired", "memory_in_use") in kinds and ("rule.fired", "load_seen") in kinds
     assert ("sensor.down", "location") in kinds  # gpsd not answering: recorded as an outage
+    assert [k for k, _ in kinds].count("wake.done") == 1  # the live wake, diagnosed
     assert any(s.sensor == "apps" for s in stored)  # processes at least, even without a display
 
     replayed = []

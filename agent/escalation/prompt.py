@@ -2,9 +2,10 @@
 
 A small model cannot diagnose, but it can restate facts it is handed in plain prose. So it is
 given the diagnosis as a few sentences of fact and one worked example, and asked for one
-sentence. Its answer is kept only if it names nothing the facts do not name, states no number
-the facts do not state, and names the culprit; otherwise the template summary stands and the
-reason is stored (``findings.check``).
+sentence. Its answer is kept only if it is a whole sentence, names nothing the facts do not
+name, states no number the facts do not state (with the same unit, rounded at most 1 %), and
+names the culprit; otherwise the template summary stands and the reason is stored
+(``findings.check``).
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | Non
     """Why ``sentence`` cannot stand for the facts, or None when it can."""
     if not 10 <= len(sentence) <= MAX_CHARS:
         return f"length {len(sentence)} outside 10-{MAX_CHARS}"
+    if not sentence.endswith((".", "!", "?")):
+        return "is cut off (no full sentence)"
     known = " ".join(facts)
     known_words = {w.lower() for w in _WORD.findall(known)}
     for word in _WORD.findall(sentence):
@@ -69,7 +72,8 @@ def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | Non
     known_numbers = [(float(n), unit) for n, unit in _NUMBER.findall(known)]
     for number, unit in _NUMBER.findall(sentence):
         x = float(number)
-        if not any(abs(x - k) <= 0.5 and (not unit or unit == u) for k, u in known_numbers):
+        near = [k for k, u in known_numbers if not unit or unit == u]
+        if not any(abs(x - k) <= 0.01 * max(abs(k), 1.0) for k in near):  # rounding only
             return f"states {number}{' ' + unit if unit else ''}, which the facts do not"
     if culprit is not None and culprit.lower() not in sentence.lower():
         return f"does not name {culprit}"

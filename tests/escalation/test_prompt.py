@@ -33,6 +33,8 @@ def test_a_faithful_sentence_stands() -> None:
         ("ffmpeg heated the machine to 78 % at 14:00 UTC.", "states 78 %"),
         ("The CPU use reached 98 % at 14:00 UTC on Monday.", "does not name ffmpeg"),
         ("ffmpeg.", "length"),
+        ("ffmpeg used 190 % CPU at 14:00 UTC, usually 2 % to 3", "cut off"),
+        ("ffmpeg used 190 % CPU, usually 2.5 % to 30 %.", "states 2.5 %"),
     ],
 )
 def test_an_unfaithful_sentence_is_refused_with_the_reason(sentence: str, reason: str) -> None:
