@@ -1,5 +1,5 @@
-"""``vigil doctor``: what works on this machine: sensors, model runtime, energy sources,
-database and service. Each check says why; only a sensor the config asks for outright and
+"""``vigil doctor``: what works on this machine: sensors, model runtime, the larger model,
+energy sources, database and service. Each check says why; only a sensor the config asks for outright and
 that cannot work makes it fail."""
 
 from __future__ import annotations
@@ -171,6 +171,19 @@ def check_service(*, termux: bool, environ: Mapping[str, str]) -> list[Check]:
     ]
 
 
+def check_larger_model(config: Config) -> list[Check]:
+    """Which larger model the wakes would ask, or why none (the diagnosis stands alone)."""
+    from agent.clock import SystemClock
+    from agent.errors import ConfigError
+    from agent.escalation.backends import make_backend
+
+    try:
+        backend, about = make_backend(config.escalation, SystemClock())
+    except ConfigError as exc:
+        return [Check("escalation", "larger model", False, exc.reason, required=True)]
+    return [Check("escalation", "larger model", backend is not None, about)]
+
+
 def run_checks(
     config: Config, db_path: str, now: float, *, termux: bool, environ: Mapping[str, str]
 ) -> list[Check]:
@@ -178,6 +191,7 @@ def run_checks(
     return [
         *sensors,
         *check_runtime(),
+        *check_larger_model(config),
         *check_energy(sensors),
         *check_database(db_path),
         *check_service(termux=termux, environ=environ),

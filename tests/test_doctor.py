@@ -34,8 +34,21 @@ def test_defaults_pass_and_explain(
     assert (
         not by_name["installed"]["ok"] and "vigil service install" in by_name["installed"]["detail"]
     )
-    assert {c["section"] for c in checks} == {"sensor", "runtime", "energy", "database", "service"}
+    sections = {"sensor", "runtime", "escalation", "energy", "database", "service"}
+    assert {c["section"] for c in checks} == sections
     assert all(c["detail"] for c in checks)
+
+
+def test_the_larger_model_that_wakes_would_ask(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, checks = _doctor(capsys, tmp_path, '[escalation]\nbackend = "none"\n')
+    model = next(c for c in checks if c["name"] == "larger model")
+    assert not model["ok"] and not model["required"] and "diagnosis only" in model["detail"]
+    remote = '[escalation]\nbackend = "openai"\nurl = "http://10.1.2.3/v1"\n'
+    code, checks = _doctor(capsys, tmp_path, remote)
+    model = next(c for c in checks if c["name"] == "larger model")
+    assert code == 2 and model["required"] and "set allow_remote = true" in model["detail"]
 
 
 def test_a_required_sensor_that_cannot_work_fails(
