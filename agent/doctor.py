@@ -1,6 +1,7 @@
 """``vigil doctor``: what works on this machine: sensors, model runtime, the larger model,
-energy sources, database and service. Each check says why; only a sensor the config asks for outright and
-that cannot work makes it fail."""
+energy sources, database and service. Each check says why; only a sensor the config asks for
+outright that cannot work, or a larger model configured in a way that cannot work, makes it
+fail."""
 
 from __future__ import annotations
 

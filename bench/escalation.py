@@ -207,7 +207,8 @@ def costs(findings: list[dict[str, Any]], ticks: int, tier_cpu_s: float) -> dict
     )
     print(
         f"tiering: {len(findings)} wakes x {cpu:.2f} CPU s + the replay's own {tier_cpu_s:.0f}"
-        f" CPU s (reading, the always-on tier, storage) = {tiered:.0f} CPU s, against the model on every {TICK_S:g} s tick "
+        f" CPU s (reading, the always-on tier, storage) = {tiered:.0f} CPU s, against the model"
+        f" on every {TICK_S:g} s tick "
         f"({ticks:,} ticks x {cpu:.2f} CPU s = {always:,.0f} CPU s): {always / tiered:,.0f}x less"
     )
     return figures

@@ -246,3 +246,28 @@ def test_a_crashing_model_is_recorded_and_the_daemon_goes_on(tmp_path: Path) -> 
     (reason,) = _stored(db, "select data from events where kind = 'wake.failed'")[0]
     assert json.loads(str(reason))["reason"] == "killed by SIGABRT"
     assert "larger model: command" in err
+
+
+def test_a_wake_cut_short_by_kill_9_is_marked_stopped_at_the_next_start(tmp_path: Path) -> None:
+    cfg = tmp_path / "config.toml"
+    hang = json.dumps([sys.executable, "-c", "import time; time.sleep(20)"])
+    cfg.write_text(WAKE_CONFIG.format(command=hang).replace("timeout_s = 3.0", "timeout_s = 30.0"))
+    db = tmp_path / "v.db"
+    proc = subprocess.Popen(
+        vigil(cfg, "--db", str(db), "run"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        running = lambda: bool(_stored(db, "select 1 from wakes where status = 'running'"))  # noqa: E731
+        assert _wait_for(running, 60.0), "no wake started"
+        proc.kill()  # SIGKILL while the model is out
+        proc.wait(30)
+    finally:
+        proc.kill()
+    assert _stored(db, "select status from wakes") == [("running",)]
+    cfg.write_text(
+        WAKE_CONFIG.format(command=hang).split("[[rules]]")[0]  # no rule: no new wake
+    )
+    _run_until(cfg, db, lambda: bool(_stored(db, "select 1 from wakes where status = 'stopped'")))
+    assert _stored(db, "select status, reason from wakes") == [
+        ("stopped", "vigil ended before the model answered")
+    ]

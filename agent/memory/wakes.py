@@ -104,6 +104,17 @@ class WakeStore:
                 update(schema.findings).where(schema.findings.c.wake_id == wake_id).values(found)
             )
 
+    def close_interrupted(self) -> int:
+        """Wakes left ``running`` by a daemon that died (``kill -9``, power cut) are
+        ``stopped``; returns how many."""
+        with _writing(self.engine) as conn:
+            done = conn.execute(
+                update(schema.wakes)
+                .where(schema.wakes.c.status == "running")
+                .values(status="stopped", reason="vigil ended before the model answered")
+            )
+        return int(done.rowcount or 0)
+
     def findings(self, since: float | None = None) -> list[dict[str, Any]]:
         """Findings with their wake's cost, oldest first."""
         w, f = schema.wakes.c, schema.findings.c

@@ -24,6 +24,7 @@ from agent.escalation.escalator import Escalator
 from agent.memory.db import WriterLock, open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
+from agent.memory.wakes import WakeStore
 from agent.pipeline import Pipeline
 from agent.platform import is_termux
 from agent.power.meter import PowerMeter
@@ -115,6 +116,9 @@ def _run(
     fences = FenceWatcher(fence_store, pipeline, check_every_s=config.daemon.commit_interval_s)
     backend, about = make_backend(config.escalation, clock)
     logger.info("larger model: %s", about)
+    interrupted = WakeStore(engine).close_interrupted()  # this daemon is the only writer
+    if interrupted:
+        logger.warning("%d wake(s) cut short by the last stop marked stopped", interrupted)
     escalator = Escalator(
         config.escalation, store, backend, clock, origin="daemon", background=True
     )
