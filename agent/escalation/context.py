@@ -154,7 +154,7 @@ def build_context(recall: Recall, request: WakeRequest, config: EscalationConfig
             }
             for e, c in zip(request.triggers, causes, strict=True)
         ),
-        streams=tuple(s for s in streams if s.peak is not None),
+        streams=tuple(streams),
         processes=_processes([s for s in apps if s.t < start], [s for s in apps if s.t >= start]),
         focused_app=_focused([s for s in apps if s.t >= start - 60.0]),
         place=_place(recall, causes, t),
