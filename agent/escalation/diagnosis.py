@@ -162,7 +162,7 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
 #: The cause a stream speaks for, by the end of its name.
 _FAMILIES = (
     ("cpu_runaway", ("cpu_pct", "load1")),
-    ("memory_growth", ("mem_used_pct", "_pct")),
+    ("memory_growth", ("mem_used_pct",)),
     ("swap_pressure", ("swap_pct",)),
     ("network_burst", ("rx_Bps", "tx_Bps")),
     ("disk_burst", ("read_Bps", "write_Bps")),
@@ -180,8 +180,10 @@ def _named_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
         if not s.involved or s.usual is None:
             continue
         field = s.stream.rsplit(".", 1)[-1]
-        if s.stream.startswith("apps.cpu"):
+        if s.stream.startswith("apps.cpu"):  # the busiest processes' shares
             field = "cpu_pct"
+        elif s.stream.startswith("apps.mem"):  # the largest processes' shares
+            field = "mem_used_pct"
         for cause, suffixes in _FAMILIES:
             if field.endswith(suffixes) and (field != "power_W" or _on_battery(ctx)):
                 named.append((_excess(s), cause, s))

@@ -172,3 +172,22 @@ def test_coordinates_never_go_into_the_facts() -> None:
     d = diagnose(context(lat, processes=()))
     assert d.cause == "unknown"
     assert "46.0" not in " ".join(d.facts) and "position was outside" in " ".join(d.facts)
+
+
+@pytest.mark.parametrize(
+    ("name", "cause"),
+    [
+        ("apps.mem2_pct", "memory_growth"),
+        ("apps.cpu1_pct", "cpu_runaway"),
+        ("system.swap_pct", "swap_pressure"),
+        ("battery.battery_pct", "unknown"),  # a level is no cause of its own
+    ],
+)
+def test_when_nothing_is_far_beyond_the_triggering_stream_names_the_cause(
+    name: str, cause: str
+) -> None:
+    # Just above its usual 95th percentile (less than a width): no vital is beyond enough.
+    named = stream(name, 10.5, (2.0, 6.0, 10.0))
+    growing = ProcessFacts("node", 20.0, 6.0, 9.0, 3.5)
+    d = diagnose(context(named, processes=(growing,)))
+    assert d.cause == cause
