@@ -130,12 +130,8 @@ def _stuck(s: StreamFacts) -> bool:
 
 
 def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
-    memory: tuple[tuple[str, tuple[str, ...]], ...] = (
-        ("swap_pressure", ("swap_pct",)),
-        ("memory_growth", ("mem_used_pct",)),
-    )
-    for cause, fields in memory:
-        best = _strongest(ctx, fields)
+    for cause in ("swap_pressure", "memory_growth"):
+        best = _strongest(ctx, _SUFFIXES[cause])
         if best is not None and _excess(best) >= BEYOND:
             return cause, best
     temp = ctx.stream("system.temp_C")
@@ -145,12 +141,8 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     if power is not None and _on_battery(ctx) and _excess(power) >= BEYOND:
         return "battery_drain", power
     ranked = []
-    for cause, fields in (
-        ("cpu_runaway", ("cpu_pct", "load1")),
-        ("network_burst", ("rx_Bps", "tx_Bps")),
-        ("disk_burst", ("read_Bps", "write_Bps")),
-    ):
-        best = _strongest(ctx, fields)
+    for cause in ("cpu_runaway", "network_burst", "disk_burst"):
+        best = _strongest(ctx, _SUFFIXES[cause])
         if best is not None and _excess(best) >= BEYOND:
             ranked.append((_excess(best), cause, best))
     if not ranked:
@@ -169,6 +161,7 @@ _FAMILIES = (
     ("overheating", ("temp_C",)),
     ("battery_drain", ("power_W",)),
 )
+_SUFFIXES = dict(_FAMILIES)
 
 
 def _named_cause(ctx: Context) -> tuple[str, StreamFacts] | None:

@@ -23,8 +23,14 @@ def _path(field: str) -> str:
     return '$."' + field.replace('"', "") + '"'
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def number(value: object) -> float | None:
+    """A reading's number, or None for anything else (a flag, a string, nothing)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
+def _within(sensor: str, t0: float, t1: float) -> Any:
+    c = schema.samples.c
+    return and_(c.sensor == sensor, c.t_us >= to_us(t0), c.t_us <= to_us(t1))
 
 
 def split_stream(stream: str) -> tuple[str, str]:
@@ -43,17 +49,10 @@ class Recall:
     def samples(self, sensor: str, t0: float, t1: float) -> list[Sample]:
         """``sensor``'s samples with ``t0 <= t <= t1``, in the order they were recorded."""
         c = schema.samples.c
-        query = (
-            select(c.t_us, c.data)
-            .where(and_(c.sensor == sensor, c.t_us >= to_us(t0), c.t_us <= to_us(t1)))
-            .order_by(c.t_us, c.id)
-        )
-        rows = [(r.t_us, r.data) for r in self.store.query(query)]
-        pending, _ = self.store.pending()
-        lo, hi = to_us(t0), to_us(t1)
-        rows += [(p["t_us"], p["data"]) for p in pending if p["sensor"] == sensor]
-        rows = [r for r in rows if lo <= r[0] <= hi]
-        return [Sample(sensor, from_us(t_us), json.loads(data)) for t_us, data in rows]
+        query = select(c.t_us, c.data).where(_within(sensor, t0, t1)).order_by(c.t_us, c.id)
+        rows = [(r.t_us, json.loads(r.data)) for r in self.store.query(query)]
+        rows += self._pending(sensor, t0, t1)
+        return [Sample(sensor, from_us(t_us), data) for t_us, data in rows]
 
     def series(self, stream: str, t0: float, t1: float) -> tuple[list[float], list[float]]:
         """The times and numeric values of one stream with ``t0 <= t <= t1``."""
@@ -72,16 +71,10 @@ class Recall:
         field its values (None where a sample lacks it or it is not a number; true and false
         count 1 and 0, as streams count them)."""
         c = schema.samples.c
-        where = and_(c.sensor == sensor, c.t_us >= to_us(t0), c.t_us <= to_us(t1))
         columns = [func.json_extract(c.data, _path(f)) for f in fields]
-        query = select(c.t_us, *columns).where(where).order_by(c.t_us, c.id)
+        query = select(c.t_us, *columns).where(_within(sensor, t0, t1)).order_by(c.t_us, c.id)
         rows = [(r[0], list(r[1:])) for r in self.store.query(query)]
-        pending, _ = self.store.pending()
-        lo, hi = to_us(t0), to_us(t1)
-        for row in pending:
-            if row["sensor"] == sensor and lo <= row["t_us"] <= hi:
-                data = json.loads(row["data"])
-                rows.append((row["t_us"], [data.get(f) for f in fields]))
+        rows += [(t_us, [d.get(f) for f in fields]) for t_us, d in self._pending(sensor, t0, t1)]
         times = [from_us(t_us) for t_us, _ in rows]
         values: dict[str, list[float | None]] = {f: [] for f in fields}
         for _, row_values in rows:
@@ -91,23 +84,25 @@ class Recall:
 
     def _metric(self, name: str, t0: float, t1: float) -> tuple[list[float], list[float]]:
         c = schema.samples.c
-        where = and_(
-            c.sensor == "metric",
-            c.t_us >= to_us(t0),
-            c.t_us <= to_us(t1),
-            func.json_extract(c.data, "$.name") == name,
-        )
+        where = and_(_within("metric", t0, t1), func.json_extract(c.data, "$.name") == name)
         value = func.json_extract(c.data, "$.value")
         query = select(c.t_us, value).where(where).order_by(c.t_us, c.id)
-        pairs = [(from_us(t), float(v)) for t, v in self.store.query(query) if _number(v)]
+        rows = list(self.store.query(query))
+        rows += [
+            (t, d.get("value")) for t, d in self._pending("metric", t0, t1) if d.get("name") == name
+        ]
+        pairs = [(from_us(t), x) for t, v in rows if (x := number(v)) is not None]
+        return [t for t, _ in pairs], [v for _, v in pairs]
+
+    def _pending(self, sensor: str, t0: float, t1: float) -> list[tuple[int, dict[str, Any]]]:
+        """The not yet committed samples of ``sensor`` with ``t0 <= t <= t1``: (t_us, data)."""
         pending, _ = self.store.pending()
         lo, hi = to_us(t0), to_us(t1)
-        for row in pending:
-            if row["sensor"] == "metric" and lo <= row["t_us"] <= hi:
-                data = json.loads(row["data"])
-                if data.get("name") == name and _number(data.get("value")):
-                    pairs.append((from_us(row["t_us"]), float(data["value"])))
-        return [t for t, _ in pairs], [v for _, v in pairs]
+        return [
+            (row["t_us"], json.loads(row["data"]))
+            for row in pending
+            if row["sensor"] == sensor and lo <= row["t_us"] <= hi
+        ]
 
     def events(self, t0: float, t1: float) -> list[Event]:
         c = schema.events.c
