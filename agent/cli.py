@@ -357,7 +357,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     engine = open_engine(_db(args, config))
     upgrade(engine)
     store = MemoryStore(engine)
-    result = explain(store, args.event_id, config.escalation, _backend(config, True), SystemClock())
+    result = explain(store, args.event_id, config.escalation, _backend(config, True))
     rows = WakeStore(engine).findings()
     engine.dispose()
     _show_findings([r for r in rows if r["wake_id"] == result.wake_id], args.json)

@@ -17,7 +17,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from agent.clock import Clock
 from agent.config import EscalationConfig
 from agent.errors import StorageError
 from agent.escalation.backends import Answer, Backend, Job
@@ -60,7 +59,6 @@ class Escalator:
         config: EscalationConfig,
         store: MemoryStore,
         backend: Backend | None,
-        clock: Clock,
         *,
         origin: str,
         background: bool = False,
@@ -71,7 +69,6 @@ class Escalator:
         self.origin = origin
         self._recall = Recall(store)
         self._wakes = WakeStore(store.engine)
-        self._clock = clock
         self._runner: _Runner = (
             _ThreadRunner(backend, config.keep_warm_s)
             if background and backend is not None

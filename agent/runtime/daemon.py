@@ -119,9 +119,7 @@ def _run(
     interrupted = WakeStore(engine).close_interrupted()  # this daemon is the only writer
     if interrupted:
         logger.warning("%d wake(s) cut short by the last stop marked stopped", interrupted)
-    escalator = Escalator(
-        config.escalation, store, backend, clock, origin="daemon", background=True
-    )
+    escalator = Escalator(config.escalation, store, backend, origin="daemon", background=True)
     watchdog = _Watchdog(notifier, clock)
     source = LiveSource(
         sensors,

@@ -4,7 +4,6 @@ user tries another model on yesterday's incident. It adds a wake and a finding, 
 
 from __future__ import annotations
 
-from agent.clock import Clock
 from agent.config import EscalationConfig
 from agent.errors import ConfigError
 from agent.escalation.backends import Backend
@@ -20,12 +19,11 @@ def explain(
     event_id: int,
     config: EscalationConfig,
     backend: Backend | None,
-    clock: Clock,
 ) -> WakeResult:
     event = Recall(store).event(event_id)
     if event is None:
         raise ConfigError("explain", "EVENT_ID", f"no event {event_id} (vigil events lists them)")
-    escalator = Escalator(config, store, backend, clock, origin="explain")
+    escalator = Escalator(config, store, backend, origin="explain")
     try:
         return escalator.wake(WakeRequest(event.t + config.debounce_s, (as_trigger(event),)))
     finally:

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from agent.clock import SystemClock
 from agent.config import Config
 from agent.detect.anomaly import clip_value
 from agent.detect.tflite import load_or_explain
@@ -126,7 +125,7 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
     store.attach_state(pipeline.snapshot)
     counts = ReadCounts()
     meter = PowerMeter()
-    escalator = Escalator(config.escalation, store, o.backend, SystemClock(), origin="replay")
+    escalator = Escalator(config.escalation, store, o.backend, origin="replay")
     try:
         stats = drive(
             batched(read_trace(list(paths), counts, on_progress=o.on_progress), pipeline),
