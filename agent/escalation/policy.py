@@ -3,7 +3,7 @@
 Pure (no I/O, no clock): the pipeline feeds it every sample's time and events. A ``rule.fired``
 of a ``wake`` rule opens a debounce window; triggers in the next ``debounce_s`` join it, and
 the first sample at or past its end starts one wake with all of them (the context then
-holds the first minute of the incident, not just its first sample). A trigger that would
+holds the incident's first minutes, not just its first sample). A trigger that would
 open a window when ``max_per_hour`` wakes started in the last hour, or ``max_per_day`` in the
 last day, is recorded as ``wake.suppressed`` with the reason, never dropped silently. (The
 cooldown per rule and subject is the rule's own: ``triggers/rules.py``.)

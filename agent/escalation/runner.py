@@ -13,7 +13,7 @@ import resource
 import selectors
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import psutil
@@ -39,18 +39,14 @@ class Usage:
 
 
 class Child:
-    def __init__(
-        self, argv: Sequence[str], clock: Clock, env: Mapping[str, str] | None = None
-    ) -> None:
+    def __init__(self, argv: Sequence[str], clock: Clock) -> None:
         self._clock = clock
-        self.started = clock.now()
         self.proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,  # its own process group: killed as one
-            env=dict(env) if env is not None else None,
         )
         self.pid = self.proc.pid
         self._out = bytearray()
@@ -166,9 +162,6 @@ class Child:
         if code < 0:
             return f"killed by {signal.Signals(-code).name}{self._stderr_hint()}"
         return f"exited with {code}{self._stderr_hint()}"
-
-    def stderr_text(self) -> str:
-        return bytes(self._err).decode("utf-8", "replace")
 
 
 def _peak_rss_kb(pid: int) -> int | None:
