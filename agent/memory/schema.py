@@ -185,3 +185,39 @@ findings = Table(
     Column("check", Text, nullable=True),
     Index("ix_findings_t_us", "t_us"),
 )
+
+#: CPU seconds and calls per stage of the agent, summed per hour of sample time (``hour_us``,
+#: the hour's start) and origin (daemon, replay), written with the loop's normal commits.
+#: Two components are totals, not stages: ``process`` is the whole process's CPU read from
+#: ``/proc`` (the stages' sum falls short of it by what no stage owns: the unattributed line),
+#: and ``node`` the whole machine's busy CPU seconds with, where RAPL is readable, the package
+#: energy in ``energy_j``. ``covered_s`` is how much of the hour the ledger covered.
+power_ledger = Table(
+    "power_ledger",
+    metadata,
+    Column("hour_us", Integer, primary_key=True),
+    Column("origin", String(16), primary_key=True),
+    Column("component", String(64), primary_key=True),
+    Column("cpu_s", Float, nullable=False),
+    Column("calls", Integer, nullable=False),
+    Column("covered_s", Float, nullable=True),
+    Column("energy_j", Float, nullable=True),
+)
+
+#: ``vigil power calibrate``: watts per busy core (``k_w``, with its 95 % interval) measured
+#: against the machine's own energy source (``source``) in alternating busy and idle blocks.
+power_calibrations = Table(
+    "power_calibrations",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("created_us", Integer, nullable=False),
+    Column("device", Text, nullable=False),
+    Column("source", Text, nullable=False),
+    Column("k_w", Float, nullable=False),
+    Column("ci_low_w", Float, nullable=False),
+    Column("ci_high_w", Float, nullable=False),
+    Column("idle_w", Float, nullable=False),
+    Column("busy_w", Float, nullable=False),
+    Column("blocks", Integer, nullable=False),
+    Column("block_s", Float, nullable=False),
+)
