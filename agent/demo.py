@@ -41,17 +41,19 @@ def demo_fences() -> list[Fence]:
 def run_demo(
     config: Config,
     on_event: Callable[[Event], None],
+    db: Path,
     *,
     backend: Backend | None = None,
     on_findings: Callable[[WakeStore], None] | None = None,
 ) -> ReplayResult:
+    """Replay the synthetic day into the new database ``db`` (kept for ``vigil report``)."""
     with tempfile.TemporaryDirectory(prefix="vigil-demo-") as tmp:
         trace = Path(tmp) / "demo.jsonl.gz"
         write_synthetic_trace(trace)
         return replay_files(
             [trace],
             config,
-            db=Path(tmp) / "demo.db",
+            db=db,
             fences=demo_fences(),
             on_event=on_event,
             backend=backend,

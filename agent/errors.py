@@ -8,7 +8,8 @@
     ├── SensorReadError        one reading failed: skipped, the next poll tries again
     ├── TraceError             a trace file that cannot be used at all
     ├── ModelError             a model file missing, corrupt or not matching its card
-    └── StorageError           the database cannot be opened, read or written
+    ├── StorageError           the database cannot be opened, read or written
+    └── CalibrationError       no measured power source, or the measurement cannot be used
 
 Each exception builds its message from data and keeps the data as attributes.
 Third-party errors (psutil, SQLAlchemy) are translated at the boundary with ``raise ... from``.
@@ -56,3 +57,9 @@ class StorageError(VigilError):
     def __init__(self, target: str, reason: str) -> None:
         self.target, self.reason = target, reason
         super().__init__(f"database {target}: {reason}")
+
+
+class CalibrationError(VigilError):
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"power calibration: {reason}")

@@ -23,6 +23,7 @@ from agent.escalation.policy import WakePolicy, WakeRequest
 from agent.features.sessions import AppSession, SessionTracker
 from agent.features.streams import stream_values
 from agent.memory.store import StageState, from_us, to_us
+from agent.power.meter import NullMeter, PowerMeter
 from agent.samples import Event, Sample
 from agent.triggers.rules import RuleSet
 
@@ -58,6 +59,7 @@ class Pipeline:
     ) -> None:
         """``model`` is the tiny model (loaded by the caller: this class does no I/O); without
         one the anomaly stage still judges values and spreads."""
+        self._meter: PowerMeter = NullMeter()
         self.outages = OutageTracker()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
@@ -99,13 +101,27 @@ class Pipeline:
             else None
         )
 
+    @property
+    def meter(self) -> PowerMeter:
+        """Each stage laps on it (``drive`` hands over the ledger's); the model's calls in
+        the anomaly stage lap too."""
+        return self._meter
+
+    @meter.setter
+    def meter(self, meter: PowerMeter) -> None:
+        self._meter = meter
+        if self.anomaly is not None:
+            self.anomaly.meter = meter
+
     def feed(self, sample: Sample) -> Step:
         step = self._stages(sample)
         step.wakes, suppressed = self.wakes.feed(sample.t, step.events)
         step.events += suppressed
+        self._meter.lap("triggers")
         return step
 
     def _stages(self, sample: Sample) -> Step:
+        meter = self._meter
         if sample.sensor == "status":
             event = self.outages.feed(sample)
             if event is None:
@@ -114,17 +130,21 @@ class Pipeline:
                 self.rules.sensor_down(event.subject)
             return Step([event, *self.rules.on_events([event])])
         step = Step(sessions=self.sessions.feed(sample))
+        values = stream_values(sample)
+        meter.lap("features")
         if sample.sensor == "location":
             if self.geofence is not None:
                 step.events += self.geofence.feed(sample)
+                meter.lap("geofence")
             if self.places is not None:
                 step.events += self.places.feed(sample)
-        values = stream_values(sample)
+                meter.lap("places")
         if self.anomaly is not None and values:
             source = str(sample.data["name"]) if sample.sensor == "metric" else sample.sensor
             found = self.anomaly.feed(sample.t, source, values)
             step.scores, step.tiny, step.node = found.scores, found.tiny, found.node
             step.events += found.events
+            meter.lap("anomaly")
         step.events += self.rules.on_events(step.events)
         step.events += self.rules.feed(sample.t, values)
         return step

@@ -53,6 +53,7 @@ import numpy.typing as npt
 
 from agent.detect.novelty import ValueHistory
 from agent.detect.personalise import Personaliser, SavedWeights
+from agent.power.meter import NullMeter, PowerMeter
 from agent.samples import Event
 
 logger = logging.getLogger(__name__)
@@ -88,7 +89,9 @@ class WindowModel(Protocol):
 
 
 def window_stats(
-    model: WindowModel | None, windows: npt.NDArray[np.float64]
+    model: WindowModel | None,
+    windows: npt.NDArray[np.float64],
+    meter: PowerMeter | None = None,
 ) -> tuple[npt.NDArray[np.float32] | None, npt.NDArray[np.float64]]:
     """The model's errors (None without a model) and the log spreads of raw windows
     ``[k, W]``. Row by row the same numbers for any k: the live path (k = the sample's
@@ -98,7 +101,12 @@ def window_stats(
     spread = spread.astype(np.float32).astype(np.float64)
     if model is None:
         return None, spread
-    return model.infer(model.scale(windows)), spread
+    if meter is None:
+        return model.infer(model.scale(windows)), spread
+    meter.lap("anomaly")
+    errors = model.infer(model.scale(windows))
+    meter.lap("tiny_model")
+    return errors, spread
 
 
 @dataclass(frozen=True)
@@ -156,6 +164,8 @@ class AnomalyStep:
 class AnomalyDetector:
     def __init__(self, model: WindowModel | None, settings: AnomalySettings) -> None:
         self.model = model
+        #: Laps around the model's calls (the pipeline hands over the loop's meter).
+        self.meter: PowerMeter = NullMeter()
         self.window = model.window if model is not None else 32
         self.settings = settings
         self._entry_every_s = settings.history_s / settings.history_n
@@ -265,7 +275,7 @@ class AnomalyDetector:
                 found[name] = cached
         if missing:
             windows = np.array([self._streams[n].window for n in missing], dtype=np.float64)
-            errors, spreads = window_stats(self.model, windows)
+            errors, spreads = window_stats(self.model, windows, self.meter)
             for i, name in enumerate(missing):
                 found[name] = (float(errors[i]) if errors is not None else None, float(spreads[i]))
         return found
@@ -276,7 +286,7 @@ class AnomalyDetector:
         if not batch:
             return
         windows = np.array([w for _, _, w in batch], dtype=np.float64)
-        errors, spreads = window_stats(self.model, windows)
+        errors, spreads = window_stats(self.model, windows, self.meter)
         keys = [(name, n) for name, n, _ in batch]
         for i, key in enumerate(keys):
             err = float(errors[i]) if errors is not None else None
@@ -295,7 +305,12 @@ class AnomalyDetector:
                 if score < end and name in step.tiny:  # scored by the model: a full window
                     s = self._streams[name]
                     personaliser.offer(name, s.n, s.window)
-        if personaliser.due(t) and personaliser.train(t).kept:
+        if not personaliser.due(t):
+            return
+        self.meter.lap("anomaly")
+        kept = personaliser.train(t).kept
+        self.meter.lap("personalise")
+        if kept:
             # New weights, new errors: the old ones are not comparable, so each stream's
             # error history starts again from its recent normal windows, scored anew.
             recent = personaliser.recent_errors()
@@ -312,7 +327,9 @@ class AnomalyDetector:
             rows = [i for i, k in enumerate(keys) if k in self.prefetched]
             if not rows:
                 continue
+            self.meter.lap("anomaly")
             errors = self.model.infer(self.model.scale(windows[rows]))
+            self.meter.lap("tiny_model")
             for i, err in zip(rows, errors, strict=True):
                 self.prefetched[keys[i]] = (float(err), self.prefetched[keys[i]][1])
 

@@ -28,6 +28,7 @@ from agent.escalation.redact import Redacted, redact
 from agent.memory.recall import Recall
 from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
+from agent.power.meter import LARGE_MODEL, NullMeter, PowerMeter
 from agent.samples import Event
 
 logger = logging.getLogger(__name__)
@@ -67,6 +68,8 @@ class Escalator:
         self.store = store
         self.backend = backend
         self.origin = origin
+        #: The larger model's child is charged to ``large_model`` here (``drive`` sets it).
+        self.meter: PowerMeter = NullMeter()
         self._recall = Recall(store)
         self._wakes = WakeStore(store.engine)
         self._runner: _Runner = (
@@ -147,6 +150,8 @@ class Escalator:
         if sentence is not None:
             problem = check(sentence, _real_facts(asked), asked.culprit)
         status = "failed" if failed else ("template" if problem else "done")
+        if answer.cost is not None:
+            self.meter.add(LARGE_MODEL, answer.cost.cpu_s)
         self.store.count(f"wake.{status}")
         try:
             self._wakes.finish(

@@ -18,10 +18,12 @@ from typing import Any, TypedDict
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.sql.functions import coalesce
 
 from agent.errors import StorageError
 from agent.features.sessions import AppSession
 from agent.memory import schema
+from agent.power.ledger import Ledger
 from agent.samples import Event, Sample
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,10 @@ def to_us(t: float) -> int:
 
 def from_us(t_us: int) -> float:
     return t_us / 1_000_000
+
+
+def _sum_known(a: Any, b: Any) -> Any:
+    return coalesce(a + b, a, b)
 
 
 def _dumps(data: Mapping[str, Any]) -> str:
@@ -78,6 +84,7 @@ class MemoryStore:
         self.retention_s = retention_s
         self._latest_t: float | None = None
         self._pruned_t: float | None = None
+        self._ledger: Ledger | None = None
 
     # -- writing ------------------------------------------------------------------------------
     def record(
@@ -196,13 +203,40 @@ class MemoryStore:
                     conn.execute(stmt)
                 self._prune(conn)
                 self._write_state(conn, final)
+                self._write_ledger(conn)
         except OperationalError as exc:
             raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
+        if self._ledger is not None:
+            self._ledger.written()
         self._samples.clear()
         self._events.clear()
         self._counts.clear()
         self._sessions.clear()
         self._batch_t = None
+
+    def attach_ledger(self, ledger: Ledger) -> None:
+        """The power ledger's rows go with every commit (added to the stored hours)."""
+        self._ledger = ledger
+
+    def _write_ledger(self, conn: Connection) -> None:
+        if self._ledger is None:
+            return
+        rows = self._ledger.rows()
+        if not rows:
+            return
+        table = schema.power_ledger
+        stmt = sqlite_insert(table)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["hour_us", "origin", "component"],
+            set_={
+                "cpu_s": table.c.cpu_s + stmt.excluded.cpu_s,
+                "calls": table.c.calls + stmt.excluded.calls,
+                # NULL means "not measured": a sum where both are known, else the known one.
+                "covered_s": _sum_known(table.c.covered_s, stmt.excluded.covered_s),
+                "energy_j": _sum_known(table.c.energy_j, stmt.excluded.energy_j),
+            },
+        )
+        conn.execute(stmt, rows)
 
     def attach_state(self, provider: Callable[[bool], StageState]) -> None:
         """Stages' state to commit with every batch (fence machines, places, the stay in
@@ -297,6 +331,11 @@ class MemoryStore:
             self.flush(final=True)
         finally:
             self.engine.dispose()
+
+    def note_energy_source(self, label: str | None) -> None:
+        """Which measured energy source the ledger's ``node`` rows carry (the report says)."""
+        if label is not None:
+            self.set_meta("energy_source", label)
 
     def set_meta(self, key: str, value: str) -> None:
         stmt = sqlite_insert(schema.meta).values(key=key, value=value)

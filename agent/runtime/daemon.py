@@ -27,7 +27,8 @@ from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
 from agent.pipeline import Pipeline
 from agent.platform import is_termux
-from agent.power.meter import PowerMeter
+from agent.power.ledger import Ledger, machine_readers
+from agent.power.meter import MeteredSensor, PowerMeter
 from agent.runtime.fence_watch import FenceWatcher, load_fences
 from agent.runtime.loop import DriveStats, drive
 from agent.runtime.notify import Notifier
@@ -35,6 +36,7 @@ from agent.runtime.sources import LiveSource
 from agent.runtime.trace import ReadCounts, TraceWriter
 from agent.samples import Sample
 from agent.sensors import plan_sensors
+from agent.sensors.base import Sensor
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +99,8 @@ def _run(
         retention_s=config.daemon.retention_days * 86_400.0,
     )
     plans = plan_sensors(config, termux=is_termux())
-    sensors = [p.sensor for p in plans if p.sensor is not None]
+    meter = PowerMeter()
+    sensors: list[Sensor] = [MeteredSensor(p.sensor, meter) for p in plans if p.sensor]
     for plan in plans:  # one line per sensor: which source it uses, or why it is off
         state = "on" if plan.sensor is not None else "off"
         logger.info("sensor %s %s: %s", plan.name, state, plan.reason)
@@ -147,6 +150,10 @@ def _run(
         ", ".join(f"{s.name} every {s.interval_s:g} s" for s in sensors) or "no sensors",
         engine.url.database,
     )
+    machine = machine_readers()
+    logger.info("energy: %s", machine.about)
+    store.note_energy_source(machine.energy_label)
+    ledger = Ledger(meter, "daemon", machine=machine)
     notifier.ready()
     stats = DriveStats()
     try:
@@ -154,7 +161,7 @@ def _run(
             fences.watch(_counted(source, counts, store)),
             pipeline=pipeline,
             store=store,
-            meter=PowerMeter(),
+            ledger=ledger,
             on_event=lambda e: logger.info("event %s %s at %s", e.kind, e.subject, e.t),
             escalator=escalator,
         )

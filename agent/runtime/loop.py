@@ -1,4 +1,9 @@
-"""drive(): the one loop that live runs and replays share: pipeline -> memory, metered."""
+"""drive(): the one loop that live runs and replays share: pipeline -> memory, metered.
+
+The loop's thread is metered by laps (``agent/power/meter.py``): getting the next sample
+(``source``: waiting on the sensors live, reading the trace in replay), the pipeline's stages
+(which lap themselves), ``storage`` and ``escalation``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,7 @@ from dataclasses import dataclass
 from agent.escalation.escalator import Escalator
 from agent.memory.store import MemoryStore
 from agent.pipeline import Pipeline
-from agent.power.meter import PowerMeter
+from agent.power.ledger import Ledger
 from agent.samples import Event, Sample
 
 
@@ -23,26 +28,35 @@ def drive(
     *,
     pipeline: Pipeline,
     store: MemoryStore,
-    meter: PowerMeter,
+    ledger: Ledger,
     on_event: Callable[[Event], None] | None = None,
     escalator: Escalator | None = None,
+    source: str = "source",
 ) -> DriveStats:
     """Feed each sample through the pipeline and store it with its events; run the wakes the
     pipeline says are due, and store what they conclude.
 
-    ``on_event`` sees every event as it happens (``replay --json`` prints them).
+    ``on_event`` sees every event as it happens (``replay --json`` prints them); ``source``
+    names the stage that hands over samples in the ledger.
     """
     stats = DriveStats()
+    meter = ledger.meter
+    pipeline.meter = meter  # the stages lap on the loop's meter
+    if escalator is not None:
+        escalator.meter = meter  # the larger model's child is charged from its rusage
+    store.attach_ledger(ledger)
+    meter.skip()
     for sample in samples:
-        with meter.stage("pipeline"):
-            step = pipeline.feed(sample)
+        meter.lap(source)
+        ledger.at(sample.t)
+        step = pipeline.feed(sample)
         events = step.events
-        with meter.stage("memory"):
-            store.record(sample, events, step.sessions)
+        store.record(sample, events, step.sessions)
+        meter.lap("storage")
         if escalator is not None and (step.wakes or escalator.waiting):
-            with meter.stage("escalation"):
-                woken = escalator.handle(step.wakes)
+            woken = escalator.handle(step.wakes)
             store.record_events(woken)
+            meter.lap("escalation")
             events = [*events, *woken]
         stats.samples += 1
         if events:

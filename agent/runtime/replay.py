@@ -21,6 +21,7 @@ from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
 from agent.pipeline import Pipeline
+from agent.power.ledger import Ledger
 from agent.power.meter import PowerMeter
 from agent.runtime.fence_watch import load_fences
 from agent.runtime.loop import DriveStats, drive
@@ -38,7 +39,6 @@ class ReplayResult:
     stats: DriveStats
     counts: ReadCounts
     db_path: str
-    meter: PowerMeter
 
 
 #: Samples read ahead in replay so the tiny model scores their windows in one call.
@@ -67,7 +67,10 @@ def batched(samples: Iterable[Sample], pipeline: Pipeline) -> Iterator[Sample]:
                 count[name] = count.get(name, 0) + 1
                 if len(h) == stage.window:
                     batch.append((name, count[name], list(h)))
-        stage.prefetch(batch)
+        meter = pipeline.meter
+        meter.lap("trace")
+        stage.prefetch(batch)  # the model's calls lap themselves
+        meter.lap("anomaly")
         out = ahead[:]
         ahead.clear()
         return out
@@ -124,16 +127,17 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
     store = MemoryStore(engine, commit_interval_s=None, max_batch=20_000)
     store.attach_state(pipeline.snapshot)
     counts = ReadCounts()
-    meter = PowerMeter()
+    ledger = Ledger(PowerMeter(), "replay")
     escalator = Escalator(config.escalation, store, o.backend, origin="replay")
     try:
         stats = drive(
             batched(read_trace(list(paths), counts, on_progress=o.on_progress), pipeline),
             pipeline=pipeline,
             store=store,
-            meter=meter,
+            ledger=ledger,
             on_event=o.on_event,
             escalator=escalator,
+            source="trace",
         )
     finally:
         store.record_events(escalator.close())
@@ -143,4 +147,4 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
     if o.on_findings is not None:
         o.on_findings(WakeStore(engine))
     engine.dispose()
-    return ReplayResult(stats, counts, str(engine.url.database), meter)
+    return ReplayResult(stats, counts, str(engine.url.database))

@@ -1,0 +1,89 @@
+"""``vigil report power`` and ``vigil power calibrate``: the commands' work, out of cli.py."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from rich.console import Console
+
+from agent.clock import SystemClock
+from agent.errors import CalibrationError, StorageError
+from agent.memory.db import open_engine, upgrade
+
+logger = logging.getLogger(__name__)
+
+
+def report_power(args: argparse.Namespace, db: str) -> int:
+    from agent.cli import parse_since, since_window
+    from agent.report.power import build_report
+    from agent.report.terminal import render, write_csv
+
+    if not Path(db).exists() and "://" not in db:
+        raise StorageError(db, "no such database (vigil run, replay --db or demo make one)")
+    engine = open_engine(db)
+    upgrade(engine)
+    now = SystemClock().now()
+    text = args.since.strip()
+    window = since_window(text)
+    start = None if text == "all" or window is not None else parse_since(text, now)
+    if text == "all":
+        report = build_report(engine, generated=now)
+    else:
+        report = build_report(engine, generated=now, window_s=window, start=start)
+    engine.dispose()
+    if args.json:
+        json.dump(report, sys.stdout, indent=1)
+        print()
+    else:
+        render(report, Console(highlight=False))
+    if args.csv is not None:
+        n = write_csv(report, args.csv)
+        print(f"report: {n} rows written to {args.csv}", file=sys.stderr)
+    if args.html is not None:
+        from agent.report.html import render_html
+
+        args.html.write_text(render_html(report), encoding="utf-8")
+        print(f"report: page written to {args.html}", file=sys.stderr)
+    return 0
+
+
+def calibrate(args: argparse.Namespace, db: str) -> int:
+    from agent.power.calibrate import run_calibration
+    from agent.power.calibrations import save_calibration
+    from agent.power.probe import find_probe
+
+    clock = SystemClock()
+    found = find_probe()
+    if found.probe is None:
+        raise CalibrationError(
+            "no measured energy source here ("
+            + "; ".join(found.reasons)
+            + "): vigil report power estimates with CPU time x a published coefficient"
+        )
+    probe = found.probe
+    total = args.pairs * (args.busy_s + args.idle_s)
+    print(
+        f"calibrating against {probe.label}: {args.pairs} pairs of {args.busy_s:g} s busy and "
+        f"{args.idle_s:g} s idle ({total / 60:.0f} min); keep the machine otherwise idle",
+        file=sys.stderr,
+    )
+
+    def on_block(block: object) -> None:
+        print(f"  {block}", file=sys.stderr)
+
+    result = run_calibration(
+        probe, clock, pairs=args.pairs, busy_s=args.busy_s, idle_s=args.idle_s, on_block=on_block
+    )
+    engine = open_engine(db)
+    upgrade(engine)
+    save_calibration(engine, result, clock.now())
+    engine.dispose()
+    print(
+        f"k = {result.k_w:.2f} W per busy core [{result.ci_low_w:.2f}-{result.ci_high_w:.2f}, "
+        f"95 %]; idle {result.idle_w:.2f} W, busy {result.busy_w:.2f} W; kept in {db}"
+    )
+    return 0
