@@ -19,7 +19,7 @@ from agent import __version__
 from agent.clock import SystemClock
 from agent.config import Config, default_config_path, default_db_path, load
 from agent.config_template import TEMPLATE
-from agent.errors import ConfigError, VigilError
+from agent.errors import ConfigError, StorageError, VigilError
 from agent.importers import command as import_command
 from agent.log import setup_logging
 from agent.samples import Event
@@ -104,6 +104,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p = add("doctor", "which sensors, runtimes and energy sources work here, and why")
     p.add_argument("--json", action="store_true", help="the checks as one JSON array")
+    p = add("report", "reports from the database")
+    reports = p.add_subparsers(dest="report", required=True, metavar="REPORT")
+    r = reports.add_parser(
+        "power", help="what vigil cost and what the tiering saved", parents=[common]
+    )
+    r.add_argument(
+        "--since",
+        default="24h",
+        help="24h, 7d... back from the newest record, an ISO 8601 time, or all (default: 24h)",
+    )
+    r.add_argument("--json", action="store_true", help="the report as JSON (schema in README)")
+    r.add_argument("--csv", type=Path, metavar="FILE", help="also write hour x component rows")
+    r.add_argument("--html", type=Path, metavar="FILE", help="also write a self-contained page")
+    p = add("power", "energy accounting")
+    power = p.add_subparsers(dest="action", required=True, metavar="ACTION")
+    c = power.add_parser(
+        "calibrate",
+        help="measure watts per busy core against this machine's energy source, and keep it",
+        parents=[common],
+    )
+    c.add_argument("--pairs", type=int, default=10, help="busy/idle block pairs (default 10)")
+    c.add_argument("--busy-s", type=float, default=20.0, help="seconds per busy block")
+    c.add_argument("--idle-s", type=float, default=20.0, help="seconds per idle block")
     p = add("demo", "replay a synthetic day through the full pipeline and print its events")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     p.add_argument("--wake", action="store_true", help="also ask the larger model at each wake")
@@ -162,6 +185,12 @@ def _event_printer(as_json: bool) -> Callable[[Event], None]:
 
 _SINCE = re.compile(r"^(\d+(?:\.\d+)?)([smhdw])$")
 _UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def since_window(text: str) -> float | None:
+    """The seconds of ``24h``/``30m``/``7d``, or None for anything else."""
+    match = _SINCE.match(text.strip())
+    return float(match.group(1)) * _UNIT_S[match.group(2)] if match else None
 
 
 def parse_since(text: str, now: float) -> float:
@@ -501,10 +530,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             "a GPS outage at noon, a CPU runaway at 14:00"
         )
     config = Config()
+    db = _demo_db(getattr(args, "db", None))
     findings: list[dict[str, Any]] = []
     result = run_demo(
         config,
         _event_printer(args.json),
+        db,
         backend=_backend(config, args.wake),
         on_findings=lambda wakes: findings.extend(wakes.findings()),
     )
@@ -514,7 +545,38 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if not args.wake:
             print("(vigil demo --wake also asks the larger model for its sentence)")
     print(f"demo: {result.counts.summary()}; {result.stats.events} events", file=sys.stderr)
+    print(f"demo: kept in {db}; what it cost: vigil report power --db {db}", file=sys.stderr)
     return 0
+
+
+def _demo_db(given: str | None) -> Path:
+    """The demo's database: a new file the user named, or the data folder's ``demo.db``,
+    replaced at each run."""
+    if given is not None:
+        path = Path(given)
+        if path.exists() and path.stat().st_size > 0:
+            raise StorageError(
+                str(path), "exists: vigil demo writes a new database, name a new file"
+            )
+        return path
+    path = default_db_path().parent / "demo.db"
+    for old in (path, Path(f"{path}-wal"), Path(f"{path}-shm")):
+        old.unlink(missing_ok=True)
+    return path
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from agent.report.command import report_power
+
+    config = _config(args)
+    return report_power(args, _db(args, config))
+
+
+def cmd_power(args: argparse.Namespace) -> int:
+    from agent.report.command import calibrate
+
+    config = _config(args)
+    return calibrate(args, _db(args, config))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
@@ -533,4 +595,6 @@ COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {
     "places": cmd_places,
     "doctor": cmd_doctor,
     "demo": cmd_demo,
+    "report": cmd_report,
+    "power": cmd_power,
 }

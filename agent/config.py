@@ -75,6 +75,11 @@ class AppsSensorConfig:
     redact: tuple[str, ...] = ()
     #: Processes reported per poll, by CPU and by memory.
     top_n: int = 3
+    #: The rankings come from a scan of every process, which costs far more than the focused
+    #: window: scan this often (0: every poll); polls in between repeat the latest rankings.
+    #: With no focused window to read (no graphical session, Android) the sensor then polls
+    #: only this often.
+    rank_every_s: float = 60.0
     #: Readings of the same app at most this far apart merge into one session.
     pulsetime_s: float = 15.0
 
@@ -379,8 +384,11 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(
             path, "anomaly", "personalise_min_windows must be >= 32 and personalise_steps >= 1"
         )
-    if config.sensors.apps.top_n < 0 or config.sensors.apps.pulsetime_s <= 0:
-        raise ConfigError(path, "sensors.apps", "top_n must be >= 0 and pulsetime_s > 0")
+    apps = config.sensors.apps
+    if apps.top_n < 0 or apps.pulsetime_s <= 0 or apps.rank_every_s < 0:
+        raise ConfigError(
+            path, "sensors.apps", "top_n and rank_every_s must be >= 0 and pulsetime_s > 0"
+        )
     for i, pattern in enumerate(config.sensors.apps.redact):
         try:
             re.compile(pattern)

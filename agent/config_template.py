@@ -63,6 +63,10 @@ interval_s = 5.0
 titles = false
 redact = []
 top_n = 3
+# The busiest and largest processes are ranked from a scan of every process this often
+# (0: every poll); polls in between repeat the latest ranking. Without a focused window to
+# read (no graphical session, Android), the sensor polls only this often.
+rank_every_s = 60.0
 # Readings of one app at most this many seconds apart merge into one session.
 pulsetime_s = 15.0
 

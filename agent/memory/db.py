@@ -1,4 +1,8 @@
-"""Opening the SQLite file (WAL, private permissions) and bringing its schema to head."""
+"""Opening the SQLite file (WAL, private permissions) and bringing its schema to head.
+
+Alembic (about 10 MB of a daemon's memory) is imported only when the schema must move: a
+database already at ``HEAD_REVISION`` is recognised by reading ``alembic_version`` directly.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +11,8 @@ import logging
 import os
 import sqlite3
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config as AlembicConfig
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,7 +20,13 @@ from sqlalchemy.exc import SQLAlchemyError
 import agent
 from agent.errors import StorageError
 
+if TYPE_CHECKING:
+    from alembic.config import Config as AlembicConfig
+
 logger = logging.getLogger(__name__)
+
+#: The newest migration in ``migrations/versions`` (a test checks it against Alembic's head).
+HEAD_REVISION = "0006"
 
 #: How long a writer waits for another to release the database before it gives up.
 BUSY_TIMEOUT_S = 5.0
@@ -75,23 +81,55 @@ def migrations_dir() -> Path:
 
 
 def _alembic_config() -> AlembicConfig:
+    from alembic.config import Config as AlembicConfig
+
     cfg = AlembicConfig()
     cfg.set_main_option("script_location", str(migrations_dir()))
     return cfg
 
 
 def head_revision() -> str | None:
+    """The head of the shipped migrations, as Alembic finds it (``HEAD_REVISION``)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_alembic_config()).get_current_head()
 
 
 def current_revision(engine: Engine) -> str | None:
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
 
 
+def stored_revision(engine: Engine) -> str | None:
+    """The revision in ``alembic_version``, read with plain SQL: None for a new database,
+    one without the table, or one at several heads (Alembic sorts those out)."""
+    try:
+        with engine.connect() as conn:
+            found = conn.exec_driver_sql(
+                "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+            ).first()
+            rows = (
+                conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+                if found
+                else []
+            )
+    except SQLAlchemyError as exc:
+        raise StorageError(
+            str(engine.url.database), f"cannot read the schema's revision: {exc}"
+        ) from exc
+    return str(rows[0][0]) if len(rows) == 1 else None
+
+
 def upgrade(engine: Engine, revision: str = "head") -> str | None:
     """Bring the schema to ``revision`` in-process; a no-op when it is there. Returns where
-    the database now is."""
+    the database now is. A database at ``HEAD_REVISION`` asked for head never loads Alembic."""
+    if revision in ("head", HEAD_REVISION) and stored_revision(engine) == HEAD_REVISION:
+        logger.debug("database %s at revision %s", engine.url.database, HEAD_REVISION)
+        return HEAD_REVISION
+    from alembic import command
+
     cfg = _alembic_config()
     try:
         with engine.begin() as conn:

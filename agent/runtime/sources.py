@@ -6,6 +6,7 @@ Both hand the loop checked samples in arrival order; live ones are written to th
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import queue
 import threading
@@ -17,6 +18,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent.clock import Clock
 from agent.gate import Rejected, SampleGate
+from agent.runtime.notify import Notifier
 from agent.runtime.poller import Poller
 from agent.runtime.trace import ReadCounts, TraceWriter
 from agent.samples import Sample
@@ -24,8 +26,9 @@ from agent.sensors.base import Sensor
 
 logger = logging.getLogger(__name__)
 
-#: How often the waiting loop wakes to check for a stop or a due watchdog ping.
-_WAKE_S = 0.5
+#: The names the threads show in ``top -H`` and ``/proc/<pid>/task/*/comm`` (15 bytes at most).
+POLL_THREAD = "vigil-poll"
+SCHEDULER_THREAD = "vigil-sched"
 
 
 class _JobCrashed:
@@ -35,13 +38,22 @@ class _JobCrashed:
         self.exc = exc
 
 
+class _Stop:
+    """Queued by ``stop()``: wakes the waiting loop at once."""
+
+
+_STOP = _Stop()
+
+
 class LiveSource:
     """Polls sensors on their intervals (one APScheduler job each) and yields their samples.
 
     Iterate it to run; ``stop()`` (from a signal handler, say) ends the iteration after the
     jobs have finished and every queued sample has been yielded. ``duration_s`` stops it by
-    itself (``vigil record --seconds N``). ``on_idle`` is called at least every half second
-    (the daemon pings the systemd watchdog from it).
+    itself (``vigil record --seconds N``). The loop sleeps until a sample, a stop or the end
+    comes; ``on_idle`` is called at each of those and at least every ``idle_every_s``. The
+    daemon pings the systemd watchdog from it, so by default that is half the watchdog's
+    ping interval, and never without a watchdog.
     """
 
     def __init__(
@@ -55,6 +67,7 @@ class LiveSource:
         retry_max_s: float = 600.0,
         duration_s: float | None = None,
         on_idle: Callable[[], None] | None = None,
+        idle_every_s: float | None = None,
     ) -> None:
         self.sensors = list(sensors)
         self._clock = clock
@@ -62,7 +75,11 @@ class LiveSource:
         self._recorder = recorder
         self._duration_s = duration_s
         self._on_idle = on_idle
-        self._queue: queue.SimpleQueue[Sample | _JobCrashed] = queue.SimpleQueue()
+        if idle_every_s is None and on_idle is not None:
+            watchdog_s = Notifier.from_environ().watchdog_interval_s()
+            idle_every_s = None if watchdog_s is None else watchdog_s / 2
+        self._idle_every_s = idle_every_s
+        self._queue: queue.SimpleQueue[Sample | _JobCrashed | _Stop] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._gate = SampleGate()
         self.pollers = [
@@ -81,9 +98,13 @@ class LiveSource:
 
     def stop(self) -> None:
         self._stop.set()
+        self._queue.put(_STOP)  # SimpleQueue.put is safe in a signal handler
 
     def _job(self, poller: Poller) -> Callable[[], None]:
         def run() -> None:
+            if not getattr(_named, "done", False):  # once per worker thread
+                _named.done = True
+                set_thread_name(POLL_THREAD)
             try:
                 poller.poll()
             except Exception as exc:  # a bug: hand it to the loop, which stops the daemon
@@ -104,18 +125,24 @@ class LiveSource:
                 next_run_time=first_poll,  # at once, then on the interval
             )
         self._scheduler.start()
+        for thread in threading.enumerate():
+            if thread.name == "APScheduler" and thread.ident is not None:
+                set_thread_name(SCHEDULER_THREAD, thread.ident)
         try:
             while not self._stop.is_set():
+                timeout = self._idle_every_s
                 if self._duration_s is not None:
-                    if self._clock.monotonic() - started >= self._duration_s:
+                    left = self._duration_s - (self._clock.monotonic() - started)
+                    if left <= 0:
                         break
+                    timeout = left if timeout is None else min(timeout, left)
                 try:
-                    item = self._queue.get(timeout=_WAKE_S)
+                    item = self._queue.get(timeout=timeout)
                 except queue.Empty:
                     item = None
                 if self._on_idle is not None:
                     self._on_idle()
-                if item is not None:
+                if item is not None and not isinstance(item, _Stop):
                     yield from self._admit(item)
         finally:
             self._scheduler.shutdown(wait=True)  # let running polls finish...
@@ -126,7 +153,8 @@ class LiveSource:
                 item = self._queue.get_nowait()
             except queue.Empty:
                 break
-            yield from self._admit(item)
+            if not isinstance(item, _Stop):
+                yield from self._admit(item)
 
     def _admit(self, item: Sample | _JobCrashed) -> Iterator[Sample]:
         if isinstance(item, _JobCrashed):
@@ -142,3 +170,22 @@ class LiveSource:
             self._recorder.write(sample)
             self._recorder.flush()
         yield sample
+
+
+_named = threading.local()
+
+
+def set_thread_name(name: str, ident: int | None = None) -> bool:
+    """Give a thread (this one, or the one whose ``threading`` ident is ``ident``: a pthread
+    handle on Linux) a name the OS shows; Python's thread names stay inside Python. True
+    when it took; False where the C library offers no way (not Linux or Android)."""
+    try:
+        libc = ctypes.CDLL(None)
+        raw = name.encode()[:15]
+        if ident is None:
+            done = libc.prctl(15, raw, 0, 0, 0) == 0  # PR_SET_NAME
+        else:
+            done = libc.pthread_setname_np(ctypes.c_ulong(ident), raw) == 0
+    except (OSError, AttributeError):
+        return False
+    return bool(done)

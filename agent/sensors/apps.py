@@ -14,23 +14,29 @@ from agent.config import AppsSensorConfig
 from agent.errors import SensorUnavailable
 from agent.platform import is_termux
 from agent.samples import Sample, Scalar
-from agent.sensors.focus import FocusBackend, FocusReading, open_focus
+from agent.sensors.focus import FocusBackend, FocusReading, UnavailableFocus, open_focus
 
 logger = logging.getLogger(__name__)
 
 REDACTED = "[redacted]"
 
-#: What one scan asks psutil for. ``create_time`` tells a reused pid from the process that
-#: had it before; psutil reads it from the same ``/proc/<pid>/stat`` as ``cpu_times``.
+#: What a scan through psutil asks for (where ``/proc/<pid>/stat`` cannot be read).
+#: ``create_time`` tells a reused pid from the process that had it before; psutil reads it
+#: from the same ``/proc/<pid>/stat`` as ``cpu_times``.
 PROCESS_ATTRS = ("name", "cpu_times", "memory_percent", "create_time")
+
+#: The kernel cuts a process's name (``comm``) to 15 bytes; psutil then takes the command
+#: line's first word when it starts with the cut name, and so does the /proc scan.
+COMM_MAX = 15
 
 
 @dataclass(frozen=True, slots=True)
 class ProcessStat:
     """One process in one scan. ``cpu_s`` is user + system CPU-seconds since it started;
-    ``mem_pct`` its resident memory as a share of RAM; ``started`` its creation time (an
-    identity, never compared with sample time). A value psutil was denied is None: the
-    process is known to exist but is left out of the rankings."""
+    ``mem_pct`` its resident memory as a share of RAM; ``started`` its start time (an
+    identity, never compared with sample time: seconds since boot from /proc, since the
+    epoch from psutil). A value that was denied is None: the process is known to exist but
+    is left out of the rankings."""
 
     pid: int
     name: str
@@ -42,7 +48,103 @@ class ProcessStat:
 ProcessSource = Callable[[], Sequence[ProcessStat]]
 
 
-def scan_processes() -> list[ProcessStat]:
+class ProcStatScan:
+    """Every process from its ``/proc/<pid>/stat`` line alone: one read per process, where
+    psutil reads each process's files several times. The fields are psutil's: the name
+    (``comm``, or the command line's first word when ``comm`` was cut, looked up once per
+    process), user + system time (fields 14 and 15), the start time (field 22) and the
+    resident set (field 24, in pages) as a share of RAM: the kernel's running count, which
+    can lag ``statm``'s exact one (psutil's) by a few hundred KB.
+    Processes that vanish mid-scan, or whose line cannot be read, are skipped. Not thread-
+    safe: one sensor calls it."""
+
+    def __init__(self, proc: str = "/proc", total_ram: int | None = None) -> None:
+        self._proc = proc
+        self._tick_s = 1.0 / os.sysconf("SC_CLK_TCK")
+        self._page = os.sysconf("SC_PAGE_SIZE")
+        self._total_ram = total_ram
+        #: (pid, start ticks, comm) -> the name from the command line, for cut names.
+        self._long_names: dict[tuple[int, int, str], str] = {}
+
+    @staticmethod
+    def works(proc: str = "/proc") -> bool:
+        """Whether this process can read its own stat line there (not on macOS, say)."""
+        try:
+            fd = os.open(f"{proc}/self/stat", os.O_RDONLY)
+        except OSError:
+            return False
+        os.close(fd)
+        return True
+
+    def __call__(self) -> list[ProcessStat]:
+        try:
+            entries = os.listdir(self._proc)
+            if self._total_ram is None:
+                self._total_ram = int(psutil.virtual_memory().total)
+        except (OSError, psutil.Error) as exc:
+            raise SensorUnavailable("apps", f"process list unreadable: {exc}") from exc
+        ram = float(self._total_ram) if self._total_ram > 0 else None
+        tick_s, page, proc = self._tick_s, self._page, self._proc
+        names: dict[tuple[int, int, str], str] = {}
+        stats: list[ProcessStat] = []
+        for entry in entries:
+            if not entry.isdigit():
+                continue
+            try:
+                fd = os.open(f"{proc}/{entry}/stat", os.O_RDONLY)
+                try:
+                    line = os.read(fd, 1024)
+                finally:
+                    os.close(fd)
+            except OSError:
+                continue  # gone since the listing, or hidden from this user
+            close = line.rfind(b")")
+            fields = line[close + 2 :].split()
+            try:
+                utime, stime = int(fields[11]), int(fields[12])
+                start, rss_pages = int(fields[19]), int(fields[21])
+            except (IndexError, ValueError):
+                continue  # not a stat line: nothing to rank it by
+            pid = int(entry)
+            name = os.fsdecode(line[line.find(b"(") + 1 : close])
+            if len(name) >= COMM_MAX:
+                key = (pid, start, name)
+                name = self._long_names.get(key) or self._long_name(pid, name)
+                names[key] = name
+            stats.append(
+                ProcessStat(
+                    pid=pid,
+                    name=name or entry,
+                    cpu_s=utime * tick_s + stime * tick_s,
+                    mem_pct=None if ram is None else rss_pages * page / ram * 100,
+                    started=start * tick_s,
+                )
+            )
+        self._long_names = names  # forget the processes that are gone
+        if not stats:
+            raise SensorUnavailable("apps", "no process is visible")
+        return stats
+
+    def _long_name(self, pid: int, comm: str) -> str:
+        """psutil's rule: the command line's first word when it starts with the cut name."""
+        try:
+            with open(f"{self._proc}/{pid}/cmdline", "rb") as f:
+                data = os.fsdecode(f.read())
+        except OSError:
+            return comm
+        if not data:
+            return comm  # a zombie, or a kernel thread
+        sep = "\x00" if data.endswith("\x00") else " "
+        if data.endswith(sep):
+            data = data[:-1]
+        words = data.split(sep)
+        if sep == "\x00" and len(words) == 1 and " " in data:
+            words = data.split(" ")
+        extended = os.path.basename(words[0])
+        return extended if extended.startswith(comm) else comm
+
+
+def scan_processes_psutil() -> list[ProcessStat]:
     """Every process psutil can see. Processes that vanish during the scan are skipped and
     denied values are None (Android hides other apps' processes altogether). A scan that
     fails as a whole, or sees nothing, is ``SensorUnavailable``."""
@@ -65,6 +167,21 @@ def scan_processes() -> list[ProcessStat]:
     if not stats:
         raise SensorUnavailable("apps", "no process is visible")
     return stats
+
+
+_proc_scan: ProcStatScan | None = None
+
+
+def scan_processes() -> list[ProcessStat]:
+    """Every process: from ``/proc/<pid>/stat`` where this process can read its own
+    (``ProcStatScan``), through psutil elsewhere. ``SensorUnavailable`` when the scan fails
+    as a whole or sees nothing."""
+    global _proc_scan
+    if _proc_scan is None:
+        if not ProcStatScan.works():
+            return scan_processes_psutil()
+        _proc_scan = ProcStatScan()
+    return _proc_scan()
 
 
 def cpu_percents(
@@ -143,6 +260,11 @@ class AppsSensor:
     """The focused app (``app``, optional ``title``, ``pid``) and the top processes by CPU and
     by memory (see ``process_fields``).
 
+    The rankings come from a scan of every process every ``rank_every_s`` (and at the second
+    poll, which gives the first CPU ranking); the polls in between repeat the latest, so
+    every sample carries them. Where no focused window can ever be read (``UnavailableFocus``:
+    no graphical session, Android) the sensor polls only every ``rank_every_s``.
+
     Where the focused window cannot be read (no display, GNOME on Wayland, Android) the
     sample still carries the processes, and the reason is logged at WARNING once per outage,
     then at DEBUG; only when the processes cannot be read either does ``read`` raise
@@ -164,8 +286,13 @@ class AppsSensor:
         self._top_n = max(0, config.top_n)
         self._focus = focus if focus is not None else open_focus(os.environ, is_termux())
         self._processes = processes
+        self._rank_every_s = config.rank_every_s
+        if isinstance(self._focus, UnavailableFocus):  # nothing to poll in between
+            self.interval_s = max(self.interval_s, self._rank_every_s)
         self._previous: Sequence[ProcessStat] | None = None
         self._previous_t: float | None = None
+        self._scans = 0
+        self._ranks: dict[str, Scalar] = {}
         self._warned: set[str] = set()
         self._focus_down = False
 
@@ -183,17 +310,29 @@ class AppsSensor:
                 self._warned.discard("focus")  # the next outage warns again
             data.update(focus_fields(reading, self._titles, self._patterns))
         self._focus_down = focus_down is not None
-        try:
-            stats = self._processes()
-        except SensorUnavailable as exc:
-            if focus_down is not None:
-                raise SensorUnavailable(self.name, f"{focus_down.reason}; {exc.reason}") from exc
-            self._note("processes", exc.reason)
-        else:
-            dt_s = None if self._previous_t is None else now - self._previous_t
-            data.update(process_fields(stats, self._previous, dt_s, self._top_n))
-            self._previous, self._previous_t = stats, now
+        if self._scan_due(now):
+            try:
+                stats = self._processes()
+            except SensorUnavailable as exc:
+                if focus_down is not None:
+                    reason = f"{focus_down.reason}; {exc.reason}"
+                    raise SensorUnavailable(self.name, reason) from exc
+                self._note("processes", exc.reason)
+                self._ranks = {}  # left out until a scan works again (at the next poll)
+            else:
+                dt_s = None if self._previous_t is None else now - self._previous_t
+                self._ranks = process_fields(stats, self._previous, dt_s, self._top_n)
+                self._previous, self._previous_t = stats, now
+                self._scans += 1
+        data.update(self._ranks)
         return Sample(self.name, now, data)
+
+    def _scan_due(self, now: float) -> bool:
+        """The first two polls scan (two scans give the first CPU ranking), then every
+        ``rank_every_s``, give or take half a poll interval of timing jitter."""
+        if self._scans < 2 or self._previous_t is None:
+            return True
+        return now - self._previous_t >= self._rank_every_s - 0.5 * self.interval_s
 
     def close(self) -> None:
         self._focus.close()

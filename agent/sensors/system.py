@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import TypeVar
@@ -57,12 +59,30 @@ class SystemReading:
     disks: tuple[tuple[str, int, int], ...] = ()
 
 
+#: Polls between two searches of ``/sys`` for temperature sensors: the search (psutil's, at
+#: every call) costs far more than reading the sensors it finds; a driver loaded late is
+#: found at the next search.
+TEMPERATURE_SEARCH_EVERY = 60
+
+
 class PsutilProbe:
-    """The one outside dependency of ``SystemSensor``: one method per piece, each a psutil call.
+    """The one outside dependency of ``SystemSensor``: one method per piece, psutil's numbers.
 
     A method may raise ``OSError`` (Android denies ``/proc/stat``: ``PermissionError``) or a
     ``psutil.Error``; the sensor catches both. Tests pass a subclass to play another platform.
+    On Linux and Android, where psutil reads more than the sensor uses, the probe reads the
+    same files itself: network and disk counters, swap from ``/proc/meminfo`` alone, the
+    temperature files psutil would read (found every ``TEMPERATURE_SEARCH_EVERY`` polls), and
+    which devices are partitions once per name.
     """
+
+    def __init__(self, proc: str = "/proc", sys_dir: str = "/sys") -> None:
+        self._proc = proc
+        self._sys = sys_dir
+        self._linux = sys.platform.startswith(("linux", "android"))
+        self._partitions: dict[str, bool] = {}
+        self._temp_inputs: list[tuple[str, str]] = []  # (chip, file with milli-degrees C)
+        self._temp_polls = 0
 
     def cpu_times(self) -> tuple[float, float]:
         """(busy, total) CPU-seconds since boot, counted the way ``psutil.cpu_percent`` does."""
@@ -83,18 +103,41 @@ class PsutilProbe:
         return vm.total, vm.available
 
     def swap(self) -> tuple[int, int]:
-        """(total, used) bytes."""
+        """(total, used) bytes: ``SwapTotal`` and ``SwapTotal - SwapFree``, as psutil reads
+        them (psutil also reads ``/proc/vmstat`` for swap-ins, which the sensor has no use
+        for); psutil's own call where ``/proc/meminfo`` lacks them."""
+        try:
+            with open(f"{self._proc}/meminfo", "rb") as f:
+                text = f.read()
+        except FileNotFoundError:
+            text = b""
+        found: dict[bytes, int] = {}
+        for line in text.splitlines():
+            if line.startswith(b"Swap"):
+                key, value = line.split()[:2]
+                found[key] = int(value) * 1024
+        if b"SwapTotal:" in found and b"SwapFree:" in found:
+            total = found[b"SwapTotal:"]
+            return total, total - found[b"SwapFree:"]
         sm = psutil.swap_memory()
         return sm.total, sm.used
 
     def net(self) -> dict[str, tuple[int, int]]:
         """(received, sent) bytes per interface, loopback and never-used ones left out."""
-        nics = psutil.net_io_counters(pernic=True)
-        return {
-            name: (n.bytes_recv, n.bytes_sent)
-            for name, n in nics.items()
-            if name != "lo" and (n.bytes_recv or n.bytes_sent)
-        }
+        if self._linux:  # psutil's numbers, from the one file it reads them from
+            with open(f"{self._proc}/net/dev", "rb") as f:
+                lines = f.read().splitlines()[2:]
+            counts: dict[str, tuple[int, int]] = {}
+            for line in lines:
+                name, _, rest = line.rpartition(b":")
+                fields = rest.split()
+                counts[os.fsdecode(name.strip())] = (int(fields[0]), int(fields[8]))
+        else:
+            counts = {
+                n: (c.bytes_recv, c.bytes_sent)
+                for n, c in psutil.net_io_counters(pernic=True).items()
+            }
+        return {name: c for name, c in counts.items() if name != "lo" and (c[0] or c[1])}
 
     def disk(self) -> dict[str, tuple[int, int]]:
         """(read, written) bytes per whole physical disk.
@@ -102,22 +145,90 @@ class PsutilProbe:
         Partitions, loop, RAM and zram devices, and device-mapper/md layers are left out:
         their traffic is already counted on the disk underneath (or is not a disk at all).
         """
-        disks = psutil.disk_io_counters(perdisk=True) or {}
+        counts = self._diskstats() if self._linux else None
+        if counts is None:
+            disks = psutil.disk_io_counters(perdisk=True) or {}
+            counts = {name: (d.read_bytes, d.write_bytes) for name, d in disks.items()}
         return {
-            name: (d.read_bytes, d.write_bytes)
-            for name, d in disks.items()
-            if is_physical_disk(name, self.is_partition(name))
+            name: c
+            for name, c in counts.items()
+            if not name.startswith(_VIRTUAL_DISK_PREFIXES) and not self._partition(name)
         }
 
+    def _diskstats(self) -> dict[str, tuple[int, int]] | None:
+        """Bytes read and written per device from ``/proc/diskstats`` (sectors of 512 bytes,
+        whatever the disk's own), as psutil reads them; None for a layout older than Linux
+        2.6 or a file that is not there, which psutil sorts out."""
+        try:
+            with open(f"{self._proc}/diskstats", "rb") as f:
+                lines = f.read().splitlines()
+        except FileNotFoundError:
+            return None
+        counts: dict[str, tuple[int, int]] = {}
+        for line in lines:
+            fields = line.split()
+            if len(fields) == 14 or len(fields) >= 18:
+                counts[os.fsdecode(fields[2])] = (int(fields[5]) * 512, int(fields[9]) * 512)
+            elif len(fields) != 7:  # 7: a partition on Linux 2.6, left out anyway
+                return None
+        return counts
+
+    def _partition(self, name: str) -> bool:
+        known = self._partitions.get(name)
+        if known is None:
+            known = self._partitions[name] = self.is_partition(name)
+        return known
+
     def is_partition(self, name: str) -> bool:
-        return os.path.exists(f"/sys/class/block/{name}/partition")
+        return os.path.exists(f"{self._sys}/class/block/{name}/partition")
 
     def temperatures(self) -> dict[str, list[float]]:
-        """Current °C per chip; empty where psutil has no temperature support."""
-        if not hasattr(psutil, "sensors_temperatures"):  # macOS, Windows
-            return {}
-        chips = psutil.sensors_temperatures()
-        return {chip: [float(e.current) for e in entries] for chip, entries in chips.items()}
+        """Current °C per chip, of the chips ``pick_temperature`` can choose; empty where
+        there are none. The same files psutil's ``sensors_temperatures`` reads on Linux;
+        psutil's call elsewhere (none on macOS and Windows)."""
+        if not self._linux:
+            if not hasattr(psutil, "sensors_temperatures"):
+                return {}
+            chips = psutil.sensors_temperatures()
+            return {chip: [float(e.current) for e in entries] for chip, entries in chips.items()}
+        if self._temp_polls % TEMPERATURE_SEARCH_EVERY == 0:
+            self._temp_inputs = find_temperature_inputs(self._sys)
+        self._temp_polls += 1
+        found: dict[str, list[float]] = {}
+        for chip, path in self._temp_inputs:
+            try:
+                with open(path, "rb") as f:
+                    value = float(f.read()) / 1000.0
+            except (OSError, ValueError):
+                continue  # psutil skips an unreadable sensor too
+            found.setdefault(chip, []).append(value)
+        return found
+
+
+def find_temperature_inputs(sys_dir: str = "/sys") -> list[tuple[str, str]]:
+    """(chip, input file) of every temperature sensor psutil's ``sensors_temperatures``
+    reads on Linux, where the chip is one ``pick_temperature`` can choose: hwmon's
+    ``temp*_input``, or the thermal zones' ``temp`` where hwmon has none. (psutil also
+    globs coretemp under ``/sys/devices/platform``, but reads nothing from those names.)"""
+    hwmon = f"{sys_dir}/class/hwmon"
+    names = glob.glob(f"{hwmon}/hwmon*/temp*_*") + glob.glob(f"{hwmon}/hwmon*/device/temp*_*")
+    bases = sorted(
+        {os.path.join(os.path.dirname(n), os.path.basename(n).split("_")[0]) for n in names}
+    )
+    inputs = [(os.path.join(os.path.dirname(b), "name"), b + "_input") for b in bases]
+    if not bases:
+        zones = sorted(set(glob.glob(f"{sys_dir}/class/thermal/thermal_zone*")))
+        inputs = [(os.path.join(z, "type"), os.path.join(z, "temp")) for z in zones]
+    found: list[tuple[str, str]] = []
+    for name_file, path in inputs:
+        try:
+            with open(name_file, encoding="utf-8", errors="replace") as f:
+                chip = f.read().strip()
+        except OSError:
+            continue
+        if chip in CPU_TEMPERATURE_CHIPS or "cpu" in chip:
+            found.append((chip, path))
+    return found
 
 
 _VIRTUAL_DISK_PREFIXES = ("loop", "ram", "zram", "dm-", "md", "sr", "fd", "nbd")

@@ -13,7 +13,14 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import inspect
 
-from agent.memory.db import current_revision, head_revision, open_engine, upgrade
+from agent.memory.db import (
+    HEAD_REVISION,
+    current_revision,
+    head_revision,
+    open_engine,
+    stored_revision,
+    upgrade,
+)
 from agent.memory.schema import metadata
 
 REPO = Path(__file__).resolve().parents[2]
@@ -77,3 +84,35 @@ def test_upgrading_an_old_database_keeps_its_rows(tmp_path: Path) -> None:
         assert conn.exec_driver_sql("SELECT value FROM counters").scalar() == 3
         assert compare_metadata(MigrationContext.configure(conn), metadata) == []
     engine.dispose()
+
+
+def test_the_shipped_head_constant_is_alembics_head() -> None:
+    assert HEAD_REVISION == head_revision()
+
+
+def test_a_database_at_head_opens_without_alembic(tmp_path: Path) -> None:
+    """The daemon's path: a fresh process upgrading a database already at head never imports
+    Alembic (about 10 MB of its memory); an old one still upgrades through it."""
+    engine = open_engine(tmp_path / "h.db")
+    assert stored_revision(engine) is None
+    upgrade(engine)
+    assert stored_revision(engine) == HEAD_REVISION
+    engine.dispose()
+    old = open_engine(tmp_path / "old.db")
+    upgrade(old, "0001")
+    old.dispose()
+    probe = (
+        "import sys\n"
+        "from agent.memory.db import open_engine, upgrade\n"
+        "for name in sys.argv[1:]:\n"
+        "    print(upgrade(open_engine(name)), 'alembic' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe, str(tmp_path / "h.db"), str(tmp_path / "old.db")],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == [f"{HEAD_REVISION} False", f"{HEAD_REVISION} True"]

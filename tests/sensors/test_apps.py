@@ -10,6 +10,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import psutil
 import pytest
@@ -21,11 +22,13 @@ from agent.errors import SensorReadError, SensorUnavailable
 from agent.sensors.apps import (
     AppsSensor,
     ProcessStat,
+    ProcStatScan,
     cpu_percents,
     focus_fields,
     process_fields,
     redact,
     scan_processes,
+    scan_processes_psutil,
 )
 from agent.sensors.focus import FocusReading, UnavailableFocus, X11Focus
 
@@ -427,3 +430,126 @@ def test_x11_server_gone_keeps_processes(
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 1 and "X display" in warnings[0].getMessage()
     sensor.close()
+
+
+# --- the /proc scan and the rankings' cadence --------------------------------------------------
+
+
+def stat_line(pid: int, comm: str, utime: int, stime: int, start: int, rss: int) -> str:
+    """A /proc/<pid>/stat line with the fields the scan reads (14, 15, 22, 24) set."""
+    fields = ["S", "1", "1", "1", "0", "-1", "4194560", "0", "0", "0", "0"]
+    fields += [str(utime), str(stime), "0", "0", "20", "0", "1", "0", str(start), "1000"]
+    fields += [str(rss)] + ["0"] * 28
+    return f"{pid} ({comm}) " + " ".join(fields) + "\n"
+
+
+def fake_proc(root: Path, procs: dict[str, str | None], cmdlines: dict[str, bytes]) -> None:
+    for pid, line in procs.items():
+        (root / pid).mkdir()
+        if line is not None:
+            (root / pid / "stat").write_text(line)
+    for pid, cmdline in cmdlines.items():
+        (root / pid / "cmdline").write_bytes(cmdline)
+    (root / "self").mkdir()
+    (root / "self" / "stat").write_text(stat_line(1, "me", 0, 0, 0, 0))
+    (root / "meminfo").write_text("MemTotal: 1 kB\n")
+
+
+def test_proc_scan_reads_the_stat_lines(tmp_path: Path) -> None:
+    tick = 1.0 / os.sysconf("SC_CLK_TCK")
+    page = os.sysconf("SC_PAGE_SIZE")
+    ram = 1000 * page
+    fake_proc(
+        tmp_path,
+        {
+            "10": stat_line(10, "a b) (c", 300, 200, 77, 50),  # names hold spaces and parens
+            "11": stat_line(11, "gnome-keyring-d", 1, 0, 78, 10),  # cut: the cmdline has it
+            "12": stat_line(12, "kworker/u8:1-ev", 0, 0, 79, 0),  # cut, but no command line
+            "13": stat_line(13, "python3.12-conf", 0, 0, 80, 0),  # the cmdline does not match
+            "14": None,  # gone between the listing and the read
+            "15": "15 (torn",  # not a stat line
+        },
+        {
+            "11": b"/usr/bin/gnome-keyring-daemon\x00--start\x00",
+            "12": b"",
+            "13": b"/usr/bin/python3 -m conf",
+        },
+    )
+    scan = ProcStatScan(str(tmp_path), total_ram=ram)
+    assert ProcStatScan.works(str(tmp_path)) and not ProcStatScan.works(str(tmp_path / "no"))
+    got = sorted(scan(), key=lambda p: p.pid)
+    assert [(p.pid, p.name) for p in got] == [
+        (10, "a b) (c"),
+        (11, "gnome-keyring-daemon"),
+        (12, "kworker/u8:1-ev"),
+        (13, "python3.12-conf"),
+    ]
+    first = got[0]
+    assert first.cpu_s == pytest.approx(500 * tick) and first.started == pytest.approx(77 * tick)
+    assert first.mem_pct == pytest.approx(5.0)
+    # The long name is looked up once per process: a changed command line is not read again.
+    (tmp_path / "11" / "cmdline").write_bytes(b"other\x00")
+    assert {p.pid: p.name for p in scan()}[11] == "gnome-keyring-daemon"
+    for pid in ("10", "11", "12", "13"):
+        (tmp_path / pid / "stat").unlink()
+    with pytest.raises(SensorUnavailable, match="no process is visible"):
+        scan()
+
+
+def test_proc_scan_agrees_with_psutil_on_this_process() -> None:
+    if not ProcStatScan.works():
+        pytest.skip("no /proc/self/stat here")
+    mine = next(p for p in ProcStatScan()() if p.pid == os.getpid())
+    theirs = next(p for p in scan_processes_psutil() if p.pid == os.getpid())
+    assert mine.name == theirs.name
+    assert mine.cpu_s is not None and theirs.cpu_s is not None
+    assert abs(mine.cpu_s - theirs.cpu_s) < 0.5
+    # The stat line's resident count is the kernel's running one; statm's is exact.
+    assert mine.mem_pct == pytest.approx(theirs.mem_pct, rel=0.05)
+
+
+def test_rankings_are_rescanned_every_rank_every_s_and_repeated_in_between() -> None:
+    calls: list[float] = []
+    answers = iter([BEFORE, AFTER, AFTER])
+
+    def scan() -> Sequence[ProcessStat]:
+        calls.append(0.0)
+        return next(answers)
+
+    focus = FakeFocus([FocusReading("xterm")] * 20)
+    sensor = AppsSensor(AppsSensorConfig(top_n=1, rank_every_s=60.0), focus=focus, processes=scan)
+    assert sensor.interval_s == 5.0
+    first = sensor.read(T0)  # the first scan: memory only
+    second = sensor.read(T0 + 5.0)  # the second at once: the first CPU ranking
+    assert len(calls) == 2 and second.data["cpu1_name"] == "cc1"
+    for i in range(2, 13):  # 10 s to 60 s: the same rankings, no scan
+        again = sensor.read(T0 + 5.0 * i + 0.01 * (-1) ** i)  # a poll's jitter either way
+        assert again.data == second.data
+    assert len(calls) == 2
+    sensor.read(T0 + 65.0 - 0.02)
+    assert len(calls) == 3 and first.data == {
+        "app": "xterm",
+        "mem1_name": "firefox",
+        "mem1_pct": 12.5,
+    }
+
+
+def test_without_a_focus_to_read_the_sensor_polls_at_the_ranking_interval() -> None:
+    focus = UnavailableFocus("no graphical session: DISPLAY and WAYLAND_DISPLAY are unset")
+    sensor = AppsSensor(AppsSensorConfig(rank_every_s=60.0), focus=focus, processes=one_process)
+    assert sensor.interval_s == 60.0
+    every_poll = AppsSensor(AppsSensorConfig(rank_every_s=0.0), focus=focus, processes=one_process)
+    assert every_poll.interval_s == 5.0
+
+
+def test_a_failed_scan_leaves_the_rankings_out_and_is_retried_at_the_next_poll() -> None:
+    focus = FakeFocus([FocusReading("xterm")] * 5)
+    sensor = AppsSensor(
+        AppsSensorConfig(top_n=1),
+        focus=focus,
+        processes=scans(BEFORE, AFTER, SensorUnavailable("apps", "denied"), AFTER),
+    )
+    sensor.read(T0)
+    sensor.read(T0 + 5.0)
+    assert sensor.read(T0 + 65.0).data == {"app": "xterm"}
+    assert sensor.read(T0 + 70.0).data["mem1_name"] == "firefox"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import replace
+from pathlib import Path
 
 import psutil
 import pytest
@@ -12,9 +13,11 @@ import pytest
 from agent.config import SystemSensorConfig
 from agent.errors import SensorUnavailable
 from agent.sensors.system import (
+    TEMPERATURE_SEARCH_EVERY,
     PsutilProbe,
     SystemReading,
     SystemSensor,
+    find_temperature_inputs,
     is_physical_disk,
     parse,
     pick_temperature,
@@ -323,3 +326,103 @@ def test_idle_interval_with_float_noise_is_zero_not_missing() -> None:
     assert new.cpu_busy_s is not None and old.cpu_busy_s is not None
     assert new.cpu_busy_s - old.cpu_busy_s < 0
     assert parse(new, old, T0 + 1.0, T0)["cpu_pct"] == 0.0
+
+
+# --- the probe's own reads of /proc and /sys, against psutil's -------------------------------
+
+DISKSTATS = """\
+   7       0 loop0 100 0 800 5 0 0 0 0 0 10 5 0 0 0 0 0 0
+ 259       0 nvme0n1 2000 10 40000 300 500 20 9000 80 0 400 380 0 0 0 0 30 4
+ 259       1 nvme0n1p1 1900 10 39000 290 480 20 8800 75 0 390 365 0 0 0 0 0 0
+   8       0 sda 10 0 16 1 4 0 8 2 0 3 3
+   8       1 sda1 5 8 2 4
+ 253       0 dm-0 300 0 2400 10 0 0 0 0 0 10 10 0 0 0 0 0 0
+"""
+NET_DEV = """\
+Inter-|   Receive                                    |  Transmit
+ face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs ...
+    lo: 5000 50 0 0 0 0 0 0 5000 50 0 0 0 0 0 0
+ wlan0: 123456 100 0 0 0 0 0 0 65432 90 0 0 0 0 0 0
+   wg0: 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0 0
+"""
+
+
+def fake_machine(root: Path) -> tuple[str, str]:
+    proc, sys_dir = root / "proc", root / "sys"
+    (proc / "net").mkdir(parents=True)
+    (proc / "diskstats").write_text(DISKSTATS)
+    (proc / "net" / "dev").write_text(NET_DEV)
+    (proc / "meminfo").write_text(
+        "MemTotal: 100 kB\nSwapCached: 1 kB\nSwapTotal: 8 kB\nSwapFree: 6 kB\n"
+    )
+    for part in ("nvme0n1p1", "sda1"):
+        (sys_dir / "class" / "block" / part).mkdir(parents=True)
+        (sys_dir / "class" / "block" / part / "partition").write_text("1\n")
+    for i, (chip, temps) in enumerate(
+        [("acpitz", ["27800"]), ("coretemp", ["45000", "52000"]), ("nvme", ["38850"])]
+    ):
+        hwmon = sys_dir / "class" / "hwmon" / f"hwmon{i}"
+        hwmon.mkdir(parents=True)
+        (hwmon / "name").write_text(chip + "\n")
+        for j, milli in enumerate(temps, start=1):
+            (hwmon / f"temp{j}_input").write_text(milli + "\n")
+            (hwmon / f"temp{j}_label").write_text(f"Core {j}\n")
+    return str(proc), str(sys_dir)
+
+
+def test_probe_reads_proc_and_sys_as_psutil_does(tmp_path: Path) -> None:
+    probe = PsutilProbe(*fake_machine(tmp_path))
+    assert probe.disk() == {"nvme0n1": (40000 * 512, 9000 * 512), "sda": (16 * 512, 8 * 512)}
+    assert probe.net() == {"wlan0": (123456, 65432)}  # lo and the never-used wg0 left out
+    assert probe.swap() == (8 * 1024, 2 * 1024)
+    assert probe.temperatures() == {"acpitz": [27.8], "coretemp": [45.0, 52.0]}  # no nvme
+    sensor = SystemSensor(SystemSensorConfig(), probe=probe)
+    assert _f(sensor.read(T0).data["temp_C"]) == 52.0  # type: ignore[union-attr]
+
+
+def test_temperature_sensors_are_searched_for_every_so_many_polls(tmp_path: Path) -> None:
+    proc, sys_dir = fake_machine(tmp_path)
+    probe = PsutilProbe(proc, sys_dir)
+    assert probe.temperatures()["coretemp"] == [45.0, 52.0]
+    zone = Path(sys_dir) / "class" / "hwmon" / "hwmon1" / "temp3_input"
+    zone.write_text("61000\n")  # a sensor that appears later: found at the next search
+    for _ in range(TEMPERATURE_SEARCH_EVERY - 1):
+        assert probe.temperatures()["coretemp"] == [45.0, 52.0]
+    assert probe.temperatures()["coretemp"] == [45.0, 52.0, 61.0]
+
+
+def test_thermal_zones_where_hwmon_has_none(tmp_path: Path) -> None:
+    for name, kind, milli in (
+        ("thermal_zone0", "cpu-thermal", "48500"),
+        ("thermal_zone1", "battery", "30000"),
+    ):
+        zone = tmp_path / "class" / "thermal" / name
+        zone.mkdir(parents=True)
+        (zone / "type").write_text(kind + "\n")
+        (zone / "temp").write_text(milli + "\n")
+    assert find_temperature_inputs(str(tmp_path)) == [
+        ("cpu-thermal", str(tmp_path / "class" / "thermal" / "thermal_zone0" / "temp"))
+    ]
+
+
+def test_an_old_diskstats_layout_goes_to_psutil(tmp_path: Path) -> None:
+    proc, sys_dir = fake_machine(tmp_path)
+    (Path(proc) / "diskstats").write_text("   3     0   8 hda 8 8 8 8 8 8 8 8 8 8 8\n")
+    assert PsutilProbe(proc, sys_dir)._diskstats() is None
+
+
+def test_probe_agrees_with_psutil_on_this_machine() -> None:
+    probe = PsutilProbe()
+    nics = psutil.net_io_counters(pernic=True)
+    mine = probe.net()
+    assert set(mine) == {n for n, c in nics.items() if n != "lo" and (c.bytes_recv or c.bytes_sent)}
+    for name, (rx, tx) in mine.items():  # counters only grow between the two reads
+        assert rx >= nics[name].bytes_recv and tx >= nics[name].bytes_sent
+    disks = psutil.disk_io_counters(perdisk=True) or {}
+    for name, (read_b, written_b) in probe.disk().items():
+        assert read_b >= disks[name].read_bytes and written_b >= disks[name].write_bytes
+    swap = psutil.swap_memory()
+    assert probe.swap()[0] == swap.total
+    chips = psutil.sensors_temperatures()
+    wanted = {n for n in chips if pick_temperature({n: [50.0]}) is not None}
+    assert set(probe.temperatures()) <= wanted
