@@ -127,6 +127,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--pairs", type=int, default=10, help="busy/idle block pairs (default 10)")
     c.add_argument("--busy-s", type=float, default=20.0, help="seconds per busy block")
     c.add_argument("--idle-s", type=float, default=20.0, help="seconds per idle block")
+    c.add_argument(
+        "--powercap",
+        default="/sys/class/powercap",
+        metavar="DIR",
+        help="where RAPL's counters are (default: /sys/class/powercap)",
+    )
     p = add("demo", "replay a synthetic day through the full pipeline and print its events")
     p.add_argument("--json", action="store_true", help="events as JSON lines on stdout")
     p.add_argument("--wake", action="store_true", help="also ask the larger model at each wake")
@@ -576,7 +582,7 @@ def cmd_power(args: argparse.Namespace) -> int:
     from agent.report.command import calibrate
 
     config = _config(args)
-    return calibrate(args, _db(args, config))
+    return calibrate(args, config, _db(args, config))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

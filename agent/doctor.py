@@ -5,7 +5,6 @@ fail."""
 
 from __future__ import annotations
 
-import glob
 import importlib.metadata
 import importlib.util
 import logging
@@ -94,21 +93,16 @@ def _check_model() -> Check:
 
 
 def check_energy(sensor_checks: list[Check], powercap: str = "/sys/class/powercap") -> list[Check]:
-    """Where measured energy can come from: RAPL counters, the battery's power reading."""
-    zones = sorted(glob.glob(f"{powercap}/intel-rapl:*/energy_uj"))
-    readable = []
-    for zone in zones:
-        try:
-            Path(zone).read_text()
-            readable.append(zone)
-        except OSError:
-            pass
-    if readable:
-        rapl = Check("energy", "rapl", True, f"{len(readable)} zone(s) readable")
-    elif zones:
-        rapl = Check("energy", "rapl", False, "RAPL present but not readable (root only)")
+    """Where measured energy can come from: RAPL counters, the battery's power reading.
+    Without either, the power report estimates (CPU time x a coefficient) and says so."""
+    from agent.power.rapl import find_rapl
+
+    found = find_rapl(powercap)
+    if found.counter is not None:
+        rapl = Check("energy", "rapl", True, f"{found.counter.label} readable")
+        found.counter.close()
     else:
-        rapl = Check("energy", "rapl", False, "no RAPL on this machine")
+        rapl = Check("energy", "rapl", False, found.reason)
     battery = next((c for c in sensor_checks if c.name == "battery"), None)
     has_power = battery is not None and battery.ok and "power_W" in battery.detail
     power = Check(

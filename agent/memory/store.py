@@ -85,6 +85,7 @@ class MemoryStore:
         self._latest_t: float | None = None
         self._pruned_t: float | None = None
         self._ledger: Ledger | None = None
+        self._energy_label: str | None = None
 
     # -- writing ------------------------------------------------------------------------------
     def record(
@@ -224,6 +225,12 @@ class MemoryStore:
         rows = self._ledger.rows()
         if not rows:
             return
+        label = self._ledger.energy_label
+        if label is not None and label != self._energy_label:
+            # Which measured source the ``node`` rows' energy comes from (the report says).
+            stmt = sqlite_insert(schema.meta).values(key="energy_source", value=label)
+            conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": label}))
+            self._energy_label = label
         table = schema.power_ledger
         stmt = sqlite_insert(table)
         stmt = stmt.on_conflict_do_update(
@@ -331,11 +338,6 @@ class MemoryStore:
             self.flush(final=True)
         finally:
             self.engine.dispose()
-
-    def note_energy_source(self, label: str | None) -> None:
-        """Which measured energy source the ledger's ``node`` rows carry (the report says)."""
-        if label is not None:
-            self.set_meta("energy_source", label)
 
     def set_meta(self, key: str, value: str) -> None:
         stmt = sqlite_insert(schema.meta).values(key=key, value=value)

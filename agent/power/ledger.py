@@ -129,6 +129,11 @@ class Ledger:
         self._busy0 = machine.busy_cpu_s() if machine else None
         self._energy0 = machine.energy_j() if machine and machine.energy_j else None
 
+    @property
+    def energy_label(self) -> str | None:
+        """The measured energy source of the ``node`` rows ("RAPL psys"), or None."""
+        return self._machine.energy_label if self._machine is not None else None
+
     def at(self, t: float) -> None:
         """The loop is at sample time ``t``: an hour that ended is closed (in memory)."""
         if self._t is None or t > self._t:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import sys
@@ -11,7 +12,8 @@ from pathlib import Path
 from rich.console import Console
 
 from agent.clock import SystemClock
-from agent.errors import CalibrationError, StorageError
+from agent.config import Config
+from agent.errors import StorageError, VigilError
 from agent.memory.db import open_engine, upgrade
 
 logger = logging.getLogger(__name__)
@@ -22,6 +24,8 @@ def report_power(args: argparse.Namespace, db: str) -> int:
     from agent.report.power import build_report
     from agent.report.terminal import render, write_csv
 
+    if args.html is not None and importlib.util.find_spec("matplotlib") is None:
+        raise VigilError("the HTML report draws with matplotlib: pip install 'vigil[report]'")
     if not Path(db).exists() and "://" not in db:
         raise StorageError(db, "no such database (vigil run, replay --db or demo make one)")
     engine = open_engine(db)
@@ -30,10 +34,7 @@ def report_power(args: argparse.Namespace, db: str) -> int:
     text = args.since.strip()
     window = since_window(text)
     start = None if text == "all" or window is not None else parse_since(text, now)
-    if text == "all":
-        report = build_report(engine, generated=now)
-    else:
-        report = build_report(engine, generated=now, window_s=window, start=start)
+    report = build_report(engine, generated=now, window_s=window, start=start)
     engine.dispose()
     if args.json:
         json.dump(report, sys.stdout, indent=1)
@@ -51,39 +52,52 @@ def report_power(args: argparse.Namespace, db: str) -> int:
     return 0
 
 
-def calibrate(args: argparse.Namespace, db: str) -> int:
-    from agent.power.calibrate import run_calibration
+def calibrate(args: argparse.Namespace, config: Config, db: str) -> int:
+    from agent.power.calibrate import Block, require_probe, run_calibration
     from agent.power.calibrations import save_calibration
     from agent.power.probe import find_probe
 
     clock = SystemClock()
-    found = find_probe()
-    if found.probe is None:
-        raise CalibrationError(
-            "no measured energy source here ("
-            + "; ".join(found.reasons)
-            + "): vigil report power estimates with CPU time x a published coefficient"
+    battery = config.sensors.battery
+    probe = require_probe(
+        find_probe(
+            powercap_root=args.powercap,
+            power_supply_dir=battery.power_supply_dir,
+            termux_timeout_s=battery.termux_timeout_s,
         )
-    probe = found.probe
+    )
     total = args.pairs * (args.busy_s + args.idle_s)
     print(
         f"calibrating against {probe.label}: {args.pairs} pairs of {args.busy_s:g} s busy and "
-        f"{args.idle_s:g} s idle ({total / 60:.0f} min); keep the machine otherwise idle",
+        f"{args.idle_s:g} s idle ({total / 60:.1f} min); keep the machine otherwise idle",
         file=sys.stderr,
     )
 
-    def on_block(block: object) -> None:
-        print(f"  {block}", file=sys.stderr)
+    def on_block(block: Block) -> None:
+        print(
+            f"  pair {block.pair + 1:>2} {block.kind:<4} {block.power_w:8.3f} W "
+            f"({block.cores:.2f} cores busy, {block.seconds:.1f} s)",
+            file=sys.stderr,
+        )
 
-    result = run_calibration(
-        probe, clock, pairs=args.pairs, busy_s=args.busy_s, idle_s=args.idle_s, on_block=on_block
-    )
+    try:
+        result = run_calibration(
+            probe,
+            clock,
+            pairs=args.pairs,
+            busy_s=args.busy_s,
+            idle_s=args.idle_s,
+            on_block=on_block,
+        )
+    finally:
+        probe.close()
     engine = open_engine(db)
     upgrade(engine)
     save_calibration(engine, result, clock.now())
     engine.dispose()
     print(
         f"k = {result.k_w:.2f} W per busy core [{result.ci_low_w:.2f}-{result.ci_high_w:.2f}, "
-        f"95 %]; idle {result.idle_w:.2f} W, busy {result.busy_w:.2f} W; kept in {db}"
+        f"95 %]; idle {result.idle_w:.2f} W, busy {result.busy_w:.2f} W; kept in {db} "
+        "(vigil report power uses it)"
     )
     return 0

@@ -169,6 +169,9 @@ def _headline(report: Mapping[str, Any]) -> str:
     cpu_detail = f"{_sig(cpu)} CPU s" if cpu is not None else ""
     if core is not None:
         cpu_detail += f", {_sig(core)} % of one core"
+    running = _float(agent.get("cpu_pct_running"))
+    if running is not None:
+        cpu_detail += f" ({_sig(running)} % without start-up)"
     cards.append(
         (
             "card-energy",

@@ -34,7 +34,7 @@ from agent.memory import schema
 from agent.memory.wakes import WakeStore
 from agent.power.calibrations import latest_calibration
 from agent.power.coefficients import PUBLISHED_VCPU
-from agent.power.ledger import HOUR_S, NODE, PROCESS
+from agent.power.ledger import HOUR_S, NODE, PROCESS, STARTUP
 from agent.power.meter import HELPERS, LARGE_MODEL
 
 SCHEMA = "vigil.power-report/1"
@@ -108,7 +108,9 @@ def build_report(
             "banner": joules.banner,
             "coefficient": joules.coefficient,
         },
-        "agent": _agent(agent_cpu, agent_j, covered, joules, battery),
+        "agent": _agent(
+            agent_cpu, agent_j, covered, joules, battery, totals.get(STARTUP, _Sum()).cpu_s
+        ),
         "device_drain": battery.drain() if battery is not None else None,
         "components": components,
         "wakes": wakes,
@@ -330,12 +332,19 @@ def _number(value: object) -> float | None:
 
 # -- sections ---------------------------------------------------------------------------------
 def _agent(
-    cpu_s: float, energy_j: float, covered_s: float, j: Joules, battery: _Battery | None
+    cpu_s: float,
+    energy_j: float,
+    covered_s: float,
+    j: Joules,
+    battery: _Battery | None,
+    startup_s: float,
 ) -> dict[str, Any]:
     span = max(covered_s, 1.0)
     agent: dict[str, Any] = {
         "cpu_s": cpu_s,
         "cpu_pct_of_core": 100 * cpu_s / span,
+        # Running, start-ups (imports, the model's load) left out: what a long run tends to.
+        "cpu_pct_running": 100 * (cpu_s - startup_s) / span,
         "energy_j": energy_j,
         "energy_band_j": [cpu_s * j.low, cpu_s * j.high],
         "avg_power_w": energy_j / span,

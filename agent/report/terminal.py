@@ -69,7 +69,8 @@ def render(report: Mapping[str, Any], console: Console) -> None:
     console.print()
     line = (
         f"[bold]vigil itself[/]: {agent['cpu_s']:.2f} CPU s ({agent['cpu_pct_of_core']:.3f} % of "
-        f"one core) · {energy(agent['energy_j'])} "
+        f"one core; {agent['cpu_pct_running']:.3f} % without start-up) · "
+        f"{energy(agent['energy_j'])} "
         f"{band(agent['energy_band_j'], like=agent['energy_j'])}"
         f" · average {power(agent['avg_power_w'])} "
         f"{band(agent['avg_power_band_w'], 'W', agent['avg_power_w'])}"

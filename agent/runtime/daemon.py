@@ -152,7 +152,6 @@ def _run(
     )
     machine = machine_readers()
     logger.info("energy: %s", machine.about)
-    store.note_energy_source(machine.energy_label)
     ledger = Ledger(meter, "daemon", machine=machine)
     notifier.ready()
     stats = DriveStats()

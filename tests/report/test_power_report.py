@@ -113,7 +113,10 @@ def test_the_tiering_counterfactual_follows_from_the_measured_wakes(
     assert tiering["always_on_cpu_s"] == pytest.approx(always)
     k = PUBLISHED_VCPU.value
     assert tiering["saved_energy_j"] == pytest.approx(always * k - r["agent"]["energy_j"])
-    assert 0.99 < tiering["saved_share"] < 1.0
+    # (The agent's start-up here is the whole test process's CPU so far: the share is lower
+    # than a real replay's, whose start-up is its imports.)
+    assert tiering["saved_share"] == pytest.approx(tiering["saved_energy_j"] / (always * k))
+    assert 0.5 < tiering["saved_share"] < 1.0
     assert tiering["always_on_capped"] is False  # 20k x 0.3 s fits in a day on 2 cores
     assert any("samples the always-on tier" in a for a in tiering["assumptions"])
 
