@@ -11,7 +11,7 @@ from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
-_ENERGY_UNITS = ((3600.0, "Wh"), (3.6, "mWh"), (1.0, "J"), (0.001, "mJ"))
+_ENERGY_UNITS = ((3.6e6, "kWh"), (3600.0, "Wh"), (3.6, "mWh"), (1.0, "J"), (0.001, "mJ"))
 _POWER_UNITS = ((1.0, "W"), (0.001, "mW"), (1e-6, "µW"))
 
 
