@@ -9,14 +9,16 @@ windows of ``--minutes`` each and stops it with SIGTERM. Per window and overall:
   ``/proc/<pid>/task/*/schedstat`` (nanoseconds). CPU time, not wall time, so other work on
   the machine does not count; the ticks are 10 ms, so short windows are coarse;
 - the same per thread, by the names the daemon gives its threads (``vigil-poll`` runs the
-  sensors, ``vigil-sched`` is APScheduler's, the main thread runs the pipeline and the
-  database);
+  sensors, ``vigil-sched`` is APScheduler's, ``vigil-escalation`` waits for wakes, the main
+  thread runs the pipeline and the database; an unnamed one is a library's, e.g. OpenBLAS's),
+  with each thread's wake-ups per minute (voluntary context switches: a thread that polls
+  shows here even when its CPU is small);
 - resident memory at the window's end (VmRSS) and the peak so far (VmHWM).
 
 ``--wake`` adds a rule that wakes the larger model once, early in the first window (the
 ``llm`` extra, as ``vigil run`` finds it), and reports the daemon's resident memory before,
-during (the model runs in a child process) and after the wake; its CPU then includes the
-wake's own work in the daemon (the context, the diagnosis), not the child's.
+around (the daemon gathers the context, then the model runs in a child process) and after
+the wake; its CPU then includes the wake's own work in the daemon, not the child's.
 
     python bench/daemon.py [--windows 3] [--minutes 3] [--settle-s 30] [--wake]
     python bench/daemon.py --windows 1 --minutes 0.5 --settle-s 5     # a smoke run
@@ -52,7 +54,7 @@ class Reading:
 
     t: float
     cpu_s: float
-    threads: dict[int, tuple[str, float]]  # tid -> (name, run time s)
+    threads: dict[int, tuple[str, float, int]]  # tid -> (name, run time s, wake-ups)
     rss_mb: float
     hwm_mb: float
 
@@ -65,6 +67,7 @@ class Window:
     rss_mb: float
     hwm_mb: float
     per_thread: dict[str, float] = field(default_factory=dict)
+    wakeups: dict[str, int] = field(default_factory=dict)
 
 
 def vigil_argv() -> list[str]:
@@ -78,18 +81,22 @@ def read_daemon(pid: int) -> Reading:
         line = f.read()
     fields = line[line.rfind(b")") + 2 :].split()
     cpu_s = (int(fields[11]) + int(fields[12])) * TICK_S
-    threads: dict[int, tuple[str, float]] = {}
+    threads: dict[int, tuple[str, float, int]] = {}
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
             with open(f"/proc/{pid}/task/{tid}/comm") as f:
                 name = f.read().strip()
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                 run_ns = int(f.read().split()[0])
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                sleeps = [int(r.split()[1]) for r in f if r.startswith("voluntary_ctxt_switches:")]
         except (OSError, ValueError, IndexError):
             continue  # ended meanwhile
         if int(tid) == pid:
             name = f"main ({name})"
-        threads[int(tid)] = (name, run_ns / 1e9)
+        elif not name.startswith("vigil-"):
+            name = f"unnamed ({name})"
+        threads[int(tid)] = (name, run_ns / 1e9, sleeps[0] if sleeps else 0)
     status = {}
     with open(f"/proc/{pid}/status") as f:
         for row in f:
@@ -107,14 +114,17 @@ def read_daemon(pid: int) -> Reading:
 def window(a: Reading, b: Reading) -> Window:
     """What happened between two readings; threads of one name are summed (``name x2``)."""
     counts: dict[str, int] = {}
-    for name, _ in b.threads.values():
+    for name, _, _ in b.threads.values():
         counts[name] = counts.get(name, 0) + 1
     per_thread: dict[str, float] = {}
-    for tid, (name, run_s) in b.threads.items():
+    wakeups: dict[str, int] = {}
+    for tid, (name, run_s, sleeps) in b.threads.items():
         label = f"{name} x{counts[name]}" if counts[name] > 1 else name
-        per_thread[label] = per_thread.get(label, 0.0) + run_s - a.threads.get(tid, ("", 0.0))[1]
+        _, run_before, sleeps_before = a.threads.get(tid, ("", 0.0, 0))
+        per_thread[label] = per_thread.get(label, 0.0) + run_s - run_before
+        wakeups[label] = wakeups.get(label, 0) + sleeps - sleeps_before
     threads_s = sum(per_thread.values())
-    return Window(b.t - a.t, b.cpu_s - a.cpu_s, threads_s, b.rss_mb, b.hwm_mb, per_thread)
+    return Window(b.t - a.t, b.cpu_s - a.cpu_s, threads_s, b.rss_mb, b.hwm_mb, per_thread, wakeups)
 
 
 def children_rss_mb(pid: int) -> float:
@@ -217,7 +227,7 @@ def measure(pid: int, log: Path, args: argparse.Namespace, console: Console) -> 
     windows = [window(a, b) for a, b in zip(readings, readings[1:], strict=False)]
     report(windows, window(readings[0], readings[-1]), console)
     if args.wake:
-        report_wake(wake_rss, readings[-1], console)
+        report_wake(wake_rss, readings[0], readings[-1], console)
 
 
 def pct(cpu_s: float, wall_s: float) -> str:
@@ -240,31 +250,42 @@ def report(windows: list[Window], overall: Window, console: Console) -> None:
             f"{w.hwm_mb:.1f}",
         )
     console.print(table)
-    threads = Table(title="CPU per thread (% of one core, from each thread's run time)")
+    threads = Table(
+        title="CPU per thread (% of one core, from each thread's run time), and its wake-ups "
+        "per minute over all windows (voluntary context switches)"
+    )
     threads.add_column("thread")
     for i in range(1, len(windows) + 1):
         threads.add_column(f"window {i}", justify="right")
     threads.add_column("all", justify="right")
+    threads.add_column("wake-ups/min", justify="right")
     names = sorted(overall.per_thread, key=lambda n: -overall.per_thread[n])
     for name in names:
         cells = [pct(w.per_thread.get(name, 0.0), w.wall_s) for w in windows]
-        threads.add_row(name, *cells, pct(overall.per_thread[name], overall.wall_s))
+        per_min = 60.0 * overall.wakeups.get(name, 0) / overall.wall_s
+        threads.add_row(
+            name, *cells, pct(overall.per_thread[name], overall.wall_s), f"{per_min:.1f}"
+        )
     console.print(threads)
 
 
-def report_wake(samples: list[tuple[float, float, float]], last: Reading, console: Console) -> None:
-    during = [s for s in samples if s[2] > 0]
-    if not during:
+def report_wake(
+    samples: list[tuple[float, float, float]], first: Reading, last: Reading, console: Console
+) -> None:
+    """RSS before the wake (the first window's start), around it (the daemon gathers the
+    context and diagnoses before the child starts, so from 15 s before the child on), 10 s
+    after the child ended, and at the end."""
+    child = [s for s in samples if s[2] > 0]
+    if not child:
         console.print("--wake: no child process was seen: did the larger model run? (vigil doctor)")
         return
-    t0, t1 = during[0][0], during[-1][0]
-    before = [s[1] for s in samples if s[0] < t0]
+    t0, t1 = child[0][0], child[-1][0]
+    around = [s[1] for s in samples if t0 - 15.0 <= s[0] <= t1]
     after = [s[1] for s in samples if s[0] > t1 + 10.0]
     console.print(
-        f"--wake: daemon VmRSS before the wake {before[-1] if before else float('nan'):.1f} MB, "
-        f"during {max(s[1] for s in during):.1f} MB (the model's child up to "
-        f"{max(s[2] for s in during):.0f} MB, for {t1 - t0:.1f} s), "
-        f"10 s after it {after[0] if after else float('nan'):.1f} MB, "
+        f"--wake: daemon VmRSS before {first.rss_mb:.1f} MB, around the wake up to "
+        f"{max(around):.1f} MB (the model's child up to {max(s[2] for s in child):.0f} MB, "
+        f"for {t1 - t0:.1f} s), 10 s after it {after[0] if after else float('nan'):.1f} MB, "
         f"at the end {last.rss_mb:.1f} MB (peak {last.hwm_mb:.1f} MB)"
     )
 

@@ -48,6 +48,11 @@ class _Watchdog:
         self._interval_s = notifier.watchdog_interval_s()
         self._last = clock.monotonic()
 
+    @property
+    def every_s(self) -> float | None:
+        """How often the loop must look in: twice per watchdog interval, or never."""
+        return None if self._interval_s is None else self._interval_s / 2
+
     def tick(self) -> None:
         if self._interval_s is None:
             return
@@ -132,6 +137,7 @@ def _run(
         misfire_grace_s=config.daemon.misfire_grace_s,
         retry_max_s=config.daemon.retry_max_s,
         on_idle=watchdog.tick,
+        idle_every_s=watchdog.every_s,
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

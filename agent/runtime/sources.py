@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
@@ -18,7 +19,6 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from agent.clock import Clock
 from agent.gate import Rejected, SampleGate
-from agent.runtime.notify import Notifier
 from agent.runtime.poller import Poller
 from agent.runtime.trace import ReadCounts, TraceWriter
 from agent.samples import Sample
@@ -26,7 +26,12 @@ from agent.sensors.base import Sensor
 
 logger = logging.getLogger(__name__)
 
-#: The names the threads show in ``top -H`` and ``/proc/<pid>/task/*/comm`` (15 bytes at most).
+#: How often the loop hands the C heap's free pages back to the OS (after start-up, then
+#: at this interval: what a wake or a long commit freed).
+TRIM_EVERY_S = 3600.0
+
+#: The names the threads show in ``top -H`` and ``/proc/<pid>/task/*/comm`` (15 bytes at most;
+#: other threads whose Python name starts with ``vigil-`` show that name too).
 POLL_THREAD = "vigil-poll"
 SCHEDULER_THREAD = "vigil-sched"
 
@@ -75,9 +80,6 @@ class LiveSource:
         self._recorder = recorder
         self._duration_s = duration_s
         self._on_idle = on_idle
-        if idle_every_s is None and on_idle is not None:
-            watchdog_s = Notifier.from_environ().watchdog_interval_s()
-            idle_every_s = None if watchdog_s is None else watchdog_s / 2
         self._idle_every_s = idle_every_s
         self._queue: queue.SimpleQueue[Sample | _JobCrashed | _Stop] = queue.SimpleQueue()
         self._stop = threading.Event()
@@ -124,12 +126,18 @@ class LiveSource:
                 name=f"poll {poller.sensor.name}",
                 next_run_time=first_poll,  # at once, then on the interval
             )
+        release_free_memory()  # what start-up freed: about 0.5 MB
+        trim_at = started + TRIM_EVERY_S
         self._scheduler.start()
-        for thread in threading.enumerate():
-            if thread.name == "APScheduler" and thread.ident is not None:
-                set_thread_name(SCHEDULER_THREAD, thread.ident)
+        for thread in threading.enumerate():  # APScheduler's, and the daemon's own
+            name = SCHEDULER_THREAD if thread.name == "APScheduler" else thread.name
+            if name.startswith("vigil-") and thread.ident is not None:
+                set_thread_name(name, thread.ident)
         try:
             while not self._stop.is_set():
+                if self._clock.monotonic() >= trim_at:
+                    release_free_memory()
+                    trim_at = self._clock.monotonic() + TRIM_EVERY_S
                 timeout = self._idle_every_s
                 if self._duration_s is not None:
                     left = self._duration_s - (self._clock.monotonic() - started)
@@ -179,6 +187,8 @@ def set_thread_name(name: str, ident: int | None = None) -> bool:
     """Give a thread (this one, or the one whose ``threading`` ident is ``ident``: a pthread
     handle on Linux) a name the OS shows; Python's thread names stay inside Python. True
     when it took; False where the C library offers no way (not Linux or Android)."""
+    if not sys.platform.startswith(("linux", "android")):
+        return False  # macOS's pthread_setname_np names only the calling thread
     try:
         libc = ctypes.CDLL(None)
         raw = name.encode()[:15]
@@ -189,3 +199,23 @@ def set_thread_name(name: str, ident: int | None = None) -> bool:
     except (OSError, AttributeError):
         return False
     return bool(done)
+
+
+_malloc_trim: Callable[[int], int] | None = None
+
+
+def release_free_memory() -> bool:
+    """Hand the C heap's free pages back to the OS (glibc's ``malloc_trim``), which otherwise
+    keeps them resident. True when it ran; a no-op where the C library has no such call
+    (musl, Android's bionic, macOS)."""
+    global _malloc_trim
+    if _malloc_trim is None:
+        try:
+            _malloc_trim = ctypes.CDLL(None).malloc_trim
+        except (OSError, AttributeError):
+            _malloc_trim = _no_trim
+    return _malloc_trim(0) >= 0
+
+
+def _no_trim(_pad: int) -> int:
+    return -1

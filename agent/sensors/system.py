@@ -1,4 +1,5 @@
-"""System sensor (stage 1): CPU, memory, network, disk via psutil; read() is thin, parse() pure."""
+"""System sensor (stage 1): CPU, memory, network, disk, temperature, psutil's numbers (read
+from /proc and /sys directly where psutil reads more than that); read() is thin, parse() pure."""
 
 from __future__ import annotations
 
@@ -113,9 +114,9 @@ class PsutilProbe:
             text = b""
         found: dict[bytes, int] = {}
         for line in text.splitlines():
-            if line.startswith(b"Swap"):
-                key, value = line.split()[:2]
-                found[key] = int(value) * 1024
+            words = line.split()
+            if line.startswith(b"Swap") and len(words) >= 2 and words[1].isdigit():
+                found[words[0]] = int(words[1]) * 1024
         if b"SwapTotal:" in found and b"SwapFree:" in found:
             total = found[b"SwapTotal:"]
             return total, total - found[b"SwapFree:"]
@@ -131,7 +132,8 @@ class PsutilProbe:
             for line in lines:
                 name, _, rest = line.rpartition(b":")
                 fields = rest.split()
-                counts[os.fsdecode(name.strip())] = (int(fields[0]), int(fields[8]))
+                if len(fields) >= 9 and fields[0].isdigit() and fields[8].isdigit():
+                    counts[os.fsdecode(name.strip())] = (int(fields[0]), int(fields[8]))
         else:
             counts = {
                 n: (c.bytes_recv, c.bytes_sent)
@@ -168,6 +170,8 @@ class PsutilProbe:
         for line in lines:
             fields = line.split()
             if len(fields) == 14 or len(fields) >= 18:
+                if not (fields[5].isdigit() and fields[9].isdigit()):
+                    return None
                 counts[os.fsdecode(fields[2])] = (int(fields[5]) * 512, int(fields[9]) * 512)
             elif len(fields) != 7:  # 7: a partition on Linux 2.6, left out anyway
                 return None
