@@ -62,6 +62,11 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+#: The last second of the year 9999 (UTC): later times have no ISO 8601 form, and their
+#: microseconds overflow the database's 64-bit integers long before.
+MAX_T = 253_402_300_799.0
+
+
 class SampleGate:
     """Checks samples in arrival order: valid fields, and time never going back per sensor."""
 
@@ -77,9 +82,14 @@ class SampleGate:
         if not _is_number(t):
             raise Rejected("bad_t", f"'t' is not a number: {t!r}")
         assert isinstance(t, int | float)
-        tf = float(t)
+        try:
+            tf = float(t)
+        except OverflowError:  # an integer beyond any float
+            raise Rejected("t_out_of_range", f"'t' has {len(str(t))} digits") from None
         if not math.isfinite(tf):
             raise Rejected("non_finite", f"'t' is {tf!r}")
+        if not 0.0 <= tf <= MAX_T:
+            raise Rejected("t_out_of_range", f"'t' {tf!r} is not between 1970 and 9999")
         fields = check_fields(sensor, data)
         # Status samples speak for another sensor and are ordered with it, not with each other.
         key = f"status.{fields['of']}" if sensor == "status" else sensor

@@ -79,6 +79,7 @@ def test_shipped_template(tmp_path: Path) -> None:
         "ExecStart=%h/.local/bin/vigil run",
         "Restart=on-failure",
         "RestartSec=10",
+        "RestartPreventExitStatus=2",  # a config error exits 2: no restart loop
         "WatchdogSec=60",
         "TimeoutStopSec=30",
         "KillSignal=SIGTERM",

@@ -47,6 +47,9 @@ BAD_LINES = [
     ('{"t": "noon", "sensor": "system"}\n', "bad_t"),
     ('{"t": true, "sensor": "system"}\n', "bad_t"),
     ('{"t": NaN, "sensor": "system"}\n', "non_finite"),
+    ('{"t": 1e13, "sensor": "system", "cpu_pct": 1}\n', "t_out_of_range"),  # year 318857
+    ('{"t": -5.0, "sensor": "system", "cpu_pct": 1}\n', "t_out_of_range"),
+    ('{"t": 1' + "0" * 400 + ', "sensor": "system", "cpu_pct": 1}\n', "t_out_of_range"),
     ('{"t": 5.0, "sensor": "system", "cpu_pct": NaN}\n', "non_finite"),
     ('{"t": 5.0, "sensor": "system", "cpu_pct": Infinity}\n', "non_finite"),
     ('{"t": 5.0, "sensor": "system", "cpu_pct": 1e999}\n', "non_finite"),
