@@ -189,3 +189,21 @@ def test_replay_keeps_the_counts_in_memory(
     }
     assert store.sample_count() == 1
     store.close()
+
+
+@pytest.mark.parametrize("suffix", [".jsonl", ".jsonl.gz"])
+@pytest.mark.parametrize("at", [2, 500])  # in the first 8 KB the decoder reads, and later
+def test_a_byte_that_is_not_utf8_spoils_its_line_only(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, suffix: str, at: int
+) -> None:
+    lines = [b'{"t": %d.0, "sensor": "system", "cpu_pct": 1.0}\n' % i for i in range(1, 1001)]
+    lines[at - 2] = b'{"t": %d.0, "sensor": "system", "app": "caf\xe9"}\n' % (at - 1)
+    raw = HEADER.encode() + b"".join(lines)
+    path = tmp_path / f"t{suffix}"
+    path.write_bytes(gzip.compress(raw) if suffix.endswith(".gz") else raw)
+    counts = ReadCounts()
+    with caplog.at_level(logging.WARNING):
+        got = list(read_trace([path], counts))
+    assert len(got) == 999 and got[-1].t == 1000.0  # read to the end
+    assert counts.rejected == {"bad_utf8": 1} and not counts.warnings
+    assert f"{path}:{at}: rejected (bad_utf8)" in caplog.text

@@ -29,10 +29,13 @@ LOGGED_PER_REASON = 20
 
 
 def _open_text(path: Path, mode: str) -> IO[str]:
+    # Reading, a byte that is not UTF-8 must spoil its own line, not the file: it is kept as
+    # a lone surrogate ("surrogateescape") and the line is rejected (``_parse_line``).
+    errors = "surrogateescape" if mode == "r" else "strict"
     if path.suffix == ".gz":
         raw = gzip.GzipFile(path, mode + "b")
-        return io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
-    return open(path, mode, encoding="utf-8", newline="\n")  # noqa: SIM115
+        return io.TextIOWrapper(raw, encoding="utf-8", errors=errors, newline="\n")
+    return open(path, mode, encoding="utf-8", errors=errors, newline="\n")  # noqa: SIM115
 
 
 class TraceWriter:
@@ -100,8 +103,9 @@ def read_header(path: Path) -> dict[str, Any]:
 
 def _parse_header(path: Path, line: str) -> dict[str, Any]:
     try:
+        line.encode("utf-8")  # a byte that is not UTF-8 (see ``_open_text``)
         header = json.loads(line)
-    except ValueError:
+    except (ValueError, UnicodeEncodeError):
         header = None
     if not isinstance(header, dict) or "vigil_trace" not in header:
         raise TraceError(str(path), "not a vigil trace (line 1 is not a vigil_trace header)")
@@ -163,6 +167,11 @@ def _parse_line(
 ) -> Sample | None:
     if not line.strip():
         return None
+    if not line.isascii():
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return _reject(path, lineno, counts, "bad_utf8", f"a byte that is not UTF-8: {exc}")
     try:
         obj = json.loads(line, parse_constant=_reject_constant)
     except ValueError as exc:
