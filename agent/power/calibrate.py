@@ -220,10 +220,11 @@ def _burn(stop: threading.Event) -> None:
 
 def device_name(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     """``host: CPU model, N CPUs``: which machine a calibration belongs to."""
-    return f"{platform.node() or 'unknown host'}: {_cpu_model(cpuinfo)}, {os.cpu_count()} CPUs"
+    return f"{platform.node() or 'unknown host'}: {cpu_model(cpuinfo)}, {os.cpu_count()} CPUs"
 
 
-def _cpu_model(cpuinfo: str | Path) -> str:
+def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """The CPU's name from ``cpuinfo`` (x86's "model name", ARM's "Hardware"...)."""
     try:
         text = Path(cpuinfo).read_text(encoding="utf-8", errors="replace")
     except OSError:

@@ -70,15 +70,6 @@ class PowerMeter:
             cost.cpu_s += cpu_s
             cost.calls += calls
 
-    def measure(self, name: str, work: Callable[[], object]) -> None:
-        """Run ``work`` on this thread and ``add`` its CPU time to ``name`` (for threads
-        other than the loop's)."""
-        start = self._cpu_time()
-        try:
-            work()
-        finally:
-            self.add(name, self._cpu_time() - start)
-
     def take(self) -> dict[str, StageCost]:
         """What was charged since the last ``take``, and start afresh. The laps' own cost is
         charged to ``metering``: laps × the cost of one lap, measured when the meter was

@@ -31,10 +31,14 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from agent.memory import schema
+from agent.memory.recall import number
+from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
+from agent.platform import is_termux
+from agent.power.calibrate import cpu_model
 from agent.power.calibrations import latest_calibration
 from agent.power.coefficients import PUBLISHED_VCPU
-from agent.power.ledger import HOUR_S, NODE, PROCESS, STARTUP
+from agent.power.ledger import HOUR_S, NODE, PROCESS, STARTUP, hour_of
 from agent.power.meter import HELPERS, LARGE_MODEL
 
 SCHEMA = "vigil.power-report/1"
@@ -68,13 +72,15 @@ def build_report(
     """The report of the ``window_s`` seconds up to the newest record, or from ``start``, or
     of everything. The newest record, not the wall clock, ends the period: a replay's day
     lies in the past. ``generated`` is the wall time the report is made (shown only)."""
-    end = _newest_t(engine)
+    store = MemoryStore(engine)  # its reader: an unreadable database is a StorageError
+    end = _newest_t(store)
     if end is None:
         end = generated
     if start is None:
-        start = end - window_s if window_s is not None else _oldest_t(engine, end)
+        start = end - window_s if window_s is not None else _oldest_t(store, end)
     period_s = max(end - start, 1.0)
-    ledger = _ledger_rows(engine, start, end)
+    meta = store.meta()
+    ledger = _ledger_rows(store, start, end)
     per_hour = _per_hour(ledger)
     totals = _totals(ledger)
     cores = os.cpu_count() or 1
@@ -87,16 +93,16 @@ def build_report(
     children = {n: s for n, s in totals.items() if n in CHILD_STAGES}
     unattributed = _unattributed(totals)
     agent_cpu = process.cpu_s + sum(s.cpu_s for s in children.values())
-    joules = _joules(engine, per_hour, node, agent_cpu)
-    battery = _battery(engine, start, end)
+    joules = _joules(store, meta, per_hour, node, agent_cpu)
+    battery = _battery(store, start, end)
     agent_j = agent_cpu * joules.value
     components = _components(in_process, children, unattributed, agent_cpu, joules)
-    wakes = _wakes(engine, start, end, joules)
+    wakes = _wakes(store, start, end, joules)
     report: dict[str, Any] = {
         "schema": SCHEMA,
         "generated": _iso(generated),
         "period": {"start": _iso(start), "end": _iso(end), "hours": period_s / HOUR_S},
-        "device": _device(engine, cores),
+        "device": _device(meta, cores),
         "coverage": {
             "ledger_hours": covered / HOUR_S,
             "share": min(1.0, covered / period_s),
@@ -114,8 +120,8 @@ def build_report(
         "device_drain": battery.drain() if battery is not None else None,
         "components": components,
         "wakes": wakes,
-        "tiering": _tiering(engine, totals, agent_cpu, covered, cores, joules, wakes),
-        "timeline": _timeline(engine, per_hour, start, end, joules, battery),
+        "tiering": _tiering(store, totals, agent_cpu, covered, cores, joules, wakes),
+        "timeline": _timeline(store, per_hour, start, end, joules, battery),
         "method": _method(joules, battery, {r["origin"] for r in ledger}),
     }
     return report
@@ -130,12 +136,10 @@ class _Sum:
     energy_j: float | None = None
 
 
-def _ledger_rows(engine: Engine, start: float, end: float) -> list[dict[str, Any]]:
+def _ledger_rows(store: MemoryStore, start: float, end: float) -> list[dict[str, Any]]:
     table = schema.power_ledger
-    first_hour = int(start // HOUR_S) * int(HOUR_S) * 1_000_000
-    query = select(table).where(table.c.hour_us >= first_hour, table.c.hour_us <= end * 1e6)
-    with engine.connect() as conn:
-        return [dict(r._mapping) for r in conn.execute(query)]
+    query = select(table).where(table.c.hour_us >= hour_of(start), table.c.hour_us <= end * 1e6)
+    return [dict(r._mapping) for r in store.query(query)]
 
 
 def _totals(rows: Iterable[dict[str, Any]]) -> dict[str, _Sum]:
@@ -175,13 +179,18 @@ def _agent_cpu(components: dict[str, _Sum]) -> float:
 
 # -- energy -----------------------------------------------------------------------------------
 def _joules(
-    engine: Engine, per_hour: dict[int, dict[str, _Sum]], node: _Sum, agent_cpu: float
+    store: MemoryStore,
+    meta: dict[str, str],
+    per_hour: dict[int, dict[str, _Sum]],
+    node: _Sum,
+    agent_cpu: float,
 ) -> Joules:
     if node.energy_j is not None and node.cpu_s > 0 and agent_cpu > 0:
-        attributed = _attributed(engine, per_hour, agent_cpu)
+        label = meta.get("energy_source", "RAPL")
+        attributed = _attributed(label, per_hour, agent_cpu)
         if attributed is not None:
             return attributed
-    calibration = latest_calibration(engine)
+    calibration = latest_calibration(store.engine)
     if calibration is not None:
         when = datetime.fromtimestamp(calibration.created_t, tz=UTC).date().isoformat()
         source = f"{calibration.source}, calibrated {when} on {calibration.device}"
@@ -216,7 +225,7 @@ def _joules(
 
 
 def _attributed(
-    engine: Engine, per_hour: dict[int, dict[str, _Sum]], agent_cpu: float
+    label: str, per_hour: dict[int, dict[str, _Sum]], agent_cpu: float
 ) -> Joules | None:
     """RAPL energy above the idle floor, shared by CPU time, as J per agent CPU-second."""
     hours = [
@@ -237,7 +246,6 @@ def _attributed(
             total += dynamic * min(1.0, agent / n.cpu_s)
         return total / agent_cpu
 
-    label = _meta(engine).get("energy_source", "RAPL")
     central = share(_percentile(powers, 5))
     low, high = share(_percentile(powers, 25)), share(0.0)
     return Joules(
@@ -284,7 +292,7 @@ class _Battery:
 _GAP_S = 600.0
 
 
-def _battery(engine: Engine, start: float, end: float) -> _Battery | None:
+def _battery(store: MemoryStore, start: float, end: float) -> _Battery | None:
     table = schema.samples
     query = (
         select(table.c.t_us, table.c.data)
@@ -295,20 +303,21 @@ def _battery(engine: Engine, start: float, end: float) -> _Battery | None:
         )
         .order_by(table.c.t_us)
     )
-    with engine.connect() as conn:
-        rows = list(conn.execute(query))
+    rows = store.query(query)
     if not rows:
         return None
     points = []
+    volts = []
     for t_us, text in rows:
         data = json.loads(text)
-        watts = _number(data.get("power_W"))
-        pct = _number(data.get("battery_pct"))
+        watts = number(data.get("power_W"))
+        pct = number(data.get("battery_pct"))
         charging = data.get("charging")
         points.append((t_us / 1e6, watts, pct, charging if isinstance(charging, bool) else None))
+        if v := number(data.get("voltage_V")):
+            volts.append(v)
     energy = seconds = 0.0
     drop_pct = drop_j = 0.0
-    volts = [v for t, text in rows if (v := _number(json.loads(text).get("voltage_V")))]
     for (t0, w0, p0, c0), (t1, w1, _p1, _c1) in zip(points, points[1:], strict=False):
         dt = t1 - t0
         if c0 is not False or w0 is None or w1 is None or not 0 < dt <= _GAP_S:
@@ -322,12 +331,6 @@ def _battery(engine: Engine, start: float, end: float) -> _Battery | None:
     capacity = drop_j / 3600 / (drop_pct / 100) if drop_pct >= 5 else None
     volts_mean = statistics.fmean(volts) if volts else None
     return _Battery(points, energy, seconds, capacity, volts_mean)
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return float(value)
 
 
 # -- sections ---------------------------------------------------------------------------------
@@ -390,8 +393,8 @@ def _components(
     return rows
 
 
-def _wakes(engine: Engine, start: float, end: float, j: Joules) -> dict[str, Any]:
-    rows = [r for r in WakeStore(engine).findings(start) if r["t"] <= end]
+def _wakes(store: MemoryStore, start: float, end: float, j: Joules) -> dict[str, Any]:
+    rows = [r for r in WakeStore(store.engine).findings(start) if r["t"] <= end]
     items = []
     for r in rows:
         cpu = r["cpu_s"]
@@ -425,7 +428,7 @@ def _wakes(engine: Engine, start: float, end: float, j: Joules) -> dict[str, Any
 
 
 def _tiering(
-    engine: Engine,
+    store: MemoryStore,
     totals: dict[str, _Sum],
     agent_cpu: float,
     covered_s: float,
@@ -435,7 +438,7 @@ def _tiering(
 ) -> dict[str, Any] | None:
     """The same ticks with the larger model asked at every one, at its measured cost."""
     ticks = totals.get("storage", _Sum()).calls  # one storage lap per sample judged
-    costs = sorted(c for c in _measured_wake_cpu(engine) if c > 0)
+    costs = sorted(c for c in _measured_wake_cpu(store) if c > 0)
     if not ticks or not costs:
         return None
     in_period = wakes["cpu_s_median"] is not None
@@ -484,15 +487,14 @@ def _tiering(
     }
 
 
-def _measured_wake_cpu(engine: Engine) -> list[float]:
+def _measured_wake_cpu(store: MemoryStore) -> list[float]:
     table = schema.wakes
     query = select(table.c.cpu_s).where(table.c.cpu_s.is_not(None))
-    with engine.connect() as conn:
-        return [float(r[0]) for r in conn.execute(query)]
+    return [float(r[0]) for r in store.query(query)]
 
 
 def _timeline(
-    engine: Engine,
+    store: MemoryStore,
     per_hour: dict[int, dict[str, _Sum]],
     start: float,
     end: float,
@@ -519,8 +521,8 @@ def _timeline(
             device.append(
                 {"t": _iso(t), "power_w": watts, "battery_pct": pct, "charging": charging}
             )
-    anomalies = _events(engine, "anomaly.start", start, end)
-    wakes = [t for t, _ in _events(engine, "wake.done", start, end)]
+    anomalies = _events(store, "anomaly.start", start, end)
+    wakes = [t for t, _ in _events(store, "wake.done", start, end)]
     return {
         "hours": [_iso(h / 1e6) for h in hours],
         "agent_power_w": power,
@@ -532,15 +534,14 @@ def _timeline(
     }
 
 
-def _events(engine: Engine, kind: str, start: float, end: float) -> list[tuple[str, str]]:
+def _events(store: MemoryStore, kind: str, start: float, end: float) -> list[tuple[str, str]]:
     table = schema.events
     query = (
         select(table.c.t_us, table.c.subject)
         .where(table.c.kind == kind, table.c.t_us >= start * 1e6, table.c.t_us <= end * 1e6)
         .order_by(table.c.t_us)
     )
-    with engine.connect() as conn:
-        return [(_iso(t / 1e6), s) for t, s in conn.execute(query)]
+    return [(_iso(t / 1e6), s) for t, s in store.query(query)]
 
 
 def _method(j: Joules, battery: _Battery | None, origins: set[str]) -> list[str]:
@@ -589,49 +590,29 @@ def _method(j: Joules, battery: _Battery | None, origins: set[str]) -> list[str]
 
 
 # -- small readers ----------------------------------------------------------------------------
-def _newest_t(engine: Engine) -> float | None:
-    table = schema.power_ledger
-    with engine.connect() as conn:
-        hour = conn.execute(select(func.max(table.c.hour_us))).scalar()
-        newest = conn.execute(select(func.max(schema.samples.c.t_us))).scalar()
+def _newest_t(store: MemoryStore) -> float | None:
+    hour = store.query(select(func.max(schema.power_ledger.c.hour_us)))[0][0]
+    newest = store.query(select(func.max(schema.samples.c.t_us)))[0][0]
     candidates = [v / 1e6 for v in (newest,) if v is not None]
     if hour is not None:
         candidates.append(hour / 1e6 + (0.0 if candidates else HOUR_S))
     return max(candidates) if candidates else None
 
 
-def _oldest_t(engine: Engine, end: float) -> float:
-    with engine.connect() as conn:
-        hour = conn.execute(select(func.min(schema.power_ledger.c.hour_us))).scalar()
-        oldest = conn.execute(select(func.min(schema.samples.c.t_us))).scalar()
+def _oldest_t(store: MemoryStore, end: float) -> float:
+    hour = store.query(select(func.min(schema.power_ledger.c.hour_us)))[0][0]
+    oldest = store.query(select(func.min(schema.samples.c.t_us)))[0][0]
     candidates = [v / 1e6 for v in (hour, oldest) if v is not None]
     return min(candidates) if candidates else end - HOUR_S
 
 
-def _meta(engine: Engine) -> dict[str, str]:
-    with engine.connect() as conn:
-        return {r.key: r.value for r in conn.execute(select(schema.meta))}
-
-
-def _device(engine: Engine, cores: int) -> dict[str, Any]:
-    meta = _meta(engine)
+def _device(meta: dict[str, str], cores: int) -> dict[str, Any]:
     return {
         "host": meta.get("host", platform.node()),
-        "platform": "android" if "ANDROID_ROOT" in os.environ else platform.system().lower(),
-        "cpu": _cpu_model(),
+        "platform": "android" if is_termux() else platform.system().lower(),
+        "cpu": cpu_model(),
         "cores": cores,
     }
-
-
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.startswith(("model name", "Hardware")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
 
 
 def _iso(t: float) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console, Group
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -154,7 +154,7 @@ def _components(rows: Sequence[Mapping[str, Any]]) -> Table:
     return table
 
 
-def _wakes(wakes: Mapping[str, Any]) -> Group | Text:
+def _wakes(wakes: Mapping[str, Any]) -> Table | Text:
     if not wakes["items"]:
         return Text("No wakes of the larger model in this period.")
     table = Table(title=f"Wakes of the larger model ({wakes['count']})", title_justify="left")
@@ -182,7 +182,7 @@ def _wakes(wakes: Mapping[str, Any]) -> Group | Text:
             energy(w["energy_j"]),
             f"{w['tokens_in'] or 0}/{w['tokens_out'] or 0}",
         )
-    return Group(table)
+    return table
 
 
 def write_csv(report: Mapping[str, Any], path: Path) -> int:

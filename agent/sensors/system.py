@@ -152,9 +152,7 @@ class PsutilProbe:
             disks = psutil.disk_io_counters(perdisk=True) or {}
             counts = {name: (d.read_bytes, d.write_bytes) for name, d in disks.items()}
         return {
-            name: c
-            for name, c in counts.items()
-            if not name.startswith(_VIRTUAL_DISK_PREFIXES) and not self._partition(name)
+            name: c for name, c in counts.items() if is_physical_disk(name, self._partition(name))
         }
 
     def _diskstats(self) -> dict[str, tuple[int, int]] | None:
