@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from _desktop import XSession, start_xsession
+from hypothesis import HealthCheck, settings
 
 from agent.memory.db import open_engine, upgrade
 from agent.memory.store import MemoryStore
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"
+
+# Property-based tests: the same cases on every run (a failure is reproducible, never luck),
+# no deadline (CPU time on a busy 2-core machine is not the property under test), and no
+# example database left in the tree. More cases: HYPOTHESIS_PROFILE=deep.
+settings.register_profile(
+    "vigil",
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.register_profile("deep", parent=settings.get_profile("vigil"), max_examples=20_000)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "vigil"))
 
 
 class ManualClock:
