@@ -12,7 +12,8 @@ class Clock(Protocol):
         ...
 
     def monotonic(self) -> float:
-        """Seconds on a clock that never jumps, for intervals (watchdog, backoff)."""
+        """Seconds on a clock that never steps and counts suspend, for intervals (watchdog,
+        backoff) and for telling a step of ``now`` from time passing."""
         ...
 
 
@@ -23,7 +24,12 @@ class SystemClock:
         return time.time()
 
     def monotonic(self) -> float:
-        return time.monotonic()
+        # CLOCK_BOOTTIME counts suspend, so a laptop's sleep is not mistaken for a step of the
+        # system clock (``runtime/timeline.py``); Linux and Android have it.
+        return time.clock_gettime(_BOOTTIME) if _BOOTTIME is not None else time.monotonic()
+
+
+_BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 
 
 def sleep(seconds: float) -> None:

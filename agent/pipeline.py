@@ -129,6 +129,9 @@ class Pipeline:
             if event.kind == "sensor.down":
                 self.rules.sensor_down(event.subject)
             return Step([event, *self.rules.on_events([event])])
+        if sample.sensor == "clock":  # the live source saw the system clock step
+            event = Event(sample.t, "clock.jump", "system", {"step_s": sample.data["step_s"]})
+            return Step([event, *self.rules.on_events([event])])
         step = Step(sessions=self.sessions.feed(sample))
         values = stream_values(sample)
         meter.lap("features")

@@ -11,7 +11,7 @@ from agent.samples import Sample
 
 def stream_values(sample: Sample) -> dict[str, float]:
     """The stream values this sample carries, at ``sample.t``."""
-    if sample.sensor == "status":
+    if sample.sensor in ("status", "clock"):  # events of the runtime, not measurements
         return {}
     if sample.sensor == "metric":
         value = sample.data.get("value")

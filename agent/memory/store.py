@@ -52,6 +52,11 @@ def from_us(t_us: int) -> float:
     return t_us / 1_000_000
 
 
+def _step_s(data: str) -> float:
+    step = json.loads(data).get("step_s")
+    return float(step) if isinstance(step, int | float) else 0.0
+
+
 def _sum_known(a: Any, b: Any) -> Any:
     return coalesce(a + b, a, b)
 
@@ -321,12 +326,23 @@ class MemoryStore:
         }
 
     def _prune(self, conn: Connection) -> None:
-        """Delete raw samples past the retention, at most once per hour of sample time."""
+        """Delete raw samples past the retention, at most once per hour of sample time.
+
+        Retention is real time: a forward step of the system clock inside the retention period
+        (a ``clock.jump`` event) would make every sample before it look older than it is, so
+        the cutoff moves back by the steps (a 30-day step must not delete the samples of the
+        hour before it)."""
         if self.retention_s is None or self._latest_t is None:
             return
         if self._pruned_t is not None and self._latest_t - self._pruned_t < _PRUNE_EVERY_S:
             return
-        cutoff = to_us(self._latest_t - self.retention_s)
+        window_us = to_us(self._latest_t - self.retention_s)
+        events = schema.events
+        jumps = conn.execute(
+            select(events.c.data).where(events.c.kind == "clock.jump", events.c.t_us >= window_us)
+        )
+        stepped_s = sum(max(0.0, _step_s(data)) for (data,) in jumps)
+        cutoff = to_us(self._latest_t - self.retention_s - stepped_s)
         gone = conn.execute(delete(schema.samples).where(schema.samples.c.t_us < cutoff))
         if gone.rowcount:
             logger.debug("retention: %d samples older than %s deleted", gone.rowcount, cutoff)
@@ -379,6 +395,11 @@ class MemoryStore:
             AppSession(r.app, r.title, from_us(r.start_us), from_us(r.end_us), r.polls)
             for r in self.query(query)
         ]
+
+    def newest_sample_t(self) -> float | None:
+        """The time of the newest committed sample, or None on an empty database."""
+        newest = self.query(select(func.max(schema.samples.c.t_us)))[0][0]
+        return None if newest is None else from_us(newest)
 
     def sample_count(self) -> int:
         return int(self.query(select(func.count()).select_from(schema.samples))[0][0])

@@ -138,6 +138,7 @@ def _run(
         retry_max_s=config.daemon.retry_max_s,
         on_idle=watchdog.tick,
         idle_every_s=watchdog.every_s,
+        not_before=store.newest_sample_t(),  # sample time never goes back, across restarts
     )
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:

@@ -20,6 +20,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from agent.clock import Clock
 from agent.gate import Rejected, SampleGate
 from agent.runtime.poller import Poller
+from agent.runtime.timeline import SampleClock
 from agent.runtime.trace import ReadCounts, TraceWriter
 from agent.samples import Sample
 from agent.sensors.base import Sensor
@@ -29,6 +30,11 @@ logger = logging.getLogger(__name__)
 #: How often the loop hands the C heap's free pages back to the OS (after start-up, then
 #: at this interval: what a wake or a long commit freed).
 TRIM_EVERY_S = 3600.0
+
+#: How often the waiting loop reads the clock, so a step of the system clock is seen (and the
+#: polls rescheduled) even while no poll runs: a step back would otherwise hold every job
+#: back by the step, since the scheduler plans in wall-clock time.
+CLOCK_CHECK_S = 10.0
 
 #: The names the threads show in ``top -H`` and ``/proc/<pid>/task/*/comm`` (15 bytes at most;
 #: other threads whose Python name starts with ``vigil-`` show that name too).
@@ -58,7 +64,9 @@ class LiveSource:
     itself (``vigil record --seconds N``). The loop sleeps until a sample, a stop or the end
     comes; ``on_idle`` is called at each of those and at least every ``idle_every_s``. The
     daemon pings the systemd watchdog from it, so by default that is half the watchdog's
-    ping interval, and never without a watchdog.
+    ping interval. It also reads the clock at least every ``CLOCK_CHECK_S``: samples are
+    stamped by a ``SampleClock``, and a step of the system clock is queued as a ``clock``
+    sample and replans the polls.
     """
 
     def __init__(
@@ -73,9 +81,11 @@ class LiveSource:
         duration_s: float | None = None,
         on_idle: Callable[[], None] | None = None,
         idle_every_s: float | None = None,
+        not_before: float | None = None,
     ) -> None:
         self.sensors = list(sensors)
-        self._clock = clock
+        self._wall = clock  # what the scheduler plans with
+        self._clock = SampleClock(clock, not_before=not_before, on_step=self._stepped)
         self._counts = counts
         self._recorder = recorder
         self._duration_s = duration_s
@@ -85,7 +95,7 @@ class LiveSource:
         self._stop = threading.Event()
         self._gate = SampleGate()
         self.pollers = [
-            Poller(s, clock, self._queue.put, retry_max_s=retry_max_s) for s in self.sensors
+            Poller(s, self._clock, self._queue.put, retry_max_s=retry_max_s) for s in self.sensors
         ]
         workers = max(1, min(len(self.sensors), 4))
         self._scheduler = BackgroundScheduler(
@@ -102,6 +112,18 @@ class LiveSource:
         self._stop.set()
         self._queue.put(_STOP)  # SimpleQueue.put is safe in a signal handler
 
+    def _stepped(self, t: float, step_s: float) -> None:
+        """The system clock stepped (``SampleClock``): a ``clock`` sample, stored and replayed
+        like any other, becomes the ``clock.jump`` event; the loop then replans the polls."""
+        self._queue.put(Sample("clock", t, {"step_s": step_s}))
+
+    def _replan(self) -> None:
+        """Every poll due now: the scheduler's plan was made on the clock before the step."""
+        at = datetime.fromtimestamp(self._wall.now(), tz=UTC)
+        for job in self._scheduler.get_jobs():
+            job.modify(next_run_time=at)
+        self._scheduler.wakeup()
+
     def _job(self, poller: Poller) -> Callable[[], None]:
         def run() -> None:
             if not getattr(_named, "done", False):  # once per worker thread
@@ -116,7 +138,8 @@ class LiveSource:
 
     def __iter__(self) -> Iterator[Sample]:
         started = self._clock.monotonic()
-        first_poll = datetime.fromtimestamp(self._clock.now(), tz=UTC)
+        self._clock.now()  # the timeline starts here (and says if the clock is behind memory)
+        first_poll = datetime.fromtimestamp(self._wall.now(), tz=UTC)
         for poller in self.pollers:
             self._scheduler.add_job(
                 self._job(poller),
@@ -138,7 +161,7 @@ class LiveSource:
                 if self._clock.monotonic() >= trim_at:
                     release_free_memory()
                     trim_at = self._clock.monotonic() + TRIM_EVERY_S
-                timeout = self._idle_every_s
+                timeout = min(self._idle_every_s or CLOCK_CHECK_S, CLOCK_CHECK_S)
                 if self._duration_s is not None:
                     left = self._duration_s - (self._clock.monotonic() - started)
                     if left <= 0:
@@ -148,6 +171,7 @@ class LiveSource:
                     item = self._queue.get(timeout=timeout)
                 except queue.Empty:
                     item = None
+                    self._clock.now()  # a step is seen here when no poll is running
                 if self._on_idle is not None:
                     self._on_idle()
                 if item is not None and not isinstance(item, _Stop):
@@ -167,6 +191,8 @@ class LiveSource:
     def _admit(self, item: Sample | _JobCrashed) -> Iterator[Sample]:
         if isinstance(item, _JobCrashed):
             raise item.exc
+        if item.sensor == "clock" and self._scheduler.running:
+            self._replan()
         try:
             sample = self._gate.admit(item.sensor, item.t, item.data)
         except Rejected as exc:

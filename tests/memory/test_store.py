@@ -117,6 +117,38 @@ def test_retention_deletes_old_samples_keeps_events(db_path: Path, store: Memory
     assert len(store.events()) == 1
 
 
+def test_retention_counts_a_forward_clock_step_as_time_not_age(store: MemoryStore) -> None:
+    """A 30-day step of the system clock with a 1-day retention: the samples of the minutes
+    before it are not 30 days old, and stay until a real day has passed."""
+    day = 86_400.0
+    store.retention_s = day
+    for t in (0.0, 60.0, 120.0):
+        store.record(_sample(t))
+    store.flush()
+    step = 30 * day
+    jump = Event(180.0 + step, "clock.jump", "system", {"step_s": step})
+    store.record(_sample(180.0 + step), [jump])
+    store.flush()
+    assert [s.t for s in store.samples()] == [0.0, 60.0, 120.0, 180.0 + step]
+    store.record(_sample(180.0 + step + day - 7200.0))  # 22 h of real time later: all kept
+    store.flush()
+    assert len(store.samples()) == 5
+    store.record(_sample(step + day + 100.0))  # a real day after the second sample
+    store.flush()
+    assert [s.t for s in store.samples()][0] == 120.0  # 0 and 60 are a day old now
+    store.record(_sample(180.0 + step + 2 * day))  # the step left the retention window
+    store.flush()
+    assert [s.t for s in store.samples()] == [180.0 + step + 2 * day]
+
+
+def test_retention_ignores_backward_and_malformed_steps(store: MemoryStore) -> None:
+    store.retention_s = 100.0
+    store.record(_sample(0.0), [Event(0.0, "clock.jump", "system", {"step_s": -5000.0})])
+    store.record(_sample(4000.0), [Event(4000.0, "clock.jump", "system", {"step_s": "x"})])
+    store.flush()
+    assert [s.t for s in store.samples()] == [4000.0]
+
+
 def test_app_sessions_are_upserted_one_row_per_session(store: MemoryStore) -> None:
     from agent.features.sessions import AppSession
 
