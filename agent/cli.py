@@ -304,7 +304,15 @@ def cmd_replay(args: argparse.Namespace) -> int:
             on_progress=advance,
             backend=_backend(config, args.wake),
         )
-    print(f"replay: {result.counts.summary()}; {result.stats.events} events", file=sys.stderr)
+    resumed = (
+        f"{result.resumed_after} samples were already in {result.db_path}, went on after them; "
+        if result.resumed_after
+        else ""
+    )
+    print(
+        f"replay: {resumed}{result.counts.summary()}; {result.stats.events} events",
+        file=sys.stderr,
+    )
     return 0
 
 

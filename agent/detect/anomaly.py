@@ -280,6 +280,11 @@ class AnomalyDetector:
                 found[name] = (float(errors[i]) if errors is not None else None, float(spreads[i]))
         return found
 
+    def positions(self) -> dict[str, tuple[list[float], int]]:
+        """Each stream's window and value count: where replay's batched path goes on from
+        after a restore (its keys are ``(stream, n)``)."""
+        return {name: (list(s.window), s.n) for name, s in self._streams.items()}
+
     def prefetch(self, batch: list[tuple[str, int, list[float]]]) -> None:
         """Replay's batched path: the window numbers of many windows in one call, each keyed
         by (stream, n): the window as it will be when that stream's n-th value arrives."""

@@ -15,7 +15,9 @@ import queue
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from sqlalchemy import Connection
 
 from agent.config import EscalationConfig
 from agent.errors import StorageError
@@ -79,57 +81,78 @@ class Escalator:
         )
 
     def handle(self, wakes: Sequence[WakeRequest]) -> list[Event]:
-        """Run the wakes due now; return their events and those of answers that came in."""
-        events = [e for request in wakes for e in self.wake(request).events]
-        return events + self.collect()
+        """Run the wakes due now and store their events (each wake's ``wake.done`` in the
+        same commit as its row and the samples that woke it, so a kill cannot keep one
+        without the other); return the events, for the caller to report."""
+        events = [e for request in wakes for e in self.wake(request, store_event=True).events]
+        answers = self.collect()
+        self.store.record_events(answers)
+        return events + answers
 
     @property
     def waiting(self) -> bool:
         """An answer has come in and waits for ``collect``."""
         return self._runner.waiting
 
-    def wake(self, request: WakeRequest) -> WakeResult:
-        self.store.try_flush()  # commit straight away for escalations; pending rows count too
-        context = build_context(self._recall, request, self.config)
+    def wake(self, request: WakeRequest, *, store_event: bool = False) -> WakeResult:
+        """One wake: context, diagnosis, the wake's row and finding; the larger model asked
+        when there is one. ``store_event`` also stores ``wake.done`` (``handle``; ``vigil
+        explain`` adds a wake and a finding, no events)."""
+        context = build_context(self._recall, request, self.config)  # pending rows count too
         diagnosis = diagnose(context)
         backend = self.backend
-        try:
-            wake_id: int | None = self._wakes.start(
-                t=request.t,
-                start_t=request.start_t,
-                triggers=[dict(t.data) | {"t": t.t, "rule": t.subject} for t in request.triggers],
-                origin=self.origin,
-                backend=backend.name if backend else "none",
-                model=backend.model if backend else None,
-                model_sha256=backend.model_sha256() if backend else None,
-                status="running" if backend else "none",
-                finding={
-                    "cause": diagnosis.cause,
-                    "culprit": diagnosis.culprit,
-                    "culprit_kind": diagnosis.culprit_kind,
-                    "evidence": _dumps(diagnosis.evidence()),
-                    "summary": diagnosis.summary,
-                    "advice": diagnosis.advice,
-                },
-            )
-        except StorageError as exc:
-            logger.error("wake at %s not recorded: %s", request.t, exc)
+        row: dict[str, Any] = {
+            "t": request.t,
+            "start_t": request.start_t,
+            "triggers": [dict(t.data) | {"t": t.t, "rule": t.subject} for t in request.triggers],
+            "origin": self.origin,
+            "backend": backend.name if backend else "none",
+            "model": backend.model if backend else None,
+            "model_sha256": backend.model_sha256() if backend else None,
+            "status": "running" if backend else "none",
+            "finding": {
+                "cause": diagnosis.cause,
+                "culprit": diagnosis.culprit,
+                "culprit_kind": diagnosis.culprit_kind,
+                "evidence": _dumps(diagnosis.evidence()),
+                "summary": diagnosis.summary,
+                "advice": diagnosis.advice,
+            },
+        }
+
+        def done(wake_id: int | None) -> Event:
+            data = {
+                "cause": diagnosis.cause,
+                "culprit": diagnosis.culprit,
+                "culprit_kind": diagnosis.culprit_kind,
+                "wake": wake_id,
+            }
+            return Event(request.t, "wake.done", diagnosis.cause, data)
+
+        started: list[int] = []
+
+        def write(conn: Connection) -> list[Event]:
+            started.append(self._wakes.start(**row, conn=conn))
+            return [done(started[-1])] if store_event else []
+
+        # The batch so far, the wake and its event: one commit.
+        wake_id: int | None = started[-1] if self.store.try_flush(also=write) else None
+        if wake_id is None:
+            logger.error("wake at %s not recorded: the database refused the commit", request.t)
             self.store.count("wake.write_failed")
-            wake_id = None
+            if store_event:
+                self.store.record_events([done(None)])
         self.store.count("wake.started")
         logger.debug("wake at %s: %s, culprit %s", request.t, diagnosis.cause, diagnosis.culprit)
-        data = {
-            "cause": diagnosis.cause,
-            "culprit": diagnosis.culprit,
-            "culprit_kind": diagnosis.culprit_kind,
-            "wake": wake_id,
-        }
-        events = [Event(request.t, "wake.done", diagnosis.cause, data)]
+        events = [done(wake_id)]
         if backend is not None and wake_id is not None:
             redacted = redact(context, diagnosis, self.config)
             job = Job(wake_id, messages(redacted.facts), redacted.payload)
             self._runner.submit(_Asked(request.t, job, redacted, diagnosis.culprit))
-            events += self.collect()
+            answers = self.collect()
+            if store_event:
+                self.store.record_events(answers)
+            events += answers
         return WakeResult(wake_id, context, diagnosis, events)
 
     def collect(self) -> list[Event]:

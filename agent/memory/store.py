@@ -52,6 +52,15 @@ def from_us(t_us: int) -> float:
     return t_us / 1_000_000
 
 
+def _event_row(event: Event) -> dict[str, Any]:
+    return {
+        "t_us": to_us(event.t),
+        "kind": event.kind,
+        "subject": event.subject,
+        "data": _dumps(event.data),
+    }
+
+
 def _step_s(data: str) -> float:
     step = json.loads(data).get("step_s")
     return float(step) if isinstance(step, int | float) else 0.0
@@ -73,6 +82,7 @@ class MemoryStore:
         commit_interval_s: float | None = 10.0,
         max_batch: int = 5000,
         retention_s: float | None = None,
+        full_state_every_s: float = FULL_STATE_EVERY_S,
     ) -> None:
         self.engine = engine
         self.commit_interval_s = commit_interval_s
@@ -91,6 +101,10 @@ class MemoryStore:
         self._pruned_t: float | None = None
         self._ledger: Ledger | None = None
         self._energy_label: str | None = None
+        self._full_state_every_s = full_state_every_s
+        #: Samples handed to ``record`` since this store was opened.
+        self.recorded = 0
+        self._progress: tuple[str, Callable[[], str]] | None = None
 
     # -- writing ------------------------------------------------------------------------------
     def record(
@@ -113,6 +127,7 @@ class MemoryStore:
         self._samples.append(
             {"t_us": to_us(sample.t), "sensor": sample.sensor, "data": _dumps(sample.data)}
         )
+        self.recorded += 1
         self._queue_events(events)
         if self._batch_t is None:
             self._batch_t = sample.t
@@ -131,15 +146,7 @@ class MemoryStore:
         self._queue_events(events)
 
     def _queue_events(self, events: Iterable[Event]) -> None:
-        for event in events:
-            self._events.append(
-                {
-                    "t_us": to_us(event.t),
-                    "kind": event.kind,
-                    "subject": event.subject,
-                    "data": _dumps(event.data),
-                }
-            )
+        self._events.extend(_event_row(event) for event in events)
 
     def pending(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The sample and event rows not committed yet (``t_us``, ``sensor`` or ``kind`` and
@@ -155,10 +162,11 @@ class MemoryStore:
         for name, n in counts.items():
             self._counts[prefix + name] += n
 
-    def try_flush(self) -> bool:
-        """Commit what waits; on a locked or full database keep it for later. True if written."""
+    def try_flush(self, also: Callable[[Connection], Iterable[Event]] | None = None) -> bool:
+        """Commit what waits; on a locked or full database keep it for later. True if written.
+        ``also`` writes more in the same transaction and returns events to insert with it."""
         try:
-            self.flush()
+            self.flush(also=also)
         except StorageError as exc:
             self._counts["storage.write_failed"] += 1
             if not self._failing:
@@ -177,11 +185,16 @@ class MemoryStore:
             del self._samples[:excess]
             self._counts["storage.samples_dropped"] += excess
 
-    def flush(self, *, final: bool = False) -> None:
+    def flush(
+        self,
+        *,
+        final: bool = False,
+        also: Callable[[Connection], Iterable[Event]] | None = None,
+    ) -> None:
         """Commit everything pending in one transaction, or raise ``StorageError``. ``final``
         (at close) commits the stages' whole state even with nothing else pending."""
         pending = self._samples or self._events or self._counts or self._sessions
-        if not pending and not (final and self._state_provider is not None):
+        if not pending and also is None and not (final and self._state_provider is not None):
             return
         try:
             with self.engine.begin() as conn:
@@ -210,6 +223,16 @@ class MemoryStore:
                 self._prune(conn)
                 self._write_state(conn, final)
                 self._write_ledger(conn)
+                if also is not None:
+                    rows = [_event_row(e) for e in also(conn)]
+                    if rows:
+                        conn.execute(insert(schema.events), rows)
+                if self._progress is not None:
+                    key, value = self._progress[0], self._progress[1]()
+                    stmt = sqlite_insert(schema.meta).values(key=key, value=value)
+                    conn.execute(
+                        stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+                    )
         except OperationalError as exc:
             raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
         if self._ledger is not None:
@@ -219,6 +242,11 @@ class MemoryStore:
         self._counts.clear()
         self._sessions.clear()
         self._batch_t = None
+
+    def attach_progress(self, key: str, provider: Callable[[], str]) -> None:
+        """Meta row ``key`` is set to ``provider()`` in every commit, so it always describes
+        exactly what is committed (replay's position in its traces)."""
+        self._progress = (key, provider)
 
     def attach_ledger(self, ledger: Ledger) -> None:
         """The power ledger's rows go with every commit (added to the stored hours)."""
@@ -267,7 +295,7 @@ class MemoryStore:
         latest = self._latest_t
         full = final or self._full_state_t is None
         if latest is not None and self._full_state_t is not None:
-            full = full or latest - self._full_state_t >= FULL_STATE_EVERY_S
+            full = full or latest - self._full_state_t >= self._full_state_every_s
         if full:
             self._full_state_t = latest
         state = self._state_provider(full)

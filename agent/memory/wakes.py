@@ -9,12 +9,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.exc import OperationalError
 
 from agent.errors import StorageError
 from agent.memory import schema
 from agent.memory.store import from_us, to_us
+from agent.samples import Event
 
 
 @dataclass(frozen=True)
@@ -45,8 +46,10 @@ class WakeStore:
         model_sha256: str | None,
         status: str,
         finding: Mapping[str, Any],
+        conn: Connection | None = None,
     ) -> int:
-        """Record a wake and its finding (the diagnosis, the template text); returns its id."""
+        """Record a wake and its finding (the diagnosis, the template text); returns its id.
+        With ``conn``, inside that transaction (the store's commit of the batch that woke it)."""
         row = {
             "t_us": to_us(t),
             "start_us": to_us(start_t),
@@ -57,20 +60,10 @@ class WakeStore:
             "model_sha256": model_sha256,
             "status": status,
         }
-        with _writing(self.engine) as conn:
-            key = conn.execute(insert(schema.wakes).values(**row)).inserted_primary_key
-            assert key is not None
-            wake_id = int(key[0])
-            conn.execute(
-                insert(schema.findings).values(
-                    wake_id=wake_id,
-                    t_us=to_us(t),
-                    text=finding["summary"],
-                    text_source="template",
-                    **finding,
-                )
-            )
-        return wake_id
+        if conn is None:
+            with _writing(self.engine) as own:
+                return _insert_wake(own, row, t, finding)
+        return _insert_wake(conn, row, t, finding)
 
     def finish(
         self,
@@ -103,6 +96,48 @@ class WakeStore:
             conn.execute(
                 update(schema.findings).where(schema.findings.c.wake_id == wake_id).values(found)
             )
+
+    def lost_events(self) -> list[Event]:
+        """The ``wake.done`` events of wakes whose row was committed but whose event was not
+        (the event goes with the next batch: a kill in between loses it). Built from the
+        finding as the escalation built them, oldest first, to be recorded again."""
+        events, wakes, findings = schema.events, schema.wakes, schema.findings
+        with self.engine.connect() as conn:
+            told = {
+                int(wake)
+                for (wake,) in conn.execute(
+                    select(func.json_extract(events.c.data, "$.wake")).where(
+                        events.c.kind == "wake.done"
+                    )
+                )
+                if wake is not None
+            }
+            rows = conn.execute(
+                select(
+                    wakes.c.id,
+                    wakes.c.t_us,
+                    findings.c.cause,
+                    findings.c.culprit,
+                    findings.c.culprit_kind,
+                )
+                .join(findings, findings.c.wake_id == wakes.c.id)
+                .order_by(wakes.c.id)
+            ).all()
+        return [
+            Event(
+                from_us(r.t_us),
+                "wake.done",
+                r.cause,
+                {
+                    "cause": r.cause,
+                    "culprit": r.culprit,
+                    "culprit_kind": r.culprit_kind,
+                    "wake": r.id,
+                },
+            )
+            for r in rows
+            if r.id not in told
+        ]
 
     def close_interrupted(self) -> int:
         """Wakes left ``running`` by a daemon that died (``kill -9``, power cut) are
@@ -161,6 +196,24 @@ class WakeStore:
             row["evidence"] = json.loads(row["evidence"])
             row["triggers"] = json.loads(row["triggers"])
         return rows
+
+
+def _insert_wake(
+    conn: Connection, row: Mapping[str, Any], t: float, finding: Mapping[str, Any]
+) -> int:
+    key = conn.execute(insert(schema.wakes).values(**row)).inserted_primary_key
+    assert key is not None
+    wake_id = int(key[0])
+    conn.execute(
+        insert(schema.findings).values(
+            wake_id=wake_id,
+            t_us=to_us(t),
+            text=finding["summary"],
+            text_source="template",
+            **finding,
+        )
+    )
+    return wake_id
 
 
 @contextmanager

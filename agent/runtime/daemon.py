@@ -124,7 +124,9 @@ def _run(
     fences = FenceWatcher(fence_store, pipeline, check_every_s=config.daemon.commit_interval_s)
     backend, about = make_backend(config.escalation, clock)
     logger.info("larger model: %s", about)
-    interrupted = WakeStore(engine).close_interrupted()  # this daemon is the only writer
+    wakes = WakeStore(engine)
+    store.record_events(wakes.lost_events())  # a kill between a wake and its event's commit
+    interrupted = wakes.close_interrupted()  # this daemon is the only writer
     if interrupted:
         logger.warning("%d wake(s) cut short by the last stop marked stopped", interrupted)
     escalator = Escalator(config.escalation, store, backend, origin="daemon", background=True)

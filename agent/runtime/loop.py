@@ -54,8 +54,7 @@ def drive(
         store.record(sample, events, step.sessions)
         meter.lap("storage")
         if escalator is not None and (step.wakes or escalator.waiting):
-            woken = escalator.handle(step.wakes)
-            store.record_events(woken)
+            woken = escalator.handle(step.wakes)  # stored by the escalation itself
             meter.lap("escalation")
             events = [*events, *woken]
         stats.samples += 1

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gzip
+import hashlib
+import itertools
+import json
 import logging
 import tempfile
 from collections import deque
@@ -39,6 +43,8 @@ class ReplayResult:
     stats: DriveStats
     counts: ReadCounts
     db_path: str
+    #: Samples of these traces an earlier replay into the same database had committed.
+    resumed_after: int = 0
 
 
 #: Samples read ahead in replay so the tiny model scores their windows in one call.
@@ -56,6 +62,9 @@ def batched(samples: Iterable[Sample], pipeline: Pipeline) -> Iterator[Sample]:
         return
     history: dict[str, deque[float]] = {}
     count: dict[str, int] = {}
+    for name, (window, n) in stage.positions().items():  # a resumed replay goes on from them
+        history[name] = deque(window, maxlen=stage.window)
+        count[name] = n
     ahead: list[Sample] = []
 
     def flush() -> list[Sample]:
@@ -108,6 +117,25 @@ def replay_files(
     return _replay(paths, config, db, options)
 
 
+def _committed_before(store: MemoryStore, key: str) -> int:
+    """Samples of these traces that an earlier replay into this database committed (0 when
+    none): this replay goes on after them, whether that one was stopped or finished (a trace
+    still being recorded has grown since), so no sample is stored twice."""
+    text = store.meta().get(key)
+    if text is None:
+        return 0
+    progress = json.loads(text)
+    samples = int(progress["samples"])
+    logger.warning(
+        "%s already holds the first %d samples of these traces (an earlier replay %s): "
+        "going on after them, with the stages' state committed with them",
+        store.engine.url.database,
+        samples,
+        "finished" if progress.get("done") else "stopped before the end",
+    )
+    return samples
+
+
 @dataclass(frozen=True)
 class _Options:
     fences: Sequence[Fence] | None
@@ -117,21 +145,53 @@ class _Options:
     on_findings: Callable[[WakeStore], None] | None
 
 
+def progress_key(paths: Sequence[Path]) -> str:
+    """The meta key of a replay of these traces: each file's header (a recording's start
+    time, host and source) and first sample, in any order; not names, not sizes (a trace
+    being recorded grows)."""
+    digest = hashlib.sha256()
+    for head in sorted(_head(p) for p in paths):
+        digest.update(head)
+    return "replay:" + digest.hexdigest()[:16]
+
+
+def _head(path: Path) -> bytes:
+    """The first two lines (at most 64 KiB): the header and the first sample."""
+    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+        return f.readline(1 << 15) + f.readline(1 << 15)
+
+
 def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) -> ReplayResult:
     engine = open_engine(db)
     upgrade(engine)
     fences = o.fences if o.fences is not None else load_fences(FenceStore(engine))
     model = load_or_explain()
     pipeline = Pipeline(config, fences, model)
-    # Replay commits by batch size only: sample time runs far faster than the wall clock.
-    store = MemoryStore(engine, commit_interval_s=None, max_batch=20_000)
+    # Replay commits by batch size only: sample time runs far faster than the wall clock. The
+    # stages' whole state goes with every commit, so a replay stopped anywhere resumes exactly.
+    store = MemoryStore(engine, commit_interval_s=None, max_batch=20_000, full_state_every_s=0.0)
+    key = progress_key(paths)
+    done_before = _committed_before(store, key)
+    if done_before:
+        for part in pipeline.restore(store.load_state()):
+            store.count(f"state.dropped.{part}")
+        store.record_events(WakeStore(engine).lost_events())
     store.attach_state(pipeline.snapshot)
+    finished: list[bool] = []
+    store.attach_progress(
+        key,
+        lambda: json.dumps(
+            {"files": [p.name for p in paths], "samples": done_before + store.recorded}
+            | {"done": bool(finished)}
+        ),
+    )
     counts = ReadCounts()
     ledger = Ledger(PowerMeter(), "replay")
     escalator = Escalator(config.escalation, store, o.backend, origin="replay")
     try:
+        samples = read_trace(list(paths), counts, on_progress=o.on_progress)
         stats = drive(
-            batched(read_trace(list(paths), counts, on_progress=o.on_progress), pipeline),
+            batched(itertools.islice(samples, done_before, None), pipeline),
             pipeline=pipeline,
             store=store,
             ledger=ledger,
@@ -139,6 +199,7 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
             escalator=escalator,
             source="trace",
         )
+        finished.append(True)
     finally:
         store.record_events(escalator.close())
         store.count_all(counts.rejected, prefix="rejected.")
@@ -147,4 +208,4 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
     if o.on_findings is not None:
         o.on_findings(WakeStore(engine))
     engine.dispose()
-    return ReplayResult(stats, counts, str(engine.url.database))
+    return ReplayResult(stats, counts, str(engine.url.database), done_before)
