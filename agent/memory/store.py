@@ -23,6 +23,7 @@ from sqlalchemy.sql.functions import coalesce
 from agent.errors import StorageError
 from agent.features.sessions import AppSession
 from agent.memory import schema
+from agent.memory.spill import read_spill, write_spill
 from agent.power.ledger import Ledger
 from agent.samples import Event, Sample
 
@@ -33,6 +34,8 @@ MAX_PENDING_ROWS = 200_000
 _PRUNE_EVERY_S = 3600.0
 #: Sample time between commits of the stages' bulky state (see ``attach_state``).
 FULL_STATE_EVERY_S = 6 * 3600.0
+#: A holding store retries a refused commit at most this far apart in sample time.
+RETRY_MAX_S = 300.0
 
 
 class StageState(TypedDict):
@@ -83,7 +86,11 @@ class MemoryStore:
         max_batch: int = 5000,
         retention_s: float | None = None,
         full_state_every_s: float = FULL_STATE_EVERY_S,
+        hold_on_failure: bool = True,
     ) -> None:
+        """``hold_on_failure``: a refused commit (locked, full) keeps the rows in memory and
+        retries, backing off in sample time (the daemon: the disk may free up); without it
+        the ``StorageError`` is raised (replay: stop, and resume later)."""
         self.engine = engine
         self.commit_interval_s = commit_interval_s
         self.max_batch = max_batch
@@ -105,6 +112,9 @@ class MemoryStore:
         #: Samples handed to ``record`` since this store was opened.
         self.recorded = 0
         self._progress: tuple[str, Callable[[], str]] | None = None
+        self._hold_on_failure = hold_on_failure
+        self._retry_t: float | None = None
+        self._retry_wait_s = 0.0
 
     # -- writing ------------------------------------------------------------------------------
     def record(
@@ -137,8 +147,18 @@ class MemoryStore:
             self.commit_interval_s is not None
             and sample.t - self._batch_t >= self.commit_interval_s
         )
-        if due_by_time or len(self._samples) >= self.max_batch:
-            self.try_flush()
+        if not (due_by_time or len(self._samples) >= self.max_batch):
+            return
+        if not self._hold_on_failure:
+            self.flush()
+        elif self._retry_t is None or sample.t >= self._retry_t:
+            # After a refusal, retry at doubling intervals of sample time, not every sample
+            # (each retry writes the whole held batch again).
+            if self.try_flush():
+                self._retry_t, self._retry_wait_s = None, 0.0
+            else:
+                self._retry_wait_s = min(max(2 * self._retry_wait_s, 1.0), RETRY_MAX_S)
+                self._retry_t = sample.t + self._retry_wait_s
 
     def record_events(self, events: Iterable[Event]) -> None:
         """Queue events that came after their sample was recorded (the escalation stage's);
@@ -377,11 +397,67 @@ class MemoryStore:
         self._pruned_t = self._latest_t
 
     def close(self) -> None:
-        """Final commit; raises ``StorageError`` if it cannot be written."""
+        """Final commit. When the database refuses it, a holding store keeps the rows in a
+        spill file (``memory/spill.py``) for the next start; raises ``StorageError`` when
+        they could not be kept at all."""
         try:
             self.flush(final=True)
+        except StorageError as exc:
+            if not self._hold_on_failure or not self._spill(exc):
+                raise
         finally:
             self.engine.dispose()
+
+    def _spill(self, exc: StorageError) -> bool:
+        rows = {
+            "samples": self._samples,
+            "events": self._events,
+            "counters": [{"name": k, "value": v} for k, v in self._counts.items()],
+        }
+        path = write_spill(str(self.engine.url.database), rows)
+        if path is None:
+            return False
+        logger.error(
+            "%s; %d samples and %d events kept in %s, committed at the next start",
+            exc,
+            len(self._samples),
+            len(self._events),
+            path,
+        )
+        return True
+
+    def commit_spill(self) -> int:
+        """Commit the rows a stop could not write (``close``); returns how many samples.
+        Still refused: they stay in the file and the next start tries again."""
+        found = read_spill(str(self.engine.url.database))
+        if found is None:
+            return 0
+        path, rows = found
+        try:
+            with self.engine.begin() as conn:
+                if rows["samples"]:
+                    conn.execute(insert(schema.samples), rows["samples"])
+                if rows["events"]:
+                    conn.execute(insert(schema.events), rows["events"])
+                for row in rows["counters"]:
+                    stmt = sqlite_insert(schema.counters).values(**row)
+                    conn.execute(
+                        stmt.on_conflict_do_update(
+                            index_elements=["name"],
+                            set_={"value": schema.counters.c.value + stmt.excluded.value},
+                        )
+                    )
+        except (OperationalError, SQLAlchemyError) as exc:
+            logger.error("the rows kept in %s still cannot be committed: %s", path, exc)
+            return 0
+        path.unlink(missing_ok=True)
+        logger.warning(
+            "%d samples and %d events a stop could not write committed from %s",
+            len(rows["samples"]),
+            len(rows["events"]),
+            path,
+        )
+        return len(rows["samples"])
 
     def set_meta(self, key: str, value: str) -> None:
         stmt = sqlite_insert(schema.meta).values(key=key, value=value)

@@ -103,6 +103,7 @@ def _run(
         commit_interval_s=config.daemon.commit_interval_s,
         retention_s=config.daemon.retention_days * 86_400.0,
     )
+    store.commit_spill()  # what the last stop could not write (a full disk)
     plans = plan_sensors(config, termux=is_termux())
     meter = PowerMeter()
     sensors: list[Sensor] = [MeteredSensor(p.sensor, meter) for p in plans if p.sensor]

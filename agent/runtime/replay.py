@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from agent.config import Config
 from agent.detect.anomaly import clip_value
 from agent.detect.tflite import load_or_explain
+from agent.errors import StorageError
 from agent.escalation.backends import Backend
 from agent.escalation.escalator import Escalator
 from agent.features.streams import stream_values
@@ -157,7 +158,7 @@ def progress_key(paths: Sequence[Path]) -> str:
 
 def _head(path: Path) -> bytes:
     """The first two lines (at most 64 KiB): the header and the first sample."""
-    with (gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb")) as f:
+    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
         return f.readline(1 << 15) + f.readline(1 << 15)
 
 
@@ -169,7 +170,14 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
     pipeline = Pipeline(config, fences, model)
     # Replay commits by batch size only: sample time runs far faster than the wall clock. The
     # stages' whole state goes with every commit, so a replay stopped anywhere resumes exactly.
-    store = MemoryStore(engine, commit_interval_s=None, max_batch=20_000, full_state_every_s=0.0)
+    # A refused commit (a full disk) stops the replay: it resumes from what was committed.
+    store = MemoryStore(
+        engine,
+        commit_interval_s=None,
+        max_batch=20_000,
+        full_state_every_s=0.0,
+        hold_on_failure=False,
+    )
     key = progress_key(paths)
     done_before = _committed_before(store, key)
     if done_before:
@@ -188,6 +196,7 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
     counts = ReadCounts()
     ledger = Ledger(PowerMeter(), "replay")
     escalator = Escalator(config.escalation, store, o.backend, origin="replay")
+    refused: StorageError | None = None
     try:
         samples = read_trace(list(paths), counts, on_progress=o.on_progress)
         stats = drive(
@@ -200,11 +209,22 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
             source="trace",
         )
         finished.append(True)
+    except StorageError as exc:
+        refused = exc
     finally:
         store.record_events(escalator.close())
         store.count_all(counts.rejected, prefix="rejected.")
         store.count_all(counts.warnings, prefix="warning.")
-        store.close()
+        try:
+            store.close()
+        except StorageError as exc:
+            refused = refused or exc
+    if refused is not None:
+        raise StorageError(
+            refused.target,
+            f"{refused.reason}; what was committed stays: run the same replay again to go on "
+            "after it",
+        ) from refused
     if o.on_findings is not None:
         o.on_findings(WakeStore(engine))
     engine.dispose()
