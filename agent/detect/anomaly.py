@@ -64,6 +64,8 @@ MAX_VALUE = 1e100
 #: The layout of ``state()`` / ``history_state()`` (1 was the Gaussian level and likelihood,
 #: 2 had no joint histories).
 STATE_FORMAT = 3
+#: How often (in sample time) the stage drops the streams it has not seen for ``history_s``.
+SWEEP_EVERY_S = 3600.0
 _LOG10_2 = math.log10(2.0)
 #: The surprise that scores 0.5 (a one-in-a-thousand number).
 HALF_SCORE_SURPRISE = 3.0
@@ -129,6 +131,7 @@ class _Stream:
     n: int = 0
     entry_t: float | None = None  # when the histories last took an entry
     first_t: float | None = None
+    last_t: float | None = None  # when it last carried a value
 
 
 @dataclass
@@ -139,6 +142,7 @@ class _Joint:
 
     sums: ValueHistory
     entry_t: float | None = None
+    last_t: float | None = None
 
 
 @dataclass
@@ -178,6 +182,10 @@ class AnomalyDetector:
         self._ahead: list[tuple[list[tuple[str, int]], npt.NDArray[np.float64]]] = []
         #: Trains the model on this machine's normal windows (``personalise.py``), if set.
         self.personaliser: Personaliser | None = None
+        #: Value counts of streams dropped as gone, so a stream that comes back keeps its
+        #: numbering (replay's prefetch keys) without keeping its histories.
+        self._retired_n: dict[str, int] = {}
+        self._sweep_t: float | None = None
 
     def feed(self, t: float, source: str, values: Mapping[str, float]) -> AnomalyStep:
         step = AnomalyStep()
@@ -215,7 +223,31 @@ class AnomalyDetector:
             self._remember(self._streams[name], t, err, spread)
         if self.personaliser is not None:
             self._personalise(t, source, step)
+        self._streams_seen(t, names, source)
         return step
+
+    def _streams_seen(self, t: float, names: list[str], source: str) -> None:
+        """Note who was seen; once per ``SWEEP_EVERY_S`` of sample time, drop the streams
+        and sources unseen for ``history_s`` (network interfaces and disks come and go under
+        new names: their histories, about 21 KB a stream, must not pile up for months)."""
+        for name in names:
+            self._streams[name].last_t = t
+        if source in self._joint:
+            self._joint[source].last_t = t
+        if self._sweep_t is not None and t < self._sweep_t:
+            return
+        self._sweep_t = t + SWEEP_EVERY_S
+        gone_before = t - self.settings.history_s
+        for name, s in list(self._streams.items()):
+            if s.last_t is not None and s.last_t < gone_before:
+                del self._streams[name]
+                self._retired_n[name] = s.n
+        for key, j in list(self._joint.items()):
+            if j.last_t is not None and j.last_t < gone_before and key not in self._sources:
+                del self._joint[key]
+        for key, src in list(self._sources.items()):
+            if not src.active and key not in self._joint:
+                del self._sources[key]
 
     def _node(self, t: float, source: str, surprises: list[float], warm: bool) -> float:
         """The source's surprise: its best stream's (Bonferroni), or the rank of the sum of
@@ -258,6 +290,7 @@ class AnomalyDetector:
                 ValueHistory(size),
                 ValueHistory(size),
                 ValueHistory(size),
+                self._retired_n.pop(name, 0),
             )
         return s
 
@@ -265,6 +298,11 @@ class AnomalyDetector:
         """(model error, log spread) of the streams with a full window, in one batch (or from
         ``prefetched``, filled ahead in batches by replay)."""
         full = [n for n in names if len(self._streams[n].window) == self.window]
+        if len(full) < len(names) and self.prefetched:
+            # A stream back after it was dropped as gone fills its window afresh; replay's
+            # batched path kept the old values, so its scores for these values go unused.
+            for name in set(names).difference(full):
+                self.prefetched.pop((name, self._streams[name].n), None)
         found: dict[str, tuple[float | None, float]] = {}
         missing = []
         for name in full:
@@ -390,9 +428,17 @@ class AnomalyDetector:
         return {
             "format": STATE_FORMAT,
             "streams": {
-                n: {"window": list(s.window), "n": s.n, "entry_t": s.entry_t, "first_t": s.first_t}
+                n: {
+                    "window": list(s.window),
+                    "n": s.n,
+                    "entry_t": s.entry_t,
+                    "first_t": s.first_t,
+                    "last_t": s.last_t,
+                }
                 for n, s in sorted(self._streams.items())
             },
+            "retired_n": dict(sorted(self._retired_n.items())),
+            "sweep_t": self._sweep_t,
             "sources": {
                 n: {
                     "since": s.since,
@@ -419,7 +465,7 @@ class AnomalyDetector:
                 for n, s in sorted(self._streams.items())
             },
             "joint": {
-                n: {"sums": j.sums.encode(), "entry_t": j.entry_t}
+                n: {"sums": j.sums.encode(), "entry_t": j.entry_t, "last_t": j.last_t}
                 for n, j in sorted(self._joint.items())
             },
         }
@@ -459,6 +505,7 @@ class AnomalyDetector:
                     int(d["n"]),
                     d["entry_t"],
                     d.get("first_t"),
+                    d.get("last_t"),
                 )
             sources = {
                 n: _Source(
@@ -472,13 +519,16 @@ class AnomalyDetector:
                 for n, d in saved.get("sources", {}).items()
             }
             joint = {
-                n: _Joint(ValueHistory.decode(size, d["sums"]), d["entry_t"])
+                n: _Joint(ValueHistory.decode(size, d["sums"]), d["entry_t"], d.get("last_t"))
                 for n, d in history.get("joint", {}).items()
             }
+            retired = {str(k): int(v) for k, v in saved.get("retired_n", {}).items()}
+            sweep_t = saved.get("sweep_t")
         except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
             logger.warning("anomaly state in the database is damaged (%r): learning afresh", exc)
             return False
         self._streams, self._sources, self._joint = streams, sources, joint
+        self._retired_n, self._sweep_t = retired, sweep_t
         return True
 
 
