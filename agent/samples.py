@@ -10,7 +10,7 @@ from typing import Any
 Scalar = bool | int | float | str | None
 
 #: Every sensor a sample may come from. An unknown name is rejected where data enters.
-KNOWN_SENSORS = frozenset({"location", "system", "battery", "apps", "metric", "status"})
+KNOWN_SENSORS = frozenset({"location", "system", "battery", "apps", "metric", "status", "clock"})
 
 
 @dataclass(frozen=True, slots=True)

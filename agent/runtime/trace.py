@@ -8,17 +8,20 @@ and traces).
 from __future__ import annotations
 
 import gzip
+import heapq
 import io
 import json
 import logging
+import sys
+import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
 from agent.errors import TraceError
-from agent.gate import Rejected, SampleGate
+from agent.gate import Rejected, SampleGate, check_sample, describe
 from agent.samples import Sample
 
 logger = logging.getLogger(__name__)
@@ -26,6 +29,14 @@ logger = logging.getLogger(__name__)
 TRACE_VERSION = 1
 #: Rejected lines logged one by one per reason; past this they are only counted.
 LOGGED_PER_REASON = 20
+#: Characters in one line, newline included. A real sample is at most tens of KB (the gate's
+#: field and string limits; in practice a few hundred bytes); parsing a 1 MiB line takes tens
+#: of MB at worst, where an unbounded one took gigabytes. A longer line is rejected unread.
+MAX_LINE = 1 << 20
+#: Whitespace JSON allows between tokens; a line of only these is blank, and skipped.
+_JSON_SPACE = " \t\r\n"
+#: A file that cannot be read on: an I/O error, gzip data cut short or damaged.
+_READ_ERRORS = (OSError, EOFError, UnicodeDecodeError, zlib.error)
 
 
 def _open_text(path: Path, mode: str) -> IO[str]:
@@ -85,33 +96,96 @@ class ReadCounts:
         return "; ".join(parts)
 
 
+class _NonFinite(ValueError):
+    """``NaN`` or ``Infinity`` in a line: JSON has no such numbers."""
+
+
+class _OutOfRange(ValueError):
+    """An integer too long for Python to convert, let alone for a float to hold."""
+
+
 def _reject_constant(name: str) -> Any:
-    raise ValueError(f"non-finite number {name}")
+    raise _NonFinite(f"non-finite number {name}")
+
+
+def _parse_int(digits: str) -> int:
+    # Python's own default cap on digits, kept even where a program lifts it: converting
+    # longer integers takes quadratic time, and a float holds none of them.
+    if len(digits) > sys.int_info.default_max_str_digits:
+        raise _OutOfRange(f"an integer of {len(digits)} digits")
+    return int(digits)
+
+
+def _loads(line: str) -> Any:
+    """One line parsed; ``ValueError`` (or its subclasses above) for anything but JSON."""
+    try:
+        return json.loads(line, parse_constant=_reject_constant, parse_int=_parse_int)
+    except RecursionError:  # a sample is flat; the decoder recurses once per nesting level
+        raise ValueError("nested too deeply") from None
+
+
+def _lines(f: IO[str]) -> Iterator[tuple[str | None, int]]:
+    """Each line of ``f`` with its length; ``None`` for a line longer than ``MAX_LINE``, whose
+    rest is skipped in pieces so that it is never held whole."""
+    while line := f.readline(MAX_LINE):
+        if len(line) < MAX_LINE or line.endswith("\n"):
+            yield line, len(line)
+            continue
+        size = len(line)
+        while piece := f.readline(MAX_LINE):
+            size += len(piece)
+            if piece.endswith("\n"):
+                break
+        yield None, size
 
 
 def read_header(path: Path) -> dict[str, Any]:
     """The header of ``path``, or ``TraceError`` when the file is not a vigil trace."""
     try:
         with _open_text(path, "r") as f:
-            first = f.readline()
+            first = next(_lines(f), ("", 0))[0]
     except FileNotFoundError:
         raise TraceError(str(path), "no such file") from None
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
+    except _READ_ERRORS as exc:
         raise TraceError(str(path), f"cannot be read: {exc}") from exc
+    if first is None:
+        raise TraceError(str(path), f"not a vigil trace (line 1 is over {MAX_LINE} characters)")
     return _parse_header(path, first)
 
 
 def _parse_header(path: Path, line: str) -> dict[str, Any]:
     try:
         line.encode("utf-8")  # a byte that is not UTF-8 (see ``_open_text``)
-        header = json.loads(line)
+        header = _loads(line)
     except (ValueError, UnicodeEncodeError):
         header = None
     if not isinstance(header, dict) or "vigil_trace" not in header:
         raise TraceError(str(path), "not a vigil trace (line 1 is not a vigil_trace header)")
-    if header["vigil_trace"] != TRACE_VERSION:
-        raise TraceError(str(path), f"trace version {header['vigil_trace']!r} is not supported")
+    version = header["vigil_trace"]
+    # Exactly the integer: ``True == 1.0 == 1`` in Python, but neither is a version.
+    if type(version) is not int or version != TRACE_VERSION:
+        raise TraceError(str(path), f"trace version {describe(version)} is not supported")
     return header
+
+
+def check_traces(paths: Sequence[Path]) -> None:
+    """``TraceError`` unless every file is a readable trace, each given once: merged by time,
+    a file given twice (by any name) would give every sample twice."""
+    seen: dict[tuple[int, int], Path] = {}
+    for path in paths:
+        read_header(path)
+        try:
+            stat = path.stat()
+        except OSError as exc:
+            raise TraceError(str(path), f"cannot be read: {exc}") from exc
+        key = (stat.st_dev, stat.st_ino)
+        if key in seen:
+            raise TraceError(str(path), f"is given twice (also as {seen[key]})")
+        seen[key] = path
+
+
+#: One checked sample on its way to the merge: ordered by time, then file, then line.
+_Item = tuple[float, int, int, Sample]
 
 
 def read_trace(
@@ -120,52 +194,73 @@ def read_trace(
     *,
     on_progress: Callable[[int], None] | None = None,
 ) -> Iterator[Sample]:
-    """Checked samples from ``paths`` in file order, one gate across all files.
+    """Checked samples from ``paths``, merged by time, one gate across all files.
 
-    A malformed line is logged with file:line and reason, counted in ``counts`` and
-    skipped; a torn last line (no newline, not parseable: a crash while writing) is skipped
-    with one warning. ``on_progress`` gets the number of bytes consumed since its last call.
+    Each file is read in its own order and the files are merged by sample time (equal times:
+    file order, then line order), so the files may be given in any order and may overlap.
+    A malformed line is logged with file:line and reason, counted in ``counts`` and skipped;
+    a torn last line (no newline, not parseable: a crash while writing) is skipped with one
+    warning, as is the rest of a file cut short or corrupt. ``on_progress`` gets the number
+    of characters consumed since its last call.
     """
-    for path in paths:  # check every header before yielding anything
-        read_header(path)
+    check_traces(paths)  # every file, before yielding anything
     gate = SampleGate()
-    for path in paths:
-        yield from _read_one(path, gate, counts, on_progress)
+    files = [_read_one(path, index, counts, on_progress) for index, path in enumerate(paths)]
+    for _, index, lineno, sample in heapq.merge(*files):
+        try:
+            sample = gate.in_order(sample)
+        except Rejected as exc:
+            _reject(paths[index], lineno, counts, exc.reason, exc.detail)
+            continue
+        counts.read += 1
+        yield sample
 
 
 def _read_one(
     path: Path,
-    gate: SampleGate,
+    index: int,
     counts: ReadCounts,
     on_progress: Callable[[int], None] | None,
-) -> Iterator[Sample]:
-    with _open_text(path, "r") as f:
+) -> Iterator[_Item]:
+    try:
+        f = _open_text(path, "r")
+    except OSError as exc:  # it was there a moment ago, when its header was read
+        raise TraceError(str(path), f"cannot be read: {exc}") from exc
+    with f:
+        lineno = 0
+        pending = 0
         try:
-            f.readline()  # header, already checked
-            lineno = 1
-            pending = 0
-            for line in f:
+            for line, size in _lines(f):
                 lineno += 1
-                pending += len(line)
+                pending += size
                 if on_progress is not None and pending >= 1 << 16:
                     on_progress(pending)
                     pending = 0
-                sample = _parse_line(path, lineno, line, gate, counts)
+                if lineno == 1:
+                    continue  # the header, already checked
+                if line is None:
+                    detail = f"line is over {MAX_LINE} characters"
+                    _reject(path, lineno, counts, "too_large", detail)
+                    continue
+                sample = _parse_line(path, lineno, line, counts)
                 if sample is not None:
-                    counts.read += 1
-                    yield sample
-            if on_progress is not None and pending:
-                on_progress(pending)
-        except (EOFError, gzip.BadGzipFile, UnicodeDecodeError) as exc:
-            # A gzip stream cut short by a crash: keep what was read, say so once.
-            counts.warnings["truncated_file"] += 1
-            logger.warning("%s: file ends early after line %d (%s)", path, lineno, exc)
+                    yield sample.t, index, lineno, sample
+        except _READ_ERRORS as exc:
+            # A gzip stream cut short by a crash, or damaged: keep what was read, say so once.
+            reason = "truncated_file" if isinstance(exc, EOFError) else "corrupt_file"
+            counts.warnings[reason] += 1
+            logger.warning(
+                "%s: cannot read past line %d, the rest of the file is skipped (%s)",
+                path,
+                lineno,
+                exc,
+            )
+        if on_progress is not None and pending:
+            on_progress(pending)
 
 
-def _parse_line(
-    path: Path, lineno: int, line: str, gate: SampleGate, counts: ReadCounts
-) -> Sample | None:
-    if not line.strip():
+def _parse_line(path: Path, lineno: int, line: str, counts: ReadCounts) -> Sample | None:
+    if not line.strip(_JSON_SPACE):
         return None
     if not line.isascii():
         try:
@@ -173,20 +268,21 @@ def _parse_line(
         except UnicodeEncodeError as exc:
             return _reject(path, lineno, counts, "bad_utf8", f"a byte that is not UTF-8: {exc}")
     try:
-        obj = json.loads(line, parse_constant=_reject_constant)
+        obj = _loads(line)
+    except _NonFinite as exc:
+        return _reject(path, lineno, counts, "non_finite", str(exc))
+    except _OutOfRange as exc:
+        return _reject(path, lineno, counts, "out_of_range", str(exc))
     except ValueError as exc:
         if not line.endswith("\n"):
             counts.warnings["torn_last_line"] += 1
             logger.warning("%s:%d: torn last line skipped (writer stopped mid-line)", path, lineno)
             return None
-        reason, detail = (
-            ("non_finite", str(exc)) if "non-finite" in str(exc) else ("bad_json", str(exc))
-        )
-        return _reject(path, lineno, counts, reason, detail)
+        return _reject(path, lineno, counts, "bad_json", str(exc))
     if not isinstance(obj, dict):
         return _reject(path, lineno, counts, "bad_json", "a line must be a JSON object")
     try:
-        return gate.admit(obj.get("sensor"), obj.get("t"), obj)
+        return check_sample(obj.get("sensor"), obj.get("t"), obj)
     except Rejected as exc:
         return _reject(path, lineno, counts, exc.reason, exc.detail)
 
