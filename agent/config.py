@@ -1,17 +1,21 @@
 """The TOML config, read once at start-up into frozen dataclasses (defaults live in the fields).
 
-An unknown key or a value of the wrong type is a ``ConfigError`` naming the file and the key.
+An unknown key, a value of the wrong type, or one outside its range (``BOUNDS``, ``CHOICES``,
+``PATHS``) is a ``ConfigError`` naming the file and the key, and the range.
 Precedence, lowest first: field defaults < the file < ``VIGIL_*`` variables < command-line flags.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
 import os
 import re
 import tomllib
 import types
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -141,6 +145,11 @@ class AnomalyConfig:
     personalise_min_windows: int = 512
     personalise_steps: int = 1000
     personalise_lr: float = 3e-3
+    #: The tiny model: empty is the shipped one, whose sha256 vigil pins. Another model is a
+    #: ``.tflite`` path (its card ``.json`` beside it) and needs ``own_model = true``: the
+    #: explicit "I know this is not the shipped model".
+    model: str = ""
+    own_model: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,6 +242,97 @@ LOCATION_SOURCES = ("auto", "gpsd", "termux", "static", "none")
 ESCALATION_BACKENDS = ("auto", "llama_cpp", "openai", "command", "none")
 RULE_ACTIONS = ("record", "wake")
 
+DAY_S = 86_400.0
+WEEK_S = 7 * DAY_S
+
+#: Every numeric key's range, inclusive, in the key's unit; every number must also be finite.
+#: A rule's keys are under ``rules``. Sensor intervals run from 0.1 s to a day; delays and
+#: durations the pipeline waits for, to a day or a week. ``max_age_s`` reaches 1e10 s so that
+#: staleness can be switched off for old recordings. A test checks that every numeric field
+#: of the config has its line here.
+BOUNDS: dict[str, tuple[float, float]] = {
+    "daemon.commit_interval_s": (0.1, 3600.0),  # an hour of samples at most in memory
+    "daemon.misfire_grace_s": (1.0, 3600.0),
+    "daemon.retry_max_s": (1.0, DAY_S),
+    "daemon.retention_days": (1.0, 3650.0),
+    "sensors.system.interval_s": (0.1, DAY_S),
+    "sensors.battery.interval_s": (0.1, DAY_S),
+    "sensors.battery.termux_interval_s": (0.1, DAY_S),
+    "sensors.battery.termux_timeout_s": (0.1, 3600.0),
+    "sensors.location.interval_s": (0.1, DAY_S),
+    "sensors.location.gpsd_port": (1, 65_535),
+    "sensors.location.termux_timeout_s": (0.1, 3600.0),
+    "sensors.location.static_lat": (-90.0, 90.0),
+    "sensors.location.static_lon": (-180.0, 180.0),
+    "sensors.location.static_accuracy_m": (0.1, 100_000.0),
+    "sensors.location.max_accuracy_m": (1.0, 1_000_000.0),
+    "sensors.location.max_age_s": (1.0, 1e10),
+    "sensors.apps.interval_s": (0.1, DAY_S),
+    "sensors.apps.top_n": (0, 100),
+    "sensors.apps.rank_every_s": (0.0, DAY_S),
+    "sensors.apps.pulsetime_s": (0.1, DAY_S),
+    "geofence.enter_delay_s": (0.0, DAY_S),
+    "geofence.exit_delay_s": (0.0, DAY_S),
+    "geofence.dwell_s": (0.0, WEEK_S),
+    "geofence.exit_gap_m": (0.0, 10_000.0),
+    "geofence.min_visit_s": (0.0, DAY_S),
+    "places.dist_m": (1.0, 10_000.0),
+    "places.min_stay_s": (1.0, DAY_S),
+    "places.merge_m": (1.0, 10_000.0),
+    "anomaly.start_score": (0.01, 0.99),
+    "anomaly.end_score": (0.01, 0.99),
+    "anomaly.end_n": (1, 1000),
+    "anomaly.hold_s": (0.0, WEEK_S),
+    "anomaly.history_n": (50, 20_000),  # three histories of this many per stream, in memory
+    "anomaly.history_s": (60.0, 365 * DAY_S),
+    "anomaly.personalise_every_s": (60.0, 30 * DAY_S),
+    "anomaly.personalise_min_windows": (32, 100_000),  # the train batch; 13 MB of windows
+    "anomaly.personalise_steps": (1, 100_000),
+    "anomaly.personalise_lr": (1e-6, 1.0),
+    "escalation.debounce_s": (0.0, 3600.0),
+    "escalation.max_per_hour": (1, 60),
+    "escalation.max_per_day": (1, 1440),
+    "escalation.timeout_s": (1.0, 3600.0),
+    "escalation.keep_warm_s": (0.0, DAY_S),
+    "escalation.max_tokens": (1, 8192),
+    "escalation.threads": (1, 256),
+    "escalation.seed": (0, 2**32 - 1),  # llama.cpp's seed is 32-bit
+    "escalation.location_precision_m": (1.0, 100_000.0),
+    "escalation.context_before_s": (0.0, DAY_S),
+    "escalation.usual_days": (1.0, 90.0),
+    "rules.above": (-1e15, 1e15),
+    "rules.below": (-1e15, 1e15),
+    "rules.hysteresis": (0.0, 1e15),
+    "rules.for_s": (0.0, WEEK_S),
+    "rules.cooldown_s": (0.0, WEEK_S),
+}
+
+#: Keys whose value is one of a list.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "sensors.location.source": LOCATION_SOURCES,
+    "sensors.location.termux_provider": ("gps", "network", "passive"),
+    "sensors.location.termux_request": ("once", "last", "updates"),
+    "escalation.backend": ESCALATION_BACKENDS,
+    "rules.action": RULE_ACTIONS,
+}
+
+#: Keys that are file paths, and whether empty is allowed (it then means the default). Every
+#: text value is refused with a NUL character or a lone surrogate; a path also when longer
+#: than the system's PATH_MAX.
+PATHS: dict[str, bool] = {
+    "storage.path": True,
+    "sensors.battery.power_supply_dir": False,
+    "anomaly.model": True,
+    "escalation.model": True,
+    "escalation.api_key_file": True,
+}
+MAX_PATH_BYTES = 4096
+
+#: Keys that are names and patterns shown in events: one printable line, not empty.
+NAMES = ("rules.name", "rules.stream", "rules.event", "rules.subject")
+MAX_NAME_CHARS = 200
+
+
 #: What wakes the larger model out of the box: the always-on tier's anomalies, a place never
 #: seen before, and three states worth explaining whatever is usual here, held for two
 #: minutes: CPU and memory at Glances' "critical" 90 %, and a CPU at 90 °C (a common
@@ -281,24 +381,57 @@ def default_db_path() -> Path:
 def load(path: Path, *, missing_ok: bool = True) -> Config:
     """Read ``path``; a missing file gives the defaults when ``missing_ok``."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         if missing_ok:
             return Config()
         raise ConfigError(str(path), "", "no such file") from None
     except OSError as exc:
         raise ConfigError(str(path), "", exc.strerror or str(exc)) from exc
-    return parse(text, str(path))
+    return parse(utf8_text(data, str(path)), str(path))
+
+
+def utf8_text(data: bytes, path: str) -> str:
+    """``data`` as UTF-8 text, or ``ConfigError`` naming the file and where the bad byte is."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        bad = data[exc.start : exc.end].hex(" ")
+        reason = f"not UTF-8 text: byte {bad} at line {line}, column {column}"
+        raise ConfigError(path, "", reason) from None
 
 
 def parse(text: str, path: str = "<config>") -> Config:
     try:
         table = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, "", f"not valid TOML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(path, "", "not valid TOML: nested too deeply") from None
+    except ValueError as exc:  # TOMLDecodeError, or an integer of more than 4300 digits
+        raise ConfigError(path, "", f"not valid TOML: {exc}") from None
     config: Config = _build(Config, table, path, "")
     _check(config, path)
     return config
+
+
+def check_rules(rules: Sequence[RuleConfig], path: str = "<rules>") -> None:
+    """Each rule's values in their ranges, and a rule that can fire; else ``ConfigError``."""
+    seen: set[str] = set()
+    for i, rule in enumerate(rules):
+        key = f"rules[{i}]"
+        _check_values(rule, path, key + ".")
+        if rule.name in seen:
+            raise ConfigError(path, f"{key}.name", f"duplicate rule name {rule.name!r}")
+        seen.add(rule.name)
+        if (rule.stream is None) == (rule.event is None):
+            raise ConfigError(path, key, "a rule needs either 'stream' or 'event'")
+        if rule.stream is not None and rule.above is None and rule.below is None:
+            raise ConfigError(path, key, "a rule needs 'above' or 'below'")
+        if rule.above is not None and rule.below is not None and rule.above >= rule.below:
+            raise ConfigError(path, key, "with both, 'above' must be less than 'below' (a band)")
+        if rule.data and rule.event is None:
+            raise ConfigError(path, f"{key}.data", "only rules on events match event data")
 
 
 def _build(cls: type[Any], table: object, path: str, prefix: str) -> Any:
@@ -308,7 +441,7 @@ def _build(cls: type[Any], table: object, path: str, prefix: str) -> Any:
     names = {f.name for f in dataclasses.fields(cls)}
     for key in table:
         if key not in names:
-            raise ConfigError(path, prefix + key, "unknown key")
+            raise ConfigError(path, prefix + _label(key), "unknown key")
     values = {
         name: _convert(hints[name], table[name], path, prefix + name)
         for name in names
@@ -322,6 +455,7 @@ def _build(cls: type[Any], table: object, path: str, prefix: str) -> Any:
 
 
 def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
+    """``value`` as the field's type; the ranges are checked after, by ``_check_values``."""
     origin = typing.get_origin(hint)
     if origin in (types.UnionType, typing.Union):
         options = [a for a in typing.get_args(hint) if a is not type(None)]
@@ -336,98 +470,139 @@ def _convert(hint: Any, value: Any, path: str, key: str) -> Any:
             raise ConfigError(path, key, "expected a table")
         for name, item in value.items():
             if not isinstance(item, bool | int | float | str):
-                raise ConfigError(path, f"{key}.{name}", f"expected a plain value, got {item!r}")
+                raise ConfigError(path, f"{key}.{_label(name)}", "expected a plain value")
         return dict(value)
     if dataclasses.is_dataclass(hint):
         return _build(typing.cast(type[Any], hint), value, path, key + ".")
     if hint is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            raise ConfigError(path, key, f"expected a number, got {_show(value)}")
+        try:
             return float(value)
-        raise ConfigError(path, key, f"expected a number, got {value!r}")
-    if not isinstance(value, hint):
-        raise ConfigError(path, key, f"expected {hint.__name__}, got {value!r}")
+        except OverflowError:  # an integer beyond any float
+            raise ConfigError(path, key, _range_reason(key, value)) from None
+    if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+        raise ConfigError(path, key, f"expected {hint.__name__}, got {_show(value)}")
     return value
 
 
+def _check_values(obj: Any, path: str, prefix: str) -> None:
+    """Every value in a built config (or rule) against ``BOUNDS``, ``CHOICES``, ``PATHS``."""
+    for f in dataclasses.fields(obj):
+        key, value = prefix + f.name, getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            _check_values(value, path, key + ".")
+        elif isinstance(value, tuple):
+            for i, item in enumerate(value):
+                if dataclasses.is_dataclass(item):
+                    _check_values(item, path, f"{key}[{i}].")
+                else:
+                    _check_value(item, path, f"{key}[{i}]")
+        elif isinstance(value, dict):
+            for name, item in value.items():
+                _check_value(item, path, f"{key}.{_label(name)}")
+        else:
+            _check_value(value, path, key)
+
+
+def _check_value(value: object, path: str, key: str) -> None:
+    generic = _generic(key)
+    if isinstance(value, str):
+        _check_text(value, path, key, generic)
+    elif isinstance(value, int | float) and not isinstance(value, bool):
+        lo, hi = BOUNDS.get(generic, (-math.inf, math.inf))
+        if not (_finite(value) and lo <= value <= hi):
+            raise ConfigError(path, key, _range_reason(key, value))
+
+
+def _check_text(value: str, path: str, key: str, generic: str) -> None:
+    if "\x00" in value:
+        raise ConfigError(path, key, "contains a NUL character")
+    try:
+        size = len(value.encode("utf-8"))
+    except UnicodeEncodeError:
+        reason = f"is not valid Unicode (a lone surrogate): {_show(value)}"
+        raise ConfigError(path, key, reason) from None
+    if generic in CHOICES and value not in CHOICES[generic]:
+        raise ConfigError(path, key, f"must be one of {', '.join(CHOICES[generic])}")
+    if generic in PATHS:
+        if not value and not PATHS[generic]:
+            raise ConfigError(path, key, "must be a path, not empty")
+        if size > MAX_PATH_BYTES:
+            raise ConfigError(path, key, f"a path of {size} bytes; at most {MAX_PATH_BYTES}")
+    if generic in NAMES:
+        if not value.strip() or len(value) > MAX_NAME_CHARS or not value.isprintable():
+            reason = f"must be one printable line of 1 to {MAX_NAME_CHARS} characters"
+            raise ConfigError(path, key, f"{reason}, got {_show(value)}")
+
+
+def describe_range(key: str) -> str:
+    """A numeric key's range as the template and the messages write it: ``0.1 to 3,600 s``."""
+    lo, hi = (_number_text(b) for b in BOUNDS[_generic(key)])
+    unit = next((u for suffix, u in _UNITS.items() if key.endswith(suffix)), "")
+    return f"{lo} to {hi}{unit}"
+
+
+def _range_reason(key: str, value: object) -> str:
+    if _generic(key) not in BOUNDS:
+        return f"must be a finite number, got {_show(value)}"
+    return f"must be a finite number from {describe_range(key)}, got {_show(value)}"
+
+
+_UNITS = {"_s": " s", "_m": " m", "_days": " days", "_pct": " %"}
+
+
+def _generic(key: str) -> str:
+    """``rules[2].for_s`` -> ``rules.for_s``: the key's line in the tables."""
+    return re.sub(r"\[\d+\]", "", key)
+
+
+def _label(name: object) -> str:
+    """A key as TOML writes it: bare when it can be, else quoted with escapes (JSON's are
+    TOML's), so that a message never carries a control character or a lone surrogate."""
+    text = str(name)
+    return text if re.fullmatch(r"[A-Za-z0-9_-]+", text) else json.dumps(text)
+
+
+def _finite(value: int | float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an integer beyond any float
+        return False
+
+
+def _number_text(x: float) -> str:
+    if float(x).is_integer() and abs(x) < 1e13:
+        return f"{int(x):,}"
+    return f"{x:g}"
+
+
+def _show(value: object) -> str:
+    """A short repr for messages (a TOML integer may have thousands of digits)."""
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**20:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text)} characters)"
+
+
 def _check(config: Config, path: str) -> None:
-    sensors: dict[str, Any] = {
-        "system": config.sensors.system,
-        "battery": config.sensors.battery,
-        "location": config.sensors.location,
-        "apps": config.sensors.apps,
-    }
-    for name, sensor in sensors.items():
-        if sensor.interval_s <= 0:
-            raise ConfigError(path, f"sensors.{name}.interval_s", "must be > 0")
+    _check_values(config, path, "")
     location = config.sensors.location
-    if location.source not in LOCATION_SOURCES:
-        choices = ", ".join(LOCATION_SOURCES)
-        raise ConfigError(path, "sensors.location.source", f"must be one of {choices}")
     if location.source == "static" and (location.static_lat is None or location.static_lon is None):
         raise ConfigError(path, "sensors.location", "source = static needs static_lat, static_lon")
-    for key, value in vars(config.geofence).items():
-        if value < 0:
-            raise ConfigError(path, f"geofence.{key}", "must be >= 0")
-    for key in ("dist_m", "min_stay_s", "merge_m"):
-        if getattr(config.places, key) <= 0:
-            raise ConfigError(path, f"places.{key}", "must be > 0")
     a = config.anomaly
-    if not 0.0 < a.end_score <= a.start_score < 1.0:
-        raise ConfigError(path, "anomaly", "need 0 < end_score <= start_score < 1")
-    if a.end_n < 1 or a.history_n < 50 or a.history_s <= 0 or a.hold_s < 0:
-        raise ConfigError(
-            path, "anomaly", "need end_n >= 1, history_n >= 50, history_s > 0, hold_s >= 0"
-        )
-    if a.personalise_every_s <= 0 or a.personalise_lr <= 0:
-        raise ConfigError(path, "anomaly", "personalise_every_s and personalise_lr must be > 0")
-    if a.personalise_min_windows < 32 or a.personalise_steps < 1:
-        raise ConfigError(
-            path, "anomaly", "personalise_min_windows must be >= 32 and personalise_steps >= 1"
-        )
-    apps = config.sensors.apps
-    if apps.top_n < 0 or apps.pulsetime_s <= 0 or apps.rank_every_s < 0:
-        raise ConfigError(
-            path, "sensors.apps", "top_n and rank_every_s must be >= 0 and pulsetime_s > 0"
-        )
+    if a.end_score > a.start_score:
+        raise ConfigError(path, "anomaly.end_score", "must be <= start_score")
+    if a.own_model and not a.model:
+        raise ConfigError(path, "anomaly.own_model", "needs anomaly.model, your model's path")
+    if a.model and Path(a.model).suffix not in (".tflite", ".json"):
+        raise ConfigError(path, "anomaly.model", "must be a .tflite file (or its card, .json)")
     for i, pattern in enumerate(config.sensors.apps.redact):
         try:
             re.compile(pattern)
-        except re.error as exc:
-            raise ConfigError(path, f"sensors.apps.redact[{i}]", f"bad regex: {exc}") from exc
-    _check_escalation(config.escalation, path)
-    for key in ("commit_interval_s", "retention_days", "retry_max_s"):
-        if getattr(config.daemon, key) <= 0:
-            raise ConfigError(path, f"daemon.{key}", "must be > 0")
-    seen: set[str] = set()
-    for i, rule in enumerate(config.rules):
-        key = f"rules[{i}]"
-        if rule.name in seen:
-            raise ConfigError(path, f"{key}.name", f"duplicate rule name {rule.name!r}")
-        seen.add(rule.name)
-        if (rule.stream is None) == (rule.event is None):
-            raise ConfigError(path, key, "a rule needs either 'stream' or 'event'")
-        if rule.stream is not None and rule.above is None and rule.below is None:
-            raise ConfigError(path, key, "a rule needs 'above' or 'below'")
-        if rule.hysteresis < 0 or rule.for_s < 0 or rule.cooldown_s < 0:
-            raise ConfigError(path, key, "'hysteresis', 'for_s' and 'cooldown_s' must be >= 0")
-        if rule.action not in RULE_ACTIONS:
-            raise ConfigError(path, f"{key}.action", f"must be one of {', '.join(RULE_ACTIONS)}")
-        if rule.data and rule.event is None:
-            raise ConfigError(path, f"{key}.data", "only rules on events match event data")
-
-
-def _check_escalation(e: EscalationConfig, path: str) -> None:
-    if e.backend not in ESCALATION_BACKENDS:
-        choices = ", ".join(ESCALATION_BACKENDS)
-        raise ConfigError(path, "escalation.backend", f"must be one of {choices}")
+        except (re.error, OverflowError, RecursionError) as exc:
+            raise ConfigError(path, f"sensors.apps.redact[{i}]", f"bad regex: {exc}") from None
+    e = config.escalation
     if e.backend == "command" and not e.command:
         raise ConfigError(path, "escalation.command", "backend = command needs an argv list")
-    for key in ("debounce_s", "keep_warm_s", "context_before_s"):
-        if getattr(e, key) < 0:
-            raise ConfigError(path, f"escalation.{key}", "must be >= 0")
-    for key in ("timeout_s", "usual_days", "location_precision_m"):
-        if getattr(e, key) <= 0:
-            raise ConfigError(path, f"escalation.{key}", "must be > 0")
-    for key in ("max_per_hour", "max_per_day", "max_tokens", "threads"):
-        if getattr(e, key) < 1:
-            raise ConfigError(path, f"escalation.{key}", "must be >= 1")
+    check_rules(config.rules, path)

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 TEMPLATE = """\
 # vigil configuration. Every key is optional: the values shown are the defaults.
-# Units are in the key names (_s seconds, _m metres, _pct percent).
+# Units are in the key names (_s seconds, _m metres, _pct percent). Each number's range is
+# on its line; a value outside it is refused with the key and the range.
 
 [daemon]
 # Samples and events are committed at most this many seconds apart.
-commit_interval_s = 10.0
+commit_interval_s = 10.0  # 0.1 to 3,600 s
 # A poll that runs late by up to this many seconds is still taken.
-misfire_grace_s = 30.0
+misfire_grace_s = 30.0  # 1 to 3,600 s
 # Longest wait between retries of a sensor that went down.
-retry_max_s = 600.0
+retry_max_s = 600.0  # 1 to 86,400 s
 # Raw samples are kept this many days (events are kept).
-retention_days = 14.0
+retention_days = 14.0  # 1 to 3,650 days
 
 [storage]
 # SQLite file; empty means the platform's data folder ($XDG_DATA_HOME/vigil/vigil.db).
@@ -23,92 +24,97 @@ path = ""
 [sensors.system]
 # CPU, load, memory, swap, network and disk rates, temperature (psutil).
 enabled = true
-interval_s = 10.0
+interval_s = 10.0  # 0.1 to 86,400 s
 # Also each network interface and disk: net.<nic>.rx_Bps, disk.<disk>.read_Bps ...
 per_device = true
 
 [sensors.battery]
 # Level and charging (psutil); power, current, voltage from the kernel where present.
 enabled = true
-interval_s = 60.0
+interval_s = 60.0  # 0.1 to 86,400 s
 power_supply_dir = "/sys/class/power_supply"
 # On Termux, termux-battery-status is costly: polled at most this often, with a timeout.
-termux_interval_s = 300.0
-termux_timeout_s = 15.0
+termux_interval_s = 300.0  # 0.1 to 86,400 s
+termux_timeout_s = 15.0  # 0.1 to 3,600 s
 
 [sensors.location]
 # auto: gpsd if it answers on start, else termux-location on Termux, else off.
 # Or: gpsd, termux, static (a fixed machine: set static_lat, static_lon), none.
 source = "auto"
-interval_s = 30.0
+interval_s = 30.0  # 0.1 to 86,400 s
 gpsd_host = "127.0.0.1"
-gpsd_port = 2947
+gpsd_port = 2947  # 1 to 65,535
 # termux-location provider (gps, network, passive) and request (once, last, updates).
 termux_provider = "gps"
 termux_request = "once"
 # termux-location can hang: it is killed after this many seconds.
-termux_timeout_s = 60.0
-# static_lat = 46.0512
-# static_lon = 14.5061
-static_accuracy_m = 25.0
+termux_timeout_s = 60.0  # 0.1 to 3,600 s
+# static_lat = 46.0512  # -90 to 90
+# static_lon = 14.5061  # -180 to 180
+static_accuracy_m = 25.0  # 0.1 to 100,000 m
 # Fixes less accurate than this (68 % radius, metres) or older than max_age_s are refused.
-max_accuracy_m = 5000.0
-max_age_s = 120.0
+max_accuracy_m = 5000.0  # 1 to 1,000,000 m
+max_age_s = 120.0  # 1 to 10,000,000,000 s
 
 [sensors.apps]
 # The focused application (X11, sway, Hyprland) and the busiest processes.
 enabled = true
-interval_s = 5.0
+interval_s = 5.0  # 0.1 to 86,400 s
 # Window titles are private: off by default. When on, matches of these regexes are redacted.
 titles = false
 redact = []
-top_n = 3
+top_n = 3  # 0 to 100
 # The busiest and largest processes are ranked from a scan of every process this often
 # (0: every poll); polls in between repeat the latest ranking. Without a focused window to
 # read (no graphical session, Android), the sensor polls only this often.
-rank_every_s = 60.0
+rank_every_s = 60.0  # 0 to 86,400 s
 # Readings of one app at most this many seconds apart merge into one session.
-pulsetime_s = 15.0
+pulsetime_s = 15.0  # 0.1 to 86,400 s
 
 [geofence]
 # Fences live in the database: vigil fences add/import/list/remove.
 # Enter when the whole accuracy circle is inside for enter_delay_s; exit when it is more than
 # exit_gap_m outside for exit_delay_s; dwell after dwell_s inside (a fence's own dwell_s wins).
-enter_delay_s = 0.0
-exit_delay_s = 60.0
-dwell_s = 300.0
-exit_gap_m = 20.0
+enter_delay_s = 0.0  # 0 to 86,400 s
+exit_delay_s = 60.0  # 0 to 86,400 s
+dwell_s = 300.0  # 0 to 604,800 s
+exit_gap_m = 20.0  # 0 to 10,000 m
 # An exit comes no sooner than this after its enter: at most one pair per fence per 2 minutes.
-min_visit_s = 120.0
+min_visit_s = 120.0  # 0 to 86,400 s
 
 [places]
 # Learned places: staying within dist_m for min_stay_s; stays within merge_m are one place.
 enabled = true
-dist_m = 100.0
-min_stay_s = 300.0
-merge_m = 100.0
+dist_m = 100.0  # 1 to 10,000 m
+min_stay_s = 300.0  # 1 to 86,400 s
+merge_m = 100.0  # 1 to 10,000 m
 
 [anomaly]
 # The always-on tier: each stream's value, recent shape (the tiny model) and spread, ranked
 # among the stream's own recent ones (history_n entries over about history_s seconds); the
 # score 0.5 is a one-in-a-thousand number. Events per source (system, battery...).
 enabled = true
-start_score = 0.55
-end_score = 0.45
-end_n = 3
+start_score = 0.55  # 0.01 to 0.99
+end_score = 0.45  # 0.01 to 0.99
+end_n = 3  # 1 to 1,000
 # An anomaly stays open while a value that started it is beyond its earlier range, up to:
-hold_s = 3600.0
-history_n = 1000
-history_s = 345600.0
+hold_s = 3600.0  # 0 to 604,800 s
+history_n = 1000  # 50 to 20,000
+history_s = 345600.0  # 60 to 31,536,000 s
 # Personalisation: the tiny model trains on this machine's normal windows every
 # personalise_every_s seconds (once personalise_min_windows new ones are waiting); the new
 # weights are kept only if they fit held-out normal windows better, and live in the
 # database. Off by default: on vigil's own benchmarks it does not improve detection yet.
 personalise = false
-personalise_every_s = 21600.0
-personalise_min_windows = 512
-personalise_steps = 1000
-personalise_lr = 0.003
+personalise_every_s = 21600.0  # 60 to 2,592,000 s
+personalise_min_windows = 512  # 32 to 100,000
+personalise_steps = 1000  # 1 to 100,000
+personalise_lr = 0.003  # 1e-06 to 1
+# The tiny model: empty is the shipped one (vigil checks its sha256). Your own model: its
+# .tflite path (its card .json beside it) and own_model = true, which says you know it is
+# not the shipped model.
+model = ""
+own_model = false
 
 [escalation]
 # The larger model, woken only when a rule whose action is "wake" fires. Each wake builds a
@@ -121,19 +127,19 @@ backend = "auto"
 model = ""
 # Triggers less than debounce_s after the first join its wake, which then sees the
 # incident's first minutes.
-debounce_s = 300.0
+debounce_s = 300.0  # 0 to 3,600 s
 # At most this many wakes in any hour and any day; more triggers are wake.suppressed.
-max_per_hour = 4
-max_per_day = 12
+max_per_hour = 4  # 1 to 60
+max_per_day = 12  # 1 to 1,440
 # The model runs in a child process, killed after timeout_s; keep_warm_s > 0 keeps it
 # loaded that long after a wake, for bursts.
-timeout_s = 120.0
-keep_warm_s = 0.0
-max_tokens = 64
+timeout_s = 120.0  # 1 to 3,600 s
+keep_warm_s = 0.0  # 0 to 86,400 s
+max_tokens = 64  # 1 to 8,192
 # llama.cpp's threads: more is faster on an idle machine, but its threads spin while they
 # wait for each other, and beside another busy program two cost many times the CPU of one.
-threads = 1
-seed = 0
+threads = 1  # 1 to 256
+seed = 0  # 0 to 4,294,967,295
 # openai: an OpenAI-compatible server (llama.cpp's server, Ollama, vLLM) and the model name.
 # Only on this machine unless allow_remote; the key from api_key_env or a 0600 file.
 url = "http://127.0.0.1:8080/v1"
@@ -145,16 +151,17 @@ api_key_file = ""
 command = []
 # Privacy: what a backend sees. Window titles never; coordinates rounded to this grid;
 # process and app names replaced by stand-ins (process-1, app-1) when false.
-location_precision_m = 1000.0
+location_precision_m = 1000.0  # 1 to 100,000 m
 share_process_names = true
 share_app_names = true
 # The context: this long before the incident; usual ranges from this many days before it.
-context_before_s = 1800.0
-usual_days = 7.0
+context_before_s = 1800.0  # 0 to 86,400 s
+usual_days = 7.0  # 1 to 90 days
 
 # Rules fire `rule.fired` once when a stream stays above (or below) a threshold for for_s
 # seconds, and re-arm only after it comes back past the threshold by `hysteresis`
-# (action = "record" by default).
+# (action = "record" by default). With both above and below, the rule watches a band:
+# above must be less than below (each -1e+15 to 1e+15).
 # Streams are named <sensor>.<field>, e.g. system.cpu_pct, battery.battery_pct.
 # Writing any [[rules]] replaces this default list.
 # Here: CPU and memory at 90 % (Glances' "critical" level) and a CPU at 90 °C, each held
@@ -162,9 +169,9 @@ usual_days = 7.0
 [[rules]]
 name = "cpu_high"
 stream = "system.cpu_pct"
-above = 90.0
-hysteresis = 20.0
-for_s = 120.0
+above = 90.0  # -1e+15 to 1e+15
+hysteresis = 20.0  # 0 to 1e+15
+for_s = 120.0  # 0 to 604,800 s
 action = "wake"
 
 [[rules]]
@@ -190,7 +197,7 @@ action = "wake"
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
-cooldown_s = 600.0
+cooldown_s = 600.0  # 0 to 604,800 s
 action = "wake"
 
 [[rules]]

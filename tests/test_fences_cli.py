@@ -52,8 +52,17 @@ def _fences(tmp_path: Path) -> Path:
     return path
 
 
+def _new_db(tmp_path: Path) -> Path:
+    """A database with its schema, as ``vigil init`` makes one: a named ``--db`` must exist."""
+    path = tmp_path / "v.db"
+    engine = open_engine(path)
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
 def test_add_import_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    db = ["--db", str(tmp_path / "v.db")]
+    db = ["--db", str(_new_db(tmp_path))]
     assert (
         main(["fences", "add", "gym", "--lat", "46.06", "--lon", "14.49", "--radius-m", "80", *db])
         == 0
@@ -77,7 +86,7 @@ def test_add_import_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[st
 def test_invalid_fence_is_refused_with_name_and_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    db = ["--db", str(tmp_path / "v.db")]
+    db = ["--db", str(_new_db(tmp_path))]
     assert (
         main(["fences", "add", "void", "--lat", "46", "--lon", "14", "--radius-m", "0", *db]) == 2
     )
@@ -179,7 +188,7 @@ def test_running_daemon_picks_up_new_fences(tmp_path: Path, how: str) -> None:
     commit = 1.0 if how == "version" else 3600.0  # with SIGHUP it must not wait for a check
     cfg = tmp_path / "config.toml"
     cfg.write_text(CONFIG.format(commit=commit))
-    db = tmp_path / "v.db"
+    db = _new_db(tmp_path)
     base = vigil(cfg, "--db", str(db))
     notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     notify.bind(str(tmp_path / "notify"))

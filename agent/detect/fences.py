@@ -26,6 +26,22 @@ logger = logging.getLogger(__name__)
 
 _KINDS = ("Point", "Polygon", "MultiPolygon")
 
+#: Limits that keep a fence, and a file of fences, to seconds of work, with room to spare.
+#: Checking a polygon's validity grows faster than its vertices: on a 2-core machine a fence
+#: of 10,000 takes about 0.5 s to check and index, one of 100,000 about 25 s. A fence is at
+#: most 50 km across, so 10,000 vertices is one every 15 m along a 150 km outline: simplify
+#: anything finer. A circle (a Point) counts as one vertex.
+MAX_VERTICES = 10_000
+#: Per file: 100,000 fences (bench/geofence.py's set: read, checked and indexed in seconds)
+#: and 1,000,000 vertices in all (that set has about 400,000).
+MAX_FENCES_PER_FILE = 100_000
+MAX_VERTICES_PER_FILE = 1_000_000
+MAX_NAME_CHARS = 200
+#: A circle smaller than a metre can never be entered: no fix is that accurate. The largest
+#: is 25 km (fences are at most 50 km across: ``frames.MAX_ACROSS_M``).
+MIN_RADIUS_M = 1.0
+MAX_DWELL_S = 7 * 86_400.0
+
 
 @dataclass(frozen=True)
 class Fence:
@@ -45,21 +61,42 @@ class _Invalid(Exception):
         self.reason = reason
 
 
-def parse_fences(geojson: str | Mapping[str, Any], source: str = "<fences>") -> list[Fence]:
-    """A FeatureCollection (or one Feature) -> fences, or ``ConfigError(source, name, reason)``."""
+def parse_fences(
+    geojson: str | Mapping[str, Any],
+    source: str = "<fences>",
+    *,
+    max_fences: int | None = None,
+    max_vertices: int | None = None,
+) -> list[Fence]:
+    """A FeatureCollection (or one Feature) -> fences, or ``ConfigError(source, name, reason)``.
+
+    A file's fences also keep within ``max_fences`` and ``max_vertices`` in all (the fences
+    table, filled by many imports, does not)."""
     doc: Any = geojson
     if isinstance(geojson, str):
         try:
             doc = json.loads(geojson)
-        except json.JSONDecodeError as exc:
-            raise ConfigError(source, "", f"not valid JSON: {exc}") from exc
+        except RecursionError:
+            raise ConfigError(source, "", "not valid GeoJSON: nested too deeply") from None
+        except ValueError as exc:  # JSONDecodeError, or an integer of more than 4300 digits
+            raise ConfigError(source, "", f"not valid JSON: {exc}") from None
     kind = doc.get("type") if isinstance(doc, Mapping) else type(doc).__name__
     if kind == "Feature":
         features = [doc]
     elif kind == "FeatureCollection" and isinstance(doc.get("features"), list):
         features = doc["features"]
     else:
-        raise ConfigError(source, "", f"expected a GeoJSON FeatureCollection or Feature: {kind!r}")
+        kind = _show(kind)
+        raise ConfigError(source, "", f"expected a GeoJSON FeatureCollection or Feature: {kind}")
+    if max_fences is not None and len(features) > max_fences:
+        reason = f"{len(features):,} fences; at most {max_fences:,} in one file: split it"
+        raise ConfigError(source, "", reason)
+    if max_vertices is not None:
+        geometries = (f.get("geometry") for f in features if isinstance(f, Mapping))
+        vertices = sum(_vertices(g) for g in geometries if isinstance(g, Mapping))
+        if vertices > max_vertices:
+            reason = f"{vertices:,} vertices; at most {max_vertices:,} in one file: split it"
+            raise ConfigError(source, "", reason)
     fences: list[Fence] = []
     seen: dict[str, int] = {}
     for number, feature in enumerate(features, 1):
@@ -72,6 +109,8 @@ def parse_fences(geojson: str | Mapping[str, Any], source: str = "<fences>") -> 
             fences.append(_fence(label, feature))
         except _Invalid as exc:
             raise ConfigError(source, label, exc.reason) from None
+        except RecursionError:
+            raise ConfigError(source, label, "nested too deeply to be GeoJSON") from None
     localize(fences, source)
     return fences
 
@@ -88,6 +127,8 @@ def fence_to_feature(fence: Fence) -> dict[str, Any]:
 
 def _copy(value: Any) -> Any:
     """A deep copy of JSON-like data (much faster than ``copy.deepcopy`` for 100,000 fences)."""
+    if isinstance(value, float | int | str | None):  # most values: numbers, before the ABCs
+        return value
     if isinstance(value, list | tuple):
         return [_copy(v) for v in value]
     if isinstance(value, dict | Mapping):
@@ -99,6 +140,25 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _finite(value: Any) -> bool:
+    """A finite number (an integer beyond any float is not)."""
+    try:
+        return _number(value) and math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _show(value: Any) -> str:
+    """A short repr for messages: never a control character or a lone surrogate, never huge."""
+    if isinstance(value, int) and abs(value) >= 10**20:
+        return f"an integer of {value.bit_length()} bits"
+    try:
+        text = repr(value)
+    except (RecursionError, ValueError):  # nested too deeply, or too many digits
+        return f"a {type(value).__name__}"
+    return text if len(text) <= 60 else f"{text[:50]}... ({len(text)} characters)"
+
+
 def _name(feature: Any) -> str:
     if not isinstance(feature, Mapping) or feature.get("type") != "Feature":
         raise _Invalid("is not a GeoJSON Feature")
@@ -106,6 +166,10 @@ def _name(feature: Any) -> str:
     name = props.get("name") if isinstance(props, Mapping) else None
     if not isinstance(name, str) or not name.strip():
         raise _Invalid("needs properties.name, a non-empty string")
+    if len(name) > MAX_NAME_CHARS:
+        raise _Invalid(f"properties.name has {len(name):,} characters; at most {MAX_NAME_CHARS}")
+    if not name.isprintable():  # a lone surrogate, a control or invisible character
+        raise _Invalid(f"properties.name {_show(name)} must be printable text (valid Unicode)")
     return name
 
 
@@ -115,38 +179,47 @@ def _fence(name: str, feature: Mapping[str, Any]) -> Fence:
     if not isinstance(geometry, Mapping):
         raise _Invalid("has no geometry")
     radius, dwell = props.get("radius_m"), props.get("dwell_s")
-    _check(geometry.get("type"), radius, dwell)
+    _check(geometry, radius, dwell)
     return Fence(
         name,
-        _copy(geometry),
+        {"type": geometry["type"], "coordinates": _copy(geometry.get("coordinates"))},
         None if radius is None else float(radius),
         None if dwell is None else float(dwell),
     )
 
 
-def _check(kind: Any, radius: Any, dwell: Any) -> None:
-    """The properties, as given in GeoJSON or to ``Fence`` directly."""
+def _check(geometry: Mapping[str, Any], radius: Any, dwell: Any) -> None:
+    """The kind, size and properties, as given in GeoJSON or to ``Fence`` directly; the
+    coordinates are read later, all at once (``localize``)."""
+    kind = geometry.get("type")
     if kind not in _KINDS:
         raise _Invalid(
-            f"unsupported geometry type {kind!r}: use a Point with properties.radius_m, "
+            f"unsupported geometry type {_show(kind)}: use a Point with properties.radius_m, "
             "a Polygon or a MultiPolygon"
         )
+    count = _vertices(geometry)
+    if count > MAX_VERTICES:
+        raise _Invalid(f"has {count:,} vertices; at most {MAX_VERTICES:,} per fence: simplify it")
     if kind == "Point" and radius is None:
         raise _Invalid("a Point fence needs properties.radius_m (the circle's radius in metres)")
     if kind != "Point" and radius is not None:
         raise _Invalid("properties.radius_m is only for Point fences (circles)")
-    if radius is not None and not (_number(radius) and radius > 0 and math.isfinite(radius)):
-        raise _Invalid(f"properties.radius_m must be a number > 0, got {radius!r}")
-    if dwell is not None and not (_number(dwell) and dwell >= 0 and math.isfinite(dwell)):
-        raise _Invalid(f"properties.dwell_s must be a number >= 0, got {dwell!r}")
+    if radius is not None and not (_finite(radius) and radius >= MIN_RADIUS_M):
+        radius = _show(radius)
+        raise _Invalid(f"properties.radius_m must be a number >= {MIN_RADIUS_M:g}, got {radius}")
+    if dwell is not None and not (_finite(dwell) and 0 <= dwell <= MAX_DWELL_S):
+        raise _Invalid(
+            f"properties.dwell_s must be a number from 0 to {MAX_DWELL_S:,.0f} (a week), "
+            f"got {_show(dwell)}"
+        )
 
 
 def _position(value: Any, where: str) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or len(value) < 2 or not all(map(_number, value[:2])):
-        raise _Invalid(f"{where}: position {value!r} is not [lon, lat] numbers")
+    if not isinstance(value, list | tuple) or len(value) < 2 or not all(map(_number, value)):
+        raise _Invalid(f"{where}: position {_show(value)} is not [lon, lat] numbers")
+    if not (_finite(value[0]) and _finite(value[1])):
+        raise _Invalid(f"{where}: position {_show(value)} is not finite")
     lon, lat = float(value[0]), float(value[1])
-    if not (math.isfinite(lon) and math.isfinite(lat)):
-        raise _Invalid(f"{where}: position {value!r} is not finite")
     if not -180.0 <= lon <= 180.0:
         raise _Invalid(f"{where}: longitude {lon} is out of range [-180, 180]")
     if not -90.0 <= lat <= 90.0:
@@ -177,6 +250,16 @@ def _polygons(geometry: Mapping[str, Any]) -> list[list[frames.Array]]:
     return out
 
 
+def _vertices(geometry: Mapping[str, Any]) -> int:
+    """The positions of a geometry, counted before any is read (a Point is one)."""
+    coords = geometry.get("coordinates")
+    if geometry.get("type") == "Point" or not isinstance(coords, list):
+        return 1
+    polygons = coords if geometry.get("type") == "MultiPolygon" else [coords]
+    rings = (ring for p in polygons if isinstance(p, list) for ring in p if isinstance(ring, list))
+    return sum(map(len, rings))
+
+
 class Located(NamedTuple):
     lat: frames.Array
     lon: frames.Array
@@ -195,7 +278,7 @@ def localize(fences: Sequence[Fence], source: str, *, check: bool = False) -> Lo
     for i, fence in enumerate(fences):
         try:
             if check:
-                _check(fence.geometry.get("type"), fence.radius_m, fence.dwell_s)
+                _check(fence.geometry, fence.radius_m, fence.dwell_s)
             if fence.geometry.get("type") == "Point":
                 lon[i], lat[i] = _position(fence.geometry.get("coordinates"), "Point")
                 rho[i] = radius = fence.radius_m or 0.0

@@ -26,6 +26,15 @@ logger = logging.getLogger(__name__)
 RUNTIMES: tuple[str, ...] = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
 NO_RUNTIME = "no TFLite runtime: pip install 'vigil[litert]' or pkg install python-tflite-runtime"
 INFER_CHUNK = 4096  # windows per invoke on the batched path: bounds the tensor arena
+#: sha256 of the shipped ``models/tiny.tflite``. The card catches a corrupt file, but another
+#: valid model with its own card passes every card check: only this pin tells a swapped or
+#: rebuilt pair from the shipped model. A rebuild updates it (a test compares it with the
+#: file). Another model is used only when the config says so (``[anomaly] own_model``).
+TINY_SHA256 = "085d75f0f851e43f4fd4d5025551561f1d9063bbf8e49c0450fc77fa603eff9e"
+NOT_SHIPPED = (
+    "is not the shipped model (sha256 {digest}, shipped {shipped}): a model and card swapped "
+    "or rebuilt? To use your own model, set [anomaly] model to its path and own_model = true"
+)
 
 F32 = npt.NDArray[np.float32]
 
@@ -250,13 +259,15 @@ def _card_path(name_or_path: str | Path) -> Path:
 
 
 def load_model(
-    name_or_path: str | Path = "tiny", *, runtimes: Sequence[str] = RUNTIMES
+    name_or_path: str | Path = "tiny", *, own: bool = False, runtimes: Sequence[str] = RUNTIMES
 ) -> TinyModel:
     """Load a shipped model by name (``"tiny"``) or a card / ``.tflite`` path, checked.
 
     The file must exist and match the card's size and sha256, and the interpreter's signatures
     and tensor specs must match the card's; otherwise ``ModelError`` names the file and says
-    what differs. The daemon logs it and keeps its other stages running.
+    what differs. Unless ``own`` (the user's explicit "this is my own model"), the file must
+    also be the shipped model, ``TINY_SHA256``. The daemon logs a ``ModelError`` and keeps its
+    other stages running.
     """
     card = ModelCard.from_file(_card_path(name_or_path))
     path = card.model_path
@@ -273,6 +284,8 @@ def load_model(
     digest = hashlib.sha256(content).hexdigest()
     if digest != card.sha256:
         raise ModelError(str(path), f"sha256 {digest}, card says {card.sha256}")
+    if not own and digest != TINY_SHA256:
+        raise ModelError(str(path), NOT_SHIPPED.format(digest=digest, shipped=TINY_SHA256))
     interp = load_interpreter(path, content=content, runtimes=runtimes)
     diffs = _spec_differences(card, interp)
     if diffs:
@@ -390,11 +403,12 @@ class TinyModel:
         self.set_weights(weights)
 
 
-def load_or_explain(name: str = "tiny") -> TinyModel | None:
-    """The shipped model, or None with one clear log line when it cannot be used: the other
-    stages go on without it (the anomaly stage then judges values and spreads only)."""
+def load_or_explain(model: str = "", *, own: bool = False) -> TinyModel | None:
+    """The configured model (``[anomaly] model``, empty: the shipped one; ``own_model``), or
+    None with one clear log line when it cannot be used: the other stages go on without it
+    (the anomaly stage then judges values and spreads only)."""
     try:
-        return load_model(name)
+        return load_model(Path(model).expanduser() if model else "tiny", own=own)
     except ModelError as exc:
         logger.error("%s; anomaly detection runs without the model (values and spreads)", exc)
         return None

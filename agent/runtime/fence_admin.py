@@ -5,19 +5,38 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from agent.detect.fences import Fence, fence_to_feature, parse_fences
+from agent.config import utf8_text
+from agent.detect.fences import (
+    MAX_FENCES_PER_FILE,
+    MAX_VERTICES_PER_FILE,
+    Fence,
+    fence_to_feature,
+    parse_fences,
+)
 from agent.errors import ConfigError
 from agent.memory.fences import FenceStore
 from agent.runtime.fence_watch import load_fences
+
+#: 1,000,000 vertices (the most one file may hold) with full-precision coordinates are
+#: 41 MB as compact JSON, 147 MB indented by 4; larger files are refused before they are read.
+MAX_FILE_BYTES = 256 * 2**20
 
 
 def read_fences_file(path: Path) -> list[Fence]:
     """The fences of a GeoJSON file, checked; ``ConfigError`` naming the file otherwise."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as f:
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise ConfigError(str(path), "", exc.strerror or str(exc)) from exc
-    return parse_fences(text, str(path))
+    if len(data) > MAX_FILE_BYTES:
+        raise ConfigError(str(path), "", f"larger than {MAX_FILE_BYTES // 2**20} MiB: split it")
+    return parse_fences(
+        utf8_text(data, str(path)),
+        str(path),
+        max_fences=MAX_FENCES_PER_FILE,
+        max_vertices=MAX_VERTICES_PER_FILE,
+    )
 
 
 def circle(
@@ -32,7 +51,7 @@ def circle(
         "properties": properties,
         "geometry": {"type": "Point", "coordinates": [lon, lat]},
     }
-    (fence,) = parse_fences(feature, f"fence {name}")
+    (fence,) = parse_fences(feature, f"fence {_shown(name)}")
     return fence
 
 
@@ -45,5 +64,11 @@ def remove_fences(store: FenceStore, names: Sequence[str]) -> int:
     """Remove fences by name; ``ConfigError`` naming any that does not exist."""
     missing = set(names) - {f.name for f in load_fences(store)}
     if missing:
-        raise ConfigError("fences", ", ".join(sorted(missing)), "no such fence")
+        raise ConfigError("fences", ", ".join(map(_shown, sorted(missing))), "no such fence")
     return store.remove(names)
+
+
+def _shown(name: str) -> str:
+    """A name for a message: quoted with escapes when it holds a control character or a lone
+    surrogate (from a command line that was not UTF-8), which no terminal can take."""
+    return name if name.isprintable() else repr(name)

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 
-from agent.config import RuleConfig
+from agent.config import RuleConfig, check_rules
 from agent.features.streams import sensor_of
 from agent.samples import Event
 
@@ -111,9 +111,14 @@ class EventRule:
 
 
 class RuleSet:
-    """All rules: numeric ones indexed by the stream they watch, and rules on events."""
+    """All rules: numeric ones indexed by the stream they watch, and rules on events.
+
+    The rules are checked as the config's are (``check_rules``: each value in its range, a
+    rule that can fire), also when they were built in code; else ``ConfigError``."""
 
     def __init__(self, rules: Iterable[RuleConfig]) -> None:
+        rules = list(rules)
+        check_rules(rules)
         self._by_stream: dict[str, list[NumericRule]] = {}
         self._on_events: list[EventRule] = []
         for config in rules:

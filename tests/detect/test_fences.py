@@ -130,9 +130,13 @@ INVALID = [
     (_point([14.5], radius_m=10), "pt", "is not [lon, lat] numbers"),
     (_point([float("nan"), 46.0], radius_m=10), "pt", "is not finite"),
     (_point([14.5, 46.0]), "pt", "a Point fence needs properties.radius_m"),
-    (_point([14.5, 46.0], radius_m=0), "pt", "radius_m must be a number > 0, got 0"),
-    (_point([14.5, 46.0], radius_m=-5.0), "pt", "radius_m must be a number > 0, got -5.0"),
-    (_point([14.5, 46.0], radius_m="100"), "pt", "radius_m must be a number > 0, got '100'"),
+    (_point([14.5, 46.0], radius_m=0), "pt", "radius_m must be a number >= 1, got 0"),
+    (_point([14.5, 46.0], radius_m=-5.0), "pt", "radius_m must be a number >= 1, got -5.0"),
+    (_point([14.5, 46.0], radius_m="100"), "pt", "radius_m must be a number >= 1, got '100'"),
+    (_point([14.5, 46.0], radius_m=0.5), "pt", "radius_m must be a number >= 1, got 0.5"),
+    (_point([14.5, 46.0], radius_m=math.inf), "pt", "radius_m must be a number >= 1, got inf"),
+    (_point([14.5, 46.0], radius_m=10**400), "pt", ">= 1, got an integer of 1329 bits"),
+    (_point([10**400, 46.0], radius_m=10), "pt", "position [1000000000000000000000"),
     (_point([14.5, 46.0], radius_m=30_000), "pt", "60 km across; fences may be at most 50 km"),
     (_ring(BOW_TIE, "bow"), "bow", "Polygon is not valid: Self-intersection near lat 46.055"),
     (_ring(WIDE, "wide"), "wide", "is 54.2 km across; fences may be at most 50 km across"),
@@ -144,8 +148,13 @@ INVALID = [
     (_feature(None), "feature #1", "needs properties.name, a non-empty string"),
     (_feature("  "), "feature #1", "needs properties.name, a non-empty string"),
     (_feature("f", radius_m=10), "f", "radius_m is only for Point fences"),
-    (_feature("f", dwell_s=-1), "f", "dwell_s must be a number >= 0, got -1"),
-    (_feature("f", dwell_s="long"), "f", "dwell_s must be a number >= 0, got 'long'"),
+    (_feature("f", dwell_s=-1), "f", "dwell_s must be a number from 0 to 604,800 (a week), got -1"),
+    (_feature("f", dwell_s="long"), "f", "dwell_s must be a number from 0 to 604,800"),
+    (_feature("f", dwell_s=1e9), "f", "dwell_s must be a number from 0 to 604,800"),
+    (_feature("\ud800"), "feature #1", "properties.name '\\ud800' must be printable text"),
+    (_feature("a\tb"), "feature #1", "properties.name 'a\\tb' must be printable text"),
+    (_feature("n" * 201), "feature #1", "properties.name has 201 characters; at most 200"),
+    (_feature("f", {"type": "\ud800"}), "f", "unsupported geometry type '\\ud800'"),
     (_feature("f", {"type": "Polygon"}), "f", "needs a non-empty list of coordinates"),
     ({"type": "Feature", "properties": {"name": "g"}}, "g", "has no geometry"),
     ({"name": "x"}, "feature #1", "is not a GeoJSON Feature"),
@@ -204,7 +213,7 @@ def test_the_index_refuses_what_parsing_refuses() -> None:
     with pytest.raises(ConfigError, match=r"bare: a Point fence needs properties.radius_m"):
         FenceIndex([ok, bare])
     lazy = Fence("lazy", ok.geometry, 10.0, dwell_s=-1.0)
-    with pytest.raises(ConfigError, match=r"lazy: properties.dwell_s must be a number >= 0"):
+    with pytest.raises(ConfigError, match=r"lazy: properties.dwell_s must be a number from 0"):
         FenceIndex([lazy])
     wide = Fence("wide", {"type": "Polygon", "coordinates": [WIDE]})
     with pytest.raises(ConfigError, match=r"wide: is 54.2 km across"):

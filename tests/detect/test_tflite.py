@@ -14,12 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 
+from agent import config
 from agent.detect.tflite import (
     NO_RUNTIME,
+    TINY_SHA256,
     ModelCard,
     TinyModel,
     load_interpreter,
     load_model,
+    load_or_explain,
     models_dir,
 )
 from agent.errors import ModelError
@@ -196,7 +199,7 @@ def test_truncated_copy_whose_card_agrees_fails_in_the_interpreter(copy: Path) -
     tfl.write_bytes(data)
     _rewrite_card(copy, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
     with pytest.raises(ModelError, match="cannot load") as err:
-        load_model(copy)
+        load_model(copy, own=True)
     assert err.value.path == str(tfl)
 
 
@@ -278,3 +281,58 @@ def test_tflite_runtime_fallback(model: TinyModel, build: ModuleType) -> None:
     other = load_model("tiny", runtimes=("tflite_runtime.interpreter",))
     x = _windows(build, 64, 12)
     np.testing.assert_allclose(other.infer(x), model.infer(x), rtol=0, atol=1e-6)
+
+
+# -- the shipped model is pinned: a valid other model needs the config's explicit opt-in -------
+
+
+def test_the_pinned_sha256_is_the_shipped_file() -> None:
+    """A rebuild that forgets to update ``TINY_SHA256`` (and the card) fails here."""
+    data = (models_dir() / "tiny.tflite").read_bytes()
+    assert hashlib.sha256(data).hexdigest() == TINY_SHA256
+    assert ModelCard.from_file(models_dir() / "tiny.json").sha256 == TINY_SHA256
+
+
+def _other_model(card: Path) -> Path:
+    """The copy turned into another valid model (its output bias moved) with a card that
+    agrees with it: every card check passes. Returns its .tflite path."""
+    tfl = card.with_suffix(".tflite")
+    data = tfl.read_bytes()
+    bias = load_model(card).get_weights()["b3"].astype("<f4").tobytes()
+    assert data.count(bias) == 1
+    data = data.replace(bias, (np.frombuffer(bias, "<f4") + 0.5).astype("<f4").tobytes())
+    tfl.write_bytes(data)
+    _rewrite_card(card, size_bytes=len(data), sha256=hashlib.sha256(data).hexdigest())
+    return tfl
+
+
+def test_a_swapped_model_and_card_are_refused(copy: Path, build: ModuleType) -> None:
+    tfl = _other_model(copy)
+    with pytest.raises(ModelError) as err:
+        load_model(copy)
+    assert err.value.path == str(tfl)
+    digest = hashlib.sha256(tfl.read_bytes()).hexdigest()
+    assert f"is not the shipped model (sha256 {digest}, shipped {TINY_SHA256})" in str(err.value)
+    assert "own_model = true" in str(err.value)
+    mine = load_model(tfl, own=True)  # the explicit opt-in
+    assert mine.sha256 == digest
+    x = _windows(build, 8, 3)
+    assert not np.allclose(mine.infer(x), load_model("tiny").infer(x))
+
+
+def test_own_model_through_the_config(
+    tmp_path: Path, copy: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    tfl = _other_model(copy)
+    path = tmp_path / "config.toml"
+    path.write_text(f'[anomaly]\nmodel = "{tfl}"\nown_model = true\n')
+    mine = config.load(path).anomaly
+    model = load_or_explain(mine.model, own=mine.own_model)
+    assert model is not None and model.card.model_path == tfl
+    path.write_text(f'[anomaly]\nmodel = "{tfl}"\n')  # without the opt-in
+    unsure = config.load(path).anomaly
+    assert load_or_explain(unsure.model, own=unsure.own_model) is None
+    assert "is not the shipped model" in caplog.text
+    shipped = config.load(tmp_path / "none.toml").anomaly  # the defaults
+    default = load_or_explain(shipped.model, own=shipped.own_model)
+    assert default is not None and default.sha256 == TINY_SHA256
