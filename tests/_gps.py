@@ -1,4 +1,5 @@
-"""Test helper: a real gpsd on a free loopback port, fed a shared NMEA log by gpsfake."""
+"""Test helpers: a real gpsd on a free loopback port, fed a shared NMEA log by gpsfake, or
+with no receiver at all."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 from _tools import free_port, require_tool, shared
 
-__all__ = ["GpsFake", "free_port", "nmea_dir"]
+__all__ = ["GpsFake", "Gpsd", "free_port", "nmea_dir"]
 
 
 def nmea_dir() -> Path:
@@ -62,6 +63,44 @@ class GpsFake:
             )
 
     def __enter__(self) -> GpsFake:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+class Gpsd:
+    """gpsd alone (``-N -n``) on ``port`` with no receiver: it greets every client and then
+    says nothing, as it does when the receiver is unplugged. Its control socket goes in
+    ``tmp``, and its shared-memory segment is keyed by the port (as gpsfake does) and
+    removed at the end."""
+
+    def __init__(self, tmp: Path, port: int) -> None:
+        self.port = port
+        self._shm_key = f"0x4770{port:04X}"
+        control = tmp / f"gpsd-{port}.sock"
+        assert len(str(control)) < 100, "gpsd's control socket path must fit in sun_path"
+        with (tmp / f"gpsd-{port}.err").open("wb") as err:
+            self.proc = subprocess.Popen(
+                [require_tool("gpsd"), "-N", "-n", "-S", str(port), "-F", str(control)],
+                stdin=subprocess.DEVNULL,
+                stdout=err,
+                stderr=err,
+                env={**os.environ, "GPSD_SHM_KEY": self._shm_key},
+                start_new_session=True,
+            )
+
+    def cleanup(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=10)
+        ipcrm = shutil.which("ipcrm")
+        if ipcrm:
+            subprocess.run([ipcrm, "-M", self._shm_key], capture_output=True, check=False)
+
+    def __enter__(self) -> Gpsd:
         return self
 
     def __exit__(self, *exc: object) -> None:

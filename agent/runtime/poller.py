@@ -2,7 +2,9 @@
 
 A sensor that raises ``SensorUnavailable`` is marked down once (a WARNING and a status
 sample), then retried with exponential backoff up to ``retry_max_s``; its first good reading
-marks it up again. ``SensorReadError`` skips one reading. The job decides nothing else.
+marks it up again. ``SensorReadError`` skips one reading: counted in ``skipped``, the first
+logged at WARNING, the rest at DEBUG. The job decides nothing else; any other exception is
+a bug and propagates.
 """
 
 from __future__ import annotations
@@ -34,6 +36,8 @@ class Poller:
         self.down = False
         self._backoff_s = 0.0
         self._retry_at = 0.0
+        #: Readings skipped (``SensorReadError``).
+        self.skipped = 0
 
     def poll(self) -> None:
         if self.down and self._clock.monotonic() < self._retry_at:
@@ -45,7 +49,11 @@ class Poller:
             self._went_down(now, exc.reason)
             return
         except SensorReadError as exc:
-            logger.debug("%s", exc)
+            self.skipped += 1
+            if self.skipped == 1:
+                logger.warning("%s; reading skipped (the next ones are logged at DEBUG)", exc)
+            else:
+                logger.debug("%s (%d readings skipped)", exc, self.skipped)
             return
         if self.down:
             self.down, self._backoff_s = False, 0.0

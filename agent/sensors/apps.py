@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -15,6 +16,7 @@ from agent.errors import SensorUnavailable
 from agent.platform import is_termux
 from agent.samples import Sample, Scalar
 from agent.sensors.focus import FocusBackend, FocusReading, UnavailableFocus, open_focus
+from agent.sensors.values import clean_text, kernel_int
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +48,52 @@ class ProcessStat:
 
 
 ProcessSource = Callable[[], Sequence[ProcessStat]]
+
+
+@dataclass(frozen=True, slots=True)
+class StatLine:
+    """What the scan takes from one ``/proc/<pid>/stat`` line (proc(5)): ``comm``, user and
+    system time (fields 14 and 15, clock ticks), the start time (22, ticks since boot) and
+    the resident set (24, pages)."""
+
+    comm: str
+    utime: int
+    stime: int
+    start: int
+    rss_pages: int
+
+
+def parse_stat_line(line: bytes) -> StatLine | None:
+    """A ``/proc/<pid>/stat`` line's ``StatLine``, or None when it is not one. ``comm`` is
+    what stands between the first "(" and the last ")" (it may hold both, and spaces)."""
+    start, close = line.find(b"("), line.rfind(b")")
+    if start < 0 or close < start:
+        return None
+    fields = line[close + 2 :].split()
+    if len(fields) < 22:
+        return None
+    utime, stime, started = (kernel_int(fields[i], 0) for i in (11, 12, 19))
+    rss_pages = kernel_int(fields[21])
+    if utime is None or stime is None or started is None or rss_pages is None:
+        return None
+    return StatLine(clean_text(line[start + 1 : close]), utime, stime, started, rss_pages)
+
+
+def name_from_cmdline(cmdline: bytes, comm: str) -> str:
+    """psutil's name for a process whose ``comm`` was cut at ``COMM_MAX`` bytes: the
+    basename of the command line's first word (``/proc/<pid>/cmdline``, NUL-separated, or
+    one string with spaces as some programs rewrite it) when it starts with ``comm``."""
+    data = clean_text(cmdline)
+    if not data:
+        return comm  # a zombie, or a kernel thread
+    sep = "\x00" if data.endswith("\x00") else " "
+    if data.endswith(sep):
+        data = data[:-1]
+    words = data.split(sep)
+    if sep == "\x00" and len(words) == 1 and " " in data:
+        words = data.split(" ")
+    extended = os.path.basename(words[0])
+    return extended if extended.startswith(comm) else comm
 
 
 class ProcStatScan:
@@ -98,26 +146,21 @@ class ProcStatScan:
                     os.close(fd)
             except OSError:
                 continue  # gone since the listing, or hidden from this user
-            close = line.rfind(b")")
-            fields = line[close + 2 :].split()
-            try:
-                utime, stime = int(fields[11]), int(fields[12])
-                start, rss_pages = int(fields[19]), int(fields[21])
-            except (IndexError, ValueError):
+            stat = parse_stat_line(line)
+            if stat is None:
                 continue  # not a stat line: nothing to rank it by
-            pid = int(entry)
-            name = os.fsdecode(line[line.find(b"(") + 1 : close])
+            pid, name = int(entry), stat.comm
             if len(name) >= COMM_MAX:
-                key = (pid, start, name)
+                key = (pid, stat.start, name)
                 name = self._long_names.get(key) or self._long_name(pid, name)
                 names[key] = name
             stats.append(
                 ProcessStat(
                     pid=pid,
                     name=name or entry,
-                    cpu_s=utime * tick_s + stime * tick_s,
-                    mem_pct=None if ram is None else rss_pages * page / ram * 100,
-                    started=start * tick_s,
+                    cpu_s=stat.utime * tick_s + stat.stime * tick_s,
+                    mem_pct=None if ram is None else stat.rss_pages * page / ram * 100,
+                    started=stat.start * tick_s,
                 )
             )
         self._long_names = names  # forget the processes that are gone
@@ -129,19 +172,9 @@ class ProcStatScan:
         """psutil's rule: the command line's first word when it starts with the cut name."""
         try:
             with open(f"{self._proc}/{pid}/cmdline", "rb") as f:
-                data = os.fsdecode(f.read())
+                return name_from_cmdline(f.read(), comm)
         except OSError:
             return comm
-        if not data:
-            return comm  # a zombie, or a kernel thread
-        sep = "\x00" if data.endswith("\x00") else " "
-        if data.endswith(sep):
-            data = data[:-1]
-        words = data.split(sep)
-        if sep == "\x00" and len(words) == 1 and " " in data:
-            words = data.split(" ")
-        extended = os.path.basename(words[0])
-        return extended if extended.startswith(comm) else comm
 
 
 def scan_processes_psutil() -> list[ProcessStat]:
@@ -156,7 +189,7 @@ def scan_processes_psutil() -> list[ProcessStat]:
             stats.append(
                 ProcessStat(
                     pid=proc.pid,
-                    name=info.get("name") or str(proc.pid),
+                    name=clean_text(info.get("name") or str(proc.pid)),
                     cpu_s=None if times is None else float(times.user + times.system),
                     mem_pct=info.get("memory_percent"),
                     started=info.get("create_time"),
@@ -205,8 +238,9 @@ def cpu_percents(
             used = proc.cpu_s - old.cpu_s
         else:
             used = proc.cpu_s  # new, or a new process under a reused pid
-        if used > 0:
-            shares[proc.pid] = 100.0 * used / dt_s
+        share = 100.0 * used / dt_s
+        if used > 0 and math.isfinite(share):
+            shares[proc.pid] = share
     return shares
 
 
@@ -250,7 +284,7 @@ def focus_fields(
         return {}
     data: dict[str, Scalar] = {"app": reading.app}
     if titles and reading.title:
-        data["title"] = redact(reading.title, patterns)
+        data["title"] = clean_text(redact(reading.title, patterns))  # redaction can lengthen
     if reading.pid is not None:
         data["pid"] = reading.pid
     return data

@@ -12,6 +12,7 @@ import psutil
 from agent.config import BatterySensorConfig
 from agent.errors import SensorUnavailable
 from agent.samples import Sample, Scalar
+from agent.sensors.values import brief, kernel_int
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,8 @@ def parse_power_supply(attrs: Mapping[str, str]) -> dict[str, Scalar]:
       converted as µA and otherwise passed on as given; read the direction from ``charging``.
     - ``voltage_V``: ``voltage_now`` (µV).
 
-    Values that are not integers are left out. Rounded to 3 decimals (mW, mA, mV).
+    Values that are not integers as the kernel writes them (64-bit decimals) are left out.
+    Rounded to 3 decimals (mW, mA, mV).
     """
     data: dict[str, Scalar] = {}
     pct = _percent(attrs)
@@ -157,11 +159,10 @@ def _int(attrs: Mapping[str, str], key: str) -> int | None:
     text = attrs.get(key)
     if text is None:
         return None
-    try:
-        return int(text)
-    except ValueError:
-        logger.debug("ignoring %s=%r: not an integer", key, text)
-        return None
+    value = kernel_int(text)
+    if value is None:
+        logger.debug("ignoring %s=%s: not a 64-bit integer", key, brief(text))
+    return value
 
 
 class BatterySensor:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -15,6 +14,8 @@ from importlib.util import find_spec
 from typing import Any, Protocol
 
 from agent.errors import SensorReadError, SensorUnavailable
+from agent.sensors import commands
+from agent.sensors.values import clean_text, loads
 
 logger = logging.getLogger(__name__)
 
@@ -23,8 +24,11 @@ SENSOR = "apps"
 #: ``app`` of a focused window that names no application (no WM_CLASS, no app_id).
 UNKNOWN_APP = "unknown"
 
-#: A subprocess backend's command is killed after this long; that poll is skipped.
+#: A subprocess backend's command is killed after this long; the focus is then unreadable
+#: (left out of the samples) until the command answers again.
 COMMAND_TIMEOUT_S = 2.0
+#: The largest process id (a positive 32-bit ``pid_t``; Linux gives at most 2^22).
+PID_MAX = (1 << 31) - 1
 
 TERMUX_REASON = (
     "Android: Termux:API has no usage-stats command and other apps' processes are hidden; "
@@ -60,24 +64,26 @@ Runner = Callable[[Sequence[str], Mapping[str, str]], str]
 
 
 def _text(value: object) -> str | None:
-    """A non-empty string, or None."""
+    """A non-empty string (valid UTF-8), or None."""
     text = value
     if isinstance(value, bytes):
         try:
             text = value.decode("utf-8")
         except UnicodeDecodeError:  # ICCCM STRING is Latin-1; most clients send UTF-8 anyway
             text = value.decode("latin-1")
-    return text if isinstance(text, str) and text.strip() else None
+    return clean_text(text) if isinstance(text, str) and text.strip() else None
 
 
 def _pid(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value <= PID_MAX:
+        return value
+    return None
 
 
 def _json(text: str, tool: str) -> Any:
     try:
-        return json.loads(text)
-    except ValueError as exc:
+        return loads(text)
+    except ValueError as exc:  # nesting too deep for the decoder included
         raise SensorReadError(SENSOR, f"{tool} printed no valid JSON: {exc}") from exc
 
 
@@ -128,21 +134,19 @@ def parse_hyprland_window(text: str) -> FocusReading:
 def run_command(
     argv: Sequence[str], environ: Mapping[str, str], timeout_s: float = COMMAND_TIMEOUT_S
 ) -> str:
-    """The stdout of ``argv`` run with ``environ``; a missing tool or a failing command is
-    ``SensorUnavailable``, a hung one ``SensorReadError``."""
+    """The stdout of ``argv`` run with ``environ`` (``commands.run_command``: killed at
+    ``timeout_s`` with every process it started); a missing tool, a failing command or a
+    hung one is ``SensorUnavailable``."""
     try:
-        done = subprocess.run(
-            list(argv),
-            env=dict(environ),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            check=False,
-        )
+        done = commands.run_command(argv, timeout_s, env=environ)
     except FileNotFoundError as exc:
         raise SensorUnavailable(SENSOR, f"{argv[0]} is not installed") from exc
     except subprocess.TimeoutExpired as exc:
-        raise SensorReadError(SENSOR, f"{argv[0]} gave no answer in {timeout_s} s") from exc
+        raise SensorUnavailable(
+            SENSOR, f"{argv[0]} gave no answer in {timeout_s:g} s (killed)"
+        ) from exc
+    except OSError as exc:
+        raise SensorUnavailable(SENSOR, f"{argv[0]} cannot run: {exc}") from exc
     if done.returncode != 0:
         detail = done.stderr.strip() or f"exit status {done.returncode}"
         raise SensorUnavailable(SENSOR, f"{' '.join(argv)} failed: {detail}")
@@ -179,6 +183,25 @@ _ATOMS = (
     "WM_CLASS",
     "WM_NAME",
 )
+
+
+def window_reading(
+    wm_class: object, net_wm_name: object, wm_name: object, wm_pid: object
+) -> FocusReading:
+    """A window's ``FocusReading`` from its X11 properties as python-xlib gives them (bytes,
+    a sequence of 32-bit values, or None when unset), whatever a client put there.
+
+    ``app`` is the class of ``WM_CLASS`` (``b"instance\\0class\\0"``), else its instance,
+    else ``UNKNOWN_APP``; ``title`` is ``_NET_WM_NAME`` (UTF-8), else ``WM_NAME``; ``pid`` is
+    the first value of ``_NET_WM_PID`` when it is a plausible process id.
+    """
+    parts = wm_class.split(b"\0") if isinstance(wm_class, bytes) else []
+    app = (_text(parts[1]) if len(parts) > 1 else None) or (_text(parts[0]) if parts else None)
+    title = _text(net_wm_name) or _text(wm_name)
+    pid = None
+    if isinstance(wm_pid, Sequence) and not isinstance(wm_pid, bytes | str) and len(wm_pid) > 0:
+        pid = _pid(wm_pid[0])
+    return FocusReading(app or UNKNOWN_APP, title, pid)
 
 
 class X11Focus:
@@ -219,13 +242,12 @@ class X11Focus:
     def read_window(self, window_id: int) -> FocusReading:
         """What the focused window ``window_id`` says about itself."""
         window = self._connect().create_resource_object("window", window_id)
-        wm_class = self._value(window, "WM_CLASS")  # b"instance\0class\0"
-        parts = wm_class.split(b"\0") if isinstance(wm_class, bytes) else []
-        app = (_text(parts[1]) if len(parts) > 1 else None) or (_text(parts[0]) if parts else None)
-        title = _text(self._value(window, "_NET_WM_NAME")) or _text(self._value(window, "WM_NAME"))
-        pid = self._value(window, "_NET_WM_PID")
-        pid_ok = pid is not None and not isinstance(pid, bytes) and len(pid) > 0
-        return FocusReading(app or UNKNOWN_APP, title, _pid(int(pid[0])) if pid_ok else None)
+        return window_reading(
+            self._value(window, "WM_CLASS"),
+            self._value(window, "_NET_WM_NAME"),
+            self._value(window, "WM_NAME"),
+            self._value(window, "_NET_WM_PID"),
+        )
 
     def close(self) -> None:
         display, self._display = self._display, None

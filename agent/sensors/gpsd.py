@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import select
@@ -11,12 +10,19 @@ from collections import Counter
 from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from statistics import NormalDist
-from typing import Any, TypeGuard
+from typing import Any
 
 from agent.config import LocationSensorConfig
 from agent.errors import SensorUnavailable
 from agent.samples import Sample, Scalar
-from agent.sensors.location import FixGate, Rejection, check_fix_time, check_position
+from agent.sensors.location import (
+    FixGate,
+    Rejection,
+    check_fix_time,
+    check_numbers,
+    check_position,
+)
+from agent.sensors.values import Refusals, TooDeep, brief, loads, real
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +38,12 @@ _CHUNK_B = 65536
 _MAX_POLL_B = 4 << 20
 #: A line this long without a newline is not gpsd (its longest reports are a few KiB).
 _MAX_LINE_B = 1 << 20
+#: Connected, but no fix let through for this long (of sample time, over at least two reads):
+#: the sensor is down ("gpsd sends no fix for N s") until a fix passes again. gpsd with no
+#: receiver, a receiver without a fix, or one whose every fix is refused look the same.
+NO_FIX_DOWN_S = 120.0
+#: The optional numbers of a TPV that vigil reads; NaN or a non-number refuses the report.
+TPV_NUMBERS = ("eph", "epx", "epy", "alt", "altHAE", "speed", "track")
 
 # Accuracy. gpsd's drivers are "expected to report position error estimates with a 95%
 # confidence interval" (gpsd HACKING, "Error modeling"), and where a receiver gives none,
@@ -46,6 +58,9 @@ R68_PER_R95 = R68_PER_SIGMA / R95_PER_SIGMA  # 0.61673: accuracy_m = eph x 0.616
 #: One axis at 95 % is 1.95996 sigma (normal quantile 0.975): sigma_x = epx / 1.95996.
 Z95_PER_SIGMA = NormalDist().inv_cdf(0.975)
 
+#: The smallest accuracy given (1 mm, the rounding step): a finer estimate would round to 0.
+MIN_ACCURACY_M = 0.001
+
 #: The 95 % radius assumed for a receiver that gives no estimate at all (no eph, epx, epy),
 #: by fix mode: gpsd's own model (HDOP x 15 m) at HDOP 5 for a 3D fix (the worst "good"
 #: DOP) and at HDOP 10 for a 2D fix (the worst "moderate"). Pessimistic on purpose: a fence
@@ -58,15 +73,16 @@ def accuracy_m(report: Mapping[str, Any]) -> float | None:
 
     ``eph`` when present (x ``R68_PER_R95``); else ``epx`` and ``epy``: sigma_x = epx / z,
     sigma_y = epy / z (z = ``Z95_PER_SIGMA``), the circular sigma = sqrt((sx^2 + sy^2) / 2),
-    times ``R68_PER_SIGMA``. Zero or negative estimates count as absent. Rounded to 1 mm.
+    times ``R68_PER_SIGMA``. Zero or negative estimates count as absent. Rounded to 1 mm,
+    and never below it (a radius of 0 is no accuracy).
     """
-    eph = report.get("eph")
-    if _positive(eph):
-        return round(eph * R68_PER_R95, 3)
-    epx, epy = report.get("epx"), report.get("epy")
-    if _positive(epx) and _positive(epy):
-        sigma = math.sqrt(((epx / Z95_PER_SIGMA) ** 2 + (epy / Z95_PER_SIGMA) ** 2) / 2)
-        return round(sigma * R68_PER_SIGMA, 3)
+    eph = _positive(report.get("eph"))
+    if eph is not None:
+        return max(round(eph * R68_PER_R95, 3), MIN_ACCURACY_M)
+    epx, epy = _positive(report.get("epx")), _positive(report.get("epy"))
+    if epx is not None and epy is not None:
+        sigma = math.hypot(epx / Z95_PER_SIGMA, epy / Z95_PER_SIGMA) / math.sqrt(2)
+        return max(round(sigma * R68_PER_SIGMA, 3), MIN_ACCURACY_M)
     return None
 
 
@@ -82,19 +98,29 @@ def parse_tpv(report: Mapping[str, Any], read_t: float) -> dict[str, Scalar] | R
     ``accuracy_m``), ``alt_m`` (``altHAE``, height above the WGS84 ellipsoid as Android
     gives it, else ``alt``), ``speed_mps`` (``speed``), ``bearing_deg`` (``track``),
     ``provider`` "gpsd", ``mode`` (2 or 3) and ``fix_t`` (the TPV's ISO 8601 ``time``, UNIX
-    seconds). Refused: ``no_fix`` (mode below 2), ``no_position``, ``out_of_range``,
-    ``no_time`` (a fix without a usable time cannot be aged) and ``future_fix`` (after
-    ``read_t`` by more than the tolerance). Accuracy, age and order are ``FixGate``'s.
+    seconds). Refused: ``no_fix`` (mode 0, 1 or absent), ``bad_field`` (a mode that is no
+    gpsd mode, an optional number that is not a number), ``no_position``, ``non_finite``
+    (NaN, infinities), ``out_of_range``, ``no_time`` (a fix without a usable time cannot be
+    aged) and ``future_fix`` (after ``read_t`` by more than the tolerance). Accuracy, age and
+    order are ``FixGate``'s.
     """
     mode = report.get("mode")
-    if not isinstance(mode, int) or isinstance(mode, bool) or mode < 2:
+    if mode is None or (type(mode) is int and mode in (0, 1)):
         return Rejection("no_fix", f"mode {mode!r}")
+    if type(mode) is not int or mode not in (2, 3):
+        return Rejection("bad_field", f"mode {brief(mode)} is no gpsd fix mode")
     where = check_position(report.get("lat"), report.get("lon"))
     if isinstance(where, Rejection):
         return where
-    fix_t = tpv_time(report.get("time"))
+    bad = check_numbers(report, TPV_NUMBERS)
+    if bad is not None:
+        return bad
+    time = report.get("time")
+    if isinstance(time, float) and not math.isfinite(time):
+        return Rejection("non_finite", f"time {time!r}")
+    fix_t = tpv_time(time)
     if fix_t is None:
-        return Rejection("no_time", f"time {report.get('time')!r}")
+        return Rejection("no_time", f"time {brief(time)}")
     bad = check_fix_time(fix_t, read_t)
     if bad is not None:
         return bad
@@ -102,12 +128,13 @@ def parse_tpv(report: Mapping[str, Any], read_t: float) -> dict[str, Scalar] | R
     accuracy = accuracy_m(report)
     if accuracy is not None:
         data["accuracy_m"] = accuracy
-    altitude = next((report[k] for k in ("altHAE", "alt") if _finite(report.get(k))), None)
+    altitude = next((v for k in ("altHAE", "alt") if (v := real(report.get(k))) is not None), None)
     if altitude is not None:
-        data["alt_m"] = float(altitude)
+        data["alt_m"] = altitude
     for key, name in (("speed_mps", "speed"), ("bearing_deg", "track")):
-        if _finite(report.get(name)):
-            data[key] = float(report[name])
+        value = real(report.get(name))
+        if value is not None:
+            data[key] = value
     data["provider"] = "gpsd"
     data["mode"] = mode
     data["fix_t"] = fix_t
@@ -117,25 +144,40 @@ def parse_tpv(report: Mapping[str, Any], read_t: float) -> dict[str, Scalar] | R
 def tpv_time(value: object) -> float | None:
     """UNIX seconds from a TPV ``time``: ISO 8601 UTC ("2026-11-22T09:53:05.802Z"), or a
     number as protocol versions before 3.10 sent it; None when absent or unreadable."""
-    if _finite(value):
-        return float(value)
+    number = real(value)
+    if number is not None:
+        return number
     if not isinstance(value, str):
         return None
     try:
         when = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)  # gpsd always means UTC
+        return when.timestamp()
+    except (ValueError, OverflowError):
         return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)  # gpsd always means UTC
-    return when.timestamp()
 
 
-def _finite(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def _positive(value: object) -> float | None:
+    number = real(value)
+    return number if number is not None and number > 0 else None
 
 
-def _positive(value: object) -> TypeGuard[int | float]:
-    return _finite(value) and value > 0
+def decode_report(line: bytes) -> dict[str, Any] | Rejection:
+    """One line from gpsd as a report (a JSON object with a string ``class``), or why it is
+    none: ``not_json`` (including bytes that are not UTF-8), ``too_deep`` (nesting the JSON
+    decoder cannot follow), ``not_object``, ``no_class``."""
+    try:
+        report = loads(line)
+    except TooDeep:
+        return Rejection("too_deep", f"{len(line)} bytes nested too deeply: {brief(line[:60])}")
+    except ValueError as exc:
+        return Rejection("not_json", f"{brief(str(exc))}: {brief(line[:120])}")
+    if not isinstance(report, dict):
+        return Rejection("not_object", f"{type(report).__name__}: {brief(report)}")
+    if not isinstance(report.get("class"), str):
+        return Rejection("no_class", f"class {brief(report.get('class'))}")
+    return report
 
 
 class GpsdClient:
@@ -160,8 +202,10 @@ class GpsdClient:
         self._connect_timeout_s = connect_timeout_s
         self._sock: socket.socket | None = None
         self._pending = bytearray()
-        #: Lines that were not JSON objects, counted and skipped.
-        self.bad_lines = 0
+        self._refusals = Refusals(logger, "gpsd line")
+        #: Lines that were not gpsd reports, counted per kind (see ``decode_report``, and
+        #: ``too_long``) and skipped.
+        self.bad_lines: Counter[str] = self._refusals.counts
 
     @property
     def connected(self) -> bool:
@@ -196,7 +240,7 @@ class GpsdClient:
         except OSError:
             self.close()
             raise
-        reports = self._reports()
+        reports = self.feed(b"")
         if closed:
             self.close()
             if not reports:
@@ -223,31 +267,35 @@ class GpsdClient:
             total += len(chunk)
         return False
 
-    def _reports(self) -> list[dict[str, Any]]:
+    def feed(self, data: bytes) -> list[dict[str, Any]]:
+        """Take ``data`` as received from gpsd: the complete reports so far, oldest first (the
+        partial last line waits for the rest). Lines that are no reports are counted in
+        ``bad_lines`` and skipped, as is a line longer than gpsd ever sends; with ``classes``,
+        a JSON object that does not name one of them is skipped undecoded."""
+        self._pending += data
         end = self._pending.rfind(b"\n")
         if end < 0:
             if len(self._pending) > _MAX_LINE_B:
-                logger.warning("gpsd sent %d bytes without a newline; dropped", len(self._pending))
-                self.bad_lines += 1
+                self._refusals.note("too_long", f"{len(self._pending)} bytes without a newline")
                 self._pending.clear()
             return []
         lines = bytes(self._pending[:end]).split(b"\n")
         del self._pending[: end + 1]
         reports: list[dict[str, Any]] = []
         for line in lines:
-            if not line.strip():
+            line = line.strip()
+            if not line:
                 continue
-            if self._markers is not None and not any(m in line for m in self._markers):
+            if len(line) > _MAX_LINE_B:
+                self._refusals.note("too_long", f"a line of {len(line)} bytes")
                 continue
-            try:
-                report = json.loads(line)
-            except ValueError:
-                report = None
-            if not isinstance(report, dict):
-                self.bad_lines += 1
-                logger.debug("not a gpsd report: %r", line[:120])
-                continue
-            if self._classes is None or report.get("class") in self._classes:
+            framed = line.startswith(b"{") and line.endswith(b"}")
+            if framed and self._markers is not None and not any(m in line for m in self._markers):
+                continue  # a report of another class, left undecoded
+            report = decode_report(line)
+            if isinstance(report, Rejection):
+                self._refusals.note(report.reason, report.detail)
+            elif self._classes is None or report["class"] in self._classes:
                 reports.append(report)
         return reports
 
@@ -261,10 +309,21 @@ class GpsdSensor:
     sample is stamped ``now`` and carries the fix's own time in ``fix_t``. None when no new
     fix passed. When gpsd refuses the connection or has closed it, ``SensorUnavailable``;
     the next read reconnects (the poller retries with backoff). Refusals per reason are
-    counted in ``rejected``.
+    counted in ``rejected``, lines that are no reports in ``client.bad_lines``.
+
+    Connected but with no fix let through for more than ``no_fix_down_s`` of sample time
+    (judged from the second read without one, so the first read after a suspend, which
+    finds only old reports, does not count), ``read`` raises ``SensorUnavailable`` saying
+    what came instead, at every read until a fix passes.
     """
 
-    def __init__(self, config: LocationSensorConfig, *, client: GpsdClient | None = None) -> None:
+    def __init__(
+        self,
+        config: LocationSensorConfig,
+        *,
+        client: GpsdClient | None = None,
+        no_fix_down_s: float = NO_FIX_DOWN_S,
+    ) -> None:
         self.name = "location"
         self.interval_s = config.interval_s
         self.client = client or GpsdClient(
@@ -272,6 +331,13 @@ class GpsdSensor:
         )
         self._gate = FixGate(config)
         self.rejected: Counter[str] = self._gate.rejected
+        self.no_fix_down_s = no_fix_down_s
+        #: Since when (sample time) no fix has passed: the last fix, or the first read on
+        #: the connection; None while there is no connection.
+        self._since: float | None = None
+        self._reads_since = 0
+        self._tpvs_since = 0
+        self._rejected_before = Counter[str]()
 
     def accept(self, report: Mapping[str, Any], read_t: float) -> dict[str, Scalar] | None:
         """One TPV through the parser and the gate: its sample fields, or None if refused."""
@@ -289,20 +355,45 @@ class GpsdSensor:
         try:
             reports = self._receive()
         except OSError as exc:
+            self._since = None
             where = f"{client.host}:{client.port}"
             raise SensorUnavailable(self.name, f"gpsd not answering on {where}: {exc}") from exc
+        if self._since is None:  # connected (again): silence is counted from here
+            self._since, self._reads_since, self._tpvs_since = now, 0, 0
+            self._rejected_before = Counter(self.rejected)
         before = Counter(self.rejected)
         newest: dict[str, Scalar] | None = None
         for report in reports:
-            if report.get("class") == "ERROR":
-                logger.debug("gpsd error: %s", report.get("message"))
-            elif report.get("class") == "TPV":
+            if report["class"] == "ERROR":
+                logger.debug("gpsd error: %s", brief(report.get("message")))
+            elif report["class"] == "TPV":
+                self._tpvs_since += 1
                 fix = self.accept(report, now)
                 newest = fix if fix is not None else newest
         refused = self.rejected - before
         if refused:
             logger.debug("location: %d gpsd reports, refused %s", len(reports), dict(refused))
-        return None if newest is None else Sample(self.name, now, newest)
+        if newest is not None:
+            self._since, self._reads_since, self._tpvs_since = now, 0, 0
+            self._rejected_before = Counter(self.rejected)
+            return Sample(self.name, now, newest)
+        self._check_silence(now)
+        return None
+
+    def _check_silence(self, now: float) -> None:
+        """``SensorUnavailable`` when no fix has passed for over ``no_fix_down_s``."""
+        assert self._since is not None
+        self._reads_since += 1
+        silent_s = now - self._since
+        if self._reads_since < 2 or silent_s <= self.no_fix_down_s:
+            return
+        refused = self.rejected - self._rejected_before
+        if self._tpvs_since == 0:
+            what = "no position report at all"
+        else:
+            kinds = ", ".join(f"{kind} {n}" for kind, n in refused.most_common())
+            what = f"{self._tpvs_since} position reports, refused: {kinds}"
+        raise SensorUnavailable(self.name, f"gpsd sends no fix for {silent_s:.0f} s ({what})")
 
     def _receive(self) -> list[dict[str, Any]]:
         """What gpsd sent since the last read. Right after (re)connecting nothing has come
@@ -311,7 +402,7 @@ class GpsdSensor:
         fresh = not self.client.connected
         reports = self.client.poll()
         for _ in range(_FIRST_TPV_POLLS if fresh else 0):
-            if not self.client.connected or any(r.get("class") == "TPV" for r in reports):
+            if not self.client.connected or any(r["class"] == "TPV" for r in reports):
                 break
             reports += self.client.poll(wait_s=FIRST_TPV_WAIT_S / _FIRST_TPV_POLLS)
         return reports

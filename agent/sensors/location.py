@@ -7,14 +7,15 @@ import math
 import shutil
 import socket
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TypeGuard
 
 from agent.config import LOCATION_SOURCES, LocationSensorConfig
 from agent.errors import ConfigError
 from agent.samples import Sample, Scalar
 from agent.sensors.base import Sensor
+from agent.sensors.commands import MAX_TIMEOUT_S
+from agent.sensors.values import Refusals, brief, real
 
 logger = logging.getLogger(__name__)
 
@@ -37,19 +38,37 @@ class Rejection:
 
 
 def check_position(lat: object, lon: object) -> tuple[float, float] | Rejection:
-    """(lat, lon) as floats; ``no_position`` unless both are numbers, ``out_of_range`` when
-    off the Earth."""
+    """(lat, lon) as floats; ``no_position`` unless both are numbers, ``non_finite`` for NaN,
+    infinities or numbers beyond any float, ``out_of_range`` when off the Earth."""
     if not _is_number(lat) or not _is_number(lon):
-        return Rejection("no_position", f"lat {lat!r}, lon {lon!r}")
-    if not (math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180):
-        return Rejection("out_of_range", f"lat {lat!r}, lon {lon!r} are off the Earth")
-    return float(lat), float(lon)
+        return Rejection("no_position", f"lat {brief(lat)}, lon {brief(lon)}")
+    flat, flon = real(lat), real(lon)
+    if flat is None or flon is None:
+        return Rejection("non_finite", f"lat {brief(lat)}, lon {brief(lon)}")
+    if not (-90 <= flat <= 90 and -180 <= flon <= 180):
+        return Rejection("out_of_range", f"lat {flat!r}, lon {flon!r} are off the Earth")
+    return flat, flon
+
+
+def check_numbers(report: Mapping[str, object], keys: Iterable[str]) -> Rejection | None:
+    """For the optional numeric ``keys`` present in ``report``: ``bad_field`` when one is not
+    a number, ``non_finite`` when it is NaN, infinite or beyond any float. A receiver that
+    sends such a value is broken, so its whole report is refused rather than half used."""
+    for key in keys:
+        value = report.get(key)
+        if value is None:
+            continue
+        if not _is_number(value):
+            return Rejection("bad_field", f"{key} {brief(value)} is not a number")
+        if real(value) is None:
+            return Rejection("non_finite", f"{key} {brief(value)}")
+    return None
 
 
 def check_fix_time(fix_t: float, read_t: float) -> Rejection | None:
     """``future_fix`` when the fix is stamped beyond ``FUTURE_TOLERANCE_S`` after the read."""
     if not math.isfinite(fix_t):
-        return Rejection("no_time", f"fix time {fix_t!r}")
+        return Rejection("non_finite", f"fix time {fix_t!r}")
     if fix_t - read_t > FUTURE_TOLERANCE_S:
         return Rejection(
             "future_fix", f"fix at {fix_t!r} is {fix_t - read_t:.3f} s after {read_t!r}"
@@ -57,7 +76,7 @@ def check_fix_time(fix_t: float, read_t: float) -> Rejection | None:
     return None
 
 
-def _is_number(value: object) -> TypeGuard[int | float]:
+def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
@@ -68,13 +87,15 @@ class FixGate:
     radius is above ``max_accuracy_m`` (``poor_accuracy``), when it was older than
     ``max_age_s`` at ``read_t`` (``stale_fix``), or when it is older than the last fix let
     through (``time_backward``; the same time again passes, as gpsd reports one epoch in
-    several TPVs). Refusals, including those the parser made, are counted in ``rejected``.
+    several TPVs). Refusals, including those the parser made, are counted in ``rejected``;
+    the first of each reason is logged at WARNING, the rest at DEBUG.
     """
 
     def __init__(self, config: LocationSensorConfig) -> None:
         self.max_accuracy_m = config.max_accuracy_m
         self.max_age_s = config.max_age_s
-        self.rejected: Counter[str] = Counter()
+        self._refusals = Refusals(logger, "location fix")
+        self.rejected: Counter[str] = self._refusals.counts
         self.last_fix_t: float | None = None
 
     def admit(
@@ -83,8 +104,7 @@ class FixGate:
         """The fix's fields when it passes, else None (and the reason is counted)."""
         rejection = fix if isinstance(fix, Rejection) else self._check(fix, read_t)
         if rejection is not None:
-            self.rejected[rejection.reason] += 1
-            logger.debug("location fix refused, %s: %s", rejection.reason, rejection.detail)
+            self._refusals.note(rejection.reason, rejection.detail)
             return None
         assert not isinstance(fix, Rejection) and isinstance(fix["fix_t"], float)
         self.last_fix_t = fix["fix_t"]
@@ -93,7 +113,7 @@ class FixGate:
     def _check(self, fix: Mapping[str, Scalar], read_t: float) -> Rejection | None:
         accuracy, fix_t = fix.get("accuracy_m"), fix.get("fix_t")
         assert isinstance(fix_t, float), "parsers always set fix_t"
-        if _is_number(accuracy) and accuracy > self.max_accuracy_m:
+        if isinstance(accuracy, int | float) and accuracy > self.max_accuracy_m:
             return Rejection("poor_accuracy", f"{accuracy} m > {self.max_accuracy_m:g} m")
         if read_t - fix_t > self.max_age_s:
             return Rejection("stale_fix", f"{read_t - fix_t:.3f} s old > {self.max_age_s:g} s")
@@ -205,8 +225,9 @@ def describe_location(
         if command is None:
             prefix = "" if source == "termux" else f"no gpsd on {where}, "
             return False, prefix + TERMUX_MISSING
+        timeout_s = min(config.termux_timeout_s, MAX_TIMEOUT_S)
         return True, (
             f"{command} -p {config.termux_provider} -r {config.termux_request}"
-            f" (killed after {config.termux_timeout_s:g} s)"
+            f" (killed after {timeout_s:g} s)"
         )
     return False, f"no gpsd on {where}, not Termux"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Mapping, Sequence
@@ -16,6 +17,7 @@ import psutil
 from agent.config import SystemSensorConfig
 from agent.errors import SensorUnavailable
 from agent.samples import Sample, Scalar
+from agent.sensors.values import clean_text, kernel_int
 
 logger = logging.getLogger(__name__)
 
@@ -112,14 +114,9 @@ class PsutilProbe:
                 text = f.read()
         except FileNotFoundError:
             text = b""
-        found: dict[bytes, int] = {}
-        for line in text.splitlines():
-            words = line.split()
-            if line.startswith(b"Swap") and len(words) >= 2 and words[1].isdigit():
-                found[words[0]] = int(words[1]) * 1024
-        if b"SwapTotal:" in found and b"SwapFree:" in found:
-            total = found[b"SwapTotal:"]
-            return total, total - found[b"SwapFree:"]
+        swap = parse_meminfo_swap(text)
+        if swap is not None:
+            return swap
         sm = psutil.swap_memory()
         return sm.total, sm.used
 
@@ -127,19 +124,15 @@ class PsutilProbe:
         """(received, sent) bytes per interface, loopback and never-used ones left out."""
         if self._linux:  # psutil's numbers, from the one file it reads them from
             with open(f"{self._proc}/net/dev", "rb") as f:
-                lines = f.read().splitlines()[2:]
-            counts: dict[str, tuple[int, int]] = {}
-            for line in lines:
-                name, _, rest = line.rpartition(b":")
-                fields = rest.split()
-                if len(fields) >= 9 and fields[0].isdigit() and fields[8].isdigit():
-                    counts[os.fsdecode(name.strip())] = (int(fields[0]), int(fields[8]))
+                counts = parse_net_dev(f.read())
         else:
             counts = {
                 n: (c.bytes_recv, c.bytes_sent)
                 for n, c in psutil.net_io_counters(pernic=True).items()
             }
-        return {name: c for name, c in counts.items() if name != "lo" and (c[0] or c[1])}
+        return {
+            clean_text(name): c for name, c in counts.items() if name != "lo" and (c[0] or c[1])
+        }
 
     def disk(self) -> dict[str, tuple[int, int]]:
         """(read, written) bytes per whole physical disk.
@@ -161,19 +154,9 @@ class PsutilProbe:
         2.6 or a file that is not there, which psutil sorts out."""
         try:
             with open(f"{self._proc}/diskstats", "rb") as f:
-                lines = f.read().splitlines()
+                return parse_diskstats(f.read())
         except FileNotFoundError:
             return None
-        counts: dict[str, tuple[int, int]] = {}
-        for line in lines:
-            fields = line.split()
-            if len(fields) == 14 or len(fields) >= 18:
-                if not (fields[5].isdigit() and fields[9].isdigit()):
-                    return None
-                counts[os.fsdecode(fields[2])] = (int(fields[5]) * 512, int(fields[9]) * 512)
-            elif len(fields) != 7:  # 7: a partition on Linux 2.6, left out anyway
-                return None
-        return counts
 
     def _partition(self, name: str) -> bool:
         known = self._partitions.get(name)
@@ -200,11 +183,76 @@ class PsutilProbe:
         for chip, path in self._temp_inputs:
             try:
                 with open(path, "rb") as f:
-                    value = float(f.read()) / 1000.0
-            except (OSError, ValueError):
+                    value = parse_millidegrees(f.read())
+            except OSError:
                 continue  # psutil skips an unreadable sensor too
-            found.setdefault(chip, []).append(value)
+            if value is not None:
+                found.setdefault(chip, []).append(value)
         return found
+
+
+# The parsers of the files above: pure functions of the file's bytes. A line or a value
+# that is not what the kernel writes (a 64-bit decimal) is left out; so is a whole file
+# whose layout is unknown (None: psutil, which knows older layouts, reads it instead).
+
+
+#: Longer than any interface (15 bytes) or disk (32) name the kernel gives.
+_NAME_MAX_B = 64
+
+
+def parse_meminfo_swap(text: bytes) -> tuple[int, int] | None:
+    """(total, used) swap bytes from ``/proc/meminfo``: ``SwapTotal`` and ``SwapTotal -
+    SwapFree`` (kB); None unless both are there and free is not above total."""
+    found: dict[bytes, int] = {}
+    for line in text.splitlines():
+        words = line.split()
+        if line.startswith(b"Swap") and len(words) >= 2:
+            kib = kernel_int(words[1], 0)
+            if kib is not None:
+                found[words[0]] = kib * 1024
+    total, free = found.get(b"SwapTotal:"), found.get(b"SwapFree:")
+    if total is None or free is None or free > total:
+        return None
+    return total, total - free
+
+
+def parse_net_dev(text: bytes) -> dict[str, tuple[int, int]]:
+    """(received, sent) bytes per interface from ``/proc/net/dev`` (two header lines, then
+    ``name: rx_bytes ... tx_bytes ...``, the 1st and 9th numbers)."""
+    counts: dict[str, tuple[int, int]] = {}
+    for line in text.splitlines()[2:]:
+        name, colon, rest = line.rpartition(b":")
+        name, fields = name.strip(), rest.split()
+        if not colon or not 0 < len(name) <= _NAME_MAX_B or len(fields) < 9:
+            continue
+        received, sent = kernel_int(fields[0], 0), kernel_int(fields[8], 0)
+        if received is not None and sent is not None:
+            counts[clean_text(name)] = (received, sent)
+    return counts
+
+
+def parse_diskstats(text: bytes) -> dict[str, tuple[int, int]] | None:
+    """Bytes read and written per device from ``/proc/diskstats`` (sectors of 512 bytes,
+    whatever the disk's own): 14 fields, or 18 and more since Linux 4.18; None for a layout
+    older than Linux 2.6 or unknown."""
+    counts: dict[str, tuple[int, int]] = {}
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) == 14 or len(fields) >= 18:
+            read, written = kernel_int(fields[5], 0), kernel_int(fields[9], 0)
+            if read is None or written is None or len(fields[2]) > _NAME_MAX_B:
+                return None
+            counts[clean_text(fields[2])] = (read * 512, written * 512)
+        elif len(fields) != 7:  # 7: a partition on Linux 2.6, left out anyway
+            return None
+    return counts
+
+
+def parse_millidegrees(text: bytes) -> float | None:
+    """°C from a hwmon ``temp*_input`` or thermal zone ``temp`` (integer millidegrees);
+    None for anything else, or beyond ±10 000 °C."""
+    milli = kernel_int(text, -10_000_000, 10_000_000)
+    return None if milli is None else milli / 1000.0
 
 
 def find_temperature_inputs(sys_dir: str = "/sys") -> list[tuple[str, str]]:
@@ -245,11 +293,11 @@ def pick_temperature(chips: Mapping[str, Sequence[float]]) -> float | None:
     """The hottest reading of the first CPU chip present, or None when there is none.
 
     Chips in ``CPU_TEMPERATURE_CHIPS`` come first, then any chip named ``*cpu*``; readings of
-    0 or below are broken sensors and are ignored.
+    0 or below (or NaN, infinite) are broken sensors and are ignored.
     """
     fallback = sorted(chip for chip in chips if "cpu" in chip and chip not in CPU_TEMPERATURE_CHIPS)
     for chip in (*CPU_TEMPERATURE_CHIPS, *fallback):
-        values = [v for v in chips.get(chip, ()) if v > 0]
+        values = [v for v in chips.get(chip, ()) if math.isfinite(v) and v > 0]
         if values:
             return max(values)
     return None

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import subprocess
 import sys
 import time
@@ -25,6 +26,7 @@ from agent.sensors.apps import (
     ProcStatScan,
     cpu_percents,
     focus_fields,
+    name_from_cmdline,
     process_fields,
     redact,
     scan_processes,
@@ -553,3 +555,26 @@ def test_a_failed_scan_leaves_the_rankings_out_and_is_retried_at_the_next_poll()
     sensor.read(T0 + 5.0)
     assert sensor.read(T0 + 65.0).data == {"app": "xterm"}
     assert sensor.read(T0 + 70.0).data["mem1_name"] == "firefox"
+
+
+def test_names_that_are_no_utf8_and_huge_counters_stay_out_of_trouble(tmp_path: Path) -> None:
+    """Regression: a process named with bytes that are no UTF-8 gave a name with lone
+    surrogates (``os.fsdecode``), so the gate refused the whole apps sample while that
+    process ranked; a stat field beyond 64 bits made the scan's arithmetic overflow."""
+    page = os.sysconf("SC_PAGE_SIZE")
+    fake_proc(
+        tmp_path,
+        {
+            "20": stat_line(20, "ok", 1, 0, 70, 10),
+            "21": stat_line(21, "big", 10**30, 0, 71, 10),
+        },
+        {},
+    )
+    stat = tmp_path / "20" / "stat"
+    stat.write_bytes(stat.read_bytes().replace(b"(ok)", b"(\xff\xfe)"))
+    stats = ProcStatScan(str(tmp_path), total_ram=1000 * page)()
+    assert [(p.pid, p.name) for p in stats] == [(20, "\ufffd\ufffd")]
+    assert name_from_cmdline(b"/usr/bin/\xffname\x00-x\x00", "\ufffdna") == "\ufffdname"
+    reading = FocusReading("term", "x" * 1000, 7)
+    title = focus_fields(reading, True, [re.compile("x")])["title"]
+    assert title == "[redacted]" * 102 + "[red"  # cut at 1,024 characters

@@ -250,3 +250,22 @@ def _cat(path: Path) -> str:
         return path.read_text(encoding="utf-8").strip()
     except OSError:
         return ""
+
+
+def test_attributes_beyond_64_bits_are_left_out(tmp_path: Path) -> None:
+    """Regression: an attribute file holding a number beyond any float (a driver bug, or a
+    corrupt file) made the power computation overflow: an exception out of ``read``."""
+    supply = tmp_path / "BAT0"
+    supply.mkdir()
+    for attr, text in {
+        "type": "Battery",
+        "status": "Discharging",
+        "capacity": "57",
+        "power_now": "1" + "0" * 400,
+        "voltage_now": "11400000",
+        "current_now": "\xff\xfe",
+    }.items():
+        (supply / attr).write_text(text, encoding="latin-1")
+    sample = BatterySensor(BatterySensorConfig(power_supply_dir=str(tmp_path))).read(T)
+    assert dict(sample.data) == {"battery_pct": 57.0, "charging": False, "voltage_V": 11.4}
+    assert parse_power_supply({"capacity": "١٢", "current_now": "+5", "voltage_now": "-0"}) == {}

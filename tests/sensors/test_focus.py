@@ -23,6 +23,7 @@ from agent.sensors.focus import (
     parse_sway_tree,
     run_command,
     select_backend,
+    window_reading,
 )
 
 DATA = Path(__file__).parents[1] / "data" / "focus"
@@ -229,5 +230,19 @@ def test_run_command_translates_failures() -> None:
     failing = [sys.executable, "-c", "import sys; sys.exit('Unable to connect to sway')"]
     with pytest.raises(SensorUnavailable, match="Unable to connect to sway"):
         run_command(failing, env)
-    with pytest.raises(SensorReadError, match="gave no answer"):
+    # A hung tool makes the focus unreadable (the sensor leaves it out), not one skipped poll.
+    with pytest.raises(SensorUnavailable, match=r"gave no answer in 0.3 s \(killed\)"):
         run_command([sys.executable, "-c", "import time; time.sleep(5)"], env, timeout_s=0.3)
+
+
+def test_what_a_window_says_is_bounded() -> None:
+    """Regression: a process id beyond 64 bits, a title of any length or text that is no
+    UTF-8 (a lone surrogate from JSON) went into the sample, and the gate refused it whole."""
+    window = '{"address": "0x1", "class": "\\ud800x", "title": "%s", "pid": %d}'
+    reading = parse_hyprland_window(window % ("t" * 100_000, 2**70))
+    assert reading == FocusReading("?x", "t" * 1024, None)
+    assert window_reading(b"term\0XTerm\0", None, b"\xe9t\xe9", [4242]) == FocusReading(
+        "XTerm", "\xe9t\xe9", 4242
+    )
+    assert window_reading(b"\0", "", None, b"\x01\x02") == FocusReading("unknown", None, None)
+    assert window_reading(None, None, None, [-1]) == FocusReading("unknown", None, None)

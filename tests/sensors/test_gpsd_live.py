@@ -11,13 +11,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _gps import GpsFake, free_port, nmea_dir
+from _gps import Gpsd, GpsFake, free_port, nmea_dir
 from _tools import require_tool
 
 from agent.config import LocationSensorConfig
 from agent.errors import SensorUnavailable
 from agent.samples import Sample
-from agent.sensors.gpsd import GpsdClient, GpsdSensor, tpv_time
+from agent.sensors.gpsd import NO_FIX_DOWN_S, GpsdClient, GpsdSensor, tpv_time
 
 
 def until(what: Callable[[], Any], seconds: float) -> Any:
@@ -157,3 +157,43 @@ def test_gpsd_dies_and_comes_back(tmp_path: Path, fakes: list[GpsFake]) -> None:
     assert sample.data["lat"] == pytest.approx(48.2175, abs=1e-3)  # nl2008u: Schramberg
     assert sample.data["fix_t"] >= 2_063_783_552.0  # 2035-05-26T09:12:32Z, its first fix
     sensor.close()
+
+
+def test_real_gpsd_without_a_receiver_goes_down_after_the_bound(tmp_path: Path) -> None:
+    """Regression: a gpsd with no receiver (unplugged) greets and then says nothing; the
+    sensor gave no fix, no warning and no status for ever."""
+    require_tool("gpsd")
+    port = free_port()
+    sensor = GpsdSensor(LocationSensorConfig(gpsd_port=port))
+    with Gpsd(tmp_path, port):
+        until(lambda: connect(sensor.client), 10.0)
+        assert sensor.read(NOW) is None
+        assert sensor.read(NOW + NO_FIX_DOWN_S) is None
+        with pytest.raises(SensorUnavailable) as down:
+            sensor.read(NOW + NO_FIX_DOWN_S + 1)
+        sensor.close()
+    assert down.value.reason == "gpsd sends no fix for 121 s (no position report at all)"
+
+
+def test_real_gpsd_fixes_ten_years_ahead_are_refused(tmp_path: Path, fakes: list[GpsFake]) -> None:
+    """Regression: fixes dated ten years after the read time (a receiver's clock far off, or
+    a log replayed from the future) were refused without a word, and the sensor looked up."""
+    require_tool("gpsfake")
+    port = free_port()
+    sensor = GpsdSensor(LocationSensorConfig(gpsd_port=port))
+    ten_years_before = NOW - 10 * 365.25 * 86_400  # nl2008u's fixes are from 2035
+    fakes.append(GpsFake(tmp_path, "nl2008u.log", port, "-1", "-n", "-W", "5", "-c", "0.05"))
+
+    def refused() -> int | None:
+        try:
+            assert sensor.read(ten_years_before) is None  # every fix is refused
+        except SensorUnavailable:
+            pass  # gpsd not up yet
+        return sensor.rejected["future_fix"] or None
+
+    until(refused, 15.0)
+    with pytest.raises(SensorUnavailable) as down:
+        sensor.read(ten_years_before + NO_FIX_DOWN_S + 1)
+    sensor.close()
+    assert down.value.reason.startswith("gpsd sends no fix for 121 s (")
+    assert "future_fix" in down.value.reason

@@ -94,6 +94,10 @@ def test_accuracy_conversion() -> None:
     assert accuracy_m(tpv) == 22.121
     # Equal axes: sigma = epx / 1.959964, so 1.959964 m per axis gives 1.5095922 m.
     assert accuracy_m({"epx": Z95_PER_SIGMA, "epy": Z95_PER_SIGMA}) == 1.51
+    # Regression: an estimate under half a millimetre rounded to a radius of 0, which the
+    # gate refuses (and the whole sample with it); the squares of huge axes overflowed.
+    assert accuracy_m({"eph": 1e-9}) == accuracy_m({"epx": 1e-300, "epy": 1e-300}) == 0.001
+    assert accuracy_m({"epx": 1e200, "epy": 1e200}) == pytest.approx(7.7e199, rel=0.01)
     # Nothing usable: zero, negative, a lone axis, not numbers.
     for errors in ({}, {"eph": 0.0}, {"eph": -3.0}, {"epx": 5.0}, {"eph": "7"}, {"eph": True}):
         assert accuracy_m(errors) is None
@@ -226,7 +230,7 @@ def test_client_watches_and_frames_lines(server: ScriptedServer) -> None:
     assert server.received == b'?WATCH={"enable":true,"json":true}\n'
     server.send(b'de":1}\nnot json\n[1, 2]\n\n{"class":"SKY","satellites":[]}\n')
     assert [r["class"] for r in _poll(client)] == ["TPV", "SKY"]
-    assert client.bad_lines == 2
+    assert client.bad_lines == {"not_json": 1, "not_object": 1}
     client.close()
 
 

@@ -20,6 +20,9 @@ from agent.sensors.system import (
     find_temperature_inputs,
     is_physical_disk,
     parse,
+    parse_meminfo_swap,
+    parse_millidegrees,
+    parse_net_dev,
     pick_temperature,
 )
 
@@ -426,3 +429,28 @@ def test_probe_agrees_with_psutil_on_this_machine() -> None:
     chips = psutil.sensors_temperatures()
     wanted = {n for n in chips if pick_temperature({n: [50.0]}) is not None}
     assert set(probe.temperatures()) <= wanted
+
+
+def test_garbage_in_proc_and_sys_leaves_its_fields_out(tmp_path: Path) -> None:
+    """Regression: a counter beyond 64 bits made the rate computation overflow (an exception
+    out of ``read``: the daemon stopped), and a temperature file saying ``inf`` gave
+    ``temp_C`` inf, so the gate refused the whole system sample."""
+    proc, sys_dir = fake_machine(tmp_path)
+    huge = "1" + "0" * 400
+    (Path(proc) / "net" / "dev").write_text(NET_DEV.replace("123456", huge))
+    (Path(proc) / "diskstats").write_text(DISKSTATS.replace("40000", huge))
+    for milli in ("inf", "nan", "45e3"):
+        (Path(sys_dir) / "class" / "hwmon" / "hwmon1" / "temp1_input").write_text(milli)
+        (Path(sys_dir) / "class" / "hwmon" / "hwmon1" / "temp2_input").write_text(milli)
+        probe = PsutilProbe(proc, sys_dir)
+        assert probe.temperatures() == {"acpitz": [27.8]}
+    assert probe.net() == {}  # the one used interface's line is no kernel's
+    assert probe._diskstats() is None  # psutil reads the real file instead
+    sensor = SystemSensor(SystemSensorConfig(), probe=probe)
+    for t in (T0, T0 + 10.0):
+        sample = sensor.read(t)
+        assert sample is not None and sample.data["temp_C"] == 27.8
+    assert parse_net_dev(b"h\nh\n" + NET_DEV.encode().splitlines()[3]) == {"wlan0": (123456, 65432)}
+    assert parse_millidegrees(b"48500\n") == 48.5 and parse_millidegrees(b"nan") is None
+    assert parse_meminfo_swap(b"SwapTotal: 8 kB\nSwapFree: 9 kB\n") is None  # free > total
+    assert pick_temperature({"coretemp": [float("inf"), float("nan"), 40.0]}) == 40.0

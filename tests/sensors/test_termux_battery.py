@@ -74,8 +74,28 @@ def test_a_hanging_command_is_killed_at_the_timeout(tmp_path: Path) -> None:
     pid_file = tmp_path / "pid"
     path = _command(tmp_path / "bin", f"echo $$ > {pid_file}\nsleep 60\n")
     sensor = TermuxBatterySensor(BatterySensorConfig(termux_timeout_s=0.5), path=path)
-    with pytest.raises(SensorReadError, match="no answer in 0.5 s"):
+    # The sensor is down (the poller backs off), not one reading skipped.
+    with pytest.raises(SensorUnavailable, match=r"no answer in 0.5 s \(killed\)"):
         sensor.read(0.0)
     pid = int(pid_file.read_text())
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)  # the child is gone, not left hanging
+
+
+def test_nan_and_numbers_beyond_any_battery_are_left_out(tmp_path: Path) -> None:
+    """Regression: NaN (which Python's JSON decoder takes) went into the sample, so the gate
+    refused it whole, and a current beyond any float overflowed: an exception out of
+    ``read``. Now such fields are left out, and a reply with nothing usable is one skipped
+    reading."""
+    reply = {
+        "percentage": float("nan"),
+        "plugged": "UNPLUGGED",
+        "current": 10**400,
+        "voltage": 3871,
+        "temperature": float("inf"),
+    }
+    assert parse_termux_battery(reply) == {"charging": False, "voltage_V": 3.871}
+    assert parse_termux_battery({"percentage": 101, "voltage": 0, "current": True}) == {}
+    path = _command(tmp_path / "bin", 'echo \'{"percentage": NaN, "health": "GOOD"}\'\n')
+    with pytest.raises(SensorReadError, match="no usable field"):
+        TermuxBatterySensor(BatterySensorConfig(), path=path).read(0.0)
