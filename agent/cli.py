@@ -140,19 +140,54 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    # Everything vigil writes (database, traces, reports, config, spill files) is the user's
+    # alone: files 0600, folders 0700, whatever the shell's umask.
+    os.umask(0o077)
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging(-1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0))
     try:
+        _check_outputs(args)
         return int(COMMANDS[args.command](args))
     except VigilError as exc:
         print(f"vigil: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
-    except Exception:
+    except OSError as exc:
+        if exc.filename is None:  # not about a file the user named: a bug
+            logger.exception("unexpected error (a bug: please report it with this traceback)")
+            return 1
+        print(f"vigil: error: {exc.filename}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from sqlalchemy.exc import DatabaseError
+
+        if isinstance(exc, DatabaseError):  # "file is not a database", a damaged page
+            print(f"vigil: error: database: {exc.orig}", file=sys.stderr)
+            return 2
         logger.exception("unexpected error (a bug: please report it with this traceback)")
         return 1
+
+
+#: Options that name a file vigil writes.
+_OUTPUTS = ("output", "record", "csv", "html")
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """A file to write goes into a folder that exists: a typo must not create folders (as
+    root, anywhere), and an unwritable folder is said before any work is done."""
+    for name in _OUTPUTS:
+        path = getattr(args, name, None)
+        if not isinstance(path, Path):
+            continue
+        folder = path.parent
+        if not folder.is_dir():
+            raise ConfigError(str(path), "", f"folder {folder} does not exist: create it first")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(str(path), "", f"folder {folder} is not writable")
+        if path.is_dir():
+            raise ConfigError(str(path), "", "is a folder: name a file")
 
 
 # -- helpers -----------------------------------------------------------------------------------
@@ -165,13 +200,30 @@ def _config(args: argparse.Namespace) -> Config:
     return load(_config_path(args), missing_ok=not explicit)
 
 
-def _db(args: argparse.Namespace, config: Config) -> str:
-    return str(
-        getattr(args, "db", None)
-        or os.environ.get("VIGIL_DB")
-        or config.storage.path
-        or default_db_path()
+def _db(args: argparse.Namespace, config: Config, *, use: str = "read") -> str:
+    """The database to use, checked for how it is used, so a mistyped ``--db`` never quietly
+    makes an empty database: ``read`` needs it to exist; ``run`` too, unless it is the
+    default one (the first start creates it, its folder 0700); ``new`` may create the file
+    in a folder that exists (``replay --db``); ``init`` creates what is missing; ``any``
+    checks nothing (``doctor`` reports what it finds)."""
+    named = getattr(args, "db", None) or os.environ.get("VIGIL_DB") or config.storage.path
+    target = str(named or default_db_path())
+    if use in ("any", "init") or ("://" in target and not target.startswith("sqlite:///")):
+        return target  # open_engine says which backends it takes
+    path = Path(target.removeprefix("sqlite:///")).expanduser()
+    if path.exists() or (use == "run" and not named):
+        return target
+    if use == "new":
+        if not path.parent.is_dir():
+            raise StorageError(str(path), f"folder {path.parent} does not exist: create it first")
+        return target
+    raise StorageError(
+        str(path), f"no such database (a mistyped --db? vigil init {_db_flag(named)}creates it)"
     )
+
+
+def _db_flag(named: str | None) -> str:
+    return f"--db {named} " if named else ""
 
 
 def _iso(t: float) -> str:
@@ -224,7 +276,7 @@ def cmd_init(args: argparse.Namespace) -> int:
         path.write_text(TEMPLATE, encoding="utf-8")
         print(f"config written: {path}")
     config = load(path, missing_ok=False)
-    db = _db(args, config)
+    db = _db(args, config, use="init")
     engine = open_engine(db)
     revision = upgrade(engine)
     engine.dispose()
@@ -239,7 +291,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = _config(args)
     run(
         config,
-        _db(args, config),
+        _db(args, config, use="run"),
         clock=SystemClock(),
         notifier=Notifier.from_environ(),
         record=args.record,
@@ -298,7 +350,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         result = replay_files(
             args.traces,
             config,
-            db=getattr(args, "db", None),
+            db=_db(args, config, use="new") if getattr(args, "db", None) else None,
             fences=read_fences_file(args.fences) if args.fences else None,
             on_event=_event_printer(args.json),
             on_progress=advance,
@@ -411,7 +463,7 @@ def cmd_db(args: argparse.Namespace) -> int:
     from agent.memory.db import head_revision, open_engine, upgrade
 
     config = _config(args)
-    db = _db(args, config)
+    db = _db(args, config, use="run")
     engine = open_engine(db)
     revision = upgrade(engine)
     engine.dispose()
@@ -440,7 +492,7 @@ def _fence_store(args: argparse.Namespace) -> FenceStore:
     from agent.memory.db import open_engine, upgrade
     from agent.memory.fences import FenceStore
 
-    engine = open_engine(_db(args, _config(args)))
+    engine = open_engine(_db(args, _config(args), use="run"))
     upgrade(engine)
     return FenceStore(engine)
 
@@ -514,7 +566,11 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     if not getattr(args, "verbose", 0):  # the table says it all; the sensors' own notes are noise
         logging.getLogger("agent").setLevel(logging.ERROR)
     checks = run_checks(
-        config, _db(args, config), SystemClock().now(), termux=termux, environ=os.environ
+        config,
+        _db(args, config, use="any"),
+        SystemClock().now(),
+        termux=termux,
+        environ=os.environ,
     )
     failed = [c for c in checks if c.required and not c.ok]
     if args.json:
@@ -590,7 +646,7 @@ def cmd_power(args: argparse.Namespace) -> int:
     from agent.report.command import calibrate
 
     config = _config(args)
-    return calibrate(args, config, _db(args, config))
+    return calibrate(args, config, _db(args, config, use="run"))
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {

@@ -115,6 +115,8 @@ def check_energy(sensor_checks: list[Check], powercap: str = "/sys/class/powerca
 
 
 def check_database(db_path: str) -> list[Check]:
+    from sqlalchemy.exc import SQLAlchemyError
+
     from agent.memory.db import current_revision, head_revision, open_engine
 
     path = Path(db_path.removeprefix("sqlite:///"))
@@ -128,6 +130,9 @@ def check_database(db_path: str) -> list[Check]:
         engine.dispose()
     except StorageError as exc:
         return [Check("database", "memory", False, str(exc))]
+    except SQLAlchemyError as exc:  # not a SQLite file, or a damaged one
+        reason = getattr(exc, "orig", None) or exc
+        return [Check("database", "memory", False, f"{path}: cannot be read: {reason}")]
     ok = revision == head
     detail = f"{path}: schema {revision} (head {head})"
     checks = [Check("database", "memory", ok, detail if ok else detail + "; vigil db upgrade")]

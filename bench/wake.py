@@ -106,7 +106,9 @@ def daemon_memory() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         cfg = Path(tmp) / "config.toml"
         cfg.write_text(DAEMON_CONFIG)
-        argv = [sys.executable, "-m", "agent", "--config", str(cfg), "--db", f"{tmp}/v.db", "run"]
+        init = [sys.executable, "-m", "agent", "--config", str(cfg), "--db", f"{tmp}/v.db", "init"]
+        subprocess.run(init, check=True, capture_output=True)
+        argv = [*init[:-1], "run"]
         proc = subprocess.Popen(argv, stderr=subprocess.DEVNULL)
         me = psutil.Process(proc.pid)
         samples: list[tuple[float, float, float]] = []  # t, daemon RSS, its children's RSS

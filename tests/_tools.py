@@ -61,3 +61,15 @@ def require_module(name: str) -> None:
         if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
             pytest.fail(f"{name} is not installed and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
         pytest.skip(f"{name} is not installed (pip install -e '.[test,llm]')")
+
+
+def new_database(path: Path) -> Path:
+    """An empty database at ``path`` (folders made), as ``vigil init`` leaves it: ``vigil run
+    --db`` refuses a database that does not exist (a mistyped path)."""
+    from agent.memory.db import open_engine, upgrade
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    engine = open_engine(path)
+    upgrade(engine)
+    engine.dispose()
+    return path

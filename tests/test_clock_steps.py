@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from _tools import vigil
+from _tools import new_database, vigil
 
 CONFIG = """
 [daemon]
@@ -72,7 +72,7 @@ def _jumps(db: Path) -> list[float]:
 def test_daemon_rides_clock_steps_forward_and_back(tmp_path: Path) -> None:
     cfg = tmp_path / "config.toml"
     cfg.write_text(CONFIG)
-    db = tmp_path / "vigil.db"
+    db = new_database(tmp_path / "vigil.db")
     offset = tmp_path / "faketime"
     offset.write_text("+0\n")
     env = dict(

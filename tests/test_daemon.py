@@ -13,7 +13,7 @@ import sys
 import time
 from pathlib import Path
 
-from _tools import free_port, vigil
+from _tools import free_port, new_database, vigil
 
 from agent import config as config_mod
 from agent.memory.db import open_engine
@@ -63,7 +63,7 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
     """...and its wake: the same wake.done from the live daemon's memory and the replay's."""
     cfg = tmp_path / "config.toml"
     cfg.write_text(CONFIG.format(free_port=free_port()))
-    db = tmp_path / "data" / "vigil.db"
+    db = new_database(tmp_path / "data" / "vigil.db")
     trace = tmp_path / "rec.jsonl"
     env = dict(os.environ, VIGIL_LOG_LEVEL="DEBUG")
     proc = subprocess.Popen(
@@ -120,7 +120,7 @@ def test_daemon_tells_systemd_and_refuses_a_second_writer(tmp_path: Path) -> Non
     env = dict(os.environ, NOTIFY_SOCKET=str(sock_path), WATCHDOG_USEC="1000000")
     env.pop("WATCHDOG_PID", None)
     proc = subprocess.Popen(
-        vigil(cfg, "--db", str(tmp_path / "v.db"), "run"),
+        vigil(cfg, "--db", str(new_database(tmp_path / "v.db")), "run"),
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -130,7 +130,7 @@ def test_daemon_tells_systemd_and_refuses_a_second_writer(tmp_path: Path) -> Non
     try:
         messages.append(sock.recv(4096))  # READY: the first daemon holds the database
         second = subprocess.run(
-            vigil(cfg, "--db", str(tmp_path / "v.db"), "run"),
+            vigil(cfg, "--db", str(new_database(tmp_path / "v.db")), "run"),
             capture_output=True,
             text=True,
             timeout=60,
@@ -176,6 +176,8 @@ action = "wake"
 
 
 def _run_until(cfg: Path, db: Path, done: object, timeout_s: float = 60.0) -> str:  # type: ignore[type-arg]
+    if not db.exists():
+        new_database(db)
     proc = subprocess.Popen(
         vigil(cfg, "--db", str(db), "run"),
         stdout=subprocess.DEVNULL,
@@ -252,7 +254,7 @@ def test_a_wake_cut_short_by_kill_9_is_marked_stopped_at_the_next_start(tmp_path
     cfg = tmp_path / "config.toml"
     hang = json.dumps([sys.executable, "-c", "import time; time.sleep(20)"])
     cfg.write_text(WAKE_CONFIG.format(command=hang).replace("timeout_s = 3.0", "timeout_s = 30.0"))
-    db = tmp_path / "v.db"
+    db = new_database(tmp_path / "v.db")
     proc = subprocess.Popen(
         vigil(cfg, "--db", str(db), "run"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )

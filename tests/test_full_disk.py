@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _tools import vigil
+from _tools import new_database, vigil
 
 from agent import config as config_mod
 from agent.cli import main
@@ -121,6 +121,8 @@ def _wait(predicate, timeout_s: float = 60.0) -> bool:  # type: ignore[no-untype
 
 
 def _run_daemon(cfg: Path, db: Path, trace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    if not db.exists():
+        new_database(db)
     return subprocess.Popen(
         vigil(cfg, "--db", str(db), "run", "--record", str(trace)),
         env=env,
