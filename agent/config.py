@@ -59,7 +59,7 @@ class LocationSensorConfig:
     termux_provider: str = "gps"
     termux_request: str = "once"
     #: termux-location can hang for ever: the child is killed after this long.
-    termux_timeout_s: float = 60.0
+    termux_timeout_s: float = 20.0
     #: A fixed machine's place (source = "static").
     static_lat: float | None = None
     static_lon: float | None = None
@@ -258,10 +258,10 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "sensors.system.interval_s": (0.1, DAY_S),
     "sensors.battery.interval_s": (0.1, DAY_S),
     "sensors.battery.termux_interval_s": (0.1, DAY_S),
-    "sensors.battery.termux_timeout_s": (0.1, 3600.0),
+    "sensors.battery.termux_timeout_s": (0.1, 20.0),  # under the unit's TimeoutStopSec
     "sensors.location.interval_s": (0.1, DAY_S),
     "sensors.location.gpsd_port": (1, 65_535),
-    "sensors.location.termux_timeout_s": (0.1, 3600.0),
+    "sensors.location.termux_timeout_s": (0.1, 20.0),
     "sensors.location.static_lat": (-90.0, 90.0),
     "sensors.location.static_lon": (-180.0, 180.0),
     "sensors.location.static_accuracy_m": (0.1, 100_000.0),

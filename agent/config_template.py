@@ -35,7 +35,7 @@ interval_s = 60.0  # 0.1 to 86,400 s
 power_supply_dir = "/sys/class/power_supply"
 # On Termux, termux-battery-status is costly: polled at most this often, with a timeout.
 termux_interval_s = 300.0  # 0.1 to 86,400 s
-termux_timeout_s = 15.0  # 0.1 to 3,600 s
+termux_timeout_s = 15.0  # 0.1 to 20 s
 
 [sensors.location]
 # auto: gpsd if it answers on start, else termux-location on Termux, else off.
@@ -48,7 +48,7 @@ gpsd_port = 2947  # 1 to 65,535
 termux_provider = "gps"
 termux_request = "once"
 # termux-location can hang: it is killed after this many seconds.
-termux_timeout_s = 60.0  # 0.1 to 3,600 s
+termux_timeout_s = 20.0  # 0.1 to 20 s
 # static_lat = 46.0512  # -90 to 90
 # static_lon = 14.5061  # -180 to 180
 static_accuracy_m = 25.0  # 0.1 to 100,000 m

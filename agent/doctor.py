@@ -57,7 +57,7 @@ def check_sensors(
     return checks
 
 
-def check_runtime() -> list[Check]:
+def check_runtime(model: str = "", own: bool = False) -> list[Check]:
     """The TFLite interpreters vigil can load models with, best first."""
     for module, dist, how in (
         ("ai_edge_litert", "ai-edge-litert", "LiteRT"),
@@ -68,7 +68,7 @@ def check_runtime() -> list[Check]:
                 version = importlib.metadata.version(dist)
             except importlib.metadata.PackageNotFoundError:
                 version = "version unknown"
-            return [Check("runtime", "tflite", True, f"{how} {version}"), _check_model()]
+            return [Check("runtime", "tflite", True, f"{how} {version}"), _check_model(model, own)]
     return [
         Check(
             "runtime",
@@ -80,16 +80,18 @@ def check_runtime() -> list[Check]:
     ]
 
 
-def _check_model() -> Check:
+def _check_model(path: str = "", own: bool = False) -> Check:
+    """The configured tiny model (``[anomaly] model``; empty: the shipped, pinned one)."""
     from agent.detect.tflite import load_model
     from agent.errors import ModelError
 
+    name = f"model {path}" if path else "model tiny"
     try:
-        model = load_model("tiny")
+        model = load_model(Path(path).expanduser() if path else "tiny", own=own)
     except ModelError as exc:
-        return Check("runtime", "model tiny", False, str(exc))
+        return Check("runtime", name, False, str(exc))
     card = model.card
-    return Check("runtime", "model tiny", True, f"{card.size_bytes} B, sha256 {card.sha256[:12]}")
+    return Check("runtime", name, True, f"{card.size_bytes} B, sha256 {card.sha256[:12]}")
 
 
 def check_energy(sensor_checks: list[Check], powercap: str = "/sys/class/powercap") -> list[Check]:
@@ -190,7 +192,7 @@ def run_checks(
     sensors = check_sensors(config, now, termux=termux, environ=environ)
     return [
         *sensors,
-        *check_runtime(),
+        *check_runtime(config.anomaly.model, config.anomaly.own_model),
         *check_larger_model(config),
         *check_energy(sensors),
         *check_database(db_path),

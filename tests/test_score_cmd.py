@@ -42,6 +42,7 @@ def _trace(tmp_path: Path) -> Path:
 def _score(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))  # no user config: defaults
     out = tmp_path / "out" / "scores.csv"
+    out.parent.mkdir()
     assert main(["score", str(_trace(tmp_path)), "-o", str(out)]) == 0
     with out.open(newline="") as f:
         return list(csv.reader(f))

@@ -117,7 +117,7 @@ def _run(
         else None
     )
     fence_store = FenceStore(engine)
-    model = load_or_explain()
+    model = load_or_explain(config.anomaly.model, own=config.anomaly.own_model)
     pipeline = Pipeline(config, load_fences(fence_store), model)
     for part in pipeline.restore(store.load_state()):
         store.count(f"state.dropped.{part}")

@@ -8,6 +8,7 @@ import itertools
 import json
 import logging
 import tempfile
+import zlib
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from agent.power.ledger import Ledger
 from agent.power.meter import PowerMeter
 from agent.runtime.fence_watch import load_fences
 from agent.runtime.loop import DriveStats, drive
-from agent.runtime.trace import ReadCounts, read_header, read_trace
+from agent.runtime.trace import ReadCounts, check_traces, read_trace
 from agent.samples import Event, Sample
 
 if TYPE_CHECKING:
@@ -103,14 +104,18 @@ def replay_files(
     backend: Backend | None = None,
     on_findings: Callable[[WakeStore], None] | None = None,
 ) -> ReplayResult:
-    """Replay ``paths`` in order. Without ``db`` a fresh temporary database is used (and
-    removed afterwards), so a replay repeats exactly. ``fences`` (from ``--fences FILE``)
-    are used alone; without them the database's fences table is used. Every stage starts
-    from scratch. Wakes are diagnosed; ``backend`` (``--wake``) also asks the larger model,
-    and ``on_findings`` reads the findings before a temporary database goes. Raises
-    ``TraceError`` before touching any database when a file cannot be used at all."""
-    for path in paths:
-        read_header(path)
+    """Replay ``paths``, merged by sample time. Without ``db`` a fresh temporary database is
+    used (and removed afterwards), so a replay repeats exactly. ``fences`` (from ``--fences
+    FILE``) are used alone; without them the database's fences table is used. Every stage
+    starts from scratch, unless ``db`` holds an earlier replay of the same traces: then it
+    goes on after it (``_committed_before``). Wakes are diagnosed; ``backend`` (``--wake``)
+    also asks the larger model, and ``on_findings`` reads the findings before a temporary
+    database goes. Raises ``TraceError`` before touching any database when a file cannot be
+    used at all."""
+    check_traces(paths)
+    # One order whatever the command line's: equal times are merged in file order, and a
+    # resumed replay must meet its samples in the same order as the replay it goes on from.
+    paths = sorted(paths, key=_head)
     options = _Options(fences, on_event, on_progress, backend, on_findings)
     if db is None:
         with tempfile.TemporaryDirectory(prefix="vigil-replay-") as tmp:
@@ -157,16 +162,23 @@ def progress_key(paths: Sequence[Path]) -> str:
 
 
 def _head(path: Path) -> bytes:
-    """The first two lines (at most 64 KiB): the header and the first sample."""
-    with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
-        return f.readline(1 << 15) + f.readline(1 << 15)
+    """The first two lines (at most 64 KiB): the header and the first sample (or what of
+    them can be read: the reader says what is wrong with the rest)."""
+    head = b""
+    try:
+        with gzip.open(path, "rb") if path.suffix == ".gz" else path.open("rb") as f:
+            for _ in range(2):
+                head += f.readline(1 << 15)
+    except (OSError, EOFError, zlib.error):
+        pass
+    return head
 
 
 def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) -> ReplayResult:
     engine = open_engine(db)
     upgrade(engine)
     fences = o.fences if o.fences is not None else load_fences(FenceStore(engine))
-    model = load_or_explain()
+    model = load_or_explain(config.anomaly.model, own=config.anomaly.own_model)
     pipeline = Pipeline(config, fences, model)
     # Replay commits by batch size only: sample time runs far faster than the wall clock. The
     # stages' whole state goes with every commit, so a replay stopped anywhere resumes exactly.

@@ -38,11 +38,10 @@ def score_traces(paths: Sequence[Path], config: Config, out_path: Path) -> int:
         for sample in read_trace(files, ReadCounts()):
             streams.update(stream_values(sample))
     columns = sorted(streams)
-    model = load_or_explain()
+    model = load_or_explain(config.anomaly.model, own=config.anomaly.own_model)
     pipeline = Pipeline(config, (), model)
     counts = ReadCounts()
     rows = 0
-    out_path.parent.mkdir(parents=True, exist_ok=True)
     with out_path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow([*FIXED_COLUMNS, *columns])

@@ -11,6 +11,7 @@ import logging
 import queue
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from agent.clock import Clock
 from agent.gate import Rejected, SampleGate
 from agent.runtime.poller import Poller
 from agent.runtime.timeline import SampleClock
-from agent.runtime.trace import ReadCounts, TraceWriter
+from agent.runtime.trace import LOGGED_PER_REASON, ReadCounts, TraceWriter
 from agent.samples import Sample
 from agent.sensors.base import Sensor
 
@@ -94,6 +95,8 @@ class LiveSource:
         self._queue: queue.SimpleQueue[Sample | _JobCrashed | _Stop] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._gate = SampleGate()
+        #: Live rejections per reason: the first ``LOGGED_PER_REASON`` are logged as warnings.
+        self._rejected_seen: Counter[str] = Counter()
         self.pollers = [
             Poller(s, self._clock, self._queue.put, retry_max_s=retry_max_s) for s in self.sensors
         ]
@@ -197,7 +200,11 @@ class LiveSource:
             sample = self._gate.admit(item.sensor, item.t, item.data)
         except Rejected as exc:
             self._counts.rejected[exc.reason] += 1
-            logger.warning("%s sample rejected (%s): %s", item.sensor, exc.reason, exc.detail)
+            self._rejected_seen[exc.reason] += 1
+            if self._rejected_seen[exc.reason] <= LOGGED_PER_REASON:
+                logger.warning("%s sample rejected (%s): %s", item.sensor, exc.reason, exc.detail)
+            else:
+                logger.debug("%s sample rejected (%s): %s", item.sensor, exc.reason, exc.detail)
             return
         self._counts.read += 1
         if self._recorder is not None:
