@@ -51,9 +51,7 @@ def test_an_output_in_a_missing_folder_is_refused_and_nothing_created(
     argv: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     gpx = next(DATA.glob("traces/*.gpx"), DATA / "traces/missing.gpx")
-    args = [
-        a.format(tmp=tmp_path, trace=DATA / "traces/outage.jsonl", gpx=gpx) for a in argv
-    ]
+    args = [a.format(tmp=tmp_path, trace=DATA / "traces/outage.jsonl", gpx=gpx) for a in argv]
     assert main(args) == 2
     assert "does not exist: create it first" in capsys.readouterr().err
     assert not (tmp_path / "missing").exists()

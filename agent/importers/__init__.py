@@ -1,7 +1,9 @@
 """Importers: foreign recordings (NMEA, GPX, GeoLife, OwnTracks, CSV, NAB) -> vigil traces.
 
 ``IMPORTERS`` maps each ``vigil import KIND`` to its reader; ``import_files`` runs one: read,
-sort by time, drop exact duplicates, check every sample at the gate, write the trace.
+sort by time, drop exact duplicates, check every sample at the gate, write the trace. Readers
+yield their samples lazily and the sort is external (``sorting.py``), so an import's memory
+does not grow with its input.
 
 Default accuracy (68 % radius) for fixes that carry none (``--accuracy-m`` overrides it):
 
@@ -28,8 +30,7 @@ from agent.importers.common import (
     ImportOptions,
     ProgressFn,
     expand,
-    finish,
-    write_trace,
+    no_progress,
 )
 from agent.importers.csvfile import read_csv
 from agent.importers.geolife import read_geolife
@@ -37,6 +38,7 @@ from agent.importers.gpx import read_gpx
 from agent.importers.nab import read_nab
 from agent.importers.nmea import read_nmea
 from agent.importers.owntracks import read_owntracks
+from agent.importers.sorting import CHUNK_SAMPLES, write_sorted
 
 __all__ = ["IMPORTERS", "ImportCounts", "ImportFormat", "ImportOptions", "import_files"]
 
@@ -69,22 +71,19 @@ def import_files(
     *,
     host: str = "",
     on_progress: ProgressFn | None = None,
+    chunk_size: int = CHUNK_SAMPLES,
 ) -> ImportCounts:
     """Import ``sources`` (files, or folders searched for the format's files) into the trace
     ``output``. ``TraceError`` when an input cannot be used at all; nothing is written then.
-    ``on_progress`` is told the bytes read as the sources are read."""
+    ``on_progress`` is told the bytes read as the sources are read; ``chunk_size`` samples
+    are sorted in memory at once (``sorting.py``)."""
     fmt = IMPORTERS[kind]
     options = options or ImportOptions()
     if options.accuracy_m is None:
         options = replace(options, accuracy_m=fmt.default_accuracy_m)
     files = expand(sources, fmt.suffixes)
     counts = ImportCounts()
-    raw = fmt.read(files, options, counts, on_progress or _ignore)
-    samples = finish(raw, counts)
-    write_trace(output, samples, counts, kind=kind, host=host)
+    located = fmt.read(files, options, counts, on_progress or no_progress)
+    write_sorted(located, output, counts, kind=kind, host=host, chunk_size=chunk_size)
     logger.debug("import %s: %s -> %s", kind, counts.summary(), output)
     return counts
-
-
-def _ignore(n: int) -> None:
-    pass

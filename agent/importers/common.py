@@ -1,4 +1,4 @@
-"""What every importer shares: options, counts, reading sources, and the gate-sort-write step."""
+"""What every importer shares: options, counts, reading sources, accuracies."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import gzip
 import io
 import logging
 import math
+import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,8 +16,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from agent.errors import ConfigError, TraceError
-from agent.gate import Rejected, SampleGate
-from agent.runtime.trace import LOGGED_PER_REASON, TraceWriter
+from agent.runtime.trace import LOGGED_PER_REASON
 from agent.samples import Sample, Scalar
 
 if TYPE_CHECKING:
@@ -37,6 +37,10 @@ H_UERE_95_DGPS_M = 3.75
 #: sqrt(-2 ln 0.32) / sqrt(-2 ln 0.05) = 1.5096 / 2.4477 = 0.6167. Android's accuracy (and
 #: DESIGN's ``accuracy_m``) is the 68 % radius.
 R68_PER_R95 = math.sqrt(math.log(0.32) / math.log(0.05))
+
+
+def no_progress(n: int) -> None:
+    """A ``ProgressFn`` that is told nothing: for a file's extra pass."""
 
 
 def hdop_accuracy_m(hdop: float, *, differential: bool = False) -> float:
@@ -96,9 +100,16 @@ class ImportCounts:
     last_t: float | None = None
 
     def skip(self, reason: str, where: object = "", detail: str = "") -> None:
-        """Count one skipped record; the detail goes to the DEBUG log only."""
+        """Count one skipped record and log it with its place. Damaged records (``bad_*``:
+        a time, number, line or sentence that does not parse) are warnings, the first
+        ``LOGGED_PER_REASON`` of each reason; records a format leaves out by design (no fix,
+        a waypoint, another user...) are logged at DEBUG only."""
         self.skipped[reason] += 1
-        logger.debug("%s: skipped (%s) %s", where, reason, detail)
+        loud = reason.startswith("bad_") and self.skipped[reason] <= LOGGED_PER_REASON
+        shown = detail if len(detail) <= 200 else detail[:200] + "..."
+        logger.log(
+            logging.WARNING if loud else logging.DEBUG, "%s: skipped (%s) %s", where, reason, shown
+        )
 
     def summary(self) -> str:
         parts = [f"{self.written} samples written"]
@@ -115,7 +126,19 @@ class ImportCounts:
         return "; ".join(parts)
 
 
-Reader = Callable[[Sequence[Path], ImportOptions, ImportCounts, ProgressFn], list[Sample]]
+class QuietCounts(ImportCounts):
+    """Counts of a file's extra pass (CSV's scan of its columns, NMEA's look for the first
+    date): nothing logged, since the main pass logs every record."""
+
+    def skip(self, reason: str, where: object = "", detail: str = "") -> None:
+        self.skipped[reason] += 1
+
+
+#: ``(file:line, sample)``: what a reader yields, in source order.
+Located = tuple[str, Sample]
+#: An importer's reader: located samples of every file, in file order; lazily, so that an
+#: import holds no more than the sort's chunk (``sorting.py``).
+Reader = Callable[[Sequence[Path], ImportOptions, ImportCounts, ProgressFn], Iterable[Located]]
 
 
 @dataclass(frozen=True)
@@ -204,7 +227,7 @@ def open_source(
     except UnicodeDecodeError as exc:
         reason = f"not {encoding.removesuffix('-sig')} text: {exc.reason}"
         raise TraceError(str(path), reason) from exc
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:  # zlib.error: damaged gzip data
         raise TraceError(str(path), f"cannot be read: {exc}") from exc
 
 
@@ -238,54 +261,9 @@ def parse_float(text: str) -> float | None:
     return float(text) if text else None
 
 
-def finish(samples: Iterable[Sample], counts: ImportCounts) -> list[Sample]:
-    """Sorted by time (stable: equal times keep source order), exact duplicates (same sensor,
-    ``t`` and fields) dropped, every sample through the gate; ``counts`` updated."""
-    gate = SampleGate()
-    kept: list[Sample] = []
-    timed: list[Sample] = []
-    for sample in samples:
-        if math.isfinite(sample.t):
-            timed.append(sample)
-        else:  # NaN cannot be sorted: the gate refuses it first
-            _admit(gate, sample, counts, kept)
-    seen: set[tuple[object, ...]] = set()
-    for sample in sorted(timed, key=lambda s: s.t):
-        key = (sample.sensor, sample.t, *sorted(sample.data.items()))
-        if key in seen:
-            counts.skip("duplicate", sample.sensor, f"t={sample.t!r}")
-            continue
-        seen.add(key)
-        _admit(gate, sample, counts, kept)
-    if kept:
-        counts.first_t, counts.last_t = kept[0].t, kept[-1].t
-    return kept
+def finish(located: Iterable[Located], counts: ImportCounts) -> list[Sample]:
+    """A reader's samples sorted by time, without exact duplicates, through the gate, as a
+    list (``sorting.sorted_samples``): for callers that feed them on rather than write them."""
+    from agent.importers.sorting import sorted_samples  # here: sorting imports this module
 
-
-def _admit(gate: SampleGate, sample: Sample, counts: ImportCounts, kept: list[Sample]) -> None:
-    try:
-        kept.append(gate.admit(sample.sensor, sample.t, sample.data))
-    except Rejected as exc:
-        counts.rejected[exc.reason] += 1
-        quiet = counts.rejected[exc.reason] > LOGGED_PER_REASON
-        logger.log(
-            logging.DEBUG if quiet else logging.WARNING,
-            "%s sample at t=%r rejected (%s): %s",
-            sample.sensor,
-            sample.t,
-            exc.reason,
-            exc.detail,
-        )
-
-
-def write_trace(
-    path: Path, samples: Sequence[Sample], counts: ImportCounts, *, kind: str, host: str
-) -> None:
-    """Write checked samples to a new trace. The header's ``created`` is the last sample's
-    time (when the recording ends): an import reads no clock, and a plain ``.jsonl`` import
-    repeats byte for byte on one host."""
-    created = samples[-1].t if samples else 0.0
-    with TraceWriter(path, created=created, host=host, source=f"vigil import {kind}") as writer:
-        for sample in samples:
-            writer.write(sample)
-    counts.written = len(samples)
+    return sorted_samples(located, counts)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 from pathlib import Path
@@ -30,9 +30,12 @@ from agent.errors import ConfigError, TraceError
 from agent.importers.common import (
     ImportCounts,
     ImportOptions,
+    Located,
     ProgressFn,
+    QuietCounts,
     accuracy_or_default,
     location_fields,
+    no_progress,
     open_source,
     parse_float,
 )
@@ -47,39 +50,36 @@ MILLISECONDS_FROM = 1e11
 
 @dataclass
 class _Table:
-    """One file's header and the rows kept from it."""
+    """One file's header, and what the first pass over its rows found."""
 
     path: Path
     width: int  # cells per row, as in the header
     index: dict[str, int]
     user_at: int | None
-    rows: list[tuple[str, list[str]]] = field(default_factory=list)  # (file:line, cells)
+    metrics: list[str] = field(default_factory=list)
 
 
 def read_csv(
     paths: Sequence[Path], options: ImportOptions, counts: ImportCounts, on_progress: ProgressFn
-) -> list[Sample]:
-    """A ``location`` sample per row (of the chosen user) and ``metric`` samples per row."""
+) -> Iterator[Located]:
+    """A ``location`` sample per row (of the chosen user) and ``metric`` samples per row.
+
+    Two passes over each file, so that no row is held: the first finds the users and which
+    columns are mostly numbers, the second makes the samples (and reports progress)."""
     parse_time = time_parser(options.time_format, options.timezone)
-    tables: list[_Table] = []
     users: set[str] = set()
-    for path in paths:
-        with open_source(path, on_progress, encoding="utf-8-sig", newline="") as f:
-            tables.append(_table(path, f, options, counts, users))
+    tables = [_scan(path, options, users) for path in paths]
     if options.user is None and len(users) > 1:
         shown = ", ".join(sorted(users)[:5])
         raise TraceError(
             ", ".join(map(str, paths)),
             f"rows of {len(users)} users ({shown}): choose one with --user",
         )
-    samples: list[Sample] = []
     for table in tables:
-        metrics = _metric_columns(table, options)
-        for where, cells in table.rows:
-            samples.extend(
-                _samples(where, cells, table.index, metrics, parse_time, options, counts)
-            )
-    return samples
+        with open_source(table.path, on_progress, encoding="utf-8-sig", newline="") as f:
+            for where, cells in _rows(table, f, options, counts):
+                for sample in _samples(where, cells, table, parse_time, options, counts):
+                    yield where, sample
 
 
 def time_parser(time_format: str | None, timezone: str) -> Callable[[str], float]:
@@ -112,11 +112,40 @@ def _zone(name: str) -> tzinfo:
         raise ConfigError("--timezone", "", f"unknown time zone {name!r}") from exc
 
 
-def _table(
-    path: Path, lines: Iterable[str], options: ImportOptions, counts: ImportCounts, users: set[str]
-) -> _Table:
-    reader = csv.reader(lines, delimiter=options.delimiter)
-    header = [name.strip() for name in next(reader, [])]
+def _scan(path: Path, options: ImportOptions, users: set[str]) -> _Table:
+    """The first pass: the header, the users, and the metric columns (those whose non-empty
+    cells are mostly numbers)."""
+    with open_source(path, no_progress, encoding="utf-8-sig", newline="") as f:
+        table = _header(path, f, options)
+        mapped = {
+            options.time_column,
+            options.lat_column,
+            options.lon_column,
+            options.accuracy_column,
+            options.alt_column,
+            *options.ignore_columns,
+        }
+        candidates = {
+            name: i for name, i in table.index.items() if name not in mapped and i != table.user_at
+        }
+        filled = dict.fromkeys(candidates.values(), 0)
+        numbers = dict.fromkeys(candidates.values(), 0)
+        for _, cells in _rows(table, f, options, QuietCounts()):
+            if table.user_at is not None:
+                users.add(cells[table.user_at].strip())
+            for i in filled:
+                if cells[i].strip():
+                    filled[i] += 1
+                    numbers[i] += _is_number(cells[i])
+    table.metrics = [name for name, i in candidates.items() if numbers[i] * 2 > filled[i] > 0]
+    return table
+
+
+def _header(path: Path, lines: Iterable[str], options: ImportOptions) -> _Table:
+    try:
+        header = [name.strip() for name in next(csv.reader(lines, delimiter=options.delimiter), [])]
+    except csv.Error as exc:
+        raise TraceError(str(path), f"line 1: {exc}") from exc
     index = {name: i for i, name in enumerate(header)}
     required = (options.time_column, options.lat_column, options.lon_column)
     missing = [name for name in required if name not in index]
@@ -128,35 +157,31 @@ def _table(
         )
     user_column = _user_column(path, header, options.user_column)
     user_at = None if user_column is None else index[user_column]
-    table = _Table(path, len(header), index, user_at)
+    return _Table(path, len(header), index, user_at)
+
+
+def _rows(
+    table: _Table, lines: Iterable[str], options: ImportOptions, counts: ImportCounts
+) -> Iterator[tuple[str, list[str]]]:
+    """The rows after the header with the header's width, of the chosen user, with their
+    ``file:line``; the others counted."""
+    reader = csv.reader(lines, delimiter=options.delimiter)
     try:
+        next(reader, None)  # the header
         for cells in reader:
-            _keep_row(table, f"{path}:{reader.line_num}", cells, options, counts, users)
+            where = f"{table.path}:{reader.line_num}"
+            if not any(cell.strip() for cell in cells):
+                continue
+            if len(cells) != table.width:
+                counts.skip("bad_line", where, f"{len(cells)} cells, header has {table.width}")
+                continue
+            if table.user_at is not None and options.user is not None:
+                if not _same_user(cells[table.user_at].strip(), options.user):
+                    counts.skip("other_user", where)
+                    continue
+            yield where, cells
     except csv.Error as exc:  # a NUL byte, an unclosed quote over the size limit...
-        raise TraceError(str(path), f"line {reader.line_num}: {exc}") from exc
-    return table
-
-
-def _keep_row(
-    table: _Table,
-    where: str,
-    cells: list[str],
-    options: ImportOptions,
-    counts: ImportCounts,
-    users: set[str],
-) -> None:
-    if not any(cell.strip() for cell in cells):
-        return
-    if len(cells) != table.width:
-        counts.skip("bad_line", where, f"{len(cells)} cells, header has {table.width}")
-        return
-    if table.user_at is not None:
-        user = cells[table.user_at].strip()
-        if options.user is not None and not _same_user(user, options.user):
-            counts.skip("other_user", where)
-            return
-        users.add(user)
-    table.rows.append((where, cells))
+        raise TraceError(str(table.path), f"line {reader.line_num}: {exc}") from exc
 
 
 def _user_column(path: Path, header: list[str], wanted: str) -> str | None:
@@ -171,30 +196,12 @@ def _user_column(path: Path, header: list[str], wanted: str) -> str | None:
 
 
 def _same_user(cell: str, wanted: str) -> bool:
-    """``--user 1`` matches ``001``: numeric ids compare as numbers."""
-    if cell.isdigit() and wanted.strip().isdigit():
-        return int(cell) == int(wanted)
-    return cell == wanted.strip()
-
-
-def _metric_columns(table: _Table, options: ImportOptions) -> list[str]:
-    mapped = {
-        options.time_column,
-        options.lat_column,
-        options.lon_column,
-        options.accuracy_column,
-        options.alt_column,
-        *options.ignore_columns,
-    }
-    metrics = []
-    for name, i in table.index.items():
-        if name in mapped or i == table.user_at:
-            continue
-        values = [row[i] for _, row in table.rows if row[i].strip()]
-        numbers = sum(1 for value in values if _is_number(value))
-        if values and numbers * 2 > len(values):
-            metrics.append(name)
-    return metrics
+    """``--user 1`` matches ``001``: numeric ids compare as numbers, here as digits without
+    leading zeros (``int`` refuses ``²``, which ``isdigit`` takes, and 4,300 digits)."""
+    wanted = wanted.strip()
+    if cell.isascii() and cell.isdigit() and wanted.isascii() and wanted.isdigit():
+        return cell.lstrip("0") == wanted.lstrip("0")
+    return cell == wanted
 
 
 def _is_number(text: str) -> bool:
@@ -208,12 +215,12 @@ def _is_number(text: str) -> bool:
 def _samples(
     where: str,
     cells: list[str],
-    index: dict[str, int],
-    metrics: list[str],
+    table: _Table,
     parse_time: Callable[[str], float],
     options: ImportOptions,
     counts: ImportCounts,
 ) -> list[Sample]:
+    index = table.index
     try:
         t = parse_time(cells[index[options.time_column]])
     except ValueError:
@@ -233,7 +240,7 @@ def _samples(
     else:
         accuracy = accuracy_or_default(acc, options.accuracy_m, counts)
         samples.append(Sample("location", t, location_fields(lat, lon, accuracy, alt_m=alt)))
-    for name in metrics:
+    for name in table.metrics:
         try:
             value = parse_float(cells[index[name]])
         except ValueError:

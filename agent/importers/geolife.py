@@ -11,7 +11,7 @@ scikit-mobility's ``geolife_sample.txt.gz``), goes through the ``csv`` importer.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from agent.errors import TraceError
 from agent.importers.common import (
     ImportCounts,
     ImportOptions,
+    Located,
     ProgressFn,
     location_fields,
     open_source,
@@ -35,9 +36,8 @@ NO_ALTITUDE_FT = -777.0
 
 def read_geolife(
     paths: Sequence[Path], options: ImportOptions, counts: ImportCounts, on_progress: ProgressFn
-) -> list[Sample]:
+) -> Iterator[Located]:
     """One ``location`` sample per point of every ``.plt`` file."""
-    samples: list[Sample] = []
     for path in paths:
         with open_source(path, on_progress) as lines:
             for lineno, line in enumerate(lines, 1):
@@ -45,10 +45,10 @@ def read_geolife(
                     raise TraceError(str(path), "not a GeoLife .plt file (no 'Geolife trajectory')")
                 if lineno <= HEADER_LINES or not line.strip():
                     continue
-                sample = _sample(line, f"{path}:{lineno}", options.accuracy_m, counts)
+                where = f"{path}:{lineno}"
+                sample = _sample(line, where, options.accuracy_m, counts)
                 if sample is not None:
-                    samples.append(sample)
-    return samples
+                    yield where, sample
 
 
 def _sample(

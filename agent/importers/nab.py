@@ -12,12 +12,19 @@ from __future__ import annotations
 
 import csv
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from agent.errors import ConfigError, TraceError
-from agent.importers.common import ImportCounts, ImportOptions, ProgressFn, open_source, parse_float
+from agent.importers.common import (
+    ImportCounts,
+    ImportOptions,
+    Located,
+    ProgressFn,
+    open_source,
+    parse_float,
+)
 from agent.samples import Sample
 
 logger = logging.getLogger(__name__)
@@ -27,24 +34,27 @@ HEADER = ["timestamp", "value"]
 
 def read_nab(
     paths: Sequence[Path], options: ImportOptions, counts: ImportCounts, on_progress: ProgressFn
-) -> list[Sample]:
+) -> Iterator[Located]:
     """One ``metric`` sample per row of every file."""
     if options.name is not None and len(paths) > 1:
         reason = f"one stream name for {len(paths)} files: import one file, or drop --name"
         raise ConfigError("--name", "", reason)
-    samples: list[Sample] = []
     for path in paths:
         name = options.name or path.name.removesuffix(".gz").removesuffix(".csv")
         with open_source(path, on_progress, encoding="utf-8-sig", newline="") as f:
             reader = csv.reader(f)
-            header = [cell.strip() for cell in next(reader, [])]
-            if header != HEADER:
-                raise TraceError(str(path), f"not a NAB file: header {header!r}, not {HEADER!r}")
-            for cells in reader:
-                sample = _sample(name, cells, f"{path}:{reader.line_num}", counts)
-                if sample is not None:
-                    samples.append(sample)
-    return samples
+            try:
+                header = [cell.strip() for cell in next(reader, [])]
+                if header != HEADER:
+                    reason = f"not a NAB file: header {header!r}, not {HEADER!r}"
+                    raise TraceError(str(path), reason)
+                for cells in reader:
+                    where = f"{path}:{reader.line_num}"
+                    sample = _sample(name, cells, where, counts)
+                    if sample is not None:
+                        yield where, sample
+            except csv.Error as exc:  # a field over the csv module's size limit...
+                raise TraceError(str(path), f"line {reader.line_num}: {exc}") from exc
 
 
 def _sample(name: str, cells: list[str], where: str, counts: ImportCounts) -> Sample | None:

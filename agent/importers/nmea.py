@@ -11,7 +11,9 @@ RMC get its date carried backwards), on the day that puts it closest to that epo
 (a log crossing midnight stays in order). A file with no valid RMC at all gives no fixes:
 each epoch is skipped as ``no_date``. A time already imported is skipped as
 ``repeated_time``: a receiver whose clock stepped back (humminbird-M37) repeats instants,
-and one place per instant is all a fix can say.
+and one place per instant is all a fix can say. (Those instants, a float each, are the one
+thing this reader holds that grows with its input; a first pass finds the first RMC's date,
+so the epochs before it need not be held.)
 
 Accuracy: ``HDOP x 15 m x 0.6167`` (gpsd's 95 % UERE scaled to a 68 % radius; see
 ``common.hdop_accuracy_m``), with gpsd's DGPS UERE (3.75 m) for GGA quality 2, 4 and 5.
@@ -31,9 +33,12 @@ from agent.errors import TraceError
 from agent.importers.common import (
     ImportCounts,
     ImportOptions,
+    Located,
     ProgressFn,
+    QuietCounts,
     hdop_accuracy_m,
     location_fields,
+    no_progress,
     open_source,
 )
 from agent.samples import Sample, Scalar
@@ -57,27 +62,26 @@ class _Epoch:
 
 def read_nmea(
     paths: Sequence[Path], options: ImportOptions, counts: ImportCounts, on_progress: ProgressFn
-) -> list[Sample]:
+) -> Iterator[Located]:
     """One ``location`` sample per valid GGA/RMC epoch of every file."""
-    samples: list[Sample] = []
     seen: set[float] = set()
     for path in paths:
+        first = _first_dated(path)
         with open_source(path, on_progress, encoding="latin-1") as lines:
-            epochs = _epochs(path, lines, counts)
-        for epoch, t in _dated(epochs, counts):
-            if t in seen:
-                counts.skip("repeated_time", epoch.where, "an instant already imported")
-                continue
-            seen.add(t)
-            samples.append(Sample("location", t, _fields(epoch, options.accuracy_m, counts)))
-    return samples
+            for epoch, t in _dated(_epochs(path, lines, counts), first, counts):
+                if t in seen:
+                    counts.skip("repeated_time", epoch.where, "an instant already imported")
+                    continue
+                seen.add(t)
+                yield epoch.where, Sample("location", t, _fields(epoch, options.accuracy_m, counts))
 
 
 def _sentences(
-    path: Path, lines: Iterable[str], counts: ImportCounts
+    path: Path, lines: Iterable[str], counts: ImportCounts, *, refuse_if_none: bool = True
 ) -> Iterator[tuple[str, str, Any]]:
     """Valid GGA and RMC sentences as (file:line, "gga" or "rmc", sentence); everything else
-    counted."""
+    counted. ``TraceError`` at the end when no line was NMEA (unless ``refuse_if_none`` is
+    false)."""
     import pynmea2  # here, not at the top: every vigil command imports the registry
 
     parsed = 0
@@ -107,59 +111,88 @@ def _sentences(
             counts.skip("no_fix", where, text)
         else:
             yield where, slot, sentence
-    if parsed == 0:
+    if parsed == 0 and refuse_if_none:
         raise TraceError(str(path), "no NMEA sentences: not an NMEA log")
 
 
 def _has_fix(slot: str, s: Any) -> bool:
     if slot == "gga":
-        quality = _raw(s, "gps_qual")
-        return quality.isdigit() and int(quality) > 0
+        quality = _quality(s)
+        return quality is not None and quality > 0
     return bool(_raw(s, "status") == "A" and _raw(s, "mode_indicator") != "N")
 
 
-def _epochs(path: Path, lines: Iterable[str], counts: ImportCounts) -> list[_Epoch]:
-    epochs: list[_Epoch] = []
+def _usable(
+    where: str, slot: str, s: Any, counts: ImportCounts
+) -> tuple[float, date | None] | None:
+    """A fix sentence's time of day and (RMC) date, or ``None`` when they or its position do
+    not parse (counted)."""
+    tod = _time_of_day(_raw(s, "timestamp"))
+    if tod is None or _position(s) is None:
+        counts.skip("bad_sentence", where, "time or position does not parse")
+        return None
+    day = None
+    if slot == "rmc":
+        day = _date(_raw(s, "datestamp"))
+        if day is None:
+            counts.skip("bad_sentence", where, "RMC date does not parse")
+            return None
+    return tod, day
+
+
+def _first_dated(path: Path) -> tuple[date, float] | None:
+    """The date and time of day of the file's first usable RMC: the date carried backwards
+    to the epochs before it. A pass of its own (stopping there) so that those epochs need not
+    be held; only lines that mention RMC are parsed."""
+    with open_source(path, no_progress, encoding="latin-1") as lines:
+        rmc_lines = (line if "RMC" in line else "" for line in lines)  # keeps line numbers
+        quiet = QuietCounts()
+        for where, slot, s in _sentences(path, rmc_lines, quiet, refuse_if_none=False):
+            usable = _usable(where, slot, s, quiet)
+            if usable is not None and usable[1] is not None:
+                return usable[1], usable[0]
+    return None
+
+
+def _epochs(path: Path, lines: Iterable[str], counts: ImportCounts) -> Iterator[_Epoch]:
+    """The file's epochs in order, each once complete (when the next time of day begins)."""
+    current: _Epoch | None = None
     for where, slot, s in _sentences(path, lines, counts):
-        tod = _time_of_day(_raw(s, "timestamp"))
-        if tod is None or _position(s) is None:
-            counts.skip("bad_sentence", where, "time or position does not parse")
+        usable = _usable(where, slot, s, counts)
+        if usable is None:
             continue
-        day = None
-        if slot == "rmc":
-            day = _date(_raw(s, "datestamp"))
-            if day is None:
-                counts.skip("bad_sentence", where, "RMC date does not parse")
-                continue
-        current = epochs[-1] if epochs else None
+        tod, day = usable
         if current is None or current.tod_s != tod:
+            if current is not None:
+                yield current
             current = _Epoch(tod, where)
-            epochs.append(current)
         elif getattr(current, slot) is not None:
             counts.skip("repeated_sentence", where, f"a second {slot.upper()} in one epoch")
             continue
         setattr(current, slot, s)
         if day is not None:
             current.date = day
-    return epochs
+    if current is not None:
+        yield current
 
 
-def _dated(epochs: list[_Epoch], counts: ImportCounts) -> Iterator[tuple[_Epoch, float]]:
-    """Each epoch with its UNIX time, in file order; undatable epochs counted."""
-    refs = [e for e in epochs if e.date is not None]
-    if not refs:
+def _dated(
+    epochs: Iterable[_Epoch], first: tuple[date, float] | None, counts: ImportCounts
+) -> Iterator[tuple[_Epoch, float]]:
+    """Each epoch with its UNIX time, in file order; ``first`` dates the epochs before the
+    first dated one; without it, every epoch is counted as undatable."""
+    if first is None:
         for epoch in epochs:
             counts.skip("no_date", epoch.where, "no RMC date in this file")
         return
-    ref = refs[0]  # before the first RMC: carry its date backwards
+    ref_day, ref_tod = first
     for epoch in epochs:
         if epoch.date is not None:
-            ref = epoch
+            ref_day, ref_tod = epoch.date, epoch.tod_s
             yield epoch, _unix(epoch.date, epoch.tod_s)
             continue
-        assert ref.date is not None
-        ref_t = _unix(ref.date, ref.tod_s)
-        candidates = (_unix(ref.date + timedelta(days=d), epoch.tod_s) for d in (-1, 0, 1))
+        ref_t = _unix(ref_day, ref_tod)
+        candidates = (_unix(ref_day + timedelta(days=d), epoch.tod_s) for d in (-1, 0, 1))
         yield epoch, min(candidates, key=lambda t: abs(t - ref_t))
 
 
@@ -173,7 +206,7 @@ def _fields(
         alt_m = _number(_raw(epoch.gga, "altitude"))
         hdop = _number(_raw(epoch.gga, "horizontal_dil"))
         if hdop is not None and hdop > 0:
-            differential = int(_raw(epoch.gga, "gps_qual")) in DIFFERENTIAL
+            differential = _quality(epoch.gga) in DIFFERENTIAL
             accuracy = hdop_accuracy_m(hdop, differential=differential)
     if accuracy is None:
         counts.defaulted["no_hdop"] += 1
@@ -199,6 +232,19 @@ def _raw(sentence: Any, name: str) -> str:
     return data[index].strip() if index < len(data) else ""
 
 
+def _quality(gga: Any) -> int | None:
+    """GGA's fix quality (0 none, 1 GPS, 2 DGPS...), ``None`` unless a few ASCII digits
+    (``int`` refuses thousands of them)."""
+    text = _raw(gga, "gps_qual")
+    return int(text) if _digits(text) and len(text) <= 9 else None
+
+
+def _digits(text: str) -> bool:
+    """ASCII digits only: ``str.isdigit`` also takes ``²`` (a Latin-1 byte), which ``int``
+    refuses."""
+    return text.isascii() and text.isdigit()
+
+
 def _number(text: str) -> float | None:
     try:
         return float(text) if text else None
@@ -208,7 +254,7 @@ def _number(text: str) -> float | None:
 
 def _time_of_day(text: str) -> float | None:
     """``hhmmss[.sss]`` -> seconds since midnight (exactly as written, no float detour)."""
-    if len(text) < 6 or not text[:6].isdigit():
+    if len(text) < 6 or not _digits(text[:6]):
         return None
     hh, mm, ss = int(text[:2]), int(text[2:4]), _number(text[4:])
     if ss is None or hh > 23 or mm > 59 or not 0 <= ss < 61:
@@ -218,7 +264,7 @@ def _time_of_day(text: str) -> float | None:
 
 def _date(text: str) -> date | None:
     """``ddmmyy``; years 80-99 are 1980-1999 (GPS began in 1980), 00-79 are 2000-2079."""
-    if len(text) != 6 or not text.isdigit():
+    if len(text) != 6 or not _digits(text):
         return None
     yy = int(text[4:])
     try:
@@ -236,10 +282,10 @@ def _position(s: Any) -> tuple[float, float] | None:
 def _degrees(text: str, hemisphere: str, signs: str) -> float | None:
     """``dddmm.mmmm`` and N/S/E/W -> signed degrees; ``None`` when empty or malformed."""
     head = text.partition(".")[0]
-    minutes = _number(text[len(head) - 2 :]) if len(head) >= 3 and head.isdigit() else None
+    minutes = _number(text[len(head) - 2 :]) if len(head) >= 3 and _digits(head) else None
     if minutes is None or minutes >= 60 or hemisphere not in signs:
         return None
-    value = int(head[:-2]) + minutes / 60.0
+    value = float(head[:-2]) + minutes / 60.0  # not int(): 400 digits overflow the sum
     return -value if hemisphere == signs[1] else value
 
 

@@ -2,7 +2,8 @@
 
 Each line is ``ISO-time<TAB>type<TAB>JSON`` (the first field is when the recorder stored
 it). Only ``"_type": "location"`` records are fixes; the rest (``lwt``, ``transition``,
-``card``...) are counted by type and left out. Fields (OwnTracks JSON booklet): ``tst`` the
+``card``...) are counted by type and left out (a type that is not a short word as
+``odd_type``: skip reasons are counter keys). Fields (OwnTracks JSON booklet): ``tst`` the
 fix time (UNIX s), ``lat``, ``lon``, ``acc`` the horizontal accuracy in metres (the phone's
 own: Android's 68 % radius, iOS's ``horizontalAccuracy``), ``alt`` metres, ``vel`` km/h,
 ``cog`` degrees. iOS writes -1 for a speed or course it does not know: those are left out.
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from agent.errors import TraceError
 from agent.importers.common import (
     ImportCounts,
     ImportOptions,
+    Located,
     ProgressFn,
     accuracy_or_default,
     location_fields,
@@ -35,9 +37,8 @@ KMH_TO_MPS = 1000.0 / 3600.0
 
 def read_owntracks(
     paths: Sequence[Path], options: ImportOptions, counts: ImportCounts, on_progress: ProgressFn
-) -> list[Sample]:
+) -> Iterator[Located]:
     """One ``location`` sample per location record of every ``.rec`` file."""
-    samples: list[Sample] = []
     for path in paths:
         lines_seen = records = 0
         with open_source(path, on_progress) as lines:
@@ -52,14 +53,13 @@ def read_owntracks(
                 records += 1
                 kind = record.get("_type")
                 if kind != "location":
-                    counts.skip(f"type_{kind}" if isinstance(kind, str) else "no_type", where)
+                    counts.skip(_type_reason(kind), where)
                     continue
                 sample = _sample(record, where, options.accuracy_m, counts)
                 if sample is not None:
-                    samples.append(sample)
+                    yield where, sample
         if lines_seen and not records:
             raise TraceError(str(path), "not an OwnTracks .rec file (no time<TAB>type<TAB>JSON)")
-    return samples
 
 
 def _record(line: str, where: str, counts: ImportCounts) -> dict[str, Any] | None:
@@ -72,10 +72,23 @@ def _record(line: str, where: str, counts: ImportCounts) -> dict[str, Any] | Non
     except ValueError as exc:
         counts.skip("bad_json", where, str(exc))
         return None
+    except RecursionError:  # the decoder recurses once per level of nesting
+        counts.skip("bad_json", where, "nested too deeply")
+        return None
     if not isinstance(record, dict):
         counts.skip("bad_json", where, "not a JSON object")
         return None
     return record
+
+
+def _type_reason(kind: object) -> str:
+    """The skip reason for a record of another type: ``type_lwt``... A type that is no short
+    word is ``odd_type``: reasons are counter keys, printed in the summary."""
+    if not isinstance(kind, str):
+        return "no_type"
+    if len(kind) <= 32 and kind.isascii() and kind.isidentifier():
+        return f"type_{kind}"
+    return "odd_type"
 
 
 def _sample(
@@ -83,15 +96,19 @@ def _sample(
 ) -> Sample | None:
     tst = _number(record.get("tst"))
     if tst is None:
-        counts.skip("no_time", where, f"tst {record.get('tst')!r}")
+        counts.skip("no_time", where, f"tst {_show(record.get('tst'))}")
         return None
     lat, lon = _number(record.get("lat")), _number(record.get("lon"))
     if lat is None or lon is None:
-        counts.skip("missing_position", where, f"lat {record.get('lat')!r}, {record.get('lon')!r}")
+        counts.skip(
+            "missing_position",
+            where,
+            f"lat {_show(record.get('lat'))}, lon {_show(record.get('lon'))}",
+        )
         return None
     acc = _number(record.get("acc"))
     if acc is None and record.get("acc") is not None:
-        counts.skip("bad_number", where, f"acc {record.get('acc')!r}")
+        counts.skip("bad_number", where, f"acc {_show(record.get('acc'))}")
         return None
     vel, cog = _number(record.get("vel")), _number(record.get("cog"))
     fields = location_fields(
@@ -106,7 +123,23 @@ def _sample(
 
 
 def _number(value: object) -> float | None:
-    """A JSON number as a float (``None`` for anything else: absent, string, boolean)."""
+    """A JSON number as a float (``None`` for anything else: absent, string, boolean, and an
+    integer too large for any float, which JSON allows)."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        try:
+            return float(value)
+        except OverflowError:
+            return None
     return None
+
+
+def _show(value: object) -> str:
+    """A field's value for a log line: short, and never ``repr`` of a nested structure
+    (which recurses) or of a huge integer."""
+    if isinstance(value, str | float | bool) or value is None:
+        return repr(value)[:40]
+    if isinstance(value, int):
+        return (
+            repr(value) if value.bit_length() <= 64 else f"an integer of {value.bit_length()} bits"
+        )
+    return f"a JSON {type(value).__name__}"

@@ -9,15 +9,19 @@ from pathlib import Path
 import pytest
 
 from agent.errors import TraceError
-from agent.importers import IMPORTERS
+from agent.importers import IMPORTERS, ImportOptions, import_files
 from agent.importers.common import (
     R68_PER_R95,
     ImportCounts,
     expand,
     finish,
     hdop_accuracy_m,
+    no_progress,
     open_source,
 )
+from agent.importers.nab import read_nab
+from agent.importers.sorting import write_sorted
+from agent.runtime.trace import ReadCounts, read_header, read_trace
 from agent.samples import Sample
 
 
@@ -35,22 +39,23 @@ def test_hdop_model() -> None:
     assert hdop_accuracy_m(2.0, differential=True) == pytest.approx(2 * 3.75 * R68_PER_R95)
 
 
-def test_finish_sorts_drops_duplicates_and_gates() -> None:
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 100])
+def test_sorts_drops_duplicates_and_gates(tmp_path: Path, chunk_size: int) -> None:
     loc = {"lat": 1.0, "lon": 2.0}
     counts = ImportCounts()
-    samples = finish(
-        [
-            Sample("location", 3.0, loc),
-            Sample("location", 1.0, {**loc, "accuracy_m": 5.0}),
-            Sample("metric", 1.0, {"name": "b", "value": 1.0}),
-            Sample("metric", 1.0, {"name": "a", "value": 1.0}),  # same t: keeps source order
-            Sample("location", 3.0, loc),  # exact duplicate
-            Sample("location", 2.0, {"lat": 1.0, "lon": 2.0, "accuracy_m": 0.0}),
-            Sample("location", math.nan, loc),  # cannot be sorted: refused first
-            Sample("weather", 2.0, {"rain_mm": 1.0}),
-        ],
-        counts,
-    )
+    out = tmp_path / "o.jsonl"
+    located = [
+        ("a:1", Sample("location", 3.0, loc)),
+        ("a:2", Sample("location", 1.0, {**loc, "accuracy_m": 5.0})),
+        ("a:3", Sample("metric", 1.0, {"name": "b", "value": 1.0})),
+        ("a:4", Sample("metric", 1.0, {"name": "a", "value": 1.0})),  # same t: source order
+        ("a:5", Sample("location", 3.0, loc)),  # exact duplicate
+        ("a:6", Sample("location", 2.0, {"lat": 1.0, "lon": 2.0, "accuracy_m": 0.0})),
+        ("a:7", Sample("location", math.nan, loc)),  # cannot be sorted: refused first
+        ("a:8", Sample("weather", 2.0, {"rain_mm": 1.0})),
+    ]
+    write_sorted(located, out, counts, kind="test", host="h", chunk_size=chunk_size)
+    samples = list(read_trace([out], ReadCounts()))
     assert [(s.t, s.sensor, s.data.get("name")) for s in samples] == [
         (1.0, "location", None),
         (1.0, "metric", "b"),
@@ -59,8 +64,8 @@ def test_finish_sorts_drops_duplicates_and_gates() -> None:
     ]
     assert counts.skipped == {"duplicate": 1}
     assert counts.rejected == {"non_finite": 1, "out_of_range": 1, "unknown_sensor": 1}
-    assert (counts.first_t, counts.last_t) == (1.0, 3.0)
-    assert "4 samples written" not in counts.summary()  # written is set by write_trace
+    assert (counts.first_t, counts.last_t, counts.written) == (1.0, 3.0, 4)
+    assert read_header(out)["created"] == 3.0  # the last sample's time: no clock read
 
 
 def test_expand_folders(tmp_path: Path) -> None:
@@ -87,3 +92,15 @@ def test_open_source_reports_bytes_plain_and_gzip(tmp_path: Path) -> None:
     packed.write_bytes(b"not gzip at all")
     with pytest.raises(TraceError, match="cannot be read"), open_source(packed, print) as f:
         f.read()
+
+
+def test_finish_lists_what_the_trace_holds(tmp_path: Path) -> None:
+    """``finish`` (the benchmarks' way to feed a reader's samples on) equals the trace."""
+    src = tmp_path / "x.csv"
+    src.write_text("timestamp,value\n2014-04-01 00:05:00,2\n2014-04-01 00:00:00,1\n", "utf-8")
+    counts = ImportCounts()
+    samples = finish(read_nab([src], ImportOptions(), counts, no_progress), counts)
+    import_files("nab", [src], tmp_path / "o.jsonl")
+    assert samples == list(read_trace([tmp_path / "o.jsonl"], ReadCounts()))
+    assert [s.data["value"] for s in samples] == [1.0, 2.0]
+    assert (counts.first_t, counts.last_t) == (samples[0].t, samples[-1].t)

@@ -97,6 +97,7 @@ def test_calibrate_then_report_with_the_measured_coefficient(
     tmp_path: Path, live_rapl: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "v.db"
+    upgrade(open_engine(db))  # vigil init; calibrate refuses a database that does not exist
     args = ["power", "calibrate", "--db", str(db), "--powercap", str(live_rapl)]
     assert main([*args, "--pairs", "4", "--busy-s", "0.5", "--idle-s", "0.5"]) == 0
     out = capsys.readouterr()
