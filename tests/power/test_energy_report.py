@@ -97,7 +97,9 @@ def test_calibrate_then_report_with_the_measured_coefficient(
     tmp_path: Path, live_rapl: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     db = tmp_path / "v.db"
-    upgrade(open_engine(db))  # vigil init; calibrate refuses a database that does not exist
+    engine = open_engine(db)  # vigil init: calibrate refuses a database that does not exist
+    upgrade(engine)
+    engine.dispose()
     args = ["power", "calibrate", "--db", str(db), "--powercap", str(live_rapl)]
     assert main([*args, "--pairs", "4", "--busy-s", "0.5", "--idle-s", "0.5"]) == 0
     out = capsys.readouterr()
@@ -121,8 +123,12 @@ def test_calibrate_refuses_where_nothing_is_measured(
     (tmp_path / "supplies").mkdir()
     config = tmp_path / "config.toml"
     config.write_text(f'[sensors.battery]\npower_supply_dir = "{tmp_path / "supplies"}"\n')
+    engine = open_engine(tmp_path / "v.db")
+    upgrade(engine)
     args = ["power", "calibrate", "--config", str(config), "--db", str(tmp_path / "v.db")]
     assert main([*args, "--powercap", str(tmp_path / "none")]) == 2
     err = capsys.readouterr().err
     assert "no measured power source" in err and "estimate" in err
-    assert not (tmp_path / "v.db").exists()  # nothing written
+    with engine.connect() as conn:  # nothing written
+        assert conn.execute(select(schema.power_calibrations)).all() == []
+    engine.dispose()
