@@ -7,6 +7,8 @@ import os
 import shutil
 import socket
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -73,3 +75,14 @@ def new_database(path: Path) -> Path:
     upgrade(engine)
     engine.dispose()
     return path
+
+
+def wait_for(predicate: Callable[[], object], timeout_s: float = 60.0) -> bool:
+    """Whether ``predicate()`` came true within ``timeout_s`` (polled every 0.1 s): a live
+    daemon's state seen from outside, with a generous timeout for a busy machine."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False

@@ -9,11 +9,10 @@ import os
 import signal
 import sqlite3
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from _tools import new_database, vigil
+from _tools import new_database, vigil, wait_for
 
 CONFIG = """
 [daemon]
@@ -51,15 +50,6 @@ def _rows(db: Path, sql: str) -> list[tuple[object, ...]]:
         return []
 
 
-def _wait(predicate, timeout_s: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _times(db: Path) -> list[int]:
     return [int(r[0]) for r in _rows(db, "select t_us from samples order by id")]  # type: ignore[call-overload]
 
@@ -86,17 +76,17 @@ def test_daemon_rides_clock_steps_forward_and_back(tmp_path: Path) -> None:
         vigil(cfg, "--db", str(db), "run"), env=env, stderr=subprocess.PIPE, text=True
     )
     try:
-        assert _wait(lambda: len(_times(db)) >= 3), "no samples before the step"
+        assert wait_for(lambda: len(_times(db)) >= 3), "no samples before the step"
         before = _times(db)
 
         offset.write_text("+30d\n")  # NTP corrects a board without a real-time clock
-        assert _wait(lambda: len(_jumps(db)) == 1 and len(_times(db)) >= len(before) + 3)
+        assert wait_for(lambda: len(_jumps(db)) == 1 and len(_times(db)) >= len(before) + 3)
         assert _jumps(db)[0] == pytest.approx(30 * 86_400.0, abs=10.0)
         assert _times(db)[: len(before)] == before  # retention kept the pre-step samples
         after_forward = len(_times(db))
 
         offset.write_text("+719h\n")  # 30 days less an hour: a step back of 1 h
-        assert _wait(lambda: len(_jumps(db)) == 2 and len(_times(db)) >= after_forward + 5), (
+        assert wait_for(lambda: len(_jumps(db)) == 2 and len(_times(db)) >= after_forward + 5), (
             "polling stopped after the step back"
         )
         assert _jumps(db)[1] == pytest.approx(-3600.0, abs=10.0)

@@ -10,10 +10,9 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-from _tools import free_port, new_database, vigil
+from _tools import free_port, new_database, vigil, wait_for
 
 from agent import config as config_mod
 from agent.memory.db import open_engine
@@ -50,15 +49,6 @@ for_s = 2.0
 """
 
 
-def _wait_for(predicate, timeout_s: float) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
-
-
 def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) -> None:
     """...and its wake: the same wake.done from the live daemon's memory and the replay's."""
     cfg = tmp_path / "config.toml"
@@ -78,7 +68,7 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
         def enough() -> bool:
             return trace.exists() and trace.read_text().count('"sensor": "system"') >= 5
 
-        assert _wait_for(enough, 30.0), "daemon recorded nothing"
+        assert wait_for(enough, 30.0), "daemon recorded nothing"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -185,7 +175,7 @@ def _run_until(cfg: Path, db: Path, done: object, timeout_s: float = 60.0) -> st
         text=True,
     )
     try:
-        assert _wait_for(done, timeout_s), "the daemon never got there"
+        assert wait_for(done, timeout_s), "the daemon never got there"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -260,7 +250,7 @@ def test_a_wake_cut_short_by_kill_9_is_marked_stopped_at_the_next_start(tmp_path
     )
     try:
         running = lambda: bool(_stored(db, "select 1 from wakes where status = 'running'"))  # noqa: E731
-        assert _wait_for(running, 60.0), "no wake started"
+        assert wait_for(running, 60.0), "no wake started"
         proc.kill()  # SIGKILL while the model is out
         proc.wait(30)
     finally:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _tools import new_database, vigil
+from _tools import new_database, vigil, wait_for
 
 from agent import config as config_mod
 from agent.cli import main
@@ -111,15 +111,6 @@ def _count(db: Path) -> int:
         return 0
 
 
-def _wait(predicate, timeout_s: float = 60.0) -> bool:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.2)
-    return False
-
-
 def _run_daemon(cfg: Path, db: Path, trace: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     if not db.exists():
         new_database(db)
@@ -151,10 +142,10 @@ def test_a_daemon_stopped_on_a_full_disk_keeps_its_samples_for_the_next_start(
         first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
         proc = _run_daemon(cfg, db, first, env)
         try:
-            assert _wait(lambda: _count(db) >= 3)
+            assert wait_for(lambda: _count(db) >= 3)
             fill(disk / "filler")
             held = first.read_text().count("\n")
-            assert _wait(lambda: first.read_text().count("\n") >= held + 4)
+            assert wait_for(lambda: first.read_text().count("\n") >= held + 4)
             err = _stop(proc)
         finally:
             proc.kill()
@@ -164,7 +155,7 @@ def test_a_daemon_stopped_on_a_full_disk_keeps_its_samples_for_the_next_start(
         (disk / "filler").unlink()
         proc = _run_daemon(cfg, db, second, env)
         try:
-            assert _wait(lambda: second.exists() and second.read_text().count("\n") >= 3)
+            assert wait_for(lambda: second.exists() and second.read_text().count("\n") >= 3)
             _stop(proc)
         finally:
             proc.kill()
