@@ -32,16 +32,18 @@ def _run(connection: Connection) -> None:
 
 def _standalone() -> None:
     from agent.config import default_db_path
-    from agent.memory.db import open_engine
+    from agent.memory.db import open_engine, transactional_engine
 
     if config.config_file_name is not None and os.path.exists(config.config_file_name):
         fileConfig(config.config_file_name, disable_existing_loggers=False)
     target = context.get_x_argument(as_dictionary=True).get("db") or os.environ.get("VIGIL_DB")
-    engine = open_engine(target or default_db_path())
+    plain = open_engine(target or default_db_path())
+    engine = transactional_engine(plain)  # a migration lands whole or not at all
     with engine.connect() as connection:
         _run(connection)
         connection.commit()
     engine.dispose()
+    plain.dispose()
 
 
 if context.is_offline_mode():

@@ -131,15 +131,36 @@ def upgrade(engine: Engine, revision: str = "head") -> str | None:
     from alembic import command
 
     cfg = _alembic_config()
+    ddl_engine = transactional_engine(engine)
     try:
-        with engine.begin() as conn:
+        with ddl_engine.begin() as conn:
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, revision)
     except SQLAlchemyError as exc:
         raise StorageError(str(engine.url.database), f"schema upgrade failed: {exc}") from exc
+    finally:
+        ddl_engine.dispose()
     now_at = current_revision(engine)
     logger.debug("database %s at revision %s", engine.url.database, now_at)
     return now_at
+
+
+def transactional_engine(engine: Engine) -> Engine:
+    """An engine on the same file whose transactions cover DDL too.
+
+    Python's sqlite3 opens a transaction only before INSERT, UPDATE and DELETE, so each
+    ``CREATE TABLE`` of a migration would commit on its own: a kill in the middle of the
+    first start left half a schema and no revision, a file no later start could use. Here
+    the driver's own handling is off and every transaction is an explicit ``BEGIN
+    IMMEDIATE`` (the write lock taken up front, so two processes migrating one file queue
+    instead of failing): a migration lands whole or not at all.
+    """
+    ddl_engine = create_engine(
+        engine.url, connect_args={"timeout": BUSY_TIMEOUT_S, "isolation_level": None}
+    )
+    event.listen(ddl_engine, "connect", _on_connect)
+    event.listen(ddl_engine, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+    return ddl_engine
 
 
 class WriterLock:

@@ -116,3 +116,53 @@ def test_a_database_at_head_opens_without_alembic(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == [f"{HEAD_REVISION} False", f"{HEAD_REVISION} True"]
+
+
+_KILL_AT_STATEMENT = """
+import os, signal, sys
+from sqlalchemy import Engine, event
+from agent.memory.db import open_engine, upgrade
+
+kill_at, seen = int(sys.argv[2]), []
+
+@event.listens_for(Engine, "before_cursor_execute")
+def _count(conn, cursor, statement, parameters, context, executemany):
+    seen.append(statement)
+    if len(seen) == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+upgrade(open_engine(sys.argv[1]))
+print(len(seen))
+"""
+
+
+def _first_start(db: Path, kill_at: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _KILL_AT_STATEMENT, str(db), str(kill_at)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        timeout=120,
+    )
+
+
+def test_a_kill_during_the_first_migration_leaves_a_database_the_next_start_can_use(
+    tmp_path: Path,
+) -> None:
+    """SQLite's driver commits each CREATE TABLE on its own unless told otherwise: a kill -9
+    in the middle of the first start used to leave half a schema and no revision."""
+    whole = _first_start(tmp_path / "whole.db", kill_at=0)
+    assert whole.returncode == 0, whole.stderr
+    statements = int(whole.stdout.split()[-1])
+    assert statements > 20  # six migrations' DDL, each a place to be killed
+    for kill_at in (statements // 4, statements // 2, statements - 2):
+        db = tmp_path / f"killed-{kill_at}.db"
+        killed = _first_start(db, kill_at)
+        assert killed.returncode == -9, killed.stderr
+        engine = open_engine(db)
+        with engine.connect() as conn:
+            assert inspect(conn).get_table_names() == [], f"half a schema after {kill_at}"
+        assert upgrade(engine) == HEAD_REVISION
+        with engine.connect() as conn:
+            assert compare_metadata(MigrationContext.configure(conn), metadata) == []
+        engine.dispose()
