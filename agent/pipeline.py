@@ -180,6 +180,7 @@ class Pipeline:
         if self.places is not None:
             detector["places"] = self.places.state()
         detector["escalation"] = self.wakes.state()
+        detector["rules"] = self.rules.state()
         if self.anomaly is not None:
             detector["anomaly"] = self.anomaly.state()
             if full:
@@ -207,6 +208,13 @@ class Pipeline:
             except (KeyError, TypeError, ValueError) as exc:
                 logger.warning("escalation state unreadable, starting afresh: %s", exc)
                 dropped.append("escalation")
+        rules = state["detector_state"].get("rules")
+        if isinstance(rules, dict):
+            try:
+                self.rules.restore(rules)
+            except (KeyError, TypeError, ValueError) as exc:
+                logger.warning("rules state unreadable, starting afresh: %s", exc)
+                dropped.append("rules")
         if self.geofence is not None:
             known = {n: s for n, s in state["fence_state"].items() if n in self.fences}
             self.geofence.restore(known)

@@ -14,9 +14,11 @@ or ``wake`` (the escalation stage also wakes the larger model for it).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from typing import Any
 
 from agent.config import RuleConfig, check_rules
 from agent.features.streams import sensor_of
@@ -77,6 +79,15 @@ class NumericRule:
         """The stream's sensor went down: a duration in progress no longer holds."""
         self._state.since = None
 
+    def state(self) -> dict[str, Any]:
+        return {"armed": self._state.armed, "since": self._state.since}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        armed, since = state["armed"], state["since"]
+        if not isinstance(armed, bool) or not (since is None or _is_time(since)):
+            raise ValueError(f"rule {self.config.name!r}: bad state {dict(state)!r}")
+        self._state = _RuleState(armed, None if since is None else float(since))
+
 
 class EventRule:
     """Fires on every event that matches, at most once per ``cooldown_s`` of event time for
@@ -108,6 +119,23 @@ class EventRule:
             return Event(event.t, "wake.suppressed", c.name, data)
         self._last_t[event.subject] = event.t
         return Event(event.t, "rule.fired", c.name, trigger)
+
+    def state(self) -> dict[str, Any]:
+        """The subjects still in their cooldown (older ones no longer change anything, so
+        the saved state stays as small as the rule's recent activity)."""
+        if self._last_t:
+            newest = max(self._last_t.values())
+            cooldown = self.config.cooldown_s
+            self._last_t = {s: t for s, t in self._last_t.items() if newest - t < cooldown}
+        return {"last_t": dict(self._last_t)}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        last_t = state["last_t"]
+        if not isinstance(last_t, dict) or not all(
+            isinstance(s, str) and _is_time(t) for s, t in last_t.items()
+        ):
+            raise ValueError(f"rule {self.config.name!r}: bad state {dict(state)!r}")
+        self._last_t = {s: float(t) for s, t in last_t.items()}
 
 
 class RuleSet:
@@ -152,3 +180,33 @@ class RuleSet:
             if sensor_of(stream) == sensor:
                 for rule in rules:
                     rule.interrupt()
+
+    # -- state kept across restarts --------------------------------------------------------------
+    def _rules(self) -> list[NumericRule | EventRule]:
+        return [*(r for rules in self._by_stream.values() for r in rules), *self._on_events]
+
+    def state(self) -> dict[str, Any]:
+        """Each rule's state under its name, with its settings: a rule the user has since
+        changed starts afresh instead of inheriting a state its new thresholds never made."""
+        return {r.config.name: {"config": repr(r.config), **r.state()} for r in self._rules()}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        """Put back the state of the rules whose name and settings are unchanged; raises
+        ValueError (nothing restored) when any of it is unreadable."""
+        found = []
+        for rule in self._rules():
+            saved = state.get(rule.config.name)
+            if isinstance(saved, Mapping) and saved.get("config") == repr(rule.config):
+                found.append((rule, saved))
+        backup = [(rule, rule.state()) for rule, _ in found]
+        try:
+            for rule, saved in found:
+                rule.restore(saved)
+        except (KeyError, TypeError, ValueError):
+            for rule, old in backup:
+                rule.restore(old)
+            raise
+
+
+def _is_time(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

@@ -1,0 +1,102 @@
+"""The stages' saved state is complete: stopping at any sample, saving what the memory keeps
+and going on in a new pipeline gives exactly the events of one uninterrupted run. A part
+left out (the rules' durations and cooldowns once were) fires again after every restart."""
+
+from __future__ import annotations
+
+import json
+from bisect import bisect_left
+
+import pytest
+
+from agent import synthetic
+from agent.config import Config, RuleConfig
+from agent.demo import demo_fences
+from agent.pipeline import Pipeline
+from agent.samples import Event, Sample
+
+RULES = (
+    RuleConfig(name="busy", stream="system.cpu_pct", above=25.0, hysteresis=10.0, for_s=120.0),
+    RuleConfig(name="charge", stream="battery.battery_pct", below=60.0, hysteresis=5.0),
+    RuleConfig(name="moved", event="geofence.*", cooldown_s=4 * 3600.0),
+    RuleConfig(name="odd", event="anomaly.start", cooldown_s=1800.0, action="wake"),
+)
+
+
+def _config() -> Config:
+    return Config(rules=RULES)
+
+
+def _run(samples: list[Sample], pipeline: Pipeline) -> list[Event]:
+    events: list[Event] = []
+    for sample in samples:
+        events += pipeline.feed(sample).events
+    return events
+
+
+@pytest.fixture(scope="module")
+def day() -> tuple[list[Sample], list[Event]]:
+    samples = list(synthetic.generate(1, 7))
+    return samples, _run(samples, Pipeline(_config(), demo_fences()))
+
+
+def _splits(samples: list[Sample], events: list[Event]) -> dict[str, int]:
+    """Places to stop where a rule is in the middle of something."""
+    times = [s.t for s in samples]
+    fired = {e.subject: e for e in reversed(events) if e.kind == "rule.fired"}
+    assert {"busy", "charge", "moved", "odd"} <= fired.keys(), "every rule must fire in the day"
+    return {
+        "busy counting its for_s": bisect_left(times, fired["busy"].t - 60.0),
+        "busy fired, not re-armed": bisect_left(times, fired["busy"].t) + 1,
+        "charge fired, not re-armed": bisect_left(times, fired["charge"].t) + 1,
+        "moved in its cooldown": bisect_left(times, fired["moved"].t + 600.0),
+        "odd in its cooldown": bisect_left(times, fired["odd"].t + 60.0),
+    }
+
+
+def test_stopping_anywhere_and_restoring_gives_the_events_of_one_run(
+    day: tuple[list[Sample], list[Event]],
+) -> None:
+    samples, reference = day
+    for where, cut in _splits(samples, reference).items():
+        first = Pipeline(_config(), demo_fences())
+        before = _run(samples[:cut], first)
+        saved = json.loads(json.dumps(first.snapshot(full=True)))  # as the memory keeps it
+        second = Pipeline(_config(), demo_fences())
+        assert second.restore(saved) == []
+        after = _run(samples[cut:], second)
+        assert before + after == reference, f"stopped where {where}"
+
+
+def test_a_rule_changed_since_the_save_starts_afresh(
+    day: tuple[list[Sample], list[Event]],
+) -> None:
+    samples, reference = day
+    cut = _splits(samples, reference)["busy fired, not re-armed"]
+    first = Pipeline(_config(), demo_fences())
+    _run(samples[:cut], first)
+    saved = json.loads(json.dumps(first.snapshot(full=True)))
+    assert saved["detector_state"]["rules"]["busy"]["armed"] is False
+    changed = Config(rules=(RuleConfig(name="busy", stream="system.cpu_pct", above=30.0),))
+    second = Pipeline(changed, demo_fences())
+    second.restore(saved)
+    assert second.rules.state()["busy"]["armed"] is True
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"busy": {"config": repr(RULES[0]), "armed": "no", "since": None}},
+        {"busy": {"config": repr(RULES[0]), "armed": True, "since": float("nan")}},
+        {"moved": {"config": repr(RULES[2]), "last_t": {"x": "soon"}}},
+        {"moved": {"config": repr(RULES[2])}},
+    ],
+)
+def test_unreadable_rule_state_is_dropped_whole_and_said(bad: dict[str, object]) -> None:
+    pipeline = Pipeline(_config(), demo_fences())
+    pipeline.rules.restore({"charge": {"config": repr(RULES[1]), "armed": False, "since": None}})
+    saved = json.loads(json.dumps(pipeline.snapshot(full=True)))
+    saved["detector_state"]["rules"] = {**saved["detector_state"]["rules"], **bad}
+    fresh = Pipeline(_config(), demo_fences())
+    assert fresh.restore(saved) == ["rules"]
+    assert fresh.rules.state() == Pipeline(_config(), demo_fences()).rules.state()
