@@ -115,8 +115,9 @@ def replay_files(
     check_traces(paths)
     # One order whatever the command line's: equal times are merged in file order, and a
     # resumed replay must meet its samples in the same order as the replay it goes on from.
-    paths = sorted(paths, key=_head)
-    options = _Options(fences, on_event, on_progress, backend, on_findings)
+    heads = {path: _head(path) for path in paths}
+    paths = sorted(paths, key=heads.__getitem__)
+    options = _Options(_key_of(heads.values()), fences, on_event, on_progress, backend, on_findings)
     if db is None:
         with tempfile.TemporaryDirectory(prefix="vigil-replay-") as tmp:
             return _replay(paths, config, Path(tmp) / "replay.db", options)
@@ -144,6 +145,7 @@ def _committed_before(store: MemoryStore, key: str) -> int:
 
 @dataclass(frozen=True)
 class _Options:
+    key: str  # the meta row of this replay's progress (``progress_key``)
     fences: Sequence[Fence] | None
     on_event: Callable[[Event], None] | None
     on_progress: Callable[[int], None] | None
@@ -155,8 +157,12 @@ def progress_key(paths: Sequence[Path]) -> str:
     """The meta key of a replay of these traces: each file's header (a recording's start
     time, host and source) and first sample, in any order; not names, not sizes (a trace
     being recorded grows)."""
+    return _key_of(_head(p) for p in paths)
+
+
+def _key_of(heads: Iterable[bytes]) -> str:
     digest = hashlib.sha256()
-    for head in sorted(_head(p) for p in paths):
+    for head in sorted(heads):
         digest.update(head)
     return "replay:" + digest.hexdigest()[:16]
 
@@ -190,7 +196,7 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
         full_state_every_s=0.0,
         hold_on_failure=False,
     )
-    key = progress_key(paths)
+    key = o.key
     done_before = _committed_before(store, key)
     if done_before:
         for part in pipeline.restore(store.load_state()):
