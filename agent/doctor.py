@@ -140,7 +140,22 @@ def check_database(db_path: str) -> list[Check]:
     checks = [Check("database", "memory", ok, detail if ok else detail + "; vigil db upgrade")]
     if weights is not None:
         checks.append(Check("database", "personalisation", True, weights))
+    checks.append(check_private(path))
     return checks
+
+
+def check_private(db: Path) -> Check:
+    """The memory holds the user's places and habits: its folder and files must be the
+    user's alone (vigil makes them so; a folder shared with a program's install, or made
+    by hand, may not be)."""
+    folder = db.parent
+    files = [db, *(db.with_name(db.name + s) for s in ("-wal", "-shm", ".lock"))]
+    loose = [p for p in [folder, *files] if p.exists() and p.stat().st_mode & 0o077]
+    if not loose:
+        return Check("database", "private", True, f"{folder} 0700, files 0600")
+    said = ", ".join(f"{p} is {p.stat().st_mode & 0o777:04o}" for p in loose)
+    fix = f"chmod 700 {folder}; chmod 600 {db}*"
+    return Check("database", "private", False, f"others can read it: {said} ({fix})")
 
 
 def _personalised(engine: Engine) -> str:

@@ -68,3 +68,28 @@ def test_human_output_is_a_table(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert main(["doctor", "--db", str(tmp_path / "v.db")]) in (0, 2)
     out = capsys.readouterr().out
     assert "vigil doctor" in out and "system" in out and "tflite" in out
+
+
+def test_a_database_others_can_read_is_reported_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "data"
+    db = folder / "v.db"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text("")
+    assert main(["--config", str(cfg), "--db", str(db), "init"]) == 0
+    capsys.readouterr()
+    argv = ["doctor", "--json", "--config", str(cfg), "--db", str(db)]
+    main(argv)
+    private = {c["name"]: c for c in json.loads(capsys.readouterr().out)}["private"]
+    assert private["ok"], private
+    folder.chmod(0o755)  # as a folder shared with a program's install once was
+    db.chmod(0o644)
+    main(argv)
+    private = {c["name"]: c for c in json.loads(capsys.readouterr().out)}["private"]
+    assert not private["ok"] and not private["required"]
+    assert f"{folder} is 0755" in private["detail"]
+    # Opening the memory (as every command does) makes its file 0600 again; its folder may
+    # be the user's home, so vigil reports it and leaves the chmod to the user.
+    assert str(db) + " is" not in private["detail"] and db.stat().st_mode & 0o777 == 0o600
+    assert f"chmod 700 {folder}" in private["detail"]
