@@ -53,8 +53,8 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
 
+from children import RUNNING, clean_env, launch, stop_children, vigil_argv
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -153,42 +153,6 @@ class ReplayResult:
     round_cpu_s: list[float] = field(default_factory=list)
     kills_per_round: list[int] = field(default_factory=list)
     check_s: list[float] = field(default_factory=list)
-
-
-#: Children still running: killed if this script stops early (an error, Ctrl-C, SIGTERM).
-RUNNING: set[subprocess.Popen[bytes]] = set()
-
-
-def launch(argv: list[str], env: dict[str, str], stderr: IO[bytes]) -> subprocess.Popen[bytes]:
-    child = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=stderr)
-    RUNNING.add(child)
-    return child
-
-
-def stop_children() -> None:
-    for child in RUNNING:
-        if child.returncode is None:
-            child.kill()
-            try:
-                os.waitpid(child.pid, 0)
-            except ChildProcessError:
-                pass
-    RUNNING.clear()
-
-
-def vigil_argv() -> list[str]:
-    """``vigil`` beside this interpreter, as installed; else ``python -m agent``."""
-    script = Path(sys.executable).with_name("vigil")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "agent"]
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    """The environment without the user's vigil settings: HOME in the temporary folder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "VIGIL_"))}
-    env.update(HOME=str(home), LC_ALL="C.UTF-8")
-    for k in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
-        env.pop(k, None)
-    return env
 
 
 def reap(child: subprocess.Popen[bytes], started: float, *, block: bool = True) -> Finished | None:

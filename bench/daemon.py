@@ -36,6 +36,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from children import vigil_argv
 from rich.console import Console
 from rich.table import Table
 
@@ -68,12 +69,6 @@ class Window:
     hwm_mb: float
     per_thread: dict[str, float] = field(default_factory=dict)
     wakeups: dict[str, int] = field(default_factory=dict)
-
-
-def vigil_argv() -> list[str]:
-    """``vigil`` beside this interpreter, as installed; else ``python -m agent``."""
-    script = Path(sys.executable).with_name("vigil")
-    return [str(script)] if script.exists() else [sys.executable, "-m", "agent"]
 
 
 def read_daemon(pid: int) -> Reading:
