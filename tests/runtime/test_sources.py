@@ -6,6 +6,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from agent.runtime.sources import (
     POLL_THREAD,
     SCHEDULER_THREAD,
     LiveSource,
+    SkipAheadInterval,
     release_free_memory,
     set_thread_name,
 )
@@ -122,3 +124,37 @@ def test_thread_names_and_the_heap_trim_work_here() -> None:
     except (ValueError, OSError):
         glibc = False  # musl: no malloc_trim, and nothing to trim
     assert release_free_memory() == glibc
+
+
+def test_the_poll_interval_goes_on_from_now_after_the_clock_ran_far_ahead() -> None:
+    trigger = SkipAheadInterval(seconds=1.0, timezone=UTC)
+    before = datetime(2026, 1, 1, tzinfo=UTC)
+    assert trigger.get_next_fire_time(before, before + timedelta(seconds=1.5)) == before + (
+        timedelta(seconds=1)  # on time: the next run on the interval, as APScheduler's
+    )
+    after_step = before + timedelta(days=30, milliseconds=400)
+    fire = trigger.get_next_fire_time(before, after_step)
+    assert after_step <= fire <= after_step + timedelta(seconds=1)
+
+
+def test_a_scheduler_far_behind_the_clock_polls_at_once() -> None:
+    """The real scheduler with a job last due three years ago (a step forward, a long
+    suspend): APScheduler's own interval lists every missed run first (about 95 million at
+    1 s), and nothing is polled for minutes."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    ran = threading.Event()
+    scheduler = BackgroundScheduler(timezone="UTC")
+    due = datetime.now(UTC) - timedelta(days=3 * 365)
+    scheduler.add_job(
+        ran.set,
+        SkipAheadInterval(seconds=1.0, timezone=UTC),
+        next_run_time=due,
+        misfire_grace_time=None,
+        coalesce=True,
+    )
+    scheduler.start()
+    try:
+        assert ran.wait(timeout=60)
+    finally:
+        scheduler.shutdown(wait=False)
