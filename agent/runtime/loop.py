@@ -14,6 +14,7 @@ from agent.escalation.escalator import Escalator
 from agent.memory.store import MemoryStore
 from agent.pipeline import Pipeline
 from agent.power.ledger import Ledger
+from agent.runtime.collector import fewer_collections
 from agent.samples import Event, Sample
 
 
@@ -46,21 +47,22 @@ def drive(
         escalator.meter = meter  # the larger model's child is charged from its rusage
     store.attach_ledger(ledger)
     meter.skip()
-    for sample in samples:
-        meter.lap(source)
-        ledger.at(sample.t)
-        step = pipeline.feed(sample)
-        events = step.events
-        store.record(sample, events, step.sessions)
-        meter.lap("storage")
-        if escalator is not None and (step.wakes or escalator.waiting):
-            woken = escalator.handle(step.wakes)  # stored by the escalation itself
-            meter.lap("escalation")
-            events = [*events, *woken]
-        stats.samples += 1
-        if events:
-            stats.events += len(events)
-            if on_event is not None:
-                for event in events:
-                    on_event(event)
+    with fewer_collections():
+        for sample in samples:
+            meter.lap(source)
+            ledger.at(sample.t)
+            step = pipeline.feed(sample)
+            events = step.events
+            store.record(sample, events, step.sessions)
+            meter.lap("storage")
+            if escalator is not None and (step.wakes or escalator.waiting):
+                woken = escalator.handle(step.wakes)  # stored by the escalation itself
+                meter.lap("escalation")
+                events = [*events, *woken]
+            stats.samples += 1
+            if events:
+                stats.events += len(events)
+                if on_event is not None:
+                    for event in events:
+                        on_event(event)
     return stats
