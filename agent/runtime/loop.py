@@ -46,8 +46,8 @@ def drive(
     if escalator is not None:
         escalator.meter = meter  # the larger model's child is charged from its rusage
     store.attach_ledger(ledger)
-    meter.skip()
     with fewer_collections():
+        meter.skip()  # the collection made on the way in is start-up's, not the first lap's
         for sample in samples:
             meter.lap(source)
             ledger.at(sample.t)
