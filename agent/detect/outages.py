@@ -23,6 +23,3 @@ class OutageTracker:
             return None  # no change; a first "up" is the normal start, not a recovery
         data = {"reason": sample.data.get("reason")} if sample.data.get("reason") else {}
         return Event(sample.t, f"sensor.{state}", of, data)
-
-    def is_down(self, sensor: str) -> bool:
-        return self._state.get(sensor) == "down"

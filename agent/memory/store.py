@@ -459,18 +459,6 @@ class MemoryStore:
         )
         return len(rows["samples"])
 
-    def set_meta(self, key: str, value: str) -> None:
-        stmt = sqlite_insert(schema.meta).values(key=key, value=value)
-        stmt = stmt.on_conflict_do_update(index_elements=["key"], set_={"value": value})
-        self._write(stmt)
-
-    def _write(self, stmt: Any) -> None:
-        try:
-            with self.engine.begin() as conn:
-                conn.execute(stmt)
-        except OperationalError as exc:
-            raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
-
     # -- reading ------------------------------------------------------------------------------
     def events(self, *, since: float | None = None, kind: str | None = None) -> list[Event]:
         return [event for _, event in self.numbered_events(since=since, kind=kind)]
