@@ -76,10 +76,11 @@ interval_s = 1.0
 rank_every_s = 1.0
 [escalation]
 backend = "none"
-# An event in every run: memory is always above 0 %, and a rule's state starts afresh at
-# each start, so this fires on the first system sample of each run.
+# An event in every run: memory is always above 0 %, and the rule is named after the run
+# (a rule's state is kept across starts, so one name would fire once, in the first run),
+# so it fires on the first system sample of each run.
 [[rules]]
-name = "crash_bench"
+name = "crash_bench_{run}"
 stream = "system.mem_used_pct"
 above = 0.0
 for_s = 0.0
@@ -231,7 +232,7 @@ def daemon_part(
 ) -> DaemonResult:
     r = DaemonResult()
     config = where / "daemon.toml"
-    config.write_text(DAEMON_CONFIG)
+    config.write_text(DAEMON_CONFIG.format(run=0))
     db = where / "daemon.db"
     env = clean_env(where)
     base = [*vigil_argv(), "--config", str(config), "--db", str(db)]
@@ -246,6 +247,7 @@ def daemon_part(
         trace = where / f"run-{i:03d}.jsonl"
         traces.append(trace)
         log = where / f"run-{i:03d}.log"
+        config.write_text(DAEMON_CONFIG.format(run=i))
         with open(log, "wb") as err:
             started = time.monotonic()
             child = launch([*base, "run", "--record", str(trace)], env, err)
