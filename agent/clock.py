@@ -35,3 +35,10 @@ _BOOTTIME: int | None = getattr(time, "CLOCK_BOOTTIME", None)
 def sleep(seconds: float) -> None:
     """Wait; the daemon's only pause outside blocking queue reads."""
     time.sleep(seconds)
+
+
+def let_others_run() -> None:
+    """Hand the interpreter lock to any thread waiting for it. A loop of many short numpy
+    calls (each drops and retakes the lock) can starve other threads for as long as it runs:
+    CPython's waiter sees the lock change hands and never asks for its turn."""
+    time.sleep(0)

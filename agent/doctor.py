@@ -163,7 +163,7 @@ def _personalised(engine: Engine) -> str:
     from sqlalchemy import select
 
     from agent.memory import schema
-    from agent.memory.store import from_us
+    from agent.samples import from_us
 
     with engine.connect() as conn:
         row = conn.execute(select(schema.model_weights)).first()

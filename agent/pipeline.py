@@ -22,9 +22,8 @@ from agent.detect.places import Place, PlaceLearner
 from agent.escalation.policy import WakePolicy, WakeRequest
 from agent.features.sessions import AppSession, SessionTracker
 from agent.features.streams import stream_values
-from agent.memory.store import StageState, from_us, to_us
 from agent.power.meter import NullMeter, PowerMeter
-from agent.samples import Event, Sample
+from agent.samples import Event, Sample, StageState, from_us, to_us
 from agent.triggers.rules import RuleSet
 
 if TYPE_CHECKING:
@@ -56,9 +55,12 @@ class Pipeline:
         config: Config,
         fences: Sequence[Fence] = (),
         model: WindowModel | None = None,
+        *,
+        keep_scores: bool = False,
     ) -> None:
         """``model`` is the tiny model (loaded by the caller: this class does no I/O); without
-        one the anomaly stage still judges values and spreads."""
+        one the anomaly stage still judges values and spreads. ``keep_scores`` fills each
+        step's per-stream scores (``vigil score``; the daemon needs only the events)."""
         self._meter: PowerMeter = NullMeter()
         self.outages = OutageTracker()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
@@ -94,6 +96,8 @@ class Pipeline:
                 lr=a.personalise_lr,
             )
             self.anomaly.personaliser = Personaliser(model, settings, "tiny")
+        if self.anomaly is not None:
+            self.anomaly.keep_scores = keep_scores
         p = config.places
         self.places = (
             PlaceLearner(dist_m=p.dist_m, min_stay_s=p.min_stay_s, merge_m=p.merge_m)
@@ -114,43 +118,72 @@ class Pipeline:
             self.anomaly.meter = meter
 
     def feed(self, sample: Sample) -> Step:
-        step = self._stages(sample)
-        step.wakes, suppressed = self.wakes.feed(sample.t, step.events)
-        step.events += suppressed
-        self._meter.lap("triggers")
-        return step
+        """One sample: a chunk of one (the live daemon)."""
+        return self.feed_chunk([sample])[0]
 
-    def _stages(self, sample: Sample) -> Step:
+    def feed_chunk(self, samples: Sequence[Sample]) -> list[Step]:
+        """Checked samples in arrival order -> one ``Step`` each. Each stage takes the whole
+        chunk in turn (the anomaly stage as columns); then, sample by sample, the rules and
+        the wake policy see each sample's events in the order one sample at a time gives."""
         meter = self._meter
-        if sample.sensor == "status":
-            event = self.outages.feed(sample)
-            if event is None:
-                return Step()
-            if event.kind == "sensor.down":
-                self.rules.sensor_down(event.subject)
-            return Step([event, *self.rules.on_events([event])])
-        if sample.sensor == "clock":  # the live source saw the system clock step
-            event = Event(sample.t, "clock.jump", "system", {"step_s": sample.data["step_s"]})
-            return Step([event, *self.rules.on_events([event])])
-        step = Step(sessions=self.sessions.feed(sample))
-        values = stream_values(sample)
-        meter.lap("features")
-        if sample.sensor == "location":
-            if self.geofence is not None:
-                step.events += self.geofence.feed(sample)
-                meter.lap("geofence")
-            if self.places is not None:
-                step.events += self.places.feed(sample)
-                meter.lap("places")
-        if self.anomaly is not None and values:
-            source = str(sample.data["name"]) if sample.sensor == "metric" else sample.sensor
-            found = self.anomaly.feed(sample.t, source, values)
-            step.scores, step.tiny, step.node = found.scores, found.tiny, found.node
-            step.events += found.events
-            meter.lap("anomaly")
-        step.events += self.rules.on_events(step.events)
-        step.events += self.rules.feed(sample.t, values)
-        return step
+        steps = [Step() for _ in samples]
+        values_of: list[dict[str, float]] = []
+        for sample, step in zip(samples, steps, strict=True):
+            step.sessions = self.sessions.feed(sample)
+            values_of.append(stream_values(sample))
+        meter.lap("features", calls=len(samples))
+        if self.geofence is not None or self.places is not None:
+            self._locations(samples, steps)
+        if self.anomaly is not None:
+            self._anomaly(samples, values_of, steps)
+        for sample, step, values in zip(samples, steps, values_of, strict=True):
+            if sample.sensor == "status":
+                event = self.outages.feed(sample)
+                if event is not None:
+                    if event.kind == "sensor.down":
+                        self.rules.sensor_down(event.subject)
+                    step.events = [event]
+            elif sample.sensor == "clock":  # the live source saw the system clock step
+                data = {"step_s": sample.data["step_s"]}
+                step.events = [Event(sample.t, "clock.jump", "system", data)]
+            if step.events:
+                step.events += self.rules.on_events(step.events)
+            if values:
+                step.events += self.rules.feed(sample.t, values)
+            step.wakes, suppressed = self.wakes.feed(sample.t, step.events)
+            step.events += suppressed
+        meter.lap("triggers", calls=len(samples))
+        return steps
+
+    def _locations(self, samples: Sequence[Sample], steps: list[Step]) -> None:
+        for stage, name in ((self.geofence, "geofence"), (self.places, "places")):
+            if stage is None:
+                continue
+            for sample, step in zip(samples, steps, strict=True):
+                if sample.sensor == "location":
+                    step.events += stage.feed(sample)
+            self._meter.lap(name, calls=sum(1 for s in samples if s.sensor == "location"))
+
+    def _anomaly(
+        self, samples: Sequence[Sample], values_of: list[dict[str, float]], steps: list[Step]
+    ) -> None:
+        assert self.anomaly is not None
+        rows = [i for i, values in enumerate(values_of) if values]
+        if not rows:
+            return
+        found = self.anomaly.feed_chunk(
+            [samples[i].t for i in rows],
+            [_source(samples[i]) for i in rows],
+            [values_of[i] for i in rows],
+        )
+        for k, i in enumerate(rows):
+            step = steps[i]
+            step.node = float(found.node[k])
+            if k in found.events:
+                step.events += found.events[k]
+            if found.steps is not None:
+                step.scores, step.tiny = found.steps[k].scores, found.steps[k].tiny
+        self._meter.lap("anomaly", calls=len(rows))
 
     def set_fences(self, fences: Sequence[Fence]) -> set[str]:
         """Use these fences from now on. Unchanged fences keep their state; returns the names
@@ -233,6 +266,11 @@ class Pipeline:
             saved = state["detector_state"].get("places")
             self.places.restore(places, saved if isinstance(saved, dict) else None)
         return dropped
+
+
+def _source(sample: Sample) -> str:
+    """The anomaly stage's source of a sample: a metric's name, else the sensor."""
+    return str(sample.data["name"]) if sample.sensor == "metric" else sample.sensor
 
 
 def _place_row(place: Place) -> dict[str, object]:

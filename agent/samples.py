@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 Scalar = bool | int | float | str | None
 
@@ -56,3 +56,21 @@ def _sorted(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _sorted(value[k]) for k in sorted(value)}
     return value
+
+
+def to_us(t: float) -> int:
+    """Sample time as the memory stores it: integer microseconds."""
+    return round(t * 1_000_000)
+
+
+def from_us(t_us: int) -> float:
+    return t_us / 1_000_000
+
+
+class StageState(TypedDict):
+    """The stages' state as the store keeps it (see ``attach_state``)."""
+
+    fence_state: dict[str, dict[str, Any]]
+    detector_state: dict[str, Any]
+    places: list[dict[str, Any]]  # rows of the places table
+    model_weights: list[dict[str, Any]]  # rows of the model_weights table (personalisation)

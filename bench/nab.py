@@ -57,7 +57,7 @@ from agent.evaluation.nab_score import (
 from agent.importers.common import ImportCounts, ImportOptions, finish
 from agent.importers.nab import HEADER, read_nab
 from agent.pipeline import Pipeline, Step
-from agent.runtime.replay import batched
+from agent.runtime.replay import chunked
 
 REPO = Path(__file__).resolve().parent.parent
 DETECTORS = ("vigil", "vigilTiny")  # (Step.scores, Step.tiny)
@@ -82,7 +82,7 @@ def _scores(step: Step, stream: str) -> tuple[float, float]:
 def _new_pipeline(config: Config) -> Pipeline:
     """A fresh pipeline, built as the daemon and ``vigil replay`` build theirs."""
     model = load_or_explain()
-    return Pipeline(config, (), model)
+    return Pipeline(config, (), model, keep_scores=True)
 
 
 def data_files(data_dir: Path) -> list[str]:
@@ -118,17 +118,16 @@ def run_file(data_dir: Path, name: str, config: Config, out: Path, windows: Wind
     samples = finish(read_nab([path], ImportOptions(), counts, lambda n: None), counts)
     pipeline = _new_pipeline(config)
     by_key: dict[tuple[float, float], tuple[float, float]] = {}
-    # The replay path: the tiny model scores the file's windows in batches ahead of the feed.
-    start = time.thread_time()
-    ahead = list(batched(iter(samples), pipeline))
-    cpu = time.thread_time() - start
-    for sample in ahead:
+    # The replay path: chunks of samples through the pipeline.
+    cpu = 0.0
+    for chunk in chunked(samples):
         start = time.thread_time()
-        step = pipeline.feed(sample)
+        steps = pipeline.feed_chunk(chunk)
         cpu += time.thread_time() - start
-        value = sample.data["value"]
-        assert isinstance(value, float)
-        by_key[(sample.t, value)] = _scores(step, stream)
+        for sample, step in zip(chunk, steps, strict=True):
+            value = sample.data["value"]
+            assert isinstance(value, float)
+            by_key[(sample.t, value)] = _scores(step, stream)
     rows = read_rows(path)
     stamps = np.array([_when(ts).replace(tzinfo=None) for ts, _ in rows], dtype="datetime64[us]")
     label = np.zeros(len(rows), dtype=bool)

@@ -19,7 +19,7 @@ from agent.config import Config
 from agent.demo import write_synthetic_trace
 from agent.detect.tflite import load_or_explain
 from agent.pipeline import Pipeline
-from agent.runtime.replay import batched, replay_files
+from agent.runtime.replay import chunked, replay_files
 from agent.runtime.trace import ReadCounts, read_trace
 
 
@@ -57,9 +57,8 @@ def main() -> None:
             model = load_or_explain()
             pipeline = Pipeline(Config(), (), model)
             count = 0
-            for sample in batched(read_trace([trace], ReadCounts()), pipeline):
-                pipeline.feed(sample)
-                count += 1
+            for chunk in chunked(read_trace([trace], ReadCounts())):
+                count += len(pipeline.feed_chunk(chunk))
             return count
 
         def full() -> int:

@@ -11,8 +11,8 @@ from typing import Any
 from sqlalchemy import and_, func, select
 
 from agent.memory import schema
-from agent.memory.store import MemoryStore, from_us, to_us
-from agent.samples import KNOWN_SENSORS, Event, Sample
+from agent.memory.store import MemoryStore
+from agent.samples import KNOWN_SENSORS, Event, Sample, from_us, to_us
 
 #: Streams whose first part is not one of these are imported metrics (``metric`` samples).
 _SENSOR_STREAMS = KNOWN_SENSORS - {"metric", "status"}

@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,7 +25,7 @@ from agent.features.sessions import AppSession
 from agent.memory import schema
 from agent.memory.spill import read_spill, write_spill
 from agent.power.ledger import Ledger
-from agent.samples import Event, Sample
+from agent.samples import Event, Sample, StageState, from_us, to_us
 
 logger = logging.getLogger(__name__)
 
@@ -38,21 +38,7 @@ FULL_STATE_EVERY_S = 6 * 3600.0
 RETRY_MAX_S = 300.0
 
 
-class StageState(TypedDict):
-    """The stages' state as the store keeps it (see ``attach_state``)."""
-
-    fence_state: dict[str, dict[str, Any]]
-    detector_state: dict[str, Any]
-    places: list[dict[str, Any]]  # rows of the places table
-    model_weights: list[dict[str, Any]]  # rows of the model_weights table (personalisation)
-
-
-def to_us(t: float) -> int:
-    return round(t * 1_000_000)
-
-
-def from_us(t_us: int) -> float:
-    return t_us / 1_000_000
+_INSERT_SAMPLE = "INSERT INTO samples (t_us, sensor, data) VALUES (?, ?, ?)"
 
 
 def _event_row(event: Event) -> dict[str, Any]:
@@ -94,7 +80,8 @@ class MemoryStore:
         self.engine = engine
         self.commit_interval_s = commit_interval_s
         self.max_batch = max_batch
-        self._samples: list[dict[str, Any]] = []
+        #: (t_us, sensor, data) rows, as the one prepared insert takes them.
+        self._samples: list[tuple[int, str, str]] = []
         self._events: list[dict[str, Any]] = []
         self._counts: Counter[str] = Counter()
         self._sessions: dict[tuple[str, int], dict[str, Any]] = {}
@@ -105,6 +92,7 @@ class MemoryStore:
         self._written_parts: dict[str, str] = {}
         self.retention_s = retention_s
         self._latest_t: float | None = None
+        self._last_t: float | None = None  # the last sample queued
         self._pruned_t: float | None = None
         self._ledger: Ledger | None = None
         self._energy_label: str | None = None
@@ -124,7 +112,21 @@ class MemoryStore:
         sessions: Iterable[AppSession] = (),
     ) -> None:
         """Queue one sample with the events and app sessions it produced; commit when the
-        batch is due. Sessions are upserted by ``(app, start_t)``: the last state wins."""
+        batch is due."""
+        self.queue([sample], events, sessions)
+        self.commit_if_due()
+
+    def queue(
+        self,
+        samples: Sequence[Sample],
+        events: Iterable[Event] = (),
+        sessions: Iterable[AppSession] = (),
+    ) -> None:
+        """Queue samples (in arrival order) with the events and app sessions they produced;
+        nothing is committed (``commit_if_due``). Sessions are upserted by ``(app,
+        start_t)``: the last state wins."""
+        if not samples:
+            return
         for session in sessions:
             key = (session.app, to_us(session.start_t))
             self._sessions[key] = {
@@ -134,31 +136,37 @@ class MemoryStore:
                 "end_us": to_us(session.end_t),
                 "polls": session.polls,
             }
-        self._samples.append(
-            {"t_us": to_us(sample.t), "sensor": sample.sensor, "data": _dumps(sample.data)}
-        )
-        self.recorded += 1
+        self._samples.extend((to_us(s.t), s.sensor, _dumps(s.data)) for s in samples)
+        self.recorded += len(samples)
         self._queue_events(events)
         if self._batch_t is None:
-            self._batch_t = sample.t
-        if self._latest_t is None or sample.t > self._latest_t:
-            self._latest_t = sample.t
+            self._batch_t = samples[0].t
+        latest = max(s.t for s in samples)
+        if self._latest_t is None or latest > self._latest_t:
+            self._latest_t = latest
+        self._last_t = samples[-1].t
+
+    def commit_if_due(self) -> None:
+        """Commit when the batch is due: ``commit_interval_s`` of sample time since it began,
+        or ``max_batch`` samples waiting."""
+        if self._batch_t is None or self._last_t is None:
+            return
+        t = self._last_t
         due_by_time = (
-            self.commit_interval_s is not None
-            and sample.t - self._batch_t >= self.commit_interval_s
+            self.commit_interval_s is not None and t - self._batch_t >= self.commit_interval_s
         )
         if not (due_by_time or len(self._samples) >= self.max_batch):
             return
         if not self._hold_on_failure:
             self.flush()
-        elif self._retry_t is None or sample.t >= self._retry_t:
+        elif self._retry_t is None or t >= self._retry_t:
             # After a refusal, retry at doubling intervals of sample time, not every sample
             # (each retry writes the whole held batch again).
             if self.try_flush():
                 self._retry_t, self._retry_wait_s = None, 0.0
             else:
                 self._retry_wait_s = min(max(2 * self._retry_wait_s, 1.0), RETRY_MAX_S)
-                self._retry_t = sample.t + self._retry_wait_s
+                self._retry_t = t + self._retry_wait_s
 
     def record_events(self, events: Iterable[Event]) -> None:
         """Queue events that came after their sample was recorded (the escalation stage's);
@@ -172,7 +180,8 @@ class MemoryStore:
         """The sample and event rows not committed yet (``t_us``, ``sensor`` or ``kind`` and
         ``subject``, ``data`` as JSON text), oldest first: what memory holds beyond the
         database, for readers that must see all of it (the escalation's context)."""
-        return list(self._samples), list(self._events)
+        samples = [{"t_us": t, "sensor": k, "data": d} for t, k, d in self._samples]
+        return samples, list(self._events)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to a running total, committed with the next batch."""
@@ -219,7 +228,9 @@ class MemoryStore:
         try:
             with self.engine.begin() as conn:
                 if self._samples:
-                    conn.execute(insert(schema.samples), self._samples)
+                    # The DBAPI's executemany with one prepared statement: SQLAlchemy's own
+                    # path builds a parameter dict per row (8 µs a row, against 3).
+                    conn.exec_driver_sql(_INSERT_SAMPLE, self._samples)
                 if self._events:
                     conn.execute(insert(schema.events), self._events)
                 if self._sessions:
@@ -410,7 +421,7 @@ class MemoryStore:
 
     def _spill(self, exc: StorageError) -> bool:
         rows = {
-            "samples": self._samples,
+            "samples": self.pending()[0],
             "events": self._events,
             "counters": [{"name": k, "value": v} for k, v in self._counts.items()],
         }

@@ -14,8 +14,7 @@ from sqlalchemy.exc import OperationalError
 
 from agent.errors import StorageError
 from agent.memory import schema
-from agent.memory.store import from_us, to_us
-from agent.samples import Event
+from agent.samples import Event, from_us, to_us
 
 
 @dataclass(frozen=True)

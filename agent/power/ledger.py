@@ -134,6 +134,11 @@ class Ledger:
         """The measured energy source of the ``node`` rows ("RAPL psys"), or None."""
         return self._machine.energy_label if self._machine is not None else None
 
+    @property
+    def hour_end_t(self) -> float:
+        """Where the current hour of sample time ends (-inf before the first sample)."""
+        return self._next_hour_t
+
     def at(self, t: float) -> None:
         """The loop is at sample time ``t``: an hour that ended is closed (in memory)."""
         if self._t is None or t > self._t:

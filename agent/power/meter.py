@@ -16,10 +16,9 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.samples import Sample
-from agent.sensors.base import Sensor
 
 #: The name under which the meter charges its own clock reads.
 METERING = "metering"
@@ -46,15 +45,16 @@ class PowerMeter:
         self.lap_cost_s = 0.0
         self.lap_cost_s = _lap_cost(self)
 
-    def lap(self, name: str) -> None:
-        """Charge the loop thread's CPU time since the last lap to ``name`` (one call)."""
+    def lap(self, name: str, calls: int = 1) -> None:
+        """Charge the loop thread's CPU time since the last lap to ``name``: ``calls`` is the
+        number of samples that lap did the work of (a chunk's)."""
         now = self._cpu_time()
         cost = self._laps.get(name)
         if cost is None:
             cost = self._laps[name] = StageCost()
         # The interval holds one lap's own work: that is the meter's, charged in ``take``.
         cost.cpu_s += now - self._last - self.lap_cost_s
-        cost.calls += 1
+        cost.calls += calls
         self.lap_count += 1
         self._last = now
 
@@ -106,12 +106,16 @@ class NullMeter(PowerMeter):
         super().__init__(cpu_time=_zero)
         self.lap_cost_s = 0.0
 
-    def lap(self, name: str) -> None:
+    def lap(self, name: str, calls: int = 1) -> None:
         return None
 
 
 def _zero() -> float:
     return 0.0
+
+
+if TYPE_CHECKING:
+    from agent.sensors.base import Sensor
 
 
 class MeteredSensor:

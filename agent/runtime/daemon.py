@@ -167,7 +167,7 @@ def _run(
     stats = DriveStats()
     try:
         stats = drive(
-            fences.watch(_counted(source, counts, store)),
+            ([sample] for sample in fences.watch(_counted(source, counts, store))),
             pipeline=pipeline,
             store=store,
             ledger=ledger,

@@ -1,18 +1,19 @@
 """drive(): the one loop that live runs and replays share: pipeline -> memory, metered.
 
-The loop's thread is metered by laps (``agent/power/meter.py``): getting the next sample
-(``source``: waiting on the sensors live, reading the trace in replay), the pipeline's stages
-(which lap themselves), ``storage`` and ``escalation``.
+The loop's thread is metered by laps (``agent/power/meter.py``), per chunk, not per sample:
+getting the next chunk (``source``: waiting on the sensors live, reading the trace in
+replay), the pipeline's stages (which lap themselves), ``storage`` and ``escalation``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
+from agent.clock import let_others_run
 from agent.escalation.escalator import Escalator
 from agent.memory.store import MemoryStore
-from agent.pipeline import Pipeline
+from agent.pipeline import Pipeline, Step
 from agent.power.ledger import Ledger
 from agent.runtime.collector import fewer_collections
 from agent.samples import Event, Sample
@@ -25,7 +26,7 @@ class DriveStats:
 
 
 def drive(
-    samples: Iterable[Sample],
+    chunks: Iterable[Sequence[Sample]],
     *,
     pipeline: Pipeline,
     store: MemoryStore,
@@ -34,8 +35,9 @@ def drive(
     escalator: Escalator | None = None,
     source: str = "source",
 ) -> DriveStats:
-    """Feed each sample through the pipeline and store it with its events; run the wakes the
-    pipeline says are due, and store what they conclude.
+    """Feed each chunk of samples through the pipeline and store them with their events; run
+    the wakes the pipeline says are due, and store what they conclude. The live daemon hands
+    over chunks of one sample, replay chunks of thousands; the events are the same.
 
     ``on_event`` sees every event as it happens (``replay --json`` prints them); ``source``
     names the stage that hands over samples in the ledger.
@@ -48,21 +50,60 @@ def drive(
     store.attach_ledger(ledger)
     with fewer_collections():
         meter.skip()  # the collection made on the way in is start-up's, not the first lap's
-        for sample in samples:
-            meter.lap(source)
-            ledger.at(sample.t)
-            step = pipeline.feed(sample)
-            events = step.events
-            store.record(sample, events, step.sessions)
-            meter.lap("storage")
-            if escalator is not None and (step.wakes or escalator.waiting):
-                woken = escalator.handle(step.wakes)  # stored by the escalation itself
-                meter.lap("escalation")
-                events = [*events, *woken]
-            stats.samples += 1
-            if events:
-                stats.events += len(events)
-                if on_event is not None:
-                    for event in events:
-                        on_event(event)
+        for chunk in chunks:
+            meter.lap(source, calls=len(chunk))
+            for part in _by_hour(chunk, ledger):
+                _one_part(part, pipeline, store, ledger, escalator, on_event, stats)
+            let_others_run()  # sensor threads, a progress bar, the larger model's watchdog
     return stats
+
+
+def _by_hour(chunk: Sequence[Sample], ledger: Ledger) -> Iterator[Sequence[Sample]]:
+    """The chunk cut where the ledger's hour ends, so each hour is charged its own work."""
+    start = 0
+    while start < len(chunk):
+        ledger.at(chunk[start].t)
+        end = start + 1
+        while end < len(chunk) and chunk[end].t < ledger.hour_end_t:
+            end += 1
+        yield chunk[start:end] if start or end < len(chunk) else chunk
+        start = end
+
+
+def _one_part(
+    samples: Sequence[Sample],
+    pipeline: Pipeline,
+    store: MemoryStore,
+    ledger: Ledger,
+    escalator: Escalator | None,
+    on_event: Callable[[Event], None] | None,
+    stats: DriveStats,
+) -> None:
+    meter = ledger.meter
+    steps = pipeline.feed_chunk(samples)
+    ledger.at(samples[-1].t)
+    # The whole part is queued before any wake runs: a wake's commit then holds the samples
+    # and the stages' state of one moment, so a replay killed after it resumes exactly. A
+    # wake reads its context up to its own sample time, so the later samples are not in it.
+    _queue(store, samples, steps)
+    meter.lap("storage", calls=len(samples))
+    for step in steps:
+        events = step.events
+        if escalator is not None and (step.wakes or escalator.waiting):
+            woken = escalator.handle(step.wakes)  # stored by the escalation itself
+            meter.lap("escalation")
+            events = [*events, *woken]
+        if events:
+            stats.events += len(events)
+            if on_event is not None:
+                for event in events:
+                    on_event(event)
+    store.commit_if_due()
+    meter.lap("storage", calls=0)
+    stats.samples += len(samples)
+
+
+def _queue(store: MemoryStore, samples: Sequence[Sample], steps: Sequence[Step]) -> None:
+    events = [e for step in steps for e in step.events]
+    sessions = [x for step in steps for x in step.sessions]
+    store.queue(samples, events, sessions)

@@ -9,19 +9,16 @@ import json
 import logging
 import tempfile
 import zlib
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import Config
-from agent.detect.anomaly import clip_value
 from agent.detect.tflite import load_or_explain
 from agent.errors import StorageError
 from agent.escalation.backends import Backend
 from agent.escalation.escalator import Escalator
-from agent.features.streams import stream_values
 from agent.memory.db import open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
@@ -49,48 +46,16 @@ class ReplayResult:
     resumed_after: int = 0
 
 
-#: Samples read ahead in replay so the tiny model scores their windows in one call.
-LOOKAHEAD = 4096
+#: Samples per chunk in replay: enough that the tiny model and the rank histories work on
+#: long arrays, few enough to stay a few MB.
+CHUNK = 4096
 
 
-def batched(samples: Iterable[Sample], pipeline: Pipeline) -> Iterator[Sample]:
-    """Replay's batched path: read ``LOOKAHEAD`` samples ahead, give the anomaly stage the
-    tiny model's scores of all their windows in one call, then hand the samples on. The
-    windows are the ones the stage would build itself (each stream's last values in order),
-    so the events are those of the one-at-a-time live path."""
-    stage = pipeline.anomaly
-    if stage is None or stage.model is None:
-        yield from samples
-        return
-    history: dict[str, deque[float]] = {}
-    count: dict[str, int] = {}
-    for name, (window, n) in stage.positions().items():  # a resumed replay goes on from them
-        history[name] = deque(window, maxlen=stage.window)
-        count[name] = n
-    ahead: list[Sample] = []
-
-    def flush() -> list[Sample]:
-        batch = []
-        for sample in ahead:
-            for name, value in stream_values(sample).items():
-                h = history.setdefault(name, deque(maxlen=stage.window))
-                h.append(clip_value(value))
-                count[name] = count.get(name, 0) + 1
-                if len(h) == stage.window:
-                    batch.append((name, count[name], list(h)))
-        meter = pipeline.meter
-        meter.lap("trace")
-        stage.prefetch(batch)  # the model's calls lap themselves
-        meter.lap("anomaly")
-        out = ahead[:]
-        ahead.clear()
-        return out
-
-    for sample in samples:
-        ahead.append(sample)
-        if len(ahead) >= LOOKAHEAD:
-            yield from flush()
-    yield from flush()
+def chunked(samples: Iterable[Sample], size: int = CHUNK) -> Iterator[list[Sample]]:
+    """``samples`` in lists of ``size`` (the last shorter)."""
+    iterator = iter(samples)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk
 
 
 def replay_files(
@@ -218,7 +183,7 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
     try:
         samples = read_trace(list(paths), counts, on_progress=o.on_progress)
         stats = drive(
-            batched(itertools.islice(samples, done_before, None), pipeline),
+            chunked(itertools.islice(samples, done_before, None)),
             pipeline=pipeline,
             store=store,
             ledger=ledger,

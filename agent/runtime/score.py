@@ -39,7 +39,7 @@ def score_traces(paths: Sequence[Path], config: Config, out_path: Path) -> int:
             streams.update(stream_values(sample))
     columns = sorted(streams)
     model = load_or_explain(config.anomaly.model, own=config.anomaly.own_model)
-    pipeline = Pipeline(config, (), model)
+    pipeline = Pipeline(config, (), model, keep_scores=True)
     counts = ReadCounts()
     rows = 0
     with out_path.open("w", encoding="utf-8", newline="") as f:

@@ -283,7 +283,7 @@ def test_a_new_surge_during_a_held_anomaly_gets_its_own() -> None:
     assert "system.mem_used_pct" in second.data["streams"]
 
 
-def test_streams_gone_for_a_history_span_are_dropped_and_numbering_kept() -> None:
+def test_streams_gone_for_a_history_span_are_dropped() -> None:
     """Interfaces renamed every hour (docker's veths, a phone's tethering): the stage keeps
     the state of the streams of the last ``history_s`` only, not of every name ever seen."""
     settings = AnomalySettings(history_s=86_400.0)
@@ -295,15 +295,15 @@ def test_streams_gone_for_a_history_span_are_dropped_and_numbering_kept() -> Non
         for _ in range(6):
             detector.feed(t, "system", names)
             t += 600.0
-    streams = detector.positions()
+    streams = detector.streams
     assert "system.cpu_pct" in streams
     assert len(streams) <= 1 + 25  # cpu and the interfaces of the last day (and an hour)
-    assert streams["system.cpu_pct"][1] == 24 * 5 * 6
+    assert streams["system.cpu_pct"].n == 24 * 5 * 6
     state = detector.state()
     assert len(state["streams"]) == len(streams)
-    # A name that comes back after being dropped goes on with its numbering (replay's keys).
+    # A name that comes back after being dropped starts afresh.
     detector.feed(t, "system", {"system.net.veth0.rx_Bps": 1.0})
-    assert detector.positions()["system.net.veth0.rx_Bps"][1] == 7
+    assert detector.streams["system.net.veth0.rx_Bps"].n == 1
     restored = _detector(settings)
     assert restored.restore(detector.state(), detector.history_state())
     assert restored.state() == detector.state()

@@ -171,7 +171,8 @@ def test_app_sessions_are_upserted_one_row_per_session(store: MemoryStore) -> No
 def test_bulky_state_is_committed_every_few_hours_and_at_close(db_path: Path) -> None:
     """The anomaly stage's histories (``full`` parts) go with the first commit, then once per
     FULL_STATE_EVERY_S of sample time, and at close; the small parts go with every commit."""
-    from agent.memory.store import FULL_STATE_EVERY_S, StageState
+    from agent.memory.store import FULL_STATE_EVERY_S
+    from agent.samples import StageState
 
     engine = open_engine(db_path)
     upgrade(engine)

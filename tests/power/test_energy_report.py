@@ -58,7 +58,7 @@ def test_rapl_energy_is_attributed_by_cpu_time(tmp_path: Path, live_rapl: Path) 
             busy[0] += 0.002
             yield Sample("system", T0 + 10 * i, {"cpu_pct": 5.0})
 
-    drive(samples(), pipeline=Pipeline(Config()), store=store, ledger=ledger)
+    drive(([s] for s in samples()), pipeline=Pipeline(Config()), store=store, ledger=ledger)
     store.close()
     report = build_report(engine, generated=T0, window_s=None)
     found.counter.close()

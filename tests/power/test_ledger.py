@@ -99,7 +99,7 @@ def test_the_ledger_adds_up_to_the_process_cpu_from_proc(tmp_path: Path) -> None
             burn(0.002)
             yield Sample("system", T0 + 10 * i, {"cpu_pct": 20.0 + i % 7, "mem_pct": 40.0})
 
-    drive(samples(), pipeline=pipeline, store=store, ledger=ledger, source="trace")
+    drive(([s] for s in samples()), pipeline=pipeline, store=store, ledger=ledger, source="trace")
     store.close()
     after = proc()
     with engine.connect() as conn:
@@ -127,14 +127,14 @@ def test_the_ledger_adds_up_to_the_process_cpu_from_proc(tmp_path: Path) -> None
 #: Run in a fresh interpreter, where no other thread of a test suite can spend CPU.
 ONE_THREAD = """
 import json, os, threading, time
+from agent.detect.tflite import load_model  # vigil first, as its command does
 import numpy as np
-from agent.detect.tflite import load_model
 model = load_model("tiny")
 windows = model.scale(np.random.default_rng(1).normal(size=(2048, model.window)))
 model.infer(windows)
 tasks = len(os.listdir("/proc/self/task"))
 process0, thread0 = time.process_time(), time.thread_time()
-for _ in range(300):
+for _ in range(1500):
     model.infer(windows)
 print(json.dumps({"process": time.process_time() - process0,
                   "thread": time.thread_time() - thread0,

@@ -1,0 +1,12 @@
+from typing import Any
+
+def feed(
+    state: tuple[Any, ...],
+    xs: Any,
+    add: Any,
+    upper_only: bool,
+    out: Any,
+    lo: Any | None,
+    hi: Any | None,
+) -> None: ...
+def due(ts: Any, entry_t: float, every: float, out: Any) -> float: ...

@@ -1,0 +1,135 @@
+"""The always-on tier's state as plain data for the memory, and back.
+
+``state()`` is small and changes every sample (windows, counts, open episodes, the training
+schedule); ``history_state()`` is the rank histories, about 21 KB a stream, committed less
+often. State this version cannot read (an older format, a damaged row) is dropped with one log
+line, and the stage learns afresh.
+"""
+
+from __future__ import annotations
+
+import binascii
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agent.detect.anomaly.episodes import SourceEpisode
+from agent.detect.anomaly.scoring import JointState, StreamState
+from agent.detect.novelty import ValueHistory
+
+if TYPE_CHECKING:
+    from agent.detect.anomaly.stage import AnomalyDetector
+    from agent.detect.personalise import SavedWeights
+
+logger = logging.getLogger(__name__)
+
+#: The layout of ``state()`` / ``history_state()`` (1 was the Gaussian level and likelihood,
+#: 2 had no joint histories).
+STATE_FORMAT = 3
+
+
+def state(stage: AnomalyDetector) -> dict[str, Any]:
+    personaliser = stage.personaliser
+    return {
+        "format": STATE_FORMAT,
+        "streams": {
+            n: {
+                "window": s.window.tolist(),
+                "n": s.n,
+                "entry_t": s.entry_t,
+                "first_t": s.first_t,
+                "last_t": s.last_t,
+            }
+            for n, s in sorted(stage.streams.items())
+        },
+        "sweep_t": stage.sweep_t,
+        "sources": {
+            n: {
+                "since": s.since,
+                "below_n": s.below_n,
+                "streams": sorted(s.streams),
+                "edges": {k: list(v) for k, v in sorted(s.edges.items())},
+                "held": s.held,
+            }
+            for n, s in sorted(stage.sources.items())
+            if s.active
+        },
+        **({"personalise": personaliser.state()} if personaliser else {}),
+    }
+
+
+def history_state(stage: AnomalyDetector) -> dict[str, Any]:
+    return {
+        "streams": {
+            n: {
+                "values": s.values.encode(),
+                "errors": s.errors.encode("<f4"),
+                "spreads": s.spreads.encode("<f4"),
+            }
+            for n, s in sorted(stage.streams.items())
+        },
+        "joint": {
+            n: {"sums": j.sums.encode(), "entry_t": j.entry_t, "last_t": j.last_t}
+            for n, j in sorted(stage.joint.items())
+        },
+    }
+
+
+def restore(
+    stage: AnomalyDetector,
+    saved: Mapping[str, Any],
+    history: Mapping[str, Any] | None,
+    weights: SavedWeights | None,
+) -> bool:
+    if stage.personaliser is not None:
+        stage.personaliser.restore(saved.get("personalise", {}), weights)
+    if not saved.get("streams"):
+        return True  # nothing kept yet
+    if saved.get("format") != STATE_FORMAT:
+        logger.warning(
+            "anomaly state in the database is format %s, this vigil reads %d: "
+            "the always-on tier learns afresh",
+            saved.get("format", 1),
+            STATE_FORMAT,
+        )
+        return False
+    history = history or {}
+    size = stage.settings.history_n
+    try:
+        streams = {}
+        for name, d in saved["streams"].items():
+            h = history.get("streams", {}).get(name, {})
+            window = np.asarray(d["window"], dtype=np.float64)[-stage.window :]
+            streams[name] = StreamState(
+                window,
+                ValueHistory.decode(size, h.get("values", {})),
+                ValueHistory.decode(size, h.get("errors", {}), "<f4"),
+                ValueHistory.decode(size, h.get("spreads", {}), "<f4"),
+                int(d["n"]),
+                d["entry_t"],
+                d.get("first_t"),
+                d.get("last_t"),
+            )
+        sources = {
+            n: SourceEpisode(
+                True,
+                int(d["below_n"]),
+                d["since"],
+                set(d["streams"]),
+                {k: (float(lo), float(hi)) for k, (lo, hi) in d["edges"].items()},
+                bool(d["held"]),
+            )
+            for n, d in saved.get("sources", {}).items()
+        }
+        joint = {
+            n: JointState(ValueHistory.decode(size, d["sums"]), d["entry_t"], d.get("last_t"))
+            for n, d in history.get("joint", {}).items()
+        }
+        sweep_t = saved.get("sweep_t")
+    except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
+        logger.warning("anomaly state in the database is damaged (%r): learning afresh", exc)
+        return False
+    stage.streams, stage.sources, stage.joint, stage.sweep_t = streams, sources, joint, sweep_t
+    return True

@@ -1,0 +1,401 @@
+"""The always-on tier's stage: chunks of samples in, scores and episode events out.
+
+A chunk is scored stream by stream (``scoring.py``: one model call for every full window of
+the chunk, the rank histories in C), then source by source (the combined score), then run
+through each source's episode machine (``episodes.py``), which only walks the samples where
+something can happen. The live daemon feeds chunks of one sample, replay chunks of thousands:
+the events are the same (the histories take entries at fixed points of sample time, and the
+chunk is cut where the stage must look back: an hourly sweep of streams gone, a training
+round).
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from agent.detect.anomaly import codec
+from agent.detect.anomaly.episodes import EpisodeSettings, SampleView, SourceEpisode, step
+from agent.detect.anomaly.scoring import (
+    F64,
+    HALF_SCORE_SURPRISE,
+    LOG10_2,
+    MAX_VALUE,
+    JointState,
+    StreamChunk,
+    StreamState,
+    WindowModel,
+    adds,
+    model_errors,
+    score_stream,
+    slide,
+    to_score,
+)
+from agent.detect.novelty import ValueHistory, entry_times
+from agent.detect.personalise import Personaliser, SavedWeights
+from agent.power.meter import NullMeter, PowerMeter
+from agent.samples import Event
+
+logger = logging.getLogger(__name__)
+
+#: How often (in sample time) the stage drops the streams it has not seen for ``history_s``.
+SWEEP_EVERY_S = 3600.0
+
+
+@dataclass(frozen=True)
+class AnomalySettings:
+    history_n: int = 1000  # entries per history
+    history_s: float = 4 * 86400.0  # sample time a full history spans
+    warmup_s: float = 2 * 3600.0  # no verdict on a stream before it has been seen this long
+    start_score: float = 0.55
+    end_score: float = 0.45
+    end_n: int = 3
+    hold_s: float = 3600.0  # an anomaly beyond its edges this long is the new normal
+
+    @property
+    def episodes(self) -> EpisodeSettings:
+        return EpisodeSettings(self.start_score, self.end_score, self.end_n, self.hold_s)
+
+
+@dataclass
+class AnomalyStep:
+    """One sample's verdict: each stream's score, the model's alone, the source's."""
+
+    scores: dict[str, float] = field(default_factory=dict)
+    tiny: dict[str, float] = field(default_factory=dict)
+    node: float | None = None
+    events: list[Event] = field(default_factory=list)
+
+
+@dataclass
+class ChunkResult:
+    """A chunk's verdicts, by position in the chunk: the sources' scores and the events;
+    with ``keep_scores``, also each sample's ``AnomalyStep``."""
+
+    node: F64
+    events: dict[int, list[Event]] = field(default_factory=dict)
+    steps: list[AnomalyStep] | None = None
+
+
+#: log10 of stream counts, from ``math`` like every other log the ranks take (numpy's may
+#: differ in the last bit).
+_LOG10 = np.array([0.0] + [math.log10(k) for k in range(1, 4097)])
+
+
+class AnomalyDetector:
+    def __init__(self, model: WindowModel | None, settings: AnomalySettings) -> None:
+        self.model = model
+        #: Laps around the model's calls (the pipeline hands over the loop's meter).
+        self.meter: PowerMeter = NullMeter()
+        self.window = model.window if model is not None else 32
+        self.settings = settings
+        self._episode_settings = settings.episodes
+        self._entry_every_s = settings.history_s / settings.history_n
+        self.streams: dict[str, StreamState] = {}
+        self.sources: dict[str, SourceEpisode] = {}
+        self.joint: dict[str, JointState] = {}
+        #: Trains the model on this machine's normal windows (``personalise.py``), if set.
+        self.personaliser: Personaliser | None = None
+        self.sweep_t: float | None = None
+        #: Build each sample's ``AnomalyStep`` (``vigil score`` reads the scores).
+        self.keep_scores = False
+
+    # -- feeding -------------------------------------------------------------------------------
+    def feed(self, t: float, source: str, values: Mapping[str, float]) -> AnomalyStep:
+        """One sample (a chunk of one)."""
+        keep, self.keep_scores = self.keep_scores, True
+        try:
+            result = self.feed_chunk([t], [source], [values])
+        finally:
+            self.keep_scores = keep
+        assert result.steps is not None
+        return result.steps[0]
+
+    def feed_chunk(
+        self,
+        times: Sequence[float],
+        sources: Sequence[str],
+        values: Sequence[Mapping[str, float]],
+    ) -> ChunkResult:
+        """Samples in arrival order, each a source and its stream values (none empty)."""
+        ts = np.asarray(times, dtype=np.float64)
+        steps: list[AnomalyStep] | None = [AnomalyStep()] * len(ts) if self.keep_scores else None
+        result = ChunkResult(np.zeros(len(ts)), {}, steps)
+        start = 0
+        while start < len(ts):
+            stop = self._cut(ts, start)
+            self._part(ts, sources, values, start, stop, result)
+            t = float(ts[stop - 1])
+            if self.sweep_t is None or t >= self.sweep_t:
+                self._sweep(t)
+            start = stop
+        return result
+
+    def _cut(self, ts: F64, start: int) -> int:
+        """Where this part of the chunk ends: after the next sweep, or the next sample when
+        the model trains on this machine (a round may follow any sample)."""
+        if self.personaliser is not None or self.sweep_t is None:
+            return start + 1
+        later = np.flatnonzero(ts[start:] >= self.sweep_t)
+        return start + int(later[0]) + 1 if len(later) else len(ts)
+
+    def _part(
+        self,
+        ts: F64,
+        sources: Sequence[str],
+        values: Sequence[Mapping[str, float]],
+        start: int,
+        stop: int,
+        result: ChunkResult,
+    ) -> None:
+        by_source: dict[str, list[int]] = {}
+        for i in range(start, stop):
+            by_source.setdefault(sources[i], []).append(i)
+        plans = [self._columns(ts, values, src, rows) for src, rows in by_source.items()]
+        self._score_windows([c for plan in plans for c in plan.chunks.values()])
+        for plan in plans:
+            for name, chunk in plan.chunks.items():
+                self._score(name, chunk)
+            self._combine(plan, result)
+            self._episodes(plan, result)
+            if self.personaliser is not None:
+                self._personalise(plan, result)
+
+    # -- columns -------------------------------------------------------------------------------
+    def _columns(
+        self, ts: F64, values: Sequence[Mapping[str, float]], source: str, rows: list[int]
+    ) -> _Plan:
+        """One source's samples as a matrix ``[sample, stream]`` (NaN where a sample lacks a
+        stream: the gate lets no NaN through) and each stream's column."""
+        dicts = [values[i] for i in rows]
+        names = sorted({name for d in dicts for name in d})
+        nan = math.nan
+        matrix = np.array([[d.get(n, nan) for n in names] for d in dicts], dtype=np.float64)
+        np.clip(matrix, -MAX_VALUE, MAX_VALUE, out=matrix)
+        present = ~np.isnan(matrix)
+        t = ts[rows]
+        chunks = {}
+        for j, name in enumerate(names):
+            state = self.streams.get(name) or self._new_stream(name)
+            mask = present[:, j]
+            column = matrix[:, j] if mask.all() else matrix[mask, j]
+            chunks[name] = slide(state, column, t if mask.all() else t[mask], self.window)
+        return _Plan(source, rows, t, names, matrix, present, chunks)
+
+    def _new_stream(self, name: str) -> StreamState:
+        size = self.settings.history_n
+        state = StreamState(np.zeros(0), ValueHistory(size), ValueHistory(size), ValueHistory(size))
+        self.streams[name] = state
+        return state
+
+    def _score_windows(self, chunks: list[StreamChunk]) -> None:
+        """The model's errors of every full window of the chunk, in one call."""
+        self._errors: dict[int, Any] = {}
+        if self.model is None:
+            return
+        windows = [c.windows for c in chunks if len(c.windows)]
+        if not windows:
+            return
+        errors = model_errors(self.model, np.concatenate(windows), self.meter)
+        at = 0
+        for c in chunks:
+            if len(c.windows):
+                self._errors[id(c)] = errors[at : at + len(c.windows)]
+                at += len(c.windows)
+
+    def _score(self, name: str, chunk: StreamChunk) -> None:
+        s = self.settings
+        errors = self._errors.get(id(chunk))
+        score_stream(
+            self.streams[name], chunk, errors, self._entry_every_s, s.history_n, s.warmup_s
+        )
+
+    # -- the source's score --------------------------------------------------------------------
+    def _combine(self, plan: _Plan, result: ChunkResult) -> None:
+        """The source's surprise per sample: its best stream's (Bonferroni), or the rank of
+        the sum of all its streams' against the source's own past sums, whichever says more
+        (less log10(2) for asking twice). The sums are learned only once every stream is
+        warm."""
+        m, k = plan.matrix.shape
+        surprise = np.zeros((m, k))
+        warm = np.ones(m, dtype=np.bool_)
+        for j, name in enumerate(plan.names):
+            c = plan.chunks[name]
+            mask = plan.present[:, j]
+            surprise[mask, j] = c.surprise
+            state = self.streams[name]
+            assert state.first_t is not None
+            warm &= ~mask | (plan.t - state.first_t >= self.settings.warmup_s)
+        plan.surprise = surprise
+        count = plan.present.sum(axis=1)
+        best = np.where(plan.present, surprise, -np.inf).max(axis=1)
+        node = best.copy()
+        many = count > 1
+        node[many] = np.maximum(0.0, best[many] - _LOG10[np.minimum(count[many], 4096)])
+        joint_rows = np.flatnonzero(many & warm)
+        if len(joint_rows):
+            total = np.zeros(m)
+            for j in range(k):  # in name order, as a sum of the streams one by one
+                total += surprise[:, j]
+            joint = self.joint.get(plan.source)
+            if joint is None:
+                joint = self.joint[plan.source] = JointState(ValueHistory(self.settings.history_n))
+            due, joint.entry_t = entry_times(plan.t[joint_rows], joint.entry_t, self._entry_every_s)
+            sums = total[joint_rows]
+            together, _ = joint.sums.feed(
+                sums, adds(joint.sums, due, self.settings.history_n), upper_only=True
+            )
+            node[joint_rows] = np.maximum(node[joint_rows], together - LOG10_2)
+        if plan.source in self.joint:
+            self.joint[plan.source].last_t = float(plan.t[-1])
+        plan.node = node / (node + HALF_SCORE_SURPRISE)
+        result.node[plan.rows] = plan.node
+
+    # -- events --------------------------------------------------------------------------------
+    def _episodes(self, plan: _Plan, result: ChunkResult) -> None:
+        """Walk the source's machine over the samples where it can change: all of them
+        while an episode is open, else only those past ``start_score``."""
+        settings = self._episode_settings
+        src = self.sources.setdefault(plan.source, SourceEpisode())
+        candidates = np.flatnonzero(plan.node >= settings.start_score).tolist()
+        steps = result.steps
+        m = len(plan.rows)
+        i = 0
+        while i < m:
+            if not src.active and steps is None:
+                at = bisect.bisect_left(candidates, i)
+                if at == len(candidates):
+                    break
+                i = candidates[at]
+            view = plan.view(i, self.settings.warmup_s, self.streams)
+            events = step(src, plan.source, view, settings)
+            if events:
+                result.events.setdefault(plan.rows[i], []).extend(events)
+            if steps is not None:
+                self._keep_step(plan, i, view, events, result)
+            i += 1
+        if not src.active:
+            del self.sources[plan.source]
+
+    def _keep_step(
+        self, plan: _Plan, i: int, view: SampleView, events: list[Event], result: ChunkResult
+    ) -> None:
+        assert result.steps is not None
+        tiny = plan.tiny(i, self.model is not None)
+        result.steps[plan.rows[i]] = AnomalyStep(dict(view.scores), tiny, view.node, list(events))
+
+    # -- personalisation -------------------------------------------------------------------------
+    def _personalise(self, plan: _Plan, result: ChunkResult) -> None:
+        """Offer the windows judged normal; run a training round when one is due (parts of
+        one sample each, so a round falls after the same sample at any chunk size)."""
+        personaliser = self.personaliser
+        assert personaliser is not None and self.model is not None
+        t = float(plan.t[-1])
+        if plan.source not in self.sources:
+            end = self.settings.end_score
+            view = plan.view(len(plan.rows) - 1, self.settings.warmup_s, self.streams)
+            for name, score in view.scores.items():
+                c = plan.chunks[name]
+                if score < end and c.full[-1]:  # scored by the model: a full window
+                    s = self.streams[name]
+                    personaliser.offer(name, s.n, s.window)
+        if not personaliser.due(t):
+            return
+        self.meter.lap("anomaly", calls=0)
+        kept = personaliser.train(t).kept
+        self.meter.lap("personalise")
+        if kept:
+            # New weights, new errors: the old ones are not comparable, so each stream's
+            # error history starts again from its recent normal windows, scored anew.
+            recent = personaliser.recent_errors()
+            size = self.settings.history_n
+            for name, s in self.streams.items():
+                s.errors = ValueHistory(size)
+                errs = np.asarray(recent.get(name, ()), dtype=np.float64)
+                if len(errs):
+                    s.errors.feed(errs, np.ones(len(errs), dtype=np.bool_))
+
+    # -- streams that come and go ---------------------------------------------------------------
+    def _sweep(self, t: float) -> None:
+        """Drop the streams and sources unseen for ``history_s`` (network interfaces and
+        disks come and go under new names: their histories, about 21 KB a stream, must not
+        pile up for months)."""
+        self.sweep_t = t + SWEEP_EVERY_S
+        gone_before = t - self.settings.history_s
+        for name, s in list(self.streams.items()):
+            if s.last_t is not None and s.last_t < gone_before:
+                del self.streams[name]
+        for key, j in list(self.joint.items()):
+            if j.last_t is not None and j.last_t < gone_before and key not in self.sources:
+                del self.joint[key]
+
+    # -- state kept across restarts ------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """What changes every sample (small: committed with every batch)."""
+        return codec.state(self)
+
+    def history_state(self) -> dict[str, Any]:
+        """The histories (about 21 KB per stream: committed less often)."""
+        return codec.history_state(self)
+
+    def restore(
+        self,
+        saved: Mapping[str, Any],
+        history: Mapping[str, Any] | None = None,
+        weights: SavedWeights | None = None,
+    ) -> bool:
+        """Put back ``state()`` and ``history_state()``; False when they were unreadable
+        (logged; the stage learns afresh)."""
+        return codec.restore(self, saved, history, weights)
+
+
+@dataclass
+class _Plan:
+    """One source's part of a chunk, as columns."""
+
+    source: str
+    rows: list[int]  # positions in the chunk
+    t: F64
+    names: list[str]
+    matrix: F64  # clipped values [sample, stream], NaN where absent
+    present: np.ndarray
+    chunks: dict[str, StreamChunk]
+    surprise: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    node: F64 = field(default_factory=lambda: np.zeros(0))
+
+    def _position(self, i: int, j: int) -> int:
+        """Sample ``i``'s place in stream ``j``'s column."""
+        column = self.present[:, j]
+        return int(column[:i].sum())
+
+    def view(self, i: int, warmup_s: float, streams: Mapping[str, StreamState]) -> SampleView:
+        names = [n for j, n in enumerate(self.names) if self.present[i, j]]
+        cols = [j for j in range(len(self.names)) if self.present[i, j]]
+        scores = {n: to_score(float(self.surprise[i, j])) for n, j in zip(names, cols, strict=True)}
+        values = {n: float(self.matrix[i, j]) for n, j in zip(names, cols, strict=True)}
+
+        def edges(name: str) -> tuple[float, float] | None:
+            j = self.names.index(name)
+            lo, hi = self.chunks[name].edges[self._position(i, j)]
+            return None if math.isnan(lo) else (float(lo), float(hi))
+
+        return SampleView(float(self.t[i]), float(self.node[i]), scores, values, edges)
+
+    def tiny(self, i: int, with_model: bool) -> dict[str, float]:
+        if not with_model:
+            return {}
+        out = {}
+        for j, name in enumerate(self.names):
+            if not self.present[i, j]:
+                continue
+            c = self.chunks[name]
+            at = self._position(i, j)
+            if c.full[at]:
+                out[name] = to_score(float(c.shape[at]))
+        return out
