@@ -289,3 +289,46 @@ def test_damaged_gzip_never_crashes(
     assert counts.warnings.total() <= 2  # the damage, and a torn line before it
     for sample in got:
         _sound(sample)
+
+
+def _exact(samples: list[Sample]) -> list[tuple[str, float, list[tuple[str, str, str]]]]:
+    """Samples with every value's type: 1 and 1.0 and True are equal in Python, not here."""
+    return [
+        (s.sensor, s.t, [(k, type(v).__name__, repr(v)) for k, v in s.data.items()])
+        for s in samples
+    ]
+
+
+@_examples(500)
+@given(lines=st.lists(LINES, max_size=10))
+def test_orjson_reads_what_the_standard_library_reads(workdir: Path, lines: list[bytes]) -> None:
+    """The fast path (orjson and a one-pass check) accepts, rejects and reads every line as
+    the standard library path does: the same samples, types included, the same counts."""
+    import agent.jsonfast
+
+    path = workdir / "same.jsonl"
+    _write(path, HEADER, lines, torn=False)
+    fast, fast_counts = _read([path])
+    saved, agent.jsonfast.orjson = agent.jsonfast.orjson, None  # type: ignore[assignment]
+    try:
+        slow, slow_counts = _read([path])
+    finally:
+        agent.jsonfast.orjson = saved
+    assert _exact(fast) == _exact(slow)
+    assert (fast_counts.rejected, fast_counts.warnings) == (
+        slow_counts.rejected,
+        slow_counts.warnings,
+    )
+
+
+@_examples(1000)
+@given(data=st.dictionaries(TEXT, SCALARS, max_size=8))
+def test_stored_text_is_the_standard_librarys(data: dict[str, Any]) -> None:
+    """What the memory stores of a sample is the same bytes with or without orjson."""
+    from agent.jsonfast import dumps_compact
+
+    try:
+        expected = json.dumps(data, separators=(",", ":"), allow_nan=False)
+    except ValueError:  # NaN and infinities: the gate never lets them reach the memory
+        return
+    assert dumps_compact(data) == expected

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from agent.samples import Sample
 
@@ -59,7 +59,7 @@ class SessionTracker:
             and (last.app, last.title) == key
             and sample.t - last.end_t <= self.pulsetime_s
         ):
-            self._open = replace(last, end_t=sample.t, polls=last.polls + 1)
+            self._open = AppSession(last.app, last.title, last.start_t, sample.t, last.polls + 1)
             return [self._open]
         self._open = AppSession(key[0], key[1], sample.t, sample.t, 1)
         return [last, self._open] if last is not None else [self._open]

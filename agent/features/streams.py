@@ -19,11 +19,29 @@ def stream_values(sample: Sample) -> dict[str, float]:
         if isinstance(value, int | float) and isinstance(name, str):
             return {name: float(value)}
         return {}
+    names = _NAMES.get(sample.sensor)
+    if names is None:
+        names = _NAMES[sample.sensor] = {}
     values: dict[str, float] = {}
     for key, value in sample.data.items():
         if isinstance(value, int | float):  # bool is an int: True -> 1.0
-            values[f"{sample.sensor}.{key}"] = float(value)
+            name = names.get(key)
+            if name is None:
+                name = names[key] = _name(sample.sensor, key)
+            values[name] = float(value)
     return values
+
+
+#: Stream names by sensor and field, made once: building them took most of this function.
+#: Bounded in practice (field names are a sensor's own), and capped below regardless.
+_NAMES: dict[str, dict[str, str]] = {}
+_MAX_NAMES = 100_000
+
+
+def _name(sensor: str, key: str) -> str:
+    if sum(len(n) for n in _NAMES.values()) > _MAX_NAMES:
+        _NAMES.clear()
+    return f"{sensor}.{key}"
 
 
 def sensor_of(stream: str) -> str:

@@ -99,9 +99,9 @@ class Recall:
         pending, _ = self.store.pending()
         lo, hi = to_us(t0), to_us(t1)
         return [
-            (row["t_us"], json.loads(row["data"]))
-            for row in pending
-            if row["sensor"] == sensor and lo <= row["t_us"] <= hi
+            (t_us, json.loads(data))
+            for t_us, kind, data in pending
+            if kind == sensor and lo <= t_us <= hi
         ]
 
     def events(self, t0: float, t1: float) -> list[Event]:

@@ -22,6 +22,7 @@ from sqlalchemy.sql.functions import coalesce
 
 from agent.errors import StorageError
 from agent.features.sessions import AppSession
+from agent.jsonfast import dumps_compact
 from agent.memory import schema
 from agent.memory.spill import read_spill, write_spill
 from agent.power.ledger import Ledger
@@ -60,7 +61,7 @@ def _sum_known(a: Any, b: Any) -> Any:
 
 
 def _dumps(data: Mapping[str, Any]) -> str:
-    return json.dumps(dict(data), separators=(",", ":"), allow_nan=False)
+    return dumps_compact(data)
 
 
 class MemoryStore:
@@ -176,12 +177,12 @@ class MemoryStore:
     def _queue_events(self, events: Iterable[Event]) -> None:
         self._events.extend(_event_row(event) for event in events)
 
-    def pending(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """The sample and event rows not committed yet (``t_us``, ``sensor`` or ``kind`` and
-        ``subject``, ``data`` as JSON text), oldest first: what memory holds beyond the
-        database, for readers that must see all of it (the escalation's context)."""
-        samples = [{"t_us": t, "sensor": k, "data": d} for t, k, d in self._samples]
-        return samples, list(self._events)
+    def pending(self) -> tuple[list[tuple[int, str, str]], list[dict[str, Any]]]:
+        """The sample rows ``(t_us, sensor, data)`` and event rows (``t_us``, ``kind``,
+        ``subject``, ``data``) not committed yet, ``data`` as JSON text, oldest first: what
+        memory holds beyond the database, for readers that must see all of it (the
+        escalation's context)."""
+        return list(self._samples), list(self._events)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add ``n`` to a running total, committed with the next batch."""
@@ -421,7 +422,7 @@ class MemoryStore:
 
     def _spill(self, exc: StorageError) -> bool:
         rows = {
-            "samples": self.pending()[0],
+            "samples": [{"t_us": t, "sensor": k, "data": d} for t, k, d in self._samples],
             "events": self._events,
             "counters": [{"name": k, "value": v} for k, v in self._counts.items()],
         }

@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.errors import TraceError
-from agent.gate import Rejected, SampleGate, check_sample, describe
+from agent.gate import Rejected, SampleGate, check_sample, describe, fast_sample
+from agent.jsonfast import loads_object
 from agent.samples import Sample
 
 logger = logging.getLogger(__name__)
@@ -260,6 +261,9 @@ def _read_one(
 
 
 def _parse_line(path: Path, lineno: int, line: str, counts: ReadCounts) -> Sample | None:
+    obj = loads_object(line)  # the fast path: orjson and a one-pass check
+    if obj is not None and (sample := fast_sample(obj)) is not None:
+        return sample
     if not line.strip(_JSON_SPACE):
         return None
     if not line.isascii():

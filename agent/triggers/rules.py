@@ -166,6 +166,8 @@ class RuleSet:
         return fired
 
     def feed(self, t: float, values: Mapping[str, float]) -> list[Event]:
+        if not self._by_stream:
+            return []
         fired: list[Event] = []
         for stream, value in values.items():
             for rule in self._by_stream.get(stream, ()):

@@ -138,12 +138,28 @@ class AnomalyDetector:
         return result
 
     def _cut(self, ts: F64, start: int) -> int:
-        """Where this part of the chunk ends: after the next sweep, or the next sample when
-        the model trains on this machine (a round may follow any sample)."""
+        """Where this part of the chunk ends: after the next sweep that could drop a stream,
+        or after the next sample while the model trains on this machine (a round may follow
+        any sample). Sweeps that cannot drop anything only move their schedule on."""
         if self.personaliser is not None or self.sweep_t is None:
             return start + 1
+        if not self._could_drop(float(ts[-1])):
+            while True:  # the sweeps inside: each at the first sample past the last + 1 h
+                later = np.flatnonzero(ts[start:] >= self.sweep_t)
+                if not len(later):
+                    return len(ts)
+                start += int(later[0])
+                self.sweep_t = float(ts[start]) + SWEEP_EVERY_S
         later = np.flatnonzero(ts[start:] >= self.sweep_t)
         return start + int(later[0]) + 1 if len(later) else len(ts)
+
+    def _could_drop(self, until: float) -> bool:
+        """Whether a sweep up to sample time ``until`` could find a stream or a source's
+        sums unseen for ``history_s``."""
+        gone_before = until - self.settings.history_s
+        seen = [s.last_t for s in self.streams.values()]
+        seen += [j.last_t for j in self.joint.values()]
+        return any(t is not None and t < gone_before for t in seen)
 
     def _part(
         self,
