@@ -377,21 +377,18 @@ def cmd_score(args: argparse.Namespace) -> int:
 
 
 def cmd_events(args: argparse.Namespace) -> int:
-    from agent.memory.db import open_engine, upgrade
+    from agent.memory.db import opened
     from agent.memory.store import MemoryStore
 
     config = _config(args)
     since = parse_since(args.since, SystemClock().now()) if args.since else None
-    engine = open_engine(_db(args, config))
-    upgrade(engine)
-    store = MemoryStore(engine)
+    with opened(_db(args, config)) as engine:
+        events = MemoryStore(engine).numbered_events(since=since, kind=args.kind)
     show = _event_printer(args.json)
-    events = store.numbered_events(since=since, kind=args.kind)
     for event_id, event in events:
         if not args.json:
             print(f"#{event_id:<6} ", end="")
         show(event)
-    engine.dispose()
     if not events:
         print("no events", file=sys.stderr)
     return 0
@@ -421,15 +418,13 @@ def _model_note(row: dict[str, Any]) -> str:
 
 
 def cmd_findings(args: argparse.Namespace) -> int:
-    from agent.memory.db import open_engine, upgrade
+    from agent.memory.db import opened
     from agent.memory.wakes import WakeStore
 
     config = _config(args)
     since = parse_since(args.since, SystemClock().now()) if args.since else None
-    engine = open_engine(_db(args, config))
-    upgrade(engine)
-    rows = WakeStore(engine).findings(since)
-    engine.dispose()
+    with opened(_db(args, config)) as engine:
+        rows = WakeStore(engine).findings(since)
     _show_findings(rows, args.json)
     if not rows:
         print("no findings", file=sys.stderr)
@@ -439,7 +434,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     import dataclasses
 
-    from agent.memory.db import open_engine, upgrade
+    from agent.memory.db import opened
     from agent.memory.store import MemoryStore
     from agent.memory.wakes import WakeStore
     from agent.runtime.explain import explain
@@ -449,12 +444,10 @@ def cmd_explain(args: argparse.Namespace) -> int:
     config = dataclasses.replace(
         config, escalation=dataclasses.replace(config.escalation, **changes)
     )
-    engine = open_engine(_db(args, config))
-    upgrade(engine)
-    store = MemoryStore(engine)
-    result = explain(store, args.event_id, config.escalation, _backend(config, True))
-    rows = WakeStore(engine).findings()
-    engine.dispose()
+    with opened(_db(args, config)) as engine:
+        store = MemoryStore(engine)
+        result = explain(store, args.event_id, config.escalation, _backend(config, True))
+        rows = WakeStore(engine).findings()
     _show_findings([r for r in rows if r["wake_id"] == result.wake_id], args.json)
     return 0
 
@@ -530,13 +523,11 @@ def cmd_fences(args: argparse.Namespace) -> int:
 
 
 def cmd_places(args: argparse.Namespace) -> int:
-    from agent.memory.db import open_engine, upgrade
+    from agent.memory.db import opened
     from agent.memory.store import MemoryStore
 
-    engine = open_engine(_db(args, _config(args)))
-    upgrade(engine)
-    rows = MemoryStore(engine).load_state()["places"]
-    engine.dispose()
+    with opened(_db(args, _config(args))) as engine:
+        rows = MemoryStore(engine).load_state()["places"]
     rows.sort(key=lambda r: (-int(r["visits"]), int(r["id"])))
     for r in rows:
         if args.json:

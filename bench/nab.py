@@ -45,7 +45,6 @@ import numpy as np
 from model_card import update_detector
 
 from agent.config import Config, load
-from agent.detect.tflite import load_or_explain
 from agent.evaluation.nab_io import Windows, load_profiles, load_results, load_windows
 from agent.evaluation.nab_score import (
     ProfileResult,
@@ -58,6 +57,7 @@ from agent.importers.common import ImportCounts, ImportOptions, finish
 from agent.importers.nab import HEADER, read_nab
 from agent.pipeline import Pipeline, Step
 from agent.runtime.replay import chunked
+from agent.runtime.setup import build_pipeline
 
 REPO = Path(__file__).resolve().parent.parent
 DETECTORS = ("vigil", "vigilTiny")  # (Step.scores, Step.tiny)
@@ -81,8 +81,7 @@ def _scores(step: Step, stream: str) -> tuple[float, float]:
 
 def _new_pipeline(config: Config) -> Pipeline:
     """A fresh pipeline, built as the daemon and ``vigil replay`` build theirs."""
-    model = load_or_explain()
-    return Pipeline(config, (), model, keep_scores=True)
+    return build_pipeline(config, keep_scores=True)
 
 
 def data_files(data_dir: Path) -> list[str]:

@@ -8,6 +8,7 @@ import math
 import shutil
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -71,16 +72,17 @@ def test_score_writes_one_row_per_sample(tmp_path: Path, monkeypatch: pytest.Mon
 
 def test_score_columns_come_from_the_step(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A stand-in anomaly stage with known scores: each lands in its stream's column."""
-    feed = Pipeline.feed
+    feed_chunk = Pipeline.feed_chunk
 
-    def stand_in(self: Pipeline, sample: Sample) -> Step:
-        step = feed(self, sample)
-        values = stream_values(sample)
-        step.scores = {k: v / 1000.0 for k, v in values.items()}
-        step.node = None if sample.sensor == "metric" else sample.t % 1.0
-        return step
+    def stand_in(self: Pipeline, samples: Sequence[Sample]) -> list[Step]:
+        steps = feed_chunk(self, samples)
+        for sample, step in zip(samples, steps, strict=True):
+            values = stream_values(sample)
+            step.scores = {k: v / 1000.0 for k, v in values.items()}
+            step.node = None if sample.sensor == "metric" else sample.t % 1.0
+        return steps
 
-    monkeypatch.setattr(Pipeline, "feed", stand_in)
+    monkeypatch.setattr(Pipeline, "feed_chunk", stand_in)
     _, *rows = _score(tmp_path, monkeypatch)
     assert rows == [
         ["1780272000.125", "0.125", "", "0.0125", "0.04"],

@@ -10,6 +10,8 @@ import fcntl
 import logging
 import os
 import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -189,3 +191,15 @@ class WriterLock:
         if self._fd is not None:
             os.close(self._fd)
             self._fd = None
+
+
+@contextmanager
+def opened(target: str | Path) -> Iterator[Engine]:
+    """The database at ``target``, its schema brought to the shipped head, closed after the
+    block: how every command opens the memory."""
+    engine = open_engine(target)
+    try:
+        upgrade(engine)
+        yield engine
+    finally:
+        engine.dispose()

@@ -18,20 +18,19 @@ from sqlalchemy import Engine
 
 from agent.clock import Clock
 from agent.config import Config
-from agent.detect.tflite import load_or_explain
 from agent.escalation.backends import make_backend
 from agent.escalation.escalator import Escalator
 from agent.memory.db import WriterLock, open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
-from agent.pipeline import Pipeline
 from agent.platform import is_termux
 from agent.power.ledger import Ledger, machine_readers
 from agent.power.meter import MeteredSensor, PowerMeter
 from agent.runtime.fence_watch import FenceWatcher, load_fences
 from agent.runtime.loop import DriveStats, drive
 from agent.runtime.notify import Notifier
+from agent.runtime.setup import build_pipeline
 from agent.runtime.sources import LiveSource
 from agent.runtime.trace import ReadCounts, TraceWriter
 from agent.samples import Sample
@@ -117,8 +116,7 @@ def _run(
         else None
     )
     fence_store = FenceStore(engine)
-    model = load_or_explain(config.anomaly.model, own=config.anomaly.own_model)
-    pipeline = Pipeline(config, load_fences(fence_store), model)
+    pipeline = build_pipeline(config, load_fences(fence_store))
     for part in pipeline.restore(store.load_state()):
         store.count(f"state.dropped.{part}")
     store.attach_state(pipeline.snapshot)

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agent.config import Config
-from agent.detect.tflite import load_or_explain
 from agent.errors import StorageError
 from agent.escalation.backends import Backend
 from agent.escalation.escalator import Escalator
@@ -23,11 +22,11 @@ from agent.memory.db import open_engine, upgrade
 from agent.memory.fences import FenceStore
 from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
-from agent.pipeline import Pipeline
 from agent.power.ledger import Ledger
 from agent.power.meter import PowerMeter
 from agent.runtime.fence_watch import load_fences
 from agent.runtime.loop import DriveStats, drive
+from agent.runtime.setup import build_pipeline
 from agent.runtime.trace import ReadCounts, check_traces, read_trace
 from agent.samples import Event, Sample
 
@@ -149,8 +148,7 @@ def _replay(paths: Sequence[Path], config: Config, db: str | Path, o: _Options) 
     engine = open_engine(db)
     upgrade(engine)
     fences = o.fences if o.fences is not None else load_fences(FenceStore(engine))
-    model = load_or_explain(config.anomaly.model, own=config.anomaly.own_model)
-    pipeline = Pipeline(config, fences, model)
+    pipeline = build_pipeline(config, fences)
     # Replay commits by batch size only: sample time runs far faster than the wall clock. The
     # stages' whole state goes with every commit, so a replay stopped anywhere resumes exactly.
     # A refused commit (a full disk) stops the replay: it resumes from what was committed.

@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from agent.config import Config
-from agent.detect.tflite import load_or_explain
 from agent.features.streams import stream_values
-from agent.pipeline import Pipeline, Step
+from agent.pipeline import Step
+from agent.runtime.replay import chunked
+from agent.runtime.setup import build_pipeline
 from agent.runtime.trace import ReadCounts, read_trace
 
 logger = logging.getLogger(__name__)
@@ -38,23 +39,23 @@ def score_traces(paths: Sequence[Path], config: Config, out_path: Path) -> int:
         for sample in read_trace(files, ReadCounts()):
             streams.update(stream_values(sample))
     columns = sorted(streams)
-    model = load_or_explain(config.anomaly.model, own=config.anomaly.own_model)
-    pipeline = Pipeline(config, (), model, keep_scores=True)
+    pipeline = build_pipeline(config, keep_scores=True)
     counts = ReadCounts()
     rows = 0
     with out_path.open("w", encoding="utf-8", newline="") as f:
         writer = csv.writer(f, lineterminator="\n")
         writer.writerow([*FIXED_COLUMNS, *columns])
-        for sample in read_trace(files, counts):
-            node, scores = _step_scores(pipeline.feed(sample))
-            writer.writerow(
-                [
-                    repr(sample.t),
-                    "" if node is None else repr(node),
-                    *(repr(scores[c]) if c in scores else "" for c in columns),
-                ]
-            )
-            rows += 1
+        for chunk in chunked(read_trace(files, counts)):
+            for sample, step in zip(chunk, pipeline.feed_chunk(chunk), strict=True):
+                node, scores = _step_scores(step)
+                writer.writerow(
+                    [
+                        repr(sample.t),
+                        "" if node is None else repr(node),
+                        *(repr(scores[c]) if c in scores else "" for c in columns),
+                    ]
+                )
+                rows += 1
     logger.debug("score: %s; %d streams -> %s", counts.summary(), len(columns), out_path)
     return rows
 
