@@ -524,10 +524,12 @@ def cmd_fences(args: argparse.Namespace) -> int:
 
 def cmd_places(args: argparse.Namespace) -> int:
     from agent.memory.db import opened
+    from agent.memory.state_rows import place_row
     from agent.memory.store import MemoryStore
 
     with opened(_db(args, _config(args))) as engine:
-        rows = MemoryStore(engine).load_state()["places"]
+        places = MemoryStore(engine).load_state()["places"]
+    rows = [place_row(p) for p in places]
     rows.sort(key=lambda r: (-int(r["visits"]), int(r["id"])))
     for r in rows:
         if args.json:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, TypeGuard
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypedDict, TypeGuard
 
 from agent.config import Config
 from agent.detect.anomaly import AnomalyDetector, AnomalySettings, WindowModel
@@ -14,7 +14,6 @@ from agent.detect.outages import OutageTracker
 from agent.detect.personalise import (
     Personaliser,
     PersonaliseSettings,
-    Round,
     SavedWeights,
     TrainableModel,
 )
@@ -23,13 +22,22 @@ from agent.escalation.policy import WakePolicy, WakeRequest
 from agent.features.sessions import AppSession, SessionTracker
 from agent.features.streams import stream_values
 from agent.power.meter import NullMeter, PowerMeter
-from agent.samples import Event, Sample, StageState, from_us, to_us
+from agent.samples import Event, Sample
 from agent.triggers.rules import RuleSet
 
 if TYPE_CHECKING:
     from agent.detect.fences import Fence
 
 logger = logging.getLogger(__name__)
+
+
+class StageState(TypedDict):
+    """The stages' state, as typed values in sample time; the memory maps it to rows."""
+
+    fence_state: dict[str, dict[str, Any]]
+    detector_state: dict[str, Any]
+    places: list[Place]
+    weights: SavedWeights | None  # the personalised model's, when training kept a round
 
 
 @dataclass
@@ -221,8 +229,8 @@ class Pipeline:
         return {
             "fence_state": self.geofence.state() if self.geofence is not None else {},
             "detector_state": detector,
-            "places": [_place_row(p) for p in places],
-            "model_weights": [_weights_row(w)] if (w := self._saved_weights()) else [],
+            "places": list(places),
+            "weights": self._saved_weights(),
         }
 
     def _saved_weights(self) -> SavedWeights | None:
@@ -254,17 +262,15 @@ class Pipeline:
         saved_anomaly = state["detector_state"].get("anomaly")
         history = state["detector_state"].get("anomaly_history")
         if self.anomaly is not None:
-            rows = state.get("model_weights", [])
             if not self.anomaly.restore(
                 saved_anomaly if isinstance(saved_anomaly, dict) else {},
                 history if isinstance(history, dict) else None,
-                _weights_from_row(rows[0]) if rows else None,
+                state.get("weights"),
             ):
                 dropped.append("anomaly")
         if self.places is not None:
-            places = [_place_from_row(r) for r in state["places"]]
             saved = state["detector_state"].get("places")
-            self.places.restore(places, saved if isinstance(saved, dict) else None)
+            self.places.restore(list(state["places"]), saved if isinstance(saved, dict) else None)
         return dropped
 
 
@@ -273,44 +279,5 @@ def _source(sample: Sample) -> str:
     return str(sample.data["name"]) if sample.sensor == "metric" else sample.sensor
 
 
-def _place_row(place: Place) -> dict[str, object]:
-    row = asdict(place)
-    row["first_us"], row["last_us"] = to_us(row.pop("first_t")), to_us(row.pop("last_t"))
-    return row
-
-
-def _place_from_row(row: dict[str, object]) -> Place:
-    values = dict(row)
-    first_us, last_us = values.pop("first_us"), values.pop("last_us")
-    assert isinstance(first_us, int) and isinstance(last_us, int)
-    return Place(**values, first_t=from_us(first_us), last_t=from_us(last_us))  # type: ignore[arg-type]
-
-
 def _trainable(model: WindowModel | None) -> TypeGuard[TrainableModel]:
     return model is not None and hasattr(model, "train") and hasattr(model, "weights_blob")
-
-
-def _weights_row(saved: SavedWeights) -> dict[str, object]:
-    last = saved.last
-    return {
-        "model": saved.model,
-        "sha256": saved.sha256,
-        "weights": saved.blob,
-        "rounds": saved.rounds,
-        "trained_us": to_us(last.t),
-        "windows": last.windows,
-        "loss_before": last.loss_before,
-        "loss_after": last.loss_after,
-    }
-
-
-def _weights_from_row(row: dict[str, Any]) -> SavedWeights:
-    last = Round(
-        from_us(row["trained_us"]),
-        row["rounds"],
-        row["windows"],
-        row["loss_before"],
-        row["loss_after"],
-        kept=True,
-    )
-    return SavedWeights(row["model"], row["sha256"], bytes(row["weights"]), row["rounds"], last)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypedDict
+from typing import Any
 
 Scalar = bool | int | float | str | None
 
@@ -65,12 +65,3 @@ def to_us(t: float) -> int:
 
 def from_us(t_us: int) -> float:
     return t_us / 1_000_000
-
-
-class StageState(TypedDict):
-    """The stages' state as the store keeps it (see ``attach_state``)."""
-
-    fence_state: dict[str, dict[str, Any]]
-    detector_state: dict[str, Any]
-    places: list[dict[str, Any]]  # rows of the places table
-    model_weights: list[dict[str, Any]]  # rows of the model_weights table (personalisation)

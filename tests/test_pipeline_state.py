@@ -12,7 +12,8 @@ import pytest
 from agent import synthetic
 from agent.config import Config, RuleConfig
 from agent.demo import demo_fences
-from agent.pipeline import Pipeline
+from agent.memory.state_rows import place_from_row, place_row
+from agent.pipeline import Pipeline, StageState
 from agent.samples import Event, Sample
 
 RULES = (
@@ -40,6 +41,16 @@ def day() -> tuple[list[Sample], list[Event]]:
     return samples, _run(samples, Pipeline(_config(), demo_fences()))
 
 
+def _as_kept(state: StageState) -> StageState:
+    """The state as the memory gives it back: JSON for the machines, rows for the places."""
+    return {
+        "fence_state": json.loads(json.dumps(state["fence_state"])),
+        "detector_state": json.loads(json.dumps(state["detector_state"])),
+        "places": [place_from_row(place_row(p)) for p in state["places"]],
+        "weights": state["weights"],
+    }
+
+
 def _splits(samples: list[Sample], events: list[Event]) -> dict[str, int]:
     """Places to stop where a rule is in the middle of something."""
     times = [s.t for s in samples]
@@ -61,7 +72,7 @@ def test_stopping_anywhere_and_restoring_gives_the_events_of_one_run(
     for where, cut in _splits(samples, reference).items():
         first = Pipeline(_config(), demo_fences())
         before = _run(samples[:cut], first)
-        saved = json.loads(json.dumps(first.snapshot(full=True)))  # as the memory keeps it
+        saved = _as_kept(first.snapshot(full=True))  # as the memory keeps it
         second = Pipeline(_config(), demo_fences())
         assert second.restore(saved) == []
         after = _run(samples[cut:], second)
@@ -75,7 +86,7 @@ def test_a_rule_changed_since_the_save_starts_afresh(
     cut = _splits(samples, reference)["busy fired, not re-armed"]
     first = Pipeline(_config(), demo_fences())
     _run(samples[:cut], first)
-    saved = json.loads(json.dumps(first.snapshot(full=True)))
+    saved = _as_kept(first.snapshot(full=True))
     assert saved["detector_state"]["rules"]["busy"]["armed"] is False
     changed = Config(rules=(RuleConfig(name="busy", stream="system.cpu_pct", above=30.0),))
     second = Pipeline(changed, demo_fences())
@@ -95,7 +106,7 @@ def test_a_rule_changed_since_the_save_starts_afresh(
 def test_unreadable_rule_state_is_dropped_whole_and_said(bad: dict[str, object]) -> None:
     pipeline = Pipeline(_config(), demo_fences())
     pipeline.rules.restore({"charge": {"config": repr(RULES[1]), "armed": False, "since": None}})
-    saved = json.loads(json.dumps(pipeline.snapshot(full=True)))
+    saved = _as_kept(pipeline.snapshot(full=True))
     saved["detector_state"]["rules"] = {**saved["detector_state"]["rules"], **bad}
     fresh = Pipeline(_config(), demo_fences())
     assert fresh.restore(saved) == ["rules"]

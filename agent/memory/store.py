@@ -13,7 +13,7 @@ import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -25,8 +25,12 @@ from agent.features.sessions import AppSession
 from agent.jsonfast import dumps_compact
 from agent.memory import schema
 from agent.memory.spill import read_spill, write_spill
+from agent.memory.state_rows import place_from_row, place_row, weights_from_row, weights_row
 from agent.power.ledger import Ledger
-from agent.samples import Event, Sample, StageState, from_us, to_us
+from agent.samples import Event, Sample, from_us, to_us
+
+if TYPE_CHECKING:
+    from agent.pipeline import StageState
 
 logger = logging.getLogger(__name__)
 
@@ -331,7 +335,9 @@ class MemoryStore:
         if full:
             self._full_state_t = latest
         state = self._state_provider(full)
-        parts: dict[str, Any] = {"fence_state": state["fence_state"], "places": state["places"]}
+        places = [place_row(p) for p in state["places"]]
+        weights = [weights_row(state["weights"])] if state["weights"] is not None else []
+        parts: dict[str, Any] = {"fence_state": state["fence_state"], "places": places}
         parts.update({f"detector:{k}": v for k, v in state["detector_state"].items()})
         written = self._written_parts
         texts = {k: json.dumps(v, sort_keys=True) for k, v in parts.items()}
@@ -349,7 +355,7 @@ class MemoryStore:
                     index_elements=["name"], set_={"data": stmt.excluded.data}
                 )
             )
-        for row in state["model_weights"]:
+        for row in weights:
             key = f"weights:{row['model']}"
             # The blob changes only with a kept training round: its number and time say it.
             text = f"{row['sha256']}:{row['rounds']}:{row['trained_us']}"
@@ -363,7 +369,7 @@ class MemoryStore:
                     )
                 )
         if texts.get("places") != written.get("places"):
-            for place in state["places"]:
+            for place in places:
                 stmt = sqlite_insert(schema.places).values(**place)
                 conn.execute(
                     stmt.on_conflict_do_update(
@@ -381,8 +387,8 @@ class MemoryStore:
         return {
             "fence_state": {r.name: json.loads(r.data) for r in fence_rows},
             "detector_state": {r.name: json.loads(r.data) for r in detector_rows},
-            "places": [dict(r._mapping) for r in place_rows],
-            "model_weights": [dict(r._mapping) for r in weight_rows],
+            "places": [place_from_row(dict(r._mapping)) for r in place_rows],
+            "weights": weights_from_row(dict(weight_rows[0]._mapping)) if weight_rows else None,
         }
 
     def _prune(self, conn: Connection) -> None:

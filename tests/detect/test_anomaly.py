@@ -237,9 +237,9 @@ def test_the_pipeline_names_what_it_dropped() -> None:
     pipeline = Pipeline(Config(), (), load_or_explain())
     older = {"streams": {"m": {"values": [1.0], "n": 1, "mean": 1.0, "var": 0.0}}}
     state = {"fence_state": {}, "detector_state": {"anomaly": older}, "places": []}
-    assert pipeline.restore({**state, "model_weights": []}) == ["anomaly"]
+    assert pipeline.restore({**state, "weights": None}) == ["anomaly"]
     state["detector_state"] = {}
-    assert pipeline.restore({**state, "model_weights": []}) == []
+    assert pipeline.restore({**state, "weights": None}) == []
 
 
 def test_several_streams_a_little_odd_at_once_start_an_anomaly() -> None:

@@ -191,16 +191,17 @@ def test_weights_of_another_model_file_or_a_corrupt_blob_are_refused(
         store.record(sample, [])
     store.close()
     state = MemoryStore(engine).load_state()
-    (row,) = state["model_weights"]
+    saved = state["weights"]
+    assert saved is not None
     shipped = _model().get_weights()
 
     for bad, message in (
-        ({**row, "sha256": "0" * 64}, "trained for another tiny model file"),
-        ({**row, "weights": b"not an npz"}, "unreadable weights blob"),
+        (dataclasses.replace(saved, sha256="0" * 64), "trained for another tiny model file"),
+        (dataclasses.replace(saved, blob=b"not an npz"), "unreadable weights blob"),
     ):
         fresh = _pipeline(_config())
         with caplog.at_level(logging.WARNING):
-            fresh.restore({**state, "model_weights": [bad]})
+            fresh.restore({**state, "weights": bad})
         assert message in caplog.text
         assert fresh.anomaly is not None and isinstance(fresh.anomaly.model, TinyModel)
         now = fresh.anomaly.model.get_weights()
@@ -283,4 +284,4 @@ def test_personalisation_is_off_by_default() -> None:
     assert not Config().anomaly.personalise
     pipeline = _pipeline(Config())
     assert pipeline.anomaly is not None and pipeline.anomaly.personaliser is None
-    assert pipeline.snapshot()["model_weights"] == []
+    assert pipeline.snapshot()["weights"] is None

@@ -172,7 +172,7 @@ def test_bulky_state_is_committed_every_few_hours_and_at_close(db_path: Path) ->
     """The anomaly stage's histories (``full`` parts) go with the first commit, then once per
     FULL_STATE_EVERY_S of sample time, and at close; the small parts go with every commit."""
     from agent.memory.store import FULL_STATE_EVERY_S
-    from agent.samples import StageState
+    from agent.pipeline import StageState
 
     engine = open_engine(db_path)
     upgrade(engine)
@@ -185,7 +185,7 @@ def test_bulky_state_is_committed_every_few_hours_and_at_close(db_path: Path) ->
         detector: dict[str, object] = {"anomaly": {"at": now[0]}}
         if full:
             detector["anomaly_history"] = {"at": now[0]}
-        return {"fence_state": {}, "detector_state": detector, "places": [], "model_weights": []}
+        return {"fence_state": {}, "detector_state": detector, "places": [], "weights": None}
 
     store.attach_state(provider)
     t = 0.0
