@@ -53,7 +53,7 @@ def _battery(config: Config, termux: bool, environ: Mapping[str, str]) -> Sensor
 
 
 def _location(config: Config, termux: bool, environ: Mapping[str, str]) -> SensorPlan:
-    from agent.sensors.location import build_location_sensor, describe_location
+    from agent.sensors.location_source import build_location_sensor, describe_location
 
     settings = config.sensors.location
     sensor = build_location_sensor(settings, termux=termux)

@@ -20,11 +20,10 @@ from agent.sensors.location import (
     FixGate,
     Rejection,
     StaticLocationSensor,
-    build_location_sensor,
     check_fix_time,
     check_position,
-    describe_location,
 )
+from agent.sensors.location_source import build_location_sensor, describe_location
 from agent.sensors.termux_location import TermuxLocationSensor
 
 T = 1_795_341_185.0
@@ -137,7 +136,7 @@ def test_explicit_sources(tmp_path: Path, closed_port: int) -> None:
 def test_auto_takes_gpsd_when_it_answers(
     listener: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="agent.sensors.location")
+    caplog.set_level(logging.DEBUG, logger="agent.sensors.location_source")
     sensor = build_location_sensor(
         _config("auto", listener), termux=True, path=_termux_bin(tmp_path)
     )
@@ -152,7 +151,7 @@ def test_auto_takes_gpsd_when_it_answers(
 def test_auto_without_gpsd(
     closed_port: int, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.DEBUG, logger="agent.sensors.location")
+    caplog.set_level(logging.DEBUG, logger="agent.sensors.location_source")
     config = _config("auto", closed_port)
     where = f"127.0.0.1:{closed_port}"
 
