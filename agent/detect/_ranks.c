@@ -146,38 +146,71 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
     return 0;
 }
 
-/* feed(state, xs, add, upper_only, out_surprise, out_lo, out_hi):
- * for each x: its surprise against the history so far (out_surprise), the history's edges
- * before it (out_lo/out_hi, NaN when empty; only if given), then x is added as an entry
- * (add[i] != 0) or only observed. ``state`` is the tuple of the 8 buffers above and size. */
-static PyObject *feed(PyObject *self, PyObject *args) {
-    PyObject *state, *xs_o, *add_o, *out_o, *lo_o, *hi_o;
-    int upper_only;
-    if (!PyArg_ParseTuple(args, "O!OOpOOO", &PyTuple_Type, &state, &xs_o, &add_o, &upper_only,
-                          &out_o, &lo_o, &hi_o))
-        return NULL;
-    if (PyTuple_GET_SIZE(state) != 9) {
-        PyErr_SetString(PyExc_ValueError, "state must hold 9 items");
-        return NULL;
+/* The numbers xs[0..count) through one history: each one's surprise, the edges before it
+ * (when lo is not NULL), then the number added as an entry or only observed. */
+static void feed_one(history *h, const double *x, const uint8_t *a, Py_ssize_t count,
+                     int upper_only, double *o, double *lo, double *hi) {
+    for (Py_ssize_t i = 0; i < count; i++) {
+        o[i] = surprise(h, x[i], upper_only);
+        if (lo != NULL) {
+            int empty = h->meta[MAXQ_LEN] == 0;
+            lo[i] = empty ? NAN : queue_front(h->minq, h->meta, MINQ_HEAD);
+            hi[i] = empty ? NAN : queue_front(h->maxq, h->meta, MAXQ_HEAD);
+        }
+        observe(h, x[i]);
+        if (a[i]) {
+            h->meta[HAS_BLOCK] = 0;
+            push(h, x[i], h->block[0], h->block[1]);
+        }
+    }
+}
+
+/* A history's buffers from its state tuple (see the top); 0, or -1 with an exception. */
+static int open_history(PyObject *state, history *h, Py_buffer b[8], int *got) {
+    *got = 0;
+    if (!PyTuple_Check(state) || PyTuple_GET_SIZE(state) != 9) {
+        PyErr_SetString(PyExc_ValueError, "a history's state must be a tuple of 9 items");
+        return -1;
     }
     Py_ssize_t size = PyLong_AsSsize_t(PyTuple_GET_ITEM(state, 8));
     if (size <= 0) {
         if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "size must be positive");
-        return NULL;
+        return -1;
     }
-    Py_buffer b[8], xs, add, out, lo, hi;
     const Py_ssize_t sizes[8] = {size, size, size + 1, size + 1, size + 1, size + 1, META_LEN, 2};
-    const Py_ssize_t items[8] = {8, 8, 8, 8, 8, 8, 8, 8};
-    int got = 0, ok = 0, with_edges = lo_o != Py_None;
-    int have_xs = 0, have_add = 0, have_out = 0, have_lo = 0, have_hi = 0;
-    for (; got < 8; got++)
-        if (get_buffer(PyTuple_GET_ITEM(state, got), &b[got], items[got], sizes[got], 1, "state") < 0)
-            goto done;
+    for (; *got < 8; (*got)++)
+        if (get_buffer(PyTuple_GET_ITEM(state, *got), &b[*got], 8, sizes[*got], 1, "state") < 0)
+            return -1;
+    history v = {size, b[0].buf, b[1].buf, b[3].buf, b[5].buf, b[7].buf,
+                 b[2].buf, b[4].buf, b[6].buf};
+    *h = v;
+    return 0;
+}
+
+static void close_history(Py_buffer b[8], int got) {
+    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
+}
+
+/* feed(states, xs, add, offsets, upper_only, out, lo, hi): history k takes the numbers
+ * xs[offsets[k]..offsets[k+1]) (``feed_one``); lo and hi may be None. One call for every
+ * stream of a chunk: the per-call cost is paid once, not once per stream. */
+static PyObject *feed(PyObject *self, PyObject *args) {
+    PyObject *states, *xs_o, *add_o, *off_o, *out_o, *lo_o, *hi_o;
+    int upper_only;
+    if (!PyArg_ParseTuple(args, "O!OOOpOOO", &PyList_Type, &states, &xs_o, &add_o, &off_o,
+                          &upper_only, &out_o, &lo_o, &hi_o))
+        return NULL;
+    Py_ssize_t k = PyList_GET_SIZE(states);
+    Py_buffer xs, add, off, out, lo, hi;
+    int have_xs = 0, have_add = 0, have_off = 0, have_out = 0, have_lo = 0, have_hi = 0;
+    int ok = 0, with_edges = lo_o != Py_None;
     if (get_buffer(xs_o, &xs, 8, 0, 0, "xs") < 0) goto done;
     have_xs = 1;
     Py_ssize_t count = xs.len / 8;
     if (get_buffer(add_o, &add, 1, count, 0, "add") < 0) goto done;
     have_add = 1;
+    if (get_buffer(off_o, &off, 8, k + 1, 0, "offsets") < 0) goto done;
+    have_off = 1;
     if (get_buffer(out_o, &out, 8, count, 1, "out") < 0) goto done;
     have_out = 1;
     if (with_edges) {
@@ -186,29 +219,33 @@ static PyObject *feed(PyObject *self, PyObject *args) {
         if (get_buffer(hi_o, &hi, 8, count, 1, "hi") < 0) goto done;
         have_hi = 1;
     }
-    history h = {size, b[0].buf, b[1].buf, b[3].buf, b[5].buf, b[7].buf,
-                 b[2].buf, b[4].buf, b[6].buf};
-    const double *x = xs.buf;
-    const uint8_t *a = add.buf;
-    double *o = out.buf;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        o[i] = surprise(&h, x[i], upper_only);
-        if (with_edges) {
-            int empty = h.meta[MAXQ_LEN] == 0;
-            ((double *)lo.buf)[i] = empty ? NAN : queue_front(h.minq, h.meta, MINQ_HEAD);
-            ((double *)hi.buf)[i] = empty ? NAN : queue_front(h.maxq, h.meta, MAXQ_HEAD);
+    const int64_t *o = off.buf;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        if (o[j] < 0 || o[j] > o[j + 1] || o[j + 1] > count) {
+            PyErr_SetString(PyExc_ValueError, "offsets out of order or past the numbers");
+            goto done;
         }
-        observe(&h, x[i]);
-        if (a[i]) {
-            h.meta[HAS_BLOCK] = 0;
-            push(&h, x[i], h.block[0], h.block[1]);
+    }
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_buffer b[8];
+        history h;
+        int got;
+        if (open_history(PyList_GET_ITEM(states, j), &h, b, &got) < 0) {
+            close_history(b, got);
+            goto done;
         }
+        Py_ssize_t at = (Py_ssize_t)o[j];
+        feed_one(&h, (const double *)xs.buf + at, (const uint8_t *)add.buf + at,
+                 (Py_ssize_t)(o[j + 1] - o[j]), upper_only, (double *)out.buf + at,
+                 with_edges ? (double *)lo.buf + at : NULL,
+                 with_edges ? (double *)hi.buf + at : NULL);
+        close_history(b, got);
     }
     ok = 1;
 done:
-    for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
     if (have_xs) PyBuffer_Release(&xs);
     if (have_add) PyBuffer_Release(&add);
+    if (have_off) PyBuffer_Release(&off);
     if (have_out) PyBuffer_Release(&out);
     if (have_lo) PyBuffer_Release(&lo);
     if (have_hi) PyBuffer_Release(&hi);
@@ -249,7 +286,7 @@ static PyObject *due(PyObject *self, PyObject *args) {
 }
 
 static PyMethodDef methods[] = {
-    {"feed", feed, METH_VARARGS, "Rank numbers against a history and add them to it."},
+    {"feed", feed, METH_VARARGS, "Rank numbers against histories and add them to them."},
     {"due", due, METH_VARARGS, "Which sample times take a history entry."},
     {NULL, NULL, 0, NULL},
 };

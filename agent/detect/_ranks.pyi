@@ -1,9 +1,10 @@
 from typing import Any
 
 def feed(
-    state: tuple[Any, ...],
+    states: list[tuple[Any, ...]],
     xs: Any,
     add: Any,
+    offsets: Any,
     upper_only: bool,
     out: Any,
     lo: Any | None,

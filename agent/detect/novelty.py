@@ -17,7 +17,7 @@ import base64
 import math
 from bisect import bisect_left, bisect_right, insort
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
 import numpy as np
@@ -247,16 +247,8 @@ class KernelHistory:
         edges: bool = False,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         """As ``ReferenceHistory.feed``."""
-        xs = np.ascontiguousarray(xs, dtype=np.float64)
-        out = np.empty(len(xs))
-        bounds = np.empty((len(xs), 2)) if edges else None
-        lo = bounds[:, 0].copy() if bounds is not None else None
-        hi = bounds[:, 1].copy() if bounds is not None else None
-        flags = np.ascontiguousarray(add, dtype=np.bool_)
-        _ranks.feed(self._state, xs, flags, upper_only, out, lo, hi)
-        if bounds is not None:
-            bounds[:, 0], bounds[:, 1] = lo, hi
-        return out, bounds
+        offsets = np.array([0, len(xs)], dtype=np.int64)
+        return feed_histories([self], xs, add, offsets, upper_only=upper_only, edges=edges)
 
     def surprise(self, x: float, *, upper_only: bool = False) -> float:
         """One number's surprise, the history unchanged (slow: for tests and tools)."""
@@ -341,6 +333,41 @@ except ImportError:  # not compiled (no C compiler where vigil was installed): t
     _ranks = None  # type: ignore[assignment]
 
 
+def feed_histories(
+    histories: Sequence[History],
+    xs: npt.NDArray[np.float64],
+    add: npt.NDArray[np.bool_],
+    offsets: npt.NDArray[np.int64],
+    *,
+    upper_only: bool = False,
+    edges: bool = False,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+    """``feed`` of many histories at once: history k takes ``xs[offsets[k]:offsets[k+1]]``.
+    With the kernel, one call for all of them (a live sample's streams cost one call, not
+    one each)."""
+    xs = np.ascontiguousarray(xs, dtype=np.float64)
+    flags = np.ascontiguousarray(add, dtype=np.bool_)
+    if _ranks is not None and all(type(h) is KernelHistory for h in histories):
+        out = np.empty(len(xs))
+        lo = np.empty(len(xs)) if edges else None
+        hi = np.empty(len(xs)) if edges else None
+        states = [h._state for h in histories]  # type: ignore[attr-defined]
+        _ranks.feed(states, xs, flags, offsets.astype(np.int64), upper_only, out, lo, hi)
+        bounds = np.stack([lo, hi], axis=1) if lo is not None and hi is not None else None
+        return out, bounds
+    outs, all_bounds = [], []
+    for k, history in enumerate(histories):
+        a, b = int(offsets[k]), int(offsets[k + 1])
+        o, e = history.feed(xs[a:b], flags[a:b], upper_only=upper_only, edges=edges)
+        outs.append(o)
+        if e is not None:
+            all_bounds.append(e)
+    out = np.concatenate(outs) if outs else np.zeros(0)
+    if not edges:
+        return out, None
+    return out, (np.concatenate(all_bounds) if all_bounds else np.zeros((0, 2)))
+
+
 def next_entry(entry_t: float | None, t: float, every: float) -> tuple[bool, float | None]:
     """Whether a history takes an entry at ``t``, and its new entry time: on a grid of
     ``every`` from the first entry (so entries keep the mean spacing whatever the sample
@@ -357,7 +384,7 @@ def entry_times(
 ) -> tuple[npt.NDArray[np.bool_], float | None]:
     """``next_entry`` over a chunk of times: which take an entry, and the last entry time."""
     due = np.empty(len(times), dtype=np.bool_)
-    if _ranks is not None:
+    if _ranks is not None and len(times) > 1:  # one time: the Python below is cheaper
         start = math.nan if entry_t is None else entry_t
         last = _ranks.due(np.ascontiguousarray(times, dtype=np.float64), start, every, due)
         return due, None if math.isnan(last) else last

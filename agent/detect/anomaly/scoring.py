@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect.novelty import History, entry_times
+from agent.detect.novelty import History, entry_times, feed_histories
 from agent.power.meter import NullMeter, PowerMeter
 
 #: Values are clipped to this magnitude before any arithmetic: squares and sums of a window
@@ -112,57 +112,92 @@ class StreamChunk:
 
 def slide(state: StreamState, values: F64, times: F64, width: int) -> StreamChunk:
     """Append a chunk of values to the stream's window: the chunk's full windows."""
-    joined = np.concatenate([state.window, values])
     before = len(state.window)
-    ends = np.arange(before, len(joined))  # where each new value sits in ``joined``
-    full = ends >= width - 1
-    if full.any():
-        views = np.lib.stride_tricks.sliding_window_view(joined, width)
-        windows = np.ascontiguousarray(views[ends[full] - (width - 1)])
-    else:
-        windows = np.zeros((0, width))
+    joined = np.concatenate([state.window, values]) if before else values
     state.window = joined[-width:].copy()
     state.n += len(values)
+    if len(values) == 1:  # the live daemon's case: one window or none
+        full = np.array([len(joined) >= width])
+        windows = state.window[None, :] if full[0] else np.zeros((0, width))
+        return StreamChunk(values, times, windows, full)
+    ends = np.arange(before, len(joined))  # where each new value sits in ``joined``
+    full = ends >= width - 1
+    starts = ends[full] - (width - 1)
+    windows = joined[starts[:, None] + np.arange(width)] if len(starts) else np.zeros((0, width))
     return StreamChunk(values, times, windows, full)
 
 
 def adds(history: History, due: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.bool_]:
     """Which numbers become entries: those due, and every one while the history fills."""
+    filling = size - len(history)
+    if filling <= 0:
+        return due
     add = due.copy()
-    add[: max(0, size - len(history))] = True
+    add[:filling] = True
     return add
 
 
-def score_stream(
-    state: StreamState,
-    chunk: StreamChunk,
-    errors: npt.NDArray[np.float32] | None,
+def _adds(
+    histories: list[History], dues: list[npt.NDArray[np.bool_]], size: int
+) -> npt.NDArray[np.bool_]:
+    """``adds`` of many histories, end to end."""
+    return np.concatenate([adds(h, d, size) for h, d in zip(histories, dues, strict=True)])
+
+
+def score_part(
+    states: list[StreamState],
+    chunks: list[StreamChunk],
+    model: WindowModel | None,
+    meter: PowerMeter,
     every_s: float,
     size: int,
     warmup_s: float,
 ) -> None:
-    """Rank the chunk's values, spreads and model errors against the stream's histories (each
-    number before it joins them), fill ``chunk.surprise``/``shape``/``edges``."""
-    due, entry_t = entry_times(chunk.times, state.entry_t, every_s)
-    state.entry_t = entry_t
-    surprise, edges = state.values.feed(chunk.values, adds(state.values, due, size), edges=True)
+    """Rank every stream's values, window spreads and model errors of a part of a chunk
+    against its histories (each number before it joins them) and fill each chunk's
+    ``surprise``, ``shape`` and ``edges``. All streams at once: one model call, one call of
+    the rank kernel per kind of history, the arithmetic on the streams' values end to end."""
+    lengths = np.array([len(c.values) for c in chunks], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    values = np.concatenate([c.values for c in chunks])
+    times = np.concatenate([c.times for c in chunks])
+    full = np.concatenate([c.full for c in chunks])
+    windows = np.concatenate([c.windows for c in chunks])
+    dues = []
+    for state, c in zip(states, chunks, strict=True):
+        due, state.entry_t = entry_times(c.times, state.entry_t, every_s)
+        dues.append(due)
+    add = _adds([s.values for s in states], dues, size)
+    surprise, edges = feed_histories([s.values for s in states], values, add, offsets, edges=True)
     assert edges is not None
-    full = chunk.full
-    shape = np.zeros(len(chunk.values))
-    if full.any():
-        sub_due = due[full]
-        spreads = log_spreads(chunk.windows)
-        spread_s, _ = state.spreads.feed(spreads, adds(state.spreads, sub_due, size))
+    shape = np.zeros(len(values))
+    if len(windows):
+        sub = [d[c.full] for d, c in zip(dues, chunks, strict=True)]
+        sub_offsets = np.concatenate([[0], np.cumsum([len(d) for d in sub])])
+        spreads = log_spreads(windows)
+        spread_add = np.concatenate(
+            [adds(s.spreads, d, size) for s, d in zip(states, sub, strict=True)]
+        )
+        spread_s, _ = feed_histories([s.spreads for s in states], spreads, spread_add, sub_offsets)
         surprise[full] = np.maximum(surprise[full], spread_s)
-        if errors is not None:
-            err = errors.astype(np.float64)
-            shape_s, _ = state.errors.feed(err, adds(state.errors, sub_due, size), upper_only=True)
+        if model is not None:
+            errors = model_errors(model, windows, meter).astype(np.float64)
+            error_add = np.concatenate(
+                [adds(s.errors, d, size) for s, d in zip(states, sub, strict=True)]
+            )
+            shape_s, _ = feed_histories(
+                [s.errors for s in states], errors, error_add, sub_offsets, upper_only=True
+            )
             shape[full] = shape_s
     surprise = np.maximum(surprise, shape)
-    if state.first_t is None:
-        state.first_t = float(chunk.times[0])
-    learning = chunk.times - state.first_t < warmup_s  # still learning what is usual
+    for state, c in zip(states, chunks, strict=True):
+        if state.first_t is None:
+            state.first_t = float(c.times[0])
+        state.last_t = float(c.times[-1])
+    first = np.repeat([s.first_t for s in states], lengths)
+    learning = times - first < warmup_s  # still learning what is usual
     surprise[learning] = 0.0
     shape[learning] = 0.0
-    state.last_t = float(chunk.times[-1])
-    chunk.surprise, chunk.shape, chunk.edges = surprise, shape, edges
+    for k, c in enumerate(chunks):
+        a, b = offsets[k], offsets[k + 1]
+        c.surprise, c.shape, c.edges = surprise[a:b], shape[a:b], edges[a:b]

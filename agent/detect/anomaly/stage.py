@@ -32,8 +32,7 @@ from agent.detect.anomaly.scoring import (
     StreamState,
     WindowModel,
     adds,
-    model_errors,
-    score_stream,
+    score_part,
     slide,
     to_score,
 )
@@ -174,10 +173,17 @@ class AnomalyDetector:
         for i in range(start, stop):
             by_source.setdefault(sources[i], []).append(i)
         plans = [self._columns(ts, values, src, rows) for src, rows in by_source.items()]
-        self._score_windows([c for plan in plans for c in plan.chunks.values()])
+        s = self.settings
+        score_part(
+            [self.streams[name] for plan in plans for name in plan.chunks],
+            [c for plan in plans for c in plan.chunks.values()],
+            self.model,
+            self.meter,
+            self._entry_every_s,
+            s.history_n,
+            s.warmup_s,
+        )
         for plan in plans:
-            for name, chunk in plan.chunks.items():
-                self._score(name, chunk)
             self._combine(plan, result)
             self._episodes(plan, result)
             if self.personaliser is not None:
@@ -197,11 +203,14 @@ class AnomalyDetector:
         present = ~np.isnan(matrix)
         t = ts[rows]
         chunks = {}
+        everywhere = present.all(axis=0).tolist()
         for j, name in enumerate(names):
             state = self.streams.get(name) or self._new_stream(name)
-            mask = present[:, j]
-            column = matrix[:, j] if mask.all() else matrix[mask, j]
-            chunks[name] = slide(state, column, t if mask.all() else t[mask], self.window)
+            if everywhere[j]:
+                chunks[name] = slide(state, matrix[:, j], t, self.window)
+            else:
+                mask = present[:, j]
+                chunks[name] = slide(state, matrix[mask, j], t[mask], self.window)
         return _Plan(source, rows, t, names, matrix, present, chunks)
 
     def _new_stream(self, name: str) -> StreamState:
@@ -210,28 +219,6 @@ class AnomalyDetector:
         self.streams[name] = state
         return state
 
-    def _score_windows(self, chunks: list[StreamChunk]) -> None:
-        """The model's errors of every full window of the chunk, in one call."""
-        self._errors: dict[int, Any] = {}
-        if self.model is None:
-            return
-        windows = [c.windows for c in chunks if len(c.windows)]
-        if not windows:
-            return
-        errors = model_errors(self.model, np.concatenate(windows), self.meter)
-        at = 0
-        for c in chunks:
-            if len(c.windows):
-                self._errors[id(c)] = errors[at : at + len(c.windows)]
-                at += len(c.windows)
-
-    def _score(self, name: str, chunk: StreamChunk) -> None:
-        s = self.settings
-        errors = self._errors.get(id(chunk))
-        score_stream(
-            self.streams[name], chunk, errors, self._entry_every_s, s.history_n, s.warmup_s
-        )
-
     # -- the source's score --------------------------------------------------------------------
     def _combine(self, plan: _Plan, result: ChunkResult) -> None:
         """The source's surprise per sample: its best stream's (Bonferroni), or the rank of
@@ -239,15 +226,14 @@ class AnomalyDetector:
         (less log10(2) for asking twice). The sums are learned only once every stream is
         warm."""
         m, k = plan.matrix.shape
-        surprise = np.zeros((m, k))
-        warm = np.ones(m, dtype=np.bool_)
-        for j, name in enumerate(plan.names):
-            c = plan.chunks[name]
-            mask = plan.present[:, j]
-            surprise[mask, j] = c.surprise
-            state = self.streams[name]
-            assert state.first_t is not None
-            warm &= ~mask | (plan.t - state.first_t >= self.settings.warmup_s)
+        # Column by column, the present cells are the streams' values end to end.
+        chunks = [plan.chunks[name] for name in plan.names]
+        column_major = np.zeros((k, m))
+        column_major[plan.present.T] = np.concatenate([c.surprise for c in chunks])
+        surprise = column_major.T
+        first = np.array([self.streams[name].first_t for name in plan.names])
+        learning = (plan.t[:, None] - first[None, :] < self.settings.warmup_s) & plan.present
+        warm = ~learning.any(axis=1)
         plan.surprise = surprise
         count = plan.present.sum(axis=1)
         best = np.where(plan.present, surprise, -np.inf).max(axis=1)
