@@ -181,7 +181,7 @@ class Pipeline:
             return
         found = self.anomaly.feed_chunk(
             [samples[i].t for i in rows],
-            [_source(samples[i]) for i in rows],
+            [source_of(samples[i]) for i in rows],
             [values_of[i] for i in rows],
         )
         for k, i in enumerate(rows):
@@ -274,7 +274,7 @@ class Pipeline:
         return dropped
 
 
-def _source(sample: Sample) -> str:
+def source_of(sample: Sample) -> str:
     """The anomaly stage's source of a sample: a metric's name, else the sensor."""
     return str(sample.data["name"]) if sample.sensor == "metric" else sample.sensor
 

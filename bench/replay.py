@@ -18,8 +18,10 @@ from pathlib import Path
 from agent.config import Config
 from agent.demo import write_synthetic_trace
 from agent.detect.tflite import load_or_explain
-from agent.pipeline import Pipeline
+from agent.features.streams import stream_values
+from agent.pipeline import Pipeline, source_of
 from agent.runtime.replay import chunked, replay_files
+from agent.runtime.setup import build_pipeline
 from agent.runtime.trace import ReadCounts, read_trace
 
 
@@ -70,10 +72,32 @@ def main() -> None:
         piped = _timed("read + pipeline", n, read_and_pipeline)
         whole = _timed("full replay (+ SQLite)", n, full)
         print(f"ratios to baseline: pipeline {piped / base:.2f}, full replay {whole / base:.2f}")
+        _tier_alone(trace)
         print(
             f"{args.days} days of sensing replayed in {n / whole:.1f} CPU s "
             f"({args.days * 86400 / (n / whole):,.0f}x real time)"
         )
+
+
+def _tier_alone(trace: Path) -> None:
+    """The always-on tier by itself: its CPU per stream value over the same trace, fed in
+    replay's chunks (the samples read and their stream values taken beforehand)."""
+    pipeline = build_pipeline(Config())
+    stage = pipeline.anomaly
+    assert stage is not None
+    chunks = []
+    for chunk in chunked(read_trace([trace], ReadCounts())):
+        rows = [(s.t, source_of(s), v) for s in chunk if (v := stream_values(s))]
+        chunks.append(([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]))
+    values = sum(len(v) for _, _, vs in chunks for v in vs)
+    start = time.process_time()
+    for times, sources, streams in chunks:
+        stage.feed_chunk(times, sources, streams)
+    cpu = time.process_time() - start
+    print(
+        f"{'always-on tier alone':<28} {values:>9,} values  {cpu:8.2f} CPU s "
+        f"{cpu / values * 1e6:>9.2f} us per stream value"
+    )
 
 
 if __name__ == "__main__":

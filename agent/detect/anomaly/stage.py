@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from agent.detect.anomaly import codec
 from agent.detect.anomaly.episodes import EpisodeSettings, SampleView, SourceEpisode, step
@@ -139,18 +140,18 @@ class AnomalyDetector:
     def _cut(self, ts: F64, start: int) -> int:
         """Where this part of the chunk ends: after the next sweep that could drop a stream,
         or after the next sample while the model trains on this machine (a round may follow
-        any sample). Sweeps that cannot drop anything only move their schedule on."""
+        any sample). Sweeps that cannot drop anything only move their schedule on (judged
+        on when streams were seen before this part: a stream seen since is only younger)."""
         if self.personaliser is not None or self.sweep_t is None:
             return start + 1
-        if not self._could_drop(float(ts[-1])):
-            while True:  # the sweeps inside: each at the first sample past the last + 1 h
-                later = np.flatnonzero(ts[start:] >= self.sweep_t)
-                if not len(later):
-                    return len(ts)
-                start += int(later[0])
-                self.sweep_t = float(ts[start]) + SWEEP_EVERY_S
-        later = np.flatnonzero(ts[start:] >= self.sweep_t)
-        return start + int(later[0]) + 1 if len(later) else len(ts)
+        while True:  # each sweep falls at the first sample past the last one + 1 h
+            later = np.flatnonzero(ts[start:] >= self.sweep_t)
+            if not len(later):
+                return len(ts)
+            start += int(later[0])
+            if self._could_drop(float(ts[start])):
+                return start + 1
+            self.sweep_t = float(ts[start]) + SWEEP_EVERY_S
 
     def _could_drop(self, until: float) -> bool:
         """Whether a sweep up to sample time ``until`` could find a stream or a source's
@@ -203,7 +204,7 @@ class AnomalyDetector:
         present = ~np.isnan(matrix)
         t = ts[rows]
         chunks = {}
-        everywhere = present.all(axis=0).tolist()
+        everywhere: list[bool] = np.asarray(present.all(axis=0)).tolist()
         for j, name in enumerate(names):
             state = self.streams.get(name) or self._new_stream(name)
             if everywhere[j]:
@@ -370,11 +371,13 @@ class _Plan:
     chunks: dict[str, StreamChunk]
     surprise: F64 = field(default_factory=lambda: np.zeros((0, 0)))
     node: F64 = field(default_factory=lambda: np.zeros(0))
+    _positions: npt.NDArray[np.int64] | None = None
 
     def _position(self, i: int, j: int) -> int:
         """Sample ``i``'s place in stream ``j``'s column."""
-        column = self.present[:, j]
-        return int(column[:i].sum())
+        if self._positions is None:
+            self._positions = np.cumsum(self.present, axis=0) - 1
+        return int(self._positions[i, j])
 
     def view(self, i: int, warmup_s: float, streams: Mapping[str, StreamState]) -> SampleView:
         names = [n for j, n in enumerate(self.names) if self.present[i, j]]
