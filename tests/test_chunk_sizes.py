@@ -68,3 +68,20 @@ def test_streams_that_come_and_go_in_chunks(tmp_path: Path) -> None:
     assert any(e.kind == "anomaly.start" for s in one for e in s.events)
     _same(one, _run(samples, config, 7))
     _same(one, _run(samples, config, 4096))
+
+
+def test_without_the_kernel_the_same_events(
+    day: list[Sample], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the C kernel could not be compiled (a phone without clang), the Python reference
+    of the same loop gives the same events and scores."""
+    from agent.detect import novelty
+    from agent.detect.anomaly import codec, stage
+
+    fast = _run(day, Config(), 4096)
+    monkeypatch.setattr(novelty, "_ranks", None)
+    monkeypatch.setattr(stage, "ValueHistory", novelty.ReferenceHistory)
+    monkeypatch.setattr(codec, "ValueHistory", novelty.ReferenceHistory)
+    slow = _run(day, Config(), 4096)
+    assert any(e.kind == "anomaly.start" for s in fast for e in s.events)
+    _same(fast, slow)
