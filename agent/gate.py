@@ -11,6 +11,7 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from agent.numbers import is_number
 from agent.samples import KNOWN_SENSORS, Sample, Scalar
 
 _RESERVED = ("t", "sensor")
@@ -113,11 +114,11 @@ def _check_sensor_fields(sensor: str, fields: Mapping[str, Scalar]) -> None:
         if fields.get("state") not in ("up", "down"):
             raise Rejected("bad_field", "status 'state' must be 'up' or 'down'")
     elif sensor == "metric":
-        if not isinstance(fields.get("name"), str) or not _is_number(fields.get("value")):
+        if not isinstance(fields.get("name"), str) or not is_number(fields.get("value")):
             raise Rejected("bad_field", "metric sample needs a string 'name' and a numeric 'value'")
     elif sensor == "location":
         lat, lon = fields.get("lat"), fields.get("lon")
-        if not _is_number(lat) or not _is_number(lon):
+        if not is_number(lat) or not is_number(lon):
             raise Rejected("bad_field", "location sample needs numeric 'lat' and 'lon'")
         assert isinstance(lat, int | float) and isinstance(lon, int | float)
         if not (-90.0 <= lat <= 90.0 and -180.0 <= lon <= 180.0):
@@ -125,13 +126,9 @@ def _check_sensor_fields(sensor: str, fields: Mapping[str, Scalar]) -> None:
                 "out_of_range", f"coordinates {describe(lat)}, {describe(lon)} are off the Earth"
             )
         accuracy = fields.get("accuracy_m")
-        if accuracy is not None and (not _is_number(accuracy) or accuracy <= 0):  # type: ignore[operator]
+        if accuracy is not None and (not is_number(accuracy) or accuracy <= 0):
             detail = f"accuracy_m {describe(accuracy)} is not a positive number"
             raise Rejected("out_of_range", detail)
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 #: The last second of the year 9999 (UTC): later times have no ISO 8601 form, and their
@@ -146,7 +143,7 @@ def check_sample(sensor: object, t: object, data: Mapping[Any, Any]) -> Sample:
         raise Rejected("bad_field", "missing or non-string 'sensor'")
     if t is None:
         raise Rejected("missing_t", "no 't'")
-    if not _is_number(t):
+    if not is_number(t):
         raise Rejected("bad_t", f"'t' is not a number: {describe(t)}")
     assert isinstance(t, int | float)
     try:

@@ -21,6 +21,7 @@ import numpy.typing as npt
 
 from agent.detect import frames
 from agent.errors import ConfigError
+from agent.numbers import is_number
 
 logger = logging.getLogger(__name__)
 
@@ -136,14 +137,10 @@ def _copy(value: Any) -> Any:
     return value
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def _finite(value: Any) -> bool:
     """A finite number (an integer beyond any float is not)."""
     try:
-        return _number(value) and math.isfinite(value)
+        return is_number(value) and math.isfinite(value)
     except OverflowError:
         return False
 
@@ -215,7 +212,7 @@ def _check(geometry: Mapping[str, Any], radius: Any, dwell: Any) -> None:
 
 
 def _position(value: Any, where: str) -> tuple[float, float]:
-    if not isinstance(value, list | tuple) or len(value) < 2 or not all(map(_number, value)):
+    if not isinstance(value, list | tuple) or len(value) < 2 or not all(map(is_number, value)):
         raise _Invalid(f"{where}: position {_show(value)} is not [lon, lat] numbers")
     if not (_finite(value[0]) and _finite(value[1])):
         raise _Invalid(f"{where}: position {_show(value)} is not finite")

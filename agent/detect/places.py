@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
+from agent.numbers import finite_float
 from agent.samples import Event, Sample
 
 logger = logging.getLogger(__name__)
@@ -157,7 +158,7 @@ class PlaceLearner:
         """The ``place.*`` events this sample causes; samples of other sensors give ``[]``."""
         if sample.sensor != "location":
             return []
-        lat, lon, acc = (_number(sample.data.get(k)) for k in ("lat", "lon", "accuracy_m"))
+        lat, lon, acc = (finite_float(sample.data.get(k)) for k in ("lat", "lon", "accuracy_m"))
         if lat is None or lon is None:
             self.skipped["no_fix"] += 1
             return []
@@ -299,9 +300,3 @@ class PlaceLearner:
     def _start_over(self) -> None:
         self._prev_t = self._anchor = self._place_id = self._arrived_t = None
         self._sum, self._fixes, self._last_t = (0.0, 0.0, 0.0), 0, 0.0
-
-
-def _number(value: object) -> float | None:
-    if isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value):
-        return float(value)
-    return None

@@ -17,6 +17,7 @@ from typing import Any
 from agent.config import EscalationConfig
 from agent.escalation.context import Context
 from agent.escalation.diagnosis import Diagnosis
+from agent.numbers import is_number
 
 _M_PER_DEG = 111_320.0
 _COORDINATES = frozenset({"lat", "lon", "stay_lat", "stay_lon"})
@@ -97,7 +98,7 @@ def _clean(value: Any, names: Mapping[str, str], grid: float) -> Any:
 
 
 def _numbers(*values: object) -> bool:
-    return all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    return all(is_number(v) for v in values)
 
 
 def _rename(text: str, names: Mapping[str, str]) -> str:

@@ -28,6 +28,7 @@ from agent.importers.common import (
     location_fields,
     open_source,
 )
+from agent.numbers import finite_float
 from agent.samples import Sample
 
 logger = logging.getLogger(__name__)
@@ -94,11 +95,11 @@ def _type_reason(kind: object) -> str:
 def _sample(
     record: dict[str, Any], where: str, default_accuracy_m: float | None, counts: ImportCounts
 ) -> Sample | None:
-    tst = _number(record.get("tst"))
+    tst = finite_float(record.get("tst"))
     if tst is None:
         counts.skip("no_time", where, f"tst {_show(record.get('tst'))}")
         return None
-    lat, lon = _number(record.get("lat")), _number(record.get("lon"))
+    lat, lon = finite_float(record.get("lat")), finite_float(record.get("lon"))
     if lat is None or lon is None:
         counts.skip(
             "missing_position",
@@ -106,31 +107,20 @@ def _sample(
             f"lat {_show(record.get('lat'))}, lon {_show(record.get('lon'))}",
         )
         return None
-    acc = _number(record.get("acc"))
+    acc = finite_float(record.get("acc"))
     if acc is None and record.get("acc") is not None:
         counts.skip("bad_number", where, f"acc {_show(record.get('acc'))}")
         return None
-    vel, cog = _number(record.get("vel")), _number(record.get("cog"))
+    vel, cog = finite_float(record.get("vel")), finite_float(record.get("cog"))
     fields = location_fields(
         lat,
         lon,
         accuracy_or_default(acc, default_accuracy_m, counts),
-        alt_m=_number(record.get("alt")),
+        alt_m=finite_float(record.get("alt")),
         speed_mps=vel * KMH_TO_MPS if vel is not None and vel >= 0 else None,
         bearing_deg=cog if cog is not None and cog >= 0 else None,
     )
     return Sample("location", tst, fields)
-
-
-def _number(value: object) -> float | None:
-    """A JSON number as a float (``None`` for anything else: absent, string, boolean, and an
-    integer too large for any float, which JSON allows)."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        try:
-            return float(value)
-        except OverflowError:
-            return None
-    return None
 
 
 def _show(value: object) -> str:

@@ -12,6 +12,7 @@ from sqlalchemy import and_, func, select
 
 from agent.memory import schema
 from agent.memory.store import MemoryStore
+from agent.numbers import finite_float
 from agent.samples import KNOWN_SENSORS, Event, Sample, from_us, to_us
 
 #: Streams whose first part is not one of these are imported metrics (``metric`` samples).
@@ -25,7 +26,7 @@ def _path(field: str) -> str:
 
 def number(value: object) -> float | None:
     """A reading's number, or None for anything else (a flag, a string, nothing)."""
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return finite_float(value)
 
 
 def _within(sensor: str, t0: float, t1: float) -> Any:

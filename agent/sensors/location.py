@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from agent.config import LocationSensorConfig
 from agent.errors import ConfigError
+from agent.numbers import is_number
 from agent.samples import Sample, Scalar
 from agent.sensors.values import Refusals, brief, real
 
@@ -37,7 +38,7 @@ class Rejection:
 def check_position(lat: object, lon: object) -> tuple[float, float] | Rejection:
     """(lat, lon) as floats; ``no_position`` unless both are numbers, ``non_finite`` for NaN,
     infinities or numbers beyond any float, ``out_of_range`` when off the Earth."""
-    if not _is_number(lat) or not _is_number(lon):
+    if not is_number(lat) or not is_number(lon):
         return Rejection("no_position", f"lat {brief(lat)}, lon {brief(lon)}")
     flat, flon = real(lat), real(lon)
     if flat is None or flon is None:
@@ -55,7 +56,7 @@ def check_numbers(report: Mapping[str, object], keys: Iterable[str]) -> Rejectio
         value = report.get(key)
         if value is None:
             continue
-        if not _is_number(value):
+        if not is_number(value):
             return Rejection("bad_field", f"{key} {brief(value)} is not a number")
         if real(value) is None:
             return Rejection("non_finite", f"{key} {brief(value)}")
@@ -71,10 +72,6 @@ def check_fix_time(fix_t: float, read_t: float) -> Rejection | None:
             "future_fix", f"fix at {fix_t!r} is {fix_t - read_t:.3f} s after {read_t!r}"
         )
     return None
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class FixGate:
