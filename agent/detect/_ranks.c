@@ -147,15 +147,16 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
 }
 
 /* The numbers xs[0..count) through one history: each one's surprise, the edges before it
- * (when lo is not NULL), then the number added as an entry or only observed. */
+ * (when ``edges`` is not NULL: smallest and largest, in pairs), then the number added as an
+ * entry or only observed. */
 static void feed_one(history *h, const double *x, const uint8_t *a, Py_ssize_t count,
-                     int upper_only, double *o, double *lo, double *hi) {
+                     int upper_only, double *o, double *edges) {
     for (Py_ssize_t i = 0; i < count; i++) {
         o[i] = surprise(h, x[i], upper_only);
-        if (lo != NULL) {
+        if (edges != NULL) {
             int empty = h->meta[MAXQ_LEN] == 0;
-            lo[i] = empty ? NAN : queue_front(h->minq, h->meta, MINQ_HEAD);
-            hi[i] = empty ? NAN : queue_front(h->maxq, h->meta, MAXQ_HEAD);
+            edges[2 * i] = empty ? NAN : queue_front(h->minq, h->meta, MINQ_HEAD);
+            edges[2 * i + 1] = empty ? NAN : queue_front(h->maxq, h->meta, MAXQ_HEAD);
         }
         observe(h, x[i]);
         if (a[i]) {
@@ -191,19 +192,19 @@ static void close_history(Py_buffer b[8], int got) {
     for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
 }
 
-/* feed(states, xs, add, offsets, upper_only, out, lo, hi): history k takes the numbers
- * xs[offsets[k]..offsets[k+1]) (``feed_one``); lo and hi may be None. One call for every
+/* feed(states, xs, add, offsets, upper_only, out, edges): history k takes the numbers
+ * xs[offsets[k]..offsets[k+1]) (``feed_one``); edges may be None. One call for every
  * stream of a chunk: the per-call cost is paid once, not once per stream. */
 static PyObject *feed(PyObject *self, PyObject *args) {
-    PyObject *states, *xs_o, *add_o, *off_o, *out_o, *lo_o, *hi_o;
+    PyObject *states, *xs_o, *add_o, *off_o, *out_o, *edges_o;
     int upper_only;
-    if (!PyArg_ParseTuple(args, "O!OOOpOOO", &PyList_Type, &states, &xs_o, &add_o, &off_o,
-                          &upper_only, &out_o, &lo_o, &hi_o))
+    if (!PyArg_ParseTuple(args, "O!OOOpOO", &PyList_Type, &states, &xs_o, &add_o, &off_o,
+                          &upper_only, &out_o, &edges_o))
         return NULL;
     Py_ssize_t k = PyList_GET_SIZE(states);
-    Py_buffer xs, add, off, out, lo, hi;
-    int have_xs = 0, have_add = 0, have_off = 0, have_out = 0, have_lo = 0, have_hi = 0;
-    int ok = 0, with_edges = lo_o != Py_None;
+    Py_buffer xs, add, off, out, edges;
+    int have_xs = 0, have_add = 0, have_off = 0, have_out = 0, have_edges = 0;
+    int ok = 0, with_edges = edges_o != Py_None;
     if (get_buffer(xs_o, &xs, 8, 0, 0, "xs") < 0) goto done;
     have_xs = 1;
     Py_ssize_t count = xs.len / 8;
@@ -214,10 +215,8 @@ static PyObject *feed(PyObject *self, PyObject *args) {
     if (get_buffer(out_o, &out, 8, count, 1, "out") < 0) goto done;
     have_out = 1;
     if (with_edges) {
-        if (get_buffer(lo_o, &lo, 8, count, 1, "lo") < 0) goto done;
-        have_lo = 1;
-        if (get_buffer(hi_o, &hi, 8, count, 1, "hi") < 0) goto done;
-        have_hi = 1;
+        if (get_buffer(edges_o, &edges, 8, 2 * count, 1, "edges") < 0) goto done;
+        have_edges = 1;
     }
     const int64_t *o = off.buf;
     for (Py_ssize_t j = 0; j < k; j++) {
@@ -237,8 +236,7 @@ static PyObject *feed(PyObject *self, PyObject *args) {
         Py_ssize_t at = (Py_ssize_t)o[j];
         feed_one(&h, (const double *)xs.buf + at, (const uint8_t *)add.buf + at,
                  (Py_ssize_t)(o[j + 1] - o[j]), upper_only, (double *)out.buf + at,
-                 with_edges ? (double *)lo.buf + at : NULL,
-                 with_edges ? (double *)hi.buf + at : NULL);
+                 with_edges ? (double *)edges.buf + 2 * at : NULL);
         close_history(b, got);
     }
     ok = 1;
@@ -247,8 +245,7 @@ done:
     if (have_add) PyBuffer_Release(&add);
     if (have_off) PyBuffer_Release(&off);
     if (have_out) PyBuffer_Release(&out);
-    if (have_lo) PyBuffer_Release(&lo);
-    if (have_hi) PyBuffer_Release(&hi);
+    if (have_edges) PyBuffer_Release(&edges);
     if (!ok) return NULL;
     Py_RETURN_NONE;
 }

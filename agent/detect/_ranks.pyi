@@ -7,7 +7,6 @@ def feed(
     offsets: Any,
     upper_only: bool,
     out: Any,
-    lo: Any | None,
-    hi: Any | None,
+    edges: Any | None,
 ) -> None: ...
 def due(ts: Any, entry_t: float, every: float, out: Any) -> float: ...

@@ -347,13 +347,11 @@ def feed_histories(
     one each)."""
     xs = np.ascontiguousarray(xs, dtype=np.float64)
     flags = np.ascontiguousarray(add, dtype=np.bool_)
-    if _ranks is not None and all(type(h) is KernelHistory for h in histories):
+    if _ranks is not None and histories and type(histories[0]) is KernelHistory:
         out = np.empty(len(xs))
-        lo = np.empty(len(xs)) if edges else None
-        hi = np.empty(len(xs)) if edges else None
+        bounds = np.empty((len(xs), 2)) if edges else None
         states = [h._state for h in histories]  # type: ignore[attr-defined]
-        _ranks.feed(states, xs, flags, offsets.astype(np.int64), upper_only, out, lo, hi)
-        bounds = np.stack([lo, hi], axis=1) if lo is not None and hi is not None else None
+        _ranks.feed(states, xs, flags, offsets.astype(np.int64), upper_only, out, bounds)
         return out, bounds
     outs, all_bounds = [], []
     for k, history in enumerate(histories):
