@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypedDict, TypeGuard
 
 from agent.config import Config
-from agent.detect.anomaly import AnomalyDetector, AnomalySettings, WindowModel
+from agent.detect.anomaly import AnomalyDetector, WindowModel
 from agent.detect.geofence import GeofenceTracker
 from agent.detect.outages import OutageTracker
 from agent.detect.personalise import (
@@ -81,21 +81,7 @@ class Pipeline:
         self._geofence_settings = config.geofence
         self.set_fences(fences)
         a = config.anomaly
-        self.anomaly = (
-            AnomalyDetector(
-                model,
-                AnomalySettings(
-                    history_n=a.history_n,
-                    history_s=a.history_s,
-                    start_score=a.start_score,
-                    end_score=a.end_score,
-                    end_n=a.end_n,
-                    hold_s=a.hold_s,
-                ),
-            )
-            if a.enabled
-            else None
-        )
+        self.anomaly = AnomalyDetector(model, a) if a.enabled else None
         if self.anomaly is not None and a.personalise and _trainable(model):
             settings = PersonaliseSettings(
                 every_s=a.personalise_every_s,

@@ -9,21 +9,21 @@ import random
 
 import pytest
 
-from agent.config import Config
-from agent.detect.anomaly import AnomalyDetector, AnomalySettings, combine, to_score
+from agent.config import AnomalyConfig, Config
+from agent.detect.anomaly import AnomalyDetector, combine, to_score
 from agent.detect.novelty import WARMUP_N, ValueHistory
 from agent.detect.tflite import load_or_explain
 from agent.gate import Rejected, SampleGate
 from agent.pipeline import Pipeline
 from agent.samples import Sample
 
-START = AnomalySettings().start_score
+START = AnomalyConfig().start_score
 
 
-def _detector(settings: AnomalySettings | None = None) -> AnomalyDetector:
+def _detector(settings: AnomalyConfig | None = None) -> AnomalyDetector:
     model = load_or_explain()
     assert model is not None  # LiteRT is installed for the tests: never skipped
-    return AnomalyDetector(model, settings or AnomalySettings())
+    return AnomalyDetector(model, settings or AnomalyConfig())
 
 
 def _run(values: list[float], times: list[float] | None = None) -> list[tuple[float, float]]:
@@ -286,7 +286,7 @@ def test_a_new_surge_during_a_held_anomaly_gets_its_own() -> None:
 def test_streams_gone_for_a_history_span_are_dropped() -> None:
     """Interfaces renamed every hour (docker's veths, a phone's tethering): the stage keeps
     the state of the streams of the last ``history_s`` only, not of every name ever seen."""
-    settings = AnomalySettings(history_s=86_400.0)
+    settings = AnomalyConfig(history_s=86_400.0)
     detector = _detector(settings)
     rng = random.Random(3)
     t = 0.0

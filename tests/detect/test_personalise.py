@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from agent.config import Config
-from agent.detect.anomaly import AnomalySettings
+from agent.config import AnomalyConfig, Config
 from agent.detect.personalise import Personaliser, PersonaliseSettings, _spread
 from agent.detect.tflite import TinyModel, load_or_explain
 from agent.doctor import check_database
@@ -135,7 +134,7 @@ def test_only_normal_windows_with_spread_are_offered() -> None:
         open_at = (open_at or "anomaly.start" in kinds) and "anomaly.end" not in kinds
         active[i] = open_at
     for n in offered:  # the stream's n-th value is sample n - 1
-        assert steps[n - 1].scores["disk"] < AnomalySettings().end_score
+        assert steps[n - 1].scores["disk"] < AnomalyConfig().end_score
         assert not active[n - 1]
     kept = [n for n in offered if _spread(n) % 8 == 0]
     assert 0 < len(personaliser._ring) <= len(kept) < len(offered) / 8 * 1.3  # one in eight

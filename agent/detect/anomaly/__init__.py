@@ -46,12 +46,12 @@ from agent.detect.anomaly.scoring import (
     combine,
     to_score,
 )
-from agent.detect.anomaly.stage import AnomalyDetector, AnomalySettings, AnomalyStep, ChunkResult
+from agent.detect.anomaly.stage import WARMUP_S, AnomalyDetector, AnomalyStep, ChunkResult
 
 __all__ = [
     "MAX_VALUE",
     "AnomalyDetector",
-    "AnomalySettings",
+    "WARMUP_S",
     "AnomalyStep",
     "ChunkResult",
     "WindowModel",

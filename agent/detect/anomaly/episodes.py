@@ -12,15 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
+from agent.config import AnomalyConfig
 from agent.samples import Event
-
-
-@dataclass(frozen=True)
-class EpisodeSettings:
-    start_score: float = 0.55
-    end_score: float = 0.45
-    end_n: int = 3
-    hold_s: float = 3600.0  # an anomaly beyond its edges this long is the new normal
 
 
 @dataclass
@@ -49,7 +42,7 @@ class SampleView:
     edges: Callable[[str], tuple[float, float] | None]
 
 
-def step(src: SourceEpisode, source: str, s: SampleView, settings: EpisodeSettings) -> list[Event]:
+def step(src: SourceEpisode, source: str, s: SampleView, settings: AnomalyConfig) -> list[Event]:
     """The events of one sample (changes ``src`` in place)."""
     involved = {n for n, score in s.scores.items() if score >= settings.end_score}
     if src.active and src.held and s.node >= settings.start_score:

@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from agent.config import AnomalyConfig
 from agent.detect.anomaly import codec
-from agent.detect.anomaly.episodes import EpisodeSettings, SampleView, SourceEpisode, step
+from agent.detect.anomaly.episodes import SampleView, SourceEpisode, step
 from agent.detect.anomaly.scoring import (
     F64,
     HALF_SCORE_SURPRISE,
@@ -48,19 +49,8 @@ logger = logging.getLogger(__name__)
 SWEEP_EVERY_S = 3600.0
 
 
-@dataclass(frozen=True)
-class AnomalySettings:
-    history_n: int = 1000  # entries per history
-    history_s: float = 4 * 86400.0  # sample time a full history spans
-    warmup_s: float = 2 * 3600.0  # no verdict on a stream before it has been seen this long
-    start_score: float = 0.55
-    end_score: float = 0.45
-    end_n: int = 3
-    hold_s: float = 3600.0  # an anomaly beyond its edges this long is the new normal
-
-    @property
-    def episodes(self) -> EpisodeSettings:
-        return EpisodeSettings(self.start_score, self.end_score, self.end_n, self.hold_s)
+#: No verdict on a stream before it has been seen this long: it is learning what is usual.
+WARMUP_S = 2 * 3600.0
 
 
 @dataclass
@@ -89,13 +79,12 @@ _LOG10 = np.array([0.0] + [math.log10(k) for k in range(1, 4097)])
 
 
 class AnomalyDetector:
-    def __init__(self, model: WindowModel | None, settings: AnomalySettings) -> None:
+    def __init__(self, model: WindowModel | None, settings: AnomalyConfig) -> None:
         self.model = model
         #: Laps around the model's calls (the pipeline hands over the loop's meter).
         self.meter: PowerMeter = NullMeter()
         self.window = model.window if model is not None else 32
         self.settings = settings
-        self._episode_settings = settings.episodes
         self._entry_every_s = settings.history_s / settings.history_n
         self.streams: dict[str, StreamState] = {}
         self.sources: dict[str, SourceEpisode] = {}
@@ -182,7 +171,7 @@ class AnomalyDetector:
             self.meter,
             self._entry_every_s,
             s.history_n,
-            s.warmup_s,
+            WARMUP_S,
         )
         for plan in plans:
             self._combine(plan, result)
@@ -233,7 +222,7 @@ class AnomalyDetector:
         column_major[plan.present.T] = np.concatenate([c.surprise for c in chunks])
         surprise = column_major.T
         first = np.array([self.streams[name].first_t for name in plan.names])
-        learning = (plan.t[:, None] - first[None, :] < self.settings.warmup_s) & plan.present
+        learning = (plan.t[:, None] - first[None, :] < WARMUP_S) & plan.present
         warm = ~learning.any(axis=1)
         plan.surprise = surprise
         count = plan.present.sum(axis=1)
@@ -264,7 +253,7 @@ class AnomalyDetector:
     def _episodes(self, plan: _Plan, result: ChunkResult) -> None:
         """Walk the source's machine over the samples where it can change: all of them
         while an episode is open, else only those past ``start_score``."""
-        settings = self._episode_settings
+        settings = self.settings
         src = self.sources.setdefault(plan.source, SourceEpisode())
         candidates = np.flatnonzero(plan.node >= settings.start_score).tolist()
         steps = result.steps
@@ -276,7 +265,7 @@ class AnomalyDetector:
                 if at == len(candidates):
                     break
                 i = candidates[at]
-            view = plan.view(i, self.settings.warmup_s, self.streams)
+            view = plan.view(i)
             events = step(src, plan.source, view, settings)
             if events:
                 result.events.setdefault(plan.rows[i], []).extend(events)
@@ -302,7 +291,7 @@ class AnomalyDetector:
         t = float(plan.t[-1])
         if plan.source not in self.sources:
             end = self.settings.end_score
-            view = plan.view(len(plan.rows) - 1, self.settings.warmup_s, self.streams)
+            view = plan.view(len(plan.rows) - 1)
             for name, score in view.scores.items():
                 c = plan.chunks[name]
                 if score < end and c.full[-1]:  # scored by the model: a full window
@@ -379,7 +368,7 @@ class _Plan:
             self._positions = np.cumsum(self.present, axis=0) - 1
         return int(self._positions[i, j])
 
-    def view(self, i: int, warmup_s: float, streams: Mapping[str, StreamState]) -> SampleView:
+    def view(self, i: int) -> SampleView:
         names = [n for j, n in enumerate(self.names) if self.present[i, j]]
         cols = [j for j in range(len(self.names)) if self.present[i, j]]
         scores = {n: to_score(float(self.surprise[i, j])) for n, j in zip(names, cols, strict=True)}
