@@ -14,6 +14,7 @@ from typing import Any
 
 from agent.config import LocationSensorConfig
 from agent.errors import SensorUnavailable
+from agent.numbers import finite_float
 from agent.samples import Sample, Scalar
 from agent.sensors.location import (
     FixGate,
@@ -22,7 +23,7 @@ from agent.sensors.location import (
     check_numbers,
     check_position,
 )
-from agent.sensors.values import Refusals, TooDeep, brief, loads, real
+from agent.sensors.values import Refusals, TooDeep, brief, loads
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +129,13 @@ def parse_tpv(report: Mapping[str, Any], read_t: float) -> dict[str, Scalar] | R
     accuracy = accuracy_m(report)
     if accuracy is not None:
         data["accuracy_m"] = accuracy
-    altitude = next((v for k in ("altHAE", "alt") if (v := real(report.get(k))) is not None), None)
+    altitude = next(
+        (v for k in ("altHAE", "alt") if (v := finite_float(report.get(k))) is not None), None
+    )
     if altitude is not None:
         data["alt_m"] = altitude
     for key, name in (("speed_mps", "speed"), ("bearing_deg", "track")):
-        value = real(report.get(name))
+        value = finite_float(report.get(name))
         if value is not None:
             data[key] = value
     data["provider"] = "gpsd"
@@ -144,7 +147,7 @@ def parse_tpv(report: Mapping[str, Any], read_t: float) -> dict[str, Scalar] | R
 def tpv_time(value: object) -> float | None:
     """UNIX seconds from a TPV ``time``: ISO 8601 UTC ("2026-11-22T09:53:05.802Z"), or a
     number as protocol versions before 3.10 sent it; None when absent or unreadable."""
-    number = real(value)
+    number = finite_float(value)
     if number is not None:
         return number
     if not isinstance(value, str):
@@ -159,7 +162,7 @@ def tpv_time(value: object) -> float | None:
 
 
 def _positive(value: object) -> float | None:
-    number = real(value)
+    number = finite_float(value)
     return number if number is not None and number > 0 else None
 
 

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from agent.config import LocationSensorConfig
 from agent.errors import ConfigError
-from agent.numbers import is_number
+from agent.numbers import finite_float, is_number
 from agent.samples import Sample, Scalar
-from agent.sensors.values import Refusals, brief, real
+from agent.sensors.values import Refusals, brief
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ def check_position(lat: object, lon: object) -> tuple[float, float] | Rejection:
     infinities or numbers beyond any float, ``out_of_range`` when off the Earth."""
     if not is_number(lat) or not is_number(lon):
         return Rejection("no_position", f"lat {brief(lat)}, lon {brief(lon)}")
-    flat, flon = real(lat), real(lon)
+    flat, flon = finite_float(lat), finite_float(lon)
     if flat is None or flon is None:
         return Rejection("non_finite", f"lat {brief(lat)}, lon {brief(lon)}")
     if not (-90 <= flat <= 90 and -180 <= flon <= 180):
@@ -58,7 +58,7 @@ def check_numbers(report: Mapping[str, object], keys: Iterable[str]) -> Rejectio
             continue
         if not is_number(value):
             return Rejection("bad_field", f"{key} {brief(value)} is not a number")
-        if real(value) is None:
+        if finite_float(value) is None:
             return Rejection("non_finite", f"{key} {brief(value)}")
     return None
 

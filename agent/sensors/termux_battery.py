@@ -13,10 +13,11 @@ from typing import Any
 
 from agent.config import BatterySensorConfig
 from agent.errors import SensorReadError
+from agent.numbers import finite_float
 from agent.samples import Sample, Scalar
 from agent.sensors.commands import cap_timeout
 from agent.sensors.termux import run_json
-from agent.sensors.values import brief, real
+from agent.sensors.values import brief
 
 logger = logging.getLogger(__name__)
 
@@ -35,13 +36,13 @@ def parse_termux_battery(reply: Mapping[str, Any]) -> dict[str, Scalar]:
     a voltage outside 0-1 kV) is left out.
     """
     data: dict[str, Scalar] = {}
-    percent = real(reply.get("percentage"))
+    percent = finite_float(reply.get("percentage"))
     if percent is not None and 0.0 <= percent <= 100.0:
         data["battery_pct"] = percent
     plugged = reply.get("plugged")
     if isinstance(plugged, str):
         data["charging"] = plugged != "UNPLUGGED"
-    current_uA, voltage_mV = real(reply.get("current")), real(reply.get("voltage"))
+    current_uA, voltage_mV = finite_float(reply.get("current")), finite_float(reply.get("voltage"))
     if voltage_mV is not None and not 0.0 < voltage_mV < 1e6:
         voltage_mV = None  # no battery is at 0 V, or at 1 kV
     if current_uA is not None and not abs(current_uA) < 1e12:
@@ -52,7 +53,7 @@ def parse_termux_battery(reply: Mapping[str, Any]) -> dict[str, Scalar]:
         data["current_A"] = round(current_uA * 1e-6, 6)
     if voltage_mV is not None:
         data["voltage_V"] = round(voltage_mV * 1e-3, 3)
-    temperature = real(reply.get("temperature"))
+    temperature = finite_float(reply.get("temperature"))
     if temperature is not None and -40.0 < temperature < 150.0:
         data["temp_C"] = temperature
     return data

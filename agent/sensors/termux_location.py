@@ -19,6 +19,7 @@ from typing import Any
 
 from agent.config import LocationSensorConfig
 from agent.errors import SensorReadError, SensorUnavailable
+from agent.numbers import finite_float
 from agent.samples import Sample, Scalar
 from agent.sensors.commands import cap_timeout, run_command
 from agent.sensors.location import (
@@ -30,7 +31,7 @@ from agent.sensors.location import (
     check_numbers,
     check_position,
 )
-from agent.sensors.values import brief, clean_text, real
+from agent.sensors.values import brief, clean_text
 
 __all__ = ["TermuxLocationSensor", "parse_termux_location", "run_command"]
 
@@ -71,14 +72,14 @@ def parse_termux_location(text: str, read_t: float) -> dict[str, Scalar] | Rejec
     bad = check_numbers(reply, _NUMBERS)
     if bad is not None:
         return bad
-    elapsed_ms = real(reply.get("elapsedMs"))
+    elapsed_ms = finite_float(reply.get("elapsedMs"))
     if elapsed_ms is None:
         return Rejection("no_time", f"elapsedMs {brief(reply.get('elapsedMs'))}")
     fix_t = read_t - elapsed_ms / 1000.0
     bad = check_fix_time(fix_t, read_t)
     if bad is not None:
         return bad
-    accuracy = real(reply.get("accuracy"))
+    accuracy = finite_float(reply.get("accuracy"))
     if accuracy is None or accuracy <= 0:
         return Rejection("no_accuracy", f"accuracy {brief(reply.get('accuracy'))}")
     provider = reply.get("provider", "termux")
@@ -86,11 +87,11 @@ def parse_termux_location(text: str, read_t: float) -> dict[str, Scalar] | Rejec
         return Rejection("bad_field", f"provider {brief(provider)} is not a string")
     data: dict[str, Scalar] = {"lat": where[0], "lon": where[1], "accuracy_m": accuracy}
     for key, name in (("alt_m", "altitude"), ("speed_mps", "speed"), ("bearing_deg", "bearing")):
-        value = real(reply.get(name))
+        value = finite_float(reply.get(name))
         if value is not None:
             data[key] = value
     data["provider"] = clean_text(provider)
-    vertical = real(reply.get("vertical_accuracy"))
+    vertical = finite_float(reply.get("vertical_accuracy"))
     if vertical is not None and vertical > 0:
         data["vertical_accuracy_m"] = vertical
     if isinstance(reply.get("mocked"), bool):

@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import reprlib
 from collections import Counter
 from typing import Any
+
+from agent.numbers import finite_float as real  # noqa: F401  (the sensors' name for it)
 
 #: The largest value a kernel counter or attribute can hold (they are 64-bit).
 U64_MAX = (1 << 64) - 1
@@ -25,18 +26,6 @@ def brief(value: object) -> str:
     """A short ``repr`` of anything: nesting, long strings and long numbers are cut, so a
     hostile value cannot make a log line huge or recurse without bound."""
     return _repr.repr(value)
-
-
-def real(value: object) -> float | None:
-    """``value`` as a float when it is a number (not a bool), finite and within float range;
-    else None (NaN, infinities, an integer beyond any float, a string...)."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return None
-    try:
-        number = float(value)
-    except OverflowError:
-        return None
-    return number if math.isfinite(number) else None
 
 
 #: Characters kept of a text value (a window title, a process or provider name): more is
