@@ -6,8 +6,8 @@ Four numbers for one stream of generated data (a noisy daily cycle, a sample eve
 minutes): the tiny model alone per tick (batch 1, the live path) and amortised over batches
 of 1,024 windows, then the whole anomaly stage per sample (model, spreads, the three ranks,
 events, personalisation rounds as configured) as the live pipeline runs it, one sample at a
-time, and on replay's batched path (``agent.runtime.replay.batched``: windows scored ahead in
-batches of 4,096). Thread CPU time, medians of three runs, a fresh model each run.
+time, and as replay runs it, in chunks of 4,096 samples (``agent.runtime.replay.chunked``).
+Thread CPU time, medians of three runs, a fresh model each run.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from model_card import update_detector
 from agent.config import Config
 from agent.detect.tflite import load_model
 from agent.pipeline import Pipeline
-from agent.runtime.replay import batched as replay_batched
+from agent.runtime.replay import chunked
 from agent.samples import Sample
 
 
@@ -75,8 +75,8 @@ def main() -> None:
 
     def stage_batched() -> None:
         pipeline = Pipeline(Config(), (), load_model("tiny"))
-        for sample in replay_batched(iter(samples), pipeline):
-            pipeline.feed(sample)
+        for chunk in chunked(samples):
+            pipeline.feed_chunk(chunk)
 
     whole_live = _median_of_3(stage_live) / n
     whole_batched = _median_of_3(stage_batched) / n
@@ -89,7 +89,7 @@ def main() -> None:
     print(f"whole anomaly stage, live       {whole_live * 1e6:8.2f} us per sample (pipeline.feed)")
     print(
         f"whole anomaly stage, batched    {whole_batched * 1e6:8.2f} us per sample "
-        f"(replay's path; {whole_live / whole_batched:.1f}x cheaper)"
+        f"(replay's chunks; {whole_live / whole_batched:.1f}x cheaper)"
     )
     if args.card:
         figures = {

@@ -1,6 +1,6 @@
 """On-device personalisation with the real model: rounds on a schedule in sample time, the
-held-out check, weights kept in SQLite and put back after a restart, and the same events on
-replay's batched path as on the live path while the weights change under it."""
+held-out check, weights kept in SQLite and put back after a restart, and the same events in
+replay's chunks as one sample at a time while the weights change under it."""
 
 from __future__ import annotations
 
