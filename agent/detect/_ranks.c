@@ -147,8 +147,8 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
 }
 
 /* The numbers xs[0..count) through one history: each one's surprise, the edges before it
- * (when ``edges`` is not NULL: smallest and largest, in pairs), then the number added as an
- * entry or only observed. */
+ * (when ``edges`` is not NULL: smallest and largest, in pairs), then the number taken as an
+ * entry (when due, or while the history holds fewer than ``size``) or only observed. */
 static void feed_one(history *h, const double *x, const uint8_t *a, Py_ssize_t count,
                      int upper_only, double *o, double *edges) {
     for (Py_ssize_t i = 0; i < count; i++) {
@@ -159,7 +159,7 @@ static void feed_one(history *h, const double *x, const uint8_t *a, Py_ssize_t c
             edges[2 * i + 1] = empty ? NAN : queue_front(h->maxq, h->meta, MAXQ_HEAD);
         }
         observe(h, x[i]);
-        if (a[i]) {
+        if (a[i] || h->meta[N] < h->size) {  /* due, or the history still filling */
             h->meta[HAS_BLOCK] = 0;
             push(h, x[i], h->block[0], h->block[1]);
         }

@@ -58,21 +58,22 @@ class ReferenceHistory:
     def feed(
         self,
         xs: npt.NDArray[np.float64],
-        add: npt.NDArray[np.bool_],
+        due: npt.NDArray[np.bool_],
         *,
         upper_only: bool = False,
         edges: bool = False,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         """Each number's surprise against the history so far, then the number taken as an
-        entry (``add``) or only observed; with ``edges``, also the history's (smallest,
-        largest) before each number (NaN while empty), as an array ``[k, 2]``."""
+        entry (when ``due``, or while the history holds fewer than ``size``) or only
+        observed; with ``edges``, also the history's (smallest, largest) before each number
+        (NaN while empty), as an array ``[k, 2]``."""
         out = np.empty(len(xs))
         bounds = np.full((len(xs), 2), np.nan) if edges else None
-        for i, (x, entry) in enumerate(zip(xs.tolist(), add.tolist(), strict=True)):
+        for i, (x, entry) in enumerate(zip(xs.tolist(), due.tolist(), strict=True)):
             out[i] = self.surprise(x, upper_only=upper_only)
             if bounds is not None and (e := self.edges()) is not None:
                 bounds[i] = e
-            if entry:
+            if entry or len(self._order) < self.size:
                 self.add(x)
             else:
                 self.observe(x)
@@ -195,7 +196,7 @@ class History(Protocol):
     def feed(
         self,
         xs: npt.NDArray[np.float64],
-        add: npt.NDArray[np.bool_],
+        due: npt.NDArray[np.bool_],
         *,
         upper_only: bool = False,
         edges: bool = False,
@@ -241,14 +242,14 @@ class KernelHistory:
     def feed(
         self,
         xs: npt.NDArray[np.float64],
-        add: npt.NDArray[np.bool_],
+        due: npt.NDArray[np.bool_],
         *,
         upper_only: bool = False,
         edges: bool = False,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         """As ``ReferenceHistory.feed``."""
         offsets = np.array([0, len(xs)], dtype=np.int64)
-        return feed_histories([self], xs, add, offsets, upper_only=upper_only, edges=edges)
+        return feed_histories([self], xs, due, offsets, upper_only=upper_only, edges=edges)
 
     def surprise(self, x: float, *, upper_only: bool = False) -> float:
         """One number's surprise, the history unchanged (slow: for tests and tools)."""
@@ -336,7 +337,7 @@ except ImportError:  # not compiled (no C compiler where vigil was installed): t
 def feed_histories(
     histories: Sequence[History],
     xs: npt.NDArray[np.float64],
-    add: npt.NDArray[np.bool_],
+    due: npt.NDArray[np.bool_],
     offsets: npt.NDArray[np.int64],
     *,
     upper_only: bool = False,
@@ -346,7 +347,7 @@ def feed_histories(
     With the kernel, one call for all of them (a live sample's streams cost one call, not
     one each)."""
     xs = np.ascontiguousarray(xs, dtype=np.float64)
-    flags = np.ascontiguousarray(add, dtype=np.bool_)
+    flags = np.ascontiguousarray(due, dtype=np.bool_)
     if _ranks is not None and histories and type(histories[0]) is KernelHistory:
         out = np.empty(len(xs))
         bounds = np.empty((len(xs), 2)) if edges else None

@@ -127,30 +127,12 @@ def slide(state: StreamState, values: F64, times: F64, width: int) -> StreamChun
     return StreamChunk(values, times, windows, full)
 
 
-def adds(history: History, due: npt.NDArray[np.bool_], size: int) -> npt.NDArray[np.bool_]:
-    """Which numbers become entries: those due, and every one while the history fills."""
-    filling = size - len(history)
-    if filling <= 0:
-        return due
-    add = due.copy()
-    add[:filling] = True
-    return add
-
-
-def _adds(
-    histories: list[History], dues: list[npt.NDArray[np.bool_]], size: int
-) -> npt.NDArray[np.bool_]:
-    """``adds`` of many histories, end to end."""
-    return np.concatenate([adds(h, d, size) for h, d in zip(histories, dues, strict=True)])
-
-
 def score_part(
     states: list[StreamState],
     chunks: list[StreamChunk],
     model: WindowModel | None,
     meter: PowerMeter,
     every_s: float,
-    size: int,
     warmup_s: float,
 ) -> None:
     """Rank every stream's values, window spreads and model errors of a part of a chunk
@@ -167,26 +149,21 @@ def score_part(
     for state, c in zip(states, chunks, strict=True):
         due, state.entry_t = entry_times(c.times, state.entry_t, every_s)
         dues.append(due)
-    add = _adds([s.values for s in states], dues, size)
-    surprise, edges = feed_histories([s.values for s in states], values, add, offsets, edges=True)
+    due = np.concatenate(dues)
+    surprise, edges = feed_histories([s.values for s in states], values, due, offsets, edges=True)
     assert edges is not None
     shape = np.zeros(len(values))
     if len(windows):
         sub = [d[c.full] for d, c in zip(dues, chunks, strict=True)]
         sub_offsets = np.concatenate([[0], np.cumsum([len(d) for d in sub])])
         spreads = log_spreads(windows)
-        spread_add = np.concatenate(
-            [adds(s.spreads, d, size) for s, d in zip(states, sub, strict=True)]
-        )
-        spread_s, _ = feed_histories([s.spreads for s in states], spreads, spread_add, sub_offsets)
+        sub_due = np.concatenate(sub)
+        spread_s, _ = feed_histories([s.spreads for s in states], spreads, sub_due, sub_offsets)
         surprise[full] = np.maximum(surprise[full], spread_s)
         if model is not None:
             errors = model_errors(model, windows, meter).astype(np.float64)
-            error_add = np.concatenate(
-                [adds(s.errors, d, size) for s, d in zip(states, sub, strict=True)]
-            )
             shape_s, _ = feed_histories(
-                [s.errors for s in states], errors, error_add, sub_offsets, upper_only=True
+                [s.errors for s in states], errors, sub_due, sub_offsets, upper_only=True
             )
             shape[full] = shape_s
     surprise = np.maximum(surprise, shape)

@@ -33,7 +33,6 @@ from agent.detect.anomaly.scoring import (
     StreamChunk,
     StreamState,
     WindowModel,
-    adds,
     score_part,
     slide,
     to_score,
@@ -163,14 +162,12 @@ class AnomalyDetector:
         for i in range(start, stop):
             by_source.setdefault(sources[i], []).append(i)
         plans = [self._columns(ts, values, src, rows) for src, rows in by_source.items()]
-        s = self.settings
         score_part(
             [self.streams[name] for plan in plans for name in plan.chunks],
             [c for plan in plans for c in plan.chunks.values()],
             self.model,
             self.meter,
             self._entry_every_s,
-            s.history_n,
             WARMUP_S,
         )
         for plan in plans:
@@ -240,9 +237,7 @@ class AnomalyDetector:
                 joint = self.joint[plan.source] = JointState(ValueHistory(self.settings.history_n))
             due, joint.entry_t = entry_times(plan.t[joint_rows], joint.entry_t, self._entry_every_s)
             sums = total[joint_rows]
-            together, _ = joint.sums.feed(
-                sums, adds(joint.sums, due, self.settings.history_n), upper_only=True
-            )
+            together, _ = joint.sums.feed(sums, due, upper_only=True)
             node[joint_rows] = np.maximum(node[joint_rows], together - LOG10_2)
         if plan.source in self.joint:
             self.joint[plan.source].last_t = float(plan.t[-1])
