@@ -105,9 +105,10 @@ class StreamChunk:
     times: F64
     windows: F64  # [k, W]: the windows that are full, for the values ``full`` marks
     full: npt.NDArray[np.bool_]
-    surprise: F64 = field(default_factory=lambda: np.zeros(0))
-    shape: F64 = field(default_factory=lambda: np.zeros(0))  # the model's alone
-    edges: F64 = field(default_factory=lambda: np.zeros((0, 2)))  # before each value
+    # Set by ``score_part``:
+    surprise: F64 = field(init=False)
+    shape: F64 = field(init=False)  # the model's alone
+    edges: F64 = field(init=False)  # the values history's (smallest, largest) before each
 
 
 def slide(state: StreamState, values: F64, times: F64, width: int) -> StreamChunk:
