@@ -203,7 +203,14 @@ class CommandBackend:
             return Answer(None, f"cannot start {self._argv[0]}: {exc.strerror or exc}", None)
         error = None
         try:
-            child.send(json.dumps(payload).encode(), deadline)
+            try:
+                child.send(json.dumps(payload).encode(), deadline)
+            except ChildError as exc:
+                if not exc.reason.startswith("it closed"):
+                    raise
+                # It stopped reading: a crash, most likely. Its end says more, if it comes
+                # before the deadline (a crash and our write race: either may come first).
+                error = exc.reason
             child.close_input()
             out = child.read_all(deadline)
         except ChildError as exc:
@@ -213,7 +220,7 @@ class CommandBackend:
             out = b""
         code = child.reap()
         self._child = None
-        if error is None and code != 0:
+        if code != 0 and (error is None or error.startswith("it closed")):
             error = child.exit_reason()
         usage = child.usage()
         cost = WakeCost(started, self._clock.monotonic() - t0, usage.cpu_s, usage.peak_rss_kb)

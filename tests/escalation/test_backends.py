@@ -85,6 +85,12 @@ def test_a_hanging_command_is_killed_with_its_children_at_the_timeout() -> None:
 def test_a_crashing_command_says_how_it_died() -> None:
     answer = command("import os; os.abort()").ask(JOB)
     assert answer.text is None and answer.error is not None and "SIGABRT" in answer.error
+    # The same crash after it stopped reading, with more input than a pipe holds: vigil's
+    # write fails first, and the answer still says how the program ended.
+    big = Job(1, messages(FACTS), {"facts": FACTS, "padding": "x" * 300_000})
+    closed_first = command("import os, time; os.close(0); time.sleep(0.3); os.abort()")
+    answer = closed_first.ask(big)
+    assert answer.error is not None and "SIGABRT" in answer.error, answer.error
     answer = command("import sys; print('oops', file=sys.stderr); sys.exit(3)").ask(JOB)
     assert answer.error == "exited with 3 (oops)"
     missing = CommandBackend(("/nonexistent/model",), EscalationConfig(), CLOCK).ask(JOB)
