@@ -10,6 +10,7 @@ and the full replay (pipeline and SQLite memory) that ``vigil replay`` runs.
 from __future__ import annotations
 
 import argparse
+import itertools
 import tempfile
 import time
 from collections.abc import Callable
@@ -73,6 +74,7 @@ def main() -> None:
         whole = _timed("full replay (+ SQLite)", n, full)
         print(f"ratios to baseline: pipeline {piped / base:.2f}, full replay {whole / base:.2f}")
         _tier_alone(trace)
+        _one_at_a_time(trace)
         print(
             f"{args.days} days of sensing replayed in {n / whole:.1f} CPU s "
             f"({args.days * 86400 / (n / whole):,.0f}x real time)"
@@ -98,6 +100,19 @@ def _tier_alone(trace: Path) -> None:
         f"{'always-on tier alone':<28} {values:>9,} values  {cpu:8.2f} CPU s "
         f"{cpu / values * 1e6:>9.2f} us per stream value"
     )
+
+
+def _one_at_a_time(trace: Path, n: int = 20_000) -> None:
+    """The live path: the first ``n`` samples fed one by one, as ``vigil run`` feeds them
+    (only ``Pipeline.feed``: the same line runs on older trees, for a before/after)."""
+    samples = list(itertools.islice(read_trace([trace], ReadCounts()), n))
+    pipeline = Pipeline(Config(), (), load_or_explain())
+    start = time.process_time()
+    for sample in samples:
+        pipeline.feed(sample)
+    cpu = time.process_time() - start
+    each_us = cpu / len(samples) * 1e6
+    print(f"{'live: one sample at a time':<28} {len(samples):>9,} samples {each_us:8.1f} us each")
 
 
 if __name__ == "__main__":
