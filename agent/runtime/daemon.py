@@ -88,6 +88,30 @@ def run(
         lock.release()
 
 
+class _Signals:
+    """SIGTERM/SIGINT stop the daemon and SIGHUP reloads the fences, from the first moment of
+    start-up: a signal that comes before the loop runs is kept and acted on once it does
+    (Python's default would kill the process halfway through its start)."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.notifier = notifier
+        self.stop_requested = False
+        self.source: LiveSource | None = None
+        self.fences: FenceWatcher | None = None
+
+    def on_stop(self, signum: int, _frame: FrameType | None) -> None:
+        logger.info("%s received: stopping", signal.Signals(signum).name)
+        self.notifier.stopping()
+        self.stop_requested = True
+        if self.source is not None:
+            self.source.stop()
+
+    def on_hup(self, _signum: int, _frame: FrameType | None) -> None:
+        logger.info("SIGHUP received: reloading fences")
+        if self.fences is not None:
+            self.fences.request()
+
+
 def _run(
     config: Config,
     engine: Engine,
@@ -95,6 +119,27 @@ def _run(
     clock: Clock,
     notifier: Notifier,
     record: Path | None,
+) -> DriveStats:
+    signals = _Signals(notifier)
+    previous = {s: signal.signal(s, signals.on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, signals.on_hup)
+    try:
+        return _serve(
+            config, engine, clock=clock, notifier=notifier, record=record, signals=signals
+        )
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _serve(
+    config: Config,
+    engine: Engine,
+    *,
+    clock: Clock,
+    notifier: Notifier,
+    record: Path | None,
+    signals: _Signals,
 ) -> DriveStats:
     upgrade(engine)
     store = MemoryStore(
@@ -142,17 +187,9 @@ def _run(
         not_before=store.newest_sample_t(),  # sample time never goes back, across restarts
     )
 
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        logger.info("%s received: stopping", signal.Signals(signum).name)
-        notifier.stopping()
+    signals.source, signals.fences = source, fences
+    if signals.stop_requested:  # asked to stop while starting: stop as soon as the loop runs
         source.stop()
-
-    def on_hup(_signum: int, _frame: FrameType | None) -> None:
-        logger.info("SIGHUP received: reloading fences")
-        fences.request()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, on_hup)
     logger.info(
         "vigil running: %s; database %s",
         ", ".join(f"{s.name} every {s.interval_s:g} s" for s in sensors) or "no sensors",
@@ -173,8 +210,6 @@ def _run(
             escalator=escalator,
         )
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
         store.record_events(escalator.close())
         store.count_all(counts.rejected, prefix="rejected.")
         store.close()
