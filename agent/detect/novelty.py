@@ -258,7 +258,13 @@ class KernelHistory:
         return float(out[0])
 
     def observe(self, x: float) -> None:
-        self.feed(np.array([x]), np.zeros(1, dtype=np.bool_))
+        """A number that is not an entry (``feed`` would take it as one while filling)."""
+        block, m = self._block, self._meta
+        if m[_HAS_BLOCK]:
+            block[0], block[1] = max(float(block[0]), x), min(float(block[1]), x)
+        else:
+            block[0] = block[1] = x
+            m[_HAS_BLOCK] = 1
 
     def add(self, x: float) -> None:
         self.feed(np.array([x]), np.ones(1, dtype=np.bool_))

@@ -66,3 +66,23 @@ def test_entry_times_follow_next_entry() -> None:
         d, entry_t = next_entry(entry_t, t, 345.6)
         expected.append(d)
     assert due.tolist() == expected and last == entry_t
+
+
+def test_one_number_at_a_time_equals_the_reference() -> None:
+    """``observe``, ``add`` and ``surprise`` one by one (tests and tools use them): the same
+    state as the reference's, an observed number never an entry, not even while filling."""
+    if novelty._ranks is None:
+        pytest.skip("the kernel was not compiled here")
+    rng = np.random.default_rng(9)
+    ref, fast = ReferenceHistory(150), KernelHistory(150)
+    for i in range(600):
+        x = float(rng.normal())
+        assert fast.surprise(x) == ref.surprise(x)
+        if i % 3 == 0:
+            ref.add(x)
+            fast.add(x)
+        else:
+            ref.observe(x)
+            fast.observe(x)
+        assert len(fast) == len(ref)
+    assert fast.encode() == ref.encode()
