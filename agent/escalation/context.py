@@ -20,7 +20,8 @@ import numpy as np
 from agent.config import EscalationConfig
 from agent.detect.places import distance_m
 from agent.escalation.policy import WakeRequest
-from agent.memory.recall import Recall, number, split_stream
+from agent.memory.recall import Recall, split_stream
+from agent.numbers import finite_float
 from agent.samples import Sample
 
 #: Points kept of a stream's values before and during the incident (evenly spaced).
@@ -361,16 +362,17 @@ def _battery(recall: Recall, start: float, t: float) -> BatteryFacts | None:
     levels = [
         (s.t, float(v))
         for s in readings
-        if s.data.get("charging") is False and (v := number(s.data.get("battery_pct"))) is not None
+        if s.data.get("charging") is False
+        and (v := finite_float(s.data.get("battery_pct"))) is not None
     ]
     if len(levels) >= 2 and levels[-1][0] - levels[0][0] >= 300.0:
         (t0, v0), (t1, v1) = levels[0], levels[-1]
         drain = round((v0 - v1) / ((t1 - t0) / 3600.0), 2)
     charging = last.get("charging")
     return BatteryFacts(
-        level_pct=number(last.get("battery_pct")),
+        level_pct=finite_float(last.get("battery_pct")),
         charging=charging if isinstance(charging, bool) else None,
-        power_W=number(last.get("power_W")),
+        power_W=finite_float(last.get("power_W")),
         drain_pct_per_h=drain,
     )
 

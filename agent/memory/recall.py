@@ -24,11 +24,6 @@ def _path(field: str) -> str:
     return '$."' + field.replace('"', "") + '"'
 
 
-def number(value: object) -> float | None:
-    """A reading's number, or None for anything else (a flag, a string, nothing)."""
-    return finite_float(value)
-
-
 def _within(sensor: str, t0: float, t1: float) -> Any:
     c = schema.samples.c
     return and_(c.sensor == sensor, c.t_us >= to_us(t0), c.t_us <= to_us(t1))
@@ -92,7 +87,7 @@ class Recall:
         rows += [
             (t, d.get("value")) for t, d in self._pending("metric", t0, t1) if d.get("name") == name
         ]
-        pairs = [(from_us(t), x) for t, v in rows if (x := number(v)) is not None]
+        pairs = [(from_us(t), x) for t, v in rows if (x := finite_float(v)) is not None]
         return [t for t, _ in pairs], [v for _, v in pairs]
 
     def _pending(self, sensor: str, t0: float, t1: float) -> list[tuple[int, dict[str, Any]]]:

@@ -51,7 +51,7 @@ def _event_row(event: Event) -> dict[str, Any]:
         "t_us": to_us(event.t),
         "kind": event.kind,
         "subject": event.subject,
-        "data": _dumps(event.data),
+        "data": dumps_compact(event.data),
     }
 
 
@@ -62,10 +62,6 @@ def _step_s(data: str) -> float:
 
 def _sum_known(a: Any, b: Any) -> Any:
     return coalesce(a + b, a, b)
-
-
-def _dumps(data: Mapping[str, Any]) -> str:
-    return dumps_compact(data)
 
 
 class MemoryStore:
@@ -141,7 +137,7 @@ class MemoryStore:
                 "end_us": to_us(session.end_t),
                 "polls": session.polls,
             }
-        self._samples.extend((to_us(s.t), s.sensor, _dumps(s.data)) for s in samples)
+        self._samples.extend((to_us(s.t), s.sensor, dumps_compact(s.data)) for s in samples)
         self.recorded += len(samples)
         self._queue_events(events)
         if self._batch_t is None:
@@ -343,7 +339,7 @@ class MemoryStore:
         texts = {k: json.dumps(v, sort_keys=True) for k, v in parts.items()}
         if texts.get("fence_state") != written.get("fence_state"):
             conn.execute(delete(schema.fence_state))
-            rows = [{"name": n, "data": _dumps(d)} for n, d in state["fence_state"].items()]
+            rows = [{"name": n, "data": dumps_compact(d)} for n, d in state["fence_state"].items()]
             if rows:
                 conn.execute(insert(schema.fence_state), rows)
         for key, text in texts.items():

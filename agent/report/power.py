@@ -31,9 +31,9 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from agent.memory import schema
-from agent.memory.recall import number
 from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
+from agent.numbers import finite_float
 from agent.platform import is_termux
 from agent.power.calibrate import cpu_model
 from agent.power.calibrations import latest_calibration
@@ -310,11 +310,11 @@ def _battery(store: MemoryStore, start: float, end: float) -> _Battery | None:
     volts = []
     for t_us, text in rows:
         data = json.loads(text)
-        watts = number(data.get("power_W"))
-        pct = number(data.get("battery_pct"))
+        watts = finite_float(data.get("power_W"))
+        pct = finite_float(data.get("battery_pct"))
         charging = data.get("charging")
         points.append((t_us / 1e6, watts, pct, charging if isinstance(charging, bool) else None))
-        if v := number(data.get("voltage_V")):
+        if v := finite_float(data.get("voltage_V")):
             volts.append(v)
     energy = seconds = 0.0
     drop_pct = drop_j = 0.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from agent.clock import let_others_run
 from agent.escalation.escalator import Escalator
 from agent.memory.store import MemoryStore
-from agent.pipeline import Pipeline, Step
+from agent.pipeline import Pipeline
 from agent.power.ledger import Ledger
 from agent.runtime.collector import fewer_collections
 from agent.samples import Event, Sample
@@ -66,7 +66,7 @@ def _by_hour(chunk: Sequence[Sample], ledger: Ledger) -> Iterator[Sequence[Sampl
         end = start + 1
         while end < len(chunk) and chunk[end].t < ledger.hour_end_t:
             end += 1
-        yield chunk[start:end] if start or end < len(chunk) else chunk
+        yield chunk[start:end]
         start = end
 
 
@@ -85,7 +85,8 @@ def _one_part(
     # The whole part is queued before any wake runs: a wake's commit then holds the samples
     # and the stages' state of one moment, so a replay killed after it resumes exactly. A
     # wake reads its context up to its own sample time, so the later samples are not in it.
-    _queue(store, samples, steps)
+    events = [e for step in steps for e in step.events]
+    store.queue(samples, events, [x for step in steps for x in step.sessions])
     meter.lap("storage", calls=len(samples))
     for step in steps:
         events = step.events
@@ -101,9 +102,3 @@ def _one_part(
     store.commit_if_due()
     meter.lap("storage", calls=0)
     stats.samples += len(samples)
-
-
-def _queue(store: MemoryStore, samples: Sequence[Sample], steps: Sequence[Step]) -> None:
-    events = [e for step in steps for e in step.events]
-    sessions = [x for step in steps for x in step.sessions]
-    store.queue(samples, events, sessions)

@@ -42,7 +42,6 @@ from __future__ import annotations
 from agent.detect.anomaly.scoring import (
     MAX_VALUE,
     WindowModel,
-    clip_value,
     combine,
     to_score,
 )
@@ -55,7 +54,6 @@ __all__ = [
     "AnomalyStep",
     "ChunkResult",
     "WindowModel",
-    "clip_value",
     "combine",
     "to_score",
 ]

@@ -24,10 +24,6 @@ LOG10_2 = math.log10(2.0)
 F64 = npt.NDArray[np.float64]
 
 
-def clip_value(value: float) -> float:
-    return min(max(value, -MAX_VALUE), MAX_VALUE)
-
-
 def to_score(surprise: float) -> float:
     return surprise / (surprise + HALF_SCORE_SURPRISE)
 
@@ -109,6 +105,7 @@ class StreamChunk:
     surprise: F64 = field(init=False)
     shape: F64 = field(init=False)  # the model's alone
     edges: F64 = field(init=False)  # the values history's (smallest, largest) before each
+    learning: npt.NDArray[np.bool_] = field(init=False)  # still in its warm-up: no verdict
 
 
 def slide(state: StreamState, values: F64, times: F64, width: int) -> StreamChunk:
@@ -155,10 +152,9 @@ def score_part(
     assert edges is not None
     shape = np.zeros(len(values))
     if len(windows):
-        sub = [d[c.full] for d, c in zip(dues, chunks, strict=True)]
-        sub_offsets = np.concatenate([[0], np.cumsum([len(d) for d in sub])])
+        sub_due = due[full]  # the full windows, stream after stream as ``windows``
+        sub_offsets = np.concatenate([[0], np.cumsum(full)])[offsets]
         spreads = log_spreads(windows)
-        sub_due = np.concatenate(sub)
         spread_s, _ = feed_histories([s.spreads for s in states], spreads, sub_due, sub_offsets)
         surprise[full] = np.maximum(surprise[full], spread_s)
         if model is not None:
@@ -179,3 +175,4 @@ def score_part(
     for k, c in enumerate(chunks):
         a, b = offsets[k], offsets[k + 1]
         c.surprise, c.shape, c.edges = surprise[a:b], shape[a:b], edges[a:b]
+        c.learning = learning[a:b]

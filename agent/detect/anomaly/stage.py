@@ -218,9 +218,9 @@ class AnomalyDetector:
         column_major = np.zeros((k, m))
         column_major[plan.present.T] = np.concatenate([c.surprise for c in chunks])
         surprise = column_major.T
-        first = np.array([self.streams[name].first_t for name in plan.names])
-        learning = (plan.t[:, None] - first[None, :] < WARMUP_S) & plan.present
-        warm = ~learning.any(axis=1)
+        learning = np.zeros((k, m), dtype=np.bool_)
+        learning[plan.present.T] = np.concatenate([c.learning for c in chunks])
+        warm = ~learning.any(axis=0)
         plan.surprise = surprise
         count = plan.present.sum(axis=1)
         best = np.where(plan.present, surprise, -np.inf).max(axis=1)
