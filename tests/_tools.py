@@ -49,6 +49,20 @@ def shared(*parts: str) -> Path:
     return path
 
 
+#: A daemon config's sensors apart from ``system``, all off, and no larger model: for tests
+#: of the daemon's own behaviour on any machine.
+SYSTEM_SENSOR_ONLY = """
+[sensors.battery]
+enabled = false
+[sensors.location]
+source = "none"
+[sensors.apps]
+enabled = false
+[escalation]
+backend = "none"
+"""
+
+
 def vigil(config: Path, *args: str) -> list[str]:
     """The argv that runs the installed ``vigil`` command with ``config`` (the same Python)."""
     return [sys.executable, "-m", "agent", "--config", str(config), *args]

@@ -12,25 +12,20 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _tools import new_database, vigil, wait_for
+from _tools import SYSTEM_SENSOR_ONLY, new_database, vigil, wait_for
 
-CONFIG = """
+CONFIG = (
+    """
 [daemon]
 commit_interval_s = 1.0
 retention_days = 1
 [sensors.system]
 interval_s = 1.0
-[sensors.battery]
-enabled = false
-[sensors.location]
-source = "none"
-[sensors.apps]
-enabled = false
 [anomaly]
 enabled = false
-[escalation]
-backend = "none"
 """
+    + SYSTEM_SENSOR_ONLY
+)
 
 
 def _libfaketime() -> str:

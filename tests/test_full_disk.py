@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _tools import new_database, vigil, wait_for
+from _tools import SYSTEM_SENSOR_ONLY, new_database, vigil, wait_for
 
 from agent import config as config_mod
 from agent.cli import main
@@ -85,22 +85,17 @@ def test_replay_into_a_full_disk_stops_clearly_and_resumes_when_there_is_room(
         assert _rows(db) == _rows(reference)
 
 
-CONFIG = """
+CONFIG = (
+    """
 [daemon]
 commit_interval_s = 1.0
 [sensors.system]
 interval_s = 1.0
-[sensors.battery]
-enabled = false
-[sensors.location]
-source = "none"
-[sensors.apps]
-enabled = false
 [anomaly]
 enabled = false
-[escalation]
-backend = "none"
 """
+    + SYSTEM_SENSOR_ONLY
+)
 
 
 def _count(db: Path) -> int:

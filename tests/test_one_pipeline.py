@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from _tools import new_database
+from _tools import SYSTEM_SENSOR_ONLY, new_database
 
 from agent import config as config_mod
 from agent.clock import SystemClock
@@ -22,20 +22,15 @@ from agent.runtime.replay import replay_files
 from agent.runtime.trace import TraceWriter
 from agent.samples import Sample
 
-CONFIG = """
+CONFIG = (
+    """
 [daemon]
 commit_interval_s = 1.0
 [sensors.system]
 interval_s = 0.5
-[sensors.battery]
-enabled = false
-[sensors.location]
-source = "none"
-[sensors.apps]
-enabled = false
-[escalation]
-backend = "none"
 """
+    + SYSTEM_SENSOR_ONLY
+)
 
 
 def _roads(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[str, ...]]]:
