@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from agent.errors import TraceError
-from agent.gate import Rejected, SampleGate, check_sample, describe, fast_sample
+from agent.gate import Rejected, SampleGate, check_sample, describe
 from agent.jsonfast import loads_object
 from agent.samples import Sample
 
@@ -261,9 +261,12 @@ def _read_one(
 
 
 def _parse_line(path: Path, lineno: int, line: str, counts: ReadCounts) -> Sample | None:
-    obj = loads_object(line)  # the fast path: orjson and a one-pass check
-    if obj is not None and (sample := fast_sample(obj)) is not None:
-        return sample
+    obj = loads_object(line)  # orjson, where it reads the line as the standard library would
+    if obj is not None:
+        try:
+            return check_sample(obj.get("sensor"), obj.get("t"), obj)
+        except Rejected as exc:
+            return _reject(path, lineno, counts, exc.reason, exc.detail)
     if not line.strip(_JSON_SPACE):
         return None
     if not line.isascii():
