@@ -1,5 +1,8 @@
-/* The rank histories' hot loop in C: the same arithmetic as novelty.py's Python reference,
- * value by value, so both give bit-identical surprises (tests/detect/test_ranks.py).
+/* The always-on tier's hot loops in C: the rank histories (the same arithmetic as
+ * novelty.py's Python reference, value by value, so both give bit-identical surprises:
+ * tests/detect/test_ranks.py), and a source's values through its streams' windows and
+ * histories (``columns`` and ``shapes``, the same numbers as scoring.py's reference:
+ * tests/detect/test_scoring_kernel.py).
  *
  * A history's state lives in buffers that the Python side owns (``novelty.ValueHistory``):
  *   f64 order[size]    entries in arrival order, a ring starting at ``head``
@@ -282,9 +285,245 @@ static PyObject *due(PyObject *self, PyObject *args) {
     return PyFloat_FromDouble(entry_t);
 }
 
+/* numpy's sum of n doubles (``np.add.reduce`` along a contiguous axis): pairwise, eight
+ * running sums per block of 128, the rest added in order; the window statistics below are
+ * then the same numbers as ``windows.mean(axis=1)`` and ``windows.std(axis=1)``. */
+static double pairwise_sum(const double *a, Py_ssize_t n) {
+    if (n < 8) {
+        double res = 0.0;
+        for (Py_ssize_t i = 0; i < n; i++) res += a[i];
+        return res;
+    }
+    if (n <= 128) {
+        double r[8];
+        Py_ssize_t i;
+        for (int j = 0; j < 8; j++) r[j] = a[j];
+        for (i = 8; i < n - (n % 8); i += 8)
+            for (int j = 0; j < 8; j++) r[j] += a[i + j];
+        double res = ((r[0] + r[1]) + (r[2] + r[3])) + ((r[4] + r[5]) + (r[6] + r[7]));
+        for (; i < n; i++) res += a[i];
+        return res;
+    }
+    Py_ssize_t n2 = n / 2;
+    n2 -= n2 % 8;
+    return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
+}
+
+/* A stream's state besides its histories: f64 window[W] (the last values, oldest first,
+ * the valid ones at the end) and f64 meta[5]. */
+enum { S_N, S_HAVE, S_ENTRY_T, S_FIRST_T, S_LAST_T, S_META_LEN };
+
+/* columns(streams, matrix, ts, every, warmup_s, min_std, surprise, edges, due, full,
+ * learning, scaled) -> the number of full windows.
+ *
+ * A source's values ``matrix[m, k]`` (NaN where a sample lacks a stream) through its k
+ * streams, column by column, each value in time order: whether its history takes an entry
+ * (the grid of ``due`` above), its rank in the values history (and the edges before it),
+ * then the window; once full, the window's log spread ranked in the spreads history and, if
+ * ``min_std`` is not NaN, the window scaled for the model into ``scaled`` (float32 rows, the
+ * full windows stream after stream). A stream is (window, meta, values state, spreads
+ * state). The outputs are [m, k] (edges [m, k, 2]); ``surprise`` is the larger of the value's
+ * and the spread's, cells without a value are left as they were. */
+static PyObject *columns(PyObject *self, PyObject *args) {
+    PyObject *streams, *matrix_o, *ts_o, *out_o[6];
+    double every, warmup, min_std;
+    if (!PyArg_ParseTuple(args, "O!OOdddOOOOOO", &PyList_Type, &streams, &matrix_o, &ts_o,
+                          &every, &warmup, &min_std, &out_o[0], &out_o[1], &out_o[2],
+                          &out_o[3], &out_o[4], &out_o[5]))
+        return NULL;
+    Py_ssize_t k = PyList_GET_SIZE(streams);
+    Py_buffer mb, tb, ob[6];
+    int got_out = 0, ok = 0;
+    Py_ssize_t n_full = 0;
+    if (get_buffer(ts_o, &tb, 8, 0, 0, "ts") < 0) return NULL;
+    Py_ssize_t m = tb.len / 8;
+    if (get_buffer(matrix_o, &mb, 8, m * k, 0, "matrix") < 0) {
+        PyBuffer_Release(&tb);
+        return NULL;
+    }
+    const Py_ssize_t item[6] = {8, 8, 1, 1, 1, 4};
+    const Py_ssize_t cells[6] = {m * k, 2 * m * k, m * k, m * k, m * k, 0};
+    const char *names[6] = {"surprise", "edges", "due", "full", "learning", "scaled"};
+    for (; got_out < 6; got_out++)
+        if (get_buffer(out_o[got_out], &ob[got_out], item[got_out], cells[got_out], 1,
+                       names[got_out]) < 0)
+            goto done;
+    const double *x = mb.buf, *t = tb.buf;
+    double *surprise_out = ob[0].buf, *edges_out = ob[1].buf;
+    uint8_t *due_out = ob[2].buf, *full_out = ob[3].buf, *learning_out = ob[4].buf;
+    float *scaled = ob[5].buf;
+    Py_ssize_t scaled_rows = -1;  /* known once the window width is */
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *st = PyList_GET_ITEM(streams, j);
+        if (!PyTuple_Check(st) || PyTuple_GET_SIZE(st) != 4) {
+            PyErr_SetString(PyExc_ValueError, "a stream's state must be a tuple of 4 items");
+            goto done;
+        }
+        Py_buffer wb, meta_b, vb[8], sb[8];
+        int got_v = 0, got_s = 0, fine = 0;
+        history values, spreads;
+        if (get_buffer(PyTuple_GET_ITEM(st, 0), &wb, 8, 1, 1, "window") < 0) goto done;
+        if (get_buffer(PyTuple_GET_ITEM(st, 1), &meta_b, 8, S_META_LEN, 1, "meta") < 0) {
+            PyBuffer_Release(&wb);
+            goto done;
+        }
+        if (open_history(PyTuple_GET_ITEM(st, 2), &values, vb, &got_v) < 0) goto stream_done;
+        if (open_history(PyTuple_GET_ITEM(st, 3), &spreads, sb, &got_s) < 0) goto stream_done;
+        Py_ssize_t w = wb.len / 8;
+        if (scaled_rows < 0) scaled_rows = ob[5].len / (4 * w);
+        double *window = wb.buf, *meta = meta_b.buf;
+        for (Py_ssize_t i = 0; i < m; i++) {
+            Py_ssize_t c = i * k + j;
+            double v = x[c];
+            if (isnan(v)) continue;
+            double now = t[i];
+            /* the entry grid */
+            uint8_t take;
+            double entry_t = meta[S_ENTRY_T];
+            if (isnan(entry_t)) {
+                take = 1;
+                entry_t = now;
+            } else if (now < entry_t + every) {
+                take = 0;
+            } else {
+                take = 1;
+                entry_t = now - entry_t >= 2 * every ? now : entry_t + every;
+            }
+            meta[S_ENTRY_T] = entry_t;
+            due_out[c] = take;
+            feed_one(&values, &v, &take, 1, 0, &surprise_out[c], &edges_out[2 * c]);
+            /* the window */
+            memmove(window, window + 1, (size_t)(w - 1) * sizeof(double));
+            window[w - 1] = v;
+            meta[S_N] += 1.0;
+            if (meta[S_HAVE] < (double)w) meta[S_HAVE] += 1.0;
+            if (isnan(meta[S_FIRST_T])) meta[S_FIRST_T] = now;
+            meta[S_LAST_T] = now;
+            learning_out[c] = now - meta[S_FIRST_T] < warmup;
+            full_out[c] = meta[S_HAVE] >= (double)w;
+            if (!full_out[c]) continue;
+            /* the window's spread, and the window scaled for the model */
+            double d[w > 0 ? w : 1];
+            double mean = (0.0 + pairwise_sum(window, w)) / (double)w;
+            for (Py_ssize_t q = 0; q < w; q++) {
+                double e = window[q] - mean;
+                d[q] = e * e;
+            }
+            double sd = sqrt((0.0 + pairwise_sum(d, w)) / (double)w);
+            double spread = (double)(float)log(sd + 1e-9 + 1e-6 * fabs(mean));
+            double spread_s;
+            feed_one(&spreads, &spread, &take, 1, 0, &spread_s, NULL);
+            surprise_out[c] = py_max(surprise_out[c], spread_s);
+            if (!isnan(min_std)) {
+                if (n_full >= scaled_rows) {
+                    PyErr_SetString(PyExc_ValueError, "scaled: too few rows");
+                    goto stream_done;
+                }
+                double scale = py_max(sd, min_std);
+                float *row = scaled + n_full * w;
+                for (Py_ssize_t q = 0; q < w; q++) row[q] = (float)((window[q] - mean) / scale);
+            }
+            n_full++;
+        }
+        fine = 1;
+    stream_done:
+        close_history(vb, got_v);
+        close_history(sb, got_s);
+        PyBuffer_Release(&wb);
+        PyBuffer_Release(&meta_b);
+        if (!fine) goto done;
+    }
+    ok = 1;
+done:
+    for (int q = 0; q < got_out; q++) PyBuffer_Release(&ob[q]);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&tb);
+    if (!ok) return NULL;
+    return PyLong_FromSsize_t(n_full);
+}
+
+/* shapes(errors_states, errors, due, full, learning, surprise, shape): the model's errors
+ * of the full windows (in ``columns``' order) ranked in each stream's errors history
+ * (upper tail only) into ``shape``; then each cell's surprise is the larger of its own and
+ * the shape's, 0 while the stream is learning (and +0.0 for any zero). ``errors_states``
+ * None: no model, only the last step. */
+static PyObject *shapes(PyObject *self, PyObject *args) {
+    PyObject *states, *err_o, *due_o, *full_o, *learn_o, *sur_o, *shape_o;
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &states, &err_o, &due_o, &full_o, &learn_o, &sur_o,
+                          &shape_o))
+        return NULL;
+    int with_model = states != Py_None;
+    if (with_model && !PyList_Check(states)) {
+        PyErr_SetString(PyExc_TypeError, "errors_states must be a list or None");
+        return NULL;
+    }
+    Py_buffer b[6];
+    PyObject *objs[6] = {err_o, due_o, full_o, learn_o, sur_o, shape_o};
+    const Py_ssize_t item[6] = {8, 1, 1, 1, 8, 8};
+    const int writable[6] = {0, 0, 0, 0, 1, 1};
+    int got = 0, ok = 0;
+    for (; got < 6; got++)
+        if (get_buffer(objs[got], &b[got], item[got], 0, writable[got], "shapes") < 0) goto done;
+    Py_ssize_t cells = b[4].len / 8;
+    for (int q = 1; q < 6; q++) {
+        if (b[q].len / item[q] != cells) {
+            PyErr_SetString(PyExc_ValueError, "shapes: the [m, k] arrays differ in size");
+            goto done;
+        }
+    }
+    const double *errors = b[0].buf;
+    Py_ssize_t n_errors = b[0].len / 8;
+    const uint8_t *due_f = b[1].buf, *full = b[2].buf, *learning = b[3].buf;
+    double *surprise_out = b[4].buf, *shape_out = b[5].buf;
+    if (with_model) {
+        Py_ssize_t k = PyList_GET_SIZE(states);
+        if (k == 0 || cells % k != 0) {
+            PyErr_SetString(PyExc_ValueError, "shapes: cells are not [m, k]");
+            goto done;
+        }
+        Py_ssize_t m = cells / k, at = 0;
+        for (Py_ssize_t j = 0; j < k; j++) {
+            Py_buffer hb[8];
+            history h;
+            int got_h;
+            if (open_history(PyList_GET_ITEM(states, j), &h, hb, &got_h) < 0) {
+                close_history(hb, got_h);
+                goto done;
+            }
+            for (Py_ssize_t i = 0; i < m; i++) {
+                Py_ssize_t c = i * k + j;
+                if (!full[c]) continue;
+                if (at >= n_errors) {
+                    close_history(hb, got_h);
+                    PyErr_SetString(PyExc_ValueError, "shapes: fewer errors than full windows");
+                    goto done;
+                }
+                feed_one(&h, &errors[at], &due_f[c], 1, 1, &shape_out[c], NULL);
+                at++;
+            }
+            close_history(hb, got_h);
+        }
+    }
+    for (Py_ssize_t c = 0; c < cells; c++) {
+        if (learning[c]) {
+            surprise_out[c] = shape_out[c] = 0.0;
+        } else {
+            surprise_out[c] = py_max(surprise_out[c], shape_out[c]) + 0.0;
+            shape_out[c] += 0.0;
+        }
+    }
+    ok = 1;
+done:
+    for (int q = 0; q < got; q++) PyBuffer_Release(&b[q]);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"feed", feed, METH_VARARGS, "Rank numbers against histories and add them to them."},
     {"due", due, METH_VARARGS, "Which sample times take a history entry."},
+    {"columns", columns, METH_VARARGS, "A source's values through its streams' windows and histories."},
+    {"shapes", shapes, METH_VARARGS, "The model's errors through the errors histories."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -340,6 +340,11 @@ except ImportError:  # not compiled (no C compiler where vigil was installed): t
     _ranks = None  # type: ignore[assignment]
 
 
+def kernel() -> Any:
+    """The compiled kernel (``_ranks.c``), or None where it could not be built."""
+    return _ranks
+
+
 def feed_histories(
     histories: Sequence[History],
     xs: npt.NDArray[np.float64],

@@ -325,6 +325,10 @@ class TinyModel:
     def sha256(self) -> str:
         return self.card.sha256
 
+    @property
+    def min_std(self) -> float:
+        return self.card.min_std
+
     def scale(self, windows: npt.ArrayLike) -> F32:
         """Raw windows ``[batch, W]`` to the model's input scaling (see ``scale_windows``)."""
         return scale_windows(windows, self.card.min_std)

@@ -101,12 +101,12 @@ def restore(
         streams = {}
         for name, d in saved["streams"].items():
             h = history.get("streams", {}).get(name, {})
-            window = np.asarray(d["window"], dtype=np.float64)[-stage.window :]
             streams[name] = StreamState(
-                window,
+                stage.window,
                 ValueHistory.decode(size, h.get("values", {})),
                 ValueHistory.decode(size, h.get("errors", {}), "<f4"),
                 ValueHistory.decode(size, h.get("spreads", {}), "<f4"),
+                np.asarray(d["window"], dtype=np.float64),
                 int(d["n"]),
                 d["entry_t"],
                 d.get("first_t"),

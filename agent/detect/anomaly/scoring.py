@@ -1,18 +1,24 @@
 """The always-on tier's numbers: per stream, each value's surprise from its three rank
-histories (value, shape, spread), a chunk of values at a time; per source, the combined
-surprise (``combine`` and the joint sums). No events here (``episodes.py``)."""
+histories (value, shape, spread), a source's part of a chunk at a time (``score_source``);
+``combine`` for a source's streams. No events here (``episodes.py``).
+
+With the compiled kernel (``_ranks.c``) a source's part costs two C calls and one model
+call whatever its size, so the live daemon's sample of one is cheap too; without it (no C
+compiler where vigil was installed) ``_score_reference`` computes the same numbers, bit for
+bit (``tests/detect/test_scoring_kernel.py``), with numpy and the Python histories."""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect.novelty import History, entry_times, feed_histories
-from agent.power.meter import NullMeter, PowerMeter
+from agent.detect import novelty
+from agent.detect.novelty import History, KernelHistory, entry_times
+from agent.power.meter import PowerMeter
 
 #: Values are clipped to this magnitude before any arithmetic: squares and sums of a window
 #: stay finite, so a reading of 1e300 is the largest anomaly, never an overflow or a NaN.
@@ -45,6 +51,11 @@ class WindowModel(Protocol):
     @property
     def window(self) -> int: ...
 
+    @property
+    def min_std(self) -> float:
+        """The floor of a window's standard deviation in ``scale``'s z-score."""
+        ...
+
     def scale(self, windows: npt.ArrayLike) -> npt.NDArray[np.float32]: ...
 
     def infer(self, x: npt.ArrayLike) -> npt.NDArray[np.float32]: ...
@@ -58,28 +69,76 @@ def log_spreads(windows: F64) -> F64:
 
 
 def model_errors(
-    model: WindowModel, windows: F64, meter: PowerMeter | None = None
-) -> npt.NDArray[np.float32]:
-    """The model's reconstruction error of each window, in one call (lapped on ``meter``)."""
-    meter = meter or NullMeter()
+    model: WindowModel, scaled: npt.NDArray[np.float32], meter: PowerMeter
+) -> npt.NDArray[np.float64]:
+    """The model's reconstruction error of each scaled window, in one call (lapped)."""
     meter.lap("anomaly", calls=0)  # the stage's lap counts its samples
-    errors = model.infer(model.scale(windows))
-    meter.lap("tiny_model", calls=len(windows))
-    return errors
+    errors = model.infer(scaled)
+    meter.lap("tiny_model", calls=len(scaled))
+    return np.asarray(errors, dtype=np.float64)
 
 
-@dataclass
+#: ``StreamState.meta``'s fields (the kernel's ``S_*``): values seen, values in the window,
+#: the histories' last entry time, the first and the last time the stream carried a value.
+_N, _HAVE, _ENTRY_T, _FIRST_T, _LAST_T = range(5)
+
+
+def _time(x: float) -> float | None:
+    return None if math.isnan(x) else x
+
+
 class StreamState:
-    """One stream: its last values (the model's window) and three rank histories."""
+    """One stream: its last values (the model's window) and three rank histories. The window
+    and the counters live in two small arrays the kernel updates in place."""
 
-    window: F64
-    values: History
-    errors: History
-    spreads: History
-    n: int = 0  # values seen
-    entry_t: float | None = None  # when the histories last took an entry
-    first_t: float | None = None
-    last_t: float | None = None  # when it last carried a value
+    def __init__(
+        self,
+        width: int,
+        values: History,
+        errors: History,
+        spreads: History,
+        window: npt.ArrayLike = (),
+        n: int = 0,
+        entry_t: float | None = None,
+        first_t: float | None = None,
+        last_t: float | None = None,
+    ) -> None:
+        last = np.asarray(window, dtype=np.float64)[-width:]
+        self.buffer = np.zeros(width)  # the window, oldest first, its values at the end
+        self.buffer[width - len(last) :] = last
+        nan = math.nan
+        self.meta = np.array(
+            [
+                n,
+                len(last),
+                nan if entry_t is None else entry_t,
+                nan if first_t is None else first_t,
+                nan if last_t is None else last_t,
+            ],
+            dtype=np.float64,
+        )
+        self.values, self.errors, self.spreads = values, errors, spreads
+
+    @property
+    def window(self) -> F64:
+        have = int(self.meta[_HAVE])
+        return self.buffer[len(self.buffer) - have :].copy()
+
+    @property
+    def n(self) -> int:
+        return int(self.meta[_N])
+
+    @property
+    def entry_t(self) -> float | None:
+        return _time(float(self.meta[_ENTRY_T]))
+
+    @property
+    def first_t(self) -> float | None:
+        return _time(float(self.meta[_FIRST_T]))
+
+    @property
+    def last_t(self) -> float | None:
+        return _time(float(self.meta[_LAST_T]))
 
 
 @dataclass
@@ -94,85 +153,120 @@ class JointState:
 
 
 @dataclass
-class StreamChunk:
-    """One stream's values in a chunk and what the histories made of them."""
+class SourceScores:
+    """A source's part of a chunk, cell by cell ``[sample, stream]`` (zero where a sample
+    lacks the stream)."""
 
-    values: F64  # clipped
-    times: F64
-    windows: F64  # [k, W]: the windows that are full, for the values ``full`` marks
-    full: npt.NDArray[np.bool_]
-    # Set by ``score_part``:
-    surprise: F64 = field(init=False)
-    shape: F64 = field(init=False)  # the model's alone
-    edges: F64 = field(init=False)  # the values history's (smallest, largest) before each
-    learning: npt.NDArray[np.bool_] = field(init=False)  # still in its warm-up: no verdict
+    surprise: F64  # the stream's surprise: the largest of value, spread and shape
+    shape: F64  # the model's alone
+    edges: F64  # [m, k, 2]: the values history's (smallest, largest) before the value
+    full: npt.NDArray[np.bool_]  # the window was full: the model and the spread had a say
+    learning: npt.NDArray[np.bool_]  # the stream is still in its warm-up: no verdict
 
 
-def slide(state: StreamState, values: F64, times: F64, width: int) -> StreamChunk:
-    """Append a chunk of values to the stream's window: the chunk's full windows."""
-    before = len(state.window)
-    joined = np.concatenate([state.window, values]) if before else values
-    state.window = joined[-width:].copy()
-    state.n += len(values)
-    if len(values) == 1:  # the live daemon's case: one window or none
-        full = np.array([len(joined) >= width])
-        windows = state.window[None, :] if full[0] else np.zeros((0, width))
-        return StreamChunk(values, times, windows, full)
-    ends = np.arange(before, len(joined))  # where each new value sits in ``joined``
-    full = ends >= width - 1
-    starts = ends[full] - (width - 1)
-    windows = joined[starts[:, None] + np.arange(width)] if len(starts) else np.zeros((0, width))
-    return StreamChunk(values, times, windows, full)
-
-
-def score_part(
+def score_source(
     states: list[StreamState],
-    chunks: list[StreamChunk],
+    matrix: F64,
+    times: F64,
     model: WindowModel | None,
     meter: PowerMeter,
     every_s: float,
     warmup_s: float,
+) -> SourceScores:
+    """Rank a source's values ``matrix[sample, stream]`` (NaN where absent, clipped to
+    ``MAX_VALUE``), their windows' spreads and the model's errors of those windows, each
+    against its stream's history before it joins it, in time order per stream."""
+    m, k = matrix.shape
+    out = SourceScores(
+        np.zeros((m, k)),
+        np.zeros((m, k)),
+        np.full((m, k, 2), np.nan),
+        np.zeros((m, k), dtype=np.bool_),
+        np.zeros((m, k), dtype=np.bool_),
+    )
+    due = np.zeros((m, k), dtype=np.bool_)
+    kernel = novelty.kernel()
+    if kernel is None or not all(type(s.values) is KernelHistory for s in states):
+        _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out, due)
+        return out
+    width = len(states[0].buffer)
+    scaled = np.empty((m * k if model is not None else 0, width), dtype=np.float32)
+    n_full = kernel.columns(
+        [(s.buffer, s.meta, s.values._state, s.spreads._state) for s in states],  # type: ignore[attr-defined]
+        np.ascontiguousarray(matrix),
+        np.ascontiguousarray(times, dtype=np.float64),
+        every_s,
+        warmup_s,
+        model.min_std if model is not None else math.nan,
+        out.surprise,
+        out.edges,
+        due,
+        out.full,
+        out.learning,
+        scaled,
+    )
+    errors, error_states = np.zeros(0), None
+    if model is not None and n_full:
+        errors = model_errors(model, scaled[:n_full], meter)
+        error_states = [s.errors._state for s in states]  # type: ignore[attr-defined]
+    kernel.shapes(error_states, errors, due, out.full, out.learning, out.surprise, out.shape)
+    return out
+
+
+def _score_reference(
+    states: list[StreamState],
+    matrix: F64,
+    times: F64,
+    model: WindowModel | None,
+    meter: PowerMeter,
+    every_s: float,
+    warmup_s: float,
+    out: SourceScores,
+    due: npt.NDArray[np.bool_],
 ) -> None:
-    """Rank every stream's values, window spreads and model errors of a part of a chunk
-    against its histories (each number before it joins them) and fill each chunk's
-    ``surprise``, ``shape`` and ``edges``. All streams at once: one model call, one call of
-    the rank kernel per kind of history, the arithmetic on the streams' values end to end."""
-    lengths = np.array([len(c.values) for c in chunks], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)])
-    values = np.concatenate([c.values for c in chunks])
-    times = np.concatenate([c.times for c in chunks])
-    full = np.concatenate([c.full for c in chunks])
-    windows = np.concatenate([c.windows for c in chunks])
-    dues = []
-    for state, c in zip(states, chunks, strict=True):
-        due, state.entry_t = entry_times(c.times, state.entry_t, every_s)
-        dues.append(due)
-    due = np.concatenate(dues)
-    surprise, edges = feed_histories([s.values for s in states], values, due, offsets, edges=True)
-    assert edges is not None
-    shape = np.zeros(len(values))
-    if len(windows):
-        sub_due = due[full]  # the full windows, stream after stream as ``windows``
-        sub_offsets = np.concatenate([[0], np.cumsum(full)])[offsets]
-        spreads = log_spreads(windows)
-        spread_s, _ = feed_histories([s.spreads for s in states], spreads, sub_due, sub_offsets)
-        surprise[full] = np.maximum(surprise[full], spread_s)
-        if model is not None:
-            errors = model_errors(model, windows, meter).astype(np.float64)
-            shape_s, _ = feed_histories(
-                [s.errors for s in states], errors, sub_due, sub_offsets, upper_only=True
-            )
-            shape[full] = shape_s
-    surprise = np.maximum(surprise, shape)
-    for state, c in zip(states, chunks, strict=True):
-        if state.first_t is None:
-            state.first_t = float(c.times[0])
-        state.last_t = float(c.times[-1])
-    first = np.repeat([s.first_t for s in states], lengths)
-    learning = times - first < warmup_s  # still learning what is usual
-    surprise[learning] = 0.0
-    shape[learning] = 0.0
-    for k, c in enumerate(chunks):
-        a, b = offsets[k], offsets[k + 1]
-        c.surprise, c.shape, c.edges = surprise[a:b], shape[a:b], edges[a:b]
-        c.learning = learning[a:b]
+    """``score_source`` with numpy and any ``History``: the kernel's arithmetic step by step
+    (numpy's sums are the kernel's pairwise sums)."""
+    windows, columns = [], []
+    for j, state in enumerate(states):
+        rows = np.flatnonzero(~np.isnan(matrix[:, j]))
+        if not len(rows):
+            continue
+        values, t = matrix[rows, j], times[rows]
+        width, meta = len(state.buffer), state.meta
+        have = int(meta[_HAVE])
+        joined = np.concatenate([state.buffer[width - have :], values])
+        ends = np.arange(have, len(joined))  # where each new value sits in ``joined``
+        full = ends >= width - 1
+        starts = ends[full] - (width - 1)
+        stream_windows = joined[starts[:, None] + np.arange(width)]
+        state.buffer[:] = np.concatenate([np.zeros(width), joined])[-width:]
+        meta[_N] += len(values)
+        meta[_HAVE] = min(len(joined), width)
+        d, entry_t = entry_times(t, state.entry_t, every_s)
+        meta[_ENTRY_T] = math.nan if entry_t is None else entry_t
+        if math.isnan(meta[_FIRST_T]):
+            meta[_FIRST_T] = t[0]
+        meta[_LAST_T] = t[-1]
+        surprise, edges = state.values.feed(values, d, edges=True)
+        assert edges is not None
+        if len(stream_windows):
+            spread, _ = state.spreads.feed(log_spreads(stream_windows), d[full])
+            surprise[full] = np.maximum(surprise[full], spread)
+        out.surprise[rows, j], out.edges[rows, j] = surprise, edges
+        out.full[rows, j], due[rows, j] = full, d
+        out.learning[rows, j] = t - meta[_FIRST_T] < warmup_s
+        windows.append(stream_windows)
+        columns.append((j, rows[full], d[full]))
+    if model is not None and windows:
+        all_windows = np.concatenate(windows)
+        if len(all_windows):
+            errors = model_errors(model, model.scale(all_windows), meter)
+            at = 0
+            for j, rows, d in columns:
+                shape, _ = states[j].errors.feed(errors[at : at + len(rows)], d, upper_only=True)
+                out.shape[rows, j] = shape
+                at += len(rows)
+    out.surprise[:] = np.maximum(out.surprise, out.shape) + 0.0
+    out.shape += 0.0
+    out.surprise[out.learning] = 0.0
+    out.shape[out.learning] = 0.0

@@ -30,11 +30,10 @@ from agent.detect.anomaly.scoring import (
     LOG10_2,
     MAX_VALUE,
     JointState,
-    StreamChunk,
+    SourceScores,
     StreamState,
     WindowModel,
-    score_part,
-    slide,
+    score_source,
     to_score,
 )
 from agent.detect.novelty import ValueHistory, entry_times
@@ -161,48 +160,33 @@ class AnomalyDetector:
         by_source: dict[str, list[int]] = {}
         for i in range(start, stop):
             by_source.setdefault(sources[i], []).append(i)
-        plans = [self._columns(ts, values, src, rows) for src, rows in by_source.items()]
-        score_part(
-            [self.streams[name] for plan in plans for name in plan.chunks],
-            [c for plan in plans for c in plan.chunks.values()],
-            self.model,
-            self.meter,
-            self._entry_every_s,
-            WARMUP_S,
-        )
-        for plan in plans:
+        for source, rows in by_source.items():
+            plan = self._score(ts, values, source, rows)
             self._combine(plan, result)
             self._episodes(plan, result)
             if self.personaliser is not None:
                 self._personalise(plan, result)
 
-    # -- columns -------------------------------------------------------------------------------
-    def _columns(
+    def _score(
         self, ts: F64, values: Sequence[Mapping[str, float]], source: str, rows: list[int]
     ) -> _Plan:
         """One source's samples as a matrix ``[sample, stream]`` (NaN where a sample lacks a
-        stream: the gate lets no NaN through) and each stream's column."""
+        stream: the gate lets no NaN through), scored."""
         dicts = [values[i] for i in rows]
         names = sorted({name for d in dicts for name in d})
         nan = math.nan
         matrix = np.array([[d.get(n, nan) for n in names] for d in dicts], dtype=np.float64)
         np.clip(matrix, -MAX_VALUE, MAX_VALUE, out=matrix)
-        present = ~np.isnan(matrix)
         t = ts[rows]
-        chunks = {}
-        everywhere: list[bool] = np.asarray(present.all(axis=0)).tolist()
-        for j, name in enumerate(names):
-            state = self.streams.get(name) or self._new_stream(name)
-            if everywhere[j]:
-                chunks[name] = slide(state, matrix[:, j], t, self.window)
-            else:
-                mask = present[:, j]
-                chunks[name] = slide(state, matrix[mask, j], t[mask], self.window)
-        return _Plan(source, rows, t, names, matrix, present, chunks)
+        states = [self.streams.get(name) or self._new_stream(name) for name in names]
+        scores = score_source(
+            states, matrix, t, self.model, self.meter, self._entry_every_s, WARMUP_S
+        )
+        return _Plan(source, rows, t, names, matrix, ~np.isnan(matrix), scores)
 
     def _new_stream(self, name: str) -> StreamState:
         size = self.settings.history_n
-        state = StreamState(np.zeros(0), ValueHistory(size), ValueHistory(size), ValueHistory(size))
+        state = StreamState(self.window, ValueHistory(size), ValueHistory(size), ValueHistory(size))
         self.streams[name] = state
         return state
 
@@ -213,15 +197,8 @@ class AnomalyDetector:
         (less log10(2) for asking twice). The sums are learned only once every stream is
         warm."""
         m, k = plan.matrix.shape
-        # Column by column, the present cells are the streams' values end to end.
-        chunks = [plan.chunks[name] for name in plan.names]
-        column_major = np.zeros((k, m))
-        column_major[plan.present.T] = np.concatenate([c.surprise for c in chunks])
-        surprise = column_major.T
-        learning = np.zeros((k, m), dtype=np.bool_)
-        learning[plan.present.T] = np.concatenate([c.learning for c in chunks])
-        warm = ~learning.any(axis=0)
-        plan.surprise = surprise
+        surprise = plan.scores.surprise
+        warm = ~plan.scores.learning.any(axis=1)
         count = plan.present.sum(axis=1)
         best = np.where(plan.present, surprise, -np.inf).max(axis=1)
         node = best.copy()
@@ -288,9 +265,8 @@ class AnomalyDetector:
             end = self.settings.end_score
             view = plan.view(len(plan.rows) - 1)
             for name, score in view.scores.items():
-                c = plan.chunks[name]
-                if score < end and c.full[-1]:  # scored by the model: a full window
-                    s = self.streams[name]
+                if score < end and plan.scores.full[-1, plan.names.index(name)]:
+                    s = self.streams[name]  # scored by the model: a full window
                     personaliser.offer(name, s.n, s.window)
         if not personaliser.due(t):
             return
@@ -344,47 +320,31 @@ class AnomalyDetector:
 
 @dataclass
 class _Plan:
-    """One source's part of a chunk, as columns."""
+    """One source's part of a chunk, as columns, and its scores."""
 
     source: str
     rows: list[int]  # positions in the chunk
     t: F64
     names: list[str]
     matrix: F64  # clipped values [sample, stream], NaN where absent
-    present: np.ndarray
-    chunks: dict[str, StreamChunk]
-    surprise: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    present: npt.NDArray[np.bool_]
+    scores: SourceScores
     node: F64 = field(default_factory=lambda: np.zeros(0))
-    _positions: npt.NDArray[np.int64] | None = None
-
-    def _position(self, i: int, j: int) -> int:
-        """Sample ``i``'s place in stream ``j``'s column."""
-        if self._positions is None:
-            self._positions = np.cumsum(self.present, axis=0) - 1
-        return int(self._positions[i, j])
 
     def view(self, i: int) -> SampleView:
-        names = [n for j, n in enumerate(self.names) if self.present[i, j]]
-        cols = [j for j in range(len(self.names)) if self.present[i, j]]
-        scores = {n: to_score(float(self.surprise[i, j])) for n, j in zip(names, cols, strict=True)}
-        values = {n: float(self.matrix[i, j]) for n, j in zip(names, cols, strict=True)}
+        cols = np.flatnonzero(self.present[i]).tolist()
+        surprise, row = self.scores.surprise[i].tolist(), self.matrix[i].tolist()
+        scores = {self.names[j]: to_score(surprise[j]) for j in cols}
+        values = {self.names[j]: row[j] for j in cols}
 
         def edges(name: str) -> tuple[float, float] | None:
-            j = self.names.index(name)
-            lo, hi = self.chunks[name].edges[self._position(i, j)]
-            return None if math.isnan(lo) else (float(lo), float(hi))
+            lo, hi = self.scores.edges[i, self.names.index(name)].tolist()
+            return None if math.isnan(lo) else (lo, hi)
 
         return SampleView(float(self.t[i]), float(self.node[i]), scores, values, edges)
 
     def tiny(self, i: int, with_model: bool) -> dict[str, float]:
         if not with_model:
             return {}
-        out = {}
-        for j, name in enumerate(self.names):
-            if not self.present[i, j]:
-                continue
-            c = self.chunks[name]
-            at = self._position(i, j)
-            if c.full[at]:
-                out[name] = to_score(float(c.shape[at]))
-        return out
+        shape = self.scores.shape[i].tolist()
+        return {self.names[j]: to_score(shape[j]) for j in np.flatnonzero(self.scores.full[i])}
