@@ -1,4 +1,4 @@
-"""Build hook: compiles the rank histories' C kernel (``agent/detect/_ranks.c``) next to its
+"""Build hook: compiles the always-on tier's C kernel (``agent/detect/_ranks.c``) next to its
 source, for editable installs and wheels alike. Without a C compiler the build goes on and
 vigil uses the Python reference of the same loop (slower, same numbers)."""
 
