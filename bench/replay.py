@@ -2,7 +2,10 @@
 
 Prints samples per second for three passes over the same file, so the ratios show where the
 time goes: reading and checking the trace alone (the baseline), reading plus the pipeline,
-and the full replay (pipeline and SQLite memory) that ``vigil replay`` runs.
+and the full replay (pipeline and SQLite memory) that ``vigil replay`` runs. Then the
+always-on tier alone per stream value, and two views of the live daemon's cost per sample:
+the pipeline fed one sample at a time, and the daemon's whole loop (chunks of one through
+``drive()`` into SQLite, committed as the daemon commits).
 
     python bench/replay.py [--days 7] [--keep DIR]
 """
@@ -20,7 +23,12 @@ from agent.config import Config
 from agent.demo import write_synthetic_trace
 from agent.detect.tflite import load_or_explain
 from agent.features.streams import stream_values
+from agent.memory.db import open_engine, upgrade
+from agent.memory.store import MemoryStore
 from agent.pipeline import Pipeline, source_of
+from agent.power.ledger import Ledger
+from agent.power.meter import PowerMeter
+from agent.runtime.loop import drive
 from agent.runtime.replay import chunked, replay_files
 from agent.runtime.setup import build_pipeline
 from agent.runtime.trace import ReadCounts, read_trace
@@ -75,6 +83,7 @@ def main() -> None:
         print(f"ratios to baseline: pipeline {piped / base:.2f}, full replay {whole / base:.2f}")
         _tier_alone(trace)
         _one_at_a_time(trace)
+        _live_loop(trace, where)
         print(
             f"{args.days} days of sensing replayed in {n / whole:.1f} CPU s "
             f"({args.days * 86400 / (n / whole):,.0f}x real time)"
@@ -113,6 +122,28 @@ def _one_at_a_time(trace: Path, n: int = 20_000) -> None:
     cpu = time.process_time() - start
     each_us = cpu / len(samples) * 1e6
     print(f"{'live: one sample at a time':<28} {len(samples):>9,} samples {each_us:8.1f} us each")
+
+
+def _live_loop(trace: Path, where: Path, n: int = 6_000) -> None:
+    """The daemon's loop in-process: the first ``n`` samples through ``drive()`` in chunks of
+    one into a real SQLite memory, committed as the daemon commits (every
+    ``commit_interval_s`` of sample time); the CPU a sample costs there, storage included."""
+    samples = list(itertools.islice(read_trace([trace], ReadCounts()), n))
+    config = Config()
+    engine = open_engine(where / "live.db")
+    upgrade(engine)
+    store = MemoryStore(engine, commit_interval_s=config.daemon.commit_interval_s)
+    pipeline = build_pipeline(config)
+    store.attach_state(pipeline.snapshot)
+    start = time.process_time()
+    drive(
+        ([s] for s in samples), pipeline=pipeline, store=store, ledger=Ledger(PowerMeter(), "bench")
+    )
+    cpu = time.process_time() - start
+    store.close()
+    engine.dispose()
+    label = "live loop, into SQLite"
+    print(f"{label:<28} {len(samples):>9,} samples {cpu / len(samples) * 1e6:8.1f} us each")
 
 
 if __name__ == "__main__":
