@@ -300,29 +300,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_record(args: argparse.Namespace) -> int:
-    import socket
+    from agent.runtime.record import record
 
-    from agent.runtime.sources import LiveSource
-    from agent.runtime.trace import ReadCounts, TraceWriter
-    from agent.sensors import enabled_sensors
-
-    config = _config(args)
-    clock = SystemClock()
-    counts = ReadCounts()
-    with TraceWriter(
-        args.output, created=clock.now(), host=socket.gethostname(), source="vigil record"
-    ) as writer:
-        source = LiveSource(
-            enabled_sensors(config),
-            clock,
-            counts,
-            recorder=writer,
-            misfire_grace_s=config.daemon.misfire_grace_s,
-            retry_max_s=config.daemon.retry_max_s,
-            duration_s=args.seconds,
-        )
-        for _ in source:
-            pass
+    counts = record(_config(args), args.output, args.seconds, SystemClock())
     print(f"record: {counts.summary()} -> {args.output}", file=sys.stderr)
     return 0
 

@@ -13,7 +13,6 @@ from agent.detect.geofence import GeofenceTracker
 from agent.detect.outages import OutageTracker
 from agent.detect.personalise import (
     Personaliser,
-    PersonaliseSettings,
     SavedWeights,
     TrainableModel,
 )
@@ -83,13 +82,7 @@ class Pipeline:
         a = config.anomaly
         self.anomaly = AnomalyDetector(model, a) if a.enabled else None
         if self.anomaly is not None and a.personalise and _trainable(model):
-            settings = PersonaliseSettings(
-                every_s=a.personalise_every_s,
-                min_windows=a.personalise_min_windows,
-                steps=a.personalise_steps,
-                lr=a.personalise_lr,
-            )
-            self.anomaly.personaliser = Personaliser(model, settings, "tiny")
+            self.anomaly.personaliser = Personaliser(model, a, "tiny")
         if self.anomaly is not None:
             self.anomaly.keep_scores = keep_scores
         p = config.places

@@ -2,11 +2,12 @@
 
 The shipped model learned generic shapes; what is normal for one machine (a backup's burst
 every ten minutes, a charger's sawtooth) may look odd to it. So the anomaly stage offers the
-windows it judged normal (every ``stride``-th window of a stream whose score stayed below the
-end score, outside any open anomaly, not flat) to a ring of the ``keep_windows`` most recent.
-Every ``every_s`` of *sample time*, once ``min_windows`` new ones came since the last round
-(so a slow stream is not trained on the same windows again and again), a round runs: the windows are
-split (every fourth held out), the optimiser starts fresh from the current weights, ``steps``
+windows it judged normal (every ``STRIDE``-th window of a stream whose score stayed below the
+end score, outside any open anomaly, not flat) to a ring of the ``KEEP_WINDOWS`` most recent.
+Every ``personalise_every_s`` of *sample time* (``[anomaly]`` in the config), once
+``personalise_min_windows`` new ones came since the last round (so a slow stream is not
+trained on the same windows again and again), a round runs: the windows are split (every
+fourth held out), the optimiser starts fresh from the current weights, ``personalise_steps``
 batches of the model's fixed training size are drawn with a generator seeded by the round
 number, and the new weights are kept only if the held-out loss went down; otherwise the old
 ones come back. Everything depends on the samples alone, so a replay trains at the same
@@ -29,6 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from agent.config import AnomalyConfig
 from agent.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -63,15 +65,12 @@ class TrainableModel(Protocol):
     def load_weights_blob(self, blob: bytes) -> None: ...
 
 
-@dataclass(frozen=True)
-class PersonaliseSettings:
-    every_s: float = 6 * 3600.0  # sample time between rounds
-    min_windows: int = 512  # new normal windows needed since the last round
-    keep_windows: int = 4096  # the most recent normal windows kept for training
-    stride: int = 8  # about one window in ``stride`` per stream: neighbours overlap almost wholly
-    steps: int = 1000  # about 50 ms on one core of a small VM
-    lr: float = 3e-3
-    min_std: float = 1e-3  # raw windows flatter than this teach nothing and are skipped
+#: The most recent normal windows kept for training.
+KEEP_WINDOWS = 4096
+#: About one window in ``STRIDE`` per stream is offered: neighbours overlap almost wholly.
+STRIDE = 8
+#: Raw windows flatter than this teach nothing and are skipped.
+MIN_STD = 1e-3
 
 
 @dataclass(frozen=True)
@@ -98,11 +97,12 @@ class SavedWeights:
 
 
 class Personaliser:
-    def __init__(self, model: TrainableModel, settings: PersonaliseSettings, name: str) -> None:
+    def __init__(self, model: TrainableModel, settings: AnomalyConfig, name: str) -> None:
+        """``settings``' ``personalise_*`` fields say how often and how long it trains."""
         self.model = model
         self.settings = settings
         self.name = name
-        self._ring: deque[tuple[str, F32]] = deque(maxlen=settings.keep_windows)
+        self._ring: deque[tuple[str, F32]] = deque(maxlen=KEEP_WINDOWS)
         self.next_t: float | None = None
         self.rounds = 0  # rounds run (kept or not): the seed of the next round's draws
         self._new = 0  # windows offered since the last round
@@ -110,10 +110,10 @@ class Personaliser:
 
     def offer(self, stream: str, n: int, window: Iterable[float]) -> None:
         """A stream's current full window (its ``n``-th value is the last), judged normal."""
-        if _spread(n) % self.settings.stride:
+        if _spread(n) % STRIDE:
             return
         raw = np.fromiter(window, dtype=np.float64)
-        if float(raw.std()) >= self.settings.min_std:
+        if float(raw.std()) >= MIN_STD:
             self._ring.append((stream, self.model.scale(raw[None, :])[0]))
             self._new += 1
 
@@ -123,14 +123,14 @@ class Personaliser:
 
     def due(self, t: float) -> bool:
         """True when a round should run at sample time ``t`` (the first sample starts the
-        schedule: a round every ``every_s`` after it)."""
+        schedule: a round every ``personalise_every_s`` after it)."""
         if self.next_t is None:
-            self.next_t = t + self.settings.every_s
+            self.next_t = t + self.settings.personalise_every_s
             return False
         if t < self.next_t:
             return False
-        self.next_t = t + self.settings.every_s
-        return self._new >= self.settings.min_windows
+        self.next_t = t + self.settings.personalise_every_s
+        return self._new >= self.settings.personalise_min_windows
 
     def train(self, t: float) -> Round:
         """Run one round at sample time ``t`` on the windows waiting; keep the new weights
@@ -145,8 +145,8 @@ class Personaliser:
         self.model.set_weights(before)  # a fresh optimiser each round, as after a restart
         rng = np.random.default_rng(self.rounds)
         batch = self.model.train_batch
-        for _ in range(s.steps):
-            self.model.train(train[rng.choice(len(train), batch, replace=False)], s.lr)
+        for _ in range(s.personalise_steps):
+            self.model.train(train[rng.choice(len(train), batch, replace=False)], s.personalise_lr)
         loss_after = float(np.mean(self.model.infer(held)))
         kept = loss_after < loss_before
         if not kept:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from agent.config import AnomalyConfig, Config
-from agent.detect.personalise import Personaliser, PersonaliseSettings, _spread
+from agent.detect.personalise import Personaliser, _spread
 from agent.detect.tflite import TinyModel, load_or_explain
 from agent.doctor import check_database
 from agent.memory.db import open_engine, upgrade
@@ -58,6 +58,10 @@ def _config(*, shipped: bool = False, **overrides: object) -> Config:
     return dataclasses.replace(config, anomaly=dataclasses.replace(config.anomaly, **settings))
 
 
+def _settings(**personalise: float) -> AnomalyConfig:
+    return dataclasses.replace(AnomalyConfig(), **personalise)
+
+
 def _pipeline(config: Config) -> Pipeline:
     model = load_or_explain()
     return Pipeline(config, (), model, keep_scores=True)
@@ -77,7 +81,7 @@ def test_windows_are_spread_over_every_phase_of_a_periodic_stream() -> None:
 
 def test_a_round_fits_this_streams_normal_windows_better() -> None:
     model = _model()
-    personaliser = Personaliser(model, PersonaliseSettings(min_windows=64), "tiny")
+    personaliser = Personaliser(model, _settings(personalise_min_windows=64), "tiny")
     shipped = model.get_weights()
     values = _bursts(2000)
     for n in range(32, len(values) + 1):
@@ -94,7 +98,7 @@ def test_a_round_fits_this_streams_normal_windows_better() -> None:
 
 def test_a_round_that_does_not_help_is_discarded(caplog: pytest.LogCaptureFixture) -> None:
     model = _model()
-    personaliser = Personaliser(model, PersonaliseSettings(steps=20, lr=50.0), "tiny")
+    personaliser = Personaliser(model, _settings(personalise_steps=20, personalise_lr=50.0), "tiny")
     before = model.get_weights()
     values = _bursts(1000)
     for n in range(32, len(values) + 1):
