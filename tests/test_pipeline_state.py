@@ -79,6 +79,35 @@ def test_stopping_anywhere_and_restoring_gives_the_events_of_one_run(
         assert before + after == reference, f"stopped where {where}"
 
 
+def test_co_movement_restored_midway_gives_the_scores_of_one_run() -> None:
+    """The co-movement model and the streams' residual histories are in the saved state: a
+    pipeline restored halfway scores the rest exactly as one uninterrupted run."""
+    import dataclasses
+    import math
+    import random
+
+    rng = random.Random(3)
+    samples = []
+    for i in range(2 * 1440 + 200):
+        load = 50.0 + 30.0 * math.sin(2 * math.pi * i / 300) + rng.gauss(0.0, 2.0)
+        data = {f"m{k}": (k + 1) * load + rng.gauss(0.0, 1.0 + k) for k in range(5)}
+        samples.append(Sample("system", 1_780_272_000.0 + 60.0 * i, data))
+    base = Config()
+    config = dataclasses.replace(base, anomaly=dataclasses.replace(base.anomaly, co_movement=True))
+    one = Pipeline(config)
+    whole = [one.feed(s) for s in samples]
+    cut = 2 * 1440 + 7  # past the model's first day: residuals and their histories exist
+    first = Pipeline(config)
+    for s in samples[:cut]:
+        first.feed(s)
+    saved = _as_kept(first.snapshot(full=True))
+    assert saved["detector_state"]["anomaly_history"]["comove"]["system"]["names"]
+    second = Pipeline(config)
+    assert second.restore(saved) == []
+    rest = [second.feed(s) for s in samples[cut:]]
+    assert [(s.node, s.scores) for s in rest] == [(s.node, s.scores) for s in whole[cut:]]
+
+
 def test_a_rule_changed_since_the_save_starts_afresh(
     day: tuple[list[Sample], list[Event]],
 ) -> None:

@@ -10,3 +10,26 @@ def feed(
     edges: Any | None,
 ) -> None: ...
 def due(ts: Any, entry_t: float, every: float, out: Any) -> float: ...
+def columns(
+    streams: list[tuple[Any, ...]],
+    matrix: Any,
+    ts: Any,
+    every: float,
+    warmup_s: float,
+    min_std: float,
+    surprise: Any,
+    edges: Any,
+    due: Any,
+    full: Any,
+    learning: Any,
+    scaled: Any,
+) -> int: ...
+def shapes(
+    errors_states: list[tuple[Any, ...]] | None,
+    errors: Any,
+    due: Any,
+    full: Any,
+    learning: Any,
+    surprise: Any,
+    shape: Any,
+) -> None: ...

@@ -245,8 +245,8 @@ def test_the_pipeline_names_what_it_dropped() -> None:
 def test_several_streams_a_little_odd_at_once_start_an_anomaly() -> None:
     """Five independent streams, each moved by 2.4 deviations for a while: the best of them,
     corrected for five, is not odd enough; the sum of their surprises has never been that
-    high. The same streams moving
-    together as they always do (one shared swing) raise nothing."""
+    high. The same streams moving together as they always do (one shared swing) raise
+    nothing."""
     rng = random.Random(6)
     det = _detector()
     starts = []
@@ -260,6 +260,24 @@ def test_several_streams_a_little_odd_at_once_start_an_anomaly() -> None:
             surprises = [3.0 * sc / (1.0 - sc) for sc in step.scores.values()]
             assert to_score(combine(surprises)) < START
     assert starts and all(2600 <= i < 2630 for i in starts)
+
+
+def test_streams_that_move_together_judge_each_other() -> None:
+    """Five streams that always swing together: their swings raise nothing; when one of them
+    turns against the others (still inside its usual range, so no value of it is new), an
+    anomaly starts and names it."""
+    rng = random.Random(7)
+    det = _detector(AnomalyConfig(co_movement=True))
+    starts = []
+    for i in range(3000):
+        shared = 3.0 * math.sin(2 * math.pi * i / 200)
+        values = {f"s{k}": shared + rng.gauss(0.0, 0.3) for k in range(5)}
+        if 2600 <= i < 2660:
+            values["s0"] = -shared + rng.gauss(0.0, 0.3)  # down when the others go up
+        step = det.feed(600.0 * i, "system", values)
+        starts += [(i, e.data["streams"]) for e in step.events if e.kind == "anomaly.start"]
+    assert starts and all(2600 <= i < 2660 for i, _ in starts)
+    assert "s0" in starts[0][1]
 
 
 def test_a_new_surge_during_a_held_anomaly_gets_its_own() -> None:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agent.detect.anomaly.comove import CoMovement
 from agent.detect.anomaly.episodes import SourceEpisode
 from agent.detect.anomaly.scoring import JointState, StreamState
 from agent.detect.novelty import ValueHistory
@@ -67,6 +68,11 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
                 "values": s.values.encode(),
                 "errors": s.errors.encode("<f4"),
                 "spreads": s.spreads.encode("<f4"),
+                **(
+                    {"residuals": s.residuals.encode("<f4"), "residual_entry_t": s.residual_entry_t}
+                    if s.residuals is not None
+                    else {}
+                ),
             }
             for n, s in sorted(stage.streams.items())
         },
@@ -74,6 +80,7 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
             n: {"sums": j.sums.encode(), "entry_t": j.entry_t, "last_t": j.last_t}
             for n, j in sorted(stage.joint.items())
         },
+        "comove": {n: c.encode() for n, c in sorted(stage.comove.items())},
     }
 
 
@@ -112,6 +119,9 @@ def restore(
                 d.get("first_t"),
                 d.get("last_t"),
             )
+            if "residuals" in h:
+                streams[name].residuals = ValueHistory.decode(size, h["residuals"], "<f4")
+                streams[name].residual_entry_t = h["residual_entry_t"]
         sources = {
             n: SourceEpisode(
                 True,
@@ -127,9 +137,11 @@ def restore(
             n: JointState(ValueHistory.decode(size, d["sums"]), d["entry_t"], d.get("last_t"))
             for n, d in history.get("joint", {}).items()
         }
+        comove = {n: CoMovement.decode(d) for n, d in history.get("comove", {}).items()}
         sweep_t = saved.get("sweep_t")
     except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
         logger.warning("anomaly state in the database is damaged (%r): learning afresh", exc)
         return False
     stage.streams, stage.sources, stage.joint, stage.sweep_t = streams, sources, joint, sweep_t
+    stage.comove = comove
     return True

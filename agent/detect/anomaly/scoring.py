@@ -118,6 +118,15 @@ class StreamState:
             dtype=np.float64,
         )
         self.values, self.errors, self.spreads = values, errors, spreads
+        #: The stream's residuals given its source's other streams (``comove.py``), once
+        #: there are any.
+        self.residuals: History | None = None
+        self.residual_entry_t: float | None = None
+
+    def residual_history(self, size: int) -> History:
+        if self.residuals is None:
+            self.residuals = type(self.values)(size)  # type: ignore[call-arg]
+        return self.residuals
 
     @property
     def window(self) -> F64:
@@ -162,6 +171,7 @@ class SourceScores:
     edges: F64  # [m, k, 2]: the values history's (smallest, largest) before the value
     full: npt.NDArray[np.bool_]  # the window was full: the model and the spread had a say
     learning: npt.NDArray[np.bool_]  # the stream is still in its warm-up: no verdict
+    due: npt.NDArray[np.bool_]  # the stream's histories took the value as an entry
 
 
 def score_source(
@@ -183,8 +193,9 @@ def score_source(
         np.full((m, k, 2), np.nan),
         np.zeros((m, k), dtype=np.bool_),
         np.zeros((m, k), dtype=np.bool_),
+        np.zeros((m, k), dtype=np.bool_),
     )
-    due = np.zeros((m, k), dtype=np.bool_)
+    due = out.due
     kernel = novelty.kernel()
     if kernel is None or not all(type(s.values) is KernelHistory for s in states):
         _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out, due)

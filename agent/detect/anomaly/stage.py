@@ -23,6 +23,7 @@ import numpy.typing as npt
 
 from agent.config import AnomalyConfig
 from agent.detect.anomaly import codec
+from agent.detect.anomaly.comove import CO_MOVING, RESIDUAL_EVERY_S, CoMovement
 from agent.detect.anomaly.episodes import SampleView, SourceEpisode, step
 from agent.detect.anomaly.scoring import (
     F64,
@@ -36,7 +37,7 @@ from agent.detect.anomaly.scoring import (
     score_source,
     to_score,
 )
-from agent.detect.novelty import ValueHistory, entry_times
+from agent.detect.novelty import ValueHistory, entry_times, feed_histories
 from agent.detect.personalise import Personaliser, SavedWeights
 from agent.power.meter import NullMeter, PowerMeter
 from agent.samples import Event
@@ -87,6 +88,7 @@ class AnomalyDetector:
         self.streams: dict[str, StreamState] = {}
         self.sources: dict[str, SourceEpisode] = {}
         self.joint: dict[str, JointState] = {}
+        self.comove: dict[str, CoMovement] = {}
         #: Trains the model on this machine's normal windows (``personalise.py``), if set.
         self.personaliser: Personaliser | None = None
         self.sweep_t: float | None = None
@@ -197,6 +199,8 @@ class AnomalyDetector:
         (less log10(2) for asking twice). The sums are learned only once every stream is
         warm."""
         m, k = plan.matrix.shape
+        if k > 1 and self.settings.co_movement and plan.source in CO_MOVING:
+            self._co_movement(plan)
         surprise = plan.scores.surprise
         warm = ~plan.scores.learning.any(axis=1)
         count = plan.present.sum(axis=1)
@@ -220,6 +224,48 @@ class AnomalyDetector:
             self.joint[plan.source].last_t = float(plan.t[-1])
         plan.node = node / (node + HALF_SCORE_SURPRISE)
         result.node[plan.rows] = plan.node
+
+    def _co_movement(self, plan: _Plan) -> None:
+        """Judge each stream by what the source's other streams say (``comove.py``), its
+        residual ranked among its own past residuals: a value they explain (within the range
+        the stream has shown) is only as surprising as its residual; the stream with the
+        row's most surprising residual (the one moving against the others) is as surprising
+        as that, so an episode names it."""
+        model = self.comove.get(plan.source)
+        if model is None:
+            model = self.comove[plan.source] = CoMovement()
+        residual = model.residuals(plan.names, plan.matrix, plan.t)
+        scores = plan.scores
+        usable = ~np.isnan(residual) & ~scores.learning
+        columns = np.flatnonzero(usable.any(axis=0)).tolist()
+        if not columns:
+            return
+        cells = [np.flatnonzero(usable[:, j]) for j in columns]
+        xs = np.concatenate([residual[rows, j] for rows, j in zip(cells, columns, strict=True)])
+        offsets = np.cumsum([0] + [len(rows) for rows in cells])
+        size = self.settings.history_n
+        states = [self.streams[plan.names[j]] for j in columns]
+        dues = []
+        for state, rows in zip(states, cells, strict=True):
+            due, state.residual_entry_t = entry_times(
+                plan.t[rows], state.residual_entry_t, RESIDUAL_EVERY_S
+            )
+            dues.append(due)
+        histories = [state.residual_history(size) for state in states]
+        kept = xs.astype(np.float32).astype(np.float64)  # saved exactly in 4 bytes
+        ranked_flat, _ = feed_histories(
+            histories, kept, np.concatenate(dues), offsets, upper_only=True
+        )
+        ranked = np.full(residual.shape, -1.0)
+        for k, (rows, j) in enumerate(zip(cells, columns, strict=True)):
+            ranked[rows, j] = ranked_flat[offsets[k] : offsets[k + 1]]
+        lo, hi = scores.edges[:, :, 0], scores.edges[:, :, 1]
+        explained = usable & (plan.matrix >= lo) & (plan.matrix <= hi)  # new values stand
+        scores.surprise[explained] = np.minimum(scores.surprise[explained], ranked[explained])
+        rows = np.flatnonzero(usable.any(axis=1))
+        culprit = ranked[rows].argmax(axis=1)
+        worst = (rows, culprit)
+        scores.surprise[worst] = np.maximum(scores.surprise[worst], ranked[worst])
 
     # -- events --------------------------------------------------------------------------------
     def _episodes(self, plan: _Plan, result: ChunkResult) -> None:
@@ -297,6 +343,9 @@ class AnomalyDetector:
         for key, j in list(self.joint.items()):
             if j.last_t is not None and j.last_t < gone_before and key not in self.sources:
                 del self.joint[key]
+        for key, c in list(self.comove.items()):
+            if c.last_t is not None and c.last_t < gone_before and key not in self.sources:
+                del self.comove[key]
 
     # -- state kept across restarts ------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -1,0 +1,253 @@
+"""Co-movement: each of a source's streams judged by what the source's other streams say it
+should be now.
+
+CPU, load, temperature and request rates rise together in a burst; one metric that stops
+following the others (a decoupled sensor, a leak, a stuck process) moves against them. Per
+source of at least ``MIN_STREAMS`` streams, vigil keeps the streams' means and spreads and the
+correlations of their standardised values, with a memory of ``MEMORY_S`` of sample time
+(exponential forgetting), and from them each stream's *residual*: how far its standardised
+value is from the best linear prediction from all the others, in units of that prediction's
+own spread. With the precision matrix ``P`` (the inverse of the correlations, shrunk towards
+the identity by ``SHRINK`` so that streams that move as one stay invertible), the residual of
+stream j is ``(P z)_j / sqrt(P_jj)``: one product for every stream at once.
+
+The model changes only at fixed points of sample time (a *fold* every ``FOLD_EVERY_S``, of the
+rows that came since the last one), never between: every row before a fold is scored with the
+same model, so the scores are the same whatever the chunks the rows came in (the live
+daemon's chunks of one, replay's thousands). A stream has a residual once it took part in
+``READY_FOLDS`` folds (a day): before, it is not judged and does not count in the others'.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+F64 = npt.NDArray[np.float64]
+
+#: Sample time between two changes of the model (the rows between are folded in together).
+FOLD_EVERY_S = 600.0
+#: How long the means, spreads and correlations remember (exponential forgetting).
+MEMORY_S = 3 * 86400.0
+#: Shrinkage of the correlations towards the identity (streams that move as one).
+SHRINK = 0.02
+#: Fewer streams than this: no co-movement to speak of (a pair is one correlation).
+MIN_STREAMS = 3
+#: At most this many streams per source are modelled (the first seen); the others are not.
+MAX_STREAMS = 64
+#: Folds a stream takes part in before it is judged and counts in the others' residuals.
+READY_FOLDS = 144
+#: Folds a stream's mean and spread take before its values enter the correlations.
+SETTLE_FOLDS = 12
+#: Standardised values are clipped here: one absurd reading cannot swamp the correlations.
+Z_CLIP = 50.0
+#: A stream's residuals are ranked among its own, with an entry every this much sample time
+#: once its history is full (1,000 entries span 83 days: a fault of hours does not make
+#: itself usual; the model itself follows slower changes within days).
+RESIDUAL_EVERY_S = 7200.0
+#: The sources whose streams measure one machine together (not positions, nor the ranked
+#: top processes of ``apps``, whose identities change).
+CO_MOVING = ("system", "battery")
+#: Rows scored at once (the products are [rows, d, d]).
+_BLOCK = 256
+
+_FORGET = 1.0 - math.exp(-FOLD_EVERY_S / MEMORY_S)
+
+
+@dataclass
+class CoMovement:
+    """One source's model: per stream (in ``names`` order) the mean and variance of its raw
+    values and the folds it took part in; the covariance of the standardised values; the rows
+    since the last fold (NaN where a row lacks a stream), when the next fold is due, and the
+    new streams that join the model then."""
+
+    names: list[str] = field(default_factory=list)
+    mean: F64 = field(default_factory=lambda: np.zeros(0))
+    var: F64 = field(default_factory=lambda: np.zeros(0))
+    folds: F64 = field(default_factory=lambda: np.zeros(0))
+    cov: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    pending: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    fold_t: float | None = None
+    waiting: set[str] = field(default_factory=set)
+    last_t: float | None = None  # the last row it took
+    precision: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+
+    def __post_init__(self) -> None:
+        if len(self.precision) != len(self.names):
+            self.precision = _precision(self.cov)
+
+    # -- scoring --------------------------------------------------------------------------------
+    def residuals(self, names: Sequence[str], x: F64, t: F64) -> F64:
+        """Each cell's absolute residual for rows ``x`` ``[m, k]`` of the streams ``names``
+        (NaN where absent) at sample times ``t`` (non-decreasing): NaN where the stream is
+        absent, not ready or not modelled, or the row has fewer than ``MIN_STREAMS`` ready
+        streams. Rows of one stream take no part at all. The model folds at its due points;
+        a stream it does not know yet joins at the next fold after it first carried a
+        value (so the model's size, too, changes only at folds)."""
+        out = np.full(x.shape, np.nan)
+        taking = np.flatnonzero((~np.isnan(x)).sum(axis=1) >= 2)  # a lone value says nothing
+        if len(taking) < len(x):
+            out[taking] = self.residuals(names, x[taking], t[taking])
+            return out
+        start = 0
+        while start < len(x):
+            if self.fold_t is None:
+                self.fold_t = float(t[start]) + FOLD_EVERY_S
+            stop = int(np.searchsorted(t, self.fold_t, side="left"))
+            if stop == start:  # this row is past the fold: fold what came before it
+                self._fold(float(t[start]))
+                continue
+            index = {n: j for j, n in enumerate(self.names)}
+            columns = [index.get(n, -1) for n in names]
+            mine = [j for j, c in enumerate(columns) if c >= 0]
+            theirs = [columns[j] for j in mine]
+            rows = np.full((stop - start, len(self.names)), np.nan)
+            rows[:, theirs] = x[start:stop, mine]
+            out[start:stop, mine] = self._score(rows)[:, theirs]
+            self.last_t = float(t[stop - 1])
+            self.pending = np.concatenate([self.pending, rows])
+            seen = np.flatnonzero((~np.isnan(x[start:stop])).any(axis=0)).tolist()
+            self.waiting.update(names[j] for j in seen if columns[j] < 0)
+            start = stop
+        return out
+
+    def _score(self, x: F64) -> F64:
+        ready = (self.folds >= READY_FOLDS) & (self.var > 0.0)
+        usable = ~np.isnan(x) & ready
+        usable[usable.sum(axis=1) < MIN_STREAMS] = False  # too few to judge one by the others
+        z = np.clip((x - self.mean) / _spread(self.mean, self.var), -Z_CLIP, Z_CLIP)
+        z[~usable] = 0.0
+        scale = 1.0 / np.sqrt(np.diag(self.precision))
+        out = np.empty(x.shape)
+        for a in range(0, len(x), _BLOCK):  # the sums in numpy's fixed order, any row count
+            block = z[a : a + _BLOCK]
+            out[a : a + _BLOCK] = (block[:, None, :] * self.precision[None, :, :]).sum(axis=2)
+        out = np.abs(out * scale)
+        out[~usable] = np.nan
+        return out
+
+    # -- learning -------------------------------------------------------------------------------
+    def _fold(self, t: float) -> None:
+        """Fold the rows since the last fold into the model, and set the next fold after
+        ``t`` (on the grid, restarted after a gap)."""
+        assert self.fold_t is not None
+        rows, self.pending = self.pending, np.zeros((0, len(self.names)))
+        if t - self.fold_t >= FOLD_EVERY_S:
+            self.fold_t = t + FOLD_EVERY_S
+        else:
+            self.fold_t += FOLD_EVERY_S
+        if not len(rows):
+            self._join()
+            return
+        seen = ~np.isnan(rows)
+        present = seen.any(axis=0)
+        counts = np.maximum(seen.sum(axis=0), 1)
+        filled = np.where(seen, rows, 0.0)
+        block_mean = filled.sum(axis=0) / counts
+        block_var = np.where(seen, (rows - block_mean) ** 2, 0.0).sum(axis=0) / counts
+        new = present & (self.folds == 0)
+        old = present & ~new
+        # A plain average of the folds so far until it holds MEMORY_S, then forgetting: a
+        # young model is not biased towards where it started.
+        rate = np.maximum(_FORGET, 1.0 / (self.folds + 1.0))
+        settled = old & (self.folds >= SETTLE_FOLDS)  # its spread is known well enough
+        z = np.clip((rows - self.mean) / _spread(self.mean, self.var), -Z_CLIP, Z_CLIP)
+        z[~(seen & settled)] = 0.0
+        products = (z[:, :, None] * z[:, None, :]).sum(axis=0) / len(rows)
+        most = float(self.folds.max()) if len(self.folds) else 0.0
+        together = most - SETTLE_FOLDS  # folds the correlations have seen
+        if together >= 0.0:
+            cov_rate = max(_FORGET, 1.0 / (together + 1.0))
+            self.cov = (1.0 - cov_rate) * self.cov + cov_rate * products
+        moved = block_var + (block_mean - self.mean) ** 2
+        self.var = np.where(old, (1.0 - rate) * self.var + rate * moved, self.var)
+        self.mean = np.where(old, (1.0 - rate) * self.mean + rate * block_mean, self.mean)
+        first_var = block_var + (1e-3 * block_mean) ** 2 + 1e-12  # one block's spread, floored
+        self.mean = np.where(new, block_mean, self.mean)
+        self.var = np.where(new, first_var, self.var)
+        self.folds = self.folds + present
+        self._join()
+
+    def _join(self) -> None:
+        """The streams waiting since the last fold join the model (while there is room)."""
+        for name in sorted(self.waiting)[: MAX_STREAMS - len(self.names)]:
+            d = len(self.names)
+            self.names.append(name)
+            self.mean, self.var = np.append(self.mean, 0.0), np.append(self.var, 0.0)
+            self.folds = np.append(self.folds, 0.0)
+            cov = np.eye(d + 1)
+            cov[:d, :d] = self.cov
+            self.cov = cov
+        self.waiting.clear()
+        self.pending = np.zeros((0, len(self.names)))
+        self.precision = _precision(self.cov)
+
+    # -- state ----------------------------------------------------------------------------------
+    def encode(self) -> dict[str, Any]:
+        """Plain data (arrays as base64 float64 bytes: exact, NaN included)."""
+        return {
+            "names": list(self.names),
+            "mean": _b64(self.mean),
+            "var": _b64(self.var),
+            "folds": _b64(self.folds),
+            "cov": _b64(self.cov),
+            "pending": _b64(self.pending),
+            "fold_t": self.fold_t,
+            "waiting": sorted(self.waiting),
+            "last_t": self.last_t,
+        }
+
+    @classmethod
+    def decode(cls, saved: Mapping[str, Any]) -> CoMovement:
+        """``encode``'s data back; ``ValueError``/``KeyError``/``TypeError`` if damaged."""
+        names = [str(n) for n in saved["names"]]
+        d = len(names)
+        if d > MAX_STREAMS or len(set(names)) != d:
+            raise ValueError("co-movement streams: too many or repeated")
+        model = cls(
+            names,
+            _unb64(saved["mean"], (d,)),
+            _unb64(saved["var"], (d,)),
+            _unb64(saved["folds"], (d,)),
+            _unb64(saved["cov"], (d, d)),
+            _unb64(saved["pending"], (-1, d), nan_ok=True),
+            None if saved["fold_t"] is None else float(saved["fold_t"]),
+            {str(n) for n in saved["waiting"]},
+            None if saved["last_t"] is None else float(saved["last_t"]),
+        )
+        return model
+
+
+def _b64(values: F64) -> str:
+    return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode()
+
+
+def _unb64(text: str, shape: tuple[int, ...], nan_ok: bool = False) -> F64:
+    values = np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64)
+    if shape[0] == -1 and shape[1] == 0:
+        return np.zeros((0, 0)) if not len(values) else values.reshape(shape)
+    values = values.reshape(shape)
+    if np.isinf(values).any() or (not nan_ok and np.isnan(values).any()):
+        raise ValueError("co-movement state is not finite")
+    return values
+
+
+def _spread(mean: F64, var: F64) -> F64:
+    return np.sqrt(var) + 1e-9 + 1e-6 * np.abs(mean)
+
+
+def _precision(cov: F64) -> F64:
+    """The inverse of the correlations, shrunk towards the identity."""
+    d = len(cov)
+    if not d:
+        return np.zeros((0, 0))
+    sd = np.sqrt(np.maximum(np.diag(cov), 1e-6))
+    corr = cov / np.outer(sd, sd)
+    shrunk: F64 = (1.0 - SHRINK) * corr + SHRINK * np.eye(d)
+    return np.asarray(np.linalg.inv(shrunk))
