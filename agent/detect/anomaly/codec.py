@@ -68,11 +68,7 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
                 "values": s.values.encode(),
                 "errors": s.errors.encode("<f4"),
                 "spreads": s.spreads.encode("<f4"),
-                **(
-                    {"residuals": s.residuals.encode("<f4"), "residual_entry_t": s.residual_entry_t}
-                    if s.residuals is not None
-                    else {}
-                ),
+                **({"residuals": s.residuals.encode("<f4")} if s.residuals is not None else {}),
             }
             for n, s in sorted(stage.streams.items())
         },
@@ -121,7 +117,6 @@ def restore(
             )
             if "residuals" in h:
                 streams[name].residuals = ValueHistory.decode(size, h["residuals"], "<f4")
-                streams[name].residual_entry_t = h["residual_entry_t"]
         sources = {
             n: SourceEpisode(
                 True,

@@ -2,14 +2,15 @@
 should be now.
 
 CPU, load, temperature and request rates rise together in a burst; one metric that stops
-following the others (a decoupled sensor, a leak, a stuck process) moves against them. Per
-source of at least ``MIN_STREAMS`` streams, vigil keeps the streams' means and spreads and the
-correlations of their standardised values, with a memory of ``MEMORY_S`` of sample time
-(exponential forgetting), and from them each stream's *residual*: how far its standardised
-value is from the best linear prediction from all the others, in units of that prediction's
-own spread. With the precision matrix ``P`` (the inverse of the correlations, shrunk towards
-the identity by ``SHRINK`` so that streams that move as one stay invertible), the residual of
-stream j is ``(P z)_j / sqrt(P_jj)``: one product for every stream at once.
+following the others (a decoupled sensor, a leak, a stuck process) moves against them. For
+the sources in ``CO_MOVING`` (rows of at least ``MIN_STREAMS`` streams), vigil keeps the
+streams' means and spreads and the correlations of their standardised values (byte rates on
+a log scale), with a memory of ``MEMORY_S`` of sample time (exponential forgetting), and from
+them each stream's *residual*: how far its standardised value is from the best linear
+prediction from all the others, in units of that prediction's own spread. With the
+precision matrix ``P`` (the inverse of the correlations, shrunk towards the identity by
+``SHRINK`` so that streams that move as one stay invertible), the residual of stream j is
+``(P z)_j / sqrt(P_jj)``: one product for every stream at once.
 
 The model changes only at fixed points of sample time (a *fold* every ``FOLD_EVERY_S``, of the
 rows that came since the last one), never between: every row before a fold is scored with the
@@ -51,9 +52,12 @@ Z_CLIP = 50.0
 #: once its history is full (1,000 entries span 83 days: a fault of hours does not make
 #: itself usual; the model itself follows slower changes within days).
 RESIDUAL_EVERY_S = 7200.0
-#: The sources whose streams measure one machine together (not positions, nor the ranked
-#: top processes of ``apps``, whose identities change).
-CO_MOVING = ("system", "battery")
+#: The sources whose streams measure one machine together: not positions, nor the ranked
+#: top processes of ``apps`` (whose identities change), nor ``battery`` (its charging flips
+#: every relation: three more episodes in a laptop's routine week).
+CO_MOVING = ("system",)
+#: Streams named so are byte rates, compared on a log scale (``_log_rates``).
+RATE_SUFFIX = "_Bps"
 #: Rows scored at once (the products are [rows, d, d]).
 _BLOCK = 256
 
@@ -76,11 +80,34 @@ class CoMovement:
     fold_t: float | None = None
     waiting: set[str] = field(default_factory=set)
     last_t: float | None = None  # the last row it took
-    precision: F64 = field(default_factory=lambda: np.zeros((0, 0)))
+    #: The streams' residual histories take an entry on this grid (``RESIDUAL_EVERY_S``).
+    entry_t: float | None = None
 
     def __post_init__(self) -> None:
-        if len(self.precision) != len(self.names):
-            self.precision = _precision(self.cov)
+        self._rows: list[F64] = [self.pending] if len(self.pending) else []
+        self._refresh()
+
+    def _refresh(self) -> None:
+        """What changes only at folds: the precision, each stream's scale and readiness, and
+        where a source's streams sit in the model."""
+        self.precision = _precision(self.cov)
+        self._scale = 1.0 / np.sqrt(np.diag(self.precision)) if len(self.names) else self.var
+        self._spread = _spread(self.mean, self.var)
+        self._ready = (self.folds >= READY_FOLDS) & (self.var > 0.0)
+        self._layouts: dict[tuple[str, ...], _Layout] = {}
+
+    def _layout(self, names: Sequence[str]) -> _Layout:
+        key = tuple(names)
+        layout = self._layouts.get(key)
+        if layout is None:
+            index = {n: j for j, n in enumerate(self.names)}
+            columns = [index.get(n, -1) for n in names]
+            mine = [j for j, c in enumerate(columns) if c >= 0]
+            layout = _Layout(
+                mine, [columns[j] for j in mine], [j for j, c in enumerate(columns) if c < 0]
+            )
+            self._layouts[key] = layout
+        return layout
 
     # -- scoring --------------------------------------------------------------------------------
     def residuals(self, names: Sequence[str], x: F64, t: F64) -> F64:
@@ -90,6 +117,7 @@ class CoMovement:
         streams. Rows of one stream take no part at all. The model folds at its due points;
         a stream it does not know yet joins at the next fold after it first carried a
         value (so the model's size, too, changes only at folds)."""
+        x = _log_rates(names, x)
         out = np.full(x.shape, np.nan)
         taking = np.flatnonzero((~np.isnan(x)).sum(axis=1) >= 2)  # a lone value says nothing
         if len(taking) < len(x):
@@ -103,27 +131,25 @@ class CoMovement:
             if stop == start:  # this row is past the fold: fold what came before it
                 self._fold(float(t[start]))
                 continue
-            index = {n: j for j, n in enumerate(self.names)}
-            columns = [index.get(n, -1) for n in names]
-            mine = [j for j, c in enumerate(columns) if c >= 0]
-            theirs = [columns[j] for j in mine]
+            layout = self._layout(names)
             rows = np.full((stop - start, len(self.names)), np.nan)
-            rows[:, theirs] = x[start:stop, mine]
-            out[start:stop, mine] = self._score(rows)[:, theirs]
+            rows[:, layout.theirs] = x[start:stop, layout.mine]
+            out[start:stop, layout.mine] = self._score(rows)[:, layout.theirs]
             self.last_t = float(t[stop - 1])
-            self.pending = np.concatenate([self.pending, rows])
-            seen = np.flatnonzero((~np.isnan(x[start:stop])).any(axis=0)).tolist()
-            self.waiting.update(names[j] for j in seen if columns[j] < 0)
+            self._rows.append(rows)
+            if layout.unknown:
+                part = x[start:stop, layout.unknown]
+                seen = np.flatnonzero((~np.isnan(part)).any(axis=0)).tolist()
+                self.waiting.update(names[layout.unknown[j]] for j in seen)
             start = stop
         return out
 
     def _score(self, x: F64) -> F64:
-        ready = (self.folds >= READY_FOLDS) & (self.var > 0.0)
-        usable = ~np.isnan(x) & ready
+        usable = ~np.isnan(x) & self._ready
         usable[usable.sum(axis=1) < MIN_STREAMS] = False  # too few to judge one by the others
-        z = np.clip((x - self.mean) / _spread(self.mean, self.var), -Z_CLIP, Z_CLIP)
+        z = np.clip((x - self.mean) / self._spread, -Z_CLIP, Z_CLIP)
         z[~usable] = 0.0
-        scale = 1.0 / np.sqrt(np.diag(self.precision))
+        scale = self._scale
         out = np.empty(x.shape)
         for a in range(0, len(x), _BLOCK):  # the sums in numpy's fixed order, any row count
             block = z[a : a + _BLOCK]
@@ -137,7 +163,8 @@ class CoMovement:
         """Fold the rows since the last fold into the model, and set the next fold after
         ``t`` (on the grid, restarted after a gap)."""
         assert self.fold_t is not None
-        rows, self.pending = self.pending, np.zeros((0, len(self.names)))
+        rows = np.concatenate(self._rows) if self._rows else np.zeros((0, len(self.names)))
+        self._rows = []
         if t - self.fold_t >= FOLD_EVERY_S:
             self.fold_t = t + FOLD_EVERY_S
         else:
@@ -185,8 +212,8 @@ class CoMovement:
             cov[:d, :d] = self.cov
             self.cov = cov
         self.waiting.clear()
-        self.pending = np.zeros((0, len(self.names)))
-        self.precision = _precision(self.cov)
+        self._rows = []
+        self._refresh()
 
     # -- state ----------------------------------------------------------------------------------
     def encode(self) -> dict[str, Any]:
@@ -197,10 +224,11 @@ class CoMovement:
             "var": _b64(self.var),
             "folds": _b64(self.folds),
             "cov": _b64(self.cov),
-            "pending": _b64(self.pending),
+            "pending": _b64(np.concatenate(self._rows) if self._rows else np.zeros((0, 0))),
             "fold_t": self.fold_t,
             "waiting": sorted(self.waiting),
             "last_t": self.last_t,
+            "entry_t": self.entry_t,
         }
 
     @classmethod
@@ -220,6 +248,7 @@ class CoMovement:
             None if saved["fold_t"] is None else float(saved["fold_t"]),
             {str(n) for n in saved["waiting"]},
             None if saved["last_t"] is None else float(saved["last_t"]),
+            None if saved["entry_t"] is None else float(saved["entry_t"]),
         )
         return model
 
@@ -236,6 +265,27 @@ def _unb64(text: str, shape: tuple[int, ...], nan_ok: bool = False) -> F64:
     if np.isinf(values).any() or (not nan_ok and np.isnan(values).any()):
         raise ValueError("co-movement state is not finite")
     return values
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """Where a source's part's streams sit in the model: part columns ``mine`` are model
+    columns ``theirs``; ``unknown`` are not in the model (yet)."""
+
+    mine: list[int]
+    theirs: list[int]
+    unknown: list[int]
+
+
+def _log_rates(names: Sequence[str], x: F64) -> F64:
+    """Byte rates (vigil's ``*_Bps`` fields) on a log scale: their bursts span orders of
+    magnitude, and on a linear scale one download makes every other stream look decoupled."""
+    rates = [j for j, name in enumerate(names) if name.endswith(RATE_SUFFIX)]
+    if not rates:
+        return x
+    out = x.copy()
+    out[:, rates] = np.log1p(np.maximum(x[:, rates], 0.0))
+    return out
 
 
 def _spread(mean: F64, var: F64) -> F64:

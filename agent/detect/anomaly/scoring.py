@@ -121,7 +121,6 @@ class StreamState:
         #: The stream's residuals given its source's other streams (``comove.py``), once
         #: there are any.
         self.residuals: History | None = None
-        self.residual_entry_t: float | None = None
 
     def residual_history(self, size: int) -> History:
         if self.residuals is None:

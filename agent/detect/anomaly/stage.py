@@ -237,34 +237,28 @@ class AnomalyDetector:
         residual = model.residuals(plan.names, plan.matrix, plan.t)
         scores = plan.scores
         usable = ~np.isnan(residual) & ~scores.learning
-        columns = np.flatnonzero(usable.any(axis=0)).tolist()
-        if not columns:
+        anywhere = np.flatnonzero(usable.any(axis=1))
+        if not len(anywhere):
             return
-        cells = [np.flatnonzero(usable[:, j]) for j in columns]
-        xs = np.concatenate([residual[rows, j] for rows, j in zip(cells, columns, strict=True)])
-        offsets = np.cumsum([0] + [len(rows) for rows in cells])
-        size = self.settings.history_n
-        states = [self.streams[plan.names[j]] for j in columns]
-        dues = []
-        for state, rows in zip(states, cells, strict=True):
-            due, state.residual_entry_t = entry_times(
-                plan.t[rows], state.residual_entry_t, RESIDUAL_EVERY_S
-            )
-            dues.append(due)
-        histories = [state.residual_history(size) for state in states]
-        kept = xs.astype(np.float32).astype(np.float64)  # saved exactly in 4 bytes
-        ranked_flat, _ = feed_histories(
-            histories, kept, np.concatenate(dues), offsets, upper_only=True
+        # Column by column (stream after stream), each stream's residuals in time order.
+        by_stream = usable.T
+        row_due = np.zeros(len(plan.t), dtype=np.bool_)  # one grid for the source's streams
+        row_due[anywhere], model.entry_t = entry_times(
+            plan.t[anywhere], model.entry_t, RESIDUAL_EVERY_S
         )
-        ranked = np.full(residual.shape, -1.0)
-        for k, (rows, j) in enumerate(zip(cells, columns, strict=True)):
-            ranked[rows, j] = ranked_flat[offsets[k] : offsets[k + 1]]
+        due = np.broadcast_to(row_due, by_stream.shape)[by_stream]
+        kept = residual.T[by_stream].astype(np.float32).astype(np.float64)  # exact in 4 bytes
+        offsets = np.concatenate([[0], np.cumsum(by_stream.sum(axis=1))])
+        size = self.settings.history_n
+        histories = [self.streams[name].residual_history(size) for name in plan.names]
+        ranked_flat, _ = feed_histories(histories, kept, due, offsets, upper_only=True)
+        ranked_by_stream = np.full(by_stream.shape, -1.0)
+        ranked_by_stream[by_stream] = ranked_flat
+        ranked = ranked_by_stream.T
         lo, hi = scores.edges[:, :, 0], scores.edges[:, :, 1]
         explained = usable & (plan.matrix >= lo) & (plan.matrix <= hi)  # new values stand
         scores.surprise[explained] = np.minimum(scores.surprise[explained], ranked[explained])
-        rows = np.flatnonzero(usable.any(axis=1))
-        culprit = ranked[rows].argmax(axis=1)
-        worst = (rows, culprit)
+        worst = (anywhere, ranked[anywhere].argmax(axis=1))
         scores.surprise[worst] = np.maximum(scores.surprise[worst], ranked[worst])
 
     # -- events --------------------------------------------------------------------------------
