@@ -1,0 +1,51 @@
+"""bench/context.py: the events sit where the bench says, at the same values, and the run
+gives one score per sample (the bench measures vigil; it asserts nothing about its verdicts)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "context.py"
+
+
+@pytest.fixture(scope="module")
+def context() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("context_bench", SCRIPT)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["context_bench"] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_the_same_values_at_night_in_the_afternoon_and_on_a_sunday(context: ModuleType) -> None:
+    samples, events = context.generate(1)
+    assert len(samples) == context.DAYS * context.DAY
+    assert [e.name for e in events] == ["night", "afternoon", "weekend"]
+    cpu = np.array([s.data["cpu_pct"] for s in samples])
+    spans = [cpu[e.start : e.start + context.EVENT_ROWS] for e in events]
+    for span in spans:  # an ordinary busy afternoon's level, in every event
+        assert 55.0 <= span.min() and span.max() <= 90.0
+    hours = [(samples[e.start].t - context.START_T) % 86400 / 3600 for e in events]
+    assert hours == [2.0, 15.0, 15.0]
+    weekdays = [int((samples[e.start].t - context.START_T) // 86400) % 7 for e in events]
+    assert weekdays == [1, 2, 6]  # Tuesday, Wednesday, Sunday
+    before = cpu[events[0].start - 60 : events[0].start]
+    assert before.max() <= 10.0  # the night around the night event is quiet
+    again, _ = context.generate(1)
+    assert [s.data for s in again] == [s.data for s in samples]
+
+
+def test_a_run_scores_every_sample(context: ModuleType) -> None:
+    samples, _ = context.generate(2)
+    part = samples[: 2 * context.DAY]
+    scores, starts = context.run(part, context.configs()["default"])
+    assert scores.shape == (len(part),)
+    assert np.all((scores >= 0.0) & (scores < 1.0))
+    assert all(0 <= i < len(part) for i in starts)
