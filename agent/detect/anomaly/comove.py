@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from agent.detect.novelty import next_entry
+
 F64 = npt.NDArray[np.float64]
 
 #: Sample time between two changes of the model (the rows between are folded in together).
@@ -67,31 +69,30 @@ _FORGET = 1.0 - math.exp(-FOLD_EVERY_S / MEMORY_S)
 @dataclass
 class CoMovement:
     """One source's model: per stream (in ``names`` order) the mean and variance of its raw
-    values and the folds it took part in; the covariance of the standardised values; the rows
-    since the last fold (NaN where a row lacks a stream), when the next fold is due, and the
-    new streams that join the model then."""
+    values and the folds it took part in; the covariance of the standardised values; the time
+    of the last fold on its grid (the next is due ``FOLD_EVERY_S`` later), and the new streams
+    that join the model then. The rows since the last fold wait in ``_rows``."""
 
     names: list[str] = field(default_factory=list)
     mean: F64 = field(default_factory=lambda: np.zeros(0))
     var: F64 = field(default_factory=lambda: np.zeros(0))
     folds: F64 = field(default_factory=lambda: np.zeros(0))
     cov: F64 = field(default_factory=lambda: np.zeros((0, 0)))
-    pending: F64 = field(default_factory=lambda: np.zeros((0, 0)))
-    fold_t: float | None = None
+    grid_t: float | None = None
     waiting: set[str] = field(default_factory=set)
     last_t: float | None = None  # the last row it took
     #: The streams' residual histories take an entry on this grid (``RESIDUAL_EVERY_S``).
     entry_t: float | None = None
 
     def __post_init__(self) -> None:
-        self._rows: list[F64] = [self.pending] if len(self.pending) else []
+        self._rows: list[F64] = []  # NaN where a row lacks a stream
         self._refresh()
 
     def _refresh(self) -> None:
         """What changes only at folds: the precision, each stream's scale and readiness, and
         where a source's streams sit in the model."""
         self.precision = _precision(self.cov)
-        self._scale = 1.0 / np.sqrt(np.diag(self.precision)) if len(self.names) else self.var
+        self._scale = 1.0 / np.sqrt(np.diag(self.precision))
         self._spread = _spread(self.mean, self.var)
         self._ready = (self.folds >= READY_FOLDS) & (self.var > 0.0)
         self._layouts: dict[tuple[str, ...], _Layout] = {}
@@ -125,9 +126,9 @@ class CoMovement:
             return out
         start = 0
         while start < len(x):
-            if self.fold_t is None:
-                self.fold_t = float(t[start]) + FOLD_EVERY_S
-            stop = int(np.searchsorted(t, self.fold_t, side="left"))
+            if self.grid_t is None:
+                self.grid_t = float(t[start])  # the grid starts at the first row
+            stop = int(np.searchsorted(t, self.grid_t + FOLD_EVERY_S, side="left"))
             if stop == start:  # this row is past the fold: fold what came before it
                 self._fold(float(t[start]))
                 continue
@@ -160,15 +161,11 @@ class CoMovement:
 
     # -- learning -------------------------------------------------------------------------------
     def _fold(self, t: float) -> None:
-        """Fold the rows since the last fold into the model, and set the next fold after
-        ``t`` (on the grid, restarted after a gap)."""
-        assert self.fold_t is not None
+        """Fold the rows since the last fold into the model, and move the grid on to ``t``
+        (``next_entry``: restarted after a gap)."""
         rows = np.concatenate(self._rows) if self._rows else np.zeros((0, len(self.names)))
         self._rows = []
-        if t - self.fold_t >= FOLD_EVERY_S:
-            self.fold_t = t + FOLD_EVERY_S
-        else:
-            self.fold_t += FOLD_EVERY_S
+        _, self.grid_t = next_entry(self.grid_t, t, FOLD_EVERY_S)
         if not len(rows):
             self._join()
             return
@@ -184,7 +181,7 @@ class CoMovement:
         # young model is not biased towards where it started.
         rate = np.maximum(_FORGET, 1.0 / (self.folds + 1.0))
         settled = old & (self.folds >= SETTLE_FOLDS)  # its spread is known well enough
-        z = np.clip((rows - self.mean) / _spread(self.mean, self.var), -Z_CLIP, Z_CLIP)
+        z = np.clip((rows - self.mean) / self._spread, -Z_CLIP, Z_CLIP)
         z[~(seen & settled)] = 0.0
         products = (z[:, :, None] * z[:, None, :]).sum(axis=0) / len(rows)
         most = float(self.folds.max()) if len(self.folds) else 0.0
@@ -225,7 +222,7 @@ class CoMovement:
             "folds": _b64(self.folds),
             "cov": _b64(self.cov),
             "pending": _b64(np.concatenate(self._rows) if self._rows else np.zeros((0, 0))),
-            "fold_t": self.fold_t,
+            "grid_t": self.grid_t,
             "waiting": sorted(self.waiting),
             "last_t": self.last_t,
             "entry_t": self.entry_t,
@@ -244,12 +241,14 @@ class CoMovement:
             _unb64(saved["var"], (d,)),
             _unb64(saved["folds"], (d,)),
             _unb64(saved["cov"], (d, d)),
-            _unb64(saved["pending"], (-1, d), nan_ok=True),
-            None if saved["fold_t"] is None else float(saved["fold_t"]),
+            None if saved["grid_t"] is None else float(saved["grid_t"]),
             {str(n) for n in saved["waiting"]},
             None if saved["last_t"] is None else float(saved["last_t"]),
             None if saved["entry_t"] is None else float(saved["entry_t"]),
         )
+        pending = _unb64(saved["pending"], (-1, d), nan_ok=True)
+        if len(pending):
+            model._rows = [pending]
         return model
 
 

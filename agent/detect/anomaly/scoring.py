@@ -194,10 +194,9 @@ def score_source(
         np.zeros((m, k), dtype=np.bool_),
         np.zeros((m, k), dtype=np.bool_),
     )
-    due = out.due
     kernel = novelty.kernel()
     if kernel is None or not all(type(s.values) is KernelHistory for s in states):
-        _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out, due)
+        _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out)
         return out
     width = len(states[0].buffer)
     scaled = np.empty((m * k if model is not None else 0, width), dtype=np.float32)
@@ -210,7 +209,7 @@ def score_source(
         model.min_std if model is not None else math.nan,
         out.surprise,
         out.edges,
-        due,
+        out.due,
         out.full,
         out.learning,
         scaled,
@@ -219,7 +218,7 @@ def score_source(
     if model is not None and n_full:
         errors = model_errors(model, scaled[:n_full], meter)
         error_states = [s.errors._state for s in states]  # type: ignore[attr-defined]
-    kernel.shapes(error_states, errors, due, out.full, out.learning, out.surprise, out.shape)
+    kernel.shapes(error_states, errors, out.due, out.full, out.learning, out.surprise, out.shape)
     return out
 
 
@@ -232,7 +231,6 @@ def _score_reference(
     every_s: float,
     warmup_s: float,
     out: SourceScores,
-    due: npt.NDArray[np.bool_],
 ) -> None:
     """``score_source`` with numpy and any ``History``: the kernel's arithmetic step by step
     (numpy's sums are the kernel's pairwise sums)."""
@@ -263,7 +261,7 @@ def _score_reference(
             spread, _ = state.spreads.feed(log_spreads(stream_windows), d[full])
             surprise[full] = np.maximum(surprise[full], spread)
         out.surprise[rows, j], out.edges[rows, j] = surprise, edges
-        out.full[rows, j], due[rows, j] = full, d
+        out.full[rows, j], out.due[rows, j] = full, d
         out.learning[rows, j] = t - meta[_FIRST_T] < warmup_s
         windows.append(stream_windows)
         columns.append((j, rows[full], d[full]))
