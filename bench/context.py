@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import math
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
+from multivariate import lag
 from rich.console import Console
 from rich.table import Table
 
@@ -72,8 +72,8 @@ def generate(seed: int) -> tuple[list[Sample], list[Event]]:
         start = on_day * DAY + int(at_hour * 60)
         cpu[start : start + EVENT_ROWS] = rng.uniform(60.0, 85.0, EVENT_ROWS)
         events.append(Event(name, start, anomalous))
-    load = _lag(cpu / 25.0, 5.0) + rng.normal(0.0, 0.05, rows)
-    temp = 38.0 + _lag(cpu, 20.0) * 0.35 + rng.normal(0.0, 0.3, rows)
+    load = lag(cpu / 25.0, 5.0) + rng.normal(0.0, 0.05, rows)
+    temp = 38.0 + lag(cpu, 20.0) * 0.35 + rng.normal(0.0, 0.3, rows)
     rows_of = zip(cpu.tolist(), load.tolist(), temp.tolist(), strict=True)
     samples = [
         Sample(
@@ -84,16 +84,6 @@ def generate(seed: int) -> tuple[list[Sample], list[Event]]:
         for i, (c, q, t) in enumerate(rows_of)
     ]
     return samples, events
-
-
-def _lag(u: np.ndarray, tau: float) -> np.ndarray:
-    alpha = 1.0 - math.exp(-1.0 / tau)
-    out = np.empty(len(u))
-    y = float(u[0])
-    for i, x in enumerate(u.tolist()):
-        y += alpha * (x - y)
-        out[i] = y
-    return out
 
 
 def run(samples: list[Sample], config: Config) -> tuple[np.ndarray, list[int]]:

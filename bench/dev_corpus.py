@@ -98,7 +98,7 @@ def _weekend(t: F64, factor: float, peak: float) -> F64:
     return np.where(np.floor((t - peak + DAY / 2) / DAY) % 7 >= 5, factor, 1.0)
 
 
-def _ar1(n: int, tau: float, sd: float, rng: Rng) -> F64:
+def ar1(n: int, tau: float, sd: float, rng: Rng) -> F64:
     """A mean-reverting random walk (AR(1), correlation time ``tau`` rows, stationary ``sd``)."""
     phi = math.exp(-1.0 / tau)
     shocks = rng.normal(0.0, sd * math.sqrt(1.0 - phi * phi), n).tolist()
@@ -155,7 +155,7 @@ def temperature(n: int, clock: F64, rng: Rng) -> Model:
     """A temperature (freezer, room or machine): a mean-reverting walk, a small daily swing."""
     low, high = [(-30.0, -10.0), (15.0, 35.0), (40.0, 90.0)][int(rng.integers(3))]
     sd = rng.uniform(0.3, 3.0)
-    walk = rng.uniform(low, high) + _ar1(n, rng.uniform(50.0, 800.0), sd, rng)
+    walk = rng.uniform(low, high) + ar1(n, rng.uniform(50.0, 800.0), sd, rng)
     amp, peak = sd * rng.uniform(0.0, 1.0), rng.uniform(0, DAY)
 
     def season(t: F64) -> F64:
@@ -178,7 +178,7 @@ def quantised(n: int, clock: F64, rng: Rng) -> Model:
     """A slowly wandering sensor reported at a coarse resolution (long runs of one value)."""
     low, high, step = QUANTISED_SENSORS[int(rng.integers(len(QUANTISED_SENSORS)))]
     sd = step * rng.uniform(2.0, 10.0)
-    walk = rng.uniform(low, high) + _ar1(n, rng.uniform(100.0, 1000.0), sd, rng)
+    walk = rng.uniform(low, high) + ar1(n, rng.uniform(100.0, 1000.0), sd, rng)
     amp, peak = sd * rng.uniform(0.0, 0.8), rng.uniform(0, DAY)
 
     def season(t: F64) -> F64:

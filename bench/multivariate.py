@@ -59,6 +59,7 @@ from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
+from dev_corpus import ar1
 from rich.console import Console
 from rich.table import Table
 
@@ -147,19 +148,7 @@ def _loguniform(rng: Rng, low: float, high: float) -> float:
     return float(math.exp(rng.uniform(math.log(low), math.log(high))))
 
 
-def _ar1(rng: Rng, n: int, tau: float, sd: float) -> F64:
-    """A mean-reverting walk around 0: AR(1) with correlation time ``tau`` rows, spread ``sd``."""
-    phi = math.exp(-1.0 / tau)
-    shocks = rng.normal(0.0, sd * math.sqrt(1.0 - phi * phi), n).tolist()
-    x = float(rng.normal(0.0, sd))
-    out = np.empty(n)
-    for i, e in enumerate(shocks):
-        x = phi * x + e
-        out[i] = x
-    return out
-
-
-def _lag(u: F64, tau: float) -> F64:
+def lag(u: F64, tau: float) -> F64:
     """``u`` through a first-order lag of ``tau`` rows (a temperature following its load)."""
     alpha = 1.0 - math.exp(-1.0 / tau)
     out = np.empty(len(u))
@@ -216,7 +205,7 @@ def bursts(rng: Rng, n: int) -> F64:
 
 def slow_walk(rng: Rng, n: int) -> F64:
     """A slow mean-reverting walk around 0.5 (days to revert)."""
-    return 0.5 + _ar1(rng, n, rng.uniform(1.0, 3.0) * DAY, rng.uniform(0.15, 0.25))
+    return 0.5 + ar1(n, rng.uniform(1.0, 3.0) * DAY, rng.uniform(0.15, 0.25), rng)
 
 
 def batch_job(rng: Rng, n: int) -> F64:
@@ -278,7 +267,7 @@ def draw_metric(rng: Rng, kind: str, u: F64) -> F64:
         base = _loguniform(rng, 6.0, 300.0)
         v = np.round(base * (1.0 + 0.6 * u) + rng.normal(0.0, 0.4, n))
     elif kind == "temp_c":  # lags its load by 10 to 45 minutes
-        lagged = _lag(u, rng.uniform(10.0, 45.0))
+        lagged = lag(u, rng.uniform(10.0, 45.0))
         v = 32.0 + rng.uniform(15.0, 30.0) * lagged + rng.normal(0.0, 0.25, n)
     elif kind == "mem_mb":
         base = _loguniform(rng, 200.0, 6e4)
@@ -341,7 +330,7 @@ def inject(
     n = end - start
     if kind == "decoupling":
         j = int(rng.integers(x.shape[1]))
-        noise = _ar1(rng, n, 10.0, 1.0)  # smooth, as the metric itself is
+        noise = ar1(n, 10.0, 1.0, rng)  # smooth, as the metric itself is
         x[start:end, j] = np.clip(mean[j] + sd[j] * noise, train[:, j].min(), train[:, j].max())
         metrics: tuple[int, ...] = (j,)
     elif kind == "leak":

@@ -3,6 +3,7 @@ free loopback ports."""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -100,3 +102,17 @@ def wait_for(predicate: Callable[[], object], timeout_s: float = 60.0) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+def load_script(path: Path) -> ModuleType:
+    """A script of the repository (a bench, the model build) as a module named by its file,
+    with its folder on the import path so it finds its siblings as it does when run."""
+    folder = str(path.parent)
+    if folder not in sys.path:
+        sys.path.append(folder)
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module  # dataclasses look their module up while it runs
+    spec.loader.exec_module(module)
+    return module

@@ -3,25 +3,19 @@ gives one score per sample (the bench measures vigil; it asserts nothing about i
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from _tools import load_script
 
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "context.py"
 
 
 @pytest.fixture(scope="module")
 def context() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("context_bench", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules["context_bench"] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def test_the_same_values_at_night_in_the_afternoon_and_on_a_sunday(context: ModuleType) -> None:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
 import itertools
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import numpy as np
 import pytest
+from _tools import load_script
 
 SCRIPT = Path(__file__).resolve().parent.parent / "bench" / "multivariate.py"
 DAY = 1440
@@ -18,12 +17,7 @@ SEED = 5
 
 @pytest.fixture(scope="module")
 def mv() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("multivariate", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("multivariate", mod)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import math
 import re
@@ -15,6 +14,7 @@ from types import ModuleType
 
 import numpy as np
 import pytest
+from _tools import load_script
 
 from agent.evaluation.nab_io import CostProfile, load_profiles, load_windows
 from agent.evaluation.nab_score import probationary_length
@@ -43,12 +43,7 @@ SUMMARY = re.compile(
 
 @pytest.fixture(scope="module")
 def dev() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("dev_corpus", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("dev_corpus", mod)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT)
 
 
 def _write(dev: ModuleType, out: Path, seed: int) -> Path:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import numpy as np
 import pytest
+from _tools import load_script
 
 from agent import config
 from agent.detect.tflite import (
@@ -32,12 +31,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _build_script() -> ModuleType:
     """models/build_tiny.py's numpy-only data generators (TensorFlow is imported lazily)."""
-    spec = importlib.util.spec_from_file_location("build_tiny", REPO / "models" / "build_tiny.py")
-    assert spec is not None and spec.loader is not None
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules.setdefault("build_tiny", mod)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / "models" / "build_tiny.py")
 
 
 @pytest.fixture(scope="module")
