@@ -28,16 +28,20 @@ T0 = 1_780_000_000.0
 
 
 @pytest.fixture
-def live_rapl(tmp_path: Path) -> Iterator[Path]:
-    root = tmp_path / "powercap"
-    with LiveRapl(root, idle_w=1.0, k_w=10.0):
-        yield root
+def rapl(tmp_path: Path) -> Iterator[LiveRapl]:
+    with LiveRapl(tmp_path / "powercap", idle_w=1.0, k_w=10.0) as zone:
+        yield zone
 
 
-def test_rapl_energy_is_attributed_by_cpu_time(tmp_path: Path, live_rapl: Path) -> None:
+@pytest.fixture
+def live_rapl(rapl: LiveRapl) -> Path:
+    return rapl.root
+
+
+def test_rapl_energy_is_attributed_by_cpu_time(tmp_path: Path, rapl: LiveRapl) -> None:
     """A daemon's ledger with RAPL energy: the agent's share of each hour's energy above the
     idle floor is its CPU time's share of the machine's busy CPU."""
-    found = find_rapl(live_rapl)
+    found = find_rapl(rapl.root)
     assert found.counter is not None
     busy = [0.0]  # the machine's busy CPU: the agent's twice over, by construction
 
@@ -56,6 +60,7 @@ def test_rapl_energy_is_attributed_by_cpu_time(tmp_path: Path, live_rapl: Path) 
         for i in range(3 * 360):  # three hours from T0 (mid-hour), a sample every 10 s
             process[0] += 0.001
             busy[0] += 0.002
+            rapl.tick()  # every sample's time moves the counter, whatever the threads do
             yield Sample("system", T0 + 10 * i, {"cpu_pct": 5.0})
 
     drive(([s] for s in samples()), pipeline=Pipeline(Config()), store=store, ledger=ledger)
