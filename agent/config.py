@@ -15,6 +15,7 @@ import re
 import tomllib
 import types
 import typing
+import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,12 @@ class AnomalyConfig:
     #: from 0.32 to 0.56 (bench/multivariate.py) and on a laptop's routine week it changes no
     #: event; off by default for its cost (a live sample 114 us instead of 88).
     co_movement: bool = False
+    #: Context: each stream (not positions, not the battery) also judged by what is usual
+    #: for it at this hour of the day, on working days or at the weekend, once it has a few
+    #: days of them (``detect/anomaly/context.py``), in ``timezone`` (``local``: the
+    #: machine's; or a name such as ``Europe/Berlin``).
+    context: bool = True
+    timezone: str = "local"
     #: On-device personalisation: every ``personalise_every_s`` of sample time, once
     #: ``personalise_min_windows`` new normal windows wait, ``personalise_steps`` training
     #: steps. Off by default: measured, it does not help detection yet (bench/personalise.py).
@@ -602,6 +609,14 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(path, "anomaly.own_model", "needs anomaly.model, your model's path")
     if a.model and Path(a.model).suffix not in (".tflite", ".json"):
         raise ConfigError(path, "anomaly.model", "must be a .tflite file (or its card, .json)")
+    if a.timezone != "local":
+        try:
+            zoneinfo.ZoneInfo(a.timezone)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            reason = "not a known time zone: 'local', 'UTC' or a name such as 'Europe/Berlin'"
+            raise ConfigError(
+                path, "anomaly.timezone", f"{reason}, got {_show(a.timezone)}"
+            ) from None
     for i, pattern in enumerate(config.sensors.apps.redact):
         try:
             re.compile(pattern)

@@ -105,6 +105,12 @@ history_s = 345600.0  # 60 to 31,536,000 s
 # metric that stops following the others): for servers of many correlated metrics. Off by
 # default: it costs a live sample about a third more CPU.
 co_movement = false
+# Context: a value is also judged against what is usual for it at this hour, on working
+# days or at the weekend (a busy CPU at 3 am after busy afternoons), once it has a few days
+# of them. Not positions nor the battery. Hours are local to timezone: "local" (this
+# machine's), "UTC" or a name such as "Europe/Berlin".
+context = true
+timezone = "local"
 # Personalisation: the tiny model trains on this machine's normal windows every
 # personalise_every_s seconds (once personalise_min_windows new ones are waiting); the new
 # weights are kept only if they fit held-out normal windows better, and live in the

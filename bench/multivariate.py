@@ -445,16 +445,25 @@ def samples(source: Source) -> Iterator[Sample]:
         yield check_sample("system", START_T + 60.0 * i, dict(zip(source.names, row, strict=True)))
 
 
+def default() -> Config:
+    """The default config, its hours in UTC (the generated days are UTC's)."""
+    return dataclasses.replace(
+        Config(), anomaly=dataclasses.replace(Config().anomaly, timezone="UTC")
+    )
+
+
 def co_movement() -> Config:
     """The default config with ``[anomaly] co_movement = true``."""
-    anomaly = dataclasses.replace(Config().anomaly, co_movement=True)
-    return dataclasses.replace(Config(), anomaly=anomaly)
+    config = default()
+    return dataclasses.replace(
+        config, anomaly=dataclasses.replace(config.anomaly, co_movement=True)
+    )
 
 
 def vigil_scores(source: Source, config: Config | None = None) -> tuple[F64, float]:
     """(vigil's node score of each test row, the pipeline's CPU seconds for the whole
     source): a fresh pipeline fed the training half, then the test half."""
-    pipeline = build_pipeline(config if config is not None else Config(), keep_scores=True)
+    pipeline = build_pipeline(config if config is not None else default(), keep_scores=True)
     scores = np.zeros(source.rows)
     cpu = 0.0
     i = 0

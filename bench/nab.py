@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -221,7 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     wall = time.perf_counter()
-    config = load(args.config, missing_ok=False) if args.config else Config()
+    # NAB's times carry no zone and are read as UTC: the hours are UTC's on every machine.
+    config = load(args.config, missing_ok=False) if args.config else _utc(Config())
     names = data_files(args.data)[: args.files]
     windows = load_windows(args.data / "labels" / "combined_windows.json")
     runs: list[FileRun] = []
@@ -250,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
             raise SystemExit("--card: only for the whole corpus with the default config")
         write_card(args.card, results, cpu / max(rows, 1) * 1e6)
     return 0
+
+
+def _utc(config: Config) -> Config:
+    return dataclasses.replace(config, anomaly=dataclasses.replace(config.anomaly, timezone="UTC"))
 
 
 def write_card(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +13,12 @@ from hypothesis import HealthCheck, settings
 
 from agent.memory.db import open_engine, upgrade
 from agent.memory.store import MemoryStore
+
+# vigil judges values by the local hour (``[anomaly] timezone = "local"``): the tests run in
+# UTC wherever they run, so their traces give the same events on every machine (the CLI's
+# subprocesses inherit it).
+os.environ["TZ"] = "UTC"
+time.tzset()
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"

@@ -122,3 +122,45 @@ def test_co_movement_in_chunks_of_1_7_and_4096() -> None:
     _same(one, _run(samples, _co_moving(), 4096))
     off = _run(samples, Config(), 4096)
     assert [s.scores for s in off] != [s.scores for s in one]  # the option changed scores
+
+
+def _hours_routine(days: int = 6) -> list[Sample]:
+    """A sample every 2 minutes: busy working-day afternoons, quiet nights; on the last
+    night, an afternoon's level for 40 minutes (an anomaly for the hour, not for the day)."""
+    rng = random.Random(8)
+    samples = []
+    for i in range(days * 720):
+        hour, day = (i % 720) / 30.0, i // 720
+        busy = day % 7 < 5 and 13.0 <= hour < 18.0
+        cpu = rng.uniform(55.0, 90.0) if busy else rng.uniform(2.0, 10.0)
+        if day == days - 1 and 2.0 <= hour < 2.7:
+            cpu = rng.uniform(60.0, 85.0)
+        load = cpu / 25.0 + rng.gauss(0.0, 0.05)
+        samples.append(
+            Sample("system", 1_780_272_000.0 + 120.0 * i, {"cpu_pct": cpu, "load1": load})
+        )
+    return samples
+
+
+def test_context_in_chunks_of_1_7_and_4096(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Visits join their slots when their hour is over, and the context histories take
+    entries on a grid of sample time: the same scores whatever the chunks; and without the
+    kernel, the same again."""
+    samples = _hours_routine()
+    one = _run(samples, Config(), 1)
+    night = 1_780_272_000.0 + 120.0 * (5 * 720 + 60)
+    starts = [e.t for s in one for e in s.events if e.kind == "anomaly.start"]
+    assert any(night <= t < night + 2400.0 for t in starts)  # the hour's anomaly was judged
+    _same(one, _run(samples, Config(), 7))
+    _same(one, _run(samples, Config(), 4096))
+    config = Config()
+    off = dataclasses.replace(config, anomaly=dataclasses.replace(config.anomaly, context=False))
+    assert [s.scores for s in _run(samples, off, 4096)] != [s.scores for s in one]
+
+    from agent.detect import novelty
+    from agent.detect.anomaly import codec, stage
+
+    monkeypatch.setattr(novelty, "_ranks", None)
+    monkeypatch.setattr(stage, "ValueHistory", novelty.ReferenceHistory)
+    monkeypatch.setattr(codec, "ValueHistory", novelty.ReferenceHistory)
+    _same(one, _run(samples, Config(), 4096))

@@ -108,6 +108,35 @@ def test_co_movement_restored_midway_gives_the_scores_of_one_run() -> None:
     assert [(s.node, s.scores) for s in rest] == [(s.node, s.scores) for s in whole[cut:]]
 
 
+def test_context_restored_midway_gives_the_scores_of_one_run() -> None:
+    """The hours' profiles (with the open hour's rows) and the context histories are in the
+    saved state: restored inside an hour, days after the slots became ready, the rest is
+    scored exactly as in one uninterrupted run."""
+    import random
+
+    rng = random.Random(6)
+    samples = []
+    for i in range(5 * 720):  # five days, a sample every 2 minutes
+        hour = (i % 720) / 30.0
+        cpu = rng.uniform(55.0, 90.0) if 13.0 <= hour < 18.0 else rng.uniform(2.0, 10.0)
+        if i >= 4 * 720 + 60:
+            cpu = rng.uniform(55.0, 90.0)  # the last day busy at every hour
+        samples.append(Sample("system", 1_780_272_000.0 + 120.0 * i, {"cpu_pct": cpu}))
+    one = Pipeline(Config())
+    whole = [one.feed(s) for s in samples]
+    cut = 4 * 720 + 45  # 01:30 on the fifth day: inside an hour, before the busy night
+    first = Pipeline(Config())
+    for s in samples[:cut]:
+        first.feed(s)
+    saved = _as_kept(first.snapshot(full=True))
+    assert saved["detector_state"]["anomaly_history"]["context"]["system"]["names"]
+    second = Pipeline(Config())
+    assert second.restore(saved) == []
+    rest = [second.feed(s) for s in samples[cut:]]
+    assert [(s.node, s.scores) for s in rest] == [(s.node, s.scores) for s in whole[cut:]]
+    assert any(s.events for s in whole[cut:])  # the busy night was an anomaly for the hour
+
+
 def test_a_rule_changed_since_the_save_starts_afresh(
     day: tuple[list[Sample], list[Event]],
 ) -> None:

@@ -151,9 +151,10 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
 
 /* The numbers xs[0..count) through one history: each one's surprise, the edges before it
  * (when ``edges`` is not NULL: smallest and largest, in pairs), then the number taken as an
- * entry (when due, or while the history holds fewer than ``size``) or only observed. */
+ * entry (when due, or with ``fill`` while the history holds fewer than ``size``) or only
+ * observed. */
 static void feed_one(history *h, const double *x, const uint8_t *a, Py_ssize_t count,
-                     int upper_only, double *o, double *edges) {
+                     int upper_only, int fill, double *o, double *edges) {
     for (Py_ssize_t i = 0; i < count; i++) {
         o[i] = surprise(h, x[i], upper_only);
         if (edges != NULL) {
@@ -162,7 +163,7 @@ static void feed_one(history *h, const double *x, const uint8_t *a, Py_ssize_t c
             edges[2 * i + 1] = empty ? NAN : queue_front(h->maxq, h->meta, MAXQ_HEAD);
         }
         observe(h, x[i]);
-        if (a[i] || h->meta[N] < h->size) {  /* due, or the history still filling */
+        if (a[i] || (fill && h->meta[N] < h->size)) {  /* due, or the history filling */
             h->meta[HAS_BLOCK] = 0;
             push(h, x[i], h->block[0], h->block[1]);
         }
@@ -195,14 +196,14 @@ static void close_history(Py_buffer b[8], int got) {
     for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
 }
 
-/* feed(states, xs, add, offsets, upper_only, out, edges): history k takes the numbers
- * xs[offsets[k]..offsets[k+1]) (``feed_one``); edges may be None. One call for every
- * stream of a chunk: the per-call cost is paid once, not once per stream. */
+/* feed(states, xs, add, offsets, upper_only, fill, out, edges): history k takes the
+ * numbers xs[offsets[k]..offsets[k+1]) (``feed_one``); edges may be None. One call for
+ * every stream of a chunk: the per-call cost is paid once, not once per stream. */
 static PyObject *feed(PyObject *self, PyObject *args) {
     PyObject *states, *xs_o, *add_o, *off_o, *out_o, *edges_o;
-    int upper_only;
-    if (!PyArg_ParseTuple(args, "O!OOOpOO", &PyList_Type, &states, &xs_o, &add_o, &off_o,
-                          &upper_only, &out_o, &edges_o))
+    int upper_only, fill;
+    if (!PyArg_ParseTuple(args, "O!OOOppOO", &PyList_Type, &states, &xs_o, &add_o, &off_o,
+                          &upper_only, &fill, &out_o, &edges_o))
         return NULL;
     Py_ssize_t k = PyList_GET_SIZE(states);
     Py_buffer xs, add, off, out, edges;
@@ -238,7 +239,7 @@ static PyObject *feed(PyObject *self, PyObject *args) {
         }
         Py_ssize_t at = (Py_ssize_t)o[j];
         feed_one(&h, (const double *)xs.buf + at, (const uint8_t *)add.buf + at,
-                 (Py_ssize_t)(o[j + 1] - o[j]), upper_only, (double *)out.buf + at,
+                 (Py_ssize_t)(o[j + 1] - o[j]), upper_only, fill, (double *)out.buf + at,
                  with_edges ? (double *)edges.buf + 2 * at : NULL);
         close_history(b, got);
     }
@@ -391,7 +392,7 @@ static PyObject *columns(PyObject *self, PyObject *args) {
             }
             meta[S_ENTRY_T] = entry_t;
             due_out[c] = take;
-            feed_one(&values, &v, &take, 1, 0, &surprise_out[c], &edges_out[2 * c]);
+            feed_one(&values, &v, &take, 1, 0, 1, &surprise_out[c], &edges_out[2 * c]);
             /* the window */
             memmove(window, window + 1, (size_t)(w - 1) * sizeof(double));
             window[w - 1] = v;
@@ -412,7 +413,7 @@ static PyObject *columns(PyObject *self, PyObject *args) {
             double sd = sqrt((0.0 + pairwise_sum(d, w)) / (double)w);
             double spread = (double)(float)log(sd + 1e-9 + 1e-6 * fabs(mean));
             double spread_s;
-            feed_one(&spreads, &spread, &take, 1, 0, &spread_s, NULL);
+            feed_one(&spreads, &spread, &take, 1, 0, 1, &spread_s, NULL);
             surprise_out[c] = py_max(surprise_out[c], spread_s);
             if (!isnan(min_std)) {
                 if (n_full >= scaled_rows) {
@@ -498,7 +499,7 @@ static PyObject *shapes(PyObject *self, PyObject *args) {
                     PyErr_SetString(PyExc_ValueError, "shapes: fewer errors than full windows");
                     goto done;
                 }
-                feed_one(&h, &errors[at], &due_f[c], 1, 1, &shape_out[c], NULL);
+                feed_one(&h, &errors[at], &due_f[c], 1, 1, 1, &shape_out[c], NULL);
                 at++;
             }
             close_history(hb, got_h);
@@ -519,11 +520,67 @@ done:
     Py_RETURN_NONE;
 }
 
+/* cells(states, matrix, due, upper_only, fill, out): the numbers ``matrix[m, k]`` (NaN:
+ * none) through the k histories, column by column, each in time order (``feed_one``; a
+ * cell takes an entry when its row is ``due``): the surprise of each into ``out[m, k]``,
+ * -1 where there is no number. A source's residuals cost one call, whatever their layout. */
+static PyObject *cells(PyObject *self, PyObject *args) {
+    PyObject *states, *matrix_o, *due_o, *out_o;
+    int upper_only, fill;
+    if (!PyArg_ParseTuple(args, "O!OOppO", &PyList_Type, &states, &matrix_o, &due_o,
+                          &upper_only, &fill, &out_o))
+        return NULL;
+    Py_ssize_t k = PyList_GET_SIZE(states);
+    Py_buffer mx, dv, ov;
+    int have_m = 0, have_d = 0, have_o = 0, ok = 0;
+    if (get_buffer(matrix_o, &mx, 8, 0, 0, "matrix") < 0) goto done;
+    have_m = 1;
+    Py_ssize_t count = mx.len / 8;
+    if (k == 0 ? count != 0 : count % k != 0) {
+        PyErr_SetString(PyExc_ValueError, "matrix: not k columns");
+        goto done;
+    }
+    Py_ssize_t m = k == 0 ? 0 : count / k;
+    if (get_buffer(due_o, &dv, 1, m, 0, "due") < 0) goto done;
+    have_d = 1;
+    if (get_buffer(out_o, &ov, 8, count, 1, "out") < 0) goto done;
+    have_o = 1;
+    const double *x = mx.buf;
+    const uint8_t *d = dv.buf;
+    double *o = ov.buf;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        Py_buffer b[8];
+        history h;
+        int got;
+        if (open_history(PyList_GET_ITEM(states, j), &h, b, &got) < 0) {
+            close_history(b, got);
+            goto done;
+        }
+        for (Py_ssize_t i = 0; i < m; i++) {
+            Py_ssize_t c = i * k + j;
+            if (isnan(x[c])) {
+                o[c] = -1.0;
+                continue;
+            }
+            feed_one(&h, &x[c], &d[i], 1, upper_only, fill, &o[c], NULL);
+        }
+        close_history(b, got);
+    }
+    ok = 1;
+done:
+    if (have_m) PyBuffer_Release(&mx);
+    if (have_d) PyBuffer_Release(&dv);
+    if (have_o) PyBuffer_Release(&ov);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
     {"feed", feed, METH_VARARGS, "Rank numbers against histories and add them to them."},
     {"due", due, METH_VARARGS, "Which sample times take a history entry."},
     {"columns", columns, METH_VARARGS, "A source's values through its streams' windows and histories."},
     {"shapes", shapes, METH_VARARGS, "The model's errors through the errors histories."},
+    {"cells", cells, METH_VARARGS, "A matrix of numbers through one history per column."},
     {NULL, NULL, 0, NULL},
 };
 

@@ -6,6 +6,7 @@ def feed(
     add: Any,
     offsets: Any,
     upper_only: bool,
+    fill: bool,
     out: Any,
     edges: Any | None,
 ) -> None: ...
@@ -32,4 +33,12 @@ def shapes(
     learning: Any,
     surprise: Any,
     shape: Any,
+) -> None: ...
+def cells(
+    states: list[tuple[Any, ...]],
+    matrix: Any,
+    due: Any,
+    upper_only: bool,
+    fill: bool,
+    out: Any,
 ) -> None: ...

@@ -62,18 +62,19 @@ class ReferenceHistory:
         *,
         upper_only: bool = False,
         edges: bool = False,
+        fill: bool = True,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         """Each number's surprise against the history so far, then the number taken as an
-        entry (when ``due``, or while the history holds fewer than ``size``) or only
-        observed; with ``edges``, also the history's (smallest, largest) before each number
-        (NaN while empty), as an array ``[k, 2]``."""
+        entry (when ``due``, or with ``fill`` while the history holds fewer than ``size``)
+        or only observed; with ``edges``, also the history's (smallest, largest) before each
+        number (NaN while empty), as an array ``[k, 2]``."""
         out = np.empty(len(xs))
         bounds = np.full((len(xs), 2), np.nan) if edges else None
         for i, (x, entry) in enumerate(zip(xs.tolist(), due.tolist(), strict=True)):
             out[i] = self.surprise(x, upper_only=upper_only)
             if bounds is not None and (e := self.edges()) is not None:
                 bounds[i] = e
-            if entry or len(self._order) < self.size:
+            if entry or (fill and len(self._order) < self.size):
                 self.add(x)
             else:
                 self.observe(x)
@@ -200,6 +201,7 @@ class History(Protocol):
         *,
         upper_only: bool = False,
         edges: bool = False,
+        fill: bool = True,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]: ...
 
     def edges(self) -> tuple[float, float] | None: ...
@@ -246,10 +248,13 @@ class KernelHistory:
         *,
         upper_only: bool = False,
         edges: bool = False,
+        fill: bool = True,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         """As ``ReferenceHistory.feed``."""
         offsets = np.array([0, len(xs)], dtype=np.int64)
-        return feed_histories([self], xs, due, offsets, upper_only=upper_only, edges=edges)
+        return feed_histories(
+            [self], xs, due, offsets, upper_only=upper_only, edges=edges, fill=fill
+        )
 
     def surprise(self, x: float, *, upper_only: bool = False) -> float:
         """One number's surprise, the history unchanged (slow: for tests and tools)."""
@@ -353,6 +358,7 @@ def feed_histories(
     *,
     upper_only: bool = False,
     edges: bool = False,
+    fill: bool = True,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
     """``feed`` of many histories at once: history k takes ``xs[offsets[k]:offsets[k+1]]``.
     With the kernel, one call for all of them (a live sample's streams cost one call, not
@@ -363,12 +369,12 @@ def feed_histories(
         out = np.empty(len(xs))
         bounds = np.empty((len(xs), 2)) if edges else None
         states = [h._state for h in histories]  # type: ignore[attr-defined]
-        _ranks.feed(states, xs, flags, offsets.astype(np.int64), upper_only, out, bounds)
+        _ranks.feed(states, xs, flags, offsets.astype(np.int64), upper_only, fill, out, bounds)
         return out, bounds
     outs, all_bounds = [], []
     for k, history in enumerate(histories):
         a, b = int(offsets[k]), int(offsets[k + 1])
-        o, e = history.feed(xs[a:b], flags[a:b], upper_only=upper_only, edges=edges)
+        o, e = history.feed(xs[a:b], flags[a:b], upper_only=upper_only, edges=edges, fill=fill)
         outs.append(o)
         if e is not None:
             all_bounds.append(e)
@@ -376,6 +382,33 @@ def feed_histories(
     if not edges:
         return out, None
     return out, (np.concatenate(all_bounds) if all_bounds else np.zeros((0, 2)))
+
+
+def feed_cells(
+    histories: Sequence[History],
+    matrix: npt.NDArray[np.float64],
+    due: npt.NDArray[np.bool_],
+    *,
+    upper_only: bool = False,
+    fill: bool = True,
+) -> npt.NDArray[np.float64]:
+    """``feed`` of history j with column j of ``matrix`` ``[m, k]`` (NaN: no number there),
+    in time order; a number takes an entry where its row is ``due``. The surprises ``[m, k]``,
+    -1 where there is no number. With the kernel, one call."""
+    x = np.ascontiguousarray(matrix, dtype=np.float64)
+    flags = np.ascontiguousarray(due, dtype=np.bool_)
+    out = np.full(x.shape, -1.0)
+    if _ranks is not None and histories and type(histories[0]) is KernelHistory:
+        states = [h._state for h in histories]  # type: ignore[attr-defined]
+        _ranks.cells(states, x, flags, upper_only, fill, out)
+        return out
+    for j, history in enumerate(histories):
+        rows = np.flatnonzero(~np.isnan(x[:, j]))
+        if len(rows):
+            out[rows, j], _ = history.feed(
+                x[rows, j], flags[rows], upper_only=upper_only, fill=fill
+            )
+    return out
 
 
 def next_entry(entry_t: float | None, t: float, every: float) -> tuple[bool, float | None]:

@@ -86,3 +86,37 @@ def test_one_number_at_a_time_equals_the_reference() -> None:
             fast.observe(x)
         assert len(fast) == len(ref)
     assert fast.encode() == ref.encode()
+
+
+@pytest.mark.parametrize("fill", [True, False])
+def test_cells_equal_the_reference_column_by_column(fill: bool) -> None:
+    """``feed_cells`` (one kernel call for a matrix, NaN cells skipped) against the
+    reference's ``feed`` of each column's numbers; without ``fill`` a history takes only
+    the due rows, even while it is filling."""
+    if novelty._ranks is None:
+        pytest.skip("the kernel was not compiled here")
+    rng = np.random.default_rng(17)
+    m, k = 3000, 4
+    x = rng.normal(size=(m, k)) * np.array([1.0, 10.0, 0.1, 1.0])
+    x[rng.random((m, k)) < 0.3] = np.nan
+    x[:, 3] = np.nan  # a stream with no number at all
+    due = rng.random(m) < 0.1
+    fast = [KernelHistory(200) for _ in range(k)]
+    ref = [ReferenceHistory(200) for _ in range(k)]
+    out = np.empty((m, k))
+    at = 0
+    while at < m:  # in parts, as chunks come
+        stop = min(m, at + int(rng.integers(1, 500)))
+        out[at:stop] = novelty.feed_cells(
+            fast, x[at:stop], due[at:stop], upper_only=True, fill=fill
+        )
+        at = stop
+    for j in range(k):
+        rows = np.flatnonzero(~np.isnan(x[:, j]))
+        expected, _ = ref[j].feed(x[rows, j], due[rows], upper_only=True, fill=fill)
+        assert np.array_equal(out[rows, j], expected)
+        assert fast[j].encode() == ref[j].encode()
+    assert np.all(out[np.isnan(x)] == -1.0)
+    taken = int((due & ~np.isnan(x[:, 0])).sum())
+    assert len(fast[0]) == (min(200, taken) if not fill else 200)
+    assert np.any(out > 0.0)

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agent.detect.anomaly.comove import CoMovement
+from agent.detect.anomaly.context import HourProfiles
 from agent.detect.anomaly.episodes import SourceEpisode
 from agent.detect.anomaly.scoring import JointState, StreamState
 from agent.detect.novelty import ValueHistory
@@ -68,7 +69,11 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
                 "values": s.values.encode(),
                 "errors": s.errors.encode("<f4"),
                 "spreads": s.spreads.encode("<f4"),
-                **({"residuals": s.residuals.encode("<f4")} if s.residuals is not None else {}),
+                **{
+                    kind: h.encode("<f4")
+                    for kind, h in (("residuals", s.residuals), ("context", s.context))
+                    if h is not None
+                },
             }
             for n, s in sorted(stage.streams.items())
         },
@@ -77,6 +82,7 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
             for n, j in sorted(stage.joint.items())
         },
         "comove": {n: c.encode() for n, c in sorted(stage.comove.items())},
+        "context": {n: c.encode() for n, c in sorted(stage.context.items())},
     }
 
 
@@ -117,6 +123,8 @@ def restore(
             )
             if "residuals" in h:
                 streams[name].residuals = ValueHistory.decode(size, h["residuals"], "<f4")
+            if "context" in h:
+                streams[name].context = ValueHistory.decode(size, h["context"], "<f4")
         sources = {
             n: SourceEpisode(
                 True,
@@ -133,10 +141,11 @@ def restore(
             for n, d in history.get("joint", {}).items()
         }
         comove = {n: CoMovement.decode(d) for n, d in history.get("comove", {}).items()}
+        context = {n: HourProfiles.decode(d) for n, d in history.get("context", {}).items()}
         sweep_t = saved.get("sweep_t")
     except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
         logger.warning("anomaly state in the database is damaged (%r): learning afresh", exc)
         return False
     stage.streams, stage.sources, stage.joint, stage.sweep_t = streams, sources, joint, sweep_t
-    stage.comove = comove
+    stage.comove, stage.context = comove, context
     return True

@@ -58,7 +58,7 @@ RESIDUAL_EVERY_S = 7200.0
 #: top processes of ``apps`` (whose identities change), nor ``battery`` (its charging flips
 #: every relation: three more episodes in a laptop's routine week).
 CO_MOVING = ("system",)
-#: Streams named so are byte rates, compared on a log scale (``_log_rates``).
+#: Streams named so are byte rates, compared on a log scale (``log_rates``).
 RATE_SUFFIX = "_Bps"
 #: Rows scored at once (the products are [rows, d, d]).
 _BLOCK = 256
@@ -118,7 +118,7 @@ class CoMovement:
         streams. Rows of one stream take no part at all. The model folds at its due points;
         a stream it does not know yet joins at the next fold after it first carried a
         value (so the model's size, too, changes only at folds)."""
-        x = _log_rates(names, x)
+        x = log_rates(x, rate_columns(names))
         out = np.full(x.shape, np.nan)
         taking = np.flatnonzero((~np.isnan(x)).sum(axis=1) >= 2)  # a lone value says nothing
         if len(taking) < len(x):
@@ -217,11 +217,11 @@ class CoMovement:
         """Plain data (arrays as base64 float64 bytes: exact, NaN included)."""
         return {
             "names": list(self.names),
-            "mean": _b64(self.mean),
-            "var": _b64(self.var),
-            "folds": _b64(self.folds),
-            "cov": _b64(self.cov),
-            "pending": _b64(np.concatenate(self._rows) if self._rows else np.zeros((0, 0))),
+            "mean": to_b64(self.mean),
+            "var": to_b64(self.var),
+            "folds": to_b64(self.folds),
+            "cov": to_b64(self.cov),
+            "pending": to_b64(np.concatenate(self._rows) if self._rows else np.zeros((0, 0))),
             "grid_t": self.grid_t,
             "waiting": sorted(self.waiting),
             "last_t": self.last_t,
@@ -237,32 +237,35 @@ class CoMovement:
             raise ValueError("co-movement streams: too many or repeated")
         model = cls(
             names,
-            _unb64(saved["mean"], (d,)),
-            _unb64(saved["var"], (d,)),
-            _unb64(saved["folds"], (d,)),
-            _unb64(saved["cov"], (d, d)),
+            from_b64(saved["mean"], (d,)),
+            from_b64(saved["var"], (d,)),
+            from_b64(saved["folds"], (d,)),
+            from_b64(saved["cov"], (d, d)),
             None if saved["grid_t"] is None else float(saved["grid_t"]),
             {str(n) for n in saved["waiting"]},
             None if saved["last_t"] is None else float(saved["last_t"]),
             None if saved["entry_t"] is None else float(saved["entry_t"]),
         )
-        pending = _unb64(saved["pending"], (-1, d), nan_ok=True)
+        pending = from_b64(saved["pending"], (-1, d), nan_ok=True)
         if len(pending):
             model._rows = [pending]
         return model
 
 
-def _b64(values: F64) -> str:
+def to_b64(values: npt.NDArray[Any]) -> str:
+    """An array as base64 of little-endian float64 (exact, NaN included)."""
     return base64.b64encode(np.ascontiguousarray(values, dtype="<f8").tobytes()).decode()
 
 
-def _unb64(text: str, shape: tuple[int, ...], nan_ok: bool = False) -> F64:
+def from_b64(text: str, shape: tuple[int, ...], nan_ok: bool = False) -> F64:
+    """``to_b64``'s array back in ``shape``; ``ValueError`` if it does not fit or is not
+    finite (NaN allowed with ``nan_ok``)."""
     values = np.frombuffer(base64.b64decode(text), dtype="<f8").astype(np.float64)
     if shape[0] == -1 and shape[1] == 0:
         return np.zeros((0, 0)) if not len(values) else values.reshape(shape)
     values = values.reshape(shape)
     if np.isinf(values).any() or (not nan_ok and np.isnan(values).any()):
-        raise ValueError("co-movement state is not finite")
+        raise ValueError("saved state is not finite")
     return values
 
 
@@ -276,10 +279,14 @@ class _Layout:
     unknown: list[int]
 
 
-def _log_rates(names: Sequence[str], x: F64) -> F64:
-    """Byte rates (vigil's ``*_Bps`` fields) on a log scale: their bursts span orders of
+def rate_columns(names: Sequence[str]) -> list[int]:
+    """Where ``names`` has byte rates (vigil's ``*_Bps`` fields)."""
+    return [j for j, name in enumerate(names) if name.endswith(RATE_SUFFIX)]
+
+
+def log_rates(x: F64, rates: list[int]) -> F64:
+    """``x`` with the byte-rate columns ``rates`` on a log scale: their bursts span orders of
     magnitude, and on a linear scale one download makes every other stream look decoupled."""
-    rates = [j for j, name in enumerate(names) if name.endswith(RATE_SUFFIX)]
     if not rates:
         return x
     out = x.copy()

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -118,14 +118,18 @@ class StreamState:
             dtype=np.float64,
         )
         self.values, self.errors, self.spreads = values, errors, spreads
-        #: The stream's residuals given its source's other streams (``comove.py``), once
-        #: there are any.
+        #: The stream's residuals given its source's other streams (``comove.py``) and
+        #: given the hour (``context.py``), once there are any.
         self.residuals: History | None = None
+        self.context: History | None = None
 
-    def residual_history(self, size: int) -> History:
-        if self.residuals is None:
-            self.residuals = type(self.values)(size)  # type: ignore[call-arg]
-        return self.residuals
+    def own_history(self, kind: Literal["residuals", "context"], size: int) -> History:
+        """The history of ``kind``, made (like the values history) at its first use."""
+        history: History | None = getattr(self, kind)
+        if history is None:
+            history = type(self.values)(size)  # type: ignore[call-arg]
+            setattr(self, kind, history)
+        return history
 
     @property
     def window(self) -> F64:

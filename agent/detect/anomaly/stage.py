@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +24,7 @@ import numpy.typing as npt
 from agent.config import AnomalyConfig
 from agent.detect.anomaly import codec
 from agent.detect.anomaly.comove import CO_MOVING, RESIDUAL_EVERY_S, CoMovement
+from agent.detect.anomaly.context import MIN_RESIDUAL, NOT_BY_HOUR, HourProfiles, LocalTime
 from agent.detect.anomaly.episodes import SampleView, SourceEpisode, step
 from agent.detect.anomaly.scoring import (
     F64,
@@ -37,7 +38,7 @@ from agent.detect.anomaly.scoring import (
     score_source,
     to_score,
 )
-from agent.detect.novelty import ValueHistory, entry_times, feed_histories
+from agent.detect.novelty import ValueHistory, entry_times, feed_cells, next_entry
 from agent.detect.personalise import Personaliser, SavedWeights
 from agent.power.meter import NullMeter, PowerMeter
 from agent.samples import Event
@@ -89,6 +90,8 @@ class AnomalyDetector:
         self.sources: dict[str, SourceEpisode] = {}
         self.joint: dict[str, JointState] = {}
         self.comove: dict[str, CoMovement] = {}
+        self.context: dict[str, HourProfiles] = {}
+        self.local_time = LocalTime(settings.timezone)
         #: Trains the model on this machine's normal windows (``personalise.py``), if set.
         self.personaliser: Personaliser | None = None
         self.sweep_t: float | None = None
@@ -201,6 +204,8 @@ class AnomalyDetector:
         m, k = plan.matrix.shape
         if k > 1 and self.settings.co_movement and plan.source in CO_MOVING:
             self._co_movement(plan)
+        if self.settings.context and plan.source not in NOT_BY_HOUR:
+            self._context(plan)
         surprise = plan.scores.surprise
         warm = ~plan.scores.learning.any(axis=1)
         count = plan.present.sum(axis=1)
@@ -240,26 +245,80 @@ class AnomalyDetector:
         anywhere = np.flatnonzero(usable.any(axis=1))
         if not len(anywhere):
             return
-        # Column by column (stream after stream), each stream's residuals in time order.
-        by_stream = usable.T
-        row_due = np.zeros(len(plan.t), dtype=np.bool_)  # one grid for the source's streams
-        row_due[anywhere], model.entry_t = entry_times(
+        due = np.zeros(len(plan.t), dtype=np.bool_)  # one grid for the source's streams
+        due[anywhere], model.entry_t = entry_times(
             plan.t[anywhere], model.entry_t, RESIDUAL_EVERY_S
         )
-        due = np.broadcast_to(row_due, by_stream.shape)[by_stream]
-        kept = residual.T[by_stream].astype(np.float32).astype(np.float64)  # exact in 4 bytes
-        offsets = np.concatenate([[0], np.cumsum(by_stream.sum(axis=1))])
-        size = self.settings.history_n
-        histories = [self.streams[name].residual_history(size) for name in plan.names]
-        ranked_flat, _ = feed_histories(histories, kept, due, offsets, upper_only=True)
-        ranked_by_stream = np.full(by_stream.shape, -1.0)
-        ranked_by_stream[by_stream] = ranked_flat
-        ranked = ranked_by_stream.T
+        ranked = self._rank_cells(plan.names, "residuals", residual, usable, due)
         lo, hi = scores.edges[:, :, 0], scores.edges[:, :, 1]
         explained = usable & (plan.matrix >= lo) & (plan.matrix <= hi)  # new values stand
         scores.surprise[explained] = np.minimum(scores.surprise[explained], ranked[explained])
         worst = (anywhere, ranked[anywhere].argmax(axis=1))
         scores.surprise[worst] = np.maximum(scores.surprise[worst], ranked[worst])
+
+    def _context(self, plan: _Plan) -> None:
+        """Judge each stream by what is usual for it at this hour (``context.py``): a residual
+        of at least ``MIN_RESIDUAL`` above the hour's usual level, ranked among the stream's
+        own past residuals, counts like its other judgements (the largest says).
+
+        The residual is ``(x - level) / max(spread, floor)``, at least 0; the history takes
+        one on the values' grid, never more while filling (the first hours a slot is ready
+        do not stand for the days after), and ranks only those that may count. A live
+        sample that is not due and lies within ``MIN_RESIDUAL`` spreads of its level costs
+        nothing more: the floor only lowers a residual."""
+        profiles = self.context.get(plan.source)
+        if profiles is None:
+            profiles = self.context[plan.source] = HourProfiles()
+        hours, day_hours = self.local_time.hours(plan.t)
+        x, level, spread = profiles.usual(plan.names, plan.matrix, hours, day_hours)
+        profiles.last_t = float(plan.t[-1])
+        scores = plan.scores
+        above = x - level
+        near = above / spread  # NaN where absent or no slot ready
+        usable = ~np.isnan(near)
+        usable &= ~scores.learning
+        anywhere = cast(npt.NDArray[np.bool_], usable.any(axis=1))
+        if len(anywhere) == 1:  # the live daemon's sample
+            if not anywhere[0]:
+                return
+            take, profiles.entry_t = next_entry(
+                profiles.entry_t, float(plan.t[0]), self._entry_every_s
+            )
+            if not take and not (near >= MIN_RESIDUAL).any():
+                return
+            due = np.array([take])
+        else:
+            due = np.zeros(len(plan.t), dtype=np.bool_)
+            due[anywhere], profiles.entry_t = entry_times(
+                plan.t[anywhere], profiles.entry_t, self._entry_every_s
+            )
+        floor = profiles.floor(plan.names, scores.edges)
+        residual = np.maximum(above / np.fmax(spread, floor), 0.0)
+        telling = usable & (residual >= MIN_RESIDUAL)
+        taken = telling | (usable & due[:, None])
+        if not taken.any():
+            return
+        ranked = self._rank_cells(plan.names, "context", residual, taken, due, fill=False)
+        scores.surprise[telling] = np.maximum(scores.surprise[telling], ranked[telling])
+
+    def _rank_cells(
+        self,
+        names: list[str],
+        kind: Literal["residuals", "context"],
+        residual: F64,
+        cells: npt.NDArray[np.bool_],
+        due: npt.NDArray[np.bool_],
+        *,
+        fill: bool = True,
+    ) -> F64:
+        """The ``residual`` of each of ``cells`` ranked (upper tail) among its stream's own
+        of ``kind`` (an entry where its row is ``due``, and with ``fill`` every one until the
+        history is full); -1 elsewhere."""
+        kept = residual.astype(np.float32).astype(np.float64)  # exact in 4 bytes
+        kept[~cells] = np.nan
+        size = self.settings.history_n
+        histories = [self.streams[name].own_history(kind, size) for name in names]
+        return feed_cells(histories, kept, due, upper_only=True, fill=fill)
 
     # -- events --------------------------------------------------------------------------------
     def _episodes(self, plan: _Plan, result: ChunkResult) -> None:
@@ -334,12 +393,11 @@ class AnomalyDetector:
         for name, s in list(self.streams.items()):
             if s.last_t is not None and s.last_t < gone_before:
                 del self.streams[name]
-        for key, j in list(self.joint.items()):
-            if j.last_t is not None and j.last_t < gone_before and key not in self.sources:
-                del self.joint[key]
-        for key, c in list(self.comove.items()):
-            if c.last_t is not None and c.last_t < gone_before and key not in self.sources:
-                del self.comove[key]
+        tables: list[dict[str, Any]] = [self.joint, self.comove, self.context]
+        for table in tables:
+            for key, c in list(table.items()):
+                if c.last_t is not None and c.last_t < gone_before and key not in self.sources:
+                    del table[key]
 
     # -- state kept across restarts ------------------------------------------------------------
     def state(self) -> dict[str, Any]:

@@ -1,0 +1,322 @@
+"""Context: each stream's value against what is usual for this hour of the day, on working
+days or at the weekend.
+
+A CPU at 70 % is routine on a Tuesday afternoon and an incident at 02:00 or on a quiet Sunday;
+ranks against the last days know no time of day. For each stream vigil keeps, per *slot*
+(the local hour of every day, and the hour of working days and of weekends apart: 72 slots),
+what the stream did in that slot on the last ``VISITS_KEPT`` days it was seen there (a
+*visit*: the slot's hour on one day): the visit's mean and spread. A value is judged by its
+hour on working days or at the weekend once that slot has ``READY_VISITS`` visits, until
+then by its hour on every day (a young install, or a series without weekly habits, is not
+left without context). Its *context residual* is how far it lies above the slot's usual
+level (the median of the visits' means), in units of the slot's usual spread (within a visit
+and from visit to visit), never less than ``RANGE_FLOOR`` of the stream's recent range. The
+stage ranks these residuals among the stream's own (``stage.py``), so one threshold means the
+same everywhere; a residual under ``MIN_RESIDUAL`` never counts.
+
+Only *above* counts: an idle afternoon is no incident. A visit joins its slot when the hour
+is over (when a row of a later hour comes): the hour being judged never explains itself, and
+the rows are scored the same whatever chunks they came in. Byte rates are compared on a log
+scale, as in ``comove.py``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import numpy.typing as npt
+
+from agent.detect.anomaly.comove import from_b64, log_rates, rate_columns, to_b64
+
+F64 = npt.NDArray[np.float64]
+I64 = npt.NDArray[np.int64]
+
+HOURS = 24
+#: Hour-of-day slots: every day's, then working days', then the weekend's.
+SLOTS = 3 * HOURS
+#: Past visits a slot remembers (a week of working days; three and a half weekends).
+VISITS_KEPT = 7
+#: Visits a slot needs before its values are judged by it.
+READY_VISITS = 3
+#: A visit of fewer rows than this (the machine asleep most of the hour) is not kept.
+MIN_VISIT_ROWS = 3
+#: The slot's spread is at least this share of the stream's recent range (its values
+#: history's edges), so a slot that was flat on every visit does not make any wobble an
+#: incident.
+RANGE_FLOOR = 0.05
+#: A value less than this many of its slot's spreads above the slot's usual level is never
+#: unusual for the hour, however its residual ranks (a young history's edge is tight).
+MIN_RESIDUAL = 4.0
+#: Local offsets are looked up once per this much time (zones change offset on whole
+#: quarter hours).
+_OFFSET_STEP_S = 900.0
+_LOCAL = "local"
+#: Sources judged by the hour: the others' values are not loads. A position is no more
+#: "above usual" (``places.py`` judges where the device is), and the battery follows the
+#: charging routine (plugged in at an unusual hour is no incident).
+NOT_BY_HOUR = ("location", "battery")
+
+
+class LocalTime:
+    """Sample times as local hours: ``timezone`` is ``"local"`` (the machine's zone, as the C
+    library knows it) or an IANA name (``"Europe/Berlin"``, ``"UTC"``)."""
+
+    def __init__(self, timezone: str) -> None:
+        self._zone = None if timezone == _LOCAL else ZoneInfo(timezone)
+        self._offsets: dict[int, float] = {}
+
+    def hours(self, t: F64) -> tuple[I64, I64]:
+        """For each time: the local hour it falls in (hours since 1970-01-01 local: a visit's
+        key) and its *day hour*: the hour of day, plus ``HOURS`` on Saturdays and Sundays."""
+        if len(t) == 1:  # the live daemon's sample: the same arithmetic on one number
+            one = float(t[0])
+            hour = math.floor((one + self._offset(math.floor(one / _OFFSET_STEP_S))) / 3600.0)
+            weekend = (hour // HOURS + 3) % 7 >= 5
+            return np.array([hour]), np.array([hour % HOURS + HOURS * weekend])
+        buckets = np.floor(t / _OFFSET_STEP_S).astype(np.int64)
+        keys, where = np.unique(buckets, return_inverse=True)
+        offsets = np.array([self._offset(int(b)) for b in keys])[where.reshape(-1)]
+        hour = np.floor((t + offsets) / 3600.0).astype(np.int64)
+        day = np.floor_divide(hour, HOURS)
+        weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday: Monday is 0
+        return hour, hour % HOURS + HOURS * weekend
+
+    def _offset(self, bucket: int) -> float:
+        offset = self._offsets.get(bucket)
+        if offset is None:
+            t = bucket * _OFFSET_STEP_S
+            if self._zone is None:
+                offset = float(time.localtime(t).tm_gmtoff)
+            else:
+                delta = datetime.fromtimestamp(t, self._zone).utcoffset()
+                offset = delta.total_seconds() if delta is not None else 0.0
+            if len(self._offsets) > 4096:  # a long replay: keep the cache small
+                self._offsets.clear()
+            self._offsets[bucket] = offset
+        return offset
+
+
+@dataclass
+class HourProfiles:
+    """One source's slots, per stream (in ``names`` order): the last visits' means and
+    variances ``[stream, slot, visit]`` (NaN where none yet) and the next visit's place in
+    each ring; the open visit's hour and day hour. Its rows wait in ``_rows`` (as (model
+    columns, values) pairs) until it closes: a visit's numbers are the same whatever chunks
+    its rows came in."""
+
+    names: list[str] = field(default_factory=list)
+    means: F64 = field(default_factory=lambda: np.full((0, SLOTS, VISITS_KEPT), np.nan))
+    variances: F64 = field(default_factory=lambda: np.full((0, SLOTS, VISITS_KEPT), np.nan))
+    head: I64 = field(default_factory=lambda: np.zeros((0, SLOTS), dtype=np.int64))
+    open_hour: int | None = None
+    open_slot: int = 0  # the open visit's day hour
+    last_t: float | None = None
+    #: The streams' context histories take an entry on this grid (the stage's).
+    entry_t: float | None = None
+
+    def __post_init__(self) -> None:
+        self._index = {n: j for j, n in enumerate(self.names)}
+        #: The open visit's rows, by the model columns they carry.
+        self._rows: dict[bytes, tuple[I64, list[F64]]] = {}
+        self._layouts: dict[tuple[str, ...], tuple[I64, list[int]]] = {}
+        d = len(self.names)
+        #: Per day hour, each stream's usual level and spread where a slot of it is ready.
+        self._center = np.full((2 * HOURS, d), np.nan)
+        self._spread = np.full((2 * HOURS, d), np.nan)
+        for day_hour in range(2 * HOURS):
+            self._refresh(day_hour)
+
+    # -- scoring --------------------------------------------------------------------------------
+    def usual(
+        self, names: Sequence[str], x: F64, hours: I64, day_hours: I64
+    ) -> tuple[F64, F64, F64]:
+        """For rows ``x`` ``[m, k]`` of the streams ``names`` (NaN where absent) in local
+        ``hours`` and ``day_hours`` (``LocalTime.hours``; the hours non-decreasing): the
+        values on the model's scale, and each cell's usual level and spread for its hour
+        (NaN where no slot of it is ready; ``[k]`` when all rows share an hour). The rows
+        then count in their visits."""
+        columns, rates = self._layout(names)
+        x = log_rates(x, rates)
+        if len(x) == 1 or hours[0] == hours[-1]:  # one level per stream: [k] broadcasts
+            return x, *self._part(columns, x, int(hours[0]), int(day_hours[0]))
+        centers, spreads = np.empty(x.shape), np.empty(x.shape)
+        cuts = (np.flatnonzero(np.diff(hours)) + 1).tolist()
+        for a, b in zip([0, *cuts], [*cuts, len(x)], strict=True):
+            centers[a:b], spreads[a:b] = self._part(
+                columns, x[a:b], int(hours[a]), int(day_hours[a])
+            )
+        return x, centers, spreads
+
+    def floor(self, names: Sequence[str], edges: F64) -> F64:
+        """Each cell's least spread: ``RANGE_FLOOR`` of its values history's range before it
+        (``edges`` ``[m, k, 2]``, smallest and largest, on the model's scale here)."""
+        _, rates = self._layout(names)
+        if rates:
+            edges = edges.copy()
+            edges[:, rates] = np.log1p(np.maximum(edges[:, rates], 0.0))
+        floor: F64 = RANGE_FLOOR * (edges[:, :, 1] - edges[:, :, 0])
+        return floor
+
+    def _part(self, columns: I64, x: F64, hour: int, day_hour: int) -> tuple[F64, F64]:
+        """Rows of one hour: the hour's usual level and spread of each column."""
+        if hour != self.open_hour:
+            self._close()
+            self.open_hour, self.open_slot = hour, day_hour
+        key = columns.tobytes()
+        group = self._rows.get(key)
+        if group is None:
+            group = self._rows[key] = (columns, [])
+        group[1].append(x)
+        return self._center[day_hour, columns], self._spread[day_hour, columns]
+
+    def _layout(self, names: Sequence[str]) -> tuple[I64, list[int]]:
+        """The model columns of ``names`` (streams new to it join) and which are byte rates."""
+        key = tuple(names)
+        layout = self._layouts.get(key)
+        if layout is None:
+            for name in names:
+                if name not in self._index:
+                    self._join(name)
+            columns = np.array([self._index[n] for n in names], dtype=np.int64)
+            layout = self._layouts[key] = (columns, rate_columns(names))
+        return layout
+
+    def _join(self, name: str) -> None:
+        self._index[name] = len(self.names)
+        self.names.append(name)
+        nan_ring = np.full((1, SLOTS, VISITS_KEPT), np.nan)
+        self.means = np.concatenate([self.means, nan_ring])
+        self.variances = np.concatenate([self.variances, nan_ring])
+        self.head = np.concatenate([self.head, np.zeros((1, SLOTS), dtype=np.int64)])
+        nan_column = np.full((2 * HOURS, 1), np.nan)
+        self._center = np.concatenate([self._center, nan_column], axis=1)
+        self._spread = np.concatenate([self._spread, nan_column], axis=1)
+
+    # -- learning -------------------------------------------------------------------------------
+    def _close(self) -> None:
+        """The open visit joins its two slots (for the streams seen enough in it)."""
+        x, self._rows = self._pending(), {}
+        if self.open_hour is None or not len(x):
+            return
+        # Each stream's numbers in order of size (NaN last): the sums are the same whatever
+        # order the rows waited in (a restore puts them back as one block).
+        x = np.sort(x, axis=0)
+        seen = ~np.isnan(x)
+        count = seen.sum(axis=0)
+        kept = np.flatnonzero(count >= MIN_VISIT_ROWS)
+        if not len(kept):
+            return
+        values, seen, n = x[:, kept], seen[:, kept], count[kept]
+        mean = np.where(seen, values, 0.0).sum(axis=0) / n
+        var = np.where(seen, (values - mean) ** 2, 0.0).sum(axis=0) / n
+        for slot in (self.open_slot % HOURS, HOURS + self.open_slot):
+            at_ = self.head[kept, slot]
+            self.means[kept, slot, at_] = mean
+            self.variances[kept, slot, at_] = var
+            self.head[kept, slot] = (at_ + 1) % VISITS_KEPT
+        hour = self.open_slot % HOURS
+        self._refresh(hour)
+        self._refresh(hour + HOURS)
+
+    def _pending(self) -> F64:
+        """The open visit's rows ``[n, d]`` (NaN where a row lacks a stream), by layout."""
+        parts = [(columns, np.concatenate(xs)) for columns, xs in self._rows.values()]
+        out = np.full((sum(len(p) for _, p in parts), len(self.names)), np.nan)
+        at = 0
+        for columns, part in parts:
+            out[at : at + len(part), columns] = part
+            at += len(part)
+        return out
+
+    def _refresh(self, day_hour: int) -> None:
+        """A day hour's usual level and spread: its working-day or weekend slot's where that
+        has ``READY_VISITS`` visits, else its every-day slot's, else NaN."""
+        center, scale = _usual(self.means[:, HOURS + day_hour], self.variances[:, HOURS + day_hour])
+        young = np.isnan(center)
+        every = day_hour % HOURS
+        center[young], scale[young] = (
+            a[young] for a in _usual(self.means[:, every], self.variances[:, every])
+        )
+        self._center[day_hour] = center
+        self._spread[day_hour] = np.maximum(scale, 1e-9 + 1e-6 * np.abs(center))
+
+    # -- state ----------------------------------------------------------------------------------
+    def encode(self) -> dict[str, Any]:
+        """Plain data (arrays as base64 float64 bytes: exact, NaN included)."""
+        return {
+            "names": list(self.names),
+            "means": to_b64(self.means),
+            "variances": to_b64(self.variances),
+            "head": to_b64(self.head.astype(np.float64)),
+            "open_hour": self.open_hour,
+            "open_slot": self.open_slot,
+            "pending": to_b64(self._pending()),
+            "last_t": self.last_t,
+            "entry_t": self.entry_t,
+        }
+
+    @classmethod
+    def decode(cls, saved: Mapping[str, Any]) -> HourProfiles:
+        """``encode``'s data back; ``ValueError``/``KeyError``/``TypeError`` if damaged."""
+        names = [str(n) for n in saved["names"]]
+        d = len(names)
+        if len(set(names)) != d:
+            raise ValueError("context streams repeated")
+        head = from_b64(saved["head"], (d, SLOTS))
+        if ((head < 0) | (head >= VISITS_KEPT) | (head != np.round(head))).any():
+            raise ValueError("context ring position out of range")
+        slot = int(saved["open_slot"])
+        if not 0 <= slot < 2 * HOURS:
+            raise ValueError("context slot out of range")
+        profiles = cls(
+            names,
+            from_b64(saved["means"], (d, SLOTS, VISITS_KEPT), nan_ok=True),
+            from_b64(saved["variances"], (d, SLOTS, VISITS_KEPT), nan_ok=True),
+            head.astype(np.int64),
+            None if saved["open_hour"] is None else int(saved["open_hour"]),
+            slot,
+            None if saved["last_t"] is None else float(saved["last_t"]),
+            None if saved["entry_t"] is None else float(saved["entry_t"]),
+        )
+        pending = from_b64(saved["pending"], (-1, d), nan_ok=True) if d else np.zeros((0, 0))
+        if len(pending):
+            everything = np.arange(d, dtype=np.int64)
+            profiles._rows = {everything.tobytes(): (everything, [pending])}
+        return profiles
+
+
+def _usual(means: F64, variances: F64) -> tuple[F64, F64]:
+    """Per stream, from its last visits to a slot ``[stream, visit]`` (NaN: none): the usual
+    level (the median of the visits' means) and spread (the median variance within a visit,
+    plus the variance of the visits' means), NaN where fewer than ``READY_VISITS``. Between
+    visits it is the standard deviation, not a median deviation: of three visits one is the
+    median itself, and the median deviation of three is the smaller of two (a slot of a
+    routine that drifts through the day looked flat, and its next visit an incident)."""
+    d = len(means)
+    center, scale = np.full(d, np.nan), np.full(d, np.nan)
+    ready = (~np.isnan(means)).sum(axis=1) >= READY_VISITS
+    if ready.any():
+        m, v = means[ready], variances[ready]
+        level = _median(m)
+        between = np.nanstd(m, axis=1, ddof=1)
+        center[ready] = level
+        scale[ready] = np.sqrt(_median(v) + between * between)
+    return center, scale
+
+
+def _median(a: F64) -> F64:
+    """Each row's median of its numbers (NaN: none; every row has some): ``np.nanmedian``'s
+    values, without its cost (a slot's refresh took a millisecond)."""
+    ordered = np.sort(a, axis=1)  # NaN last
+    n = (~np.isnan(a)).sum(axis=1)
+    rows = np.arange(len(a))
+    low, high = ordered[rows, (n - 1) // 2], ordered[rows, n // 2]
+    out: F64 = (low + high) / 2.0
+    return out

@@ -1,0 +1,241 @@
+"""Context: values judged by what is usual for the stream at this local hour, on working days
+or at the weekend (``agent/detect/anomaly/context.py``)."""
+
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+import numpy as np
+import pytest
+
+from agent.config import AnomalyConfig, ConfigError, parse
+from agent.detect.anomaly.context import HOURS, HourProfiles, LocalTime, _median
+from agent.detect.anomaly.stage import AnomalyDetector
+
+MONDAY = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
+
+
+def _when(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+def test_local_hours_follow_the_zone_and_its_summer_time() -> None:
+    berlin = LocalTime("Europe/Berlin")
+    cases = {  # UTC time -> (local hour of day, weekend)
+        "2026-07-01T12:00:00+00:00": (14, False),  # a Wednesday, summer time (UTC+2)
+        "2026-01-03T10:30:00+00:00": (11, True),  # a Saturday, winter time (UTC+1)
+        "2026-03-29T00:59:00+00:00": (1, True),  # Sunday, the last minute before the change
+        "2026-03-29T01:00:00+00:00": (3, True),  # 02:00 local does not exist that day
+        "2026-01-04T23:30:00+00:00": (0, False),  # Sunday in UTC, Monday in Berlin
+    }
+    for text, (hour, weekend) in cases.items():
+        _, day_hour = berlin.hours(np.array([_when(text)]))
+        assert day_hour[0] == hour + HOURS * weekend, text
+
+
+def test_one_time_and_many_give_the_same_hours() -> None:
+    """The live daemon's sample of one takes a shortcut: the same numbers as a chunk's."""
+    rng = np.random.default_rng(4)
+    t = np.sort(_when("2026-03-20T00:00:00+00:00") + rng.uniform(0, 300 * 86400, 3000))
+    for zone in ("Europe/Berlin", "America/St_Johns", "UTC"):  # St John's: half hours
+        local = LocalTime(zone)
+        hours, day_hours = local.hours(t)
+        ones = [local.hours(t[i : i + 1]) for i in range(len(t))]
+        assert hours.tolist() == [int(h[0]) for h, _ in ones]
+        assert day_hours.tolist() == [int(d[0]) for _, d in ones]
+        z = ZoneInfo(zone)
+        expected = [datetime.fromtimestamp(x, z) for x in t.tolist()]
+        assert day_hours.tolist() == [e.hour + HOURS * (e.weekday() >= 5) for e in expected]
+
+
+@contextmanager
+def _machine_zone(name: str) -> Iterator[None]:
+    before = os.environ.get("TZ")
+    os.environ["TZ"] = name
+    time.tzset()
+    try:
+        yield
+    finally:
+        os.environ["TZ"] = before or "UTC"
+        time.tzset()
+
+
+def test_local_is_the_machines_zone() -> None:
+    t = np.array([_when("2026-07-01T12:00:00+00:00"), _when("2026-12-01T12:00:00+00:00")])
+    with _machine_zone("America/New_York"):
+        here = LocalTime("local").hours(t)
+    there = LocalTime("America/New_York").hours(t)
+    assert [a.tolist() for a in here] == [b.tolist() for b in there]
+    assert there[1].tolist() == [8, 7]  # 08:00 in summer, 07:00 in winter
+
+
+def test_the_timezone_is_checked() -> None:
+    assert parse('[anomaly]\ntimezone = "Asia/Tokyo"').anomaly.timezone == "Asia/Tokyo"
+    for bad in ("Mars/Olympus", "../../etc/passwd", ""):
+        with pytest.raises(ConfigError, match="anomaly.timezone: not a known time zone"):
+            parse(f'[anomaly]\ntimezone = "{bad}"')
+
+
+def test_median_is_numpys() -> None:
+    rng = np.random.default_rng(9)
+    for _ in range(500):
+        a = rng.normal(size=(6, 7)) * 10.0 ** rng.integers(-3, 6)
+        a[rng.random(a.shape) < 0.5] = np.nan
+        a[:, 0] = rng.normal(size=6)  # every row has a number
+        assert np.array_equal(_median(a), np.nanmedian(a, axis=1))
+
+
+def _routine(days: int, rng: random.Random) -> list[tuple[float, float]]:
+    """(t, cpu) every 5 minutes: busy 13:00-18:00 on working days, quiet otherwise."""
+    rows = []
+    for i in range(days * 288):
+        t = MONDAY + 300.0 * i
+        hour, weekday = (i % 288) / 12.0, (i // 288) % 7
+        busy = weekday < 5 and 13.0 <= hour < 18.0
+        rows.append((t, rng.uniform(55.0, 90.0) if busy else rng.uniform(2.0, 10.0)))
+    return rows
+
+
+def _starts(rows: list[tuple[float, float]], settings: AnomalyConfig) -> list[float]:
+    detector = AnomalyDetector(None, settings)
+    out = []
+    for t, cpu in rows:
+        step = detector.feed(t, "system", {"system.cpu_pct": cpu})
+        out += [t for e in step.events if e.kind == "anomaly.start"]
+    return out
+
+
+def test_an_afternoon_level_at_night_is_an_anomaly_and_in_the_afternoon_is_not() -> None:
+    rng = random.Random(2)
+    rows = _routine(9, rng)  # Monday to the next Tuesday
+    night = 8 * 288 + 2 * 12  # Tuesday 02:00 of the second week
+    afternoon = 7 * 288 + 15 * 12  # Monday 15:00 of the second week
+    for at in (night, afternoon):
+        for i in range(at, at + 8):  # 40 minutes at an afternoon level
+            rows[i] = (rows[i][0], rng.uniform(60.0, 85.0))
+    on = AnomalyConfig(timezone="UTC")
+    starts = _starts(rows, on)
+    in_night = [t for t in starts if rows[night][0] <= t < rows[night + 8][0]]
+    in_afternoon = [t for t in starts if rows[afternoon][0] <= t < rows[afternoon + 8][0]]
+    assert in_night and not in_afternoon
+    off = _starts(rows, AnomalyConfig(timezone="UTC", context=False))
+    assert not [t for t in off if rows[night][0] <= t < rows[night + 8][0]]
+
+
+def test_hours_are_the_zones_set() -> None:
+    """A routine lived in Tokyo (busy 13:00-18:00 there, 04:00-09:00 UTC): its night at
+    02:00 Tokyo time is judged as a night when vigil is told the zone."""
+    rng = random.Random(5)
+    shifted = [(t - 9 * 3600.0, cpu) for t, cpu in _routine(9, rng)]
+    night = 8 * 288 + 2 * 12  # Tuesday 02:00 in Tokyo
+    for i in range(night, night + 8):
+        shifted[i] = (shifted[i][0], rng.uniform(60.0, 85.0))
+    window = (shifted[night][0], shifted[night + 8][0])
+    tokyo = _starts(shifted, AnomalyConfig(timezone="Asia/Tokyo"))
+    assert [t for t in tokyo if window[0] <= t < window[1]]
+
+
+def _profiles_run(chunk: int) -> tuple[list[float], dict[str, object]]:
+    rng = np.random.default_rng(1)
+    local = LocalTime("UTC")
+    profiles = HourProfiles()
+    t = MONDAY + 600.0 * np.arange(6 * 144)
+    x = rng.normal(50.0, 5.0, (len(t), 3))
+    x[rng.random(x.shape) < 0.1] = np.nan
+    names = ["system.a", "system.b", "system.net_rx_Bps"]
+    edges = np.stack([np.zeros(x.shape), np.full(x.shape, 100.0)], axis=2)
+    out: list[float] = []
+    for a in range(0, len(t), chunk):
+        hours, day_hours = local.hours(t[a : a + chunk])
+        xs, level, spread = profiles.usual(names, x[a : a + chunk], hours, day_hours)
+        near = np.broadcast_to((xs - level) / spread, xs.shape)
+        out += np.nan_to_num(near, nan=-1.0).ravel().tolist()
+        floor = profiles.floor(names, edges[a : a + chunk])
+        assert np.all(floor[:, :2] == 5.0)  # 5 % of a range of 100 (the rate: log scale)
+    return out, profiles.encode()
+
+
+def test_visits_are_the_same_whatever_the_chunks() -> None:
+    one, state = _profiles_run(1)
+    assert sum(v != -1.0 for v in one) > 1000  # slots became ready and judged
+    for chunk in (7, 4096):
+        other, other_state = _profiles_run(chunk)
+        assert other == one
+        assert other_state == state
+
+
+def test_profiles_restore_exactly() -> None:
+    rng = np.random.default_rng(3)
+    local = LocalTime("UTC")
+    t = MONDAY + 300.0 * np.arange(5 * 288 + 5)  # ends inside an hour: pending rows
+    x = rng.uniform(0.0, 9.0, (len(t), 2))
+    names = ["system.a", "system.b"]
+    a = HourProfiles()
+    a.usual(names, x, *local.hours(t))
+    b = HourProfiles.decode(a.encode())
+    assert b.encode() == a.encode()
+    t2 = t[-1] + 300.0 * np.arange(1, 400)
+    x2 = rng.uniform(0.0, 9.0, (len(t2), 2))
+    got = [p.usual(names, x2, *local.hours(t2))[1:] for p in (a, b)]
+    assert [np.asarray(v).tolist() for v in got[0]] == [np.asarray(v).tolist() for v in got[1]]
+    assert b.encode() == a.encode()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda s: s.update(open_slot=48),
+        lambda s: s.update(names=["a", "a"]),
+        lambda s: s.update(head=s["means"]),
+        lambda s: s.update(means="not base64!"),
+    ],
+)
+def test_damaged_profiles_are_refused(damage: object) -> None:
+    p = HourProfiles()
+    p.usual(["system.a"], np.ones((4, 1)), np.arange(4), np.arange(4))
+    saved = p.encode()
+    damage(saved)  # type: ignore[operator]
+    with pytest.raises((ValueError, TypeError, KeyError)):
+        HourProfiles.decode(saved)
+
+
+def test_context_state_is_kept_in_the_history_state() -> None:
+    rng = random.Random(1)
+    detector = AnomalyDetector(None, AnomalyConfig(timezone="UTC"))
+    for t, cpu in _routine(5, rng):
+        detector.feed(t, "system", {"system.cpu_pct": cpu})
+        detector.feed(t, "battery", {"battery.battery_pct": 50.0 + math.sin(t / 3600.0)})
+    saved = detector.history_state()
+    assert list(saved["context"]) == ["system"]  # the battery is not judged by the hour
+    assert "context" in saved["streams"]["system.cpu_pct"]
+    again = AnomalyDetector(None, AnomalyConfig(timezone="UTC"))
+    assert again.restore(detector.state(), saved)
+    assert again.history_state() == saved
+
+
+def test_a_visit_is_the_same_whatever_order_its_rows_waited_in() -> None:
+    """Rows of two layouts (a stream absent now and then) wait in groups; restored, they
+    wait as one block: the visit's numbers are the same either way."""
+    rng = np.random.default_rng(12)
+    local = LocalTime("UTC")
+    names_all, names_some = ["system.a", "system.b"], ["system.a"]
+    t = MONDAY + 60.0 * np.arange(4 * 1440 + 30)
+    x = rng.normal(1e6, 3.0, (len(t), 2))
+    straight, restored = HourProfiles(), HourProfiles()
+    for i in range(len(t)):
+        some = i % 3 == 0
+        names = names_some if some else names_all
+        row = x[i : i + 1, :1] if some else x[i : i + 1]
+        for p in (straight, restored):
+            p.usual(names, row, *local.hours(t[i : i + 1]))
+        if i % 500 == 250:  # mid-hour: the waiting rows go through the saved form
+            restored = HourProfiles.decode(restored.encode())
+    assert straight.encode()["means"] == restored.encode()["means"]
+    assert straight.encode()["variances"] == restored.encode()["variances"]
