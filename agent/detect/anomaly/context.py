@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect.anomaly.comove import from_b64, log_rates, rate_columns, to_b64
+from agent.detect.anomaly.comove import RATE_SUFFIX, from_b64, log_rates, rate_columns, to_b64
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -75,17 +75,21 @@ class LocalTime:
     def hours(self, t: F64) -> tuple[I64, I64]:
         """For each time: the local hour it falls in (hours since 1970-01-01 local: a visit's
         key) and its *day hour*: the hour of day, plus ``HOURS`` on Saturdays and Sundays."""
-        if len(t) == 1:  # the live daemon's sample: the same arithmetic on one number
-            one = float(t[0])
-            hour = math.floor((one + self._offset(math.floor(one / _OFFSET_STEP_S))) / 3600.0)
-            weekend = (hour // HOURS + 3) % 7 >= 5
-            return np.array([hour]), np.array([hour % HOURS + HOURS * weekend])
+        if len(t) == 1:
+            hour, day_hour = self.hour(float(t[0]))
+            return np.array([hour]), np.array([day_hour])
         buckets = np.floor(t / _OFFSET_STEP_S).astype(np.int64)
         keys, where = np.unique(buckets, return_inverse=True)
         offsets = np.array([self._offset(int(b)) for b in keys])[where.reshape(-1)]
         hour = np.floor((t + offsets) / 3600.0).astype(np.int64)
         day = np.floor_divide(hour, HOURS)
         weekend = (day + 3) % 7 >= 5  # 1970-01-01 was a Thursday: Monday is 0
+        return hour, hour % HOURS + HOURS * weekend
+
+    def hour(self, t: float) -> tuple[int, int]:
+        """``hours`` of one time (the live daemon's sample), with the same arithmetic."""
+        hour = math.floor((t + self._offset(math.floor(t / _OFFSET_STEP_S))) / 3600.0)
+        weekend = (hour // HOURS + 3) % 7 >= 5
         return hour, hour % HOURS + HOURS * weekend
 
     def _offset(self, bucket: int) -> float:
@@ -127,11 +131,17 @@ class HourProfiles:
         self._rows: dict[bytes, tuple[I64, list[F64]]] = {}
         self._layouts: dict[tuple[str, ...], tuple[I64, list[int]]] = {}
         d = len(self.names)
-        #: Per day hour, each stream's usual level and spread where a slot of it is ready.
+        self._rates = np.array([n.endswith(RATE_SUFFIX) for n in self.names], dtype=np.bool_)
+        #: Per day hour, each stream's usual level and spread where a slot of it is ready,
+        #: and the raw value below which it cannot be ``MIN_RESIDUAL`` spreads above (inf
+        #: where no slot is ready; a margin of 1e-6 keeps rounding on the safe side).
         self._center = np.full((2 * HOURS, d), np.nan)
         self._spread = np.full((2 * HOURS, d), np.nan)
-        for day_hour in range(2 * HOURS):
-            self._refresh(day_hour)
+        self._ceiling = np.full((2 * HOURS, d), np.inf)
+        #: Per slot, each stream's usual level and spread (NaN: not ready).
+        self._slot_level = np.full((SLOTS, d), np.nan)
+        self._slot_spread = np.full((SLOTS, d), np.nan)
+        self._refresh(np.arange(SLOTS), np.arange(2 * HOURS))
 
     # -- scoring --------------------------------------------------------------------------------
     def usual(
@@ -164,8 +174,27 @@ class HourProfiles:
         floor: F64 = RANGE_FLOOR * (edges[:, :, 1] - edges[:, :, 0])
         return floor
 
+    def keep_one(self, names: Sequence[str], x: F64, hour: int, day_hour: int) -> bool:
+        """One row (``x`` ``[1, k]``, the live daemon's sample) joins its visit; whether it is
+        quiet: no value of it can be ``MIN_RESIDUAL`` spreads above its hour's level (then
+        nothing more need be asked of it; else ``usual_of`` says what ``usual`` would)."""
+        columns, _ = self._layout(names)
+        self._visit(columns, x, hour, day_hour)
+        return not (x[0] >= self._ceiling[day_hour, columns]).any()
+
+    def usual_of(self, names: Sequence[str], x: F64, day_hour: int) -> tuple[F64, F64, F64]:
+        """``usual``'s numbers for rows of one hour that already joined their visit."""
+        columns, rates = self._layout(names)
+        level, spread = self._center[day_hour, columns], self._spread[day_hour, columns]
+        return log_rates(x, rates), level, spread
+
     def _part(self, columns: I64, x: F64, hour: int, day_hour: int) -> tuple[F64, F64]:
         """Rows of one hour: the hour's usual level and spread of each column."""
+        self._visit(columns, x, hour, day_hour)
+        return self._center[day_hour, columns], self._spread[day_hour, columns]
+
+    def _visit(self, columns: I64, x: F64, hour: int, day_hour: int) -> None:
+        """Rows of one hour join its visit (the last hour's closes first)."""
         if hour != self.open_hour:
             self._close()
             self.open_hour, self.open_slot = hour, day_hour
@@ -174,7 +203,6 @@ class HourProfiles:
         if group is None:
             group = self._rows[key] = (columns, [])
         group[1].append(x)
-        return self._center[day_hour, columns], self._spread[day_hour, columns]
 
     def _layout(self, names: Sequence[str]) -> tuple[I64, list[int]]:
         """The model columns of ``names`` (streams new to it join) and which are byte rates."""
@@ -198,6 +226,11 @@ class HourProfiles:
         nan_column = np.full((2 * HOURS, 1), np.nan)
         self._center = np.concatenate([self._center, nan_column], axis=1)
         self._spread = np.concatenate([self._spread, nan_column], axis=1)
+        self._ceiling = np.concatenate([self._ceiling, np.full((2 * HOURS, 1), np.inf)], axis=1)
+        nan_slots = np.full((SLOTS, 1), np.nan)
+        self._slot_level = np.concatenate([self._slot_level, nan_slots], axis=1)
+        self._slot_spread = np.concatenate([self._slot_spread, nan_slots], axis=1)
+        self._rates = np.append(self._rates, name.endswith(RATE_SUFFIX))
 
     # -- learning -------------------------------------------------------------------------------
     def _close(self) -> None:
@@ -216,14 +249,14 @@ class HourProfiles:
         values, seen, n = x[:, kept], seen[:, kept], count[kept]
         mean = np.where(seen, values, 0.0).sum(axis=0) / n
         var = np.where(seen, (values - mean) ** 2, 0.0).sum(axis=0) / n
-        for slot in (self.open_slot % HOURS, HOURS + self.open_slot):
+        slots = (self.open_slot % HOURS, HOURS + self.open_slot)
+        for slot in slots:
             at_ = self.head[kept, slot]
             self.means[kept, slot, at_] = mean
             self.variances[kept, slot, at_] = var
             self.head[kept, slot] = (at_ + 1) % VISITS_KEPT
         hour = self.open_slot % HOURS
-        self._refresh(hour)
-        self._refresh(hour + HOURS)
+        self._refresh(np.array(slots), np.array([hour, hour + HOURS]))
 
     def _pending(self) -> F64:
         """The open visit's rows ``[n, d]`` (NaN where a row lacks a stream), by layout."""
@@ -235,17 +268,34 @@ class HourProfiles:
             at += len(part)
         return out
 
-    def _refresh(self, day_hour: int) -> None:
-        """A day hour's usual level and spread: its working-day or weekend slot's where that
-        has ``READY_VISITS`` visits, else its every-day slot's, else NaN."""
-        center, scale = _usual(self.means[:, HOURS + day_hour], self.variances[:, HOURS + day_hour])
-        young = np.isnan(center)
-        every = day_hour % HOURS
-        center[young], scale[young] = (
-            a[young] for a in _usual(self.means[:, every], self.variances[:, every])
+    def _refresh(self, slots: I64, day_hours: I64) -> None:
+        """The slots' usual levels and spreads, then the day hours': each day hour's working-
+        day or weekend slot's where that has ``READY_VISITS`` visits, else its every-day
+        slot's, else NaN; and their ceilings."""
+        d = len(self.names)
+        if not d:
+            return
+        shape = (len(slots), d)
+        level, spread = _usual(
+            self.means[:, slots].transpose(1, 0, 2).reshape(-1, VISITS_KEPT),
+            self.variances[:, slots].transpose(1, 0, 2).reshape(-1, VISITS_KEPT),
         )
-        self._center[day_hour] = center
-        self._spread[day_hour] = np.maximum(scale, 1e-9 + 1e-6 * np.abs(center))
+        self._slot_level[slots], self._slot_spread[slots] = (
+            level.reshape(shape),
+            spread.reshape(shape),
+        )
+        split, every = HOURS + day_hours, day_hours % HOURS
+        young = np.isnan(self._slot_level[split])
+        center = np.where(young, self._slot_level[every], self._slot_level[split])
+        scale = np.where(young, self._slot_spread[every], self._slot_spread[split])
+        spread = np.maximum(scale, 1e-9 + 1e-6 * np.abs(center))
+        top = center + MIN_RESIDUAL * spread
+        top -= 1e-6 * (np.abs(center) + MIN_RESIDUAL * spread)
+        rates = self._rates
+        with np.errstate(over="ignore"):  # a level past e**709: no byte rate reaches it
+            top[:, rates] = np.expm1(top[:, rates]) * (1.0 - 1e-6) - 1e-6
+        self._center[day_hours], self._spread[day_hours] = center, spread
+        self._ceiling[day_hours] = np.where(np.isnan(top), np.inf, top)
 
     # -- state ----------------------------------------------------------------------------------
     def encode(self) -> dict[str, Any]:
@@ -305,7 +355,10 @@ def _usual(means: F64, variances: F64) -> tuple[F64, F64]:
     if ready.any():
         m, v = means[ready], variances[ready]
         level = _median(m)
-        between = np.nanstd(m, axis=1, ddof=1)
+        seen = ~np.isnan(m)
+        n = seen.sum(axis=1)
+        mean = np.where(seen, m, 0.0).sum(axis=1) / n
+        between = np.sqrt(np.where(seen, (m - mean[:, None]) ** 2, 0.0).sum(axis=1) / (n - 1))
         center[ready] = level
         scale[ready] = np.sqrt(_median(v) + between * between)
     return center, scale

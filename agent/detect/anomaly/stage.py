@@ -269,9 +269,18 @@ class AnomalyDetector:
         profiles = self.context.get(plan.source)
         if profiles is None:
             profiles = self.context[plan.source] = HourProfiles()
-        hours, day_hours = self.local_time.hours(plan.t)
-        x, level, spread = profiles.usual(plan.names, plan.matrix, hours, day_hours)
-        profiles.last_t = float(plan.t[-1])
+        t = float(plan.t[-1])
+        profiles.last_t = t
+        if len(plan.t) == 1:  # the live daemon's sample: most are quiet and not due
+            hour, day_hour = self.local_time.hour(t)
+            quiet = profiles.keep_one(plan.names, plan.matrix, hour, day_hour)
+            entry_t = profiles.entry_t
+            if quiet and entry_t is not None and t < entry_t + self._entry_every_s:
+                return
+            x, level, spread = profiles.usual_of(plan.names, plan.matrix, day_hour)
+        else:
+            hours, day_hours = self.local_time.hours(plan.t)
+            x, level, spread = profiles.usual(plan.names, plan.matrix, hours, day_hours)
         scores = plan.scores
         above = x - level
         near = above / spread  # NaN where absent or no slot ready
