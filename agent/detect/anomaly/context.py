@@ -182,6 +182,11 @@ class HourProfiles:
         self._visit(columns, x, hour, day_hour)
         return not (x[0] >= self._ceiling[day_hour, columns]).any()
 
+    def ready(self, names: Sequence[str], day_hour: int) -> bool:
+        """Whether any of the streams ``names`` has a usual level for ``day_hour``."""
+        columns, _ = self._layout(names)
+        return not np.isnan(self._center[day_hour, columns]).all()
+
     def usual_of(self, names: Sequence[str], x: F64, day_hour: int) -> tuple[F64, F64, F64]:
         """``usual``'s numbers for rows of one hour that already joined their visit."""
         columns, rates = self._layout(names)

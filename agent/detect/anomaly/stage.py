@@ -273,10 +273,13 @@ class AnomalyDetector:
         profiles.last_t = t
         if len(plan.t) == 1:  # the live daemon's sample: most are quiet and not due
             hour, day_hour = self.local_time.hour(t)
-            quiet = profiles.keep_one(plan.names, plan.matrix, hour, day_hour)
-            entry_t = profiles.entry_t
-            if quiet and entry_t is not None and t < entry_t + self._entry_every_s:
-                return
+            if profiles.keep_one(plan.names, plan.matrix, hour, day_hour):  # quiet
+                entry_t = profiles.entry_t
+                if entry_t is None:  # no residual yet: only a usable one starts the grid
+                    if not profiles.ready(plan.names, day_hour):
+                        return
+                elif t < entry_t + self._entry_every_s:
+                    return
             x, level, spread = profiles.usual_of(plan.names, plan.matrix, day_hour)
         else:
             hours, day_hours = self.local_time.hours(plan.t)
