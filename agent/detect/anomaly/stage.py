@@ -75,7 +75,8 @@ class ChunkResult:
 
 #: log10 of stream counts, from ``math`` like every other log the ranks take (numpy's may
 #: differ in the last bit).
-_LOG10 = np.array([0.0] + [math.log10(k) for k in range(1, 4097)])
+_LOG10_FLOATS = [0.0] + [math.log10(k) for k in range(1, 4097)]
+_LOG10 = np.array(_LOG10_FLOATS)
 
 
 class AnomalyDetector:
@@ -206,6 +207,11 @@ class AnomalyDetector:
             self._co_movement(plan)
         if self.settings.context and plan.source not in NOT_BY_HOUR:
             self._context(plan)
+        if m == 1:
+            node_one = self._combine_one(plan)
+            plan.node = np.array([node_one / (node_one + HALF_SCORE_SURPRISE)])
+            result.node[plan.rows] = plan.node
+            return
         surprise = plan.scores.surprise
         warm = ~plan.scores.learning.any(axis=1)
         count = plan.present.sum(axis=1)
@@ -218,9 +224,7 @@ class AnomalyDetector:
             total = np.zeros(m)
             for j in range(k):  # in name order, as a sum of the streams one by one
                 total += surprise[:, j]
-            joint = self.joint.get(plan.source)
-            if joint is None:
-                joint = self.joint[plan.source] = JointState(ValueHistory(self.settings.history_n))
+            joint = self._joint(plan.source)
             due, joint.entry_t = entry_times(plan.t[joint_rows], joint.entry_t, self._entry_every_s)
             sums = total[joint_rows]
             together, _ = joint.sums.feed(sums, due, upper_only=True)
@@ -229,6 +233,35 @@ class AnomalyDetector:
             self.joint[plan.source].last_t = float(plan.t[-1])
         plan.node = node / (node + HALF_SCORE_SURPRISE)
         result.node[plan.rows] = plan.node
+
+    def _combine_one(self, plan: _Plan) -> float:
+        """``_combine``'s surprise for a part of one sample (the live daemon's), with the
+        same arithmetic on plain floats: a dozen numpy calls on arrays of one cost more than
+        the rest of the sample's scoring."""
+        row: list[float] = plan.scores.surprise[0].tolist()
+        present: list[bool] = plan.present[0].tolist()
+        values = [s for s, here in zip(row, present, strict=True) if here]
+        node = best = max(values)
+        if len(values) > 1:
+            node = max(0.0, best - _LOG10_FLOATS[min(len(values), 4096)])
+            if not plan.scores.learning[0].any():
+                total = 0.0
+                for value in row:  # in name order, as the chunks' sums
+                    total += value
+                joint = self._joint(plan.source)
+                t = float(plan.t[0])
+                due, joint.entry_t = next_entry(joint.entry_t, t, self._entry_every_s)
+                together, _ = joint.sums.feed(np.array([total]), np.array([due]), upper_only=True)
+                node = max(node, float(together[0]) - LOG10_2)
+        if plan.source in self.joint:
+            self.joint[plan.source].last_t = float(plan.t[-1])
+        return node
+
+    def _joint(self, source: str) -> JointState:
+        joint = self.joint.get(source)
+        if joint is None:
+            joint = self.joint[source] = JointState(ValueHistory(self.settings.history_n))
+        return joint
 
     def _co_movement(self, plan: _Plan) -> None:
         """Judge each stream by what the source's other streams say (``comove.py``), its
