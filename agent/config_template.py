@@ -108,7 +108,8 @@ co_movement = false
 # Context: a value is also judged against what is usual for it at this hour, on working
 # days or at the weekend (a busy CPU at 3 am after busy afternoons), once it has a few days
 # of them. Not positions nor the battery. Hours are local to timezone: "local" (this
-# machine's), "UTC" or a name such as "Europe/Berlin".
+# machine's; a replay: the zone its trace was recorded in), "UTC" or a name such as
+# "Europe/Berlin".
 context = true
 timezone = "local"
 # Personalisation: the tiny model trains on this machine's normal windows every

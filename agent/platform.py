@@ -29,3 +29,16 @@ def termux_prefix(*, environ: Mapping[str, str] | None = None) -> Path:
     env = os.environ if environ is None else environ
     prefix = env.get("PREFIX")
     return Path(prefix) if prefix else DEFAULT_TERMUX_PREFIX
+
+
+def local_zone_name() -> str | None:
+    """This machine's time zone as an IANA name (``Europe/Berlin``), or None when it cannot
+    be told (a bare offset, no zone database): what a recorded trace names as its zone."""
+    import tzlocal
+
+    try:
+        name = tzlocal.get_localzone_name()
+    except Exception as exc:  # tzlocal raises several kinds when the system says nothing
+        logger.debug("no local time zone name: %s", exc)
+        return None
+    return str(name) if name else None

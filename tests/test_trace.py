@@ -207,3 +207,48 @@ def test_a_byte_that_is_not_utf8_spoils_its_line_only(
     assert len(got) == 999 and got[-1].t == 1000.0  # read to the end
     assert counts.rejected == {"bad_utf8": 1} and not counts.warnings
     assert f"{path}:{at}: rejected (bad_utf8)" in caplog.text
+
+
+def _zoned(path: Path, zone: str | None) -> Path:
+    with TraceWriter(path, created=0.0, host="h", source="test", timezone=zone) as writer:
+        writer.write(Sample("system", 1_780_272_000.0, {"cpu_pct": 5.0}))
+    return path
+
+
+def test_a_trace_names_the_zone_it_was_recorded_in(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A replay with ``timezone = "local"`` judges the hours in the zone the trace names (the
+    machine that recorded it), so it gives the same events on any machine; a zone set in the
+    config wins; traces that disagree, or name a zone unknown here, leave the config's."""
+    from agent.config import AnomalyConfig, Config
+    from agent.runtime.replay import in_trace_zone
+    from agent.runtime.trace import read_header, recording_zone, trace_zone
+
+    tokyo = _zoned(tmp_path / "tokyo.jsonl", "Asia/Tokyo")
+    assert read_header(tokyo)["timezone"] == "Asia/Tokyo"
+    assert "timezone" not in read_header(_zoned(tmp_path / "none.jsonl", None))
+    local = Config()
+    assert in_trace_zone([tokyo], local).anomaly.timezone == "Asia/Tokyo"
+    assert in_trace_zone([tokyo, tmp_path / "none.jsonl"], local).anomaly.timezone == "Asia/Tokyo"
+    berlin = Config(anomaly=AnomalyConfig(timezone="Europe/Berlin"))
+    assert in_trace_zone([tokyo], berlin).anomaly.timezone == "Europe/Berlin"
+    with caplog.at_level(logging.WARNING):
+        other = _zoned(tmp_path / "lima.jsonl", "America/Lima")
+        assert trace_zone([tokyo, other]) is None
+        assert trace_zone([_zoned(tmp_path / "mars.jsonl", "Mars/Olympus")]) is None
+    assert "different time zones" in caplog.text and "'Mars/Olympus'" in caplog.text
+    assert recording_zone(berlin) == "Europe/Berlin"
+    assert recording_zone(local) in ("UTC", "Etc/UTC")  # the tests run in UTC
+
+
+def test_replay_judges_the_hours_in_the_traces_zone(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from agent.config import Config
+    from agent.runtime.replay import replay_files
+
+    tokyo = _zoned(tmp_path / "tokyo.jsonl", "Asia/Tokyo")
+    with caplog.at_level(logging.INFO):
+        replay_files([tokyo], Config())
+    assert "judged in the traces' time zone, Asia/Tokyo" in caplog.text

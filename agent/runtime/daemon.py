@@ -32,7 +32,7 @@ from agent.runtime.loop import DriveStats, drive
 from agent.runtime.notify import Notifier
 from agent.runtime.setup import build_pipeline
 from agent.runtime.sources import LiveSource
-from agent.runtime.trace import ReadCounts, TraceWriter
+from agent.runtime.trace import ReadCounts, TraceWriter, recording_zone
 from agent.samples import Sample
 from agent.sensors import plan_sensors
 from agent.sensors.base import Sensor
@@ -156,7 +156,13 @@ def _serve(
         logger.info("sensor %s %s: %s", plan.name, state, plan.reason)
     counts = ReadCounts()
     recorder = (
-        TraceWriter(record, created=clock.now(), host=socket.gethostname(), source="vigil run")
+        TraceWriter(
+            record,
+            created=clock.now(),
+            host=socket.gethostname(),
+            source="vigil run",
+            timezone=recording_zone(config),
+        )
         if record is not None
         else None
     )

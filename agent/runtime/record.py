@@ -9,7 +9,7 @@ from pathlib import Path
 from agent.clock import Clock
 from agent.config import Config
 from agent.runtime.sources import LiveSource
-from agent.runtime.trace import ReadCounts, TraceWriter
+from agent.runtime.trace import ReadCounts, TraceWriter, recording_zone
 from agent.sensors import enabled_sensors
 
 
@@ -17,7 +17,11 @@ def record(config: Config, output: Path, seconds: float, clock: Clock) -> ReadCo
     """Read the sensors for ``seconds`` into the trace ``output``; what was read and refused."""
     counts = ReadCounts()
     with TraceWriter(
-        output, created=clock.now(), host=socket.gethostname(), source="vigil record"
+        output,
+        created=clock.now(),
+        host=socket.gethostname(),
+        source="vigil record",
+        timezone=recording_zone(config),
     ) as writer:
         source = LiveSource(
             enabled_sensors(config),

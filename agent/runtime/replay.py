@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import hashlib
 import itertools
@@ -27,7 +28,7 @@ from agent.power.meter import PowerMeter
 from agent.runtime.fence_watch import load_fences
 from agent.runtime.loop import DriveStats, drive
 from agent.runtime.setup import build_pipeline
-from agent.runtime.trace import ReadCounts, check_traces, read_trace
+from agent.runtime.trace import ReadCounts, check_traces, read_trace, trace_zone
 from agent.samples import Event, Sample
 
 if TYPE_CHECKING:
@@ -77,6 +78,7 @@ def replay_files(
     database goes. Raises ``TraceError`` before touching any database when a file cannot be
     used at all."""
     check_traces(paths)
+    config = in_trace_zone(paths, config)
     # One order whatever the command line's: equal times are merged in file order, and a
     # resumed replay must meet its samples in the same order as the replay it goes on from.
     heads = {path: _head(path) for path in paths}
@@ -86,6 +88,18 @@ def replay_files(
         with tempfile.TemporaryDirectory(prefix="vigil-replay-") as tmp:
             return _replay(paths, config, Path(tmp) / "replay.db", options)
     return _replay(paths, config, db, options)
+
+
+def in_trace_zone(paths: Sequence[Path], config: Config) -> Config:
+    """``config`` with the traces' recorded zone when it says ``local``: the hours are judged
+    as on the machine that recorded them, so a replay anywhere gives its events."""
+    if config.anomaly.timezone != "local":
+        return config
+    zone = trace_zone(paths)
+    if zone is None:
+        return config
+    logger.info("the hours are judged in the traces' time zone, %s", zone)
+    return dataclasses.replace(config, anomaly=dataclasses.replace(config.anomaly, timezone=zone))
 
 
 def _committed_before(store: MemoryStore, key: str) -> int:

@@ -19,10 +19,13 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from agent.config import Config
 from agent.errors import TraceError
 from agent.gate import Rejected, SampleGate, check_sample, describe
 from agent.jsonfast import loads_object
+from agent.platform import local_zone_name
 from agent.samples import Sample
 
 logger = logging.getLogger(__name__)
@@ -54,11 +57,22 @@ class TraceWriter:
     """Appends samples to a new trace file, flushing after each tick so a crash tears at
     most the last line."""
 
-    def __init__(self, path: Path, *, created: float, host: str, source: str) -> None:
+    def __init__(
+        self, path: Path, *, created: float, host: str, source: str, timezone: str | None = None
+    ) -> None:
+        """``timezone``: the recording machine's zone, if known (a replay elsewhere judges
+        the hours in it: ``trace_zone``)."""
         self.path = path
         path.parent.mkdir(parents=True, exist_ok=True)
         self._file = _open_text(path, "w")
-        header = {"vigil_trace": TRACE_VERSION, "created": created, "host": host, "source": source}
+        header: dict[str, object] = {
+            "vigil_trace": TRACE_VERSION,
+            "created": created,
+            "host": host,
+            "source": source,
+        }
+        if timezone is not None:
+            header["timezone"] = timezone
         self._file.write(json.dumps(header) + "\n")
         self._file.flush()
 
@@ -167,6 +181,32 @@ def _parse_header(path: Path, line: str) -> dict[str, Any]:
     if type(version) is not int or version != TRACE_VERSION:
         raise TraceError(str(path), f"trace version {describe(version)} is not supported")
     return header
+
+
+def recording_zone(config: Config) -> str | None:
+    """The zone a trace recorded with ``config`` names: the configured one, or this
+    machine's (None when it cannot be told)."""
+    zone = config.anomaly.timezone
+    return local_zone_name() if zone == "local" else zone
+
+
+def trace_zone(paths: Sequence[Path]) -> str | None:
+    """The time zone the traces were recorded in, when their headers name one and the same
+    usable zone; else None (logged when they disagree or name one this machine lacks)."""
+    zones = {read_header(path).get("timezone") for path in paths} - {None}
+    if len(zones) != 1:
+        if zones:
+            logger.warning(
+                "the traces were recorded in different time zones %s", sorted(map(str, zones))
+            )
+        return None
+    zone = zones.pop()
+    try:
+        ZoneInfo(str(zone))
+    except (ZoneInfoNotFoundError, ValueError):
+        logger.warning("the traces' time zone %s is not known here", describe(zone))
+        return None
+    return str(zone)
 
 
 def check_traces(paths: Sequence[Path]) -> None:
