@@ -141,7 +141,7 @@ class AnomalyConfig:
     #: Co-movement: each stream of the ``system`` source also judged by what its other
     #: streams say (``detect/anomaly/comove.py``). On generated servers it lifts the best F1
     #: from 0.32 to 0.56 (bench/multivariate.py) and on a laptop's routine week it changes no
-    #: event; off by default for its cost (a live sample 114 us instead of 88).
+    #: event; off by default for its cost (a live sample about 34 us more, a third).
     co_movement: bool = False
     #: Context: each stream (not positions, not the battery) also judged by what is usual
     #: for it at this hour of the day, on working days or at the weekend, once it has a few
