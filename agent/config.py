@@ -597,6 +597,15 @@ def _show(value: object) -> str:
     return text if len(text) <= 60 else f"{text[:50]}... ({len(text)} characters)"
 
 
+def known_zone(name: str) -> bool:
+    """Whether ``name`` is a time zone this machine's zone database knows."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def _check(config: Config, path: str) -> None:
     _check_values(config, path, "")
     location = config.sensors.location
@@ -609,14 +618,9 @@ def _check(config: Config, path: str) -> None:
         raise ConfigError(path, "anomaly.own_model", "needs anomaly.model, your model's path")
     if a.model and Path(a.model).suffix not in (".tflite", ".json"):
         raise ConfigError(path, "anomaly.model", "must be a .tflite file (or its card, .json)")
-    if a.timezone != "local":
-        try:
-            zoneinfo.ZoneInfo(a.timezone)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-            reason = "not a known time zone: 'local', 'UTC' or a name such as 'Europe/Berlin'"
-            raise ConfigError(
-                path, "anomaly.timezone", f"{reason}, got {_show(a.timezone)}"
-            ) from None
+    if a.timezone != "local" and not known_zone(a.timezone):
+        reason = "not a known time zone: 'local', 'UTC' or a name such as 'Europe/Berlin'"
+        raise ConfigError(path, "anomaly.timezone", f"{reason}, got {_show(a.timezone)}")
     for i, pattern in enumerate(config.sensors.apps.redact):
         try:
             re.compile(pattern)

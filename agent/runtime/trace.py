@@ -19,9 +19,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from agent.config import Config
+from agent.config import Config, known_zone
 from agent.errors import TraceError
 from agent.gate import Rejected, SampleGate, check_sample, describe
 from agent.jsonfast import loads_object
@@ -201,9 +200,7 @@ def trace_zone(paths: Sequence[Path]) -> str | None:
             )
         return None
     zone = zones.pop()
-    try:
-        ZoneInfo(str(zone))
-    except (ZoneInfoNotFoundError, ValueError):
+    if not known_zone(str(zone)):
         logger.warning("the traces' time zone %s is not known here", describe(zone))
         return None
     return str(zone)

@@ -168,9 +168,7 @@ class HourProfiles:
         """Each cell's least spread: ``RANGE_FLOOR`` of its values history's range before it
         (``edges`` ``[m, k, 2]``, smallest and largest, on the model's scale here)."""
         _, rates = self._layout(names)
-        if rates:
-            edges = edges.copy()
-            edges[:, rates] = np.log1p(np.maximum(edges[:, rates], 0.0))
+        edges = log_rates(edges, rates)  # both edges of a rate's cells
         floor: F64 = RANGE_FLOOR * (edges[:, :, 1] - edges[:, :, 0])
         return floor
 

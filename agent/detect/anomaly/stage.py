@@ -278,10 +278,7 @@ class AnomalyDetector:
         anywhere = np.flatnonzero(usable.any(axis=1))
         if not len(anywhere):
             return
-        due = np.zeros(len(plan.t), dtype=np.bool_)  # one grid for the source's streams
-        due[anywhere], model.entry_t = entry_times(
-            plan.t[anywhere], model.entry_t, RESIDUAL_EVERY_S
-        )
+        due, model.entry_t = _row_grid(plan.t, anywhere, model.entry_t, RESIDUAL_EVERY_S)
         ranked = self._rank_cells(plan.names, "residuals", residual, usable, due)
         lo, hi = scores.edges[:, :, 0], scores.edges[:, :, 1]
         explained = usable & (plan.matrix >= lo) & (plan.matrix <= hi)  # new values stand
@@ -326,16 +323,13 @@ class AnomalyDetector:
         if len(anywhere) == 1:  # the live daemon's sample
             if not anywhere[0]:
                 return
-            take, profiles.entry_t = next_entry(
-                profiles.entry_t, float(plan.t[0]), self._entry_every_s
-            )
+            take, profiles.entry_t = next_entry(profiles.entry_t, t, self._entry_every_s)
             if not take and not (near >= MIN_RESIDUAL).any():
                 return
             due = np.array([take])
         else:
-            due = np.zeros(len(plan.t), dtype=np.bool_)
-            due[anywhere], profiles.entry_t = entry_times(
-                plan.t[anywhere], profiles.entry_t, self._entry_every_s
+            due, profiles.entry_t = _row_grid(
+                plan.t, anywhere, profiles.entry_t, self._entry_every_s
             )
         floor = profiles.floor(plan.names, scores.edges)
         residual = np.maximum(above / np.fmax(spread, floor), 0.0)
@@ -462,6 +456,16 @@ class AnomalyDetector:
         """Put back ``state()`` and ``history_state()``; False when they were unreadable
         (logged; the stage learns afresh)."""
         return codec.restore(self, saved, history, weights)
+
+
+def _row_grid(
+    t: F64, rows: npt.NDArray[Any], entry_t: float | None, every_s: float
+) -> tuple[npt.NDArray[np.bool_], float | None]:
+    """Which of the times ``t`` take a history entry, on one grid of ``every_s`` from
+    ``entry_t`` that only ``rows`` (a mask or positions) move on; and the grid's new time."""
+    due = np.zeros(len(t), dtype=np.bool_)
+    due[rows], entry_t = entry_times(t[rows], entry_t, every_s)
+    return due, entry_t
 
 
 @dataclass
