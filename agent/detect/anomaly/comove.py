@@ -95,6 +95,7 @@ class CoMovement:
         self._scale = 1.0 / np.sqrt(np.diag(self.precision))
         self._spread = _spread(self.mean, self.var)
         self._ready = (self.folds >= READY_FOLDS) & (self.var > 0.0)
+        self._rates = rate_columns(self.names)
         self._layouts: dict[tuple[str, ...], _Layout] = {}
 
     def _layout(self, names: Sequence[str]) -> _Layout:
@@ -104,9 +105,10 @@ class CoMovement:
             index = {n: j for j, n in enumerate(self.names)}
             columns = [index.get(n, -1) for n in names]
             mine = [j for j, c in enumerate(columns) if c >= 0]
-            layout = _Layout(
-                mine, [columns[j] for j in mine], [j for j, c in enumerate(columns) if c < 0]
-            )
+            theirs = [columns[j] for j in mine]
+            unknown = [j for j, c in enumerate(columns) if c < 0]
+            same = theirs == list(range(len(self.names))) and not unknown
+            layout = _Layout(mine, theirs, unknown, same)
             self._layouts[key] = layout
         return layout
 
@@ -118,6 +120,8 @@ class CoMovement:
         streams. Rows of one stream take no part at all. The model folds at its due points;
         a stream it does not know yet joins at the next fold after it first carried a
         value (so the model's size, too, changes only at folds)."""
+        if len(x) == 1:
+            return self._residuals_one(names, x[0], float(t[0]))[None, :]
         x = log_rates(x, rate_columns(names))
         out = np.full(x.shape, np.nan)
         taking = np.flatnonzero((~np.isnan(x)).sum(axis=1) >= 2)  # a lone value says nothing
@@ -143,6 +147,49 @@ class CoMovement:
                 seen = np.flatnonzero((~np.isnan(part)).any(axis=0)).tolist()
                 self.waiting.update(names[layout.unknown[j]] for j in seen)
             start = stop
+        return out
+
+    def _residuals_one(self, names: Sequence[str], row: F64, t: float) -> F64:
+        """``residuals`` of one row (the live daemon's), the same steps without the chunk's
+        bookkeeping: a row of the model's streams, scored unless fewer than ``MIN_STREAMS``
+        of them are ready (a young model's rows cost little more)."""
+        values: list[float] = row.tolist()
+        out = np.full(len(values), np.nan)
+        if sum(v == v for v in values) < 2:  # a lone value says nothing (v == v: not NaN)
+            return out
+        if self.grid_t is None:
+            self.grid_t = t
+        if t >= self.grid_t + FOLD_EVERY_S:
+            self._fold(t)
+        layout = self._layout(names)
+        if layout.same:
+            model_row = row.copy()
+        else:
+            model_row = np.full(len(self.names), np.nan)
+            model_row[layout.theirs] = row[layout.mine]
+        if self._rates:
+            rates = model_row[self._rates]
+            model_row[self._rates] = np.log1p(np.maximum(rates, 0.0))
+        self.last_t = t
+        self._rows.append(model_row[None, :])
+        for j in layout.unknown:
+            if values[j] == values[j]:
+                self.waiting.add(names[j])
+        usable = self._ready & ~np.isnan(model_row)
+        judged = np.count_nonzero(usable)
+        if judged < MIN_STREAMS:
+            return out
+        # _score's arithmetic on one row (the product summed along the same axis)
+        z = np.clip((model_row - self.mean) / self._spread, -Z_CLIP, Z_CLIP)
+        everyone = judged == len(usable)
+        if not everyone:
+            z[~usable] = 0.0
+        scored: F64 = np.abs((z[None, :] * self.precision).sum(axis=1) * self._scale)
+        if not everyone:
+            scored[~usable] = np.nan
+        if layout.same:
+            return scored
+        out[layout.mine] = scored[layout.theirs]
         return out
 
     def _score(self, x: F64) -> F64:
@@ -272,11 +319,13 @@ def from_b64(text: str, shape: tuple[int, ...], nan_ok: bool = False) -> F64:
 @dataclass(frozen=True)
 class _Layout:
     """Where a source's part's streams sit in the model: part columns ``mine`` are model
-    columns ``theirs``; ``unknown`` are not in the model (yet)."""
+    columns ``theirs``; ``unknown`` are not in the model (yet); ``same`` when the part's
+    streams are the model's, in its order (most rows)."""
 
     mine: list[int]
     theirs: list[int]
     unknown: list[int]
+    same: bool  # the part's streams are the model's, in its order
 
 
 def rate_columns(names: Sequence[str]) -> list[int]:

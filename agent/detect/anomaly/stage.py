@@ -275,6 +275,13 @@ class AnomalyDetector:
         residual = model.residuals(plan.names, plan.matrix, plan.t)
         scores = plan.scores
         usable = ~np.isnan(residual) & ~scores.learning
+        if len(plan.t) == 1:  # the live daemon's sample
+            if not usable.any():
+                return
+            take, model.entry_t = next_entry(model.entry_t, float(plan.t[0]), RESIDUAL_EVERY_S)
+            ranked = self._rank_cells(plan.names, "residuals", residual, usable, np.array([take]))
+            _explain_one(plan, usable[0], ranked[0])
+            return
         anywhere = np.flatnonzero(usable.any(axis=1))
         if not len(anywhere):
             return
@@ -456,6 +463,23 @@ class AnomalyDetector:
         """Put back ``state()`` and ``history_state()``; False when they were unreadable
         (logged; the stage learns afresh)."""
         return codec.restore(self, saved, history, weights)
+
+
+def _explain_one(plan: _Plan, usable: npt.NDArray[np.bool_], ranked: F64) -> None:
+    """``_co_movement``'s verdict for a part of one sample, on plain floats: a stream's
+    value within its range is only as surprising as its ranked residual; the stream with
+    the most surprising residual is at least as surprising as that."""
+    surprise: list[float] = plan.scores.surprise[0].tolist()
+    ranks: list[float] = ranked.tolist()
+    values: list[float] = plan.matrix[0].tolist()
+    edges: list[list[float]] = plan.scores.edges[0].tolist()
+    for j, use in enumerate(usable.tolist()):
+        lo, hi = edges[j]
+        if use and lo <= values[j] <= hi:  # new values stand
+            surprise[j] = min(surprise[j], ranks[j])
+    worst = ranks.index(max(ranks))  # the first of the largest, as argmax
+    surprise[worst] = max(surprise[worst], ranks[worst])
+    plan.scores.surprise[0] = surprise
 
 
 def _row_grid(
