@@ -140,8 +140,9 @@ class AnomalyConfig:
     history_s: float = 4 * 86400.0
     #: Co-movement: each stream of the ``system`` source also judged by what its other
     #: streams say (``detect/anomaly/comove.py``). On generated servers it lifts the best F1
-    #: from 0.32 to 0.56 (bench/multivariate.py) and on a laptop's routine week it changes no
-    #: event; off by default for its cost (a live sample about 34 us more, a third).
+    #: from 0.32 to 0.58 (bench/multivariate.py) and on a laptop's routine weeks it changes no
+    #: event; off by default: on the development corpus's single threshold its servers' false
+    #: starts cost more than it catches (bench/nab_log.md), and a live sample a fifth more.
     co_movement: bool = False
     #: Context: each stream (not positions, not the battery) also judged by what is usual
     #: for it at this hour of the day, on working days or at the weekend, once it has a few

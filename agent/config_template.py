@@ -102,8 +102,9 @@ hold_s = 3600.0  # 0 to 604,800 s
 history_n = 1000  # 50 to 20,000
 history_s = 345600.0  # 60 to 31,536,000 s
 # Co-movement: each system stream also judged by what the other system streams say (a
-# metric that stops following the others): for servers of many correlated metrics. Off by
-# default: it costs a live sample about a third more CPU.
+# metric that stops following the others), once they have a day of rows: for servers of
+# many correlated metrics. Off by default: more false alarms there at the default
+# threshold, and a live sample about a fifth more CPU.
 co_movement = false
 # Context: a value is also judged against what is usual for it at this hour, on working
 # days or at the weekend (a busy CPU at 3 am after busy afternoons), once it has a few days

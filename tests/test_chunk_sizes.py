@@ -90,7 +90,7 @@ def test_without_the_kernel_the_same_events(
 
 def _co_moving_source(days: float = 2.0) -> list[Sample]:
     """Six system streams driven by one load (a sample a minute), one of them turning against
-    the others on the second day; new interfaces join on the way."""
+    the others on the second day, then two frozen; new interfaces join on the way."""
     rng = random.Random(11)
     samples = []
     for i in range(int(days * 1440)):
@@ -98,6 +98,10 @@ def _co_moving_source(days: float = 2.0) -> list[Sample]:
         data = {f"m{k}": (k + 1) * load + rng.gauss(0.0, 1.0 + k) for k in range(6)}
         if 2400 <= i < 2460:
             data["m2"] = 3.0 * (100.0 - load) + rng.gauss(0.0, 3.0)  # down when the rest go up
+        if 2600 <= i < 2660:  # two streams frozen at their last values (across chunks)
+            data["m4"], data["m5"] = samples[2599].data["m4"], samples[2599].data["m5"]
+        if i % 97 == 0:
+            del data["m1"]  # a stream missing now and then: its last value is from before
         if i >= 2000:
             data[f"net.veth{i // 300}.rx_Bps"] = 100.0 * rng.random()
         samples.append(Sample("system", 1_780_272_000.0 + 60.0 * i, data))
@@ -113,7 +117,8 @@ def _co_moving() -> Config:
 
 def test_co_movement_in_chunks_of_1_7_and_4096() -> None:
     """The co-movement model folds at fixed points of sample time and takes new streams
-    only then: the same scores whatever the chunks."""
+    only then, and a frozen reading is compared with the stream's last value whichever
+    chunk that came in: the same scores whatever the chunks."""
     samples = _co_moving_source()
     one = _run(samples, _co_moving(), 1)
     starts = [e for s in one for e in s.events if e.kind == "anomaly.start"]

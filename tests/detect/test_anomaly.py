@@ -265,19 +265,44 @@ def test_several_streams_a_little_odd_at_once_start_an_anomaly() -> None:
 def test_streams_that_move_together_judge_each_other() -> None:
     """Five streams that always swing together: their swings raise nothing; when one of them
     turns against the others (still inside its usual range, so no value of it is new), an
-    anomaly starts and names it."""
-    rng = random.Random(7)
+    anomaly starts and names it (co-movement's doing: none starts without it)."""
+
+    def starts(settings: AnomalyConfig) -> list[tuple[int, list[str]]]:
+        rng = random.Random(7)
+        det = _detector(settings)
+        found = []
+        for i in range(3000):
+            shared = 3.0 * math.sin(2 * math.pi * i / 200)
+            values = {f"s{k}": shared + rng.gauss(0.0, 0.3) for k in range(5)}
+            if 2600 <= i < 2660:
+                values["s0"] = -shared + rng.gauss(0.0, 0.3)  # down when the others go up
+            step = det.feed(600.0 * i, "system", values)
+            found += [(i, e.data["streams"]) for e in step.events if e.kind == "anomaly.start"]
+        return found
+
+    found = starts(AnomalyConfig(co_movement=True))
+    assert found and all(2600 <= i < 2660 for i, _ in found)
+    assert "s0" in found[0][1]
+    assert not any(2600 <= i < 2660 for i, _ in starts(AnomalyConfig()))
+
+
+def test_streams_that_freeze_together_are_not_explained_by_each_other() -> None:
+    """Two of five streams that swing together freeze at their last values (inside their
+    ranges; they agree with each other): their stillness is no co-movement, an anomaly
+    starts and names them."""
+    rng = random.Random(12)
     det = _detector(AnomalyConfig(co_movement=True))
-    starts = []
+    starts, frozen = [], {}
     for i in range(3000):
         shared = 3.0 * math.sin(2 * math.pi * i / 200)
         values = {f"s{k}": shared + rng.gauss(0.0, 0.3) for k in range(5)}
         if 2600 <= i < 2660:
-            values["s0"] = -shared + rng.gauss(0.0, 0.3)  # down when the others go up
+            frozen = frozen or {"s1": values["s1"], "s2": values["s2"]}
+            values.update(frozen)
         step = det.feed(600.0 * i, "system", values)
         starts += [(i, e.data["streams"]) for e in step.events if e.kind == "anomaly.start"]
     assert starts and all(2600 <= i < 2660 for i, _ in starts)
-    assert "s0" in starts[0][1]
+    assert {"s1", "s2"} & set(starts[0][1])
 
 
 def test_a_new_surge_during_a_held_anomaly_gets_its_own() -> None:

@@ -185,10 +185,13 @@ class AnomalyDetector:
         np.clip(matrix, -MAX_VALUE, MAX_VALUE, out=matrix)
         t = ts[rows]
         states = [self.streams.get(name) or self._new_stream(name) for name in names]
+        before = None
+        if self.settings.co_movement and source in CO_MOVING and len(names) > 1:
+            before = np.array([s.buffer[-1] if s.n else nan for s in states])
         scores = score_source(
             states, matrix, t, self.model, self.meter, self._entry_every_s, WARMUP_S
         )
-        return _Plan(source, rows, t, names, matrix, ~np.isnan(matrix), scores)
+        return _Plan(source, rows, t, names, matrix, ~np.isnan(matrix), scores, before)
 
     def _new_stream(self, name: str) -> StreamState:
         size = self.settings.history_n
@@ -266,9 +269,10 @@ class AnomalyDetector:
     def _co_movement(self, plan: _Plan) -> None:
         """Judge each stream by what the source's other streams say (``comove.py``), its
         residual ranked among its own past residuals: a value they explain (within the range
-        the stream has shown) is only as surprising as its residual; the stream with the
-        row's most surprising residual (the one moving against the others) is as surprising
-        as that, so an episode names it."""
+        the stream has shown, and not its last value again: a frozen reading is no
+        co-movement) is only as surprising as its residual; the stream with the row's most
+        surprising residual (the one moving against the others) is as surprising as that, so
+        an episode names it."""
         model = self.comove.get(plan.source)
         if model is None:
             model = self.comove[plan.source] = CoMovement()
@@ -289,6 +293,7 @@ class AnomalyDetector:
         ranked = self._rank_cells(plan.names, "residuals", residual, usable, due)
         lo, hi = scores.edges[:, :, 0], scores.edges[:, :, 1]
         explained = usable & (plan.matrix >= lo) & (plan.matrix <= hi)  # new values stand
+        explained &= plan.matrix != plan.previous()  # a frozen reading is not explained
         scores.surprise[explained] = np.minimum(scores.surprise[explained], ranked[explained])
         worst = (anywhere, ranked[anywhere].argmax(axis=1))
         scores.surprise[worst] = np.maximum(scores.surprise[worst], ranked[worst])
@@ -467,15 +472,18 @@ class AnomalyDetector:
 
 def _explain_one(plan: _Plan, usable: npt.NDArray[np.bool_], ranked: F64) -> None:
     """``_co_movement``'s verdict for a part of one sample, on plain floats: a stream's
-    value within its range is only as surprising as its ranked residual; the stream with
-    the most surprising residual is at least as surprising as that."""
+    value within its range (and not its last value again) is only as surprising as its
+    ranked residual; the stream with the most surprising residual is at least as surprising
+    as that."""
     surprise: list[float] = plan.scores.surprise[0].tolist()
     ranks: list[float] = ranked.tolist()
     values: list[float] = plan.matrix[0].tolist()
     edges: list[list[float]] = plan.scores.edges[0].tolist()
+    assert plan.before is not None
+    before: list[float] = plan.before.tolist()
     for j, use in enumerate(usable.tolist()):
         lo, hi = edges[j]
-        if use and lo <= values[j] <= hi:  # new values stand
+        if use and lo <= values[j] <= hi and values[j] != before[j]:  # as in _co_movement
             surprise[j] = min(surprise[j], ranks[j])
     worst = ranks.index(max(ranks))  # the first of the largest, as argmax
     surprise[worst] = max(surprise[worst], ranks[worst])
@@ -503,7 +511,19 @@ class _Plan:
     matrix: F64  # clipped values [sample, stream], NaN where absent
     present: npt.NDArray[np.bool_]
     scores: SourceScores
+    #: Each stream's last value before the part (NaN: none), where co-movement judges.
+    before: F64 | None = None
     node: F64 = field(default_factory=lambda: np.zeros(0))
+
+    def previous(self) -> F64:
+        """Each cell's stream's last value before it (NaN: none yet)."""
+        assert self.before is not None
+        earlier = np.vstack([self.before[None, :], self.matrix[:-1]])
+        m, k = earlier.shape
+        at = np.where(np.isnan(earlier), 0, np.arange(m)[:, None])  # rows that hold a value
+        np.maximum.accumulate(at, axis=0, out=at)  # the latest such row, down each column
+        out: F64 = earlier[at, np.arange(k)]
+        return out
 
     def view(self, i: int) -> SampleView:
         cols = np.flatnonzero(self.present[i]).tolist()
