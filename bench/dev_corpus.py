@@ -5,9 +5,17 @@ tuned on it. This script writes a corpus to tune on instead: series that behave 
 metrics and sensors (seasonal load, wandering temperatures, bursty counts, quantised readings,
 sawtooth charge cycles, flat levels with normal plateaus, heavy-tailed latencies, slow trends)
 at many scales, with known anomalies injected after NAB's probationary period and labelled
-with NAB's windows. The layout is NAB's, so ``bench/nab.py --data DIR`` scores it unchanged:
+with NAB's windows. Two categories test what one series at a time cannot: ``devContext``
+(a work machine's CPU with busy weekday hours; after two weeks, the working hours' level for
+1.5 to 4 hours at night, a value usual at 14:00 and never seen at night) and
+``devMultivariate`` (``bench/multivariate.py``'s servers of 20 to 40 correlated metrics a
+minute for 8 days, other seeds than that bench's, faults in the second half: a metric that
+decouples, a leak, a stuck group, a shift), each with one clean file in ``devNoAnomaly``.
+The layout is NAB's, so ``bench/nab.py --data DIR`` scores it (a server's file has a column
+per metric, fed as one ``system`` source and scored by the source's score):
 
-    DIR/data/<category>/<file>.csv     timestamp,value every 5 minutes
+    DIR/data/<category>/<file>.csv     timestamp,value every 5 minutes (a server's:
+                                       timestamp and one column per metric, every minute)
     DIR/labels/combined_windows.json   {"<category>/<file>.csv": [[start, end], ...]}
     DIR/labels/dev_anomalies.json      what was injected: kind, onset row and time
     DIR/config/profiles.json           NAB's three cost profiles
@@ -286,6 +294,22 @@ def supply(n: int, clock: F64, rng: Rng) -> Model:
         level[a:b] += base * rng.uniform(0.02, 0.1) * rng.choice([-1.0, 1.0])
     noise = rng.normal(0.0, base * 10.0 ** rng.uniform(-4.0, -2.5), n)
     return Model(level, _no_season, noise, floor=0.05 * base)
+
+
+def office(n: int, clock: F64, rng: Rng) -> Model:
+    """CPU percent of a work machine: busy working hours on weekdays (a plateau with
+    half-hour edges), quiet nights and weekends."""
+    base, amp = rng.uniform(2.0, 10.0), rng.uniform(25.0, 60.0)
+    start, end = rng.uniform(7.5, 10.0) * DAY / 24, rng.uniform(16.5, 19.0) * DAY / 24
+    edge = DAY / 48
+
+    def season(t: F64) -> F64:
+        row = t % DAY
+        on = np.clip((row - start) / edge, 0.0, 1.0) * np.clip((end - row) / edge, 0.0, 1.0)
+        return np.asarray(amp * on * ((t // DAY) % 7 < 5))
+
+    noise = rng.normal(0.0, rng.uniform(0.5, 3.0), n)
+    return Model(np.full(n, base), season, noise, lo=0.0, hi=100.0, floor=5.0)
 
 
 @dataclass(frozen=True)
@@ -628,6 +652,71 @@ def draw(kind: str, count: int, seed: int, key: int, inject: bool = True) -> Dra
     return Drawn(times_text(start, n), values + 0.0, done)  # + 0.0: no "-0" in the file
 
 
+# ---- incidents of the hour, and servers of many metrics ---------------------------------------
+
+CONTEXT = "devContext"
+MULTIVARIATE = "devMultivariate"
+#: Rows of the day an incident of the hour starts in: 01:00 to 04:00 (quiet every day).
+NIGHT_ROWS = (DAY // 24, 4 * DAY // 24)
+CONTEXT_ROWS = (5000, 6000)  # 17 to 21 days: two weeks to learn the hours, then the incident
+#: Days of one-minute rows per server: the first half normal, faults in the second.
+SERVER_DAYS = 8
+SERVER_SEED = 10_000  # servers of seed s are bench/multivariate.py's sources of 10,000 + s
+SERVER_START = np.datetime64("2026-01-05T00:00", "m")  # a Monday (the load's clock starts here)
+
+
+def draw_context(seed: int, key: int, inject: bool = True) -> Drawn:
+    """File ``key``: an ``office`` series; with ``inject``, one incident of the hour: the
+    working hours' level for 1.5 to 4 hours at night, after the first two weeks (a value that
+    is usual at 14:00 on a weekday, and was never seen at night)."""
+    shape, chance, sampling = (rng_for(seed, key, part) for part in (1, 2, 3))
+    n = int(shape.integers(CONTEXT_ROWS[0], CONTEXT_ROWS[1] + 1))
+    start = FIRST_START + int(shape.integers(START_SPAN_ROWS)) * STEP
+    clock = (start - EPOCH) / STEP + np.arange(n, dtype=np.float64)
+    model = office(n, clock, shape)
+    season = model.season(clock)
+    done: list[Injected] = []
+    if inject:
+        half = window_half(n, 1)
+        first = max(math.ceil(PROBATION * n) + half + 1, 2 * WEEK)
+        rows = np.arange(first, n - 1 - max(half, int(0.05 * n)))
+        hour = clock[rows] % DAY
+        night = rows[(hour >= NIGHT_ROWS[0]) & (hour < NIGHT_ROWS[1])]
+        i = int(chance.choice(night))
+        busy = float(model.season(np.arange(DAY, dtype=np.float64)).max())  # a Monday's
+        season[i : i + int(chance.integers(18, 49))] = busy
+        done.append(Injected("night", i))
+    values = _finish(model, model.level + season + model.noise, sampling)
+    return Drawn(times_text(start, n), values + 0.0, done)
+
+
+@dataclass(frozen=True)
+class DrawnServer:
+    """One generated server: its times, metric names, values ``[row, metric]`` and faults."""
+
+    times: list[str]
+    names: list[str]
+    values: F64
+    anomalies: list[Injected]
+
+
+def draw_server(seed: int, index: int, inject: bool = True) -> DrawnServer:
+    """Server ``index``: ``bench/multivariate.py``'s generated server (20 to 40 correlated
+    metrics a minute; in the second half a metric that decouples, a leak, a stuck group, a
+    shift), for seed ``SERVER_SEED + seed`` (never the multivariate bench's own sources).
+    Without ``inject``, the same server's normal rows."""
+    from multivariate import generate_source  # it imports ar1 from here
+
+    rows = SERVER_DAYS * 1440
+    source = generate_source(SERVER_SEED + seed, index, rows, plan=None if inject else {})
+    stamps = (SERVER_START + np.arange(rows) * np.timedelta64(1, "m")).astype("datetime64[s]")
+    times = [t.replace("T", " ") for t in np.datetime_as_string(stamps, unit="s").tolist()]
+    faults = sorted(source.faults, key=lambda f: f.start)
+    return DrawnServer(
+        times, source.names, source.values + 0.0, [Injected(f.kind, f.start) for f in faults]
+    )
+
+
 # ---- the corpus ------------------------------------------------------------------------------
 
 
@@ -643,7 +732,8 @@ class Planned:
 
 def plan(seed: int, files_per_kind: int) -> list[Planned]:
     """Every file: ``files_per_kind`` per kind with 1-4 anomalies, then ``devNoAnomaly`` with
-    about 15 % of the corpus, its kinds in a seeded order."""
+    about 15 % of the corpus, its kinds in a seeded order; then ``files_per_kind`` offices
+    and servers, and one clean file of each."""
     rng = rng_for(seed, 0)
     files: list[Planned] = []
     for category, kinds in CATEGORIES.items():
@@ -658,13 +748,30 @@ def plan(seed: int, files_per_kind: int) -> list[Planned]:
         kind = order[k % len(order)]
         seen[kind] = seen.get(kind, 0) + 1
         files.append(Planned(f"{NO_ANOMALY}/{kind}_{seen[kind]:02d}.csv", kind, 0, len(files)))
+    # Then (so the files above stay as they were): incidents of the hour and servers, each
+    # with one file of its kind without anomalies.
+    for category, kind in ((CONTEXT, "office"), (MULTIVARIATE, "server")):
+        for j in range(1, files_per_kind + 1):
+            files.append(Planned(f"{category}/{kind}_{j:02d}.csv", kind, 1, len(files)))
+        files.append(Planned(f"{NO_ANOMALY}/{kind}_01.csv", kind, 0, len(files)))
     return files
 
 
-def _write_csv(path: Path, drawn: Drawn) -> None:
+def _write_csv(path: Path, drawn: Drawn | DrawnServer) -> None:
+    """``timestamp,value`` rows; a server's: ``timestamp`` and one column per metric."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    lines = [f"{t},{v:{VALUE_FORMAT}}" for t, v in zip(drawn.times, drawn.values, strict=True)]
-    path.write_text("timestamp,value\n" + "\n".join(lines) + "\n", encoding="utf-8", newline="\n")
+    if isinstance(drawn, DrawnServer):
+        header = ",".join(["timestamp", *drawn.names])
+        rows = drawn.values.tolist()
+        lines = [
+            ",".join([t, *(f"{v:{VALUE_FORMAT}}" for v in row)])
+            for t, row in zip(drawn.times, rows, strict=True)
+        ]
+    else:
+        header = "timestamp,value"
+        pairs = zip(drawn.times, drawn.values, strict=True)
+        lines = [f"{t},{v:{VALUE_FORMAT}}" for t, v in pairs]
+    path.write_text(header + "\n" + "\n".join(lines) + "\n", encoding="utf-8", newline="\n")
 
 
 def _write_json(path: Path, data: object) -> None:
@@ -700,13 +807,21 @@ class Summary:
         )
 
 
+def _draw(f: Planned, seed: int) -> Drawn | DrawnServer:
+    if f.kind == "office":
+        return draw_context(seed, f.key, inject=f.anomalies > 0)
+    if f.kind == "server":
+        return draw_server(seed, f.key, inject=f.anomalies > 0)
+    return draw(f.kind, f.anomalies, seed, f.key)
+
+
 def write_corpus(out: Path, seed: int, files_per_kind: int) -> Summary:
     """Write the whole corpus under ``out``."""
     labels: dict[str, list[list[str]]] = {}
     injected: dict[str, list[dict[str, object]]] = {}
     rows = 0
     for f in plan(seed, files_per_kind):
-        drawn = draw(f.kind, f.anomalies, seed, f.key)
+        drawn = _draw(f, seed)
         _write_csv(out / "data" / f.name, drawn)
         spans = windows(len(drawn.times), [a.row for a in drawn.anomalies])
         labels[f.name] = [[_nab_time(drawn.times[a]), _nab_time(drawn.times[b])] for a, b in spans]

@@ -54,11 +54,13 @@ from agent.evaluation.nab_score import (
     prepare_file,
     score_results_dir,
 )
+from agent.gate import check_sample
 from agent.importers.common import ImportCounts, ImportOptions, finish
 from agent.importers.nab import HEADER, read_nab
 from agent.pipeline import Pipeline, Step
 from agent.runtime.replay import chunked
 from agent.runtime.setup import build_pipeline
+from agent.samples import Sample
 
 REPO = Path(__file__).resolve().parent.parent
 DETECTORS = ("vigil", "vigilTiny")  # (Step.scores, Step.tiny)
@@ -94,14 +96,29 @@ def data_files(data_dir: Path) -> list[str]:
     return names
 
 
-def read_rows(path: Path) -> list[tuple[str, str]]:
-    """The (timestamp, value) text of every data row, in file order."""
+def read_header(path: Path) -> list[str]:
+    """The file's column names: NAB's ``timestamp,value``, or ``timestamp`` and one column
+    per metric (the development corpus' servers)."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
+        header = [c.strip() for c in next(csv.reader(f), [])]
+    if header != HEADER and (len(header) < 3 or header[0] != "timestamp"):
+        raise SystemExit(f"{path}: not a NAB file: header {header!r}")
+    return header
+
+
+def read_table(path: Path) -> list[list[str]]:
+    """Every data row's cells (stripped), in file order."""
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
-        header = [c.strip() for c in next(reader, [])]
-        if header != HEADER:
-            raise SystemExit(f"{path}: not a NAB file: header {header!r}")
-        return [(r[0].strip(), r[1].strip()) for r in reader if r]
+        next(reader, None)
+        return [[c.strip() for c in r] for r in reader if r]
+
+
+def read_rows(path: Path) -> list[tuple[str, str]]:
+    """The (timestamp, value) text of every data row of a NAB file, in file order."""
+    if read_header(path) != HEADER:
+        raise SystemExit(f"{path}: not a one-value NAB file")
+    return [(r[0], r[1]) for r in read_table(path)]
 
 
 def _when(text: str) -> datetime:
@@ -110,30 +127,63 @@ def _when(text: str) -> datetime:
     return when if when.tzinfo is not None else when.replace(tzinfo=UTC)
 
 
-def run_file(data_dir: Path, name: str, config: Config, out: Path, windows: Windows) -> FileRun:
-    """Feed one file through a fresh pipeline and write both detectors' results files."""
-    path = data_dir / "data" / name
-    stream = path.name.removesuffix(".csv")
-    counts = ImportCounts()
-    samples = finish(read_nab([path], ImportOptions(), counts, lambda n: None), counts)
+def _feed(samples: list[Sample], config: Config) -> tuple[list[Step], float]:
+    """The replay path: chunks of samples through a fresh pipeline; its steps and CPU time."""
     pipeline = _new_pipeline(config)
-    by_key: dict[tuple[float, float], tuple[float, float]] = {}
-    # The replay path: chunks of samples through the pipeline.
+    steps: list[Step] = []
     cpu = 0.0
     for chunk in chunked(samples):
         start = time.thread_time()
-        steps = pipeline.feed_chunk(chunk)
+        steps += pipeline.feed_chunk(chunk)
         cpu += time.thread_time() - start
-        for sample, step in zip(chunk, steps, strict=True):
-            value = sample.data["value"]
-            assert isinstance(value, float)
-            by_key[(sample.t, value)] = _scores(step, stream)
-    rows = read_rows(path)
+    return steps, cpu
+
+
+def _run_stream(path: Path, config: Config) -> tuple[list[tuple[float, float]], int, float]:
+    """A NAB file of one value a row, imported as ``vigil import nab`` does: each row's
+    (full, tiny) scores, the samples fed and their CPU time."""
+    stream = path.name.removesuffix(".csv")
+    counts = ImportCounts()
+    samples = finish(read_nab([path], ImportOptions(), counts, lambda n: None), counts)
+    steps, cpu = _feed(samples, config)
+    by_key: dict[tuple[float, float], tuple[float, float]] = {}
+    for sample, step in zip(samples, steps, strict=True):
+        value = sample.data["value"]
+        assert isinstance(value, float)
+        by_key[(sample.t, value)] = _scores(step, stream)
+    scored = [by_key.get(_key(ts, v), (0.0, 0.0)) for ts, v in read_rows(path)]
+    return scored, len(samples), cpu
+
+
+def _run_source(path: Path, config: Config) -> tuple[list[tuple[float, float]], int, float]:
+    """A file of several metrics a row (a server of the development corpus): each row one
+    ``system`` sample with a field per metric, scored by the source's combined score
+    (``Step.node``) and the model's largest score among the metrics (``Step.tiny``)."""
+    names = read_header(path)[1:]
+    samples = [
+        check_sample(
+            "system", _when(r[0]).timestamp(), dict(zip(names, map(float, r[1:]), strict=True))
+        )
+        for r in read_table(path)
+    ]
+    steps, cpu = _feed(samples, config)
+    scored = [(s.node or 0.0, max(s.tiny.values(), default=0.0)) for s in steps]
+    return scored, len(samples), cpu
+
+
+def run_file(data_dir: Path, name: str, config: Config, out: Path, windows: Windows) -> FileRun:
+    """Feed one file through a fresh pipeline and write both detectors' results files."""
+    path = data_dir / "data" / name
+    if read_header(path) == HEADER:
+        scored, fed, cpu = _run_stream(path, config)
+        rows = read_rows(path)
+    else:
+        scored, fed, cpu = _run_source(path, config)
+        rows = [(r[0], r[1]) for r in read_table(path)]  # the first metric as the value
     stamps = np.array([_when(ts).replace(tzinfo=None) for ts, _ in rows], dtype="datetime64[us]")
     label = np.zeros(len(rows), dtype=bool)
     for a, b in windows.get(name, []):
         label |= (stamps >= a) & (stamps <= b)
-    scored = [by_key.get(_key(ts, v), (0.0, 0.0)) for ts, v in rows]
     category, file = name.split("/", 1)
     for k, detector in enumerate(DETECTORS):
         target = out / detector / category / f"{detector}_{file}"
@@ -143,7 +193,7 @@ def run_file(data_dir: Path, name: str, config: Config, out: Path, windows: Wind
             writer.writerow(["timestamp", "value", "anomaly_score", "label"])
             for (ts, v), pair, inside in zip(rows, scored, label, strict=True):
                 writer.writerow([_when(ts).strftime(NAB_TIME), v, repr(pair[k]), int(inside)])
-    return FileRun(name, len(rows), len(samples), cpu)
+    return FileRun(name, len(rows), fed, cpu)
 
 
 def _key(ts: str, value: str) -> tuple[float, float]:
@@ -214,6 +264,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", type=Path, required=True, help="results folder to write")
     parser.add_argument("--files", type=int, metavar="N", help="only the first N files (sorted)")
+    parser.add_argument(
+        "--only",
+        metavar="CATEGORIES",
+        help="only these categories, comma-separated (e.g. devContext,devMultivariate)",
+    )
     parser.add_argument("--config", type=Path, help="a vigil config (default: the defaults)")
     parser.add_argument(
         "--card",
@@ -224,7 +279,13 @@ def main(argv: list[str] | None = None) -> int:
     wall = time.perf_counter()
     # NAB's times carry no zone and are read as UTC: the hours are UTC's on every machine.
     config = load(args.config, missing_ok=False) if args.config else _utc(Config())
-    names = data_files(args.data)[: args.files]
+    names = data_files(args.data)
+    if args.only:
+        wanted = set(args.only.split(","))
+        names = [n for n in names if n.split("/", 1)[0] in wanted]
+        if not names:
+            raise SystemExit(f"no data files in the categories {args.only}")
+    names = names[: args.files]
     windows = load_windows(args.data / "labels" / "combined_windows.json")
     runs: list[FileRun] = []
     with _progress(len(names)) as report:
@@ -248,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"pipeline CPU {cpu:.2f} s = {cpu / max(rows, 1) * 1e6:.1f} us per row")
     print(f"wall time {time.perf_counter() - wall:.1f} s")
     if args.card:
-        if args.files or args.config or any(r is None for r in results.values()):
+        if args.files or args.only or args.config or any(r is None for r in results.values()):
             raise SystemExit("--card: only for the whole corpus with the default config")
         write_card(args.card, results, cpu / max(rows, 1) * 1e6)
     return 0

@@ -22,7 +22,16 @@ from agent.evaluation.nab_score import probationary_length
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "bench" / "dev_corpus.py"
 SEED = 11
-CATEGORIES = {"devSeasonal", "devWalk", "devBursty", "devSawtooth", "devFlat", "devNoAnomaly"}
+CATEGORIES = {
+    "devSeasonal",
+    "devWalk",
+    "devBursty",
+    "devSawtooth",
+    "devFlat",
+    "devContext",
+    "devMultivariate",
+    "devNoAnomaly",
+}
 ANOMALY_KINDS = {
     "spike",
     "dip",
@@ -36,6 +45,9 @@ ANOMALY_KINDS = {
     "loss",
     "ramp",
 }
+#: devContext's (the working hours' level at night), devMultivariate's (bench/multivariate.py's
+#: faults; its "stuck" is a group of metrics)
+OTHER_KINDS = {"night", "decoupling", "leak", "stuck", "shift"}
 SUMMARY = re.compile(
     r"dev corpus: (\d+) files \((\d+) without anomalies\), ([\d,]+) rows, (\d+) windows -> "
 )
@@ -64,6 +76,17 @@ def _names(root: Path) -> list[str]:
     return sorted(p.relative_to(root / "data").as_posix() for p in root.glob("data/*/*.csv"))
 
 
+def _servers(names: list[str]) -> list[str]:
+    """The files of several metrics a row (the rest have one value a row)."""
+    return [n for n in names if n.split("/")[1].startswith("server_")]
+
+
+def _times(root: Path, name: str) -> np.ndarray:
+    """The rows' times (datetime64[us]) of any data file."""
+    with (root / "data" / name).open(newline="") as f:
+        return np.array([r[0] for r in list(csv.reader(f))[1:]], dtype="datetime64[us]")
+
+
 def _rows(root: Path, name: str) -> tuple[np.ndarray, list[str]]:
     """(times as datetime64[us], value texts) of one data file; checks its header."""
     with (root / "data" / name).open(newline="") as f:
@@ -88,9 +111,11 @@ def test_same_seed_same_bytes_other_seed_other_corpus(
 def test_files_are_nab_data_files(dev: ModuleType, corpus: Path) -> None:
     names = _names(corpus)
     assert {n.split("/")[0] for n in names} == CATEGORIES
-    assert len(names) == len(dev.KINDS) + 2  # one per kind, and two without anomalies
+    # one per kind and two without anomalies; an office and a server, with one clean each
+    assert len(names) == len(dev.KINDS) + 2 + 4
+    assert len(_servers(names)) == 2
     starts, scales = set(), []
-    for name in names:
+    for name in sorted(set(names) - set(_servers(names))):
         times, texts = _rows(corpus, name)
         assert 2000 <= len(times) <= 6000, name
         assert set(np.diff(times).tolist()) == {np.timedelta64(5, "m")}, name
@@ -122,7 +147,7 @@ def test_windows_on_rows_after_probation_and_centred(corpus: Path) -> None:
     windows = load_windows(corpus / "labels" / "combined_windows.json")
     injected = json.loads((corpus / "labels" / "dev_anomalies.json").read_text())
     for name in _names(corpus):
-        times, _ = _rows(corpus, name)
+        times = _times(corpus, name)
         n, wins = len(times), windows[name]
         assert len(wins) == len(injected[name])
         if name.startswith("devNoAnomaly/"):
@@ -136,7 +161,7 @@ def test_windows_on_rows_after_probation_and_centred(corpus: Path) -> None:
             assert i > math.floor(0.15 * n) and i >= probationary_length(n), name
             assert anomaly["row"] == (i + j) // 2 and (i + j) % 2 == 0, name  # centred
             assert anomaly["time"] == str(times[anomaly["row"]]).replace("T", " ")[:19]
-            assert anomaly["kind"] in ANOMALY_KINDS
+            assert anomaly["kind"] in ANOMALY_KINDS | OTHER_KINDS
             bounds.append((i, j))
         assert all(j < k for (_, j), (k, _) in pairwise(bounds)), name  # apart, sorted
         covered = sum(j - i + 1 for i, j in bounds)
@@ -146,7 +171,7 @@ def test_windows_on_rows_after_probation_and_centred(corpus: Path) -> None:
 def test_no_anomaly_share(dev: ModuleType, corpus: Path) -> None:
     windows = load_windows(corpus / "labels" / "combined_windows.json")
     clean = [n for n in windows if n.startswith("devNoAnomaly/")]
-    assert len(clean) == 2 and all(windows[n] == [] for n in clean)
+    assert len(clean) == 4 and all(windows[n] == [] for n in clean)
     assert all(windows[n] for n in windows if n not in clean)
     planned = dev.plan(SEED, 3)  # the default size
     share = sum(1 for f in planned if f.anomalies == 0) / len(planned)
@@ -191,8 +216,8 @@ def test_cli_summary_and_existing_corpus(tmp_path: Path) -> None:
     files, clean, rows, wins = match.groups()
     windows = load_windows(out / "labels" / "combined_windows.json")
     names = _names(out)
-    assert int(files) == len(names) and int(clean) == 2
-    assert int(rows.replace(",", "")) == sum(len(_rows(out, n)[0]) for n in names)
+    assert int(files) == len(names) and int(clean) == 4
+    assert int(rows.replace(",", "")) == sum(len(_times(out, n)) for n in names)
     assert int(wins) == sum(len(w) for w in windows.values())
     again = subprocess.run(args, capture_output=True, text=True, timeout=60)
     assert again.returncode == 2 and "--force" in again.stderr  # never mixes two corpora
@@ -219,3 +244,58 @@ def test_bench_nab_scores_the_corpus(corpus: Path, tmp_path: Path) -> None:
     with (out / "vigil" / category / f"vigil_{file}").open(newline="") as f:
         labels = [int(r["label"]) for r in csv.DictReader(f)]
     assert len(labels) == len(_rows(corpus, first)[0]) and 0 < sum(labels) < len(labels)
+
+
+def test_an_incident_of_the_hour_is_a_day_level_at_night(dev: ModuleType) -> None:
+    """devContext: the working hours' level (as high as on a weekday afternoon, never higher)
+    at night after two weeks; the rest of the file is the clean one."""
+    for key in range(5):
+        drawn, clean = dev.draw_context(SEED, key), dev.draw_context(SEED, key, inject=False)
+        assert clean.anomalies == [] and [a.kind for a in drawn.anomalies] == ["night"]
+        i = drawn.anomalies[0].row
+        changed = np.flatnonzero(drawn.values != clean.values)
+        assert changed[0] == i and changed[-1] - i < 48  # 1.5 to 4 hours
+        hour = int(drawn.times[i][11:13])
+        assert 1 <= hour < 4 and i >= 2 * dev.WEEK
+        incident = drawn.values[i : i + 18]
+        afternoons = clean.values[: 2 * dev.WEEK]
+        assert incident.mean() > np.percentile(afternoons, 75)  # a busy hour's level
+        assert incident.max() <= afternoons.max() + 6 * np.std(np.diff(clean.values))
+        nights = clean.values[[int(t[11:13]) in (1, 2, 3) for t in clean.times]]
+        assert incident.mean() > nights.max()  # never seen at night
+
+
+def test_a_server_is_the_multivariate_bench_s_source(dev: ModuleType) -> None:
+    """devMultivariate: bench/multivariate.py's server for seed 10,000 + seed (one-minute
+    rows from a Monday), its faults as the anomalies; without them, the same normal rows."""
+    mv = load_script(REPO / "bench" / "multivariate.py")
+    drawn, clean = dev.draw_server(SEED, 2), dev.draw_server(SEED, 2, inject=False)
+    source = mv.generate_source(dev.SERVER_SEED + SEED, 2, dev.SERVER_DAYS * 1440)
+    assert drawn.names == source.names and np.array_equal(drawn.values, source.values)
+    assert [(a.kind, a.row) for a in drawn.anomalies] == sorted(
+        ((f.kind, f.start) for f in source.faults), key=lambda a: a[1]
+    )
+    first = drawn.anomalies[0].row
+    assert first >= len(drawn.times) // 2 and clean.anomalies == []
+    assert np.array_equal(drawn.values[:first], clean.values[:first])
+    assert drawn.times[0] == "2026-01-05 00:00:00" and drawn.times[1] == "2026-01-05 00:01:00"
+
+
+def test_bench_nab_scores_a_server_by_its_source_score(corpus: Path, tmp_path: Path) -> None:
+    """A file of several metrics goes through as one system source; its rows get the
+    source's score."""
+    out = tmp_path / "results"
+    run = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "nab.py"), "--data", str(corpus), "--out", str(out)]
+        + ["--only", "devMultivariate"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.splitlines()[0].startswith("NAB: 1 files, 11,520 rows, 11,520 samples")
+    name = _servers(_names(corpus))[0]
+    category, file = name.split("/")
+    with (out / "vigil" / category / f"vigil_{file}").open(newline="") as f:
+        scores = [float(r["anomaly_score"]) for r in csv.DictReader(f)]
+    assert len(scores) == 11_520 and max(scores) > 0.5 and min(scores) == 0.0
