@@ -305,6 +305,29 @@ def test_streams_that_freeze_together_are_not_explained_by_each_other() -> None:
     assert {"s1", "s2"} & set(starts[0][1])
 
 
+def test_a_stream_is_named_against_the_others_only_while_they_are_calm() -> None:
+    """Co-movement raises the stream the others explain worst only in a row where the
+    streams are calm on their own; in a row where several are loud (a burst, where a linear
+    model's residuals say little), it only lowers what the others explain."""
+
+    def row(rng: random.Random, shared: float) -> dict[str, float]:
+        return {f"s{k}": shared + rng.gauss(0.0, 0.3) for k in range(6)}
+
+    on, off = _detector(AnomalyConfig(co_movement=True)), _detector(AnomalyConfig())
+    rng = random.Random(4)
+    for i in range(412):  # 2.9 days a sample every 10 minutes: the model and ranks ready
+        values = row(rng, 3.0 * math.sin(2 * math.pi * i / 50))
+        on.feed(600.0 * i, "system", values)
+        off.feed(600.0 * i, "system", values)
+    shared = 3.0  # the top of the swing
+    calm = row(rng, shared) | {"s5": 0.0}  # s5 stays at its middle while the others rise
+    with_co, without = on.feed(600.0 * 412, "system", calm), off.feed(600.0 * 412, "system", calm)
+    assert with_co.scores["s5"] > without.scores["s5"]  # named
+    loud = row(rng, shared) | {"s0": 30.0, "s1": 31.0, "s2": 29.0, "s5": 0.0}
+    with_co, without = on.feed(600.0 * 413, "system", loud), off.feed(600.0 * 413, "system", loud)
+    assert all(with_co.scores[n] <= without.scores[n] for n in without.scores)  # nothing raised
+
+
 def test_a_new_surge_during_a_held_anomaly_gets_its_own() -> None:
     """CPU moves to a new level (held open: its value stays beyond its range); 15 minutes
     later memory jumps: not hidden in the held anomaly, but an end and a new start."""

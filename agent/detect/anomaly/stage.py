@@ -52,6 +52,12 @@ SWEEP_EVERY_S = 3600.0
 #: No verdict on a stream before it has been seen this long: it is learning what is usual.
 WARMUP_S = 2 * 3600.0
 
+#: Co-movement names the stream moving against the others only in rows where fewer than
+#: this share of the judged streams are surprising on their own (at ``LOUD_SURPRISE``, a
+#: one-in-a-hundred number); chosen on the development corpus's servers (bench/nab_log.md).
+CALM_SHARE = 0.05
+LOUD_SURPRISE = 2.0
+
 
 @dataclass
 class AnomalyStep:
@@ -270,9 +276,12 @@ class AnomalyDetector:
         """Judge each stream by what the source's other streams say (``comove.py``), its
         residual ranked among its own past residuals: a value they explain (within the range
         the stream has shown, and not its last value again: a frozen reading is no
-        co-movement) is only as surprising as its residual; the stream with the row's most
-        surprising residual (the one moving against the others) is as surprising as that, so
-        an episode names it."""
+        co-movement) is only as surprising as its residual; in a row where the streams are
+        calm on their own (fewer than ``CALM_SHARE`` of them at ``LOUD_SURPRISE``), the stream
+        with the most surprising residual (the one moving against the others) is as
+        surprising as that, so an episode names it. In a row where many are loud (a burst),
+        the largest residual is the linear model's own limit (latencies grow faster than the
+        load, temperatures lag it), not a stream turning against the others."""
         model = self.comove.get(plan.source)
         if model is None:
             model = self.comove[plan.source] = CoMovement()
@@ -294,8 +303,10 @@ class AnomalyDetector:
         lo, hi = scores.edges[:, :, 0], scores.edges[:, :, 1]
         explained = usable & (plan.matrix >= lo) & (plan.matrix <= hi)  # new values stand
         explained &= plan.matrix != plan.previous()  # a frozen reading is not explained
+        loud = ((scores.surprise >= LOUD_SURPRISE) & usable).sum(axis=1)
+        calm = anywhere[loud[anywhere] < CALM_SHARE * usable[anywhere].sum(axis=1)]
         scores.surprise[explained] = np.minimum(scores.surprise[explained], ranked[explained])
-        worst = (anywhere, ranked[anywhere].argmax(axis=1))
+        worst = (calm, ranked[calm].argmax(axis=1))
         scores.surprise[worst] = np.maximum(scores.surprise[worst], ranked[worst])
 
     def _context(self, plan: _Plan) -> None:
@@ -473,20 +484,24 @@ class AnomalyDetector:
 def _explain_one(plan: _Plan, usable: npt.NDArray[np.bool_], ranked: F64) -> None:
     """``_co_movement``'s verdict for a part of one sample, on plain floats: a stream's
     value within its range (and not its last value again) is only as surprising as its
-    ranked residual; the stream with the most surprising residual is at least as surprising
-    as that."""
+    ranked residual; in a calm row, the stream with the most surprising residual is at least
+    as surprising as that."""
     surprise: list[float] = plan.scores.surprise[0].tolist()
     ranks: list[float] = ranked.tolist()
     values: list[float] = plan.matrix[0].tolist()
     edges: list[list[float]] = plan.scores.edges[0].tolist()
     assert plan.before is not None
     before: list[float] = plan.before.tolist()
-    for j, use in enumerate(usable.tolist()):
+    judged = usable.tolist()
+    loud = sum(1 for j, use in enumerate(judged) if use and surprise[j] >= LOUD_SURPRISE)
+    calm = loud < CALM_SHARE * sum(judged)
+    for j, use in enumerate(judged):
         lo, hi = edges[j]
         if use and lo <= values[j] <= hi and values[j] != before[j]:  # as in _co_movement
             surprise[j] = min(surprise[j], ranks[j])
-    worst = ranks.index(max(ranks))  # the first of the largest, as argmax
-    surprise[worst] = max(surprise[worst], ranks[worst])
+    if calm:
+        worst = ranks.index(max(ranks))  # the first of the largest, as argmax
+        surprise[worst] = max(surprise[worst], ranks[worst])
     plan.scores.surprise[0] = surprise
 
 
