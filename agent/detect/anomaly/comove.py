@@ -95,6 +95,7 @@ class CoMovement:
         self._scale = 1.0 / np.sqrt(np.diag(self.precision))
         self._spread = _spread(self.mean, self.var)
         self._ready = (self.folds >= READY_FOLDS) & (self.var > 0.0)
+        self._ready_count = int(np.count_nonzero(self._ready))
         self._rates = rate_columns(self.names)
         self._layouts: dict[tuple[str, ...], _Layout] = {}
 
@@ -121,7 +122,8 @@ class CoMovement:
         a stream it does not know yet joins at the next fold after it first carried a
         value (so the model's size, too, changes only at folds)."""
         if len(x) == 1:
-            return self._residuals_one(names, x[0], float(t[0]))[None, :]
+            one = self.residuals_one(names, x[0], float(t[0]))
+            return np.full(x.shape, np.nan) if one is None else one[None, :]
         x = log_rates(x, rate_columns(names))
         out = np.full(x.shape, np.nan)
         taking = np.flatnonzero((~np.isnan(x)).sum(axis=1) >= 2)  # a lone value says nothing
@@ -149,14 +151,13 @@ class CoMovement:
             start = stop
         return out
 
-    def _residuals_one(self, names: Sequence[str], row: F64, t: float) -> F64:
+    def residuals_one(self, names: Sequence[str], row: F64, t: float) -> F64 | None:
         """``residuals`` of one row (the live daemon's), the same steps without the chunk's
-        bookkeeping: a row of the model's streams, scored unless fewer than ``MIN_STREAMS``
-        of them are ready (a young model's rows cost little more)."""
+        bookkeeping; None where no stream of the row is judged (a young model's rows cost
+        little more than being kept for the next fold)."""
         values: list[float] = row.tolist()
-        out = np.full(len(values), np.nan)
         if sum(v == v for v in values) < 2:  # a lone value says nothing (v == v: not NaN)
-            return out
+            return None
         if self.grid_t is None:
             self.grid_t = t
         if t >= self.grid_t + FOLD_EVERY_S:
@@ -175,10 +176,12 @@ class CoMovement:
         for j in layout.unknown:
             if values[j] == values[j]:
                 self.waiting.add(names[j])
+        if self._ready_count < MIN_STREAMS:
+            return None
         usable = self._ready & ~np.isnan(model_row)
         judged = np.count_nonzero(usable)
         if judged < MIN_STREAMS:
-            return out
+            return None
         # _score's arithmetic on one row (the product summed along the same axis)
         z = np.clip((model_row - self.mean) / self._spread, -Z_CLIP, Z_CLIP)
         everyone = judged == len(usable)
@@ -189,6 +192,7 @@ class CoMovement:
             scored[~usable] = np.nan
         if layout.same:
             return scored
+        out = np.full(len(values), np.nan)
         out[layout.mine] = scored[layout.theirs]
         return out
 

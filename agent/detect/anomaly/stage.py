@@ -191,8 +191,8 @@ class AnomalyDetector:
         np.clip(matrix, -MAX_VALUE, MAX_VALUE, out=matrix)
         t = ts[rows]
         states = [self.streams.get(name) or self._new_stream(name) for name in names]
-        before = None
-        if self.settings.co_movement and source in CO_MOVING and len(names) > 1:
+        before = None  # one sample's are read after (``_explain_one``)
+        if len(rows) > 1 and self.settings.co_movement and source in CO_MOVING and len(names) > 1:
             before = np.array([s.buffer[-1] if s.n else nan for s in states])
         scores = score_source(
             states, matrix, t, self.model, self.meter, self._entry_every_s, WARMUP_S
@@ -285,16 +285,23 @@ class AnomalyDetector:
         model = self.comove.get(plan.source)
         if model is None:
             model = self.comove[plan.source] = CoMovement()
-        residual = model.residuals(plan.names, plan.matrix, plan.t)
         scores = plan.scores
-        usable = ~np.isnan(residual) & ~scores.learning
         if len(plan.t) == 1:  # the live daemon's sample
-            if not usable.any():
+            t = float(plan.t[0])
+            one = model.residuals_one(plan.names, plan.matrix[0], t)
+            if one is None:
                 return
-            take, model.entry_t = next_entry(model.entry_t, float(plan.t[0]), RESIDUAL_EVERY_S)
-            ranked = self._rank_cells(plan.names, "residuals", residual, usable, np.array([take]))
-            _explain_one(plan, usable[0], ranked[0])
+            judged = ~np.isnan(one) & ~scores.learning[0]
+            if not judged.any():
+                return
+            take, model.entry_t = next_entry(model.entry_t, t, RESIDUAL_EVERY_S)
+            ranked = self._rank_cells(
+                plan.names, "residuals", one[None, :], judged[None, :], np.array([take])
+            )
+            self._explain_one(plan, judged, ranked[0])
             return
+        residual = model.residuals(plan.names, plan.matrix, plan.t)
+        usable = ~np.isnan(residual) & ~scores.learning
         anywhere = np.flatnonzero(usable.any(axis=1))
         if not len(anywhere):
             return
@@ -308,6 +315,31 @@ class AnomalyDetector:
         scores.surprise[explained] = np.minimum(scores.surprise[explained], ranked[explained])
         worst = (calm, ranked[calm].argmax(axis=1))
         scores.surprise[worst] = np.maximum(scores.surprise[worst], ranked[worst])
+
+    def _explain_one(self, plan: _Plan, usable: npt.NDArray[np.bool_], ranked: F64) -> None:
+        """``_co_movement``'s verdict for a part of one sample, on plain floats: a stream's
+        value within its range (and not its last value again) is only as surprising as its
+        ranked residual; in a calm row, the stream with the most surprising residual is at
+        least as surprising as that. A stream's last value is the one before this sample in
+        its window."""
+        surprise: list[float] = plan.scores.surprise[0].tolist()
+        ranks: list[float] = ranked.tolist()
+        values: list[float] = plan.matrix[0].tolist()
+        edges: list[list[float]] = plan.scores.edges[0].tolist()
+        judged = usable.tolist()
+        loud = sum(1 for j, use in enumerate(judged) if use and surprise[j] >= LOUD_SURPRISE)
+        calm = loud < CALM_SHARE * sum(judged)
+        for j, use in enumerate(judged):
+            lo, hi = edges[j]
+            if use and lo <= values[j] <= hi:
+                state = self.streams[plan.names[j]]
+                before = float(state.buffer[-2]) if state.n >= 2 else math.nan
+                if values[j] != before:  # as in _co_movement: a frozen reading stands
+                    surprise[j] = min(surprise[j], ranks[j])
+        if calm:
+            worst = ranks.index(max(ranks))  # the first of the largest, as argmax
+            surprise[worst] = max(surprise[worst], ranks[worst])
+        plan.scores.surprise[0] = surprise
 
     def _context(self, plan: _Plan) -> None:
         """Judge each stream by what is usual for it at this hour (``context.py``): a residual
@@ -481,30 +513,6 @@ class AnomalyDetector:
         return codec.restore(self, saved, history, weights)
 
 
-def _explain_one(plan: _Plan, usable: npt.NDArray[np.bool_], ranked: F64) -> None:
-    """``_co_movement``'s verdict for a part of one sample, on plain floats: a stream's
-    value within its range (and not its last value again) is only as surprising as its
-    ranked residual; in a calm row, the stream with the most surprising residual is at least
-    as surprising as that."""
-    surprise: list[float] = plan.scores.surprise[0].tolist()
-    ranks: list[float] = ranked.tolist()
-    values: list[float] = plan.matrix[0].tolist()
-    edges: list[list[float]] = plan.scores.edges[0].tolist()
-    assert plan.before is not None
-    before: list[float] = plan.before.tolist()
-    judged = usable.tolist()
-    loud = sum(1 for j, use in enumerate(judged) if use and surprise[j] >= LOUD_SURPRISE)
-    calm = loud < CALM_SHARE * sum(judged)
-    for j, use in enumerate(judged):
-        lo, hi = edges[j]
-        if use and lo <= values[j] <= hi and values[j] != before[j]:  # as in _co_movement
-            surprise[j] = min(surprise[j], ranks[j])
-    if calm:
-        worst = ranks.index(max(ranks))  # the first of the largest, as argmax
-        surprise[worst] = max(surprise[worst], ranks[worst])
-    plan.scores.surprise[0] = surprise
-
-
 def _row_grid(
     t: F64, rows: npt.NDArray[Any], entry_t: float | None, every_s: float
 ) -> tuple[npt.NDArray[np.bool_], float | None]:
@@ -526,7 +534,8 @@ class _Plan:
     matrix: F64  # clipped values [sample, stream], NaN where absent
     present: npt.NDArray[np.bool_]
     scores: SourceScores
-    #: Each stream's last value before the part (NaN: none), where co-movement judges.
+    #: Each stream's last value before the part (NaN: none), where co-movement judges a
+    #: chunk (a part of one sample reads it from the streams' windows).
     before: F64 | None = None
     node: F64 = field(default_factory=lambda: np.zeros(0))
 
