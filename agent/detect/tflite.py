@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 RUNTIMES: tuple[str, ...] = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
 NO_RUNTIME = "no TFLite runtime: pip install 'vigil[litert]' or pkg install python-tflite-runtime"
 INFER_CHUNK = 4096  # windows per invoke on the batched path: bounds the tensor arena
+DIRECT_BATCH = 16  # a live sample's windows (one per stream) up to this go in a direct call
 #: sha256 of the shipped ``models/tiny.tflite``. The card catches a corrupt file, but another
 #: valid model with its own card passes every card check: only this pin tells a swapped or
 #: rebuilt pair from the shipped model. A rebuild updates it (a test compares it with the
@@ -312,6 +313,10 @@ class TinyModel:
         self._get = interpreter.get_signature_runner("get_weights")
         self._set = interpreter.get_signature_runner("set_weights")
         self._weight_specs = {s.name: s for s in card.signatures["set_weights"].inputs}
+        self._direct = _DirectInfer.attach(self._infer, self.window)
+        #: The infer signature's input is allocated for ``DIRECT_BATCH`` windows (the direct
+        #: call's case); any other call of a signature changes that.
+        self._direct_ready = False
 
     @property
     def window(self) -> int:
@@ -347,6 +352,7 @@ class TinyModel:
         ``chunk`` windows are run in chunks so the tensor arena stays small.
         """
         arr = self._check_x(x)
+        self._direct_ready = False
         if len(arr) <= chunk:
             return {k: np.array(v) for k, v in self._infer(x=arr).items()}
         parts = [self._infer(x=arr[i : i + chunk]) for i in range(0, len(arr), chunk)]
@@ -355,10 +361,16 @@ class TinyModel:
     def infer(self, x: npt.ArrayLike) -> F32:
         """Anomaly scores ``[batch]``: each window's mean squared reconstruction error.
 
-        Batch 1 is the live path; a longer batch (replay, backfill) gives the same values
-        within 1e-6.
+        A live sample's few windows (at most ``DIRECT_BATCH``) go in one direct call; a longer
+        batch (replay, backfill) gives the same values within 1e-6.
         """
-        return self.run(x)["score"]
+        arr = self._check_x(x)
+        if self._direct is not None and len(arr) <= DIRECT_BATCH:
+            if not self._direct_ready:
+                self.run(np.zeros((DIRECT_BATCH, self.window), np.float32))  # allocates
+                self._direct_ready = True
+            return self._direct.score(arr)
+        return self.run(arr)["score"]
 
     def reconstruct(self, x: npt.ArrayLike) -> F32:
         return self.run(x)["recon"]
@@ -366,10 +378,12 @@ class TinyModel:
     def train(self, x_batch: npt.ArrayLike, lr: float) -> float:
         """One optimiser step on scaled windows ``[train_batch, W]``; the loss before the step."""
         arr = self._check_x(x_batch, self.card.train_batch)
+        self._direct_ready = False  # another signature ran: allocate again before a direct call
         out = self._train(x=arr, lr=np.asarray(lr, dtype=np.float32))
         return float(out["loss"])
 
     def get_weights(self) -> dict[str, F32]:
+        self._direct_ready = False
         return {k: np.array(v) for k, v in self._get().items()}
 
     def set_weights(self, weights: Mapping[str, npt.ArrayLike]) -> None:
@@ -388,6 +402,7 @@ class TinyModel:
                     f"weight {name} shape {list(arr.shape)}, model has {list(spec.shape)}",
                 )
             arrays[name] = arr
+        self._direct_ready = False
         self._set(**arrays)
 
     def weights_blob(self) -> bytes:
@@ -405,6 +420,48 @@ class TinyModel:
         except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
             raise ModelError(str(self.card.model_path), f"unreadable weights blob: {exc}") from exc
         self.set_weights(weights)
+
+
+class _DirectInfer:
+    """The infer signature's scores for a live sample's few windows without the signature
+    runner's resize and tensor allocation at every call: the input stays allocated for
+    ``DIRECT_BATCH`` windows and a smaller batch is padded (each window's score is its own;
+    3.7 us a call instead of 8.1 for batches of 8 and 3 in turn). It reaches the runner's
+    interpreter handle, which LiteRT does not document: ``attach`` gives None when a runtime
+    lacks it or the direct call disagrees with the runner."""
+
+    def __init__(self, handle: Any, subgraph: int, x: int, score: int, window: int) -> None:
+        self._handle, self._subgraph, self._x, self._score = handle, subgraph, x, score
+        self._padded = np.zeros((DIRECT_BATCH, window), np.float32)
+
+    @classmethod
+    def attach(cls, runner: SignatureRunner, window: int) -> _DirectInfer | None:
+        probe = np.linspace(-2.0, 2.0, 3 * window, dtype=np.float32).reshape(3, window)
+        try:
+            direct = cls(
+                getattr(runner, "_interpreter_wrapper"),  # noqa: B009 (not in the protocol)
+                getattr(runner, "_subgraph_index"),  # noqa: B009
+                runner.get_input_details()["x"]["index"],
+                runner.get_output_details()["score"]["index"],
+                window,
+            )
+            expected = np.array(runner(x=probe)["score"])
+            runner(x=direct._padded)  # allocates for DIRECT_BATCH windows
+            same = np.array_equal(direct.score(probe), expected)
+        except (AttributeError, KeyError, TypeError, ValueError, RuntimeError):
+            return None
+        return direct if same else None
+
+    def score(self, x: F32) -> F32:
+        """The scores of ``x`` ``[n <= DIRECT_BATCH, W]``; the input must be allocated for
+        ``DIRECT_BATCH`` windows."""
+        n = len(x)
+        padded = self._padded
+        padded[:n] = x
+        padded[n:] = 0.0
+        self._handle.SetTensor(self._x, padded, self._subgraph)
+        self._handle.Invoke(self._subgraph)
+        return np.array(self._handle.GetTensor(self._score, self._subgraph)[:n])
 
 
 def load_or_explain(model: str = "", *, own: bool = False) -> TinyModel | None:

@@ -15,6 +15,7 @@ from _tools import load_script
 
 from agent import config
 from agent.detect.tflite import (
+    DIRECT_BATCH,
     NO_RUNTIME,
     TINY_SHA256,
     ModelCard,
@@ -116,6 +117,30 @@ def test_batched_infer_equals_one_at_a_time(model: TinyModel, build: ModuleType)
     assert batched["score"].shape == (len(x),) and batched["recon"].shape == x.shape
     np.testing.assert_allclose(batched["score"], one_score, rtol=0, atol=1e-6)
     np.testing.assert_allclose(batched["recon"], one_recon, rtol=0, atol=1e-6)
+
+
+def test_a_live_sample_s_direct_call_equals_the_signature_runner(
+    model: TinyModel, build: ModuleType
+) -> None:
+    """A live sample's few windows (one per stream) go straight to the interpreter, padded
+    to the batch it stays allocated for: the same bits as the signature runner for every
+    batch size up to it, also after a long batch or a training step re-allocated it."""
+    assert model._direct is not None  # this LiteRT has the handle: the fast path is tested
+    x = _windows(build, 60, 8)
+    for n in range(1, DIRECT_BATCH + 1):
+        expected = model.run(x[:n])["score"]
+        assert np.array_equal(model.infer(x[:n]), expected), n
+        assert np.array_equal(model.infer(x[n : 2 * n]), model.run(x[n : 2 * n])["score"]), n
+    model.infer(x[:3])
+    assert model._direct_ready  # the direct call was taken
+    long = model.infer(x)  # a long batch: the runner, which re-allocates
+    assert not model._direct_ready
+    assert np.array_equal(model.infer(x[:5]), long[:5])  # within 1e-6 promised; here equal
+    weights = model.get_weights()
+    model.train(model.scale(np.zeros((model.card.train_batch, model.window))), 0.0)
+    model.set_weights(weights)
+    assert not model._direct_ready
+    assert np.array_equal(model.infer(x[5:9]), model.run(x[5:9])["score"])
 
 
 def test_chunked_batch_equals_single_invoke(model: TinyModel, build: ModuleType) -> None:
