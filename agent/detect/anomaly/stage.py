@@ -143,6 +143,8 @@ class AnomalyDetector:
         on when streams were seen before this part: a stream seen since is only younger)."""
         if self.personaliser is not None or self.sweep_t is None:
             return start + 1
+        if start == len(ts) - 1 and ts[start] < self.sweep_t:  # the live daemon's sample
+            return len(ts)
         while True:  # each sweep falls at the first sample past the last one + 1 h
             later = np.flatnonzero(ts[start:] >= self.sweep_t)
             if not len(later):
@@ -327,15 +329,15 @@ class AnomalyDetector:
         values: list[float] = plan.matrix[0].tolist()
         edges: list[list[float]] = plan.scores.edges[0].tolist()
         judged = usable.tolist()
+        names = plan.names
         loud = sum(1 for j, use in enumerate(judged) if use and surprise[j] >= LOUD_SURPRISE)
         calm = loud < CALM_SHARE * sum(judged)
+        streams = self.streams
         for j, use in enumerate(judged):
             lo, hi = edges[j]
-            if use and lo <= values[j] <= hi:
-                state = self.streams[plan.names[j]]
-                before = float(state.buffer[-2]) if state.n >= 2 else math.nan
-                if values[j] != before:  # as in _co_movement: a frozen reading stands
-                    surprise[j] = min(surprise[j], ranks[j])
+            # a judged stream is past its warm-up: its window holds the value before this one
+            if use and lo <= values[j] <= hi and values[j] != streams[names[j]].buffer[-2]:
+                surprise[j] = min(surprise[j], ranks[j])  # (a frozen reading stands)
         if calm:
             worst = ranks.index(max(ranks))  # the first of the largest, as argmax
             surprise[worst] = max(surprise[worst], ranks[worst])
@@ -419,6 +421,13 @@ class AnomalyDetector:
         """Walk the source's machine over the samples where it can change: all of them
         while an episode is open, else only those past ``start_score``."""
         settings = self.settings
+        if (
+            result.steps is None
+            and len(plan.rows) == 1
+            and plan.source not in self.sources
+            and plan.node[0] < settings.start_score
+        ):
+            return  # a quiet live sample: nothing can start
         src = self.sources.setdefault(plan.source, SourceEpisode())
         candidates = np.flatnonzero(plan.node >= settings.start_score).tolist()
         steps = result.steps
