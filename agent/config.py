@@ -140,10 +140,10 @@ class AnomalyConfig:
     history_s: float = 4 * 86400.0
     #: Co-movement: each stream of the ``system`` source also judged by what its other
     #: streams say (``detect/anomaly/comove.py``). On generated servers it lifts the best F1
-    #: from 0.32 to 0.58 (bench/multivariate.py) and on a laptop's routine weeks it changes no
-    #: event; off by default: on the development corpus's single threshold its servers' false
-    #: starts cost more than it catches (bench/nab_log.md), and a live sample a fifth more.
-    co_movement: bool = False
+    #: from 0.32 to 0.55 (bench/multivariate.py), the development corpus from 56.90 to 57.29
+    #: (bench/nab_log.md); on a laptop's routine weeks it changes no event. A live sample
+    #: costs about a fifth more with it.
+    co_movement: bool = True
     #: Context: each stream (not positions, not the battery) also judged by what is usual
     #: for it at this hour of the day, on working days or at the weekend, once it has a few
     #: days of them (``detect/anomaly/context.py``), in ``timezone`` (``local``: the

@@ -102,10 +102,9 @@ hold_s = 3600.0  # 0 to 604,800 s
 history_n = 1000  # 50 to 20,000
 history_s = 345600.0  # 60 to 31,536,000 s
 # Co-movement: each system stream also judged by what the other system streams say (a
-# metric that stops following the others), once they have a day of rows: for servers of
-# many correlated metrics. Off by default: more false alarms there at the default
-# threshold, and a live sample about a fifth more CPU.
-co_movement = false
+# metric that stops following the others, a stuck group), once they have a day of rows.
+# Off: each stream judged against its own past only, a live sample about a fifth less CPU.
+co_movement = true
 # Context: a value is also judged against what is usual for it at this hour, on working
 # days or at the weekend (a busy CPU at 3 am after busy afternoons), once it has a few days
 # of them. Not positions nor the battery. Hours are local to timezone: "local" (this

@@ -30,11 +30,11 @@ of labelled rows). Three detectors score every test row:
   the row's squared reconstruction error (SPE);
 * ``zscore``: the largest absolute z-score of the row's metrics (training mean and spread);
 * ``vigil``: the whole source, training half then test half, fed in time order through the
-  pipeline as the daemon builds it, as ``system`` samples with one field per metric; the
-  score is the sample's combined anomaly score (``Step.node``; none counts as 0.0). vigil
-  learns online and is causal: the training half is only its history;
-* ``vigil_co``: the same with ``[anomaly] co_movement = true`` (each metric also judged by
-  what the others say).
+  pipeline as the daemon builds it (the default config), as ``system`` samples with one
+  field per metric; the score is the sample's combined anomaly score (``Step.node``; none
+  counts as 0.0). vigil learns online and is causal: the training half is only its history;
+* ``vigil_own``: the same with ``[anomaly] co_movement = false`` (each metric judged against
+  its own past only, not by what the others say).
 
 The metric is each source's best point-wise F1 over every threshold on its test half's scores
 (no point-adjust), shown with ``all``: the F1 of flagging every row, which any useful detector
@@ -79,7 +79,7 @@ START_T = datetime(2026, 1, 5, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
 MIN_DAYS = 4  # the test half must hold one fault of each kind with gaps between them
 METRICS = (20, 40)
 FACTORS = ("daily", "burst", "walk", "batch")  # the first 2 to 4 of these drive a source
-DETECTORS = ("pca", "zscore", "vigil", "vigil_co")
+DETECTORS = ("pca", "zscore", "vigil", "vigil_own")
 PCA_SHARE = 0.95  # of the training half's variance kept by the PCA baseline
 
 #: Metric kinds, in the order each source has at least one of each (then random ones).
@@ -452,11 +452,11 @@ def default() -> Config:
     )
 
 
-def co_movement() -> Config:
-    """The default config with ``[anomaly] co_movement = true``."""
+def own_past_only() -> Config:
+    """The default config with ``[anomaly] co_movement = false``."""
     config = default()
     return dataclasses.replace(
-        config, anomaly=dataclasses.replace(config.anomaly, co_movement=True)
+        config, anomaly=dataclasses.replace(config.anomaly, co_movement=False)
     )
 
 
@@ -529,12 +529,12 @@ def evaluate(source: Source) -> Result:
     labels = source.labels[source.split :]
     pca, components = pca_scores(train, test)
     vigil, cpu = vigil_scores(source)
-    co_moving, _ = vigil_scores(source, co_movement())
+    own, _ = vigil_scores(source, own_past_only())
     scores = {
         "pca": pca,
         "zscore": zscore_scores(train, test),
         "vigil": vigil,
-        "vigil_co": co_moving,
+        "vigil_own": own,
     }
     f1: dict[str, float] = {}
     found: dict[str, list[bool]] = {}

@@ -108,25 +108,19 @@ def _co_moving_source(days: float = 2.0) -> list[Sample]:
     return samples
 
 
-def _co_moving() -> Config:
-    config = Config()
-    return dataclasses.replace(
-        config, anomaly=dataclasses.replace(config.anomaly, co_movement=True)
-    )
-
-
 def test_co_movement_in_chunks_of_1_7_and_4096() -> None:
-    """The co-movement model folds at fixed points of sample time and takes new streams
-    only then, and a frozen reading is compared with the stream's last value whichever
-    chunk that came in: the same scores whatever the chunks."""
+    """The co-movement model (on by default) folds at fixed points of sample time and takes
+    new streams only then, and a frozen reading is compared with the stream's last value
+    whichever chunk that came in: the same scores whatever the chunks."""
     samples = _co_moving_source()
-    one = _run(samples, _co_moving(), 1)
+    one = _run(samples, Config(), 1)
     starts = [e for s in one for e in s.events if e.kind == "anomaly.start"]
     assert any("system.m2" in e.data["streams"] for e in starts)  # it judged, and named m2
-    _same(one, _run(samples, _co_moving(), 7))
-    _same(one, _run(samples, _co_moving(), 4096))
-    off = _run(samples, Config(), 4096)
-    assert [s.scores for s in off] != [s.scores for s in one]  # the option changed scores
+    _same(one, _run(samples, Config(), 7))
+    _same(one, _run(samples, Config(), 4096))
+    anomaly = dataclasses.replace(Config().anomaly, co_movement=False)
+    without = _run(samples, dataclasses.replace(Config(), anomaly=anomaly), 4096)
+    assert [s.scores for s in without] != [s.scores for s in one]  # the option changed scores
 
 
 def _hours_routine(days: int = 6) -> list[Sample]:

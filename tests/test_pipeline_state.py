@@ -82,7 +82,6 @@ def test_stopping_anywhere_and_restoring_gives_the_events_of_one_run(
 def test_co_movement_restored_midway_gives_the_scores_of_one_run() -> None:
     """The co-movement model and the streams' residual histories are in the saved state: a
     pipeline restored halfway scores the rest exactly as one uninterrupted run."""
-    import dataclasses
     import math
     import random
 
@@ -92,8 +91,8 @@ def test_co_movement_restored_midway_gives_the_scores_of_one_run() -> None:
         load = 50.0 + 30.0 * math.sin(2 * math.pi * i / 300) + rng.gauss(0.0, 2.0)
         data = {f"m{k}": (k + 1) * load + rng.gauss(0.0, 1.0 + k) for k in range(5)}
         samples.append(Sample("system", 1_780_272_000.0 + 60.0 * i, data))
-    base = Config()
-    config = dataclasses.replace(base, anomaly=dataclasses.replace(base.anomaly, co_movement=True))
+    config = Config()
+    assert config.anomaly.co_movement  # on by default
     one = Pipeline(config)
     whole = [one.feed(s) for s in samples]
     cut = 2 * 1440 + 7  # past the model's first day: residuals and their histories exist

@@ -265,7 +265,7 @@ def test_several_streams_a_little_odd_at_once_start_an_anomaly() -> None:
 def test_streams_that_move_together_judge_each_other() -> None:
     """Five streams that always swing together: their swings raise nothing; when one of them
     turns against the others (still inside its usual range, so no value of it is new), an
-    anomaly starts and names it (co-movement's doing: none starts without it)."""
+    anomaly starts and names it (co-movement's doing, on by default: none starts without it)."""
 
     def starts(settings: AnomalyConfig) -> list[tuple[int, list[str]]]:
         rng = random.Random(7)
@@ -280,10 +280,10 @@ def test_streams_that_move_together_judge_each_other() -> None:
             found += [(i, e.data["streams"]) for e in step.events if e.kind == "anomaly.start"]
         return found
 
-    found = starts(AnomalyConfig(co_movement=True))
+    found = starts(AnomalyConfig())
     assert found and all(2600 <= i < 2660 for i, _ in found)
     assert "s0" in found[0][1]
-    assert not any(2600 <= i < 2660 for i, _ in starts(AnomalyConfig()))
+    assert not any(2600 <= i < 2660 for i, _ in starts(AnomalyConfig(co_movement=False)))
 
 
 def test_streams_that_freeze_together_are_not_explained_by_each_other() -> None:
@@ -291,7 +291,7 @@ def test_streams_that_freeze_together_are_not_explained_by_each_other() -> None:
     ranges; they agree with each other): their stillness is no co-movement, an anomaly
     starts and names them."""
     rng = random.Random(12)
-    det = _detector(AnomalyConfig(co_movement=True))
+    det = _detector(AnomalyConfig())
     starts, frozen = [], {}
     for i in range(3000):
         shared = 3.0 * math.sin(2 * math.pi * i / 200)
@@ -313,7 +313,7 @@ def test_a_stream_is_named_against_the_others_only_while_they_are_calm() -> None
     def row(rng: random.Random, shared: float) -> dict[str, float]:
         return {f"s{k}": shared + rng.gauss(0.0, 0.3) for k in range(6)}
 
-    on, off = _detector(AnomalyConfig(co_movement=True)), _detector(AnomalyConfig())
+    on, off = _detector(AnomalyConfig()), _detector(AnomalyConfig(co_movement=False))
     rng = random.Random(4)
     for i in range(412):  # 2.9 days a sample every 10 minutes: the model and ranks ready
         values = row(rng, 3.0 * math.sin(2 * math.pi * i / 50))
