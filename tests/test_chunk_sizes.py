@@ -123,6 +123,23 @@ def test_co_movement_in_chunks_of_1_7_and_4096() -> None:
     assert [s.scores for s in without] != [s.scores for s in one]  # the option changed scores
 
 
+def test_a_source_of_many_streams_in_chunks_of_1_7_and_4096() -> None:
+    """A server's twelve metrics: its surprise is ranked among its own past ones (an entry
+    on the values' grid), the same whatever the chunks."""
+    rng = random.Random(21)
+    samples = []
+    for i in range(int(1.5 * 1440)):
+        load = 50.0 + 30.0 * math.sin(2 * math.pi * i / 300) + rng.gauss(0.0, 2.0)
+        data = {f"m{k:02d}": (k + 1) * load + rng.expovariate(0.2) for k in range(12)}
+        if 1900 <= i < 1920:
+            data["m03"] = 0.0  # a metric drops out
+        samples.append(Sample("system", 1_780_272_000.0 + 60.0 * i, data))
+    one = _run(samples, Config(), 1)
+    assert any(e.kind == "anomaly.start" for s in one for e in s.events)
+    _same(one, _run(samples, Config(), 7))
+    _same(one, _run(samples, Config(), 4096))
+
+
 def _hours_routine(days: int = 6) -> list[Sample]:
     """A sample every 2 minutes: busy working-day afternoons, quiet nights; on the last
     night, an afternoon's level for 40 minutes (an anomaly for the hour, not for the day)."""

@@ -100,7 +100,9 @@ def test_co_movement_restored_midway_gives_the_scores_of_one_run() -> None:
     for s in samples[:cut]:
         first.feed(s)
     saved = _as_kept(first.snapshot(full=True))
-    assert saved["detector_state"]["anomaly_history"]["comove"]["system"]["names"]
+    history = saved["detector_state"]["anomaly_history"]
+    assert history["comove"]["system"]["names"]
+    assert history["joint"]["system"]["nodes"] is None  # 5 streams: not calibrated
     second = Pipeline(config)
     assert second.restore(saved) == []
     rest = [second.feed(s) for s in samples[cut:]]
@@ -168,3 +170,29 @@ def test_unreadable_rule_state_is_dropped_whole_and_said(bad: dict[str, object])
     fresh = Pipeline(_config(), demo_fences())
     assert fresh.restore(saved) == ["rules"]
     assert fresh.rules.state() == Pipeline(_config(), demo_fences()).rules.state()
+
+
+def test_a_source_of_many_streams_restored_midway_gives_the_scores_of_one_run() -> None:
+    """A source of many streams ranks its surprise among its own past ones: that history
+    is in the saved state, and a pipeline restored halfway scores the rest as one run."""
+    import math
+    import random
+
+    rng = random.Random(6)
+    samples = []
+    for i in range(1440 + 300):
+        load = 50.0 + 30.0 * math.sin(2 * math.pi * i / 300) + rng.gauss(0.0, 2.0)
+        data = {f"m{k:02d}": (k + 1) * load + rng.expovariate(0.2) for k in range(12)}
+        samples.append(Sample("system", 1_780_272_000.0 + 60.0 * i, data))
+    one = Pipeline(Config())
+    whole = [one.feed(s) for s in samples]
+    cut = 1440 + 11
+    first = Pipeline(Config())
+    for s in samples[:cut]:
+        first.feed(s)
+    saved = _as_kept(first.snapshot(full=True))
+    assert saved["detector_state"]["anomaly_history"]["joint"]["system"]["nodes"]
+    second = Pipeline(Config())
+    assert second.restore(saved) == []
+    rest = [second.feed(s) for s in samples[cut:]]
+    assert [(s.node, s.scores) for s in rest] == [(s.node, s.scores) for s in whole[cut:]]

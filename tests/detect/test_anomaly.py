@@ -10,7 +10,7 @@ import random
 import pytest
 
 from agent.config import AnomalyConfig, Config
-from agent.detect.anomaly import AnomalyDetector, combine, to_score
+from agent.detect.anomaly import AnomalyDetector, combine, stage, to_score
 from agent.detect.novelty import WARMUP_N, ValueHistory
 from agent.detect.tflite import load_or_explain
 from agent.gate import Rejected, SampleGate
@@ -326,6 +326,33 @@ def test_a_stream_is_named_against_the_others_only_while_they_are_calm() -> None
     loud = row(rng, shared) | {"s0": 30.0, "s1": 31.0, "s2": 29.0, "s5": 0.0}
     with_co, without = on.feed(600.0 * 413, "system", loud), off.feed(600.0 * 413, "system", loud)
     assert all(with_co.scores[n] <= without.scores[n] for n in without.scores)  # nothing raised
+
+
+def test_a_source_of_many_streams_is_judged_against_its_own_usual_surprise(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twelve independent heavy-tailed streams: some stream is at a new extreme in many
+    rows, so the source's raw surprise is often high, and ranked among its own past ones it
+    starts fewer anomalies on that routine; a real incident (every stream far above its
+    range) still starts one."""
+
+    def starts() -> list[int]:
+        rng = random.Random(13)
+        det = _detector()
+        found = []
+        for i in range(3 * 1440):
+            values = {f"m{k:02d}": rng.paretovariate(1.5) for k in range(12)}
+            if i >= 3 * 1440 - 30:
+                values = {name: 1e6 + v for name, v in values.items()}
+            step = det.feed(60.0 * i, "server", values)
+            found += [i for e in step.events if e.kind == "anomaly.start"]
+        return found
+
+    calibrated = starts()
+    monkeypatch.setattr(stage, "CALIBRATE_STREAMS", 10**6)
+    raw = starts()
+    assert calibrated[-1] >= 3 * 1440 - 30 and raw[-1] >= 3 * 1440 - 30  # the incident
+    assert len(calibrated) < len(raw)
 
 
 def test_a_new_surge_during_a_held_anomaly_gets_its_own() -> None:

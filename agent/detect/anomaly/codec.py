@@ -78,7 +78,13 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
             for n, s in sorted(stage.streams.items())
         },
         "joint": {
-            n: {"sums": j.sums.encode(), "entry_t": j.entry_t, "last_t": j.last_t}
+            n: {
+                "sums": j.sums.encode(),
+                "entry_t": j.entry_t,
+                "last_t": j.last_t,
+                "nodes": None if j.nodes is None else j.nodes.encode(),
+                "node_entry_t": j.node_entry_t,
+            }
             for n, j in sorted(stage.joint.items())
         },
         "comove": {n: c.encode() for n, c in sorted(stage.comove.items())},
@@ -137,7 +143,13 @@ def restore(
             for n, d in saved.get("sources", {}).items()
         }
         joint = {
-            n: JointState(ValueHistory.decode(size, d["sums"]), d["entry_t"], d.get("last_t"))
+            n: JointState(
+                ValueHistory.decode(size, d["sums"]),
+                d["entry_t"],
+                d.get("last_t"),
+                ValueHistory.decode(size, d["nodes"]) if d.get("nodes") else None,
+                d.get("node_entry_t"),
+            )
             for n, d in history.get("joint", {}).items()
         }
         comove = {n: CoMovement.decode(d) for n, d in history.get("comove", {}).items()}

@@ -162,6 +162,9 @@ class JointState:
     sums: History
     entry_t: float | None = None
     last_t: float | None = None
+    #: A source of many streams: its surprises, to rank each new one among (``stage.py``).
+    nodes: History | None = None
+    node_entry_t: float | None = None
 
 
 @dataclass
