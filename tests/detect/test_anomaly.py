@@ -355,6 +355,34 @@ def test_a_source_of_many_streams_is_judged_against_its_own_usual_surprise(
     assert len(calibrated) < len(raw)
 
 
+def test_a_new_install_s_first_incidents_are_not_judged_against_each_other(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Twelve streams on their first day: a big event in the morning, then three streams run
+    away in the afternoon. Calibrated against the day so far, the runaway would look usual
+    next to the morning; before a day of its own surprises a source is not calibrated."""
+
+    def starts() -> list[int]:
+        rng = random.Random(17)
+        det = _detector()
+        found = []
+        for i in range(12 * 360):  # 12 hours, a sample every 10 s
+            values = {f"m{k:02d}": 50.0 + rng.gauss(0.0, 2.0) for k in range(12)}
+            if 3 * 360 <= i < 3 * 360 + 60:
+                values = {name: v + 200.0 for name, v in values.items()}
+            if 9 * 360 <= i < 9 * 360 + 60:
+                values |= {"m00": 75.0, "m01": 75.0, "m02": 75.0}
+            step = det.feed(10.0 * i, "system", values)
+            found += [i for e in step.events if e.kind == "anomaly.start"]
+        return found
+
+    first_day = starts()
+    assert any(3 * 360 <= i < 3 * 360 + 60 for i in first_day)
+    assert any(9 * 360 <= i < 9 * 360 + 60 for i in first_day)  # the runaway is found
+    monkeypatch.setattr(stage, "CALIBRATE_AFTER_S", 0.0)
+    assert not any(9 * 360 <= i < 9 * 360 + 60 for i in starts())  # what the gate prevents
+
+
 def test_a_new_surge_during_a_held_anomaly_gets_its_own() -> None:
     """CPU moves to a new level (held open: its value stays beyond its range); 15 minutes
     later memory jumps: not hidden in the held anomaly, but an end and a new start."""

@@ -58,12 +58,14 @@ WARMUP_S = 2 * 3600.0
 CALM_SHARE = 0.05
 LOUD_SURPRISE = 2.0
 
-#: A sample with this many streams or more (a server's metrics) has its source's surprise
-#: calibrated: ranked among the source's own past surprises, and the lower of the two kept.
-#: The best of many streams, their sum and their co-movement make large surprises routine
-#: for such a source, and one threshold should mean the same for it as for a single series
-#: (bench/nab_log.md: v2h). A laptop's system source has 8 or 9 streams: left as it is.
+#: A sample with this many streams or more (a server's metrics, a machine's per-device
+#: rates) has its source's surprise calibrated against the source's own past surprises, once
+#: they span ``CALIBRATE_AFTER_S`` (on the values' grid): the best of many streams, their sum
+#: and their co-movement make large surprises routine for such a source, and one threshold
+#: should mean the same for it as for a single series (bench/nab_log.md: v2h). Before a day
+#: of them a new install's first incidents would be judged against each other.
 CALIBRATE_STREAMS = 10
+CALIBRATE_AFTER_S = 86400.0
 
 
 @dataclass
@@ -284,18 +286,22 @@ class AnomalyDetector:
 
     def _calibrate(self, source: str, t: F64, node: F64) -> F64:
         """The source's surprises ``node`` at times ``t``, each ranked (upper tail) among the
-        source's own past ones (an entry on the values' grid), or as far as it is above the
-        largest of them, whichever is more, and never more than itself: a routine of large
-        surprises is discounted, and an incident beyond all of them still counts."""
+        source's own past ones (an entry on the values' grid, none in between), or as far as it
+        is above the largest of them, whichever is more, and never more than itself: a routine
+        of large surprises is discounted, and an incident beyond all of them still counts.
+        Until the history spans ``CALIBRATE_AFTER_S`` a surprise stays as it is."""
         joint = self._joint(source)
         if joint.nodes is None:
             joint.nodes = ValueHistory(self.settings.history_n)
         due, joint.node_entry_t = entry_times(t, joint.node_entry_t, self._entry_every_s)
-        ranked, edges = joint.nodes.feed(node, due, upper_only=True, edges=True)
+        held = len(joint.nodes) + np.cumsum(due) - due  # entries before each surprise
+        ranked, edges = joint.nodes.feed(node, due, upper_only=True, edges=True, fill=False)
         assert edges is not None
         largest = edges[:, 1]
         beyond = np.where(np.isnan(largest), node, node - largest)
-        out: F64 = np.minimum(node, np.maximum(ranked, beyond))
+        calibrated = np.minimum(node, np.maximum(ranked, beyond))
+        ready = held * self._entry_every_s >= CALIBRATE_AFTER_S
+        out: F64 = np.where(ready, calibrated, node)
         return out
 
     def _joint(self, source: str) -> JointState:
