@@ -279,7 +279,7 @@ class AnomalyDetector:
                 together, _ = joint.sums.feed(np.array([total]), np.array([due]), upper_only=True)
                 node = max(node, float(together[0]) - LOG10_2)
                 if len(values) >= CALIBRATE_STREAMS:
-                    node = float(self._calibrate(plan.source, plan.t[:1], np.array([node]))[0])
+                    node = self._calibrate_one(plan.source, t, node)
         if plan.source in self.joint:
             self.joint[plan.source].last_t = float(plan.t[-1])
         return node
@@ -303,6 +303,24 @@ class AnomalyDetector:
         ready = held * self._entry_every_s >= CALIBRATE_AFTER_S
         out: F64 = np.where(ready, calibrated, node)
         return out
+
+    def _calibrate_one(self, source: str, t: float, node: float) -> float:
+        """``_calibrate`` of one surprise (the live daemon's), the same arithmetic in floats
+        around the one call that ranks it."""
+        joint = self._joint(source)
+        if joint.nodes is None:
+            joint.nodes = ValueHistory(self.settings.history_n)
+        held = len(joint.nodes)
+        due, joint.node_entry_t = next_entry(joint.node_entry_t, t, self._entry_every_s)
+        ranked, edges = joint.nodes.feed(
+            np.array([node]), np.array([due]), upper_only=True, edges=True, fill=False
+        )
+        if held * self._entry_every_s < CALIBRATE_AFTER_S:
+            return node
+        assert edges is not None
+        largest = float(edges[0, 1])
+        beyond = node if math.isnan(largest) else node - largest
+        return min(node, max(float(ranked[0]), beyond))
 
     def _joint(self, source: str) -> JointState:
         joint = self.joint.get(source)
