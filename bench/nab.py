@@ -96,29 +96,16 @@ def data_files(data_dir: Path) -> list[str]:
     return names
 
 
-def read_header(path: Path) -> list[str]:
-    """The file's column names: NAB's ``timestamp,value``, or ``timestamp`` and one column
-    per metric (the development corpus' servers)."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        header = [c.strip() for c in next(csv.reader(f), [])]
-    if header != HEADER and (len(header) < 3 or header[0] != "timestamp"):
-        raise SystemExit(f"{path}: not a NAB file: header {header!r}")
-    return header
-
-
-def read_table(path: Path) -> list[list[str]]:
-    """Every data row's cells (stripped), in file order."""
+def read_file(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The file's column names (NAB's ``timestamp,value``, or ``timestamp`` and one column per
+    metric: the development corpus' servers) and every data row's cells, stripped, in file
+    order."""
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
-        next(reader, None)
-        return [[c.strip() for c in r] for r in reader if r]
-
-
-def read_rows(path: Path) -> list[tuple[str, str]]:
-    """The (timestamp, value) text of every data row of a NAB file, in file order."""
-    if read_header(path) != HEADER:
-        raise SystemExit(f"{path}: not a one-value NAB file")
-    return [(r[0], r[1]) for r in read_table(path)]
+        header = [c.strip() for c in next(reader, [])]
+        if header != HEADER and (len(header) < 3 or header[0] != "timestamp"):
+            raise SystemExit(f"{path}: not a NAB file: header {header!r}")
+        return header, [[c.strip() for c in r] for r in reader if r]
 
 
 def _when(text: str) -> datetime:
@@ -139,9 +126,12 @@ def _feed(samples: list[Sample], config: Config) -> tuple[list[Step], float]:
     return steps, cpu
 
 
-def _run_stream(path: Path, config: Config) -> tuple[list[tuple[float, float]], int, float]:
-    """A NAB file of one value a row, imported as ``vigil import nab`` does: each row's
-    (full, tiny) scores, the samples fed and their CPU time."""
+def _run_stream(
+    path: Path, rows: list[tuple[str, str]], config: Config
+) -> tuple[list[tuple[float, float]], int, float]:
+    """A NAB file of one value a row (``rows``: its (timestamp, value) texts), imported as
+    ``vigil import nab`` does: each row's (full, tiny) scores, the samples fed and their CPU
+    time."""
     stream = path.name.removesuffix(".csv")
     counts = ImportCounts()
     samples = finish(read_nab([path], ImportOptions(), counts, lambda n: None), counts)
@@ -151,20 +141,22 @@ def _run_stream(path: Path, config: Config) -> tuple[list[tuple[float, float]], 
         value = sample.data["value"]
         assert isinstance(value, float)
         by_key[(sample.t, value)] = _scores(step, stream)
-    scored = [by_key.get(_key(ts, v), (0.0, 0.0)) for ts, v in read_rows(path)]
+    scored = [by_key.get(_key(ts, v), (0.0, 0.0)) for ts, v in rows]
     return scored, len(samples), cpu
 
 
-def _run_source(path: Path, config: Config) -> tuple[list[tuple[float, float]], int, float]:
-    """A file of several metrics a row (a server of the development corpus): each row one
-    ``system`` sample with a field per metric, scored by the source's combined score
-    (``Step.node``) and the model's largest score among the metrics (``Step.tiny``)."""
-    names = read_header(path)[1:]
+def _run_source(
+    names: list[str], table: list[list[str]], config: Config
+) -> tuple[list[tuple[float, float]], int, float]:
+    """A file of several metrics a row (a server of the development corpus; ``names`` its
+    metrics, ``table`` its rows' cells): each row one ``system`` sample with a field per
+    metric, scored by the source's combined score (``Step.node``) and the model's largest
+    score among the metrics (``Step.tiny``)."""
     samples = [
         check_sample(
             "system", _when(r[0]).timestamp(), dict(zip(names, map(float, r[1:]), strict=True))
         )
-        for r in read_table(path)
+        for r in table
     ]
     steps, cpu = _feed(samples, config)
     scored = [(s.node or 0.0, max(s.tiny.values(), default=0.0)) for s in steps]
@@ -174,12 +166,12 @@ def _run_source(path: Path, config: Config) -> tuple[list[tuple[float, float]], 
 def run_file(data_dir: Path, name: str, config: Config, out: Path, windows: Windows) -> FileRun:
     """Feed one file through a fresh pipeline and write both detectors' results files."""
     path = data_dir / "data" / name
-    if read_header(path) == HEADER:
-        scored, fed, cpu = _run_stream(path, config)
-        rows = read_rows(path)
+    header, table = read_file(path)
+    rows = [(r[0], r[1]) for r in table]  # a server's: its first metric as the value
+    if header == HEADER:
+        scored, fed, cpu = _run_stream(path, rows, config)
     else:
-        scored, fed, cpu = _run_source(path, config)
-        rows = [(r[0], r[1]) for r in read_table(path)]  # the first metric as the value
+        scored, fed, cpu = _run_source(header[1:], table, config)
     stamps = np.array([_when(ts).replace(tzinfo=None) for ts, _ in rows], dtype="datetime64[us]")
     label = np.zeros(len(rows), dtype=bool)
     for a, b in windows.get(name, []):
