@@ -168,9 +168,7 @@ class CoMovement:
         else:
             model_row = np.full(len(self.names), np.nan)
             model_row[layout.theirs] = row[layout.mine]
-        if self._rates:
-            rates = model_row[self._rates]
-            model_row[self._rates] = np.log1p(np.maximum(rates, 0.0))
+        model_row = log_rates(model_row[None, :], self._rates)[0]
         self.last_t = t
         self._rows.append(model_row[None, :])
         for j in layout.unknown:
