@@ -225,16 +225,21 @@ def test_cli_summary_and_existing_corpus(tmp_path: Path) -> None:
     assert _names(out) == names
 
 
-def test_bench_nab_scores_the_corpus(corpus: Path, tmp_path: Path) -> None:
-    out = tmp_path / "results"
+def _bench_nab(
+    corpus: Path, out: Path, *args: str, timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """``bench/nab.py`` on the corpus as a user runs it; checks it succeeded."""
+    command = [sys.executable, str(REPO / "bench" / "nab.py"), "--data", str(corpus)]
     run = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "nab.py"), "--data", str(corpus), "--out", str(out)]
-        + ["--files", "3"],
-        capture_output=True,
-        text=True,
-        timeout=120,
+        [*command, "--out", str(out), *args], capture_output=True, text=True, timeout=timeout
     )
     assert run.returncode == 0, run.stderr
+    return run
+
+
+def test_bench_nab_scores_the_corpus(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    run = _bench_nab(corpus, out, "--files", "3", timeout=120)
     lines = run.stdout.splitlines()
     assert lines[0].startswith("NAB: 3 files"), lines
     for detector in ("vigil", "vigilTiny"):  # the first three files have windows: scored
@@ -285,14 +290,7 @@ def test_bench_nab_scores_a_server_by_its_source_score(corpus: Path, tmp_path: P
     """A file of several metrics goes through as one system source; its rows get the
     source's score."""
     out = tmp_path / "results"
-    run = subprocess.run(
-        [sys.executable, str(REPO / "bench" / "nab.py"), "--data", str(corpus), "--out", str(out)]
-        + ["--only", "devMultivariate"],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert run.returncode == 0, run.stderr
+    run = _bench_nab(corpus, out, "--only", "devMultivariate", timeout=300)
     assert run.stdout.splitlines()[0].startswith("NAB: 1 files, 11,520 rows, 11,520 samples")
     name = _servers(_names(corpus))[0]
     category, file = name.split("/")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from bisect import bisect_left
+from typing import Any
 
 import pytest
 
@@ -13,7 +14,7 @@ from agent import synthetic
 from agent.config import Config, RuleConfig
 from agent.demo import demo_fences
 from agent.memory.state_rows import place_from_row, place_row
-from agent.pipeline import Pipeline, StageState
+from agent.pipeline import Pipeline, StageState, Step
 from agent.samples import Event, Sample
 
 RULES = (
@@ -79,6 +80,23 @@ def test_stopping_anywhere_and_restoring_gives_the_events_of_one_run(
         assert before + after == reference, f"stopped where {where}"
 
 
+def _restored_midway(samples: list[Sample], cut: int) -> tuple[dict[str, Any], list[Step]]:
+    """The anomaly history saved after ``samples[:cut]`` and one uninterrupted run's steps,
+    once a pipeline restored from that state has scored the rest exactly as the one run."""
+    one = Pipeline(Config())
+    whole = [one.feed(s) for s in samples]
+    first = Pipeline(Config())
+    for s in samples[:cut]:
+        first.feed(s)
+    saved = _as_kept(first.snapshot(full=True))
+    second = Pipeline(Config())
+    assert second.restore(saved) == []
+    rest = [second.feed(s) for s in samples[cut:]]
+    assert [(s.node, s.scores) for s in rest] == [(s.node, s.scores) for s in whole[cut:]]
+    history: dict[str, Any] = saved["detector_state"]["anomaly_history"]
+    return history, whole
+
+
 def test_co_movement_restored_midway_gives_the_scores_of_one_run() -> None:
     """The co-movement model and the streams' residual histories are in the saved state: a
     pipeline restored halfway scores the rest exactly as one uninterrupted run."""
@@ -91,22 +109,11 @@ def test_co_movement_restored_midway_gives_the_scores_of_one_run() -> None:
         load = 50.0 + 30.0 * math.sin(2 * math.pi * i / 300) + rng.gauss(0.0, 2.0)
         data = {f"m{k}": (k + 1) * load + rng.gauss(0.0, 1.0 + k) for k in range(5)}
         samples.append(Sample("system", 1_780_272_000.0 + 60.0 * i, data))
-    config = Config()
-    assert config.anomaly.co_movement  # on by default
-    one = Pipeline(config)
-    whole = [one.feed(s) for s in samples]
-    cut = 2 * 1440 + 7  # past the model's first day: residuals and their histories exist
-    first = Pipeline(config)
-    for s in samples[:cut]:
-        first.feed(s)
-    saved = _as_kept(first.snapshot(full=True))
-    history = saved["detector_state"]["anomaly_history"]
+    assert Config().anomaly.co_movement  # on by default
+    # past the model's first day: residuals and their histories exist
+    history, _ = _restored_midway(samples, 2 * 1440 + 7)
     assert history["comove"]["system"]["names"]
     assert history["joint"]["system"]["nodes"] is None  # 5 streams: not calibrated
-    second = Pipeline(config)
-    assert second.restore(saved) == []
-    rest = [second.feed(s) for s in samples[cut:]]
-    assert [(s.node, s.scores) for s in rest] == [(s.node, s.scores) for s in whole[cut:]]
 
 
 def test_context_restored_midway_gives_the_scores_of_one_run() -> None:
@@ -123,18 +130,9 @@ def test_context_restored_midway_gives_the_scores_of_one_run() -> None:
         if i >= 4 * 720 + 60:
             cpu = rng.uniform(55.0, 90.0)  # the last day busy at every hour
         samples.append(Sample("system", 1_780_272_000.0 + 120.0 * i, {"cpu_pct": cpu}))
-    one = Pipeline(Config())
-    whole = [one.feed(s) for s in samples]
     cut = 4 * 720 + 45  # 01:30 on the fifth day: inside an hour, before the busy night
-    first = Pipeline(Config())
-    for s in samples[:cut]:
-        first.feed(s)
-    saved = _as_kept(first.snapshot(full=True))
-    assert saved["detector_state"]["anomaly_history"]["context"]["system"]["names"]
-    second = Pipeline(Config())
-    assert second.restore(saved) == []
-    rest = [second.feed(s) for s in samples[cut:]]
-    assert [(s.node, s.scores) for s in rest] == [(s.node, s.scores) for s in whole[cut:]]
+    history, whole = _restored_midway(samples, cut)
+    assert history["context"]["system"]["names"]
     assert any(s.events for s in whole[cut:])  # the busy night was an anomaly for the hour
 
 
@@ -184,15 +182,5 @@ def test_a_source_of_many_streams_restored_midway_gives_the_scores_of_one_run() 
         load = 50.0 + 30.0 * math.sin(2 * math.pi * i / 300) + rng.gauss(0.0, 2.0)
         data = {f"m{k:02d}": (k + 1) * load + rng.expovariate(0.2) for k in range(12)}
         samples.append(Sample("system", 1_780_272_000.0 + 60.0 * i, data))
-    one = Pipeline(Config())
-    whole = [one.feed(s) for s in samples]
-    cut = 1440 + 11
-    first = Pipeline(Config())
-    for s in samples[:cut]:
-        first.feed(s)
-    saved = _as_kept(first.snapshot(full=True))
-    assert saved["detector_state"]["anomaly_history"]["joint"]["system"]["nodes"]
-    second = Pipeline(Config())
-    assert second.restore(saved) == []
-    rest = [second.feed(s) for s in samples[cut:]]
-    assert [(s.node, s.scores) for s in rest] == [(s.node, s.scores) for s in whole[cut:]]
+    history, _ = _restored_midway(samples, 1440 + 11)
+    assert history["joint"]["system"]["nodes"]
