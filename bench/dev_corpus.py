@@ -618,13 +618,19 @@ def times_text(start: np.datetime64, n: int) -> list[str]:
     return [t.replace("T", " ") for t in np.datetime_as_string(stamps, unit="s").tolist()]
 
 
+def _span(shape: Rng, fewest: int, most: int) -> tuple[int, np.datetime64, F64]:
+    """A file's length in rows (``fewest``..``most``), its first row's time, and each row's
+    seasonal clock."""
+    n = int(shape.integers(fewest, most + 1))
+    start = FIRST_START + int(shape.integers(START_SPAN_ROWS)) * STEP
+    return n, start, (start - EPOCH) / STEP + np.arange(n, dtype=np.float64)
+
+
 def draw(kind: str, count: int, seed: int, key: int, inject: bool = True) -> Drawn:
     """File ``key`` of the corpus: a ``kind`` series with ``count`` anomalies (none when not
     ``inject``: the same normal series, for comparison)."""
     shape, chance, sampling = (rng_for(seed, key, part) for part in (1, 2, 3))
-    n = int(shape.integers(MIN_ROWS, MAX_ROWS + 1))
-    start = FIRST_START + int(shape.integers(START_SPAN_ROWS)) * STEP
-    clock = (start - EPOCH) / STEP + np.arange(n, dtype=np.float64)
+    n, start, clock = _span(shape, MIN_ROWS, MAX_ROWS)
     model = KINDS[kind].make(n, clock, shape)
     season = model.season(clock)
     normal = _finish(model, model.level + season + model.noise, rng_for(seed, key, 4))
@@ -670,9 +676,7 @@ def draw_context(seed: int, key: int, inject: bool = True) -> Drawn:
     working hours' level for 1.5 to 4 hours at night, after the first two weeks (a value that
     is usual at 14:00 on a weekday, and was never seen at night)."""
     shape, chance, sampling = (rng_for(seed, key, part) for part in (1, 2, 3))
-    n = int(shape.integers(CONTEXT_ROWS[0], CONTEXT_ROWS[1] + 1))
-    start = FIRST_START + int(shape.integers(START_SPAN_ROWS)) * STEP
-    clock = (start - EPOCH) / STEP + np.arange(n, dtype=np.float64)
+    n, start, clock = _span(shape, *CONTEXT_ROWS)
     model = office(n, clock, shape)
     season = model.season(clock)
     done: list[Injected] = []
