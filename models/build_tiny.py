@@ -6,9 +6,12 @@ Run with a separate build venv (TensorFlow is never a vigil dependency)::
     /tmp/vigil-tf/bin/python models/build_tiny.py           # writes tiny.tflite + tiny.json
     /tmp/vigil-tf/bin/python models/build_tiny.py --check   # rebuild in a temp dir, compare
 
-The model is a 32-16-8-16-32 tanh autoencoder over one stream's last W=32 samples, z-scored per
-window. It is trained on generated normal patterns only (sums of sinusoids, random walks, trends,
-square waves), so windows with spikes, dropouts or sudden level shifts reconstruct badly. The
+The model is a 32-16-8-16-32 tanh autoencoder over one stream's last W=32 samples in units of the
+31 before the newest (``scale_windows``); it never sees the newest sample, so its output there is
+a forecast, and the score weighs that forecast's error as much as the rest of the window's. It is
+trained on generated normal patterns only (sums of sinusoids, random walks, trends, square
+waves), so a newest sample off the pattern, or a window with a spike, a dropout or a step,
+scores high. The
 TFLite file carries four builtin-only signatures (see models/README.md): ``infer``, ``train``
 (fixed batch 32, Adam with its moments kept as variables), ``get_weights`` and ``set_weights``:
 on-device training with builtin ops only.
@@ -36,6 +39,16 @@ W = 32
 LAYERS = (W, 16, 8, 16, W)
 TRAIN_BATCH = 32
 MIN_STD = 1e-3
+#: The window's first CONTEXT samples set its scale: the newest sample is read in units of the
+#: samples before it, so a spike or a step at the end stands out as far as it really is.
+CONTEXT = W - 1
+#: The scale's floor relative to the context's level (a flat 20,000 is not a flat 0.2).
+REL_STD = 1e-3
+#: Scaled values are clipped to this magnitude (a step out of a flat line would be 1e6).
+CLIP = 100.0
+#: The score's weight on the newest sample (which the model does not see: a forecast) against
+#: each earlier one (which it reconstructs).
+NEWEST_WEIGHT = 31.0
 TRAIN_SEED = 20260601
 HELDOUT_SEED = 20260602
 INIT_SEED = 7
@@ -55,11 +68,13 @@ ANOMALIES = ("spike", "dropout", "level_shift")
 
 
 def scale_windows(x: np.ndarray, min_std: float = MIN_STD) -> np.ndarray:
-    """Per-window z-score: (x - mean) / max(std, min_std), float32; the model's input scaling."""
+    """The model's input scaling, float32: a window in units of its context (its first CONTEXT
+    samples), ``(x - mean(c)) / max(std(c), min_std, REL_STD * |mean(c)|)``, clipped to CLIP."""
     x = np.asarray(x, dtype=np.float64)
-    mu = x.mean(axis=-1, keepdims=True)
-    sd = np.maximum(x.std(axis=-1, keepdims=True), min_std)
-    return ((x - mu) / sd).astype(np.float32)
+    c = x[..., :CONTEXT]
+    mu = c.mean(axis=-1, keepdims=True)
+    sd = np.maximum(np.maximum(c.std(axis=-1, keepdims=True), min_std), REL_STD * np.abs(mu))
+    return np.clip((x - mu) / sd, -CLIP, CLIP).astype(np.float32)
 
 
 def _family(rng: np.random.Generator, kind: str, n: int) -> np.ndarray:
@@ -141,6 +156,13 @@ def _build_module(tf: Any) -> Any:
     nl = len(LAYERS) - 1
     b1, b2, eps = ADAM
     weight_specs = {k: tf.TensorSpec(init[k].shape, tf.float32, name=k) for k in names}
+    # The model never sees the newest sample (masked to 0): its output there is a forecast.
+    seen = tf.constant([[1.0] * CONTEXT + [0.0] * (W - CONTEXT)], tf.float32)
+    weights = np.array([1.0] * CONTEXT + [NEWEST_WEIGHT] * (W - CONTEXT), np.float32)
+    weights = tf.constant(weights / weights.sum(), tf.float32)
+
+    def error(recon: Any, x: Any) -> Any:
+        return tf.reduce_sum(tf.math.squared_difference(recon, x) * weights, axis=1)
 
     class Tiny(tf.Module):  # type: ignore[misc, name-defined]
         def __init__(self) -> None:
@@ -151,7 +173,7 @@ def _build_module(tf: Any) -> Any:
             self.step = tf.Variable(0.0, name="step")
 
         def forward(self, x: Any) -> Any:
-            h = x
+            h = x * seen
             for i in range(nl):
                 h = tf.matmul(h, self.v[f"w{i}"]) + self.v[f"b{i}"]
                 if i < nl - 1:
@@ -161,7 +183,7 @@ def _build_module(tf: Any) -> Any:
         @tf.function(input_signature=[tf.TensorSpec([None, W], tf.float32, name="x")])
         def infer(self, x: Any) -> Any:
             recon = self.forward(x)
-            score = tf.reduce_mean(tf.math.squared_difference(recon, x), axis=1)
+            score = error(recon, x)
             return {"recon": recon, "score": score}
 
         @tf.function(
@@ -172,7 +194,7 @@ def _build_module(tf: Any) -> Any:
         )
         def train(self, x: Any, lr: Any) -> Any:
             with tf.GradientTape() as tape:
-                loss = tf.reduce_mean(tf.math.squared_difference(self.forward(x), x))
+                loss = tf.reduce_mean(error(self.forward(x), x))
             grads = tape.gradient(loss, [self.v[k] for k in names])
             self.step.assign_add(1.0)
             c1 = 1.0 - tf.pow(b1, self.step)
@@ -319,20 +341,27 @@ def build(outdir: Path, *, quiet: bool = False) -> dict[str, Any]:
         "sha256": hashlib.sha256(content).hexdigest(),
         "size_bytes": len(content),
         "description": (
-            "Window autoencoder 32-16-8-16-32 (tanh, linear output). The score is the mean "
-            "squared reconstruction error of a z-scored window: high means the last W samples "
-            "of the stream do not look like a normal pattern. One model for all streams."
+            "Window autoencoder 32-16-8-16-32 (tanh, linear output) that never sees the "
+            "window's newest sample: its output there is a forecast from the 31 before. The "
+            "score is the squared error, half on the forecast of the newest sample and half "
+            "on the reconstruction of the others, of a window in units of its context: high "
+            "means the newest sample is not what the window led to, or the window does not "
+            "look like a normal pattern. One model for all streams."
         ),
         "inputs": [{"name": n, **s} for n, s in signatures["infer"]["inputs"].items()],
         "outputs": [{"name": n, **s} for n, s in signatures["infer"]["outputs"].items()],
         "signatures": signatures,
         "window": {
             "length": W,
-            "scaling": "zscore",
+            "scaling": "context",
+            "context": CONTEXT,
             "min_std": MIN_STD,
+            "rel_std": REL_STD,
+            "clip": CLIP,
             "description": (
-                "The last W samples of one numeric stream in sample order, oldest first; "
-                "x = (w - mean(w)) / max(std(w), min_std) per window (population std), float32."
+                "The last W samples of one numeric stream in sample order, oldest first, in "
+                "units of the first `context` of them (c): x = (w - mean(c)) / max(std(c), "
+                "min_std, rel_std * |mean(c)|) (population std), clipped to +-clip, float32."
             ),
         },
         "train_batch": TRAIN_BATCH,
@@ -351,7 +380,7 @@ def build(outdir: Path, *, quiet: bool = False) -> dict[str, Any]:
                 "Generated only (no recorded or public data): equal parts sums of three "
                 "sinusoids (periods 6-96) with 5 % noise, AR(1)-smoothed random walks, "
                 "noisy linear/quadratic trends, noisy square waves (period 8-32); each window "
-                "with a random gain exp(U(-3,3)) and offset N(0,10) before z-scoring."
+                "with a random gain exp(U(-3,3)) and offset N(0,10) before scaling."
             ),
             "train_windows": N_TRAIN,
             "train_seed": TRAIN_SEED,

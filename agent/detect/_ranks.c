@@ -314,23 +314,25 @@ static double pairwise_sum(const double *a, Py_ssize_t n) {
  * the valid ones at the end) and f64 meta[5]. */
 enum { S_N, S_HAVE, S_ENTRY_T, S_FIRST_T, S_LAST_T, S_META_LEN };
 
-/* columns(streams, matrix, ts, every, warmup_s, min_std, surprise, edges, due, full,
- * learning, scaled) -> the number of full windows.
+/* columns(streams, matrix, ts, every, warmup_s, context, min_std, rel_std, clip, surprise,
+ * edges, due, full, learning, scaled) -> the number of full windows.
  *
  * A source's values ``matrix[m, k]`` (NaN where a sample lacks a stream) through its k
  * streams, column by column, each value in time order: whether its history takes an entry
  * (the grid of ``due`` above), its rank in the values history (and the edges before it),
  * then the window; once full, the window's log spread ranked in the spreads history and, if
  * ``min_std`` is not NaN, the window scaled for the model into ``scaled`` (float32 rows, the
- * full windows stream after stream). A stream is (window, meta, values state, spreads
+ * full windows stream after stream): in units of its first ``context`` values, clipped
+ * (``tflite.scale_windows``). A stream is (window, meta, values state, spreads
  * state). The outputs are [m, k] (edges [m, k, 2]); ``surprise`` is the larger of the value's
  * and the spread's, cells without a value are left as they were. */
 static PyObject *columns(PyObject *self, PyObject *args) {
     PyObject *streams, *matrix_o, *ts_o, *out_o[6];
-    double every, warmup, min_std;
-    if (!PyArg_ParseTuple(args, "O!OOdddOOOOOO", &PyList_Type, &streams, &matrix_o, &ts_o,
-                          &every, &warmup, &min_std, &out_o[0], &out_o[1], &out_o[2],
-                          &out_o[3], &out_o[4], &out_o[5]))
+    double every, warmup, min_std, rel_std, clip;
+    Py_ssize_t context;
+    if (!PyArg_ParseTuple(args, "O!OOddndddOOOOOO", &PyList_Type, &streams, &matrix_o, &ts_o,
+                          &every, &warmup, &context, &min_std, &rel_std, &clip, &out_o[0],
+                          &out_o[1], &out_o[2], &out_o[3], &out_o[4], &out_o[5]))
         return NULL;
     Py_ssize_t k = PyList_GET_SIZE(streams);
     Py_buffer mb, tb, ob[6];
@@ -420,9 +422,22 @@ static PyObject *columns(PyObject *self, PyObject *args) {
                     PyErr_SetString(PyExc_ValueError, "scaled: too few rows");
                     goto stream_done;
                 }
-                double scale = py_max(sd, min_std);
+                if (context < 1 || context > w) {
+                    PyErr_SetString(PyExc_ValueError, "context: outside the window");
+                    goto stream_done;
+                }
+                double c_mean = (0.0 + pairwise_sum(window, context)) / (double)context;
+                for (Py_ssize_t q = 0; q < context; q++) {
+                    double e = window[q] - c_mean;
+                    d[q] = e * e;
+                }
+                double c_sd = sqrt((0.0 + pairwise_sum(d, context)) / (double)context);
+                double scale = py_max(py_max(c_sd, min_std), rel_std * fabs(c_mean));
                 float *row = scaled + n_full * w;
-                for (Py_ssize_t q = 0; q < w; q++) row[q] = (float)((window[q] - mean) / scale);
+                for (Py_ssize_t q = 0; q < w; q++) {
+                    double z = (window[q] - c_mean) / scale;
+                    row[q] = (float)(z > clip ? clip : (z < -clip ? -clip : z));
+                }
             }
             n_full++;
         }
@@ -443,15 +458,16 @@ done:
     return PyLong_FromSsize_t(n_full);
 }
 
-/* shapes(errors_states, errors, due, full, learning, surprise, shape): the model's errors
- * of the full windows (in ``columns``' order) ranked in each stream's errors history
+/* shapes(errors_states, errors, due, full, learning, margin, surprise, shape): the model's
+ * errors of the full windows (in ``columns``' order) ranked in each stream's errors history
  * (upper tail only) into ``shape``; then each cell's surprise is the larger of its own and
- * the shape's, 0 while the stream is learning (and +0.0 for any zero). ``errors_states``
- * None: no model, only the last step. */
+ * the shape's, the shape's at most ``margin`` above its own; 0 while the stream is learning
+ * (and +0.0 for any zero). ``errors_states`` None: no model, only the last step. */
 static PyObject *shapes(PyObject *self, PyObject *args) {
     PyObject *states, *err_o, *due_o, *full_o, *learn_o, *sur_o, *shape_o;
-    if (!PyArg_ParseTuple(args, "OOOOOOO", &states, &err_o, &due_o, &full_o, &learn_o, &sur_o,
-                          &shape_o))
+    double margin;
+    if (!PyArg_ParseTuple(args, "OOOOOdOO", &states, &err_o, &due_o, &full_o, &learn_o,
+                          &margin, &sur_o, &shape_o))
         return NULL;
     int with_model = states != Py_None;
     if (with_model && !PyList_Check(states)) {
@@ -509,7 +525,8 @@ static PyObject *shapes(PyObject *self, PyObject *args) {
         if (learning[c]) {
             surprise_out[c] = shape_out[c] = 0.0;
         } else {
-            surprise_out[c] = py_max(surprise_out[c], shape_out[c]) + 0.0;
+            double own = surprise_out[c];
+            surprise_out[c] = py_max(own, py_min(shape_out[c], own + margin)) + 0.0;
             shape_out[c] += 0.0;
         }
     }

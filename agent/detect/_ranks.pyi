@@ -17,7 +17,10 @@ def columns(
     ts: Any,
     every: float,
     warmup_s: float,
+    context: int,
     min_std: float,
+    rel_std: float,
+    clip: float,
     surprise: Any,
     edges: Any,
     due: Any,
@@ -31,6 +34,7 @@ def shapes(
     due: Any,
     full: Any,
     learning: Any,
+    margin: float,
     surprise: Any,
     shape: Any,
 ) -> None: ...

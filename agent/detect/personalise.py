@@ -31,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.config import AnomalyConfig
+from agent.detect.tflite import WindowScaling
 from agent.errors import ModelError
 
 logger = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class TrainableModel(Protocol):
 
     @property
     def sha256(self) -> str: ...
+
+    @property
+    def scaling(self) -> WindowScaling: ...
 
     def scale(self, windows: npt.ArrayLike) -> F32: ...
 
@@ -69,7 +73,8 @@ class TrainableModel(Protocol):
 KEEP_WINDOWS = 4096
 #: About one window in ``STRIDE`` per stream is offered: neighbours overlap almost wholly.
 STRIDE = 8
-#: Raw windows flatter than this teach nothing and are skipped.
+#: Windows whose context (the samples the newest is read against) is flatter than this teach
+#: nothing and are skipped: the model would learn a clipped step as normal.
 MIN_STD = 1e-3
 
 
@@ -113,7 +118,7 @@ class Personaliser:
         if _spread(n) % STRIDE:
             return
         raw = np.fromiter(window, dtype=np.float64)
-        if float(raw.std()) >= MIN_STD:
+        if float(raw[: self.model.scaling.context].std()) >= MIN_STD:
             self._ring.append((stream, self.model.scale(raw[None, :])[0]))
             self._new += 1
 

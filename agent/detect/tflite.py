@@ -31,7 +31,7 @@ DIRECT_BATCH = 16  # a live sample's windows (one per stream) up to this go in a
 #: valid model with its own card passes every card check: only this pin tells a swapped or
 #: rebuilt pair from the shipped model. A rebuild updates it (a test compares it with the
 #: file). Another model is used only when the config says so (``[anomaly] own_model``).
-TINY_SHA256 = "085d75f0f851e43f4fd4d5025551561f1d9063bbf8e49c0450fc77fa603eff9e"
+TINY_SHA256 = "2303339267b4cb8b69ec892a26ee27b8066594bf754b1a12b06284eb323693e0"
 NOT_SHIPPED = (
     "is not the shipped model (sha256 {digest}, shipped {shipped}): a model and card swapped "
     "or rebuilt? To use your own model, set [anomaly] model to its path and own_model = true"
@@ -91,20 +91,33 @@ def load_interpreter(
     return result
 
 
-def scale_windows(windows: npt.ArrayLike, min_std: float) -> F32:
-    """Per-window z-score, the tiny model's input scaling: ``(w - mean) / max(std, min_std)``.
+@dataclass(frozen=True)
+class WindowScaling:
+    """How a raw window becomes the model's input (the card's ``window``): in units of its
+    context, its first ``context`` samples, ``(w - mean(c)) / max(std(c), min_std,
+    rel_std * |mean(c)|)``, clipped to ``clip``. The newest samples are read against the ones
+    before them, so a spike or a step at the end stands out as far as it really is (a window
+    z-scored as a whole caps any sample at sqrt(W - 1) of its own spread)."""
 
-    ``windows`` is ``[batch, W]`` (or one ``[W]`` window), oldest sample first. Computed in
-    float64 and returned as float32, as the build script does.
-    """
+    context: int
+    min_std: float
+    rel_std: float
+    clip: float
+
+
+def scale_windows(windows: npt.ArrayLike, scaling: WindowScaling) -> F32:
+    """Raw windows ``[batch, W]`` (or one ``[W]`` window), oldest sample first, to the tiny
+    model's input per ``scaling``; computed in float64 and returned as float32, as the build
+    script does."""
     x = np.asarray(windows, dtype=np.float64)
-    # mean and std written out with ufuncs: the same arithmetic as x.mean()/x.std() (a sum,
-    # then the sum of squared deviations, over n), without their Python-level overhead,
-    # which dominated the live path (one window per stream per sample).
-    n = x.shape[-1]
-    d = x - np.add.reduce(x, axis=-1, keepdims=True) / n
-    sd = np.sqrt(np.add.reduce(d * d, axis=-1, keepdims=True) / n)
-    out: F32 = (d / np.maximum(sd, min_std)).astype(np.float32)
+    # mean and std written out with ufuncs: the same arithmetic as c.mean()/c.std() (a sum,
+    # then the sum of squared deviations, over n), without their Python-level overhead.
+    c = x[..., : scaling.context]
+    mean = np.add.reduce(c, axis=-1, keepdims=True) / scaling.context
+    d = c - mean
+    sd = np.sqrt(np.add.reduce(d * d, axis=-1, keepdims=True) / scaling.context)
+    scale = np.maximum(np.maximum(sd, scaling.min_std), scaling.rel_std * np.abs(mean))
+    out: F32 = np.clip((x - mean) / scale, -scaling.clip, scaling.clip).astype(np.float32)
     return out
 
 
@@ -129,7 +142,7 @@ class ModelCard:
 
     ``inputs``/``outputs`` describe the ``infer`` signature; ``signatures`` every signature in
     the file. ``window_length`` samples of one stream, oldest first, scaled per ``scaling``
-    (``zscore`` with ``min_std``, see ``scale_windows``); ``train_batch`` is the fixed batch of
+    (``WindowScaling``, see ``scale_windows``); ``train_batch`` is the fixed batch of
     the ``train`` signature. ``thresholds`` and ``evaluation`` come from the build's held-out
     generated data; ``oldest_runtime`` is the oldest runtime the file is known to load on.
     """
@@ -143,8 +156,7 @@ class ModelCard:
     outputs: tuple[TensorSpec, ...]
     signatures: Mapping[str, SignatureSpec]
     window_length: int
-    scaling: str
-    min_std: float
+    scaling: WindowScaling
     window: Mapping[str, Any]
     train_batch: int
     thresholds: Mapping[str, float]
@@ -199,8 +211,7 @@ class ModelCard:
                 for key, sig in raw["signatures"].items()
             },
             window_length=int(window["length"]),
-            scaling=str(window["scaling"]),
-            min_std=float(window["min_std"]),
+            scaling=_scaling(window),
             window=dict(window),
             train_batch=int(raw["train_batch"]),
             thresholds={k: float(v) for k, v in raw.get("thresholds", {}).items()},
@@ -211,6 +222,20 @@ class ModelCard:
             params=int(raw.get("params", 0)),
             ops=tuple(str(o) for o in raw.get("ops", ())),
         )
+
+
+def _scaling(window: Mapping[str, Any]) -> WindowScaling:
+    """The card's ``window`` scaling; a card of the older per-window z-score (``zscore``) is
+    refused: vigil computes only this scaling, and a model fed windows scaled otherwise
+    would score nonsense without a word."""
+    if window["scaling"] != "context":
+        raise ValueError(f"window scaling {window['scaling']!r}: vigil reads only 'context'")
+    return WindowScaling(
+        context=int(window["context"]),
+        min_std=float(window["min_std"]),
+        rel_std=float(window["rel_std"]),
+        clip=float(window["clip"]),
+    )
 
 
 def _spec(name: str, raw: Mapping[str, Any]) -> TensorSpec:
@@ -331,12 +356,12 @@ class TinyModel:
         return self.card.sha256
 
     @property
-    def min_std(self) -> float:
-        return self.card.min_std
+    def scaling(self) -> WindowScaling:
+        return self.card.scaling
 
     def scale(self, windows: npt.ArrayLike) -> F32:
         """Raw windows ``[batch, W]`` to the model's input scaling (see ``scale_windows``)."""
-        return scale_windows(windows, self.card.min_std)
+        return scale_windows(windows, self.card.scaling)
 
     def _check_x(self, x: npt.ArrayLike, rows: int | None = None) -> F32:
         arr = np.ascontiguousarray(x, dtype=np.float32)

@@ -131,7 +131,8 @@ def test_only_normal_windows_with_spread_are_offered() -> None:
     assert any(e.kind == "anomaly.start" for e in steps[2500].events)
     ring = [w for _, w in personaliser._ring]
     assert ring, "the bursty part offers windows"
-    assert all(abs(float(w.std()) - 1.0) < 1e-3 for w in ring)  # z-scored, never flat
+    context = personaliser.model.scaling.context  # in units of its context, never flat:
+    assert all(abs(float(w[:context].std()) - 1.0) < 1e-3 for w in ring)
     active, open_at = [False] * len(steps), False
     for i, step in enumerate(steps):
         kinds = {e.kind for e in step.events}
@@ -255,8 +256,9 @@ def test_the_routine_trace_with_personalisation_on() -> None:
 
 def test_personalisation_cuts_the_models_false_alarms_without_missing_incidents() -> None:
     """The model's own verdict at its card threshold, on the routine trace (a level that
-    shifts twice a day, a backup every ten minutes): the shipped weights flag most normal
-    windows; after five normal days of rounds, none, and every incident still crosses it."""
+    shifts twice a day, a backup every ten minutes): the shipped weights flag a fifth of the
+    normal windows; after five normal days of rounds, none, and every incident still crosses
+    it."""
     from agent import synthetic
 
     days = 6
@@ -278,7 +280,7 @@ def test_personalisation_cuts_the_models_false_alarms_without_missing_incidents(
     def flagged(model: TinyModel, rows: np.ndarray) -> np.ndarray:
         return model.infer(model.scale(windows[rows])) > threshold
 
-    assert flagged(shipped, normal).mean() > 0.5
+    assert flagged(shipped, normal).mean() > 0.1
     assert flagged(trained, normal).mean() < 0.01
     assert all(flagged(trained, rows).any() for rows in incidents)
 

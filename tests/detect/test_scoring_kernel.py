@@ -6,6 +6,8 @@ with the real tiny model."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -94,13 +96,17 @@ def test_windows_scaled_and_spread_as_numpy_does(model: TinyModel) -> None:
         surprise, edges = np.zeros((m, 1)), np.zeros((m, 1, 2))
         due, full, learning = (np.zeros((m, 1), dtype=np.bool_) for _ in range(3))
         scaled = np.empty((m, width), dtype=np.float32)
+        scaling = dataclasses.replace(model.scaling, context=width - 1)  # the newest read alone
         n = kernel.columns(
             [(state.buffer, state.meta, state.values._state, state.spreads._state)],
             values[:, None].copy(),
             np.arange(m, dtype=np.float64),
             60.0,
             0.0,
-            model.min_std,
+            scaling.context,
+            scaling.min_std,
+            scaling.rel_std,
+            scaling.clip,
             surprise,
             edges,
             due,
@@ -110,7 +116,7 @@ def test_windows_scaled_and_spread_as_numpy_does(model: TinyModel) -> None:
         )
         windows = np.lib.stride_tricks.sliding_window_view(values, width)
         assert n == len(windows) == full.sum()
-        assert np.array_equal(scaled[:n], scale_windows(windows, model.min_std))
+        assert np.array_equal(scaled[:n], scale_windows(windows, scaling))
         reference = ReferenceHistory(50)
         reference.feed(log_spreads(windows), due[:, 0][full[:, 0]])
         assert state.spreads.encode("<f4") == reference.encode("<f4")
@@ -125,16 +131,18 @@ def test_bad_buffers_raise_instead_of_writing_past_them() -> None:
     flags = np.zeros((5, 1), dtype=np.bool_)
     with pytest.raises(ValueError, match="edges"):
         kernel.columns(
-            streams, cells, np.arange(5.0), 1.0, 0.0, 0.001, cells, cells, flags, flags, flags,
-            np.empty((5, 4), dtype=np.float32),
+            streams, cells, np.arange(5.0), 1.0, 0.0, 3, 0.001, 0.001, 100.0, cells, cells,
+            flags, flags, flags, np.empty((5, 4), dtype=np.float32),
         )  # fmt: skip
     with pytest.raises(ValueError, match="too few rows"):
         kernel.columns(
-            streams, cells, np.arange(5.0), 1.0, 0.0, 0.001, cells.copy(), np.zeros((5, 1, 2)),
-            flags, flags.copy(), flags.copy(), np.empty((1, 4), dtype=np.float32),
+            streams, cells, np.arange(5.0), 1.0, 0.0, 3, 0.001, 0.001, 100.0, cells.copy(),
+            np.zeros((5, 1, 2)), flags, flags.copy(), flags.copy(),
+            np.empty((1, 4), dtype=np.float32),
         )  # fmt: skip
     with pytest.raises(ValueError, match="fewer errors"):
         full = np.ones((5, 1), dtype=np.bool_)
         kernel.shapes(
-            [state.errors._state], np.zeros(2), flags, full, flags.copy(), cells, cells.copy()
-        )
+            [state.errors._state], np.zeros(2), flags, full, flags.copy(), 1.0, cells,
+            cells.copy(),
+        )  # fmt: skip

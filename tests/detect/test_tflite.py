@@ -232,6 +232,31 @@ def test_wrong_hash_copy(copy: Path) -> None:
     assert err.value.path == str(tfl)
 
 
+def test_a_card_of_the_older_whole_window_scaling_is_refused(copy: Path) -> None:
+    """A model trained on windows z-scored as a whole would be fed windows in units of their
+    context and score nonsense: its card is refused, naming the scaling."""
+    window = {"length": 32, "scaling": "zscore", "min_std": 0.001}
+    _rewrite_card(copy, window=window)
+    with pytest.raises(ModelError, match="'zscore'") as err:
+        load_model(copy, own=True)
+    assert err.value.path == str(copy)
+
+
+def test_the_newest_sample_is_read_against_its_context(model: TinyModel) -> None:
+    """A step at the end of a flat-ish window stands out as far as it really is (a whole-
+    window z-score would cap it near sqrt(W - 1)), clipped; the context is scaled to unit
+    spread."""
+    rng = np.random.default_rng(3)
+    raw = 100.0 + rng.normal(0.0, 1.0, model.window)
+    raw[-1] = 100.0 + 50.0 * raw[:-1].std()
+    x = model.scale(raw[None, :])[0]
+    context = model.scaling.context
+    assert abs(float(x[:context].std()) - 1.0) < 1e-5
+    assert 45.0 < x[-1] < 55.0
+    raw[-1] = 1e9
+    assert model.scale(raw[None, :])[0, -1] == model.scaling.clip
+
+
 def test_missing_file(copy: Path) -> None:
     copy.with_suffix(".tflite").unlink()
     with pytest.raises(ModelError, match="missing") as err:

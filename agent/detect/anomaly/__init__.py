@@ -6,15 +6,20 @@ the stream's own recent ones (``novelty.py``: a tail p-value as a *surprise*, ``
 plus the distance past the range seen):
 
 * **value**: the reading itself (two-sided): a dropout, a runaway, a spike, a new level;
-* **shape**: the tiny model's reconstruction error of the stream's last W values (one model
-  for all streams; upper tail only): a pattern the model, trained on generic shapes and then
-  on this machine's own (``personalise.py``), does not know;
+* **shape**: the tiny model's error on the stream's last W values read in units of the
+  W - 1 before the newest (one model for all streams; upper tail only): half its forecast
+  of the newest value, which it does not see, half its reconstruction of the others: a step
+  or a spike that the window did not lead to, or a pattern the model, trained on generic
+  shapes and then on this machine's own (``personalise.py``), does not know;
 * **spread**: the log standard deviation of those W values (two-sided): a sensor stuck on
   one value, noise that grows.
 
-A stream's surprise is the largest of the three; its score is ``s / (s + 3)`` in [0, 1), so
-0.5 is a one-in-a-thousand number. The ranks are this stream's online thresholds: what was
-usual for it lately, kept in memory. The ``tiny`` score is the shape's alone.
+A stream's surprise is the largest of the three, the shape's counting at most
+``MODEL_MARGIN`` above the others (any sudden step is a large error to the model, also a
+step into a usual state: a charger plugged in, a runaway ending); its score is
+``s / (s + 3)`` in [0, 1), so 0.5 is a one-in-a-thousand number. The ranks are this
+stream's online thresholds: what was usual for it lately, kept in memory. The ``tiny``
+score is the shape's alone.
 
 Each history keeps ``history_n`` entries spanning about ``history_s`` of sample time: it
 fills with every sample, then takes one entry per ``history_s / history_n`` seconds, so

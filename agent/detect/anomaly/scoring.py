@@ -18,16 +18,24 @@ import numpy.typing as npt
 
 from agent.detect import novelty
 from agent.detect.novelty import History, KernelHistory, entry_times
+from agent.detect.tflite import WindowScaling
 from agent.power.meter import PowerMeter
 
 #: Values are clipped to this magnitude before any arithmetic: squares and sums of a window
 #: stay finite, so a reading of 1e300 is the largest anomaly, never an overflow or a NaN.
 MAX_VALUE = 1e100
+#: The model's surprise counts at most this much above the value's own (about three times as
+#: rare): the model reads the newest value against the ones just before it, so any sudden
+#: step is a large error to it, also a step into a state the stream is often in (a charger
+#: plugged in, a runaway ending); a value far from usual is already surprising on its own.
+MODEL_MARGIN = 0.5
 #: The surprise that scores 0.5 (a one-in-a-thousand number).
 HALF_SCORE_SURPRISE = 3.0
 LOG10_2 = math.log10(2.0)
 
 F64 = npt.NDArray[np.float64]
+#: No model: the kernel scales no windows (a NaN ``min_std``).
+NO_SCALING = WindowScaling(context=1, min_std=math.nan, rel_std=0.0, clip=0.0)
 
 
 def to_score(surprise: float) -> float:
@@ -52,8 +60,8 @@ class WindowModel(Protocol):
     def window(self) -> int: ...
 
     @property
-    def min_std(self) -> float:
-        """The floor of a window's standard deviation in ``scale``'s z-score."""
+    def scaling(self) -> WindowScaling:
+        """How ``scale`` reads a window (the kernel scales the same way)."""
         ...
 
     def scale(self, windows: npt.ArrayLike) -> npt.NDArray[np.float32]: ...
@@ -172,7 +180,7 @@ class SourceScores:
     """A source's part of a chunk, cell by cell ``[sample, stream]`` (zero where a sample
     lacks the stream)."""
 
-    surprise: F64  # the stream's surprise: the largest of value, spread and shape
+    surprise: F64  # the largest of value, spread and shape (the shape at most MODEL_MARGIN above)
     shape: F64  # the model's alone
     edges: F64  # [m, k, 2]: the values history's (smallest, largest) before the value
     full: npt.NDArray[np.bool_]  # the window was full: the model and the spread had a say
@@ -206,6 +214,7 @@ def score_source(
         _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out)
         return out
     width = len(states[0].buffer)
+    scaling = model.scaling if model is not None else NO_SCALING
     scaled = np.empty((m * k if model is not None else 0, width), dtype=np.float32)
     n_full = kernel.columns(
         [(s.buffer, s.meta, s.values._state, s.spreads._state) for s in states],  # type: ignore[attr-defined]
@@ -213,7 +222,10 @@ def score_source(
         np.ascontiguousarray(times, dtype=np.float64),
         every_s,
         warmup_s,
-        model.min_std if model is not None else math.nan,
+        scaling.context,
+        scaling.min_std,
+        scaling.rel_std,
+        scaling.clip,
         out.surprise,
         out.edges,
         out.due,
@@ -225,7 +237,9 @@ def score_source(
     if model is not None and n_full:
         errors = model_errors(model, scaled[:n_full], meter)
         error_states = [s.errors._state for s in states]  # type: ignore[attr-defined]
-    kernel.shapes(error_states, errors, out.due, out.full, out.learning, out.surprise, out.shape)
+    kernel.shapes(
+        error_states, errors, out.due, out.full, out.learning, MODEL_MARGIN, out.surprise, out.shape
+    )
     return out
 
 
@@ -281,7 +295,8 @@ def _score_reference(
                 shape, _ = states[j].errors.feed(errors[at : at + len(rows)], d, upper_only=True)
                 out.shape[rows, j] = shape
                 at += len(rows)
-    out.surprise[:] = np.maximum(out.surprise, out.shape) + 0.0
+    capped = np.minimum(out.shape, out.surprise + MODEL_MARGIN)
+    out.surprise[:] = np.maximum(out.surprise, capped) + 0.0
     out.shape += 0.0
     out.surprise[out.learning] = 0.0
     out.shape[out.learning] = 0.0
