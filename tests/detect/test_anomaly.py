@@ -203,6 +203,30 @@ def test_state_and_histories_restore_exactly() -> None:
         assert (a.scores, a.tiny, a.node, a.events) == (b.scores, b.tiny, b.node, b.events)
 
 
+def test_another_models_errors_are_not_kept(caplog: pytest.LogCaptureFixture) -> None:
+    """Histories saved with another model (an older vigil's, or none named) keep each
+    stream's values and spreads, and drop its model errors, which were on another scale: one
+    log line; the same model keeps all of them."""
+    first = _detector()
+    for i in range(600):
+        first.feed(60.0 * i, "m", {"m": float(i % 7) + 0.1 * math.sin(i)})
+    saved = first.history_state()
+    assert len(first.streams["m"].errors) > 0
+    same = _detector()
+    assert same.restore(first.state(), saved)
+    assert same.history_state() == saved
+    for other in ({**saved, "model": "0" * 64}, {k: v for k, v in saved.items() if k != "model"}):
+        det = _detector()
+        with caplog.at_level("WARNING"):
+            assert det.restore(first.state(), other)
+        assert "afresh" in caplog.text
+        caplog.clear()
+        kept, dropped = det.streams["m"], first.streams["m"]
+        assert len(kept.errors) == 0
+        assert kept.values.encode() == dropped.values.encode()
+        assert kept.spreads.encode("<f4") == dropped.spreads.encode("<f4")
+
+
 def test_state_of_an_older_format_or_damaged_is_dropped_not_fatal(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

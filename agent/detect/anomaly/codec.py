@@ -62,8 +62,15 @@ def state(stage: AnomalyDetector) -> dict[str, Any]:
     }
 
 
+def _model_sha(stage: AnomalyDetector) -> str | None:
+    return stage.model.sha256 if stage.model is not None else None
+
+
 def history_state(stage: AnomalyDetector) -> dict[str, Any]:
     return {
+        #: The model whose errors the ``errors`` histories rank: another model's errors are
+        #: on another scale, so they are kept only for the same model.
+        "model": _model_sha(stage),
         "streams": {
             n: {
                 "values": s.values.encode(),
@@ -112,6 +119,12 @@ def restore(
         return False
     history = history or {}
     size = stage.settings.history_n
+    same_model = history.get("model") == _model_sha(stage)
+    if history.get("streams") and not same_model:
+        logger.warning(
+            "the tiny model is not the one the saved model errors came from: each stream "
+            "ranks the new model's errors afresh (its values and spreads are kept)"
+        )
     try:
         streams = {}
         for name, d in saved["streams"].items():
@@ -119,7 +132,7 @@ def restore(
             streams[name] = StreamState(
                 stage.window,
                 ValueHistory.decode(size, h.get("values", {})),
-                ValueHistory.decode(size, h.get("errors", {}), "<f4"),
+                ValueHistory.decode(size, h.get("errors", {}) if same_model else {}, "<f4"),
                 ValueHistory.decode(size, h.get("spreads", {}), "<f4"),
                 np.asarray(d["window"], dtype=np.float64),
                 int(d["n"]),

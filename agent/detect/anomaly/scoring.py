@@ -60,6 +60,11 @@ class WindowModel(Protocol):
     def window(self) -> int: ...
 
     @property
+    def sha256(self) -> str:
+        """The model file's: the errors it gives are ranked only among its own."""
+        ...
+
+    @property
     def scaling(self) -> WindowScaling:
         """How ``scale`` reads a window (the kernel scales the same way)."""
         ...
