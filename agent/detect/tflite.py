@@ -31,7 +31,7 @@ DIRECT_BATCH = 16  # a live sample's windows (one per stream) up to this go in a
 #: valid model with its own card passes every card check: only this pin tells a swapped or
 #: rebuilt pair from the shipped model. A rebuild updates it (a test compares it with the
 #: file). Another model is used only when the config says so (``[anomaly] own_model``).
-TINY_SHA256 = "2303339267b4cb8b69ec892a26ee27b8066594bf754b1a12b06284eb323693e0"
+TINY_SHA256 = "ea7f0e356ca6403076c3046564f79ebaf1b0e81b9c62a83c722589b7a53b0a79"
 NOT_SHIPPED = (
     "is not the shipped model (sha256 {digest}, shipped {shipped}): a model and card swapped "
     "or rebuilt? To use your own model, set [anomaly] model to its path and own_model = true"

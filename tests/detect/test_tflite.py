@@ -243,18 +243,23 @@ def test_a_card_of_the_older_whole_window_scaling_is_refused(copy: Path) -> None
 
 
 def test_the_newest_sample_is_read_against_its_context(model: TinyModel) -> None:
-    """A step at the end of a flat-ish window stands out as far as it really is (a whole-
+    """A step at the end of a noisy window stands out as far as it really is (a whole-
     window z-score would cap it near sqrt(W - 1)), clipped; the context is scaled to unit
-    spread."""
+    spread, or to a tenth of its level when it varies less than that."""
     rng = np.random.default_rng(3)
-    raw = 100.0 + rng.normal(0.0, 1.0, model.window)
-    raw[-1] = 100.0 + 50.0 * raw[:-1].std()
+    raw = rng.normal(0.0, 1.0, model.window)
+    raw[-1] = raw[:-1].mean() + 50.0 * raw[:-1].std()
     x = model.scale(raw[None, :])[0]
     context = model.scaling.context
     assert abs(float(x[:context].std()) - 1.0) < 1e-5
-    assert 45.0 < x[-1] < 55.0
+    assert abs(float(x[-1]) - 50.0) < 1e-3
     raw[-1] = 1e9
     assert model.scale(raw[None, :])[0, -1] == model.scaling.clip
+    high = 1000.0 + raw  # the same jitter around 1,000: less than a tenth of the level
+    high[-1] = 1000.0 + raw[:-1].mean() + 50.0
+    x = model.scale(high[None, :])[0]
+    assert model.scaling.rel_std == 0.1
+    assert abs(float(x[-1]) - 50.0 / (0.1 * np.mean(high[:context]))) < 1e-3
 
 
 def test_missing_file(copy: Path) -> None:
