@@ -105,7 +105,7 @@ def _check_results(out: Path, data: Path, names: list[str]) -> dict[str, list[fl
     for name in names:
         category, file = name.split("/")
         rows = _nab_rows(data / "data" / name)
-        for detector in ("vigil", "vigilTiny"):
+        for detector in ("vigil", "vigilTiny", "windowedGaussian"):
             path = out / detector / category / f"{detector}_{file}"
             with path.open(newline="") as f:
                 header, *got = list(csv.reader(f))
@@ -134,8 +134,17 @@ def test_bench_nab_first_two_files(tmp_path: Path) -> None:
     )
     names = sorted(p.relative_to(NAB / "data").as_posix() for p in (NAB / "data").glob("*/*.csv"))
     scores = _check_results(out, NAB, names[:2])
-    assert len(list(out.rglob("*.csv"))) == 4
+    assert len(list(out.rglob("*.csv"))) == 6
     assert any(v > 0.0 for v in scores[names[0]])
+    for name in names[:2]:  # the baseline is NAB's own, number for number
+        category, file = name.split("/")
+        mine = _nab_rows(out / "windowedGaussian" / category / f"windowedGaussian_{file}")
+        published = NAB / "results" / "windowedGaussian" / category / f"windowedGaussian_{file}"
+        theirs = _nab_rows(published)
+        assert len(mine) == len(theirs) > 1000
+        assert all(
+            abs(float(a[2]) - float(b[2])) <= 1e-12 for a, b in zip(mine, theirs, strict=True)
+        )
     assert "nothing to score" in run.stdout  # neither file has a window
     assert "[2/2]" in run.stderr and "us per row" in run.stdout
 
