@@ -203,6 +203,26 @@ def test_state_and_histories_restore_exactly() -> None:
         assert (a.scores, a.tiny, a.node, a.events) == (b.scores, b.tiny, b.node, b.events)
 
 
+def test_a_step_into_a_usual_state_is_news_to_the_model_not_an_anomaly() -> None:
+    """A charger plugged in at 18:00 and out at 07:30 every day: to the model, which forecasts
+    the newest value from the ones before, each flip is news (its own score high); the
+    stream's score keeps the model's say within ``MODEL_MARGIN`` of how usual the value is,
+    so only the first flip ever starts an anomaly (a detector hours old knows one state)."""
+    det = _detector()
+    starts, model_says, stream_says = [], [], []
+    for i in range(10 * 1440):
+        minute = i % 1440
+        charging = 1.0 if minute < 450 or minute >= 1080 else 0.0
+        step = det.feed(60.0 * i, "battery", {"charging": charging})
+        starts += [i for e in step.events if e.kind == "anomaly.start"]
+        if i > 3 * 1440 and minute in (450, 1080):
+            model_says.append(step.tiny["charging"])
+            stream_says.append(step.scores["charging"])
+    assert starts == [450]  # uncapped, the first evening's plug-in starts one too
+    assert all(s < m for s, m in zip(stream_says, model_says, strict=True))
+    assert min(model_says) > 0.4
+
+
 def test_another_models_errors_are_not_kept(caplog: pytest.LogCaptureFixture) -> None:
     """Histories saved with another model (an older vigil's, or none named) keep each
     stream's values and spreads, and drop its model errors, which were on another scale: one
