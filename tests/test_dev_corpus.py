@@ -30,6 +30,7 @@ CATEGORIES = {
     "devFlat",
     "devContext",
     "devMultivariate",
+    "devSteady",
     "devNoAnomaly",
 }
 ANOMALY_KINDS = {
@@ -111,8 +112,9 @@ def test_same_seed_same_bytes_other_seed_other_corpus(
 def test_files_are_nab_data_files(dev: ModuleType, corpus: Path) -> None:
     names = _names(corpus)
     assert {n.split("/")[0] for n in names} == CATEGORIES
-    # one per kind and two without anomalies; an office and a server, with one clean each
-    assert len(names) == len(dev.KINDS) + 2 + 4
+    # one per kind and two without anomalies; an office, a server and a steady reading, with
+    # one clean each
+    assert len(names) == len(dev.KINDS) + 2 + 6
     assert len(_servers(names)) == 2
     starts, scales = set(), []
     for name in sorted(set(names) - set(_servers(names))):
@@ -171,7 +173,7 @@ def test_windows_on_rows_after_probation_and_centred(corpus: Path) -> None:
 def test_no_anomaly_share(dev: ModuleType, corpus: Path) -> None:
     windows = load_windows(corpus / "labels" / "combined_windows.json")
     clean = [n for n in windows if n.startswith("devNoAnomaly/")]
-    assert len(clean) == 4 and all(windows[n] == [] for n in clean)
+    assert len(clean) == 5 and all(windows[n] == [] for n in clean)
     assert all(windows[n] for n in windows if n not in clean)
     planned = dev.plan(SEED, 3)  # the default size
     share = sum(1 for f in planned if f.anomalies == 0) / len(planned)
@@ -182,7 +184,7 @@ def test_anomalies_change_their_window_and_nothing_before(dev: ModuleType) -> No
     """Each file drawn with and without its anomalies: identical up to the first onset, and
     every anomaly changes the values between its onset and its window's end."""
     seen: set[str] = set()
-    for k, kind in enumerate(dev.KINDS):
+    for k, kind in enumerate(dev.ALL_KINDS):
         for key in range(6):
             clean = dev.draw(kind, 4, SEED, 100 * k + key, inject=False)
             drawn = dev.draw(kind, 4, SEED, 100 * k + key)
@@ -216,7 +218,7 @@ def test_cli_summary_and_existing_corpus(tmp_path: Path) -> None:
     files, clean, rows, wins = match.groups()
     windows = load_windows(out / "labels" / "combined_windows.json")
     names = _names(out)
-    assert int(files) == len(names) and int(clean) == 4
+    assert int(files) == len(names) and int(clean) == 5
     assert int(rows.replace(",", "")) == sum(len(_times(out, n)) for n in names)
     assert int(wins) == sum(len(w) for w in windows.values())
     again = subprocess.run(args, capture_output=True, text=True, timeout=60)
