@@ -687,6 +687,13 @@ def draw(kind: str, count: int, seed: int, key: int, inject: bool = True) -> Dra
 
 CONTEXT = "devContext"
 MULTIVARIATE = "devMultivariate"
+#: The categories drawn after the one-series ones, in this order: (category, kind, whether
+#: a file's anomaly count is drawn; else one: an incident, or a server's fault plan).
+LATER_CATEGORIES = (
+    (CONTEXT, "office", False),
+    (MULTIVARIATE, "server", False),
+    (STEADY, "gauge", True),
+)
 #: Rows of the day an incident of the hour starts in: 01:00 to 04:00 (quiet every day).
 NIGHT_ROWS = (DAY // 24, 4 * DAY // 24)
 CONTEXT_ROWS = (5000, 6000)  # 17 to 21 days: two weeks to learn the hours, then the incident
@@ -777,17 +784,13 @@ def plan(seed: int, files_per_kind: int) -> list[Planned]:
         kind = order[k % len(order)]
         seen[kind] = seen.get(kind, 0) + 1
         files.append(Planned(f"{NO_ANOMALY}/{kind}_{seen[kind]:02d}.csv", kind, 0, len(files)))
-    # Then (so the files above stay as they were): incidents of the hour and servers, each
-    # with one file of its kind without anomalies.
-    for category, kind in ((CONTEXT, "office"), (MULTIVARIATE, "server")):
+    # Then (so the files above stay as they were): incidents of the hour, servers (one
+    # fault plan each) and steady readings (1-4 anomalies, drawn as above), each kind with
+    # one file without anomalies.
+    for category, kind, drawn in LATER_CATEGORIES:
         for j in range(1, files_per_kind + 1):
-            files.append(Planned(f"{category}/{kind}_{j:02d}.csv", kind, 1, len(files)))
-        files.append(Planned(f"{NO_ANOMALY}/{kind}_01.csv", kind, 0, len(files)))
-    # Then steady readings (where NAB's windowed Gaussian does well), one clean.
-    for kind in LATE_KINDS:
-        for j in range(1, files_per_kind + 1):
-            count = int(rng.choice(ANOMALY_COUNTS, p=ANOMALY_COUNT_WEIGHTS))
-            files.append(Planned(f"{STEADY}/{kind}_{j:02d}.csv", kind, count, len(files)))
+            count = int(rng.choice(ANOMALY_COUNTS, p=ANOMALY_COUNT_WEIGHTS)) if drawn else 1
+            files.append(Planned(f"{category}/{kind}_{j:02d}.csv", kind, count, len(files)))
         files.append(Planned(f"{NO_ANOMALY}/{kind}_01.csv", kind, 0, len(files)))
     return files
 
