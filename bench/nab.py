@@ -48,6 +48,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 from model_card import update_detector
 
 from agent.config import Config, load
@@ -89,7 +90,7 @@ def _scores(step: Step, stream: str) -> tuple[float, float]:
     return step.scores.get(stream, 0.0), step.tiny.get(stream, 0.0)
 
 
-def windowed_gaussian(values: list[float]) -> list[float]:
+def windowed_gaussian(values: npt.ArrayLike) -> list[float]:
     """NAB's windowed Gaussian baseline: each value's two-sided tail against the mean and
     standard deviation of the values before it, ``1 - Q(|z|)`` (0 for the first); the window
     takes every value until it holds ``GAUSS_WINDOW``, then slides by ``GAUSS_STEP`` values
@@ -174,17 +175,15 @@ def _run_stream(
 
 
 def _run_source(
-    names: list[str], table: list[list[str]], config: Config
+    names: list[str], stamps: list[str], values: npt.NDArray[np.float64], config: Config
 ) -> tuple[list[tuple[float, float]], int, float]:
     """A file of several metrics a row (a server of the development corpus; ``names`` its
-    metrics, ``table`` its rows' cells): each row one ``system`` sample with a field per
-    metric, scored by the source's combined score (``Step.node``) and the model's largest
-    score among the metrics (``Step.tiny``)."""
+    metrics, ``stamps`` its rows' times, ``values`` its cells ``[row, metric]``): each row one
+    ``system`` sample with a field per metric, scored by the source's combined score
+    (``Step.node``) and the model's largest score among the metrics (``Step.tiny``)."""
     samples = [
-        check_sample(
-            "system", _when(r[0]).timestamp(), dict(zip(names, map(float, r[1:]), strict=True))
-        )
-        for r in table
+        check_sample("system", _when(ts).timestamp(), dict(zip(names, row, strict=True)))
+        for ts, row in zip(stamps, values.tolist(), strict=True)
     ]
     steps, cpu = _feed(samples, config)
     scored = [(s.node or 0.0, max(s.tiny.values(), default=0.0)) for s in steps]
@@ -196,12 +195,12 @@ def run_file(data_dir: Path, name: str, config: Config, out: Path, windows: Wind
     path = data_dir / "data" / name
     header, table = read_file(path)
     rows = [(r[0], r[1]) for r in table]  # a server's: its first metric as the value
+    values = np.array([[float(c) for c in r[1:]] for r in table], dtype=np.float64)
     if header == HEADER:
         scored, fed, cpu = _run_stream(path, rows, config)
     else:
-        scored, fed, cpu = _run_source(header[1:], table, config)
-    columns = [[float(r[j]) for r in table] for j in range(1, len(header))]
-    baseline = np.max([windowed_gaussian(c) for c in columns], axis=0).tolist()
+        scored, fed, cpu = _run_source(header[1:], [r[0] for r in table], values, config)
+    baseline = np.max([windowed_gaussian(c) for c in values.T], axis=0).tolist()
     cells = [(*pair, b) for pair, b in zip(scored, baseline, strict=True)]
     stamps = np.array([_when(ts).replace(tzinfo=None) for ts, _ in rows], dtype="datetime64[us]")
     label = np.zeros(len(rows), dtype=bool)
