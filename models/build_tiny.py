@@ -11,10 +11,9 @@ The model is a 32-16-8-16-32 tanh autoencoder over one stream's last W=32 sample
 a forecast, and the score weighs that forecast's error as much as the rest of the window's. It is
 trained on generated normal patterns only (sums of sinusoids, random walks, trends, square
 waves), so a newest sample off the pattern, or a window with a spike, a dropout or a step,
-scores high. The
-TFLite file carries four builtin-only signatures (see models/README.md): ``infer``, ``train``
-(fixed batch 32, Adam with its moments kept as variables), ``get_weights`` and ``set_weights``:
-on-device training with builtin ops only.
+scores high. The TFLite file carries four builtin-only signatures (see models/README.md):
+``infer``, ``train`` (fixed batch 32, Adam with its moments kept as variables),
+``get_weights`` and ``set_weights``: on-device training with builtin ops only.
 
 ``generate_normal``/``inject_anomalies``/``scale_windows`` import only numpy, so tests can
 regenerate the held-out data without TensorFlow.

@@ -139,7 +139,8 @@ class Personaliser:
 
     def train(self, t: float) -> Round:
         """Run one round at sample time ``t`` on the windows waiting; keep the new weights
-        only if they reconstruct the held-out windows better."""
+        only if they score the held-out windows lower (they forecast and rebuild them
+        better)."""
         s = self.settings
         windows = np.stack([w for _, w in self._ring])
         self._new = 0

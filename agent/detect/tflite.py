@@ -384,7 +384,8 @@ class TinyModel:
         return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
     def infer(self, x: npt.ArrayLike) -> F32:
-        """Anomaly scores ``[batch]``: each window's mean squared reconstruction error.
+        """Anomaly scores ``[batch]``: each window's error, half the forecast's of its newest
+        sample and half the reconstruction's of the others (the card's description).
 
         A live sample's few windows (at most ``DIRECT_BATCH``) go in one direct call; a longer
         batch (replay, backfill) gives the same values within 1e-6.
