@@ -29,6 +29,10 @@ Then both detectors are scored with vigil's NAB scorer (one global threshold per
 a table printed: normalised score and threshold per detector and profile, the pipeline's CPU
 time per row (``time.thread_time`` around ``Pipeline.feed``) and the wall time. With
 ``--files N`` the scores cover only those files' windows: not comparable to NAB's table.
+With ``--found``, two more tables say what each detector found at its standard threshold:
+per category the windows it hit and the rows it flagged outside every window, and per
+anomaly kind the windows it hit (a corpus of ``bench/dev_corpus.py``, whose
+``labels/dev_anomalies.json`` names what was injected; NAB has no kinds).
 
     python bench/nab.py --data ../shared/data/nab --out DIR [--files N] [--config vigil.toml]
 """
@@ -38,10 +42,11 @@ from __future__ import annotations
 import argparse
 import csv
 import dataclasses
+import json
 import math
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -54,6 +59,7 @@ from model_card import update_detector
 from agent.config import Config, load
 from agent.evaluation.nab_io import Windows, load_profiles, load_results, load_windows
 from agent.evaluation.nab_score import (
+    PreparedFile,
     ProfileResult,
     labels_match,
     optimise,
@@ -226,16 +232,23 @@ def _key(ts: str, value: str) -> tuple[float, float]:
         return float("nan"), float("nan")
 
 
+Scores = dict[str, dict[str, ProfileResult] | None]
+
+
 def score(
     out: Path, data_dir: Path, names: list[str]
-) -> dict[str, dict[str, ProfileResult] | None]:
-    """Each detector's corpus optimum per profile (``None``: no labelled window in ``names``)."""
+) -> tuple[Scores, dict[str, list[PreparedFile]]]:
+    """Each detector's corpus optimum per profile (``None``: no labelled window in ``names``),
+    and its files as scored."""
     windows = load_windows(data_dir / "labels" / "combined_windows.json")
     profiles = load_profiles(data_dir / "config" / "profiles.json")
-    found: dict[str, dict[str, ProfileResult] | None] = {}
+    scores: Scores = {}
+    files: dict[str, list[PreparedFile]] = {}
     for detector in DETECTORS:
         if sorted(windows) == names:  # the whole corpus: exactly bench/nab_score.py's path
-            found[detector], _ = score_results_dir(out / detector, data_dir, detector)
+            scores[detector], files[detector] = score_results_dir(
+                out / detector, data_dir, detector
+            )
             continue
         results = load_results(out / detector, names, detector)
         prepared = [prepare_file(r, windows) for r in results]
@@ -243,8 +256,82 @@ def score(
         if bad:
             raise SystemExit(f"{detector}: label column disagrees with the windows in {bad}")
         has_windows = any(len(p.scorable_windows) for p in prepared)
-        found[detector] = optimise(prepared, profiles) if has_windows else None
-    return found
+        scores[detector] = optimise(prepared, profiles) if has_windows else None
+        files[detector] = prepared
+    return scores, files
+
+
+@dataclass
+class Found:
+    """What a detector found in some files: the windows it hit of those scored, and the
+    rows it flagged outside every window."""
+
+    hit: int = 0
+    windows: int = 0
+    false_rows: int = 0
+
+
+def found(
+    files: list[PreparedFile],
+    threshold: float,
+    injected: Mapping[str, list[Mapping[str, object]]],
+) -> tuple[dict[str, Found], dict[str, Found]]:
+    """By category, and by the kind of anomaly ``injected`` (``labels/dev_anomalies.json``:
+    per file, each anomaly's ``kind`` and onset ``row``), what a detector finds when every
+    scored row at or above ``threshold`` is a detection (NAB's rule)."""
+    by_category: dict[str, Found] = {}
+    by_kind: dict[str, Found] = {}
+    for f in files:
+        flagged = f.scores >= threshold
+        hit = np.zeros(f.n_windows, dtype=np.bool_)
+        hit[f.window[flagged & (f.window >= 0)]] = True
+        category = by_category.setdefault(f.name.split("/", 1)[0], Found())
+        category.hit += int(hit[f.scorable_windows].sum())
+        category.windows += len(f.scorable_windows)
+        category.false_rows += int((flagged & (f.window < 0)).sum())
+        for anomaly in injected.get(f.name, []):
+            at = int(str(anomaly["row"])) - f.probation
+            if 0 <= at < len(f.window) and f.window[at] >= 0:
+                kind = by_kind.setdefault(str(anomaly["kind"]), Found())
+                kind.windows += 1
+                kind.hit += int(hit[f.window[at]])
+    return by_category, by_kind
+
+
+def print_found(scores: Scores, files: dict[str, list[PreparedFile]], data_dir: Path) -> None:
+    """``found`` of each scored detector at its standard threshold, as two tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    manifest = data_dir / "labels" / "dev_anomalies.json"
+    injected = json.loads(manifest.read_text()) if manifest.exists() else {}
+    tables = {
+        detector: found(files[detector], by_profile["standard"].threshold, injected)
+        for detector, by_profile in scores.items()
+        if by_profile is not None
+    }
+    detectors = list(tables)
+    console = Console(width=200)
+    titles = (
+        ("category", "windows hit (rows flagged outside every window)"),
+        ("anomaly kind", "windows hit"),
+    )
+    for i, (key_name, what) in enumerate(titles):
+        keys = sorted({key for detector in detectors for key in tables[detector][i]})
+        if not keys:
+            continue
+        table = Table(title=f"{what} at each detector's standard threshold, by {key_name}")
+        table.add_column(key_name)
+        for detector in detectors:
+            table.add_column(detector, justify="right")
+        for key in keys:
+            cells = []
+            for detector in detectors:
+                f = tables[detector][i].get(key, Found())
+                false = f" ({f.false_rows})" if i == 0 else ""
+                cells.append(f"{f.hit}/{f.windows}{false}")
+            table.add_row(key, *cells)
+        console.print(table)
 
 
 @contextmanager
@@ -293,6 +380,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--config", type=Path, help="a vigil config (default: the defaults)")
     parser.add_argument(
+        "--found",
+        action="store_true",
+        help="also what each detector found at its standard threshold, by category and kind",
+    )
+    parser.add_argument(
         "--card",
         type=Path,
         help="write the scores and cost into this model card's detector.nab (whole corpus only)",
@@ -314,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
         for name in names:
             runs.append(run_file(args.data, name, config, args.out, windows))
             report(runs[-1])
-    results = score(args.out, args.data, names)
+    results, scored = score(args.out, args.data, names)
     rows = sum(r.rows for r in runs)
     cpu = sum(r.cpu_s for r in runs)
     print(f"NAB: {len(runs)} files, {rows:,} rows, {sum(r.samples for r in runs):,} samples fed")
@@ -330,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
             )
     print(f"pipeline CPU {cpu:.2f} s = {cpu / max(rows, 1) * 1e6:.1f} us per row")
     print(f"wall time {time.perf_counter() - wall:.1f} s")
+    if args.found:
+        print_found(results, scored, args.data)
     if args.card:
         if args.files or args.only or args.config or any(r is None for r in results.values()):
             raise SystemExit("--card: only for the whole corpus with the default config")

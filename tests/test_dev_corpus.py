@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from _tools import load_script
 
-from agent.evaluation.nab_io import CostProfile, load_profiles, load_windows
-from agent.evaluation.nab_score import probationary_length
+from agent.evaluation.nab_io import CostProfile, ResultFile, load_profiles, load_windows
+from agent.evaluation.nab_score import prepare_file, probationary_length
 
 REPO = Path(__file__).resolve().parent.parent
 SCRIPT = REPO / "bench" / "dev_corpus.py"
@@ -299,3 +299,52 @@ def test_bench_nab_scores_a_server_by_its_source_score(corpus: Path, tmp_path: P
     with (out / "vigil" / category / f"vigil_{file}").open(newline="") as f:
         scores = [float(r["anomaly_score"]) for r in csv.DictReader(f)]
     assert len(scores) == 11_520 and max(scores) > 0.5 and min(scores) == 0.0
+
+
+def test_found_counts_windows_hit_and_rows_flagged_outside() -> None:
+    """bench/nab.py's ``found``: a window counts once it holds a row at or above the
+    threshold; a row at or above it outside every window is a false one; an anomaly counts
+    under its kind by the window around its onset, and not at all inside the probation."""
+    nab = load_script(REPO / "bench" / "nab.py")
+    n = 100
+    times = np.datetime64("2026-01-05T00:00") + np.arange(n) * np.timedelta64(5, "m")
+    scores = np.zeros(n)
+    scores[[20, 30, 45]] = 0.9  # two rows before the first window, one inside it
+    scores[75] = 0.3  # inside the second window, below 0.5
+    windows = {"devX/a.csv": [(times[40], times[49]), (times[70], times[79])]}
+    labels = np.zeros(n, dtype=np.int8)
+    labels[40:50] = labels[70:80] = 1
+    result = ResultFile("devX/a.csv", times, np.zeros(n), scores, labels)
+    prepared = [prepare_file(result, windows)]
+    assert prepared[0].probation == probationary_length(n) == 15
+    injected = {"devX/a.csv": [{"kind": "spike", "row": 44}, {"kind": "dip", "row": 74}]}
+    injected["devX/a.csv"].append({"kind": "spike", "row": 5})  # in the probation: not scored
+    by_category, by_kind = nab.found(prepared, 0.5, injected)
+    assert by_category == {"devX": nab.Found(hit=1, windows=2, false_rows=2)}
+    assert by_kind == {"spike": nab.Found(1, 1), "dip": nab.Found(0, 1)}
+    by_category, by_kind = nab.found(prepared, 0.3, injected)
+    assert by_category["devX"] == nab.Found(hit=2, windows=2, false_rows=2)
+    assert by_kind["dip"] == nab.Found(1, 1)
+    by_category, _ = nab.found(prepared, 0.95, {})
+    assert by_category["devX"] == nab.Found(hit=0, windows=2, false_rows=0)
+
+
+def test_bench_nab_found_tables(corpus: Path, tmp_path: Path) -> None:
+    """``--found``: per category the windows each detector hit of those scored (and its
+    rows flagged outside them), per kind the windows hit of the anomalies injected there."""
+    run = _bench_nab(corpus, tmp_path / "results", "--only", "devSteady", "--found", timeout=120)
+    names = [n for n in _names(corpus) if n.startswith("devSteady/")]
+    windows = load_windows(corpus / "labels" / "combined_windows.json")
+    injected = json.loads((corpus / "labels" / "dev_anomalies.json").read_text())
+    row = next(line for line in run.stdout.splitlines() if "devSteady" in line)
+    cells = re.findall(r"(\d+)/(\d+) \((\d+)\)", row)
+    assert len(cells) == 3  # vigil, vigilTiny, windowedGaussian
+    assert {int(total) for _, total, _ in cells} == {sum(len(windows[n]) for n in names)}
+    assert all(int(hit) <= int(total) for hit, total, _ in cells)
+    kinds = {a["kind"] for n in names for a in injected[n]}
+    assert kinds
+    for kind in kinds:
+        line = next(li for li in run.stdout.splitlines() if re.search(rf"\b{kind}\b", li))
+        count = sum(a["kind"] == kind for n in names for a in injected[n])
+        totals = {int(total) for _, total in re.findall(r"(\d+)/(\d+)", line)}
+        assert totals == {count}
