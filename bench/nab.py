@@ -236,7 +236,7 @@ Scores = dict[str, dict[str, ProfileResult] | None]
 
 
 def score(
-    out: Path, data_dir: Path, names: list[str]
+    out: Path, data_dir: Path, names: list[str], detectors: tuple[str, ...] = DETECTORS
 ) -> tuple[Scores, dict[str, list[PreparedFile]]]:
     """Each detector's corpus optimum per profile (``None``: no labelled window in ``names``),
     and its files as scored."""
@@ -244,7 +244,7 @@ def score(
     profiles = load_profiles(data_dir / "config" / "profiles.json")
     scores: Scores = {}
     files: dict[str, list[PreparedFile]] = {}
-    for detector in DETECTORS:
+    for detector in detectors:
         if sorted(windows) == names:  # the whole corpus: exactly bench/nab_score.py's path
             scores[detector], files[detector] = score_results_dir(
                 out / detector, data_dir, detector

@@ -348,3 +348,32 @@ def test_bench_nab_found_tables(corpus: Path, tmp_path: Path) -> None:
         count = sum(a["kind"] == kind for n in names for a in injected[n])
         totals = {int(total) for _, total in re.findall(r"(\d+)/(\d+)", line)}
         assert totals == {count}
+
+
+def test_shape_memory_on_the_bench_s_results(corpus: Path, tmp_path: Path) -> None:
+    """bench/shape_memory.py reads bench/nab.py's vigil results and writes the memory's
+    scores alone and added to vigil's (row by row the larger), both scored."""
+    out = tmp_path / "results"
+    _bench_nab(corpus, out, "--only", "devSteady,devMultivariate", timeout=300)
+    command = [sys.executable, str(REPO / "bench" / "shape_memory.py"), "--data", str(corpus)]
+    run = subprocess.run(
+        [*command, "--results", str(out)], capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    names = [n for n in _names(corpus) if n.split("/")[0] in ("devSteady", "devMultivariate")]
+    assert run.stdout.startswith(f"shape memory: {len(names)} files ({len(names) - 1} judged)")
+    for detector in ("shapeMemory", "vigilShapeMemory"):
+        assert sum(1 for line in run.stdout.splitlines() if line.startswith(detector + " ")) == 3
+    for name in names:
+        category, file = name.split("/")
+        columns = {}
+        for detector in ("vigil", "shapeMemory", "vigilShapeMemory"):
+            with (out / detector / category / f"{detector}_{file}").open(newline="") as f:
+                rows = list(csv.DictReader(f))
+            columns[detector] = np.array([float(r["anomaly_score"]) for r in rows])
+        assert all(len(c) == len(_times(corpus, name)) for c in columns.values())
+        assert np.array_equal(
+            columns["vigilShapeMemory"], np.maximum(columns["vigil"], columns["shapeMemory"])
+        )
+        judged = not file.startswith("server_")
+        assert (columns["shapeMemory"].max() > 0.0) == judged  # a server's is not judged
