@@ -458,6 +458,157 @@ done:
     return PyLong_FromSsize_t(n_full);
 }
 
+/* A stream's memory of its own shapes besides its window: f64 bank[size * width] (the
+ * windows it keeps, the first ``held`` of them) and f64 bank_meta[5]. */
+enum { B_HELD, B_OLDEST, B_LO, B_HI, B_ENTRY_T, B_META_LEN };
+#define MAX_NOVELTY 1e6
+
+/* memory(streams, matrix, ts, width, vigilance, every, novelty): each value of ``matrix[m,
+ * k]`` (NaN: none) through its stream's memory, column by column in time order (call it
+ * before ``columns``, which moves the windows on): the window of the stream's last ``width``
+ * values, in units of the range of every value before the newest, against each window the
+ * memory holds (the mean absolute difference); the nearest one's distance (at most
+ * MAX_NOVELTY, kept as a float32) is the window's novelty, ranked (upper tail) in the
+ * stream's novelty history, an entry on its own grid of ``every``: the surprise into
+ * ``novelty[m, k]`` once the stream has ``warmup`` seconds behind it (left -1 before, and
+ * until it has a range and a memory). The window joins the
+ * memory when its distance is more than ``vigilance`` (or the memory is empty), in place of
+ * the oldest once full. A stream is (window, meta, bank, bank_meta, novelty history state). */
+static PyObject *memory(PyObject *self, PyObject *args) {
+    PyObject *streams, *matrix_o, *ts_o, *nov_o;
+    Py_ssize_t width;
+    double vigilance, every, warmup;
+    if (!PyArg_ParseTuple(args, "O!OOndddO", &PyList_Type, &streams, &matrix_o, &ts_o, &width,
+                          &vigilance, &every, &warmup, &nov_o))
+        return NULL;
+    if (width < 1) {
+        PyErr_SetString(PyExc_ValueError, "memory: width must be at least 1");
+        return NULL;
+    }
+    Py_ssize_t k = PyList_GET_SIZE(streams);
+    Py_buffer mb, tb, nb;
+    if (get_buffer(ts_o, &tb, 8, 0, 0, "ts") < 0) return NULL;
+    if (get_buffer(matrix_o, &mb, 8, 0, 0, "matrix") < 0) {
+        PyBuffer_Release(&tb);
+        return NULL;
+    }
+    if (get_buffer(nov_o, &nb, 8, 0, 1, "novelty") < 0) {
+        PyBuffer_Release(&mb);
+        PyBuffer_Release(&tb);
+        return NULL;
+    }
+    int ok = 0;
+    Py_ssize_t cells = mb.len / 8, m = tb.len / 8;
+    double *last = PyMem_Malloc((size_t)width * sizeof(double));  /* the stream's last values */
+    if (last == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    if (cells != m * k || nb.len != mb.len) {
+        PyErr_SetString(PyExc_ValueError, "memory: matrix and novelty are not [m, k]");
+        goto done;
+    }
+    const double *x = mb.buf, *t = tb.buf;
+    double *novelty = nb.buf;
+    for (Py_ssize_t j = 0; j < k; j++) {
+        PyObject *st = PyList_GET_ITEM(streams, j);
+        if (!PyTuple_Check(st) || PyTuple_GET_SIZE(st) != 5) {
+            PyErr_SetString(PyExc_ValueError, "memory: a stream's state must be a tuple of 5");
+            goto done;
+        }
+        Py_buffer wb, meta_b, bb, bmb, hb[8];
+        history h;
+        int got = 0, got_h = 0;
+        Py_buffer *bufs[4] = {&wb, &meta_b, &bb, &bmb};
+        const Py_ssize_t mins[4] = {1, S_META_LEN, width, B_META_LEN};
+        const int writable[4] = {0, 0, 1, 1};
+        for (; got < 4; got++)
+            if (get_buffer(PyTuple_GET_ITEM(st, got), bufs[got], 8, mins[got], writable[got],
+                           "memory") < 0)
+                break;
+        if (got < 4 || open_history(PyTuple_GET_ITEM(st, 4), &h, hb, &got_h) < 0) {
+            close_history(hb, got_h);
+            for (int q = 0; q < got; q++) PyBuffer_Release(bufs[q]);
+            goto done;
+        }
+        const double *window = wb.buf, *meta = meta_b.buf;
+        double *bank = bb.buf, *bm = bmb.buf;
+        Py_ssize_t w = wb.len / 8, size = bb.len / 8 / width;
+        Py_ssize_t have = (Py_ssize_t)meta[S_HAVE];
+        Py_ssize_t count = have < width ? have : width;
+        for (Py_ssize_t q = 0; q < count; q++) last[width - count + q] = window[w - count + q];
+        Py_ssize_t held = (Py_ssize_t)bm[B_HELD], oldest = (Py_ssize_t)bm[B_OLDEST];
+        double lo = bm[B_LO], hi = bm[B_HI], first_t = meta[S_FIRST_T];
+        for (Py_ssize_t i = 0; i < m; i++) {
+            Py_ssize_t c = i * k + j;
+            double v = x[c];
+            if (isnan(v)) continue;
+            if (isnan(first_t)) first_t = t[i];  /* as ``columns`` will keep it */
+            memmove(last, last + 1, (size_t)(width - 1) * sizeof(double));
+            last[width - 1] = v;
+            if (count < width) count++;
+            if (count == width && hi > lo) {
+                /* The smallest sum of differences, then in units (the scaling keeps the
+                 * order); a window whose sum passes the smallest halfway is passed over. */
+                double least = INFINITY;
+                Py_ssize_t half = width / 2;
+                for (Py_ssize_t r = 0; r < held; r++) {
+                    const double *kept = bank + r * width;
+                    double sum = 0.0;
+                    Py_ssize_t q = 0;
+                    for (; q < half; q++) sum += fabs(kept[q] - last[q]);
+                    if (sum > least) continue;
+                    for (; q < width; q++) sum += fabs(kept[q] - last[q]);
+                    if (sum < least) least = sum;
+                }
+                double nearest = held ? least / (double)width / (hi - lo) : NAN;
+                if (!isnan(nearest)) {
+                    /* the grid of the novelty history's entries */
+                    double now = t[i], entry_t = bm[B_ENTRY_T];
+                    uint8_t take;
+                    if (isnan(entry_t)) {
+                        take = 1;
+                        entry_t = now;
+                    } else if (now < entry_t + every) {
+                        take = 0;
+                    } else {
+                        take = 1;
+                        entry_t = now - entry_t >= 2 * every ? now : entry_t + every;
+                    }
+                    bm[B_ENTRY_T] = entry_t;
+                    double kept = (double)(float)py_min(nearest, MAX_NOVELTY), rank;
+                    feed_one(&h, &kept, &take, 1, 1, 1, &rank, NULL);
+                    if (now - first_t >= warmup) novelty[c] = rank + 0.0;
+                }
+                if (held == 0 || nearest > vigilance) {
+                    Py_ssize_t at = held < size ? held : oldest;
+                    memcpy(bank + at * width, last, (size_t)width * sizeof(double));
+                    if (held < size)
+                        held++;
+                    else
+                        oldest = (oldest + 1) % size;
+                }
+            }
+            lo = py_min(lo, v);
+            hi = py_max(hi, v);
+        }
+        bm[B_HELD] = (double)held;
+        bm[B_OLDEST] = (double)oldest;
+        bm[B_LO] = lo;
+        bm[B_HI] = hi;
+        close_history(hb, got_h);
+        for (int q = 0; q < 4; q++) PyBuffer_Release(bufs[q]);
+    }
+    ok = 1;
+done:
+    PyMem_Free(last);
+    PyBuffer_Release(&mb);
+    PyBuffer_Release(&tb);
+    PyBuffer_Release(&nb);
+    if (!ok) return NULL;
+    Py_RETURN_NONE;
+}
+
 /* shapes(errors_states, errors, due, full, learning, margin, surprise, shape): the model's
  * errors of the full windows (in ``columns``' order) ranked in each stream's errors history
  * (upper tail only) into ``shape``; then each cell's surprise is the larger of its own and
@@ -596,6 +747,7 @@ static PyMethodDef methods[] = {
     {"feed", feed, METH_VARARGS, "Rank numbers against histories and add them to them."},
     {"due", due, METH_VARARGS, "Which sample times take a history entry."},
     {"columns", columns, METH_VARARGS, "A source's values through its streams' windows and histories."},
+    {"memory", memory, METH_VARARGS, "A source's values through its streams' memories of shapes."},
     {"shapes", shapes, METH_VARARGS, "The model's errors through the errors histories."},
     {"cells", cells, METH_VARARGS, "A matrix of numbers through one history per column."},
     {NULL, NULL, 0, NULL},

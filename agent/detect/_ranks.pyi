@@ -28,6 +28,16 @@ def columns(
     learning: Any,
     scaled: Any,
 ) -> int: ...
+def memory(
+    streams: list[tuple[Any, ...]],
+    matrix: Any,
+    ts: Any,
+    width: int,
+    vigilance: float,
+    every: float,
+    warmup: float,
+    novelty: Any,
+) -> None: ...
 def shapes(
     errors_states: list[tuple[Any, ...]] | None,
     errors: Any,

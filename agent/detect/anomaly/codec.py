@@ -1,24 +1,25 @@
 """The always-on tier's state as plain data for the memory, and back.
 
 ``state()`` is small and changes every sample (windows, counts, open episodes, the training
-schedule); ``history_state()`` is the rank histories, about 21 KB a stream, committed less
-often. State this version cannot read (an older format, a damaged row) is dropped with one log
-line, and the stage learns afresh.
+schedule); ``history_state()`` is the rank histories, about 21 KB a stream (11 KB more with
+the shape memory), committed less often. State this version cannot read (an older format, a
+damaged row) is dropped with one log line, and the stage learns afresh.
 """
 
 from __future__ import annotations
 
 import binascii
 import logging
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agent.detect.anomaly.comove import CoMovement
+from agent.detect.anomaly.comove import CoMovement, from_b64, to_b64
 from agent.detect.anomaly.context import HourProfiles
 from agent.detect.anomaly.episodes import SourceEpisode
-from agent.detect.anomaly.scoring import JointState, StreamState
+from agent.detect.anomaly.scoring import MEMORY_SIZE, MEMORY_WIDTH, JointState, StreamState
 from agent.detect.novelty import ValueHistory
 
 if TYPE_CHECKING:
@@ -78,9 +79,14 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
                 "spreads": s.spreads.encode("<f4"),
                 **{
                     kind: h.encode("<f4")
-                    for kind, h in (("residuals", s.residuals), ("context", s.context))
+                    for kind, h in (
+                        ("residuals", s.residuals),
+                        ("context", s.context),
+                        ("novelty", s.novelty),
+                    )
                     if h is not None
                 },
+                **({"memory": _memory(s)} if math.isfinite(s.bank_meta[2]) else {}),
             }
             for n, s in sorted(stage.streams.items())
         },
@@ -97,6 +103,32 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
         "comove": {n: c.encode() for n, c in sorted(stage.comove.items())},
         "context": {n: c.encode() for n, c in sorted(stage.context.items())},
     }
+
+
+def _memory(s: StreamState) -> dict[str, Any]:
+    """A stream's memory of its shapes (once it has seen a value): the windows it holds, as
+    exact float64, and where the next one goes."""
+    held, oldest, lo, hi, entry_t = s.bank_meta.tolist()
+    return {
+        "bank": to_b64(s.bank[: int(held)]),
+        "oldest": oldest,
+        "lo": lo,
+        "hi": hi,
+        "entry_t": None if math.isnan(entry_t) else entry_t,
+    }
+
+
+def _restore_memory(s: StreamState, saved: Mapping[str, Any]) -> None:
+    """``_memory``'s data back into ``s``; ``ValueError`` if it does not fit."""
+    bank = from_b64(saved["bank"], (-1, MEMORY_WIDTH)) if saved["bank"] else np.zeros((0, 0))
+    held, oldest = len(bank), int(saved["oldest"])
+    lo, hi = float(saved["lo"]), float(saved["hi"])
+    if held > MEMORY_SIZE or not 0 <= oldest < max(held, 1) or not lo <= hi:
+        raise ValueError("a stream's memory of its shapes does not fit")
+    if held:
+        s.bank[:held] = bank
+    entry_t = saved.get("entry_t")
+    s.bank_meta[:] = (held, oldest, lo, hi, math.nan if entry_t is None else float(entry_t))
 
 
 def restore(
@@ -144,6 +176,10 @@ def restore(
                 streams[name].residuals = ValueHistory.decode(size, h["residuals"], "<f4")
             if "context" in h:
                 streams[name].context = ValueHistory.decode(size, h["context"], "<f4")
+            if "novelty" in h:
+                streams[name].novelty = ValueHistory.decode(size, h["novelty"], "<f4")
+            if "memory" in h:
+                _restore_memory(streams[name], h["memory"])
         sources = {
             n: SourceEpisode(
                 True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -29,6 +29,24 @@ MAX_VALUE = 1e100
 #: step is a large error to it, also a step into a state the stream is often in (a charger
 #: plugged in, a runaway ending); a value far from usual is already surprising on its own.
 MODEL_MARGIN = 0.5
+#: Each stream's memory of its own shapes (``memory_novelties``): windows of its last
+#: ``MEMORY_WIDTH`` values, at most ``MEMORY_SIZE`` of them; a window joins when the nearest
+#: it holds is farther than ``VIGILANCE`` (a mean difference in units of the stream's range).
+#: Chosen on the development corpus (bench/shape_memory.py, bench/nab_log.md); 64 windows,
+#: not 256, for the live path's cost.
+MEMORY_WIDTH = 8
+MEMORY_SIZE = 64
+VIGILANCE = 0.05
+#: A stream's novelties are ranked among its own, an entry this many times as often as its
+#: other histories take one (1,000 entries span a day by default, and every 5-minute value
+#: is one): the memory changes as it learns, its distances with it.
+NOVELTY_ENTRIES = 4
+#: A window's novelty counts once its stream has a day behind it (a memory of a few hours
+#: finds the first evening's charge new: one false start on the generated laptop's first day).
+NOVELTY_WARMUP_S = 86400.0
+#: A novelty is kept as a float32 (as the histories are saved) and at most this: a window a
+#: million ranges away is as new as any.
+MAX_NOVELTY = 1e6
 #: The surprise that scores 0.5 (a one-in-a-thousand number).
 HALF_SCORE_SURPRISE = 3.0
 LOG10_2 = math.log10(2.0)
@@ -94,6 +112,10 @@ def model_errors(
 #: ``StreamState.meta``'s fields (the kernel's ``S_*``): values seen, values in the window,
 #: the histories' last entry time, the first and the last time the stream carried a value.
 _N, _HAVE, _ENTRY_T, _FIRST_T, _LAST_T = range(5)
+#: ``StreamState.bank_meta``'s fields (the kernel's ``B_*``): windows the memory holds, the
+#: oldest one's place once it is full, the smallest and largest value seen, and the
+#: novelty history's last entry time.
+_HELD, _OLDEST, _LO, _HI, _NOVELTY_T = range(5)
 
 
 def _time(x: float) -> float | None:
@@ -101,8 +123,9 @@ def _time(x: float) -> float | None:
 
 
 class StreamState:
-    """One stream: its last values (the model's window) and three rank histories. The window
-    and the counters live in two small arrays the kernel updates in place."""
+    """One stream: its last values (the model's window), three rank histories, and its memory
+    of its own shapes (``memory_novelties``). The window, the memory and their counters live
+    in small arrays the kernel updates in place."""
 
     def __init__(
         self,
@@ -132,11 +155,29 @@ class StreamState:
         )
         self.values, self.errors, self.spreads = values, errors, spreads
         #: The stream's residuals given its source's other streams (``comove.py``) and
-        #: given the hour (``context.py``), once there are any.
+        #: given the hour (``context.py``), and its windows' novelties, once there are any.
         self.residuals: History | None = None
         self.context: History | None = None
+        self.novelty: History | None = None
+        self.bank = np.zeros((MEMORY_SIZE, MEMORY_WIDTH))  # the windows kept, the first held
+        self.bank_meta = np.array([0.0, 0.0, math.inf, -math.inf, math.nan])
+        self._memory_state: tuple[Any, ...] | None = None
 
-    def own_history(self, kind: Literal["residuals", "context"], size: int) -> History:
+    def memory_state(self) -> tuple[Any, ...]:
+        """The kernel's view of the memory: the window, counters, the windows kept and the
+        novelty history's state (the same arrays, updated in place)."""
+        if self._memory_state is None:
+            history = self.own_history("novelty", self.values.size)
+            self._memory_state = (
+                self.buffer,
+                self.meta,
+                self.bank,
+                self.bank_meta,
+                history._state,  # type: ignore[attr-defined]
+            )
+        return self._memory_state
+
+    def own_history(self, kind: Literal["residuals", "context", "novelty"], size: int) -> History:
         """The history of ``kind``, made (like the values history) at its first use."""
         history: History | None = getattr(self, kind)
         if history is None:
@@ -185,12 +226,13 @@ class SourceScores:
     """A source's part of a chunk, cell by cell ``[sample, stream]`` (zero where a sample
     lacks the stream)."""
 
-    surprise: F64  # the largest of value, spread and shape (the shape at most MODEL_MARGIN above)
+    surprise: F64  # the largest of value, spread, novelty and shape (at most MODEL_MARGIN above)
     shape: F64  # the model's alone
     edges: F64  # [m, k, 2]: the values history's (smallest, largest) before the value
     full: npt.NDArray[np.bool_]  # the window was full: the model and the spread had a say
     learning: npt.NDArray[np.bool_]  # the stream is still in its warm-up: no verdict
     due: npt.NDArray[np.bool_]  # the stream's histories took the value as an entry
+    novelty: F64 | None = None  # the window's novelty ranked (0 where none)
 
 
 def score_source(
@@ -201,6 +243,7 @@ def score_source(
     meter: PowerMeter,
     every_s: float,
     warmup_s: float,
+    shape_memory: bool = False,
 ) -> SourceScores:
     """Rank a source's values ``matrix[sample, stream]`` (NaN where absent, clipped to
     ``MAX_VALUE``), their windows' spreads and the model's errors of those windows, each
@@ -215,9 +258,26 @@ def score_source(
         np.zeros((m, k), dtype=np.bool_),
     )
     kernel = novelty.kernel()
+    every_novelty_s = every_s / NOVELTY_ENTRIES
     if kernel is None or not all(type(s.values) is KernelHistory for s in states):
+        found = _novelty_reference(states, matrix, times, every_novelty_s) if shape_memory else None
         _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out)
+        if found is not None:
+            _count_novelty(found, out)
         return out
+    found = None
+    if shape_memory:  # each window's novelty ranked (before the windows move on)
+        found = np.full((m, k), -1.0)
+        kernel.memory(
+            [s.memory_state() for s in states],
+            np.ascontiguousarray(matrix),
+            np.ascontiguousarray(times, dtype=np.float64),
+            MEMORY_WIDTH,
+            VIGILANCE,
+            every_novelty_s,
+            NOVELTY_WARMUP_S,
+            found,
+        )
     width = len(states[0].buffer)
     scaling = model.scaling if model is not None else NO_SCALING
     scaled = np.empty((m * k if model is not None else 0, width), dtype=np.float32)
@@ -245,7 +305,80 @@ def score_source(
     kernel.shapes(
         error_states, errors, out.due, out.full, out.learning, MODEL_MARGIN, out.surprise, out.shape
     )
+    if found is not None:
+        _count_novelty(found, out)
     return out
+
+
+def memory_novelties(state: StreamState, values: F64) -> F64:
+    """Each of a stream's new ``values`` (in time order) through its memory of its own
+    shapes, the kernel's ``memory`` step by step: the window of its last ``MEMORY_WIDTH``
+    values, in units of the range of every value before the newest, against each window the
+    memory holds (the mean absolute difference: the smallest sum, in order, then scaled); the
+    nearest one's distance
+    (NaN until the stream has a range and a full window). The window joins the memory when
+    that is more than ``VIGILANCE`` (or the memory is empty), in place of the oldest once
+    ``MEMORY_SIZE`` are held. Call before the window moves on (``_score_reference``)."""
+    out = np.full(len(values), np.nan)
+    width, bank, meta = MEMORY_WIDTH, state.bank, state.bank_meta
+    count = min(int(state.meta[_HAVE]), width)
+    last = np.zeros(width)
+    last[width - count :] = state.buffer[len(state.buffer) - count :]
+    held, oldest = int(meta[_HELD]), int(meta[_OLDEST])
+    lo, hi = float(meta[_LO]), float(meta[_HI])
+    for i, v in enumerate(values.tolist()):
+        last[:-1] = last[1:].copy()
+        last[-1] = v
+        count = min(count + 1, width)
+        if count == width and hi > lo:
+            nearest = math.nan
+            if held:
+                differences = np.abs(bank[:held] - last)
+                total = np.zeros(held)
+                for q in range(width):
+                    total = total + differences[:, q]
+                nearest = float(total.min()) / width / (hi - lo)
+            out[i] = nearest
+            if held == 0 or nearest > VIGILANCE:
+                bank[held if held < len(bank) else oldest] = last
+                if held < len(bank):
+                    held += 1
+                else:
+                    oldest = (oldest + 1) % len(bank)
+        lo, hi = min(lo, v), max(hi, v)
+    meta[:4] = (held, oldest, lo, hi)
+    return out
+
+
+def _novelty_reference(states: list[StreamState], matrix: F64, times: F64, every_s: float) -> F64:
+    """The kernel's ``memory`` with numpy and any ``History``: each window's novelty
+    (``memory_novelties``, at most ``MAX_NOVELTY``, kept as a float32) ranked (upper tail)
+    among its stream's own, an entry every ``every_s`` of sample time; -1 where none."""
+    found = np.full(matrix.shape, -1.0)
+    for j, state in enumerate(states):
+        rows = np.flatnonzero(~np.isnan(matrix[:, j]))
+        distances = memory_novelties(state, matrix[rows, j])
+        judged = ~np.isnan(distances)
+        if not judged.any():
+            continue
+        meta = state.bank_meta
+        due, entry_t = entry_times(times[rows[judged]], _time(meta[_NOVELTY_T]), every_s)
+        meta[_NOVELTY_T] = math.nan if entry_t is None else entry_t
+        kept = np.minimum(distances[judged], MAX_NOVELTY).astype(np.float32).astype(np.float64)
+        history = state.own_history("novelty", state.values.size)
+        ranked, _ = history.feed(kept, due, upper_only=True)
+        first_t = state.meta[_FIRST_T]  # as ``_score_reference`` will keep it
+        first_t = times[rows[0]] if math.isnan(first_t) else first_t
+        warm = times[rows[judged]] - first_t >= NOVELTY_WARMUP_S
+        found[rows[judged][warm], j] = ranked[warm] + 0.0
+    return found
+
+
+def _count_novelty(found: F64, out: SourceScores) -> None:
+    """A value's surprise is at least its window's ranked novelty ``found`` (-1: none, or
+    its stream is younger than ``NOVELTY_WARMUP_S``, which is longer than any warm-up)."""
+    np.maximum(out.surprise, found, out=out.surprise)
+    out.novelty = np.maximum(found, 0.0)
 
 
 def _score_reference(

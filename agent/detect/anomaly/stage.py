@@ -206,7 +206,14 @@ class AnomalyDetector:
         if len(rows) > 1 and self.settings.co_movement and source in CO_MOVING and len(names) > 1:
             before = np.array([s.buffer[-1] if s.n else nan for s in states])
         scores = score_source(
-            states, matrix, t, self.model, self.meter, self._entry_every_s, WARMUP_S
+            states,
+            matrix,
+            t,
+            self.model,
+            self.meter,
+            self._entry_every_s,
+            WARMUP_S,
+            self.settings.shape_memory,
         )
         return _Plan(source, rows, t, names, matrix, ~np.isnan(matrix), scores, before)
 

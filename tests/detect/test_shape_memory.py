@@ -1,0 +1,158 @@
+"""Each stream's memory of its own shapes (``scoring.memory_novelties``): a window unlike
+every one the stream has shown is novel even inside the usual range, one it has shown is
+not, the memory counts only after a day, and it survives a restart exactly."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+from agent.config import AnomalyConfig
+from agent.detect.anomaly import AnomalyDetector
+from agent.detect.anomaly.scoring import (
+    MEMORY_SIZE,
+    NOVELTY_WARMUP_S,
+    StreamState,
+    score_source,
+)
+from agent.detect.novelty import KernelHistory, ReferenceHistory, kernel
+from agent.detect.tflite import load_or_explain
+from agent.power.meter import NullMeter
+
+STEP_S = 300.0
+PERIOD = 24  # a falling ramp every two hours
+
+
+def _falling(n: int) -> np.ndarray:
+    return (PERIOD - 1 - np.arange(n) % PERIOD).astype(np.float64)
+
+
+def _rising(n: int) -> np.ndarray:
+    return (np.arange(n) % PERIOD).astype(np.float64)
+
+
+def _score(values: np.ndarray, history: type = KernelHistory) -> tuple[np.ndarray, np.ndarray]:
+    """(novelty surprise, whole surprise) of one stream fed in chunks of a day."""
+    state = StreamState(32, history(1000), history(1000), history(1000))
+    times = STEP_S * np.arange(len(values))
+    novelty, surprise = [], []
+    for a in range(0, len(values), 288):
+        out = score_source(
+            [state],
+            values[a : a + 288, None],
+            times[a : a + 288],
+            None,
+            NullMeter(),
+            345.6,
+            7200.0,
+            shape_memory=True,
+        )
+        assert out.novelty is not None
+        novelty.append(out.novelty[:, 0])
+        surprise.append(out.surprise[:, 0])
+    return np.concatenate(novelty), np.concatenate(surprise)
+
+
+@pytest.mark.parametrize("history", [KernelHistory, ReferenceHistory])
+def test_a_shape_never_seen_inside_the_usual_range_is_novel(history: type) -> None:
+    """Five days of falling ramps, then two hours of rising ones over the same values: each
+    value is usual, the turn's windows are new (rarer than one in a thousand of the stream's
+    distances once its first day's learning has left their history); then the falling ramps
+    again, and the turn is a shape the stream has shown."""
+    days = 5 * 288
+    values = np.concatenate([_falling(days), _rising(2 * PERIOD), _falling(2 * 288)])
+    novelty, surprise = _score(values, history)
+    # The memory holds some of the ramp's 24 windows; the others are a step away from one
+    # (closer than the vigilance): usual distances, never rare ones.
+    assert 0.0 < novelty[days - 288 : days].max() < 1.5
+    turn = novelty[days : days + 2 * PERIOD]
+    assert turn.max() > 3.0 and surprise[days + int(turn.argmax())] >= turn.max()
+    assert novelty[days + 2 * PERIOD + 8 :].max() < 2.0
+
+
+def test_the_memory_counts_after_a_day() -> None:
+    """The same turn ten hours in: the memory already holds the falling ramps, but a stream
+    a few hours old is not judged by it."""
+    early = int(10 * 3600 / STEP_S)
+    values = np.concatenate([_falling(early), _rising(2 * PERIOD), _falling(288)])
+    novelty, _ = _score(values)
+    first_day = int(NOVELTY_WARMUP_S / STEP_S)
+    assert (early + 2 * PERIOD) < first_day
+    assert novelty[:first_day].max() == 0.0 and novelty[first_day:].max() > 0.0
+
+
+def test_a_noisy_stream_keeps_at_most_its_memory() -> None:
+    state = StreamState(32, KernelHistory(100), KernelHistory(100), KernelHistory(100))
+    values = np.random.default_rng(1).normal(size=(3000, 1))
+    score_source([state], values, 60.0 * np.arange(3000), None, NullMeter(), 345.6, 7200.0, True)
+    held, oldest = state.bank_meta[:2]
+    assert held == MEMORY_SIZE and 0 <= oldest < MEMORY_SIZE  # full: the oldest leave
+
+
+@pytest.mark.skipif(kernel() is None, reason="the kernel was not built")
+def test_kernel_and_reference_keep_the_same_memory() -> None:
+    rng = np.random.default_rng(2)
+    values = np.round(rng.normal(size=(2000, 3)).cumsum(axis=0), 1)
+    values[rng.random(values.shape) < 0.3] = np.nan
+    times = 60.0 * np.arange(2000)
+    fast = [
+        StreamState(32, KernelHistory(200), KernelHistory(200), KernelHistory(200))
+        for _ in range(3)
+    ]
+    slow = [
+        StreamState(32, ReferenceHistory(200), ReferenceHistory(200), ReferenceHistory(200))
+        for _ in range(3)
+    ]
+    for a in range(0, 2000, 333):
+        args = (values[a : a + 333], times[a : a + 333], None, NullMeter(), 345.6, 3600.0, True)
+        x, y = score_source(fast, *args), score_source(slow, *args)
+        assert np.array_equal(x.novelty, y.novelty) and np.array_equal(x.surprise, y.surprise)
+    for f, s in zip(fast, slow, strict=True):
+        assert np.array_equal(f.bank, s.bank) and np.array_equal(f.bank_meta, s.bank_meta)
+
+
+def _detector() -> AnomalyDetector:
+    model = load_or_explain()
+    assert model is not None
+    return AnomalyDetector(model, AnomalyConfig(shape_memory=True))
+
+
+def test_the_memory_restores_exactly(caplog: pytest.LogCaptureFixture) -> None:
+    """Two days in, the state saved and put back: the same scores after, novelty judged;
+    a memory that does not fit is damaged state (one log line, learned afresh)."""
+    values = np.concatenate([_falling(600), _rising(60), _falling(300)])
+    first = _detector()
+    for i, v in enumerate(values[:600]):
+        first.feed(STEP_S * i, "m", {"m": float(v)})
+    saved = first.history_state()
+    assert saved["streams"]["m"]["memory"]["bank"]
+    second = _detector()
+    assert second.restore(first.state(), saved)
+    assert np.array_equal(second.streams["m"].bank, first.streams["m"].bank)
+    assert np.array_equal(second.streams["m"].bank_meta, first.streams["m"].bank_meta)
+    novel = 0.0
+    for i, v in enumerate(values[600:], start=600):
+        a = first.feed(STEP_S * i, "m", {"m": float(v)})
+        b = second.feed(STEP_S * i, "m", {"m": float(v)})
+        assert (a.scores, a.tiny, a.node, a.events) == (b.scores, b.tiny, b.node, b.events)
+        novel = max(novel, a.scores["m"])
+    assert novel > 0.5  # the rising ramps, two days in
+    broken = {**saved, "streams": {"m": {**saved["streams"]["m"]}}}
+    broken["streams"]["m"]["memory"] = {**saved["streams"]["m"]["memory"], "oldest": 10_000}
+    with caplog.at_level(logging.WARNING):
+        assert not _detector().restore(first.state(), broken)
+    assert "damaged" in caplog.text
+
+
+def test_off_by_default_nothing_is_kept() -> None:
+    """``[anomaly] shape_memory`` is off by default: no novelty, no memory, nothing saved."""
+    assert not AnomalyConfig().shape_memory
+    model = load_or_explain()
+    det = AnomalyDetector(model, AnomalyConfig())
+    values = np.concatenate([_falling(600), _rising(60)])
+    for i, v in enumerate(values):
+        det.feed(STEP_S * i, "m", {"m": float(v)})
+    assert det.streams["m"].bank_meta[0] == 0 and det.streams["m"].novelty is None
+    assert "memory" not in det.history_state()["streams"]["m"]
