@@ -254,6 +254,19 @@ done:
     Py_RETURN_NONE;
 }
 
+/* Whether a history takes an entry at ``now`` on its grid of ``every`` (``*entry_t``: its
+ * last entry time, NaN before the first; moved on when it takes one, restarted after a gap
+ * of two steps): novelty.py's ``next_entry``. */
+static uint8_t next_entry(double *entry_t, double now, double every) {
+    if (isnan(*entry_t)) {
+        *entry_t = now;
+        return 1;
+    }
+    if (now < *entry_t + every) return 0;
+    *entry_t = now - *entry_t >= 2 * every ? now : *entry_t + every;
+    return 1;
+}
+
 /* due(ts, entry_t, every, out) -> entry_t: whether each time takes a history entry, on a grid
  * of ``every`` from the first entry, restarted after a gap of two steps (anomaly.py's
  * ``next_entry``). entry_t is NaN before the first entry. */
@@ -270,17 +283,7 @@ static PyObject *due(PyObject *self, PyObject *args) {
     }
     const double *t = ts.buf;
     uint8_t *o = out.buf;
-    for (Py_ssize_t i = 0; i < count; i++) {
-        if (isnan(entry_t)) {
-            o[i] = 1;
-            entry_t = t[i];
-        } else if (t[i] < entry_t + every) {
-            o[i] = 0;
-        } else {
-            o[i] = 1;
-            entry_t = t[i] - entry_t >= 2 * every ? t[i] : entry_t + every;
-        }
-    }
+    for (Py_ssize_t i = 0; i < count; i++) o[i] = next_entry(&entry_t, t[i], every);
     PyBuffer_Release(&ts);
     PyBuffer_Release(&out);
     return PyFloat_FromDouble(entry_t);
@@ -380,19 +383,7 @@ static PyObject *columns(PyObject *self, PyObject *args) {
             double v = x[c];
             if (isnan(v)) continue;
             double now = t[i];
-            /* the entry grid */
-            uint8_t take;
-            double entry_t = meta[S_ENTRY_T];
-            if (isnan(entry_t)) {
-                take = 1;
-                entry_t = now;
-            } else if (now < entry_t + every) {
-                take = 0;
-            } else {
-                take = 1;
-                entry_t = now - entry_t >= 2 * every ? now : entry_t + every;
-            }
-            meta[S_ENTRY_T] = entry_t;
+            uint8_t take = next_entry(&meta[S_ENTRY_T], now, every);  /* the entry grid */
             due_out[c] = take;
             feed_one(&values, &v, &take, 1, 0, 1, &surprise_out[c], &edges_out[2 * c]);
             /* the window */
@@ -563,19 +554,8 @@ static PyObject *memory(PyObject *self, PyObject *args) {
                 }
                 double nearest = held ? least / (double)width / (hi - lo) : NAN;
                 if (!isnan(nearest)) {
-                    /* the grid of the novelty history's entries */
-                    double now = t[i], entry_t = bm[B_ENTRY_T];
-                    uint8_t take;
-                    if (isnan(entry_t)) {
-                        take = 1;
-                        entry_t = now;
-                    } else if (now < entry_t + every) {
-                        take = 0;
-                    } else {
-                        take = 1;
-                        entry_t = now - entry_t >= 2 * every ? now : entry_t + every;
-                    }
-                    bm[B_ENTRY_T] = entry_t;
+                    double now = t[i];
+                    uint8_t take = next_entry(&bm[B_ENTRY_T], now, every);
                     double kept = (double)(float)py_min(nearest, MAX_NOVELTY), rank;
                     feed_one(&h, &kept, &take, 1, 1, 1, &rank, NULL);
                     if (now - first_t >= warmup) novelty[c] = rank + 0.0;
