@@ -30,7 +30,7 @@ import numpy as np
 import numpy.typing as npt
 from nab import data_files, read_file, score
 
-from agent.detect.anomaly.scoring import to_score
+from agent.detect.anomaly.scoring import StreamState, memory_novelties, to_score
 from agent.detect.novelty import ReferenceHistory
 from agent.importers.nab import HEADER
 
@@ -43,28 +43,12 @@ DETECTORS = ("shapeMemory", "vigilShapeMemory")
 
 def novelties(values: F64, width: int, vigilance: float, size: int) -> tuple[F64, int]:
     """Each row's novelty (NaN until the stream has a range and a memory), and the largest
-    number of windows the memory held."""
-    out = np.full(len(values), np.nan)
-    memory = np.zeros((size, width))
-    held, oldest, most = 0, 0, 0
-    lo, hi = np.inf, -np.inf
-    for i in range(width - 1, len(values)):
-        window = values[i - width + 1 : i + 1]
-        lo, hi = min(lo, *window[:-1]), max(hi, *window[:-1])  # the range before the newest
-        if hi <= lo:
-            continue
-        if held:
-            distance = np.abs(memory[:held] - window).mean(axis=1) / (hi - lo)
-            out[i] = float(distance.min())
-        if not held or out[i] > vigilance:
-            at = held if held < size else oldest
-            memory[at] = window
-            if held < size:
-                held += 1
-            else:
-                oldest = (oldest + 1) % size
-            most = max(most, held)
-    return out, most
+    number of windows the memory held: the tier's own ``memory_novelties`` on a memory of
+    ``size`` windows of ``width``."""
+    state = StreamState(width, *(ReferenceHistory(1) for _ in range(3)))
+    state.bank = np.zeros((size, width))
+    found = memory_novelties(state, values, vigilance)
+    return found, int(state.bank_meta[0])  # the memory never shrinks
 
 
 def memory_scores(values: F64, width: int, vigilance: float, size: int) -> tuple[F64, int]:

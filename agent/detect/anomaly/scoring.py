@@ -310,17 +310,18 @@ def score_source(
     return out
 
 
-def memory_novelties(state: StreamState, values: F64) -> F64:
+def memory_novelties(state: StreamState, values: F64, vigilance: float = VIGILANCE) -> F64:
     """Each of a stream's new ``values`` (in time order) through its memory of its own
-    shapes, the kernel's ``memory`` step by step: the window of its last ``MEMORY_WIDTH``
-    values, in units of the range of every value before the newest, against each window the
-    memory holds (the mean absolute difference: the smallest sum, in order, then scaled); the
-    nearest one's distance
-    (NaN until the stream has a range and a full window). The window joins the memory when
-    that is more than ``VIGILANCE`` (or the memory is empty), in place of the oldest once
-    ``MEMORY_SIZE`` are held. Call before the window moves on (``_score_reference``)."""
+    shapes, the kernel's ``memory`` step by step: the window of its last values (as wide as
+    the memory's windows), in units of the range of every value before the newest, against
+    each window the memory holds (the mean absolute difference: the smallest sum, in order,
+    then scaled); the nearest one's distance (NaN until the stream has a range and a full
+    window). The window joins the memory when that is more than ``vigilance`` (or the memory
+    is empty), in place of the oldest once it is full. Call before the window moves on
+    (``_score_reference``)."""
     out = np.full(len(values), np.nan)
-    width, bank, meta = MEMORY_WIDTH, state.bank, state.bank_meta
+    bank, meta = state.bank, state.bank_meta
+    width = bank.shape[1]
     count = min(int(state.meta[_HAVE]), width)
     last = np.zeros(width)
     last[width - count :] = state.buffer[len(state.buffer) - count :]
@@ -339,7 +340,7 @@ def memory_novelties(state: StreamState, values: F64) -> F64:
                     total = total + differences[:, q]
                 nearest = float(total.min()) / width / (hi - lo)
             out[i] = nearest
-            if held == 0 or nearest > VIGILANCE:
+            if held == 0 or nearest > vigilance:
                 bank[held if held < len(bank) else oldest] = last
                 if held < len(bank):
                     held += 1
