@@ -51,6 +51,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -274,7 +275,7 @@ class Found:
 def found(
     files: list[PreparedFile],
     threshold: float,
-    injected: Mapping[str, list[Mapping[str, object]]],
+    injected: Mapping[str, list[Mapping[str, Any]]],
 ) -> tuple[dict[str, Found], dict[str, Found]]:
     """By category, and by the kind of anomaly ``injected`` (``labels/dev_anomalies.json``:
     per file, each anomaly's ``kind`` and onset ``row``), what a detector finds when every
@@ -290,7 +291,7 @@ def found(
         category.windows += len(f.scorable_windows)
         category.false_rows += int((flagged & (f.window < 0)).sum())
         for anomaly in injected.get(f.name, []):
-            at = int(str(anomaly["row"])) - f.probation
+            at = int(anomaly["row"]) - f.probation
             if 0 <= at < len(f.window) and f.window[at] >= 0:
                 kind = by_kind.setdefault(str(anomaly["kind"]), Found())
                 kind.windows += 1
@@ -435,9 +436,7 @@ def _utc(config: Config) -> Config:
     return dataclasses.replace(config, anomaly=dataclasses.replace(config.anomaly, timezone="UTC"))
 
 
-def write_card(
-    card: Path, results: dict[str, dict[str, ProfileResult] | None], cost_us: float
-) -> None:
+def write_card(card: Path, results: Scores, cost_us: float) -> None:
     """The model card's ``detector.nab``: each detector's normalised score per profile and
     the pipeline's CPU per row on the batched replay path (this run, this machine)."""
     scores = {

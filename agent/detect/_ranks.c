@@ -454,17 +454,17 @@ done:
 enum { B_HELD, B_OLDEST, B_LO, B_HI, B_ENTRY_T, B_META_LEN };
 #define MAX_NOVELTY 1e6
 
-/* memory(streams, matrix, ts, width, vigilance, every, novelty): each value of ``matrix[m,
- * k]`` (NaN: none) through its stream's memory, column by column in time order (call it
- * before ``columns``, which moves the windows on): the window of the stream's last ``width``
- * values, in units of the range of every value before the newest, against each window the
- * memory holds (the mean absolute difference); the nearest one's distance (at most
- * MAX_NOVELTY, kept as a float32) is the window's novelty, ranked (upper tail) in the
+/* memory(streams, matrix, ts, width, vigilance, every, warmup, novelty): each value of
+ * ``matrix[m, k]`` (NaN: none) through its stream's memory, column by column in time order
+ * (call it before ``columns``, which moves the windows on): the window of the stream's last
+ * ``width`` values, in units of the range of every value before the newest, against each
+ * window the memory holds (the mean absolute difference); the nearest one's distance (at
+ * most MAX_NOVELTY, kept as a float32) is the window's novelty, ranked (upper tail) in the
  * stream's novelty history, an entry on its own grid of ``every``: the surprise into
  * ``novelty[m, k]`` once the stream has ``warmup`` seconds behind it (left -1 before, and
- * until it has a range and a memory). The window joins the
- * memory when its distance is more than ``vigilance`` (or the memory is empty), in place of
- * the oldest once full. A stream is (window, meta, bank, bank_meta, novelty history state). */
+ * until it has a range and a memory). The window joins the memory when its distance is more
+ * than ``vigilance`` (or the memory is empty), in place of the oldest once full. A stream is
+ * (window, meta, bank, bank_meta, novelty history state). */
 static PyObject *memory(PyObject *self, PyObject *args) {
     PyObject *streams, *matrix_o, *ts_o, *nov_o;
     Py_ssize_t width;

@@ -86,7 +86,7 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
                     )
                     if h is not None
                 },
-                **({"memory": _memory(s)} if math.isfinite(s.bank_meta[2]) else {}),
+                **_memory(s),
             }
             for n, s in sorted(stage.streams.items())
         },
@@ -106,15 +106,19 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
 
 
 def _memory(s: StreamState) -> dict[str, Any]:
-    """A stream's memory of its shapes (once it has seen a value): the windows it holds, as
-    exact float64, and where the next one goes."""
+    """A stream's memory of its shapes, once a value went through it (none without the shape
+    memory): the windows it holds, as exact float64, and where the next one goes."""
     held, oldest, lo, hi, entry_t = s.bank_meta.tolist()
+    if not math.isfinite(lo):
+        return {}
     return {
-        "bank": to_b64(s.bank[: int(held)]),
-        "oldest": oldest,
-        "lo": lo,
-        "hi": hi,
-        "entry_t": None if math.isnan(entry_t) else entry_t,
+        "memory": {
+            "bank": to_b64(s.bank[: int(held)]),
+            "oldest": oldest,
+            "lo": lo,
+            "hi": hi,
+            "entry_t": None if math.isnan(entry_t) else entry_t,
+        }
     }
 
 

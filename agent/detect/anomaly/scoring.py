@@ -362,16 +362,16 @@ def _novelty_reference(states: list[StreamState], matrix: F64, times: F64, every
         judged = ~np.isnan(distances)
         if not judged.any():
             continue
-        meta = state.bank_meta
-        due, entry_t = entry_times(times[rows[judged]], _time(meta[_NOVELTY_T]), every_s)
+        at, meta = rows[judged], state.bank_meta
+        due, entry_t = entry_times(times[at], _time(meta[_NOVELTY_T]), every_s)
         meta[_NOVELTY_T] = math.nan if entry_t is None else entry_t
         kept = np.minimum(distances[judged], MAX_NOVELTY).astype(np.float32).astype(np.float64)
         history = state.own_history("novelty", state.values.size)
         ranked, _ = history.feed(kept, due, upper_only=True)
         first_t = state.meta[_FIRST_T]  # as ``_score_reference`` will keep it
         first_t = times[rows[0]] if math.isnan(first_t) else first_t
-        warm = times[rows[judged]] - first_t >= NOVELTY_WARMUP_S
-        found[rows[judged][warm], j] = ranked[warm] + 0.0
+        warm = times[at] - first_t >= NOVELTY_WARMUP_S
+        found[at[warm], j] = ranked[warm] + 0.0
     return found
 
 
