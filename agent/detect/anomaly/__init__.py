@@ -1,9 +1,9 @@
 """Stage 3, the always-on tier: every numeric stream scored -> anomaly scores per stream and
 per source, and ``anomaly.start`` / ``anomaly.end`` events.
 
-Per stream, at every sample that carries it, three numbers, each judged by its rank among
-the stream's own recent ones (``novelty.py``: a tail p-value as a *surprise*, ``-log10 p``,
-plus the distance past the range seen):
+Per stream, at every sample that carries it, three numbers (four with the shape memory),
+each judged by its rank among the stream's own recent ones (``novelty.py``: a tail p-value
+as a *surprise*, ``-log10 p``, plus the distance past the range seen):
 
 * **value**: the reading itself (two-sided): a dropout, a runaway, a spike, a new level;
 * **shape**: the tiny model's error on the stream's last W values read in units of the
@@ -12,9 +12,12 @@ plus the distance past the range seen):
   or a spike that the window did not lead to, or a pattern the model, trained on generic
   shapes and then on this machine's own (``personalise.py``), does not know;
 * **spread**: the log standard deviation of those W values (two-sided): a sensor stuck on
-  one value, noise that grows.
+  one value, noise that grows;
+* **novelty** (``shape_memory``, off by default): how far the stream's last 8 values are
+  from the nearest window of its own memory of shapes (``scoring.memory_novelties``; upper
+  tail), once it has a day behind it: a pattern this stream never showed.
 
-A stream's surprise is the largest of the three, the shape's counting at most
+A stream's surprise is the largest of them, the shape's counting at most
 ``MODEL_MARGIN`` above the others (any sudden step is a large error to the model, also a
 step into a usual state: a charger plugged in, a runaway ending); its score is
 ``s / (s + 3)`` in [0, 1), so 0.5 is a one-in-a-thousand number. The ranks are this
