@@ -195,12 +195,21 @@ class AnomalyDetector:
     ) -> _Plan:
         """One source's samples as a matrix ``[sample, stream]`` (NaN where a sample lacks a
         stream: the gate lets no NaN through), scored."""
-        dicts = [values[i] for i in rows]
-        names = sorted({name for d in dicts for name in d})
         nan = math.nan
-        matrix = np.array([[d.get(n, nan) for n in names] for d in dicts], dtype=np.float64)
-        np.clip(matrix, -MAX_VALUE, MAX_VALUE, out=matrix)
-        t = ts[rows]
+        if len(rows) == 1:  # the live daemon's sample: every stream present, in name order
+            one = values[rows[0]]
+            names = sorted(one)
+            matrix = np.array([[one[n] for n in names]], dtype=np.float64)
+            # np.clip's bits; on a row of a few values np.clip costs twice these two
+            np.maximum(matrix, -MAX_VALUE, out=matrix)
+            np.minimum(matrix, MAX_VALUE, out=matrix)
+            t = ts[rows[0] : rows[0] + 1]
+        else:
+            dicts = [values[i] for i in rows]
+            names = sorted({name for d in dicts for name in d})
+            matrix = np.array([[d.get(n, nan) for n in names] for d in dicts], dtype=np.float64)
+            np.clip(matrix, -MAX_VALUE, MAX_VALUE, out=matrix)
+            t = ts[rows]
         states = [self.streams.get(name) or self._new_stream(name) for name in names]
         before = None  # one sample's are read after (``_explain_one``)
         if len(rows) > 1 and self.settings.co_movement and source in CO_MOVING and len(names) > 1:
@@ -236,8 +245,9 @@ class AnomalyDetector:
             self._context(plan)
         if m == 1:
             node_one = self._combine_one(plan)
-            plan.node = np.array([node_one / (node_one + HALF_SCORE_SURPRISE)])
-            result.node[plan.rows] = plan.node
+            score = node_one / (node_one + HALF_SCORE_SURPRISE)
+            plan.node = np.array([score])
+            result.node[plan.rows[0]] = score
             return
         surprise = plan.scores.surprise
         warm = ~plan.scores.learning.any(axis=1)
