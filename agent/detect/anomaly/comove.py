@@ -168,7 +168,9 @@ class CoMovement:
         else:
             model_row = np.full(len(self.names), np.nan)
             model_row[layout.theirs] = row[layout.mine]
-        model_row = log_rates(model_row[None, :], self._rates)[0]
+        rates = self._rates
+        if rates:  # log_rates in place: the row is already a copy
+            model_row[rates] = np.log1p(np.maximum(model_row[rates], 0.0))
         self.last_t = t
         self._rows.append(model_row[None, :])
         for j in layout.unknown:
@@ -180,12 +182,18 @@ class CoMovement:
         judged = np.count_nonzero(usable)
         if judged < MIN_STREAMS:
             return None
-        # _score's arithmetic on one row (the product summed along the same axis)
-        z = np.clip((model_row - self.mean) / self._spread, -Z_CLIP, Z_CLIP)
+        # _score's arithmetic on one row (the product summed along the same axis); np.clip's
+        # bits with np.maximum and np.minimum, which cost half as much on a row
+        z = model_row - self.mean
+        np.divide(z, self._spread, out=z)
+        np.maximum(z, -Z_CLIP, out=z)
+        np.minimum(z, Z_CLIP, out=z)
         everyone = judged == len(usable)
         if not everyone:
             z[~usable] = 0.0
-        scored: F64 = np.abs((z[None, :] * self.precision).sum(axis=1) * self._scale)
+        scored: F64 = (z[None, :] * self.precision).sum(axis=1)
+        np.multiply(scored, self._scale, out=scored)
+        np.abs(scored, out=scored)
         if not everyone:
             scored[~usable] = np.nan
         if layout.same:
