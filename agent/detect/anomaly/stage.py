@@ -286,7 +286,7 @@ class AnomalyDetector:
         node = best = max(values)
         if len(values) > 1:
             node = max(0.0, best - _LOG10_FLOATS[min(len(values), 4096)])
-            if not plan.scores.learning[0].any():
+            if not np.count_nonzero(plan.scores.learning[0]):  # less than .any() on a row
                 total = 0.0
                 for value in row:  # in name order, as the chunks' sums
                     total += value
@@ -365,7 +365,7 @@ class AnomalyDetector:
             if one is None:
                 return
             judged = ~np.isnan(one) & ~scores.learning[0]
-            if not judged.any():
+            if not np.count_nonzero(judged):  # less than .any() on a row
                 return
             take, model.entry_t = next_entry(model.entry_t, t, RESIDUAL_EVERY_S)
             ranked = self._rank_cells(
@@ -452,7 +452,7 @@ class AnomalyDetector:
             if not anywhere[0]:
                 return
             take, profiles.entry_t = next_entry(profiles.entry_t, t, self._entry_every_s)
-            if not take and not (near >= MIN_RESIDUAL).any():
+            if not take and not np.count_nonzero(near >= MIN_RESIDUAL):
                 return
             due = np.array([take])
         else:
