@@ -24,7 +24,8 @@ def stream_values(sample: Sample) -> dict[str, float]:
         names = _NAMES[sample.sensor] = {}
     values: dict[str, float] = {}
     for key, value in sample.data.items():
-        if isinstance(value, int | float):  # bool is an int: True -> 1.0
+        # bool is an int: True -> 1.0 (a tuple: isinstance checks it faster than int | float)
+        if isinstance(value, (int, float)):
             name = names.get(key)
             if name is None:
                 name = names[key] = _name(sample.sensor, key)
