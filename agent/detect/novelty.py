@@ -251,7 +251,7 @@ class KernelHistory:
         fill: bool = True,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         """As ``ReferenceHistory.feed``."""
-        offsets = np.array([0, len(xs)], dtype=np.int64)
+        offsets = _ONE if len(xs) == 1 else np.array([0, len(xs)], dtype=np.int64)
         return feed_histories(
             [self], xs, due, offsets, upper_only=upper_only, edges=edges, fill=fill
         )
@@ -350,6 +350,11 @@ def kernel() -> Any:
     return _ranks
 
 
+#: ``KernelHistory.feed``'s offsets for one number (only read: the kernel takes them as is).
+_ONE = np.array([0, 1], dtype=np.int64)
+_ONE.flags.writeable = False
+
+
 def feed_histories(
     histories: Sequence[History],
     xs: npt.NDArray[np.float64],
@@ -369,7 +374,8 @@ def feed_histories(
         out = np.empty(len(xs))
         bounds = np.empty((len(xs), 2)) if edges else None
         states = [h._state for h in histories]  # type: ignore[attr-defined]
-        _ranks.feed(states, xs, flags, offsets.astype(np.int64), upper_only, fill, out, bounds)
+        at = np.ascontiguousarray(offsets, dtype=np.int64)  # a copy only where it must
+        _ranks.feed(states, xs, flags, at, upper_only, fill, out, bounds)
         return out, bounds
     outs, all_bounds = [], []
     for k, history in enumerate(histories):
