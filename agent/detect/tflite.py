@@ -459,6 +459,7 @@ class _DirectInfer:
     def __init__(self, handle: Any, subgraph: int, x: int, score: int, window: int) -> None:
         self._handle, self._subgraph, self._x, self._score = handle, subgraph, x, score
         self._padded = np.zeros((DIRECT_BATCH, window), np.float32)
+        self._used = 0  # rows of ``_padded`` a call filled: the rest are still zero
 
     @classmethod
     def attach(cls, runner: SignatureRunner, window: int) -> _DirectInfer | None:
@@ -484,7 +485,9 @@ class _DirectInfer:
         n = len(x)
         padded = self._padded
         padded[:n] = x
-        padded[n:] = 0.0
+        if self._used > n:  # only the rows a larger batch left are zeroed again
+            padded[n : self._used] = 0.0
+        self._used = n
         self._handle.SetTensor(self._x, padded, self._subgraph)
         self._handle.Invoke(self._subgraph)
         return np.array(self._handle.GetTensor(self._score, self._subgraph)[:n])
