@@ -143,13 +143,15 @@ class Pipeline:
         return steps
 
     def _locations(self, samples: Sequence[Sample], steps: list[Step]) -> None:
+        located = [
+            (s, step) for s, step in zip(samples, steps, strict=True) if s.sensor == "location"
+        ]
         for stage, name in ((self.geofence, "geofence"), (self.places, "places")):
             if stage is None:
                 continue
-            for sample, step in zip(samples, steps, strict=True):
-                if sample.sensor == "location":
-                    step.events += stage.feed(sample)
-            self._meter.lap(name, calls=sum(1 for s in samples if s.sensor == "location"))
+            for sample, step in located:
+                step.events += stage.feed(sample)
+            self._meter.lap(name, calls=len(located))
 
     def _anomaly(
         self, samples: Sequence[Sample], values_of: list[dict[str, float]], steps: list[Step]
