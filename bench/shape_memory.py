@@ -46,7 +46,7 @@ def novelties(values: F64, width: int, vigilance: float, size: int) -> tuple[F64
     number of windows the memory held: the tier's own ``memory_novelties`` on a memory of
     ``size`` windows of ``width``."""
     state = StreamState(width, *(ReferenceHistory(1) for _ in range(3)))
-    state.bank = np.zeros((size, width))
+    state.bank, state.bank_sums = np.zeros((size, width)), np.zeros(size)
     found = memory_novelties(state, values, vigilance)
     return found, int(state.bank_meta[0])  # the memory never shrinks
 

@@ -450,7 +450,8 @@ done:
 }
 
 /* A stream's memory of its own shapes besides its window: f64 bank[size * width] (the
- * windows it keeps, the first ``held`` of them) and f64 bank_meta[5]. */
+ * windows it keeps, the first ``held`` of them), f64 sums[size] (each kept window's values
+ * summed in order) and f64 bank_meta[5]. */
 enum { B_HELD, B_OLDEST, B_LO, B_HI, B_ENTRY_T, B_META_LEN };
 #define MAX_NOVELTY 1e6
 
@@ -461,10 +462,14 @@ enum { B_HELD, B_OLDEST, B_LO, B_HI, B_ENTRY_T, B_META_LEN };
  * window the memory holds (the mean absolute difference); the nearest one's distance (at
  * most MAX_NOVELTY, kept as a float32) is the window's novelty, ranked (upper tail) in the
  * stream's novelty history, an entry on its own grid of ``every``: the surprise into
- * ``novelty[m, k]`` once the stream has ``warmup`` seconds behind it (left -1 before, and
- * until it has a range and a memory). The window joins the memory when its distance is more
+ * ``novelty[m, k]`` once the stream has ``warmup`` seconds behind it (-1 before, until it
+ * has a range and a memory, and where it has no value). The window joins the memory when its distance is more
  * than ``vigilance`` (or the memory is empty), in place of the oldest once full. A stream is
- * (window, meta, bank, bank_meta, novelty history state). */
+ * (window, meta, bank, sums, bank_meta, novelty history state).
+ *
+ * The search passes over a kept window whose sum differs from the window's by more than the
+ * smallest difference so far (the sum of differences is at least the difference of the
+ * sums), with room for the sums' rounding: the nearest is the same as comparing them all. */
 static PyObject *memory(PyObject *self, PyObject *args) {
     PyObject *streams, *matrix_o, *ts_o, *nov_o;
     Py_ssize_t width;
@@ -503,27 +508,32 @@ static PyObject *memory(PyObject *self, PyObject *args) {
     double *novelty = nb.buf;
     for (Py_ssize_t j = 0; j < k; j++) {
         PyObject *st = PyList_GET_ITEM(streams, j);
-        if (!PyTuple_Check(st) || PyTuple_GET_SIZE(st) != 5) {
-            PyErr_SetString(PyExc_ValueError, "memory: a stream's state must be a tuple of 5");
+        if (!PyTuple_Check(st) || PyTuple_GET_SIZE(st) != 6) {
+            PyErr_SetString(PyExc_ValueError, "memory: a stream's state must be a tuple of 6");
             goto done;
         }
-        Py_buffer wb, meta_b, bb, bmb, hb[8];
+        Py_buffer wb, meta_b, bb, sb, bmb, hb[8];
         history h;
         int got = 0, got_h = 0;
-        Py_buffer *bufs[4] = {&wb, &meta_b, &bb, &bmb};
-        const Py_ssize_t mins[4] = {1, S_META_LEN, width, B_META_LEN};
-        const int writable[4] = {0, 0, 1, 1};
-        for (; got < 4; got++)
+        Py_buffer *bufs[5] = {&wb, &meta_b, &bb, &sb, &bmb};
+        const Py_ssize_t mins[5] = {1, S_META_LEN, width, 1, B_META_LEN};
+        const int writable[5] = {0, 0, 1, 1, 1};
+        for (; got < 5; got++)
             if (get_buffer(PyTuple_GET_ITEM(st, got), bufs[got], 8, mins[got], writable[got],
                            "memory") < 0)
                 break;
-        if (got < 4 || open_history(PyTuple_GET_ITEM(st, 4), &h, hb, &got_h) < 0) {
+        if (got == 5 && sb.len / 8 != bb.len / 8 / width) {
+            PyErr_SetString(PyExc_ValueError, "memory: a sum for each window the bank holds");
+            for (int q = 0; q < got; q++) PyBuffer_Release(bufs[q]);
+            goto done;
+        }
+        if (got < 5 || open_history(PyTuple_GET_ITEM(st, 5), &h, hb, &got_h) < 0) {
             close_history(hb, got_h);
             for (int q = 0; q < got; q++) PyBuffer_Release(bufs[q]);
             goto done;
         }
         const double *window = wb.buf, *meta = meta_b.buf;
-        double *bank = bb.buf, *bm = bmb.buf;
+        double *bank = bb.buf, *sums = sb.buf, *bm = bmb.buf;
         Py_ssize_t w = wb.len / 8, size = bb.len / 8 / width;
         Py_ssize_t have = (Py_ssize_t)meta[S_HAVE];
         Py_ssize_t count = have < width ? have : width;
@@ -533,17 +543,25 @@ static PyObject *memory(PyObject *self, PyObject *args) {
         for (Py_ssize_t i = 0; i < m; i++) {
             Py_ssize_t c = i * k + j;
             double v = x[c];
+            novelty[c] = -1.0;
             if (isnan(v)) continue;
             if (isnan(first_t)) first_t = t[i];  /* as ``columns`` will keep it */
             memmove(last, last + 1, (size_t)(width - 1) * sizeof(double));
             last[width - 1] = v;
             if (count < width) count++;
+            double total = 0.0;  /* the window's sum, in order (as ``sums`` are kept) */
+            for (Py_ssize_t q = 0; q < width; q++) total += last[q];
             if (count == width && hi > lo) {
                 /* The smallest sum of differences, then in units (the scaling keeps the
-                 * order); a window whose sum passes the smallest halfway is passed over. */
+                 * order); a window whose sum passes the smallest halfway is passed over,
+                 * and one whose sum alone is too far (the values' size bounds the sums'
+                 * rounding: the bound only passes over windows that cannot be nearer). */
                 double least = INFINITY;
+                double size_v = py_max(py_max(fabs(lo), fabs(hi)), fabs(v));
+                double room = 1e-12 * (double)width * size_v;
                 Py_ssize_t half = width / 2;
                 for (Py_ssize_t r = 0; r < held; r++) {
+                    if (fabs(total - sums[r]) > least * (1.0 + 1e-12) + room) continue;
                     const double *kept = bank + r * width;
                     double sum = 0.0;
                     Py_ssize_t q = 0;
@@ -563,6 +581,7 @@ static PyObject *memory(PyObject *self, PyObject *args) {
                 if (held == 0 || nearest > vigilance) {
                     Py_ssize_t at = held < size ? held : oldest;
                     memcpy(bank + at * width, last, (size_t)width * sizeof(double));
+                    sums[at] = total;
                     if (held < size)
                         held++;
                     else
@@ -577,7 +596,7 @@ static PyObject *memory(PyObject *self, PyObject *args) {
         bm[B_LO] = lo;
         bm[B_HI] = hi;
         close_history(hb, got_h);
-        for (int q = 0; q < 4; q++) PyBuffer_Release(bufs[q]);
+        for (int q = 0; q < 5; q++) PyBuffer_Release(bufs[q]);
     }
     ok = 1;
 done:

@@ -92,9 +92,12 @@ def test_a_noisy_stream_keeps_at_most_its_memory() -> None:
 
 
 @pytest.mark.skipif(kernel() is None, reason="the kernel was not built")
-def test_kernel_and_reference_keep_the_same_memory() -> None:
+@pytest.mark.parametrize("offset", [0.0, 1e9, -3e12])
+def test_kernel_and_reference_keep_the_same_memory(offset: float) -> None:
+    """The kernel passes over windows by their sums; the reference compares every one: the
+    same memory and novelties, also far from zero, where the sums round."""
     rng = np.random.default_rng(2)
-    values = np.round(rng.normal(size=(2000, 3)).cumsum(axis=0), 1)
+    values = offset + np.round(rng.normal(size=(2000, 3)).cumsum(axis=0), 1)
     values[rng.random(values.shape) < 0.3] = np.nan
     times = 60.0 * np.arange(2000)
     fast = [
@@ -111,6 +114,8 @@ def test_kernel_and_reference_keep_the_same_memory() -> None:
         assert np.array_equal(x.novelty, y.novelty) and np.array_equal(x.surprise, y.surprise)
     for f, s in zip(fast, slow, strict=True):
         assert np.array_equal(f.bank, s.bank) and np.array_equal(f.bank_meta, s.bank_meta)
+        assert np.array_equal(f.bank_sums, s.bank_sums)
+    assert all(f.bank_meta[0] > 1 for f in fast)  # a memory to search
 
 
 def _detector() -> AnomalyDetector:
@@ -132,6 +137,7 @@ def test_the_memory_restores_exactly(caplog: pytest.LogCaptureFixture) -> None:
     assert second.restore(first.state(), saved)
     assert np.array_equal(second.streams["m"].bank, first.streams["m"].bank)
     assert np.array_equal(second.streams["m"].bank_meta, first.streams["m"].bank_meta)
+    assert np.array_equal(second.streams["m"].bank_sums, first.streams["m"].bank_sums)
     novel = 0.0
     for i, v in enumerate(values[600:], start=600):
         a = first.feed(STEP_S * i, "m", {"m": float(v)})

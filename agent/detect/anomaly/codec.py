@@ -19,7 +19,13 @@ import numpy as np
 from agent.detect.anomaly.comove import CoMovement, from_b64, to_b64
 from agent.detect.anomaly.context import HourProfiles
 from agent.detect.anomaly.episodes import SourceEpisode
-from agent.detect.anomaly.scoring import MEMORY_SIZE, MEMORY_WIDTH, JointState, StreamState
+from agent.detect.anomaly.scoring import (
+    MEMORY_SIZE,
+    MEMORY_WIDTH,
+    JointState,
+    StreamState,
+    window_sum,
+)
 from agent.detect.novelty import ValueHistory
 
 if TYPE_CHECKING:
@@ -131,6 +137,7 @@ def _restore_memory(s: StreamState, saved: Mapping[str, Any]) -> None:
         raise ValueError("a stream's memory of its shapes does not fit")
     if held:
         s.bank[:held] = bank
+        s.bank_sums[:held] = [window_sum(w) for w in bank]
     entry_t = saved.get("entry_t")
     s.bank_meta[:] = (held, oldest, lo, hi, math.nan if entry_t is None else float(entry_t))
 

@@ -160,6 +160,7 @@ class StreamState:
         self.context: History | None = None
         self.novelty: History | None = None
         self.bank = np.zeros((MEMORY_SIZE, MEMORY_WIDTH))  # the windows kept, the first held
+        self.bank_sums = np.zeros(MEMORY_SIZE)  # each one's values summed in order
         self.bank_meta = np.array([0.0, 0.0, math.inf, -math.inf, math.nan])
         self._memory_state: tuple[Any, ...] | None = None
 
@@ -172,6 +173,7 @@ class StreamState:
                 self.buffer,
                 self.meta,
                 self.bank,
+                self.bank_sums,
                 self.bank_meta,
                 history._state,  # type: ignore[attr-defined]
             )
@@ -267,7 +269,7 @@ def score_source(
         return out
     found = None
     if shape_memory:  # each window's novelty ranked (before the windows move on)
-        found = np.full((m, k), -1.0)
+        found = np.empty((m, k))  # the kernel writes every cell
         kernel.memory(
             [s.memory_state() for s in states],
             np.ascontiguousarray(matrix),
@@ -341,7 +343,9 @@ def memory_novelties(state: StreamState, values: F64, vigilance: float = VIGILAN
                 nearest = float(total.min()) / width / (hi - lo)
             out[i] = nearest
             if held == 0 or nearest > vigilance:
-                bank[held if held < len(bank) else oldest] = last
+                at = held if held < len(bank) else oldest
+                bank[at] = last
+                state.bank_sums[at] = window_sum(bank[at])
                 if held < len(bank):
                     held += 1
                 else:
@@ -349,6 +353,12 @@ def memory_novelties(state: StreamState, values: F64, vigilance: float = VIGILAN
         lo, hi = min(lo, v), max(hi, v)
     meta[:4] = (held, oldest, lo, hi)
     return out
+
+
+def window_sum(window: F64) -> float:
+    """A kept window's values summed in order, as the kernel keeps them (its search passes
+    over windows whose sums alone are too far from the window's)."""
+    return sum(window.tolist(), 0.0)
 
 
 def _novelty_reference(states: list[StreamState], matrix: F64, times: F64, every_s: float) -> F64:
