@@ -449,23 +449,27 @@ done:
     return PyLong_FromSsize_t(n_full);
 }
 
-/* A stream's memory of its own shapes besides its window: f64 bank[size * width] (the
- * windows it keeps, the first ``held`` of them), f64 sums[size] (each kept window's values
- * summed in order) and f64 bank_meta[5]. */
-enum { B_HELD, B_OLDEST, B_LO, B_HI, B_ENTRY_T, B_META_LEN };
+/* A stream's memory of its own shapes: f64 recent[width] (its last values on the memory's
+ * grid, oldest first, the valid ones at the end), f64 bank[size * width] (the windows it
+ * keeps, the first ``held`` of them), f64 sums[size] (each kept window's values summed in
+ * order) and f64 bank_meta[6]. */
+enum { B_HELD, B_OLDEST, B_LO, B_HI, B_ENTRY_T, B_HAVE, B_META_LEN };
 #define MAX_NOVELTY 1e6
 
-/* memory(streams, matrix, ts, width, vigilance, every, warmup, novelty): each value of
- * ``matrix[m, k]`` (NaN: none) through its stream's memory, column by column in time order
- * (call it before ``columns``, which moves the windows on): the window of the stream's last
- * ``width`` values, in units of the range of every value before the newest, against each
- * window the memory holds (the mean absolute difference); the nearest one's distance (at
- * most MAX_NOVELTY, kept as a float32) is the window's novelty, ranked (upper tail) in the
- * stream's novelty history, an entry on its own grid of ``every``: the surprise into
- * ``novelty[m, k]`` once the stream has ``warmup`` seconds behind it (-1 before, until it
- * has a range and a memory, and where it has no value). The window joins the memory when its distance is more
- * than ``vigilance`` (or the memory is empty), in place of the oldest once full. A stream is
- * (window, meta, bank, sums, bank_meta, novelty history state).
+/* memory(streams, matrix, ts, width, vigilance, every, warmup, novelty) -> the number of
+ * novelties written (at least 0; the others are -1). Each value of
+ * ``matrix[m, k]`` (NaN: none) through its stream's memory, column by column in time order.
+ * The memory sees a stream on its own grid of ``every`` (a value is a step when the grid
+ * takes it, novelty.py's ``next_entry``; the others pass it by), so its windows span the same
+ * time whatever the sample interval. At a step: the window of the stream's last ``width``
+ * steps, in units of the range of every step before, against each window the memory holds
+ * (the mean absolute difference); the nearest one's distance (at most MAX_NOVELTY, kept as a
+ * float32) is the window's novelty, ranked (upper tail) in the stream's novelty history, and
+ * an entry in it: the surprise into ``novelty[m, k]`` once the stream has ``warmup`` seconds
+ * behind it (-1 before, until it has a range and a memory, between steps and where it has no
+ * value). The window joins the memory when its distance is more than ``vigilance`` (or the
+ * memory is empty), in place of the oldest once full. A stream is (recent, meta, bank, sums,
+ * bank_meta, novelty history state); of ``meta`` (``columns``') only the first time is read.
  *
  * The search passes over a kept window whose sum differs from the window's by more than the
  * smallest difference so far (the sum of differences is at least the difference of the
@@ -494,12 +498,7 @@ static PyObject *memory(PyObject *self, PyObject *args) {
         return NULL;
     }
     int ok = 0;
-    Py_ssize_t cells = mb.len / 8, m = tb.len / 8;
-    double *last = PyMem_Malloc((size_t)width * sizeof(double));  /* the stream's last values */
-    if (last == NULL) {
-        PyErr_NoMemory();
-        goto done;
-    }
+    Py_ssize_t cells = mb.len / 8, m = tb.len / 8, written = 0;
     if (cells != m * k || nb.len != mb.len) {
         PyErr_SetString(PyExc_ValueError, "memory: matrix and novelty are not [m, k]");
         goto done;
@@ -512,18 +511,33 @@ static PyObject *memory(PyObject *self, PyObject *args) {
             PyErr_SetString(PyExc_ValueError, "memory: a stream's state must be a tuple of 6");
             goto done;
         }
-        Py_buffer wb, meta_b, bb, sb, bmb, hb[8];
+        Py_buffer rb, meta_b, bb, sb, bmb, hb[8];
         history h;
         int got = 0, got_h = 0;
-        Py_buffer *bufs[5] = {&wb, &meta_b, &bb, &sb, &bmb};
-        const Py_ssize_t mins[5] = {1, S_META_LEN, width, 1, B_META_LEN};
-        const int writable[5] = {0, 0, 1, 1, 1};
+        Py_buffer *bufs[5] = {&bmb, &rb, &meta_b, &bb, &sb};
+        const Py_ssize_t mins[5] = {B_META_LEN, width, S_META_LEN, width, 1};
+        const int writable[5] = {1, 1, 0, 1, 1};
+        const int order[5] = {4, 0, 1, 2, 3};  /* the tuple's item of each buffer */
+        if (get_buffer(PyTuple_GET_ITEM(st, 4), &bmb, 8, B_META_LEN, 1, "memory") < 0) goto done;
+        got = 1;
+        /* No step in these rows (a live sample between two): nothing to open or change. */
+        const double *bm_peek = bmb.buf;
+        int any_step = 0;
+        for (Py_ssize_t i = 0; i < m && !any_step; i++) {
+            novelty[i * k + j] = -1.0;
+            if (!isnan(x[i * k + j]))
+                any_step = isnan(bm_peek[B_ENTRY_T]) || t[i] >= bm_peek[B_ENTRY_T] + every;
+        }
+        if (!any_step) {
+            PyBuffer_Release(&bmb);
+            continue;
+        }
         for (; got < 5; got++)
-            if (get_buffer(PyTuple_GET_ITEM(st, got), bufs[got], 8, mins[got], writable[got],
-                           "memory") < 0)
+            if (get_buffer(PyTuple_GET_ITEM(st, order[got]), bufs[got], 8, mins[got],
+                           writable[got], "memory") < 0)
                 break;
-        if (got == 5 && sb.len / 8 != bb.len / 8 / width) {
-            PyErr_SetString(PyExc_ValueError, "memory: a sum for each window the bank holds");
+        if (got == 5 && (rb.len / 8 != width || sb.len / 8 != bb.len / 8 / width)) {
+            PyErr_SetString(PyExc_ValueError, "memory: recent or sums do not fit the bank");
             for (int q = 0; q < got; q++) PyBuffer_Release(bufs[q]);
             goto done;
         }
@@ -532,26 +546,25 @@ static PyObject *memory(PyObject *self, PyObject *args) {
             for (int q = 0; q < got; q++) PyBuffer_Release(bufs[q]);
             goto done;
         }
-        const double *window = wb.buf, *meta = meta_b.buf;
-        double *bank = bb.buf, *sums = sb.buf, *bm = bmb.buf;
-        Py_ssize_t w = wb.len / 8, size = bb.len / 8 / width;
-        Py_ssize_t have = (Py_ssize_t)meta[S_HAVE];
-        Py_ssize_t count = have < width ? have : width;
-        for (Py_ssize_t q = 0; q < count; q++) last[width - count + q] = window[w - count + q];
+        double *recent = rb.buf, *bank = bb.buf, *sums = sb.buf, *bm = bmb.buf;
+        const double *meta = meta_b.buf;
+        Py_ssize_t size = bb.len / 8 / width;
+        Py_ssize_t have = (Py_ssize_t)bm[B_HAVE];
         Py_ssize_t held = (Py_ssize_t)bm[B_HELD], oldest = (Py_ssize_t)bm[B_OLDEST];
         double lo = bm[B_LO], hi = bm[B_HI], first_t = meta[S_FIRST_T];
         for (Py_ssize_t i = 0; i < m; i++) {
             Py_ssize_t c = i * k + j;
-            double v = x[c];
+            double v = x[c], now = t[i];
             novelty[c] = -1.0;
             if (isnan(v)) continue;
-            if (isnan(first_t)) first_t = t[i];  /* as ``columns`` will keep it */
-            memmove(last, last + 1, (size_t)(width - 1) * sizeof(double));
-            last[width - 1] = v;
-            if (count < width) count++;
+            if (isnan(first_t)) first_t = now;  /* as ``columns`` will keep it */
+            if (!next_entry(&bm[B_ENTRY_T], now, every)) continue;  /* between steps */
+            memmove(recent, recent + 1, (size_t)(width - 1) * sizeof(double));
+            recent[width - 1] = v;
+            if (have < width) have++;
             double total = 0.0;  /* the window's sum, in order (as ``sums`` are kept) */
-            for (Py_ssize_t q = 0; q < width; q++) total += last[q];
-            if (count == width && hi > lo) {
+            for (Py_ssize_t q = 0; q < width; q++) total += recent[q];
+            if (have == width && hi > lo) {
                 /* The smallest sum of differences, then in units (the scaling keeps the
                  * order); a window whose sum passes the smallest halfway is passed over,
                  * and one whose sum alone is too far (the values' size bounds the sums'
@@ -565,22 +578,24 @@ static PyObject *memory(PyObject *self, PyObject *args) {
                     const double *kept = bank + r * width;
                     double sum = 0.0;
                     Py_ssize_t q = 0;
-                    for (; q < half; q++) sum += fabs(kept[q] - last[q]);
+                    for (; q < half; q++) sum += fabs(kept[q] - recent[q]);
                     if (sum > least) continue;
-                    for (; q < width; q++) sum += fabs(kept[q] - last[q]);
+                    for (; q < width; q++) sum += fabs(kept[q] - recent[q]);
                     if (sum < least) least = sum;
                 }
                 double nearest = held ? least / (double)width / (hi - lo) : NAN;
                 if (!isnan(nearest)) {
-                    double now = t[i];
-                    uint8_t take = next_entry(&bm[B_ENTRY_T], now, every);
+                    uint8_t take = 1;
                     double kept = (double)(float)py_min(nearest, MAX_NOVELTY), rank;
                     feed_one(&h, &kept, &take, 1, 1, 1, &rank, NULL);
-                    if (now - first_t >= warmup) novelty[c] = rank + 0.0;
+                    if (now - first_t >= warmup) {
+                        novelty[c] = rank + 0.0;
+                        written++;
+                    }
                 }
                 if (held == 0 || nearest > vigilance) {
                     Py_ssize_t at = held < size ? held : oldest;
-                    memcpy(bank + at * width, last, (size_t)width * sizeof(double));
+                    memcpy(bank + at * width, recent, (size_t)width * sizeof(double));
                     sums[at] = total;
                     if (held < size)
                         held++;
@@ -595,17 +610,17 @@ static PyObject *memory(PyObject *self, PyObject *args) {
         bm[B_OLDEST] = (double)oldest;
         bm[B_LO] = lo;
         bm[B_HI] = hi;
+        bm[B_HAVE] = (double)have;
         close_history(hb, got_h);
         for (int q = 0; q < 5; q++) PyBuffer_Release(bufs[q]);
     }
     ok = 1;
 done:
-    PyMem_Free(last);
     PyBuffer_Release(&mb);
     PyBuffer_Release(&tb);
     PyBuffer_Release(&nb);
     if (!ok) return NULL;
-    Py_RETURN_NONE;
+    return PyLong_FromSsize_t(written);
 }
 
 /* shapes(errors_states, errors, due, full, learning, margin, surprise, shape): the model's

@@ -37,7 +37,7 @@ def memory(
     every: float,
     warmup: float,
     novelty: Any,
-) -> None: ...
+) -> int: ...
 def shapes(
     errors_states: list[tuple[Any, ...]] | None,
     errors: Any,

@@ -49,8 +49,8 @@ def _score(values: np.ndarray, history: type = KernelHistory) -> tuple[np.ndarra
             7200.0,
             shape_memory=True,
         )
-        assert out.novelty is not None
-        novelty.append(out.novelty[:, 0])
+        judged = out.novelty is not None  # None: no window judged in the chunk
+        novelty.append(out.novelty[:, 0] if judged else np.zeros(len(out.surprise)))
         surprise.append(out.surprise[:, 0])
     return np.concatenate(novelty), np.concatenate(surprise)
 
@@ -162,3 +162,30 @@ def test_off_by_default_nothing_is_kept() -> None:
         det.feed(STEP_S * i, "m", {"m": float(v)})
     assert det.streams["m"].bank_meta[0] == 0 and det.streams["m"].novelty is None
     assert "memory" not in det.history_state()["streams"]["m"]
+
+
+def test_a_fast_stream_is_judged_on_the_memory_grid() -> None:
+    """Values every 10 s: the memory steps about every 86.4 s (its windows span minutes, not
+    80 s of noise), so about one value in nine has a novelty; the others only their own."""
+    state = StreamState(32, KernelHistory(1000), KernelHistory(1000), KernelHistory(1000))
+    n = int(3 * 86400 / 10)
+    times = 10.0 * np.arange(n)
+    values = np.sin(times / 3600.0)[:, None] + np.random.default_rng(3).normal(0, 0.1, (n, 1))
+    novel = np.zeros(n, dtype=np.bool_)
+    for a in range(0, n, 1000):
+        out = score_source(
+            [state],
+            values[a : a + 1000],
+            times[a : a + 1000],
+            None,
+            NullMeter(),
+            345.6,
+            7200.0,
+            True,
+        )
+        if out.novelty is not None:
+            novel[a : a + 1000] = out.novelty[:, 0] > 0.0
+    judged_t = times[novel]
+    assert len(judged_t) > 0.5 * (n - 8640) / 9  # after the first day, most steps
+    assert np.diff(judged_t).min() >= 86.4 - 10.0  # never two in one step of the grid
+    assert novel.sum() < (n / 8.6)

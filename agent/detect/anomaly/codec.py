@@ -114,16 +114,17 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
 def _memory(s: StreamState) -> dict[str, Any]:
     """A stream's memory of its shapes, once a value went through it (none without the shape
     memory): the windows it holds, as exact float64, and where the next one goes."""
-    held, oldest, lo, hi, entry_t = s.bank_meta.tolist()
+    held, oldest, lo, hi, step_t, have = s.bank_meta.tolist()
     if not math.isfinite(lo):
         return {}
     return {
         "memory": {
+            "recent": to_b64(s.recent[len(s.recent) - int(have) :]),
             "bank": to_b64(s.bank[: int(held)]),
             "oldest": oldest,
             "lo": lo,
             "hi": hi,
-            "entry_t": None if math.isnan(entry_t) else entry_t,
+            "step_t": None if math.isnan(step_t) else step_t,
         }
     }
 
@@ -131,15 +132,22 @@ def _memory(s: StreamState) -> dict[str, Any]:
 def _restore_memory(s: StreamState, saved: Mapping[str, Any]) -> None:
     """``_memory``'s data back into ``s``; ``ValueError`` if it does not fit."""
     bank = from_b64(saved["bank"], (-1, MEMORY_WIDTH)) if saved["bank"] else np.zeros((0, 0))
-    held, oldest = len(bank), int(saved["oldest"])
+    # (a memory saved before it kept its own steps has none: its window fills again)
+    recent = from_b64(saved["recent"], (1, -1))[0] if saved.get("recent") else np.zeros(0)
+    held, oldest, have = len(bank), int(saved["oldest"]), len(recent)
     lo, hi = float(saved["lo"]), float(saved["hi"])
     if held > MEMORY_SIZE or not 0 <= oldest < max(held, 1) or not lo <= hi:
         raise ValueError("a stream's memory of its shapes does not fit")
+    if have > MEMORY_WIDTH:
+        raise ValueError("a stream's recent steps do not fit its memory's window")
     if held:
         s.bank[:held] = bank
         s.bank_sums[:held] = [window_sum(w) for w in bank]
-    entry_t = saved.get("entry_t")
-    s.bank_meta[:] = (held, oldest, lo, hi, math.nan if entry_t is None else float(entry_t))
+    if have:
+        s.recent[MEMORY_WIDTH - have :] = recent
+    step_t = saved.get("step_t", saved.get("entry_t"))
+    step = math.nan if step_t is None else float(step_t)
+    s.bank_meta[:] = (held, oldest, lo, hi, step, have)
 
 
 def restore(

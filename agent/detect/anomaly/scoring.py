@@ -30,16 +30,18 @@ MAX_VALUE = 1e100
 #: plugged in, a runaway ending); a value far from usual is already surprising on its own.
 MODEL_MARGIN = 0.5
 #: Each stream's memory of its own shapes (``memory_novelties``): windows of its last
-#: ``MEMORY_WIDTH`` values, at most ``MEMORY_SIZE`` of them; a window joins when the nearest
+#: ``MEMORY_WIDTH`` steps, at most ``MEMORY_SIZE`` of them; a window joins when the nearest
 #: it holds is farther than ``VIGILANCE`` (a mean difference in units of the stream's range).
 #: Chosen on the development corpus (bench/shape_memory.py, bench/nab_log.md); 64 windows,
 #: not 256, for the live path's cost.
 MEMORY_WIDTH = 8
 MEMORY_SIZE = 64
 VIGILANCE = 0.05
-#: A stream's novelties are ranked among its own, an entry this many times as often as its
-#: other histories take one (1,000 entries span a day by default, and every 5-minute value
-#: is one): the memory changes as it learns, its distances with it.
+#: The memory sees a stream on its own grid, a step this many times as often as the other
+#: histories take an entry (86.4 s by default: every 5-minute value is a step, one in nine
+#: of a 10 s stream), so its windows span minutes whatever the sample interval (8 values
+#: of 10 s are 80 s of noise). Each step's novelty is ranked among the stream's own (1,000
+#: span a day) and is one of them: the memory changes as it learns, its distances with it.
 NOVELTY_ENTRIES = 4
 #: A window's novelty counts once its stream has a day behind it (a memory of a few hours
 #: finds the first evening's charge new: one false start on the generated laptop's first day).
@@ -113,9 +115,9 @@ def model_errors(
 #: the histories' last entry time, the first and the last time the stream carried a value.
 _N, _HAVE, _ENTRY_T, _FIRST_T, _LAST_T = range(5)
 #: ``StreamState.bank_meta``'s fields (the kernel's ``B_*``): windows the memory holds, the
-#: oldest one's place once it is full, the smallest and largest value seen, and the
-#: novelty history's last entry time.
-_HELD, _OLDEST, _LO, _HI, _NOVELTY_T = range(5)
+#: oldest one's place once it is full, the smallest and largest value it saw, its grid's last
+#: step (``next_entry``) and the valid values in its window of recent steps.
+_HELD, _OLDEST, _LO, _HI, _STEP_T, _RECENT = range(6)
 
 
 def _time(x: float) -> float | None:
@@ -159,18 +161,19 @@ class StreamState:
         self.residuals: History | None = None
         self.context: History | None = None
         self.novelty: History | None = None
+        self.recent = np.zeros(MEMORY_WIDTH)  # the last values on the memory's grid
         self.bank = np.zeros((MEMORY_SIZE, MEMORY_WIDTH))  # the windows kept, the first held
         self.bank_sums = np.zeros(MEMORY_SIZE)  # each one's values summed in order
-        self.bank_meta = np.array([0.0, 0.0, math.inf, -math.inf, math.nan])
+        self.bank_meta = np.array([0.0, 0.0, math.inf, -math.inf, math.nan, 0.0])
         self._memory_state: tuple[Any, ...] | None = None
 
     def memory_state(self) -> tuple[Any, ...]:
-        """The kernel's view of the memory: the window, counters, the windows kept and the
-        novelty history's state (the same arrays, updated in place)."""
+        """The kernel's view of the memory: its recent steps, the stream's counters, the
+        windows kept and the novelty history's state (the same arrays, updated in place)."""
         if self._memory_state is None:
             history = self.own_history("novelty", self.values.size)
             self._memory_state = (
-                self.buffer,
+                self.recent,
                 self.meta,
                 self.bank,
                 self.bank_sums,
@@ -264,29 +267,33 @@ def score_source(
     if kernel is None or not all(type(s.values) is KernelHistory for s in states):
         found = _novelty_reference(states, matrix, times, every_novelty_s) if shape_memory else None
         _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out)
-        if found is not None:
+        if found is not None and (found >= 0.0).any():
             _count_novelty(found, out)
         return out
+    matrix = np.ascontiguousarray(matrix)
+    times = np.ascontiguousarray(times, dtype=np.float64)
     found = None
-    if shape_memory:  # each window's novelty ranked (before the windows move on)
+    if shape_memory:  # each step's novelty ranked
         found = np.empty((m, k))  # the kernel writes every cell
-        kernel.memory(
+        judged = kernel.memory(
             [s.memory_state() for s in states],
-            np.ascontiguousarray(matrix),
-            np.ascontiguousarray(times, dtype=np.float64),
+            matrix,
+            times,
             MEMORY_WIDTH,
             VIGILANCE,
             every_novelty_s,
             NOVELTY_WARMUP_S,
             found,
         )
+        if not judged:  # (a live sample between two of the memory's steps)
+            found = None
     width = len(states[0].buffer)
     scaling = model.scaling if model is not None else NO_SCALING
     scaled = np.empty((m * k if model is not None else 0, width), dtype=np.float32)
     n_full = kernel.columns(
         [(s.buffer, s.meta, s.values._state, s.spreads._state) for s in states],  # type: ignore[attr-defined]
-        np.ascontiguousarray(matrix),
-        np.ascontiguousarray(times, dtype=np.float64),
+        matrix,
+        times,
         every_s,
         warmup_s,
         scaling.context,
@@ -313,30 +320,27 @@ def score_source(
 
 
 def memory_novelties(state: StreamState, values: F64, vigilance: float = VIGILANCE) -> F64:
-    """Each of a stream's new ``values`` (in time order) through its memory of its own
-    shapes, the kernel's ``memory`` step by step: the window of its last values (as wide as
-    the memory's windows), in units of the range of every value before the newest, against
-    each window the memory holds (the mean absolute difference: the smallest sum, in order,
-    then scaled); the nearest one's distance (NaN until the stream has a range and a full
-    window). The window joins the memory when that is more than ``vigilance`` (or the memory
-    is empty), in place of the oldest once it is full. Call before the window moves on
-    (``_score_reference``)."""
+    """Each of a stream's new steps ``values`` (in time order, each one the memory's grid
+    took) through its memory of its own shapes, the kernel's ``memory`` step by step: the
+    window of its last steps (as wide as the memory's windows), in units of the range of every
+    step before, against each window the memory holds (the mean absolute difference: the
+    smallest sum, in order, then scaled); the nearest one's distance (NaN until the stream has
+    a range and a full window). The window joins the memory when that is more than
+    ``vigilance`` (or the memory is empty), in place of the oldest once it is full."""
     out = np.full(len(values), np.nan)
-    bank, meta = state.bank, state.bank_meta
+    bank, meta, recent = state.bank, state.bank_meta, state.recent
     width = bank.shape[1]
-    count = min(int(state.meta[_HAVE]), width)
-    last = np.zeros(width)
-    last[width - count :] = state.buffer[len(state.buffer) - count :]
+    have = int(meta[_RECENT])
     held, oldest = int(meta[_HELD]), int(meta[_OLDEST])
     lo, hi = float(meta[_LO]), float(meta[_HI])
     for i, v in enumerate(values.tolist()):
-        last[:-1] = last[1:].copy()
-        last[-1] = v
-        count = min(count + 1, width)
-        if count == width and hi > lo:
+        recent[:-1] = recent[1:].copy()
+        recent[-1] = v
+        have = min(have + 1, width)
+        if have == width and hi > lo:
             nearest = math.nan
             if held:
-                differences = np.abs(bank[:held] - last)
+                differences = np.abs(bank[:held] - recent)
                 total = np.zeros(held)
                 for q in range(width):
                     total = total + differences[:, q]
@@ -344,14 +348,14 @@ def memory_novelties(state: StreamState, values: F64, vigilance: float = VIGILAN
             out[i] = nearest
             if held == 0 or nearest > vigilance:
                 at = held if held < len(bank) else oldest
-                bank[at] = last
+                bank[at] = recent
                 state.bank_sums[at] = window_sum(bank[at])
                 if held < len(bank):
                     held += 1
                 else:
                     oldest = (oldest + 1) % len(bank)
         lo, hi = min(lo, v), max(hi, v)
-    meta[:4] = (held, oldest, lo, hi)
+    meta[[_HELD, _OLDEST, _LO, _HI, _RECENT]] = (held, oldest, lo, hi, have)
     return out
 
 
@@ -362,24 +366,29 @@ def window_sum(window: F64) -> float:
 
 
 def _novelty_reference(states: list[StreamState], matrix: F64, times: F64, every_s: float) -> F64:
-    """The kernel's ``memory`` with numpy and any ``History``: each window's novelty
+    """The kernel's ``memory`` with numpy and any ``History``: each stream's values on the
+    memory's grid of ``every_s`` (``entry_times``) through its memory, each novelty
     (``memory_novelties``, at most ``MAX_NOVELTY``, kept as a float32) ranked (upper tail)
-    among its stream's own, an entry every ``every_s`` of sample time; -1 where none."""
+    among its stream's own and an entry; -1 where none."""
     found = np.full(matrix.shape, -1.0)
     for j, state in enumerate(states):
-        rows = np.flatnonzero(~np.isnan(matrix[:, j]))
+        present = np.flatnonzero(~np.isnan(matrix[:, j]))
+        if not len(present):
+            continue
+        meta = state.bank_meta
+        steps, step_t = entry_times(times[present], _time(meta[_STEP_T]), every_s)
+        meta[_STEP_T] = math.nan if step_t is None else step_t
+        rows = present[steps]
         distances = memory_novelties(state, matrix[rows, j])
         judged = ~np.isnan(distances)
         if not judged.any():
             continue
-        at, meta = rows[judged], state.bank_meta
-        due, entry_t = entry_times(times[at], _time(meta[_NOVELTY_T]), every_s)
-        meta[_NOVELTY_T] = math.nan if entry_t is None else entry_t
+        at = rows[judged]
         kept = np.minimum(distances[judged], MAX_NOVELTY).astype(np.float32).astype(np.float64)
         history = state.own_history("novelty", state.values.size)
-        ranked, _ = history.feed(kept, due, upper_only=True)
+        ranked, _ = history.feed(kept, np.ones(len(kept), dtype=np.bool_), upper_only=True)
         first_t = state.meta[_FIRST_T]  # as ``_score_reference`` will keep it
-        first_t = times[rows[0]] if math.isnan(first_t) else first_t
+        first_t = times[present[0]] if math.isnan(first_t) else first_t
         warm = times[at] - first_t >= NOVELTY_WARMUP_S
         found[at[warm], j] = ranked[warm] + 0.0
     return found
@@ -387,7 +396,8 @@ def _novelty_reference(states: list[StreamState], matrix: F64, times: F64, every
 
 def _count_novelty(found: F64, out: SourceScores) -> None:
     """A value's surprise is at least its window's ranked novelty ``found`` (-1: none, or
-    its stream is younger than ``NOVELTY_WARMUP_S``, which is longer than any warm-up)."""
+    its stream is younger than ``NOVELTY_WARMUP_S``, which is longer than any warm-up); the
+    novelties stay None where no window was judged."""
     np.maximum(out.surprise, found, out=out.surprise)
     out.novelty = np.maximum(found, 0.0)
 
