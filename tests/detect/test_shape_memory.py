@@ -12,6 +12,8 @@ import pytest
 from agent.config import AnomalyConfig
 from agent.detect.anomaly import AnomalyDetector
 from agent.detect.anomaly.scoring import (
+    _RECENT,
+    _STEP_T,
     MEMORY_SIZE,
     NOVELTY_WARMUP_S,
     StreamState,
@@ -152,11 +154,31 @@ def test_the_memory_restores_exactly(caplog: pytest.LogCaptureFixture) -> None:
     assert "damaged" in caplog.text
 
 
-def test_off_by_default_nothing_is_kept() -> None:
-    """``[anomaly] shape_memory`` is off by default: no novelty, no memory, nothing saved."""
-    assert not AnomalyConfig().shape_memory
+def test_a_memory_saved_without_its_steps_restores() -> None:
+    """A memory saved before it kept its own recent steps (its grid's time was called
+    ``entry_t``): its windows come back, its window of steps fills again."""
+    values = _falling(600)
+    first = _detector()
+    for i, v in enumerate(values):
+        first.feed(STEP_S * i, "m", {"m": float(v)})
+    saved = first.history_state()
+    memory = dict(saved["streams"]["m"]["memory"])
+    del memory["recent"]
+    memory["entry_t"] = memory.pop("step_t")
+    older = {**saved, "streams": {"m": {**saved["streams"]["m"], "memory": memory}}}
+    second = _detector()
+    assert second.restore(first.state(), older)
+    assert np.array_equal(second.streams["m"].bank, first.streams["m"].bank)
+    assert second.streams["m"].bank_meta[_RECENT] == 0
+    assert second.streams["m"].bank_meta[_STEP_T] == first.streams["m"].bank_meta[_STEP_T]
+
+
+def test_off_nothing_is_kept() -> None:
+    """``[anomaly] shape_memory`` is on by default; off: no novelty, no memory, nothing
+    saved."""
+    assert AnomalyConfig().shape_memory
     model = load_or_explain()
-    det = AnomalyDetector(model, AnomalyConfig())
+    det = AnomalyDetector(model, AnomalyConfig(shape_memory=False))
     values = np.concatenate([_falling(600), _rising(60)])
     for i, v in enumerate(values):
         det.feed(STEP_S * i, "m", {"m": float(v)})
