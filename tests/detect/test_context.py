@@ -171,6 +171,34 @@ def test_visits_are_the_same_whatever_the_chunks() -> None:
         assert other_state == state
 
 
+def test_the_live_path_learns_what_replay_learns() -> None:
+    """Three days of a source with a byte rate, one sample at a time (the live daemon) and in
+    chunks (replay): the same hour profiles (byte rates on their log scale in both) and the
+    same scores."""
+    rng = np.random.default_rng(4)
+    n = 3 * 288
+    times = (MONDAY + 300.0 * np.arange(n)).tolist()
+    rows = [
+        {
+            "system.cpu_pct": float(rng.uniform(2.0, 60.0)),
+            "system.load1": float(rng.uniform(0.0, 2.0)),
+            "system.net_rx_Bps": float(rng.exponential(40_000.0)),
+        }
+        for _ in range(n)
+    ]
+    live, replay = (AnomalyDetector(None, AnomalyConfig(timezone="UTC")) for _ in range(2))
+    live_nodes = [live.feed(t, "system", row).node for t, row in zip(times, rows, strict=True)]
+    replay_nodes = []
+    for a in range(0, n, 100):
+        found = replay.feed_chunk(times[a : a + 100], ["system"] * 100, rows[a : a + 100])
+        replay_nodes += found.node.tolist()
+    assert live.context["system"].encode() == replay.context["system"].encode()
+    assert live_nodes == replay_nodes
+    centers = live.context["system"]._center
+    rate = live.context["system"].names.index("system.net_rx_Bps")
+    assert np.nanmax(centers[:, rate]) < 20.0  # ln of a byte rate, not the rate
+
+
 def test_profiles_restore_exactly() -> None:
     rng = np.random.default_rng(3)
     local = LocalTime("UTC")

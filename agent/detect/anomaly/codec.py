@@ -2,8 +2,9 @@
 
 ``state()`` is small and changes every sample (windows, counts, open episodes, the training
 schedule); ``history_state()`` is the rank histories and the shape memories, about 50 KB a
-stream after a laptop's week (11 KB of it the shape memory), committed less often. State this version cannot read (an older format, a
-damaged row) is dropped with one log line, and the stage learns afresh.
+stream after a laptop's week (11 KB of it the shape memory), committed less often. State this
+version cannot read (an older format, a damaged row) is dropped with one log line, and the
+stage learns afresh.
 """
 
 from __future__ import annotations

@@ -176,8 +176,8 @@ class HourProfiles:
         """One row (``x`` ``[1, k]``, the live daemon's sample) joins its visit; whether it is
         quiet: no value of it can be ``MIN_RESIDUAL`` spreads above its hour's level (then
         nothing more need be asked of it; else ``usual_of`` says what ``usual`` would)."""
-        columns, _ = self._layout(names)
-        self._visit(columns, x, hour, day_hour)
+        columns, rates = self._layout(names)
+        self._visit(columns, log_rates(x, rates), hour, day_hour)  # as ``usual`` keeps them
         # the day hour's row, then its columns: a third of [day_hour, columns]'s cost (and
         # np.count_nonzero less than .any()'s)
         return not np.count_nonzero(x[0] >= self._ceiling[day_hour][columns])
