@@ -19,19 +19,29 @@ from agent.runtime.trace import ReadCounts, read_trace
 from agent.samples import Sample
 
 
-def _run(samples: Sequence[Sample], config: Config, chunk: int) -> list[Step]:
+class Run(list[Step]):
+    """A run's steps, and the anomaly stage's saved state after it."""
+
+    saved: object = None
+
+
+def _run(samples: Sequence[Sample], config: Config, chunk: int) -> Run:
     model = load_or_explain()
     assert model is not None  # LiteRT is installed for the tests: never skip
     pipeline = Pipeline(config, (), model, keep_scores=True)
-    steps: list[Step] = []
+    steps = Run()
     for i in range(0, len(samples), chunk):
         steps += pipeline.feed_chunk(samples[i : i + chunk])
+    assert pipeline.anomaly is not None
+    steps.saved = (pipeline.anomaly.state(), pipeline.anomaly.history_state())
     return steps
 
 
-def _same(a: list[Step], b: list[Step]) -> None:
+def _same(a: Run, b: Run) -> None:
+    """The same events and scores, and the same state to save (what a restart resumes)."""
     assert [s.events for s in a] == [s.events for s in b]
     assert [(s.node, s.scores, s.tiny) for s in a] == [(s.node, s.scores, s.tiny) for s in b]
+    assert a.saved == b.saved
 
 
 @pytest.fixture(scope="module")
