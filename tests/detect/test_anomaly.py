@@ -9,10 +9,12 @@ import random
 
 import pytest
 
+from agent import synthetic
 from agent.config import AnomalyConfig, Config
-from agent.detect.anomaly import AnomalyDetector, combine, stage, to_score
+from agent.detect.anomaly import AnomalyDetector, combine, scoring, stage, to_score
 from agent.detect.novelty import WARMUP_N, ValueHistory
 from agent.detect.tflite import load_or_explain
+from agent.features.streams import stream_values
 from agent.gate import Rejected, SampleGate
 from agent.pipeline import Pipeline
 from agent.samples import Sample
@@ -206,8 +208,9 @@ def test_state_and_histories_restore_exactly() -> None:
 def test_a_step_into_a_usual_state_is_news_to_the_model_not_an_anomaly() -> None:
     """A charger plugged in at 18:00 and out at 07:30 every day: to the model, which forecasts
     the newest value from the ones before, each flip is news (its own score high); the
-    stream's score keeps the model's say within ``MODEL_MARGIN`` of how usual the value is,
-    so only the first flip ever starts an anomaly (a detector hours old knows one state)."""
+    stream's score keeps the model's say within ``MODEL_MARGIN`` of how usual the value is
+    (``YOUNG_MODEL_MARGIN`` in the stream's first day), so only the first flip ever starts
+    an anomaly (a detector hours old knows one state)."""
     det = _detector()
     starts, model_says, stream_says = [], [], []
     for i in range(10 * 1440):
@@ -219,8 +222,31 @@ def test_a_step_into_a_usual_state_is_news_to_the_model_not_an_anomaly() -> None
             model_says.append(step.tiny["charging"])
             stream_says.append(step.scores["charging"])
     assert starts == [450]  # uncapped, the first evening's plug-in starts one too
-    assert all(s < m for s, m in zip(stream_says, model_says, strict=True))
-    assert min(model_says) > 0.4
+    assert all(s <= m for s, m in zip(stream_says, model_says, strict=True))
+    assert any(s < m for s, m in zip(stream_says, model_says, strict=True))  # held below
+    assert max(stream_says) < START and min(model_says) > 0.4
+
+
+def test_a_stream_in_its_first_day_gives_the_model_less_say(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The generated laptop's first evening: the charger plugged in at 18:00 for the first
+    time. Hours old, the battery's streams hold the model's news of it within
+    ``YOUNG_MODEL_MARGIN``: no start; with the settled margin from the first sample, one."""
+    battery = [s for s in synthetic.generate(1, 7) if s.sensor == "battery"]
+    evening = synthetic.START_T + 18 * 3600.0
+
+    def evening_starts() -> list[float]:
+        det = _detector(AnomalyConfig(timezone="UTC"))
+        out = []
+        for sample in battery:
+            step = det.feed(sample.t, "battery", stream_values(sample))
+            out += [sample.t for e in step.events if e.kind == "anomaly.start"]
+        return [t for t in out if evening <= t < evening + 3600.0]
+
+    assert not evening_starts()
+    monkeypatch.setattr(scoring, "YOUNG_MODEL_MARGIN", scoring.MODEL_MARGIN)
+    assert evening_starts()
 
 
 def test_another_models_errors_are_not_kept(caplog: pytest.LogCaptureFixture) -> None:

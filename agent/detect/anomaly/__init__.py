@@ -13,13 +13,15 @@ as a *surprise*, ``-log10 p``, plus the distance past the range seen):
   shapes and then on this machine's own (``personalise.py``), does not know;
 * **spread**: the log standard deviation of those W values (two-sided): a sensor stuck on
   one value, noise that grows;
-* **novelty** (``shape_memory``, off by default): how far the stream's last 8 values are
-  from the nearest window of its own memory of shapes (``scoring.memory_novelties``; upper
-  tail), once it has a day behind it: a pattern this stream never showed.
+* **novelty** (``shape_memory``, on by default): how far the stream's last 8 steps (a value
+  every 86.4 s at most) are from the nearest window of its own memory of shapes
+  (``scoring.memory_novelties``; upper tail), once it has a day behind it: a pattern this
+  stream never showed.
 
 A stream's surprise is the largest of them, the shape's counting at most
-``MODEL_MARGIN`` above the others (any sudden step is a large error to the model, also a
-step into a usual state: a charger plugged in, a runaway ending); its score is
+``MODEL_MARGIN`` above the others, ``YOUNG_MODEL_MARGIN`` in the stream's first day (any
+sudden step is a large error to the model, also a step into a usual state: a charger
+plugged in, a runaway ending); its score is
 ``s / (s + 3)`` in [0, 1), so 0.5 is a one-in-a-thousand number. The ranks are this
 stream's online thresholds: what was usual for it lately, kept in memory. The ``tiny``
 score is the shape's alone.
