@@ -34,6 +34,7 @@ MAX_VALUE = 1e100
 #: 62.67, unbounded 64.74 / 62.74 but a charger's plug-in on the laptop's tenth day).
 MODEL_MARGIN = 1.5
 YOUNG_MODEL_MARGIN = 0.5
+#: A stream's first day: what it has shown so far does not stand for its days yet.
 SETTLED_S = 86400.0
 #: Each stream's memory of its own shapes (``memory_novelties``): windows of its last
 #: ``MEMORY_WIDTH`` steps, at most ``MEMORY_SIZE`` of them; a window joins when the nearest
@@ -49,9 +50,9 @@ VIGILANCE = 0.05
 #: of 10 s are 80 s of noise). Each step's novelty is ranked among the stream's own (1,000
 #: span a day) and is one of them: the memory changes as it learns, its distances with it.
 NOVELTY_ENTRIES = 4
-#: A window's novelty counts once its stream has a day behind it (a memory of a few hours
-#: finds the first evening's charge new: one false start on the generated laptop's first day).
-NOVELTY_WARMUP_S = 86400.0
+#: A window's novelty counts once its stream is settled (a memory of a few hours finds the
+#: first evening's charge new: one false start on the generated laptop's first day).
+NOVELTY_WARMUP_S = SETTLED_S
 #: A novelty is kept as a float32 (as the histories are saved) and at most this: a window a
 #: million ranges away is as new as any.
 MAX_NOVELTY = 1e6
