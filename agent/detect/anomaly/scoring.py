@@ -404,6 +404,8 @@ def _novelty_reference(states: list[StreamState], matrix: F64, times: F64, every
         steps, step_t = entry_times(times[present], _time(meta[_STEP_T]), every_s)
         meta[_STEP_T] = math.nan if step_t is None else step_t
         rows = present[steps]
+        if not len(rows):  # (a live sample between two of the memory's steps)
+            continue
         distances = memory_novelties(state, matrix[rows, j])
         judged = ~np.isnan(distances)
         if not judged.any():
