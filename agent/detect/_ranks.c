@@ -317,8 +317,8 @@ static double pairwise_sum(const double *a, Py_ssize_t n) {
  * the valid ones at the end) and f64 meta[5]. */
 enum { S_N, S_HAVE, S_ENTRY_T, S_FIRST_T, S_LAST_T, S_META_LEN };
 
-/* columns(streams, matrix, ts, every, warmup_s, context, min_std, rel_std, clip, surprise,
- * edges, due, full, learning, scaled) -> the number of full windows.
+/* columns(streams, matrix, ts, every, warmup_s, settled_s, context, min_std, rel_std, clip,
+ * surprise, edges, due, full, learning, young, scaled) -> the number of full windows.
  *
  * A source's values ``matrix[m, k]`` (NaN where a sample lacks a stream) through its k
  * streams, column by column, each value in time order: whether its history takes an entry
@@ -328,17 +328,19 @@ enum { S_N, S_HAVE, S_ENTRY_T, S_FIRST_T, S_LAST_T, S_META_LEN };
  * full windows stream after stream): in units of its first ``context`` values, clipped
  * (``tflite.scale_windows``). A stream is (window, meta, values state, spreads
  * state). The outputs are [m, k] (edges [m, k, 2]); ``surprise`` is the larger of the value's
- * and the spread's, cells without a value are left as they were. */
+ * and the spread's; ``learning`` and ``young``: the stream's first value was less than
+ * ``warmup_s`` and ``settled_s`` before; cells without a value are left as they were. */
 static PyObject *columns(PyObject *self, PyObject *args) {
-    PyObject *streams, *matrix_o, *ts_o, *out_o[6];
-    double every, warmup, min_std, rel_std, clip;
+    PyObject *streams, *matrix_o, *ts_o, *out_o[7];
+    double every, warmup, settled, min_std, rel_std, clip;
     Py_ssize_t context;
-    if (!PyArg_ParseTuple(args, "O!OOddndddOOOOOO", &PyList_Type, &streams, &matrix_o, &ts_o,
-                          &every, &warmup, &context, &min_std, &rel_std, &clip, &out_o[0],
-                          &out_o[1], &out_o[2], &out_o[3], &out_o[4], &out_o[5]))
+    if (!PyArg_ParseTuple(args, "O!OOdddndddOOOOOOO", &PyList_Type, &streams, &matrix_o, &ts_o,
+                          &every, &warmup, &settled, &context, &min_std, &rel_std, &clip,
+                          &out_o[0], &out_o[1], &out_o[2], &out_o[3], &out_o[4], &out_o[5],
+                          &out_o[6]))
         return NULL;
     Py_ssize_t k = PyList_GET_SIZE(streams);
-    Py_buffer mb, tb, ob[6];
+    Py_buffer mb, tb, ob[7];
     int got_out = 0, ok = 0;
     Py_ssize_t n_full = 0;
     if (get_buffer(ts_o, &tb, 8, 0, 0, "ts") < 0) return NULL;
@@ -347,17 +349,18 @@ static PyObject *columns(PyObject *self, PyObject *args) {
         PyBuffer_Release(&tb);
         return NULL;
     }
-    const Py_ssize_t item[6] = {8, 8, 1, 1, 1, 4};
-    const Py_ssize_t cells[6] = {m * k, 2 * m * k, m * k, m * k, m * k, 0};
-    const char *names[6] = {"surprise", "edges", "due", "full", "learning", "scaled"};
-    for (; got_out < 6; got_out++)
+    const Py_ssize_t item[7] = {8, 8, 1, 1, 1, 1, 4};
+    const Py_ssize_t cells[7] = {m * k, 2 * m * k, m * k, m * k, m * k, m * k, 0};
+    const char *names[7] = {"surprise", "edges", "due", "full", "learning", "young", "scaled"};
+    for (; got_out < 7; got_out++)
         if (get_buffer(out_o[got_out], &ob[got_out], item[got_out], cells[got_out], 1,
                        names[got_out]) < 0)
             goto done;
     const double *x = mb.buf, *t = tb.buf;
     double *surprise_out = ob[0].buf, *edges_out = ob[1].buf;
     uint8_t *due_out = ob[2].buf, *full_out = ob[3].buf, *learning_out = ob[4].buf;
-    float *scaled = ob[5].buf;
+    uint8_t *young_out = ob[5].buf;
+    float *scaled = ob[6].buf;
     Py_ssize_t scaled_rows = -1;  /* known once the window width is */
     for (Py_ssize_t j = 0; j < k; j++) {
         PyObject *st = PyList_GET_ITEM(streams, j);
@@ -376,7 +379,7 @@ static PyObject *columns(PyObject *self, PyObject *args) {
         if (open_history(PyTuple_GET_ITEM(st, 2), &values, vb, &got_v) < 0) goto stream_done;
         if (open_history(PyTuple_GET_ITEM(st, 3), &spreads, sb, &got_s) < 0) goto stream_done;
         Py_ssize_t w = wb.len / 8;
-        if (scaled_rows < 0) scaled_rows = ob[5].len / (4 * w);
+        if (scaled_rows < 0) scaled_rows = ob[6].len / (4 * w);
         double *window = wb.buf, *meta = meta_b.buf;
         for (Py_ssize_t i = 0; i < m; i++) {
             Py_ssize_t c = i * k + j;
@@ -394,6 +397,7 @@ static PyObject *columns(PyObject *self, PyObject *args) {
             if (isnan(meta[S_FIRST_T])) meta[S_FIRST_T] = now;
             meta[S_LAST_T] = now;
             learning_out[c] = now - meta[S_FIRST_T] < warmup;
+            young_out[c] = now - meta[S_FIRST_T] < settled;
             full_out[c] = meta[S_HAVE] >= (double)w;
             if (!full_out[c]) continue;
             /* the window's spread, and the window scaled for the model */
@@ -623,31 +627,32 @@ done:
     return PyLong_FromSsize_t(written);
 }
 
-/* shapes(errors_states, errors, due, full, learning, margin, surprise, shape): the model's
- * errors of the full windows (in ``columns``' order) ranked in each stream's errors history
- * (upper tail only) into ``shape``; then each cell's surprise is the larger of its own and
- * the shape's, the shape's at most ``margin`` above its own; 0 while the stream is learning
- * (and +0.0 for any zero). ``errors_states`` None: no model, only the last step. */
+/* shapes(errors_states, errors, due, full, learning, young, margin, young_margin, surprise,
+ * shape): the model's errors of the full windows (in ``columns``' order) ranked in each
+ * stream's errors history (upper tail only) into ``shape``; then each cell's surprise is the
+ * larger of its own and the shape's, the shape's at most ``margin`` above its own
+ * (``young_margin`` where the stream is young); 0 while the stream is learning (and +0.0 for
+ * any zero). ``errors_states`` None: no model, only the last step. */
 static PyObject *shapes(PyObject *self, PyObject *args) {
-    PyObject *states, *err_o, *due_o, *full_o, *learn_o, *sur_o, *shape_o;
-    double margin;
-    if (!PyArg_ParseTuple(args, "OOOOOdOO", &states, &err_o, &due_o, &full_o, &learn_o,
-                          &margin, &sur_o, &shape_o))
+    PyObject *states, *err_o, *due_o, *full_o, *learn_o, *young_o, *sur_o, *shape_o;
+    double margin, young_margin;
+    if (!PyArg_ParseTuple(args, "OOOOOOddOO", &states, &err_o, &due_o, &full_o, &learn_o,
+                          &young_o, &margin, &young_margin, &sur_o, &shape_o))
         return NULL;
     int with_model = states != Py_None;
     if (with_model && !PyList_Check(states)) {
         PyErr_SetString(PyExc_TypeError, "errors_states must be a list or None");
         return NULL;
     }
-    Py_buffer b[6];
-    PyObject *objs[6] = {err_o, due_o, full_o, learn_o, sur_o, shape_o};
-    const Py_ssize_t item[6] = {8, 1, 1, 1, 8, 8};
-    const int writable[6] = {0, 0, 0, 0, 1, 1};
+    Py_buffer b[7];
+    PyObject *objs[7] = {err_o, due_o, full_o, learn_o, young_o, sur_o, shape_o};
+    const Py_ssize_t item[7] = {8, 1, 1, 1, 1, 8, 8};
+    const int writable[7] = {0, 0, 0, 0, 0, 1, 1};
     int got = 0, ok = 0;
-    for (; got < 6; got++)
+    for (; got < 7; got++)
         if (get_buffer(objs[got], &b[got], item[got], 0, writable[got], "shapes") < 0) goto done;
-    Py_ssize_t cells = b[4].len / 8;
-    for (int q = 1; q < 6; q++) {
+    Py_ssize_t cells = b[5].len / 8;
+    for (int q = 1; q < 7; q++) {
         if (b[q].len / item[q] != cells) {
             PyErr_SetString(PyExc_ValueError, "shapes: the [m, k] arrays differ in size");
             goto done;
@@ -655,8 +660,8 @@ static PyObject *shapes(PyObject *self, PyObject *args) {
     }
     const double *errors = b[0].buf;
     Py_ssize_t n_errors = b[0].len / 8;
-    const uint8_t *due_f = b[1].buf, *full = b[2].buf, *learning = b[3].buf;
-    double *surprise_out = b[4].buf, *shape_out = b[5].buf;
+    const uint8_t *due_f = b[1].buf, *full = b[2].buf, *learning = b[3].buf, *young = b[4].buf;
+    double *surprise_out = b[5].buf, *shape_out = b[6].buf;
     if (with_model) {
         Py_ssize_t k = PyList_GET_SIZE(states);
         if (k == 0 || cells % k != 0) {
@@ -690,8 +695,8 @@ static PyObject *shapes(PyObject *self, PyObject *args) {
         if (learning[c]) {
             surprise_out[c] = shape_out[c] = 0.0;
         } else {
-            double own = surprise_out[c];
-            surprise_out[c] = py_max(own, py_min(shape_out[c], own + margin)) + 0.0;
+            double own = surprise_out[c], most = young[c] ? young_margin : margin;
+            surprise_out[c] = py_max(own, py_min(shape_out[c], own + most)) + 0.0;
             shape_out[c] += 0.0;
         }
     }

@@ -17,6 +17,7 @@ def columns(
     ts: Any,
     every: float,
     warmup_s: float,
+    settled_s: float,
     context: int,
     min_std: float,
     rel_std: float,
@@ -26,6 +27,7 @@ def columns(
     due: Any,
     full: Any,
     learning: Any,
+    young: Any,
     scaled: Any,
 ) -> int: ...
 def memory(
@@ -44,7 +46,9 @@ def shapes(
     due: Any,
     full: Any,
     learning: Any,
+    young: Any,
     margin: float,
+    young_margin: float,
     surprise: Any,
     shape: Any,
 ) -> None: ...

@@ -67,7 +67,7 @@ def test_kernel_equals_reference(seed: int, model: TinyModel) -> None:
         args = (matrix[i:j], times[i:j], with_model, NullMeter(), every, warmup, seed % 2 == 0)
         a = score_source(fast, *args)
         b = score_source(slow, *args)
-        for name in ("surprise", "shape", "edges", "full", "learning", "novelty"):
+        for name in ("surprise", "shape", "edges", "full", "learning", "young", "novelty"):
             x, y = getattr(a, name), getattr(b, name)
             if name == "novelty" and (seed % 2 or x is None):  # off, or none judged here
                 assert x is None and y is None
@@ -99,7 +99,7 @@ def test_windows_scaled_and_spread_as_numpy_does(model: TinyModel) -> None:
         values[::50] = 7.0  # some windows with repeats
         state = StreamState(width, KernelHistory(50), KernelHistory(50), KernelHistory(50))
         surprise, edges = np.zeros((m, 1)), np.zeros((m, 1, 2))
-        due, full, learning = (np.zeros((m, 1), dtype=np.bool_) for _ in range(3))
+        due, full, learning, young = (np.zeros((m, 1), dtype=np.bool_) for _ in range(4))
         scaled = np.empty((m, width), dtype=np.float32)
         scaling = dataclasses.replace(model.scaling, context=width - 1)  # the newest read alone
         n = kernel.columns(
@@ -108,6 +108,7 @@ def test_windows_scaled_and_spread_as_numpy_does(model: TinyModel) -> None:
             np.arange(m, dtype=np.float64),
             60.0,
             0.0,
+            86400.0,
             scaling.context,
             scaling.min_std,
             scaling.rel_std,
@@ -117,6 +118,7 @@ def test_windows_scaled_and_spread_as_numpy_does(model: TinyModel) -> None:
             due,
             full,
             learning,
+            young,
             scaled,
         )
         windows = np.lib.stride_tricks.sliding_window_view(values, width)
@@ -136,18 +138,18 @@ def test_bad_buffers_raise_instead_of_writing_past_them() -> None:
     flags = np.zeros((5, 1), dtype=np.bool_)
     with pytest.raises(ValueError, match="edges"):
         kernel.columns(
-            streams, cells, np.arange(5.0), 1.0, 0.0, 3, 0.001, 0.001, 100.0, cells, cells,
-            flags, flags, flags, np.empty((5, 4), dtype=np.float32),
+            streams, cells, np.arange(5.0), 1.0, 0.0, 9.0, 3, 0.001, 0.001, 100.0, cells, cells,
+            flags, flags, flags, flags, np.empty((5, 4), dtype=np.float32),
         )  # fmt: skip
     with pytest.raises(ValueError, match="too few rows"):
         kernel.columns(
-            streams, cells, np.arange(5.0), 1.0, 0.0, 3, 0.001, 0.001, 100.0, cells.copy(),
-            np.zeros((5, 1, 2)), flags, flags.copy(), flags.copy(),
+            streams, cells, np.arange(5.0), 1.0, 0.0, 9.0, 3, 0.001, 0.001, 100.0, cells.copy(),
+            np.zeros((5, 1, 2)), flags, flags.copy(), flags.copy(), flags.copy(),
             np.empty((1, 4), dtype=np.float32),
         )  # fmt: skip
     with pytest.raises(ValueError, match="fewer errors"):
         full = np.ones((5, 1), dtype=np.bool_)
         kernel.shapes(
-            [state.errors._state], np.zeros(2), flags, full, flags.copy(), 1.0, cells,
-            cells.copy(),
+            [state.errors._state], np.zeros(2), flags, full, flags.copy(), flags.copy(), 1.0,
+            0.5, cells, cells.copy(),
         )  # fmt: skip

@@ -244,6 +244,7 @@ class SourceScores:
     full: npt.NDArray[np.bool_]  # the window was full: the model and the spread had a say
     learning: npt.NDArray[np.bool_]  # the stream is still in its warm-up: no verdict
     due: npt.NDArray[np.bool_]  # the stream's histories took the value as an entry
+    young: npt.NDArray[np.bool_]  # the stream is in its first SETTLED_S
     novelty: F64 | None = None  # the window's novelty ranked (0 where none)
 
 
@@ -265,6 +266,7 @@ def score_source(
         np.zeros((m, k)),
         np.zeros((m, k)),
         np.full((m, k, 2), np.nan),
+        np.zeros((m, k), dtype=np.bool_),
         np.zeros((m, k), dtype=np.bool_),
         np.zeros((m, k), dtype=np.bool_),
         np.zeros((m, k), dtype=np.bool_),
@@ -303,6 +305,7 @@ def score_source(
         times,
         every_s,
         warmup_s,
+        SETTLED_S,
         scaling.context,
         scaling.min_std,
         scaling.rel_std,
@@ -312,36 +315,28 @@ def score_source(
         out.due,
         out.full,
         out.learning,
+        out.young,
         scaled,
     )
     errors, error_states = np.zeros(0), None
     if model is not None and n_full:
         errors = model_errors(model, scaled[:n_full], meter)
         error_states = [s.errors._state for s in states]  # type: ignore[attr-defined]
-    young = _young(states, times)
-    own = out.surprise.copy() if young is not None else None
     kernel.shapes(
-        error_states, errors, out.due, out.full, out.learning, MODEL_MARGIN, out.surprise, out.shape
+        error_states,
+        errors,
+        out.due,
+        out.full,
+        out.learning,
+        out.young,
+        MODEL_MARGIN,
+        YOUNG_MODEL_MARGIN,
+        out.surprise,
+        out.shape,
     )
-    if young is not None and own is not None:  # the kernel's step again, with their margin
-        cells = young & ~out.learning
-        capped = np.maximum(own, np.minimum(out.shape, own + YOUNG_MODEL_MARGIN)) + 0.0
-        out.surprise[cells] = capped[cells]
     if found is not None:
         _count_novelty(found, out)
     return out
-
-
-def _young(states: list[StreamState], times: F64) -> npt.NDArray[np.bool_] | None:
-    """Which cells' streams are in their first ``SETTLED_S`` at the cells' times (call once
-    the chunk's first times are kept); None when none is, the usual case, told by the
-    youngest stream alone."""
-    firsts: list[float] = [s.meta[_FIRST_T] for s in states]
-    youngest = max((f for f in firsts if f == f), default=math.nan)  # f == f: not NaN
-    if math.isnan(youngest) or times[0] - youngest >= SETTLED_S:  # (the times are in order)
-        return None
-    young: npt.NDArray[np.bool_] = times[:, None] - np.array(firsts)[None, :] < SETTLED_S
-    return young
 
 
 def memory_novelties(state: StreamState, values: F64, vigilance: float = VIGILANCE) -> F64:
@@ -470,6 +465,7 @@ def _score_reference(
         out.surprise[rows, j], out.edges[rows, j] = surprise, edges
         out.full[rows, j], out.due[rows, j] = full, d
         out.learning[rows, j] = t - meta[_FIRST_T] < warmup_s
+        out.young[rows, j] = t - meta[_FIRST_T] < SETTLED_S
         windows.append(stream_windows)
         columns.append((j, rows[full], d[full]))
     if model is not None and windows:
@@ -481,8 +477,7 @@ def _score_reference(
                 shape, _ = states[j].errors.feed(errors[at : at + len(rows)], d, upper_only=True)
                 out.shape[rows, j] = shape
                 at += len(rows)
-    young = _young(states, times)
-    margin = MODEL_MARGIN if young is None else np.where(young, YOUNG_MODEL_MARGIN, MODEL_MARGIN)
+    margin = np.where(out.young, YOUNG_MODEL_MARGIN, MODEL_MARGIN)
     capped = np.minimum(out.shape, out.surprise + margin)
     out.surprise[:] = np.maximum(out.surprise, capped) + 0.0
     out.shape += 0.0
