@@ -391,15 +391,19 @@ def _novelty_reference(states: list[StreamState], matrix: F64, times: F64, every
     (``memory_novelties``, at most ``MAX_NOVELTY``, kept as a float32) ranked (upper tail)
     among its stream's own and an entry; -1 where none."""
     found = np.full(matrix.shape, -1.0)
+    # A live sample's stream between two steps (most of them) costs a comparison of floats.
+    t0, row0 = (float(times[0]), matrix[0].tolist()) if len(times) == 1 else (math.nan, [])
     for j, state in enumerate(states):
+        meta = state.bank_meta
+        if row0 and (row0[j] != row0[j] or t0 < float(meta[_STEP_T]) + every_s):
+            continue  # (no value, or before the next step; NaN: no step yet, so not before)
         present = np.flatnonzero(~np.isnan(matrix[:, j]))
         if not len(present):
             continue
-        meta = state.bank_meta
         steps, step_t = entry_times(times[present], _time(meta[_STEP_T]), every_s)
         meta[_STEP_T] = math.nan if step_t is None else step_t
         rows = present[steps]
-        if not len(rows):  # (a live sample between two of the memory's steps)
+        if not len(rows):
             continue
         distances = memory_novelties(state, matrix[rows, j])
         judged = ~np.isnan(distances)
