@@ -256,13 +256,17 @@ done:
 
 /* Whether a history takes an entry at ``now`` on its grid of ``every`` (``*entry_t``: its
  * last entry time, NaN before the first; moved on when it takes one, restarted after a gap
- * of two steps): novelty.py's ``next_entry``. */
+ * of two steps): novelty.py's ``next_entry``. ``is_due`` only asks. */
+static int is_due(double entry_t, double now, double every) {
+    return isnan(entry_t) || now >= entry_t + every;
+}
+
 static uint8_t next_entry(double *entry_t, double now, double every) {
     if (isnan(*entry_t)) {
         *entry_t = now;
         return 1;
     }
-    if (now < *entry_t + every) return 0;
+    if (!is_due(*entry_t, now, every)) return 0;
     *entry_t = now - *entry_t >= 2 * every ? now : *entry_t + every;
     return 1;
 }
@@ -472,8 +476,8 @@ enum { B_HELD, B_OLDEST, B_LO, B_HI, B_ENTRY_T, B_HAVE, B_META_LEN };
  * an entry in it: the surprise into ``novelty[m, k]`` once the stream has ``warmup`` seconds
  * behind it (-1 before, until it has a range and a memory, between steps and where it has no
  * value). The window joins the memory when its distance is more than ``vigilance`` (or the
- * memory is empty), in place of the oldest once full. A stream is (recent, meta, bank, sums,
- * bank_meta, novelty history state); of ``meta`` (``columns``') only the first time is read.
+ * memory is empty), in place of the oldest once full. A stream is (bank_meta, recent, meta,
+ * bank, sums, novelty history state); of ``meta`` (``columns``') only the first time is read.
  *
  * The search passes over a kept window whose sum differs from the window's by more than the
  * smallest difference so far (the sum of differences is at least the difference of the
@@ -521,24 +525,22 @@ static PyObject *memory(PyObject *self, PyObject *args) {
         Py_buffer *bufs[5] = {&bmb, &rb, &meta_b, &bb, &sb};
         const Py_ssize_t mins[5] = {B_META_LEN, width, S_META_LEN, width, 1};
         const int writable[5] = {1, 1, 0, 1, 1};
-        const int order[5] = {4, 0, 1, 2, 3};  /* the tuple's item of each buffer */
-        if (get_buffer(PyTuple_GET_ITEM(st, 4), &bmb, 8, B_META_LEN, 1, "memory") < 0) goto done;
+        if (get_buffer(PyTuple_GET_ITEM(st, 0), &bmb, 8, B_META_LEN, 1, "memory") < 0) goto done;
         got = 1;
         /* No step in these rows (a live sample between two): nothing to open or change. */
         const double *bm_peek = bmb.buf;
         int any_step = 0;
         for (Py_ssize_t i = 0; i < m && !any_step; i++) {
             novelty[i * k + j] = -1.0;
-            if (!isnan(x[i * k + j]))
-                any_step = isnan(bm_peek[B_ENTRY_T]) || t[i] >= bm_peek[B_ENTRY_T] + every;
+            if (!isnan(x[i * k + j])) any_step = is_due(bm_peek[B_ENTRY_T], t[i], every);
         }
         if (!any_step) {
             PyBuffer_Release(&bmb);
             continue;
         }
         for (; got < 5; got++)
-            if (get_buffer(PyTuple_GET_ITEM(st, order[got]), bufs[got], 8, mins[got],
-                           writable[got], "memory") < 0)
+            if (get_buffer(PyTuple_GET_ITEM(st, got), bufs[got], 8, mins[got], writable[got],
+                           "memory") < 0)
                 break;
         if (got == 5 && (rb.len / 8 != width || sb.len / 8 != bb.len / 8 / width)) {
             PyErr_SetString(PyExc_ValueError, "memory: recent or sums do not fit the bank");
@@ -566,9 +568,9 @@ static PyObject *memory(PyObject *self, PyObject *args) {
             memmove(recent, recent + 1, (size_t)(width - 1) * sizeof(double));
             recent[width - 1] = v;
             if (have < width) have++;
-            double total = 0.0;  /* the window's sum, in order (as ``sums`` are kept) */
-            for (Py_ssize_t q = 0; q < width; q++) total += recent[q];
             if (have == width && hi > lo) {
+                double total = 0.0;  /* the window's sum, in order (as ``sums`` are kept) */
+                for (Py_ssize_t q = 0; q < width; q++) total += recent[q];
                 /* The smallest sum of differences, then in units (the scaling keeps the
                  * order); a window whose sum passes the smallest halfway is passed over,
                  * and one whose sum alone is too far (the values' size bounds the sums'

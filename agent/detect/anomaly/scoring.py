@@ -17,7 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from agent.detect import novelty
-from agent.detect.novelty import History, KernelHistory, entry_times
+from agent.detect.novelty import History, KernelHistory, entry_times, next_entry
 from agent.detect.tflite import WindowScaling
 from agent.power.meter import PowerMeter
 
@@ -175,16 +175,17 @@ class StreamState:
         self._memory_state: tuple[Any, ...] | None = None
 
     def memory_state(self) -> tuple[Any, ...]:
-        """The kernel's view of the memory: its recent steps, the stream's counters, the
-        windows kept and the novelty history's state (the same arrays, updated in place)."""
+        """The kernel's view of the memory: its counters, its recent steps, the stream's
+        counters (for its first time), the windows kept and the novelty history's state (the
+        same arrays, updated in place)."""
         if self._memory_state is None:
             history = self.own_history("novelty", self.values.size)
             self._memory_state = (
+                self.bank_meta,  # first: the kernel reads it alone where no value is a step
                 self.recent,
                 self.meta,
                 self.bank,
                 self.bank_sums,
-                self.bank_meta,
                 history._state,  # type: ignore[attr-defined]
             )
         return self._memory_state
@@ -395,8 +396,8 @@ def _novelty_reference(states: list[StreamState], matrix: F64, times: F64, every
     t0, row0 = (float(times[0]), matrix[0].tolist()) if len(times) == 1 else (math.nan, [])
     for j, state in enumerate(states):
         meta = state.bank_meta
-        if row0 and (row0[j] != row0[j] or t0 < float(meta[_STEP_T]) + every_s):
-            continue  # (no value, or before the next step; NaN: no step yet, so not before)
+        if row0 and (row0[j] != row0[j] or not next_entry(_time(meta[_STEP_T]), t0, every_s)[0]):
+            continue  # (no value, or not a step; asked only: entry_times below moves the grid)
         present = np.flatnonzero(~np.isnan(matrix[:, j]))
         if not len(present):
             continue
