@@ -16,6 +16,8 @@ import pytest
 from agent import config as config_mod
 from agent.cli import main
 from agent.demo import write_synthetic_trace
+from agent.escalation.escalator import Escalator
+from agent.memory.store import MemoryStore
 from agent.runtime.replay import progress_key, replay_files
 
 
@@ -72,6 +74,47 @@ def test_an_interrupted_replay_resumes_to_the_events_of_one_clean_run(
     assert 0 < len(partial) < len(reference_samples)
     result = replay_files([trace], config_mod.Config(), db=db)
     assert result.resumed_after == len(partial)
+    assert _rows(db) == _rows(reference)
+
+
+def test_a_replay_stopped_after_a_part_that_woke_twice_resumes_with_both_wakes(
+    week: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A part of the samples that wakes the larger model twice or more: a stop right after
+    the first commit that writes a wake of that part loses none of its wakes on resume (a
+    commit per wake kept the part's samples with its first wake only, and the resumed
+    replay, going on after them, never ran the others)."""
+    trace, reference = week
+    sizes: list[int] = []
+    wake_all = Escalator.wake_all
+
+    def counting(self: Escalator, requests: list[object], **kw: bool) -> list[object]:
+        sizes.append(len(requests))
+        return wake_all(self, requests, **kw)  # type: ignore[arg-type]
+
+    with monkeypatch.context() as patch:
+        patch.setattr(Escalator, "wake_all", counting)
+        replay_files([trace], config_mod.Config(), db=tmp_path / "counted.db")
+    several = next((k for k, n in enumerate(sizes) if n >= 2), None)
+    assert several is not None, f"no part of the trace woke twice: {sizes}"
+    try_flush = MemoryStore.try_flush
+    wake_commits = 0
+
+    def stop_after(self: MemoryStore, also: object = None) -> bool:
+        nonlocal wake_commits
+        written = try_flush(self, also=also)  # type: ignore[arg-type]
+        if also is not None and written:
+            wake_commits += 1
+            if wake_commits == several + 1:
+                raise KeyboardInterrupt  # stopped right after that part's first wake commit
+        return written
+
+    db = tmp_path / "stopped.db"
+    with monkeypatch.context() as patch:
+        patch.setattr(MemoryStore, "try_flush", stop_after)
+        with pytest.raises(KeyboardInterrupt):
+            replay_files([trace], config_mod.Config(), db=db)
+    replay_files([trace], config_mod.Config(), db=db)
     assert _rows(db) == _rows(reference)
 
 

@@ -47,6 +47,16 @@ class _Asked:
 
 
 @dataclass(frozen=True)
+class _Prepared:
+    """A wake before it is written: its context, diagnosis and wake row."""
+
+    request: WakeRequest
+    context: Context
+    diagnosis: Diagnosis
+    row: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class WakeResult:
     """A wake as ``vigil explain`` shows it."""
 
@@ -80,24 +90,66 @@ class Escalator:
             else _Inline(backend)
         )
 
-    def handle(self, wakes: Sequence[WakeRequest]) -> list[Event]:
-        """Run the wakes due now and store their events (each wake's ``wake.done`` in the
-        same commit as its row and the samples that woke it, so a kill cannot keep one
-        without the other); return the events, for the caller to report."""
-        events = [e for request in wakes for e in self.wake(request, store_event=True).events]
-        answers = self.collect()
-        self.store.record_events(answers)
-        return events + answers
-
     @property
     def waiting(self) -> bool:
         """An answer has come in and waits for ``collect``."""
         return self._runner.waiting
 
     def wake(self, request: WakeRequest, *, store_event: bool = False) -> WakeResult:
-        """One wake: context, diagnosis, the wake's row and finding; the larger model asked
-        when there is one. ``store_event`` also stores ``wake.done`` (``handle``; ``vigil
-        explain`` adds a wake and a finding, no events)."""
+        """One wake (``wake_all`` of one): ``vigil explain`` adds a wake and a finding, no
+        events."""
+        return self.wake_all([request], store_event=store_event)[0]
+
+    def wake_all(
+        self, requests: Sequence[WakeRequest], *, store_event: bool = False
+    ) -> list[WakeResult]:
+        """Wakes: each one's context, diagnosis, wake row and finding, all written in one
+        commit with the batch so far (the samples that woke them), and with ``store_event``
+        their ``wake.done`` too: a kill keeps every wake of a part of the samples or none of
+        them with it (a commit per wake kept the part's samples with the first wake only,
+        and a replay resumed after them never ran the others). Then the larger model is
+        asked for each, when there is one."""
+        prepared = [self._prepare(request) for request in requests]
+        started: list[int] = []
+
+        def write(conn: Connection) -> list[Event]:
+            started.clear()  # (a retried transaction starts over)
+            started.extend(self._wakes.start(**p.row, conn=conn) for p in prepared)
+            if not store_event:
+                return []
+            return [_done(p, w) for p, w in zip(prepared, started, strict=True)]
+
+        written = self.store.try_flush(also=write)
+        wake_ids: list[int | None] = list(started) if written else [None] * len(prepared)
+        if not written:
+            for p in prepared:
+                logger.error(
+                    "wake at %s not recorded: the database refused the commit", p.request.t
+                )
+                self.store.count("wake.write_failed")
+                if store_event:
+                    self.store.record_events([_done(p, None)])
+        results = []
+        for p, wake_id in zip(prepared, wake_ids, strict=True):
+            diagnosis = p.diagnosis
+            self.store.count("wake.started")
+            logger.debug(
+                "wake at %s: %s, culprit %s", p.request.t, diagnosis.cause, diagnosis.culprit
+            )
+            events = [_done(p, wake_id)]
+            if self.backend is not None and wake_id is not None:
+                redacted = redact(p.context, diagnosis, self.config)
+                job = Job(wake_id, messages(redacted.facts), redacted.payload)
+                self._runner.submit(_Asked(p.request.t, job, redacted, diagnosis.culprit))
+                answers = self.collect()
+                if store_event:
+                    self.store.record_events(answers)
+                events += answers
+            results.append(WakeResult(wake_id, p.context, diagnosis, events))
+        return results
+
+    def _prepare(self, request: WakeRequest) -> _Prepared:
+        """A wake's context, diagnosis and wake row, not written yet."""
         context = build_context(self._recall, request, self.config)  # pending rows count too
         diagnosis = diagnose(context)
         backend = self.backend
@@ -119,41 +171,13 @@ class Escalator:
                 "advice": diagnosis.advice,
             },
         }
+        return _Prepared(request, context, diagnosis, row)
 
-        def done(wake_id: int | None) -> Event:
-            data = {
-                "cause": diagnosis.cause,
-                "culprit": diagnosis.culprit,
-                "culprit_kind": diagnosis.culprit_kind,
-                "wake": wake_id,
-            }
-            return Event(request.t, "wake.done", diagnosis.cause, data)
-
-        started: list[int] = []
-
-        def write(conn: Connection) -> list[Event]:
-            started.append(self._wakes.start(**row, conn=conn))
-            return [done(started[-1])] if store_event else []
-
-        # The batch so far, the wake and its event: one commit.
-        wake_id: int | None = started[-1] if self.store.try_flush(also=write) else None
-        if wake_id is None:
-            logger.error("wake at %s not recorded: the database refused the commit", request.t)
-            self.store.count("wake.write_failed")
-            if store_event:
-                self.store.record_events([done(None)])
-        self.store.count("wake.started")
-        logger.debug("wake at %s: %s, culprit %s", request.t, diagnosis.cause, diagnosis.culprit)
-        events = [done(wake_id)]
-        if backend is not None and wake_id is not None:
-            redacted = redact(context, diagnosis, self.config)
-            job = Job(wake_id, messages(redacted.facts), redacted.payload)
-            self._runner.submit(_Asked(request.t, job, redacted, diagnosis.culprit))
-            answers = self.collect()
-            if store_event:
-                self.store.record_events(answers)
-            events += answers
-        return WakeResult(wake_id, context, diagnosis, events)
+    def answers(self) -> list[Event]:
+        """The answers that came in (``collect``), stored with their events."""
+        answers = self.collect()
+        self.store.record_events(answers)
+        return answers
 
     def collect(self) -> list[Event]:
         """Write the answers that came in; ``wake.failed`` for each backend that failed."""
@@ -215,6 +239,18 @@ class Escalator:
         if self.backend is not None:
             self.backend.release()
         return events
+
+
+def _done(wake: _Prepared, wake_id: int | None) -> Event:
+    """A wake's ``wake.done``: its diagnosis and its row's id (None: not written)."""
+    diagnosis = wake.diagnosis
+    data = {
+        "cause": diagnosis.cause,
+        "culprit": diagnosis.culprit,
+        "culprit_kind": diagnosis.culprit_kind,
+        "wake": wake_id,
+    }
+    return Event(wake.request.t, "wake.done", diagnosis.cause, data)
 
 
 def _real_facts(asked: _Asked) -> list[str]:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from agent.clock import let_others_run
-from agent.escalation.escalator import Escalator
+from agent.escalation.escalator import Escalator, WakeResult
 from agent.memory.store import MemoryStore
 from agent.pipeline import Pipeline
 from agent.power.ledger import Ledger
@@ -85,16 +85,23 @@ def _one_part(
     meter = ledger.meter
     steps = pipeline.feed_chunk(samples)
     ledger.at(samples[-1].t)
-    # The whole part is queued before any wake runs: a wake's commit then holds the samples
-    # and the stages' state of one moment, so a replay killed after it resumes exactly. A
-    # wake reads its context up to its own sample time, so the later samples are not in it.
+    # The whole part is queued before any wake runs, and its wakes are written in one commit:
+    # it holds the samples, the stages' state of one moment and every wake they led to, so a
+    # replay killed after it resumes exactly. A wake reads its context up to its own sample
+    # time, so the later samples are not in it.
     events = [e for step in steps for e in step.events]
     store.queue(samples, events, [x for step in steps for x in step.sessions])
     meter.lap("storage", calls=len(samples))
+    requests = [w for step in steps for w in step.wakes]
+    results: Iterator[WakeResult] = iter([])
+    if escalator is not None and requests:
+        results = iter(escalator.wake_all(requests, store_event=True))
+        meter.lap("escalation")
     for step in steps:
         events = step.events
         if escalator is not None and (step.wakes or escalator.waiting):
-            woken = escalator.handle(step.wakes)  # stored by the escalation itself
+            woken = [e for _ in step.wakes for e in next(results).events]
+            woken += escalator.answers()  # stored by the escalation itself
             meter.lap("escalation")
             events = [*events, *woken]
         if events:
