@@ -106,10 +106,10 @@ history_s = 345600.0  # 60 to 31,536,000 s
 # Off: each stream judged against its own past only, a live sample about a fifth less CPU.
 co_movement = true
 # Context: a value is also judged against what is usual for it at this hour, on working
-# days or at the weekend (a busy CPU at 3 am after busy afternoons), once it has a few days
-# of them. Not positions nor the battery. Hours are local to timezone: "local" (this
-# machine's; a replay: the zone its trace was recorded in), "UTC" or a name such as
-# "Europe/Berlin".
+# days or at the weekend, on battery or plugged in (a busy CPU at 3 am after busy
+# afternoons; the desk's load in a meeting on battery), once it has a few days of them.
+# Not positions nor the battery. Hours are local to timezone: "local" (this machine's; a
+# replay: the zone its trace was recorded in), "UTC" or a name such as "Europe/Berlin".
 context = true
 timezone = "local"
 # Shape memory: each stream also judged by how far its last 8 steps (a value every 86.4 s at

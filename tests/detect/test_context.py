@@ -1,5 +1,5 @@
 """Context: values judged by what is usual for the stream at this local hour, on working days
-or at the weekend (``agent/detect/anomaly/context.py``)."""
+or at the weekend, on battery or on power (``agent/detect/anomaly/context.py``)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,15 @@ import numpy as np
 import pytest
 
 from agent.config import AnomalyConfig, ConfigError, parse
-from agent.detect.anomaly.context import HOURS, HourProfiles, LocalTime, _median
+from agent.detect.anomaly.comove import from_b64, to_b64
+from agent.detect.anomaly.context import (
+    _POWERED,
+    HOURS,
+    SLOTS,
+    HourProfiles,
+    LocalTime,
+    _median,
+)
 from agent.detect.anomaly.stage import AnomalyDetector
 
 MONDAY = datetime(2026, 1, 5, tzinfo=UTC).timestamp()
@@ -129,6 +137,101 @@ def test_an_afternoon_level_at_night_is_an_anomaly_and_in_the_afternoon_is_not()
     assert not [t for t in off if rows[night][0] <= t < rows[night + 8][0]]
 
 
+def _meeting(i: int) -> bool:
+    """Row ``i`` of ``_routine`` falls in a meeting: Tuesdays and Thursdays 13:00-17:00."""
+    hour, weekday = (i % 288) / 12.0, (i // 288) % 7
+    return weekday in (1, 3) and 13.0 <= hour < 17.0
+
+
+def _office_starts(with_battery: bool, busy_at: list[int]) -> list[int]:
+    """``_routine``'s weeks with meetings (on battery and quiet) and, with ``with_battery``,
+    a battery sample saying so before each system sample; the rows ``busy_at`` (and the 7
+    after each) at the desk's level. The rows where an anomaly of ``system`` started."""
+    rng = random.Random(7)
+    rows = _routine(11, rng)
+    for i, (t, _) in enumerate(rows):
+        if _meeting(i):
+            rows[i] = (t, rng.uniform(2.0, 10.0))
+    for at in busy_at:
+        for i in range(at, at + 8):
+            rows[i] = (rows[i][0], rng.uniform(60.0, 85.0))
+    detector = AnomalyDetector(None, AnomalyConfig(timezone="UTC"))
+    starts = []
+    for i, (t, cpu) in enumerate(rows):
+        if with_battery:
+            detector.feed(t, "battery", {"battery.charging": 0.0 if _meeting(i) else 1.0})
+        step = detector.feed(t, "system", {"system.cpu_pct": cpu})
+        starts += [i for e in step.events if e.kind == "anomaly.start"]
+    return starts
+
+
+def test_the_desks_load_on_battery_is_an_anomaly_and_on_power_is_not() -> None:
+    """Busy afternoons at the desk on power; on Tuesdays and Thursdays a quiet meeting on
+    battery. The desk's load at 14:00 on the second Thursday, on battery, drains it: an
+    anomaly; at 14:00 on the second Wednesday, on power, it is the routine. A machine that
+    cannot tell its power judges both by the hour alone, where the desk's load is usual."""
+    thursday, wednesday = 10 * 288 + 14 * 12, 9 * 288 + 14 * 12
+    starts = _office_starts(True, [thursday, wednesday])
+    assert [i for i in starts if thursday <= i < thursday + 8]
+    assert not [i for i in starts if wednesday <= i < wednesday + 8]
+    no_power = _office_starts(False, [thursday, wednesday])
+    assert not [i for i in no_power if thursday <= i < thursday + 8]
+
+
+def test_the_power_is_followed_the_same_live_and_in_chunks() -> None:
+    """A battery source that plugs and unplugs inside hours, beside a system source: one
+    sample at a time and in chunks of 97, the same profiles, scores and power; and the power
+    is kept with the stage's state."""
+    rng = np.random.default_rng(9)
+    n = 4 * 288
+    times, sources, rows = [], [], []
+    for i in range(n):
+        t = MONDAY + 300.0 * i
+        charging = 0.0 if (i // 7) % 3 == 0 else 1.0  # 35 minutes unplugged in 105
+        times += [t, t]
+        sources += ["battery", "system"]
+        cpu = rng.uniform(40.0, 60.0) if charging else rng.uniform(2.0, 10.0)
+        rows += [{"battery.charging": charging}, {"system.cpu_pct": float(cpu)}]
+    live, chunks = (AnomalyDetector(None, AnomalyConfig(timezone="UTC")) for _ in range(2))
+    live_nodes = [live.feed(t, s, r).node for t, s, r in zip(times, sources, rows, strict=True)]
+    chunk_nodes = []
+    for a in range(0, len(times), 97):
+        found = chunks.feed_chunk(times[a : a + 97], sources[a : a + 97], rows[a : a + 97])
+        chunk_nodes += found.node.tolist()
+    assert live_nodes == chunk_nodes
+    profiles = live.context["system"]
+    assert profiles.encode() == chunks.context["system"].encode()
+    column = profiles.names.index("system.cpu_pct")
+    on_battery = profiles.means[column, _POWERED + 2 * HOURS :]
+    on_power = profiles.means[column, _POWERED : _POWERED + 2 * HOURS]
+    assert np.nanmax(on_battery) < 11.0 < 39.0 < np.nanmin(on_power)  # visits kept apart
+    assert live.on_battery is chunks.on_battery is (rows[-2]["battery.charging"] == 0.0)
+    again = AnomalyDetector(None, AnomalyConfig(timezone="UTC"))
+    assert again.restore(live.state(), live.history_state())
+    assert again.on_battery is live.on_battery
+
+
+def test_profiles_saved_before_the_power_restore_as_on_power() -> None:
+    """Profiles saved with 72 slots (before the power had its own) restore with their
+    working-day and weekend visits as those on power: for a machine always on power, what
+    a fresh run of the same rows keeps."""
+    rng = np.random.default_rng(5)
+    local = LocalTime("UTC")
+    t = MONDAY + 600.0 * np.arange(9 * 144 + 3)
+    x = rng.uniform(0.0, 9.0, (len(t), 2))
+    profiles = HourProfiles()
+    profiles.usual(["system.a", "system.b"], x, *local.hours(t))
+    saved = profiles.encode()
+    old = dict(saved)
+    for key, shape in (
+        ("means", (2, SLOTS, 7)),
+        ("variances", (2, SLOTS, 7)),
+        ("head", (2, SLOTS)),
+    ):
+        old[key] = to_b64(from_b64(saved[key], shape, nan_ok=True)[:, :_POWERED])
+    assert HourProfiles.decode(old).encode() == saved
+
+
 def test_hours_are_the_zones_set() -> None:
     """A routine lived in Tokyo (busy 13:00-18:00 there, 04:00-09:00 UTC): its night at
     02:00 Tokyo time is judged as a night when vigil is told the zone."""
@@ -219,7 +322,7 @@ def test_profiles_restore_exactly() -> None:
 @pytest.mark.parametrize(
     "damage",
     [
-        lambda s: s.update(open_slot=48),
+        lambda s: s.update(open_slot=4 * HOURS),
         lambda s: s.update(names=["a", "a"]),
         lambda s: s.update(head=s["means"]),
         lambda s: s.update(means="not base64!"),

@@ -55,6 +55,7 @@ def state(stage: AnomalyDetector) -> dict[str, Any]:
             for n, s in sorted(stage.streams.items())
         },
         "sweep_t": stage.sweep_t,
+        "on_battery": stage.on_battery,
         "sources": {
             n: {
                 "since": s.since,
@@ -224,9 +225,10 @@ def restore(
         comove = {n: CoMovement.decode(d) for n, d in history.get("comove", {}).items()}
         context = {n: HourProfiles.decode(d) for n, d in history.get("context", {}).items()}
         sweep_t = saved.get("sweep_t")
+        on_battery = bool(saved.get("on_battery", False))
     except (KeyError, TypeError, ValueError, AttributeError, binascii.Error) as exc:
         logger.warning("anomaly state in the database is damaged (%r): learning afresh", exc)
         return False
     stage.streams, stage.sources, stage.joint, stage.sweep_t = streams, sources, joint, sweep_t
-    stage.comove, stage.context = comove, context
+    stage.comove, stage.context, stage.on_battery = comove, context, on_battery
     return True

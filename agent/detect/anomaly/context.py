@@ -1,27 +1,33 @@
 """Context: each stream's value against what is usual for this hour of the day, on working
-days or at the weekend.
+days or at the weekend, on battery or on external power.
 
 A CPU at 70 % is routine on a Tuesday afternoon and an incident at 02:00 or on a quiet Sunday;
-ranks against the last days know no time of day. For each stream vigil keeps, per *slot*
-(the local hour of every day, and the hour of working days and of weekends apart: 72 slots),
-what the stream did in that slot on the last ``VISITS_KEPT`` days it was seen there (a
-*visit*: the slot's hour on one day): the visit's mean and spread. A value is judged by its
-hour on working days or at the weekend once that slot has ``READY_VISITS`` visits, until
-then by its hour on every day (a young install, or a series without weekly habits, is not
-left without context). Its *context residual* is how far it lies above the slot's usual
-level (the median of the visits' means), in units of the slot's usual spread (within a visit
-and from visit to visit), never less than ``RANGE_FLOOR`` of the stream's recent range. The
-stage ranks these residuals among the stream's own (``stage.py``), so one threshold means the
-same everywhere; a residual under ``MIN_RESIDUAL`` never counts.
+ranks against the last days know no time of day. A build that is routine at the desk, plugged
+in, drains the battery in a meeting. For each stream vigil keeps, per *slot* (the local hour
+of every day; the hour of working days and of weekends apart; and those again on battery and
+on power apart: 168 slots), what the stream did in that slot on the last ``VISITS_KEPT`` times
+it was seen there (a *visit*: the slot's hour on one day, for as long as the power stayed as
+it was): the visit's mean and spread. A value is judged by its hour on working days or at the
+weekend and its power once that slot has ``READY_VISITS`` visits, until then by its hour on
+working days or at the weekend, until then by its hour on every day (a young install, a
+series without weekly habits, a machine always on one power, is not left without context).
+A machine with no battery, or none that says whether it charges, is on power.
 
-Only *above* counts: an idle afternoon is no incident. A visit joins its slot when the hour
-is over (when a row of a later hour comes): the hour being judged never explains itself, and
-the rows are scored the same whatever chunks they came in. Byte rates are compared on a log
-scale, as in ``comove.py``.
+A value's *context residual* is how far it lies above the slot's usual level (the median of the
+visits' means), in units of the slot's usual spread (within a visit and from visit to visit),
+never less than ``RANGE_FLOOR`` of the stream's recent range. The stage ranks these residuals
+among the stream's own (``stage.py``), so one threshold means the same everywhere; a residual
+under ``MIN_RESIDUAL`` never counts.
+
+Only *above* counts: an idle afternoon is no incident. A visit joins its slots when the hour
+or the power changes (when a row of a later hour, or of the other power, comes): the hour
+being judged never explains itself, and the rows are scored the same whatever chunks they
+came in. Byte rates are compared on a log scale, as in ``comove.py``.
 """
 
 from __future__ import annotations
 
+import base64
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -39,8 +45,19 @@ F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
 
 HOURS = 24
-#: Hour-of-day slots: every day's, then working days', then the weekend's.
-SLOTS = 3 * HOURS
+#: A row's *day hour*: its hour of day, plus ``HOURS`` at the weekend, plus ``2 * HOURS`` on
+#: battery (``day_hour`` below; ``LocalTime`` gives the first two, the stage the power).
+DAY_HOURS = 4 * HOURS
+#: Hour-of-day slots: every day's (a day hour's ``% HOURS``), then working days' and the
+#: weekend's (``% (2 * HOURS)``), then those on power and on battery (the day hour itself).
+SLOTS = HOURS + 2 * HOURS + DAY_HOURS
+#: Where the slots of working days and weekends, and of power, start.
+_SPLIT, _POWERED = HOURS, 3 * HOURS
+#: What a day hour adds on battery.
+ON_BATTERY = 2 * HOURS
+#: The battery's stream that says whether the machine is on external power (1) or on its
+#: battery (0) (``agent/sensors/battery.py``); the stage follows it to know the power.
+CHARGING = "battery.charging"
 #: Past visits a slot remembers (a week of working days; three and a half weekends).
 VISITS_KEPT = 7
 #: Visits a slot needs before its values are judged by it.
@@ -135,29 +152,30 @@ class HourProfiles:
         #: Per day hour, each stream's usual level and spread where a slot of it is ready,
         #: and the raw value below which it cannot be ``MIN_RESIDUAL`` spreads above (inf
         #: where no slot is ready; a margin of 1e-6 keeps rounding on the safe side).
-        self._center = np.full((2 * HOURS, d), np.nan)
-        self._spread = np.full((2 * HOURS, d), np.nan)
-        self._ceiling = np.full((2 * HOURS, d), np.inf)
+        self._center = np.full((DAY_HOURS, d), np.nan)
+        self._spread = np.full((DAY_HOURS, d), np.nan)
+        self._ceiling = np.full((DAY_HOURS, d), np.inf)
         #: Per slot, each stream's usual level and spread (NaN: not ready).
         self._slot_level = np.full((SLOTS, d), np.nan)
         self._slot_spread = np.full((SLOTS, d), np.nan)
-        self._refresh(np.arange(SLOTS), np.arange(2 * HOURS))
+        self._refresh(np.arange(SLOTS), np.arange(DAY_HOURS))
 
     # -- scoring --------------------------------------------------------------------------------
     def usual(
         self, names: Sequence[str], x: F64, hours: I64, day_hours: I64
     ) -> tuple[F64, F64, F64]:
         """For rows ``x`` ``[m, k]`` of the streams ``names`` (NaN where absent) in local
-        ``hours`` and ``day_hours`` (``LocalTime.hours``; the hours non-decreasing): the
-        values on the model's scale, and each cell's usual level and spread for its hour
-        (NaN where no slot of it is ready; ``[k]`` when all rows share an hour). The rows
-        then count in their visits."""
+        ``hours`` and ``day_hours`` (``LocalTime.hours``, with the power; the hours
+        non-decreasing): the values on the model's scale, and each cell's usual level and
+        spread for its day hour (NaN where no slot of it is ready; ``[k]`` when all rows share
+        one). The rows then count in their visits."""
         columns, rates = self._layout(names)
         x = log_rates(x, rates)
-        if len(x) == 1 or hours[0] == hours[-1]:  # one level per stream: [k] broadcasts
+        changes = np.flatnonzero((np.diff(hours) != 0) | (np.diff(day_hours) != 0))
+        if not len(changes):  # one level per stream: [k] broadcasts
             return x, *self._part(columns, x, int(hours[0]), int(day_hours[0]))
         centers, spreads = np.empty(x.shape), np.empty(x.shape)
-        cuts = (np.flatnonzero(np.diff(hours)) + 1).tolist()
+        cuts = (changes + 1).tolist()
         for a, b in zip([0, *cuts], [*cuts, len(x)], strict=True):
             centers[a:b], spreads[a:b] = self._part(
                 columns, x[a:b], int(hours[a]), int(day_hours[a])
@@ -199,8 +217,8 @@ class HourProfiles:
         return self._center[day_hour][columns], self._spread[day_hour][columns]
 
     def _visit(self, columns: I64, x: F64, hour: int, day_hour: int) -> None:
-        """Rows of one hour join its visit (the last hour's closes first)."""
-        if hour != self.open_hour:
+        """Rows of one hour and power join its visit (the last one's closes first)."""
+        if hour != self.open_hour or day_hour != self.open_slot:
             self._close()
             self.open_hour, self.open_slot = hour, day_hour
         key = columns.tobytes()
@@ -228,10 +246,10 @@ class HourProfiles:
         self.means = np.concatenate([self.means, nan_ring])
         self.variances = np.concatenate([self.variances, nan_ring])
         self.head = np.concatenate([self.head, np.zeros((1, SLOTS), dtype=np.int64)])
-        nan_column = np.full((2 * HOURS, 1), np.nan)
+        nan_column = np.full((DAY_HOURS, 1), np.nan)
         self._center = np.concatenate([self._center, nan_column], axis=1)
         self._spread = np.concatenate([self._spread, nan_column], axis=1)
-        self._ceiling = np.concatenate([self._ceiling, np.full((2 * HOURS, 1), np.inf)], axis=1)
+        self._ceiling = np.concatenate([self._ceiling, np.full((DAY_HOURS, 1), np.inf)], axis=1)
         nan_slots = np.full((SLOTS, 1), np.nan)
         self._slot_level = np.concatenate([self._slot_level, nan_slots], axis=1)
         self._slot_spread = np.concatenate([self._slot_spread, nan_slots], axis=1)
@@ -254,14 +272,14 @@ class HourProfiles:
         values, seen, n = x[:, kept], seen[:, kept], count[kept]
         mean = np.where(seen, values, 0.0).sum(axis=0) / n
         var = np.where(seen, (values - mean) ** 2, 0.0).sum(axis=0) / n
-        slots = (self.open_slot % HOURS, HOURS + self.open_slot)
+        day_hour = self.open_slot
+        slots = (day_hour % HOURS, _SPLIT + day_hour % (2 * HOURS), _POWERED + day_hour)
         for slot in slots:
             at_ = self.head[kept, slot]
             self.means[kept, slot, at_] = mean
             self.variances[kept, slot, at_] = var
             self.head[kept, slot] = (at_ + 1) % VISITS_KEPT
-        hour = self.open_slot % HOURS
-        self._refresh(np.array(slots), np.array([hour, hour + HOURS]))
+        self._refresh(np.array(slots), np.arange(day_hour % HOURS, DAY_HOURS, HOURS))
 
     def _pending(self) -> F64:
         """The open visit's rows ``[n, d]`` (NaN where a row lacks a stream), by layout."""
@@ -274,9 +292,10 @@ class HourProfiles:
         return out
 
     def _refresh(self, slots: I64, day_hours: I64) -> None:
-        """The slots' usual levels and spreads, then the day hours': each day hour's working-
-        day or weekend slot's where that has ``READY_VISITS`` visits, else its every-day
-        slot's, else NaN; and their ceilings."""
+        """The slots' usual levels and spreads, then the day hours': each day hour's own slot's
+        (its power's) where that has ``READY_VISITS`` visits, else its working-day or weekend
+        slot's, else its every-day slot's, else NaN; and their ceilings. (On one power the
+        first two have the same visits: a machine without a battery is judged as before.)"""
         d = len(self.names)
         if not d:
             return
@@ -289,10 +308,11 @@ class HourProfiles:
             level.reshape(shape),
             spread.reshape(shape),
         )
-        split, every = HOURS + day_hours, day_hours % HOURS
-        young = np.isnan(self._slot_level[split])
-        center = np.where(young, self._slot_level[every], self._slot_level[split])
-        scale = np.where(young, self._slot_spread[every], self._slot_spread[split])
+        center, scale = self._slot_level[day_hours % HOURS], self._slot_spread[day_hours % HOURS]
+        for first in (_SPLIT + day_hours % (2 * HOURS), _POWERED + day_hours):
+            ready = ~np.isnan(self._slot_level[first])
+            center = np.where(ready, self._slot_level[first], center)
+            scale = np.where(ready, self._slot_spread[first], scale)
         spread = np.maximum(scale, 1e-9 + 1e-6 * np.abs(center))
         top = center + MIN_RESIDUAL * spread
         top -= 1e-6 * (np.abs(center) + MIN_RESIDUAL * spread)
@@ -324,16 +344,23 @@ class HourProfiles:
         d = len(names)
         if len(set(names)) != d:
             raise ValueError("context streams repeated")
-        head = from_b64(saved["head"], (d, SLOTS))
+        slots = SLOTS if d == 0 else len(base64.b64decode(saved["head"])) // (8 * d)
+        if slots not in (SLOTS, _POWERED):  # (_POWERED: saved before the power had slots)
+            raise ValueError("context slots do not fit")
+        head = from_b64(saved["head"], (d, slots))
         if ((head < 0) | (head >= VISITS_KEPT) | (head != np.round(head))).any():
             raise ValueError("context ring position out of range")
         slot = int(saved["open_slot"])
-        if not 0 <= slot < 2 * HOURS:
+        if not 0 <= slot < (DAY_HOURS if slots == SLOTS else 2 * HOURS):
             raise ValueError("context slot out of range")
+        means = from_b64(saved["means"], (d, slots, VISITS_KEPT), nan_ok=True)
+        variances = from_b64(saved["variances"], (d, slots, VISITS_KEPT), nan_ok=True)
+        if slots == _POWERED:
+            means, variances, head = _with_power(means, variances, head)
         profiles = cls(
             names,
-            from_b64(saved["means"], (d, SLOTS, VISITS_KEPT), nan_ok=True),
-            from_b64(saved["variances"], (d, SLOTS, VISITS_KEPT), nan_ok=True),
+            means,
+            variances,
             head.astype(np.int64),
             None if saved["open_hour"] is None else int(saved["open_hour"]),
             slot,
@@ -345,6 +372,21 @@ class HourProfiles:
             everything = np.arange(d, dtype=np.int64)
             profiles._rows = {everything.tobytes(): (everything, [pending])}
         return profiles
+
+
+def _with_power(means: F64, variances: F64, head: F64) -> tuple[F64, F64, F64]:
+    """Slots saved before the power had its own: the working-day and weekend slots' visits
+    become those on power (a machine without a battery, always on power, goes on as a fresh
+    replay would; a laptop's mixed visits fade out of them), none yet on battery."""
+    d = len(means)
+    new_means = np.full((d, SLOTS, VISITS_KEPT), np.nan)
+    new_variances = np.full((d, SLOTS, VISITS_KEPT), np.nan)
+    new_head = np.zeros((d, SLOTS))
+    powered = slice(_POWERED, _POWERED + 2 * HOURS)
+    for new, old in ((new_means, means), (new_variances, variances), (new_head, head)):
+        new[:, :_POWERED] = old
+        new[:, powered] = old[:, _SPLIT:_POWERED]
+    return new_means, new_variances, new_head
 
 
 def _usual(means: F64, variances: F64) -> tuple[F64, F64]:

@@ -24,7 +24,14 @@ import numpy.typing as npt
 from agent.config import AnomalyConfig
 from agent.detect.anomaly import codec
 from agent.detect.anomaly.comove import CO_MOVING, RESIDUAL_EVERY_S, CoMovement
-from agent.detect.anomaly.context import MIN_RESIDUAL, NOT_BY_HOUR, HourProfiles, LocalTime
+from agent.detect.anomaly.context import (
+    CHARGING,
+    MIN_RESIDUAL,
+    NOT_BY_HOUR,
+    ON_BATTERY,
+    HourProfiles,
+    LocalTime,
+)
 from agent.detect.anomaly.episodes import SampleView, SourceEpisode, step
 from agent.detect.anomaly.scoring import (
     F64,
@@ -108,6 +115,8 @@ class AnomalyDetector:
         self.comove: dict[str, CoMovement] = {}
         self.context: dict[str, HourProfiles] = {}
         self.local_time = LocalTime(settings.timezone)
+        #: Whether the machine is on battery, as the last battery sample said (``_power``).
+        self.on_battery = False
         #: Trains the model on this machine's normal windows (``personalise.py``), if set.
         self.personaliser: Personaliser | None = None
         self.sweep_t: float | None = None
@@ -183,12 +192,32 @@ class AnomalyDetector:
         by_source: dict[str, list[int]] = {}
         for i in range(start, stop):
             by_source.setdefault(sources[i], []).append(i)
+        power = self._power(sources, values, start, stop) if self.settings.context else None
         for source, rows in by_source.items():
             plan = self._score(ts, values, source, rows)
+            if power is not None:  # (one source's part: its rows are the part's)
+                whole = len(rows) == stop - start
+                plan.battery = power if whole else power[np.array(rows) - start]
             self._combine(plan, result)
             self._episodes(plan, result)
             if self.personaliser is not None:
                 self._personalise(plan, result)
+
+    def _power(
+        self, sources: Sequence[str], values: Sequence[Mapping[str, float]], start: int, stop: int
+    ) -> npt.NDArray[np.bool_]:
+        """Whether the machine was on battery at each sample of ``[start, stop)``: as the
+        last battery sample at or before it said (``charging`` 0), else as before them."""
+        on_battery = self.on_battery
+        out = np.empty(stop - start, dtype=np.bool_)
+        for i in range(start, stop):
+            if sources[i] == "battery":
+                charging = values[i].get(CHARGING)
+                if charging is not None:
+                    on_battery = charging == 0.0
+            out[i - start] = on_battery
+        self.on_battery = on_battery
+        return out
 
     def _score(
         self, ts: F64, values: Sequence[Mapping[str, float]], source: str, rows: list[int]
@@ -431,6 +460,8 @@ class AnomalyDetector:
         profiles.last_t = t
         if len(plan.t) == 1:  # the live daemon's sample: most are quiet and not due
             hour, day_hour = self.local_time.hour(t)
+            if plan.battery is not None and plan.battery[0]:
+                day_hour += ON_BATTERY
             if profiles.keep_one(plan.names, plan.matrix, hour, day_hour):  # quiet
                 entry_t = profiles.entry_t
                 if entry_t is None:  # no residual yet: only a usable one starts the grid
@@ -441,6 +472,8 @@ class AnomalyDetector:
             x, level, spread = profiles.usual_of(plan.names, plan.matrix, day_hour)
         else:
             hours, day_hours = self.local_time.hours(plan.t)
+            if plan.battery is not None:
+                day_hours = day_hours + ON_BATTERY * plan.battery
             x, level, spread = profiles.usual(plan.names, plan.matrix, hours, day_hours)
         scores = plan.scores
         above = x - level
@@ -618,6 +651,8 @@ class _Plan:
     #: chunk (a part of one sample reads it from the streams' windows).
     before: F64 | None = None
     node: F64 = field(default_factory=lambda: np.zeros(0))
+    #: Whether the machine was on battery at each sample (with ``[anomaly] context``).
+    battery: npt.NDArray[np.bool_] | None = None
 
     def previous(self) -> F64:
         """Each cell's stream's last value before it (NaN: none yet)."""
