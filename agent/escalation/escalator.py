@@ -113,7 +113,6 @@ class Escalator:
         started: list[int] = []
 
         def write(conn: Connection) -> list[Event]:
-            started.clear()  # (a retried transaction starts over)
             started.extend(self._wakes.start(**p.row, conn=conn) for p in prepared)
             if not store_event:
                 return []

@@ -27,7 +27,6 @@ came in. Byte rates are compared on a log scale, as in ``comove.py``.
 
 from __future__ import annotations
 
-import base64
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -344,10 +343,10 @@ class HourProfiles:
         d = len(names)
         if len(set(names)) != d:
             raise ValueError("context streams repeated")
-        slots = SLOTS if d == 0 else len(base64.b64decode(saved["head"])) // (8 * d)
+        head = from_b64(saved["head"], (d, -1)) if d else np.zeros((0, SLOTS))
+        slots = head.shape[1]
         if slots not in (SLOTS, _POWERED):  # (_POWERED: saved before the power had slots)
             raise ValueError("context slots do not fit")
-        head = from_b64(saved["head"], (d, slots))
         if ((head < 0) | (head >= VISITS_KEPT) | (head != np.round(head))).any():
             raise ValueError("context ring position out of range")
         slot = int(saved["open_slot"])
