@@ -146,7 +146,8 @@ class AnomalyConfig:
     co_movement: bool = True
     #: Context: each stream (not positions, not the battery) also judged by what is usual
     #: for it at this hour of the day, on working days or at the weekend, on battery or
-    #: plugged in, once it has a few days of them (``detect/anomaly/context.py``), in
+    #: plugged in, and at this learned place, once it has a few days of them
+    #: (``detect/anomaly/context.py``), in
     #: ``timezone`` (``local``: the machine's; or a name such as ``Europe/Berlin``).
     context: bool = True
     timezone: str = "local"

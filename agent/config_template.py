@@ -106,8 +106,9 @@ history_s = 345600.0  # 60 to 31,536,000 s
 # Off: each stream judged against its own past only, a live sample about a fifth less CPU.
 co_movement = true
 # Context: a value is also judged against what is usual for it at this hour, on working
-# days or at the weekend, on battery or plugged in (a busy CPU at 3 am after busy
-# afternoons; the desk's load in a meeting on battery), once it has a few days of them.
+# days or at the weekend, on battery or plugged in, and at this learned place (a busy CPU
+# at 3 am after busy afternoons; the desk's load in a meeting on battery, or at home where
+# afternoons are light), once it has a few days of them.
 # Not positions nor the battery. Hours are local to timezone: "local" (this machine's; a
 # replay: the zone its trace was recorded in), "UTC" or a name such as "Europe/Berlin".
 context = true

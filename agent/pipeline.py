@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeGuard
 
 from agent.config import Config
 from agent.detect.anomaly import AnomalyDetector, WindowModel
+from agent.detect.anomaly.context import NO_PLACE
 from agent.detect.geofence import GeofenceTracker
 from agent.detect.outages import OutageTracker
 from agent.detect.personalise import (
@@ -119,10 +120,12 @@ class Pipeline:
             step.sessions = self.sessions.feed(sample)
             values_of.append(stream_values(sample))
         meter.lap("features", calls=len(samples))
+        where = self.places.where() if self.places is not None else (None, None)
+        fixes: list[tuple[int, int | None, float | None]] = []
         if self.geofence is not None or self.places is not None:
-            self._locations(samples, steps)
+            fixes = self._locations(samples, steps)
         if self.anomaly is not None:
-            self._anomaly(samples, values_of, steps)
+            self._anomaly(samples, values_of, steps, self._places_at(samples, where, fixes))
         for sample, step, values in zip(samples, steps, values_of, strict=True):
             if sample.sensor == "status":
                 event = self.outages.feed(sample)
@@ -142,19 +145,57 @@ class Pipeline:
         meter.lap("triggers", calls=len(samples))
         return steps
 
-    def _locations(self, samples: Sequence[Sample], steps: list[Step]) -> None:
-        located = [
-            (s, step) for s, step in zip(samples, steps, strict=True) if s.sensor == "location"
-        ]
-        for stage, name in ((self.geofence, "geofence"), (self.places, "places")):
-            if stage is None:
-                continue
-            for sample, step in located:
-                step.events += stage.feed(sample)
-            self._meter.lap(name, calls=len(located))
+    def _locations(
+        self, samples: Sequence[Sample], steps: list[Step]
+    ) -> list[tuple[int, int | None, float | None]]:
+        """Location samples through the geofence and places stages; for each, its position
+        in the chunk and the places stage's ``where()`` after it (none without that stage)."""
+        located = [i for i, s in enumerate(samples) if s.sensor == "location"]
+        fixes: list[tuple[int, int | None, float | None]] = []
+        if self.geofence is not None:
+            for i in located:
+                steps[i].events += self.geofence.feed(samples[i])
+            self._meter.lap("geofence", calls=len(located))
+        if self.places is not None:
+            for i in located:
+                steps[i].events += self.places.feed(samples[i])
+                fixes.append((i, *self.places.where()))
+            self._meter.lap("places", calls=len(located))
+        return fixes
+
+    def _places_at(
+        self,
+        samples: Sequence[Sample],
+        where: tuple[int | None, float | None],
+        fixes: list[tuple[int, int | None, float | None]],
+    ) -> list[int] | None:
+        """The learned place the device was at at each sample, for the anomaly stage's
+        context: the stay's place as the last location sample at or before it left the places
+        stage (``where`` before the chunk), while that stage's last usable fix is at most its
+        ``max_gap_s`` old (longer, and nobody knows where the device went); ``NO_PLACE`` where
+        none. None when the chunk was at no place (no location, or none learned)."""
+        if self.places is None or self.anomaly is None or not self.anomaly.settings.context:
+            return None
+        if where[0] is None and all(f[1] is None for f in fixes):
+            return None
+        max_gap_s = self.places.max_gap_s
+        out: list[int] = []
+        next_fix = 0
+        place, fix_t = where
+        for i, sample in enumerate(samples):
+            while next_fix < len(fixes) and fixes[next_fix][0] <= i:
+                _, place, fix_t = fixes[next_fix]
+                next_fix += 1
+            known = place is not None and fix_t is not None and sample.t - fix_t <= max_gap_s
+            out.append(place if known and place is not None else NO_PLACE)
+        return out
 
     def _anomaly(
-        self, samples: Sequence[Sample], values_of: list[dict[str, float]], steps: list[Step]
+        self,
+        samples: Sequence[Sample],
+        values_of: list[dict[str, float]],
+        steps: list[Step],
+        places: list[int] | None,
     ) -> None:
         assert self.anomaly is not None
         rows = [i for i, values in enumerate(values_of) if values]
@@ -164,6 +205,7 @@ class Pipeline:
             [samples[i].t for i in rows],
             [source_of(samples[i]) for i in rows],
             [values_of[i] for i in rows],
+            None if places is None else [places[i] for i in rows],
         )
         for k, i in enumerate(rows):
             step = steps[i]

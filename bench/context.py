@@ -1,30 +1,38 @@
-"""Context: the same value at night and in the afternoon, plugged in and on battery, through
-vigil's pipeline.
+"""Context: the same value at night and in the afternoon, plugged in and on battery, at the
+office and at home, through vigil's pipeline.
 
-A generated laptop, three weeks of ``system`` samples a minute: busy weekday afternoons at the
-desk, plugged in (CPU 55-90 %, load and temperature with it), quiet nights and weekends (CPU
-2-10 %); on Tuesdays and Thursdays from 13:00 to 17:00 a meeting, on battery and quiet; a
-``battery`` sample a minute says whether it charges. After two weeks of that routine, the
-third week holds, each on its own day:
+A generated laptop, four weeks of ``system`` samples a minute. On Mondays and Tuesdays it is
+at the office (08:30 to 18:00), with busy afternoons at the desk, plugged in (CPU 55-90 %,
+load and temperature with it); on Wednesdays to Fridays its user works from home, where the
+afternoons are light (CPU 10-25 %); nights and weekends are quiet (CPU 2-10 %), at home. On
+Tuesdays (at the office) and Thursdays (at home) from 13:00 to 17:00 a meeting, on battery
+and quiet. A ``battery`` sample a minute says whether it charges, and a ``location`` fix
+every five minutes where it is (home, the office 3 km away, the road between). After two
+weeks of that routine, the third and fourth weeks hold, each on its own day:
 
-* ``night``: at 02:00, CPU, load and temperature at an ordinary afternoon level for 40
+* ``night``: at 02:00, CPU, load and temperature at an ordinary busy afternoon's level for 40
   minutes (a runaway while nobody works: an anomaly);
-* ``afternoon``: the same values at 15:00 on a working day (the routine: no anomaly);
+* ``afternoon``: the same values at 15:00 on a Monday at the office (the routine: no anomaly);
+* ``place``: the same values at 14:00 on a Friday at home (the office's load where the
+  afternoons are light: an anomaly; at 14:00 on working days at the office it is the
+  routine, so working days' 14:00 alone cannot tell);
 * ``weekend``: the same values at 15:00 on a Sunday (unusual for a Sunday: an anomaly);
 * ``battery``: the same values at 14:00 on a Thursday, in the meeting, on battery (the desk's
-  load draining the battery: an anomaly; at 14:00 on other working days it is the routine).
+  load draining the battery: an anomaly).
 
 For each, the largest combined score of the ``system`` source (``Step.node``) in the 40
 minutes, and whether an ``anomaly.start`` opened there, for the default config (which judges
-values by their hour and power: ``[anomaly] context``), without context, without co-movement
-(``[anomaly] co_movement = false``), and without the battery's samples (a machine that cannot
-tell its power: the hour alone); all in UTC, the trace's zone. Context-aware detection flags
-``night``, ``weekend`` and ``battery`` and not ``afternoon``; the scores are printed side by
-side, and the anomalies that opened anywhere else in the third week are counted, so a
-detector that flags everything (or nothing) shows as such. The ``battery`` event is in the
-second week, after three meetings, and farther from the others than the span of a stream's
-context history (its last 1,000 entries, here about 4.7 days): an incident within that span
-makes the next of its size less rare.
+values by their hour, power and place: ``[anomaly] context``), without context, without
+co-movement (``[anomaly] co_movement = false``), without the location's samples (a machine
+that cannot tell where it is: the hour and the power), and without the battery's samples
+either (the hour alone); all in UTC, the trace's zone. Context-aware detection flags
+``night``, ``place``, ``weekend`` and ``battery`` and not ``afternoon``; the scores are
+printed side by side, and the anomalies that opened anywhere else in the third and fourth
+weeks are counted, so a detector that flags everything (or nothing) shows as such. The
+``battery`` event is in the second week, after three meetings; the events are farther from
+each other than the span of a stream's context history (its last 1,000 entries, here about
+4.7 days): an incident within that span makes the next of its size less rare (the ``place``
+event, on the Wednesday after the night's, scored 0.46).
 The output depends only on the seed.
 
     python bench/context.py [--seed S]
@@ -50,15 +58,20 @@ from agent.samples import Sample
 
 DAY = 1440  # rows of one minute
 START_T = datetime(2026, 1, 5, tzinfo=UTC).timestamp()  # a Monday, 00:00 UTC
-DAYS = 21
+DAYS = 28
 EVENT_ROWS = 40
-#: (name, day of the trace, hour, anomalous): the third week's events, each on its own day.
+#: (name, day of the trace, hour, anomalous): the events, each on its own day.
 EVENTS = (
     ("night", 15, 2.0, True),  # a Tuesday, 02:00
-    ("afternoon", 16, 15.0, False),  # a Wednesday, 15:00
+    ("afternoon", 14, 15.0, False),  # a Monday, 15:00, at the office
+    ("place", 25, 14.0, True),  # a Friday, 14:00, at home
     ("weekend", 20, 15.0, True),  # a Sunday, 15:00
-    ("battery", 10, 14.0, True),  # a Thursday, 14:00, in the meeting
+    ("battery", 10, 14.0, True),  # a Thursday, 14:00, in the meeting at home
 )
+#: Where the laptop is: home, and the office about 3 km to the north-east (Berlin).
+HOME = (52.5200, 13.4050)
+OFFICE = (52.5420, 13.4350)
+FIX_EVERY = 5  # rows between location fixes
 
 
 @dataclass(frozen=True)
@@ -73,8 +86,23 @@ def _meeting(day: int, hour: float) -> bool:
     return day % 7 in (1, 3) and 13.0 <= hour < 17.0
 
 
-def _busy(day: int, hour: float) -> bool:
+def _office_day(day: int) -> bool:
+    return day % 7 in (0, 1)
+
+
+def _afternoon(day: int, hour: float) -> bool:
+    """Working at the desk: working days, 13:00 to 18:00, out of meetings."""
     return day % 7 < 5 and 13.0 <= hour < 18.0 and not _meeting(day, hour)
+
+
+def _position(day: int, hour: float) -> tuple[float, float]:
+    """At the office 08:30 to 18:00 on office days, on the road half an hour either side
+    (halfway), else at home."""
+    if not _office_day(day) or not 8.0 <= hour < 18.5:
+        return HOME
+    if 8.5 <= hour < 18.0:
+        return OFFICE
+    return ((HOME[0] + OFFICE[0]) / 2, (HOME[1] + OFFICE[1]) / 2)
 
 
 def generate(seed: int) -> tuple[list[Sample], list[Event]]:
@@ -83,9 +111,13 @@ def generate(seed: int) -> tuple[list[Sample], list[Event]]:
     rows = DAYS * DAY
     minute = np.arange(rows)
     day, hour = minute // DAY, (minute % DAY) / 60.0
-    busy = np.array([_busy(int(d), float(h)) for d, h in zip(day, hour, strict=True)])
-    meeting = [_meeting(int(d), float(h)) for d, h in zip(day, hour, strict=True)]
-    cpu = np.where(busy, rng.uniform(55.0, 90.0, rows), rng.uniform(2.0, 10.0, rows))
+    when = list(zip(day.tolist(), hour.tolist(), strict=True))
+    working = np.array([_afternoon(d, h) for d, h in when])
+    office = np.array([_office_day(d) for d, _ in when])
+    meeting = [_meeting(d, h) for d, h in when]
+    quiet = rng.uniform(2.0, 10.0, rows)
+    cpu = np.where(working, np.where(office, rng.uniform(55.0, 90.0, rows), 0.0), quiet)
+    cpu = np.where(working & ~office, rng.uniform(10.0, 25.0, rows), cpu)
     events = []
     for name, on_day, at_hour, anomalous in EVENTS:
         start = on_day * DAY + int(at_hour * 60)
@@ -94,14 +126,23 @@ def generate(seed: int) -> tuple[list[Sample], list[Event]]:
     load = lag(cpu / 25.0, 5.0) + rng.normal(0.0, 0.05, rows)
     temp = 38.0 + lag(cpu, 20.0) * 0.35 + rng.normal(0.0, 0.3, rows)
     rows_of = zip(cpu.tolist(), load.tolist(), temp.tolist(), strict=True)
+    jitter = rng.normal(0.0, 0.00005, (rows, 2))  # about 5 m
     samples = []
     for i, (c, q, t) in enumerate(rows_of):
-        when = START_T + 60.0 * i
-        samples.append(Sample("battery", when, {"charging": not meeting[i]}))
+        at = START_T + 60.0 * i
+        if i % FIX_EVERY == 0:
+            lat, lon = _position(*when[i])
+            fix = {
+                "lat": round(lat + jitter[i, 0], 6),
+                "lon": round(lon + jitter[i, 1], 6),
+                "accuracy_m": 10.0,
+            }
+            samples.append(Sample("location", at, fix))
+        samples.append(Sample("battery", at, {"charging": not meeting[i]}))
         samples.append(
             Sample(
                 "system",
-                when,
+                at,
                 {"cpu_pct": round(c, 2), "load1": round(max(q, 0.0), 3), "temp_C": round(t, 2)},
             )
         )
@@ -138,13 +179,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
     args = parser.parse_args(argv)
     samples, events = generate(args.seed)
-    table = Table(title="the same values at four times (max node score; anomaly started?)")
+    table = Table(title="the same values at five times (max node score; anomaly started?)")
     table.add_column("event")
     table.add_column("anomalous", justify="center")
     results = {name: run(samples, config) for name, config in configs().items()}
-    # the machine as one without a battery, always on power: the hour alone
+    # a machine that cannot tell where it is: the hour and the power
+    unplaced = [s for s in samples if s.sensor != "location"]
+    results["without the place"] = run(unplaced, configs()["default"])
+    # and one without a battery either, always on power: the hour alone
     system_only = [s for s in samples if s.sensor == "system"]
-    results["without the power"] = run(system_only, configs()["default"])
+    results["without place or power"] = run(system_only, configs()["default"])
     for name in results:
         table.add_column(name, justify="right")
     right = dict.fromkeys(results, 0)
@@ -158,13 +202,13 @@ def main(argv: list[str] | None = None) -> int:
         table.add_row(event.name, "yes" if event.anomalous else "no", *cells)
     table.add_row("right", "", *(f"{right[n]}/{len(events)}" for n in results), style="bold")
     spans = [range(e.start, e.start + EVENT_ROWS) for e in events]
-    third = 2 * 7 * DAY
+    third = 2 * 7 * DAY  # weeks 3 and 4
     others = [
         sum(1 for s in starts if s >= third and not any(s in span for span in spans))
         for _, starts in results.values()
     ]
-    table.add_row("other starts, week 3", "", *(str(n) for n in others))
-    Console(width=110).print(table)
+    table.add_row("other starts, weeks 3-4", "", *(str(n) for n in others))
+    Console(width=130).print(table)
     return 0
 
 

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from _tools import load_script
 
+from agent.samples import Sample
+
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "context.py"
 
 
@@ -19,36 +21,53 @@ def context() -> ModuleType:
     return load_script(SCRIPT)
 
 
-def test_the_same_values_at_night_in_the_afternoon_on_a_sunday_and_on_battery(
+def _where(fix: Sample, context: ModuleType) -> str:
+    at = (fix.data["lat"], fix.data["lon"])
+    for name, spot in (("home", context.HOME), ("office", context.OFFICE)):
+        if abs(at[0] - spot[0]) < 0.001 and abs(at[1] - spot[1]) < 0.001:
+            return name
+    return "road"
+
+
+def test_the_same_values_at_night_in_the_afternoon_at_home_on_a_sunday_and_on_battery(
     context: ModuleType,
 ) -> None:
     samples, events = context.generate(1)
     system = [s for s in samples if s.sensor == "system"]
     battery = [s for s in samples if s.sensor == "battery"]
+    fixes = [s for s in samples if s.sensor == "location"]
     assert len(system) == len(battery) == context.DAYS * context.DAY
     assert [s.t for s in system] == [s.t for s in battery]  # a battery sample a minute
-    assert [e.name for e in events] == ["night", "afternoon", "weekend", "battery"]
+    assert [s.t for s in fixes] == [s.t for s in system[:: context.FIX_EVERY]]
+    assert [e.name for e in events] == ["night", "afternoon", "place", "weekend", "battery"]
     cpu = np.array([s.data["cpu_pct"] for s in system])
     spans = [cpu[e.start : e.start + context.EVENT_ROWS] for e in events]
     for span in spans:  # an ordinary busy afternoon's level, in every event
         assert 55.0 <= span.min() and span.max() <= 90.0
     hours = [(system[e.start].t - context.START_T) % 86400 / 3600 for e in events]
-    assert hours == [2.0, 15.0, 15.0, 14.0]
+    assert hours == [2.0, 15.0, 14.0, 15.0, 14.0]
     weekdays = [int((system[e.start].t - context.START_T) // 86400) % 7 for e in events]
-    assert weekdays == [1, 2, 6, 3]  # Tuesday, Wednesday, Sunday, Thursday
+    assert weekdays == [1, 0, 4, 6, 3]  # Tuesday, Monday, Friday, Sunday, Thursday
     charging = [battery[e.start].data["charging"] for e in events]
-    assert charging == [True, True, True, False]  # only the last on battery, in its meeting
+    assert charging == [True, True, True, True, False]  # the last in its meeting
+    where = [_where(fixes[e.start // context.FIX_EVERY], context) for e in events]
+    assert where == ["home", "office", "home", "home", "home"]
     before = cpu[events[0].start - 60 : events[0].start]
     assert before.max() <= 10.0  # the night around the night event is quiet
-    meeting = events[3].start - 30  # half an hour into the meeting: quiet, on battery
+    meeting = events[4].start - 30  # half an hour into the meeting: quiet, on battery
     assert cpu[meeting] <= 10.0 and battery[meeting].data["charging"] is False
+    # the Friday before the place event, at home: light; the Monday before it, at the office
+    friday, monday = events[2].start - 7 * context.DAY, events[2].start - 4 * context.DAY
+    assert cpu[friday : friday + 60].max() <= 25.0 < 55.0 <= cpu[monday : monday + 60].min()
+    assert _where(fixes[friday // context.FIX_EVERY], context) == "home"
+    assert _where(fixes[monday // context.FIX_EVERY], context) == "office"
     again, _ = context.generate(1)
     assert [s.data for s in again] == [s.data for s in samples]
 
 
 def test_a_run_scores_every_sample(context: ModuleType) -> None:
     samples, _ = context.generate(2)
-    part = samples[: 2 * context.DAY]  # a day: a battery and a system sample a minute
+    part = [s for s in samples if s.t < context.START_T + 86400.0]  # a day
     scores, starts = context.run(part, context.configs()["default"])
     assert scores.shape == (context.DAY,)
     assert np.all((scores >= 0.0) & (scores < 1.0))

@@ -154,6 +154,11 @@ class PlaceLearner:
             self._anchor[0], self._last_t, lat, lon, self._fixes, self._place_id, self._arrived_t
         )
 
+    def where(self) -> tuple[int | None, float | None]:
+        """The place of the stay in progress once it arrived there (None: none yet) and the
+        time of the last usable fix (None: none)."""
+        return self._place_id, self._prev_t
+
     def feed(self, sample: Sample) -> list[Event]:
         """The ``place.*`` events this sample causes; samples of other sensors give ``[]``."""
         if sample.sensor != "location":

@@ -1,5 +1,6 @@
 """Context: values judged by what is usual for the stream at this local hour, on working days
-or at the weekend, on battery or on power (``agent/detect/anomaly/context.py``)."""
+or at the weekend, on battery or on power, and at this place
+(``agent/detect/anomaly/context.py``)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,10 @@ from agent.config import AnomalyConfig, ConfigError, parse
 from agent.detect.anomaly.comove import from_b64, to_b64
 from agent.detect.anomaly.context import (
     _POWERED,
+    DAY_HOURS,
     HOURS,
+    NO_PLACE,
+    PLACES_KEPT,
     SLOTS,
     HourProfiles,
     LocalTime,
@@ -211,6 +215,94 @@ def test_the_power_is_followed_the_same_live_and_in_chunks() -> None:
     assert again.on_battery is live.on_battery
 
 
+HOME, OFFICE = 2, 1
+
+
+def _hybrid_starts(busy_at: list[int], places: bool) -> list[int]:
+    """Rows every 5 minutes for two weeks: at the office (``OFFICE``) 08:30-18:00 on Mondays
+    and Tuesdays, busy at the desk 13:00-18:00; at home (``HOME``) otherwise, where the
+    working days' afternoons are light (Wednesday to Friday) and the rest quiet. The rows
+    ``busy_at`` (and the 7 after each) at the desk's level; with ``places``, each row says
+    where it is, else none does. The rows where an anomaly of ``system`` started."""
+    rng = random.Random(8)
+    detector = AnomalyDetector(None, AnomalyConfig(timezone="UTC"))
+    busy = {i for at in busy_at for i in range(at, at + 8)}
+    starts = []
+    for i in range(14 * 288):
+        t = MONDAY + 300.0 * i
+        hour, weekday = (i % 288) / 12.0, (i // 288) % 7
+        at_office = weekday < 2 and 8.5 <= hour < 18.0
+        if i in busy or (at_office and hour >= 13.0):
+            cpu = rng.uniform(60.0, 85.0) if i in busy else rng.uniform(55.0, 90.0)
+        elif weekday < 5 and 13.0 <= hour < 18.0:
+            cpu = rng.uniform(10.0, 25.0)
+        else:
+            cpu = rng.uniform(2.0, 10.0)
+        place = (OFFICE if at_office else HOME) if places else NO_PLACE
+        step = detector.feed(t, "system", {"system.cpu_pct": cpu}, place)
+        starts += [i for e in step.events if e.kind == "anomaly.start"]
+    return starts
+
+
+def test_the_offices_load_at_home_is_an_anomaly_and_at_the_office_is_not() -> None:
+    """The desk's load at 14:00 on the second Friday, at home, where working days'
+    afternoons are light: an anomaly; at 14:00 on the second Tuesday, at the office, the
+    routine. Without the place, working days' 14:00 has seen both and flags neither."""
+    friday, tuesday = 11 * 288 + 14 * 12, 8 * 288 + 14 * 12
+    starts = _hybrid_starts([friday, tuesday], places=True)
+    assert [i for i in starts if friday <= i < friday + 8]
+    assert not [i for i in starts if tuesday <= i < tuesday + 8]
+    unplaced = _hybrid_starts([friday, tuesday], places=False)
+    assert not [i for i in unplaced if friday <= i < friday + 8]
+
+
+def test_places_are_followed_the_same_live_and_in_chunks() -> None:
+    """Places that change inside hours (and rows at none): one sample at a time and in
+    chunks of 97, the same profiles and scores; each place's visits go to its own slots."""
+    rng = np.random.default_rng(10)
+    times, rows, places = [], [], []
+    for i in range(4 * 288):
+        place = (HOME, OFFICE, NO_PLACE)[(i // 7) % 3]  # 35 minutes each
+        times.append(MONDAY + 300.0 * i)
+        level = {HOME: 5.0, OFFICE: 50.0, NO_PLACE: 20.0}[place]
+        rows.append({"system.cpu_pct": float(level + rng.uniform(0.0, 3.0))})
+        places.append(place)
+    live, chunks = (AnomalyDetector(None, AnomalyConfig(timezone="UTC")) for _ in range(2))
+    live_nodes = [
+        live.feed(t, "system", r, p).node for t, r, p in zip(times, rows, places, strict=True)
+    ]
+    chunk_nodes = []
+    for a in range(0, len(times), 97):
+        part = slice(a, a + 97)
+        found = chunks.feed_chunk(times[part], ["system"] * 97, rows[part], places[part])
+        chunk_nodes += found.node[: len(times[part])].tolist()
+    assert live_nodes == chunk_nodes
+    profiles = live.context["system"]
+    assert profiles.encode() == chunks.context["system"].encode()
+    assert profiles.places == [HOME, OFFICE]
+    home = profiles.means[0, SLOTS : SLOTS + DAY_HOURS]
+    office = profiles.means[0, SLOTS + DAY_HOURS :]
+    assert np.nanmax(home) < 9.0 < 49.0 < np.nanmin(office)
+    again = HourProfiles.decode(profiles.encode())
+    assert again.encode() == profiles.encode()
+
+
+def test_the_place_visited_longest_ago_gives_its_slots_to_a_new_one() -> None:
+    local = LocalTime("UTC")
+    profiles = HourProfiles()
+    names = ["system.a"]
+    visited = [10, 11, 12, 13, 11, 14]  # 10 was visited longest ago when 14 comes
+    t = MONDAY + 600.0 * np.arange(6 * 24 * len(visited))  # a day at each
+    x = np.ones((len(t), 1))
+    places = np.repeat(np.array(visited), len(t) // len(visited))
+    profiles.usual(names, x, *local.hours(t), places)
+    assert len(visited) - 1 > PLACES_KEPT
+    assert profiles.places == [14, 11, 12, 13]
+    first_ring = profiles.means[0, SLOTS : SLOTS + DAY_HOURS]
+    # 14's day (its last hour still open) and nothing of 10's
+    assert (~np.isnan(first_ring)).sum() == 23
+
+
 def test_profiles_saved_before_the_power_restore_as_on_power() -> None:
     """Profiles saved with 72 slots (before the power had its own) restore with their
     working-day and weekend visits as those on power: for a machine always on power, what
@@ -326,11 +418,14 @@ def test_profiles_restore_exactly() -> None:
         lambda s: s.update(names=["a", "a"]),
         lambda s: s.update(head=s["means"]),
         lambda s: s.update(means="not base64!"),
+        lambda s: s.update(open_place=99),
+        lambda s: s.update(places=[1, 1], place_used=[0, 0]),
+        lambda s: s.update(places=[], place_used=[]),
     ],
 )
 def test_damaged_profiles_are_refused(damage: object) -> None:
     p = HourProfiles()
-    p.usual(["system.a"], np.ones((4, 1)), np.arange(4), np.arange(4))
+    p.usual(["system.a"], np.ones((4, 1)), np.arange(4), np.arange(4), np.array([1, 1, 2, 2]))
     saved = p.encode()
     damage(saved)  # type: ignore[operator]
     with pytest.raises((ValueError, TypeError, KeyError)):

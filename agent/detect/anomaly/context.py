@@ -1,5 +1,5 @@
 """Context: each stream's value against what is usual for this hour of the day, on working
-days or at the weekend, on battery or on external power.
+days or at the weekend, on battery or on external power, and at this place.
 
 A CPU at 70 % is routine on a Tuesday afternoon and an incident at 02:00 or on a quiet Sunday;
 ranks against the last days know no time of day. A build that is routine at the desk, plugged
@@ -13,6 +13,13 @@ working days or at the weekend, until then by its hour on every day (a young ins
 series without weekly habits, a machine always on one power, is not left without context).
 A machine with no battery, or none that says whether it charges, is on power.
 
+At a learned place (``places.py``: the stay in progress has arrived there), each of those
+day hours has a slot of that place too, which judges once it has ``READY_VISITS`` visits,
+before all the others: the office's load is routine at the office at 14:00 and unusual at
+home at 14:00 on a day of working from home, though both are working days' 14:00 on power.
+Slots are kept for the ``PLACES_KEPT`` places visited last (a place visited less recently
+gives its slots to a new one).
+
 A value's *context residual* is how far it lies above the slot's usual level (the median of the
 visits' means), in units of the slot's usual spread (within a visit and from visit to visit),
 never less than ``RANGE_FLOOR`` of the stream's recent range. The stage ranks these residuals
@@ -20,7 +27,8 @@ among the stream's own (``stage.py``), so one threshold means the same everywher
 under ``MIN_RESIDUAL`` never counts.
 
 Only *above* counts: an idle afternoon is no incident. A visit joins its slots when the hour
-or the power changes (when a row of a later hour, or of the other power, comes): the hour
+the power or the place changes (when a row of a later hour, another power or another place
+comes): the hour
 being judged never explains itself, and the rows are scored the same whatever chunks they
 came in. Byte rates are compared on a log scale, as in ``comove.py``.
 """
@@ -52,6 +60,14 @@ DAY_HOURS = 4 * HOURS
 SLOTS = HOURS + 2 * HOURS + DAY_HOURS
 #: Where the slots of working days and weekends, and of power, start.
 _SPLIT, _POWERED = HOURS, 3 * HOURS
+#: Places with slots of their own (``DAY_HOURS`` each, after the ``SLOTS``): home, work and
+#: two more.
+PLACES_KEPT = 4
+#: A row's place when it is at none (not in a stay at a learned place, or no location).
+NO_PLACE = -1
+#: A row's *key*, which its judgement is looked up by: its day hour, plus ``DAY_HOURS`` times
+#: one more than its place's ring (0 at no place).
+KEYS = DAY_HOURS * (1 + PLACES_KEPT)
 #: What a day hour adds on battery.
 ON_BATTERY = 2 * HOURS
 #: The battery's stream that says whether the machine is on external power (1) or on its
@@ -127,9 +143,11 @@ class LocalTime:
 class HourProfiles:
     """One source's slots, per stream (in ``names`` order): the last visits' means and
     variances ``[stream, slot, visit]`` (NaN where none yet) and the next visit's place in
-    each ring; the open visit's hour and day hour. Its rows wait in ``_rows`` (as (model
-    columns, values) pairs) until it closes: a visit's numbers are the same whatever chunks
-    its rows came in."""
+    each ring; the open visit's hour, day hour and place. The ``SLOTS`` first, then
+    ``DAY_HOURS`` for each place in ``places`` (its *ring*; ``place_used``: the hour a visit
+    there last began). The open visit's rows wait in ``_rows`` (as (model columns, values)
+    pairs) until it closes: a visit's numbers are the same whatever chunks its rows came
+    in."""
 
     names: list[str] = field(default_factory=list)
     means: F64 = field(default_factory=lambda: np.full((0, SLOTS, VISITS_KEPT), np.nan))
@@ -140,6 +158,9 @@ class HourProfiles:
     last_t: float | None = None
     #: The streams' context histories take an entry on this grid (the stage's).
     entry_t: float | None = None
+    places: list[int] = field(default_factory=list)
+    place_used: list[int] = field(default_factory=list)
+    open_place: int = NO_PLACE
 
     def __post_init__(self) -> None:
         self._index = {n: j for j, n in enumerate(self.names)}
@@ -148,36 +169,49 @@ class HourProfiles:
         self._layouts: dict[tuple[str, ...], tuple[I64, list[int]]] = {}
         d = len(self.names)
         self._rates = np.array([n.endswith(RATE_SUFFIX) for n in self.names], dtype=np.bool_)
-        #: Per day hour, each stream's usual level and spread where a slot of it is ready,
-        #: and the raw value below which it cannot be ``MIN_RESIDUAL`` spreads above (inf
-        #: where no slot is ready; a margin of 1e-6 keeps rounding on the safe side).
-        self._center = np.full((DAY_HOURS, d), np.nan)
-        self._spread = np.full((DAY_HOURS, d), np.nan)
-        self._ceiling = np.full((DAY_HOURS, d), np.inf)
+        #: Per key, each stream's usual level and spread where a slot of it is ready, and
+        #: the raw value below which it cannot be ``MIN_RESIDUAL`` spreads above (inf where no
+        #: slot is ready; a margin of 1e-6 keeps rounding on the safe side).
+        self._center = np.full((KEYS, d), np.nan)
+        self._spread = np.full((KEYS, d), np.nan)
+        self._ceiling = np.full((KEYS, d), np.inf)
         #: Per slot, each stream's usual level and spread (NaN: not ready).
-        self._slot_level = np.full((SLOTS, d), np.nan)
-        self._slot_spread = np.full((SLOTS, d), np.nan)
-        self._refresh(np.arange(SLOTS), np.arange(DAY_HOURS))
+        all_slots = SLOTS + DAY_HOURS * PLACES_KEPT
+        self._slot_level = np.full((all_slots, d), np.nan)
+        self._slot_spread = np.full((all_slots, d), np.nan)
+        #: The open visit's key (``keep_one``'s row's).
+        self._open_key = self.open_slot + DAY_HOURS * (self._ring_of(self.open_place) + 1)
+        used = SLOTS + DAY_HOURS * len(self.places)
+        self._refresh(np.arange(used), np.arange(DAY_HOURS * (1 + len(self.places))))
 
     # -- scoring --------------------------------------------------------------------------------
     def usual(
-        self, names: Sequence[str], x: F64, hours: I64, day_hours: I64
+        self,
+        names: Sequence[str],
+        x: F64,
+        hours: I64,
+        day_hours: I64,
+        places: I64 | None = None,
     ) -> tuple[F64, F64, F64]:
         """For rows ``x`` ``[m, k]`` of the streams ``names`` (NaN where absent) in local
         ``hours`` and ``day_hours`` (``LocalTime.hours``, with the power; the hours
-        non-decreasing): the values on the model's scale, and each cell's usual level and
-        spread for its day hour (NaN where no slot of it is ready; ``[k]`` when all rows share
-        one). The rows then count in their visits."""
+        non-decreasing) at ``places`` (ids, ``NO_PLACE``; None: at none): the values on the
+        model's scale, and each cell's usual level and spread for its key (NaN where no slot
+        of it is ready; ``[k]`` when all rows share one). The rows then count in their
+        visits."""
         columns, rates = self._layout(names)
         x = log_rates(x, rates)
-        changes = np.flatnonzero((np.diff(hours) != 0) | (np.diff(day_hours) != 0))
+        if places is None:
+            places = np.full(len(x), NO_PLACE, dtype=np.int64)
+        changed = (np.diff(hours) != 0) | (np.diff(day_hours) != 0) | (np.diff(places) != 0)
+        changes = np.flatnonzero(changed)
         if not len(changes):  # one level per stream: [k] broadcasts
-            return x, *self._part(columns, x, int(hours[0]), int(day_hours[0]))
+            return x, *self._part(columns, x, int(hours[0]), int(day_hours[0]), int(places[0]))
         centers, spreads = np.empty(x.shape), np.empty(x.shape)
         cuts = (changes + 1).tolist()
         for a, b in zip([0, *cuts], [*cuts, len(x)], strict=True):
             centers[a:b], spreads[a:b] = self._part(
-                columns, x[a:b], int(hours[a]), int(day_hours[a])
+                columns, x[a:b], int(hours[a]), int(day_hours[a]), int(places[a])
             )
         return x, centers, spreads
 
@@ -189,37 +223,43 @@ class HourProfiles:
         floor: F64 = RANGE_FLOOR * (edges[:, :, 1] - edges[:, :, 0])
         return floor
 
-    def keep_one(self, names: Sequence[str], x: F64, hour: int, day_hour: int) -> bool:
+    def keep_one(
+        self, names: Sequence[str], x: F64, hour: int, day_hour: int, place: int = NO_PLACE
+    ) -> bool:
         """One row (``x`` ``[1, k]``, the live daemon's sample) joins its visit; whether it is
-        quiet: no value of it can be ``MIN_RESIDUAL`` spreads above its hour's level (then
+        quiet: no value of it can be ``MIN_RESIDUAL`` spreads above its key's level (then
         nothing more need be asked of it; else ``usual_of`` says what ``usual`` would)."""
         columns, rates = self._layout(names)
-        self._visit(columns, log_rates(x, rates), hour, day_hour)  # as ``usual`` keeps them
-        # the day hour's row, then its columns: a third of [day_hour, columns]'s cost (and
+        self._visit(columns, log_rates(x, rates), hour, day_hour, place)  # as ``usual`` does
+        # the key's row, then its columns: a third of [key, columns]'s cost (and
         # np.count_nonzero less than .any()'s)
-        return not np.count_nonzero(x[0] >= self._ceiling[day_hour][columns])
+        return not np.count_nonzero(x[0] >= self._ceiling[self._open_key][columns])
 
-    def ready(self, names: Sequence[str], day_hour: int) -> bool:
-        """Whether any of the streams ``names`` has a usual level for ``day_hour``."""
+    def ready(self, names: Sequence[str]) -> bool:
+        """Whether any of the streams ``names`` has a usual level for the last row kept."""
         columns, _ = self._layout(names)
-        return not np.isnan(self._center[day_hour][columns]).all()
+        return not np.isnan(self._center[self._open_key][columns]).all()
 
-    def usual_of(self, names: Sequence[str], x: F64, day_hour: int) -> tuple[F64, F64, F64]:
-        """``usual``'s numbers for rows of one hour that already joined their visit."""
+    def usual_of(self, names: Sequence[str], x: F64) -> tuple[F64, F64, F64]:
+        """``usual``'s numbers for the row ``keep_one`` kept last."""
         columns, rates = self._layout(names)
-        level, spread = self._center[day_hour][columns], self._spread[day_hour][columns]
+        key = self._open_key
+        level, spread = self._center[key][columns], self._spread[key][columns]
         return log_rates(x, rates), level, spread
 
-    def _part(self, columns: I64, x: F64, hour: int, day_hour: int) -> tuple[F64, F64]:
-        """Rows of one hour: the hour's usual level and spread of each column."""
-        self._visit(columns, x, hour, day_hour)
-        return self._center[day_hour][columns], self._spread[day_hour][columns]
+    def _part(self, columns: I64, x: F64, hour: int, day_hour: int, place: int) -> tuple[F64, F64]:
+        """Rows of one hour, power and place: their usual level and spread of each column."""
+        self._visit(columns, x, hour, day_hour, place)
+        key = self._open_key
+        return self._center[key][columns], self._spread[key][columns]
 
-    def _visit(self, columns: I64, x: F64, hour: int, day_hour: int) -> None:
-        """Rows of one hour and power join its visit (the last one's closes first)."""
-        if hour != self.open_hour or day_hour != self.open_slot:
+    def _visit(self, columns: I64, x: F64, hour: int, day_hour: int, place: int) -> None:
+        """Rows of one hour, power and place join its visit (the last one's closes first)."""
+        if hour != self.open_hour or day_hour != self.open_slot or place != self.open_place:
             self._close()
-            self.open_hour, self.open_slot = hour, day_hour
+            self.open_hour, self.open_slot, self.open_place = hour, day_hour, place
+            ring = self._take_ring(place, hour) if place != NO_PLACE else -1
+            self._open_key = day_hour + DAY_HOURS * (ring + 1)
         key = columns.tobytes()
         group = self._rows.get(key)
         if group is None:
@@ -241,15 +281,16 @@ class HourProfiles:
     def _join(self, name: str) -> None:
         self._index[name] = len(self.names)
         self.names.append(name)
-        nan_ring = np.full((1, SLOTS, VISITS_KEPT), np.nan)
+        used = self.head.shape[1]
+        nan_ring = np.full((1, used, VISITS_KEPT), np.nan)
         self.means = np.concatenate([self.means, nan_ring])
         self.variances = np.concatenate([self.variances, nan_ring])
-        self.head = np.concatenate([self.head, np.zeros((1, SLOTS), dtype=np.int64)])
-        nan_column = np.full((DAY_HOURS, 1), np.nan)
+        self.head = np.concatenate([self.head, np.zeros((1, used), dtype=np.int64)])
+        nan_column = np.full((KEYS, 1), np.nan)
         self._center = np.concatenate([self._center, nan_column], axis=1)
         self._spread = np.concatenate([self._spread, nan_column], axis=1)
-        self._ceiling = np.concatenate([self._ceiling, np.full((DAY_HOURS, 1), np.inf)], axis=1)
-        nan_slots = np.full((SLOTS, 1), np.nan)
+        self._ceiling = np.concatenate([self._ceiling, np.full((KEYS, 1), np.inf)], axis=1)
+        nan_slots = np.full((len(self._slot_level), 1), np.nan)
         self._slot_level = np.concatenate([self._slot_level, nan_slots], axis=1)
         self._slot_spread = np.concatenate([self._slot_spread, nan_slots], axis=1)
         self._rates = np.append(self._rates, name.endswith(RATE_SUFFIX))
@@ -272,13 +313,51 @@ class HourProfiles:
         mean = np.where(seen, values, 0.0).sum(axis=0) / n
         var = np.where(seen, (values - mean) ** 2, 0.0).sum(axis=0) / n
         day_hour = self.open_slot
-        slots = (day_hour % HOURS, _SPLIT + day_hour % (2 * HOURS), _POWERED + day_hour)
+        slots = [day_hour % HOURS, _SPLIT + day_hour % (2 * HOURS), _POWERED + day_hour]
+        ring = self._ring_of(self.open_place)
+        if ring >= 0:
+            slots.append(SLOTS + DAY_HOURS * ring + day_hour)
         for slot in slots:
             at_ = self.head[kept, slot]
             self.means[kept, slot, at_] = mean
             self.variances[kept, slot, at_] = var
             self.head[kept, slot] = (at_ + 1) % VISITS_KEPT
-        self._refresh(np.array(slots), np.arange(day_hour % HOURS, DAY_HOURS, HOURS))
+        # every key of this hour of the day: each falls back on the slots just changed
+        keys = np.arange(day_hour % HOURS, DAY_HOURS * (1 + len(self.places)), HOURS)
+        self._refresh(np.array(slots), keys)
+
+    def _ring_of(self, place: int) -> int:
+        """The ring of ``place``'s slots (-1: none, or no place)."""
+        return self.places.index(place) if place in self.places else -1
+
+    def _take_ring(self, place: int, hour: int) -> int:
+        """``place``'s ring, where a visit begins at ``hour``: its own, a new one while fewer
+        than ``PLACES_KEPT``, else that of the place whose last visit began longest ago
+        (emptied)."""
+        ring = self._ring_of(place)
+        if ring >= 0:
+            self.place_used[ring] = hour
+            return ring
+        if len(self.places) < PLACES_KEPT:
+            ring = len(self.places)
+            self.places.append(place)
+            self.place_used.append(hour)
+            d = len(self.names)
+            nan_ring = np.full((d, DAY_HOURS, VISITS_KEPT), np.nan)
+            self.means = np.concatenate([self.means, nan_ring], axis=1)
+            self.variances = np.concatenate([self.variances, nan_ring], axis=1)
+            self.head = np.concatenate([self.head, np.zeros((d, DAY_HOURS), np.int64)], axis=1)
+        else:
+            ring = self.place_used.index(min(self.place_used))
+            self.places[ring], self.place_used[ring] = place, hour
+            own = slice(SLOTS + DAY_HOURS * ring, SLOTS + DAY_HOURS * (ring + 1))
+            self.means[:, own] = np.nan
+            self.variances[:, own] = np.nan
+            self.head[:, own] = 0
+        first = SLOTS + DAY_HOURS * ring
+        keys = DAY_HOURS * (ring + 1) + np.arange(DAY_HOURS)
+        self._refresh(np.arange(first, first + DAY_HOURS), keys)
+        return ring
 
     def _pending(self) -> F64:
         """The open visit's rows ``[n, d]`` (NaN where a row lacks a stream), by layout."""
@@ -290,11 +369,12 @@ class HourProfiles:
             at += len(part)
         return out
 
-    def _refresh(self, slots: I64, day_hours: I64) -> None:
-        """The slots' usual levels and spreads, then the day hours': each day hour's own slot's
-        (its power's) where that has ``READY_VISITS`` visits, else its working-day or weekend
-        slot's, else its every-day slot's, else NaN; and their ceilings. (On one power the
-        first two have the same visits: a machine without a battery is judged as before.)"""
+    def _refresh(self, slots: I64, keys: I64) -> None:
+        """The slots' usual levels and spreads, then the keys': the key's place's slot of its
+        day hour where that has ``READY_VISITS`` visits, else the day hour's own slot's (its
+        power's), else its working-day or weekend slot's, else its every-day slot's, else
+        NaN; and their ceilings. (On one power the power's and the working day's or weekend's
+        slots have the same visits: a machine without a battery is judged as before.)"""
         d = len(self.names)
         if not d:
             return
@@ -307,8 +387,10 @@ class HourProfiles:
             level.reshape(shape),
             spread.reshape(shape),
         )
+        day_hours, rings = keys % DAY_HOURS, keys // DAY_HOURS - 1
         center, scale = self._slot_level[day_hours % HOURS], self._slot_spread[day_hours % HOURS]
-        for first in (_SPLIT + day_hours % (2 * HOURS), _POWERED + day_hours):
+        own = np.where(rings >= 0, SLOTS + DAY_HOURS * rings + day_hours, _POWERED + day_hours)
+        for first in (_SPLIT + day_hours % (2 * HOURS), _POWERED + day_hours, own):
             ready = ~np.isnan(self._slot_level[first])
             center = np.where(ready, self._slot_level[first], center)
             scale = np.where(ready, self._slot_spread[first], scale)
@@ -318,8 +400,8 @@ class HourProfiles:
         rates = self._rates
         with np.errstate(over="ignore"):  # a level past e**709: no byte rate reaches it
             top[:, rates] = np.expm1(top[:, rates]) * (1.0 - 1e-6) - 1e-6
-        self._center[day_hours], self._spread[day_hours] = center, spread
-        self._ceiling[day_hours] = np.where(np.isnan(top), np.inf, top)
+        self._center[keys], self._spread[keys] = center, spread
+        self._ceiling[keys] = np.where(np.isnan(top), np.inf, top)
 
     # -- state ----------------------------------------------------------------------------------
     def encode(self) -> dict[str, Any]:
@@ -334,6 +416,9 @@ class HourProfiles:
             "pending": to_b64(self._pending()),
             "last_t": self.last_t,
             "entry_t": self.entry_t,
+            "places": list(self.places),
+            "place_used": list(self.place_used),
+            "open_place": self.open_place,
         }
 
     @classmethod
@@ -343,14 +428,25 @@ class HourProfiles:
         d = len(names)
         if len(set(names)) != d:
             raise ValueError("context streams repeated")
-        head = from_b64(saved["head"], (d, -1)) if d else np.zeros((0, SLOTS))
+        places = [int(p) for p in saved.get("places", [])]
+        place_used = [int(h) for h in saved.get("place_used", [])]
+        open_place = int(saved.get("open_place", NO_PLACE))
+        if len(places) != len(place_used) or len(places) > PLACES_KEPT:
+            raise ValueError("context places do not fit")
+        if len(set(places)) != len(places) or NO_PLACE in places:
+            raise ValueError("context places repeated")
+        if open_place != NO_PLACE and open_place not in places:
+            raise ValueError("context open place unknown")
+        used = SLOTS + DAY_HOURS * len(places)
+        head = from_b64(saved["head"], (d, -1)) if d else np.zeros((0, used))
         slots = head.shape[1]
-        if slots not in (SLOTS, _POWERED):  # (_POWERED: saved before the power had slots)
+        # (_POWERED: saved before the power had slots, and then the places)
+        if slots != used and (slots != _POWERED or places):
             raise ValueError("context slots do not fit")
         if ((head < 0) | (head >= VISITS_KEPT) | (head != np.round(head))).any():
             raise ValueError("context ring position out of range")
         slot = int(saved["open_slot"])
-        if not 0 <= slot < (DAY_HOURS if slots == SLOTS else 2 * HOURS):
+        if not 0 <= slot < (DAY_HOURS if slots == used else 2 * HOURS):
             raise ValueError("context slot out of range")
         means = from_b64(saved["means"], (d, slots, VISITS_KEPT), nan_ok=True)
         variances = from_b64(saved["variances"], (d, slots, VISITS_KEPT), nan_ok=True)
@@ -365,6 +461,9 @@ class HourProfiles:
             slot,
             None if saved["last_t"] is None else float(saved["last_t"]),
             None if saved["entry_t"] is None else float(saved["entry_t"]),
+            places,
+            place_used,
+            open_place,
         )
         pending = from_b64(saved["pending"], (-1, d), nan_ok=True) if d else np.zeros((0, 0))
         if len(pending):

@@ -27,6 +27,7 @@ from agent.detect.anomaly.comove import CO_MOVING, RESIDUAL_EVERY_S, CoMovement
 from agent.detect.anomaly.context import (
     CHARGING,
     MIN_RESIDUAL,
+    NO_PLACE,
     NOT_BY_HOUR,
     ON_BATTERY,
     HourProfiles,
@@ -124,11 +125,13 @@ class AnomalyDetector:
         self.keep_scores = False
 
     # -- feeding -------------------------------------------------------------------------------
-    def feed(self, t: float, source: str, values: Mapping[str, float]) -> AnomalyStep:
+    def feed(
+        self, t: float, source: str, values: Mapping[str, float], place: int = NO_PLACE
+    ) -> AnomalyStep:
         """One sample (a chunk of one)."""
         keep, self.keep_scores = self.keep_scores, True
         try:
-            result = self.feed_chunk([t], [source], [values])
+            result = self.feed_chunk([t], [source], [values], [place])
         finally:
             self.keep_scores = keep
         assert result.steps is not None
@@ -139,15 +142,18 @@ class AnomalyDetector:
         times: Sequence[float],
         sources: Sequence[str],
         values: Sequence[Mapping[str, float]],
+        places: Sequence[int] | None = None,
     ) -> ChunkResult:
-        """Samples in arrival order, each a source and its stream values (none empty)."""
+        """Samples in arrival order, each a source and its stream values (none empty), and
+        the learned place the device was at (``NO_PLACE``; None: at none)."""
         ts = np.asarray(times, dtype=np.float64)
+        at = None if places is None else np.asarray(places, dtype=np.int64)
         steps: list[AnomalyStep] | None = [AnomalyStep()] * len(ts) if self.keep_scores else None
         result = ChunkResult(np.zeros(len(ts)), {}, steps)
         start = 0
         while start < len(ts):
             stop = self._cut(ts, start)
-            self._part(ts, sources, values, start, stop, result)
+            self._part(ts, sources, values, at, start, stop, result)
             t = float(ts[stop - 1])
             if self.sweep_t is None or t >= self.sweep_t:
                 self._sweep(t)
@@ -185,6 +191,7 @@ class AnomalyDetector:
         ts: F64,
         sources: Sequence[str],
         values: Sequence[Mapping[str, float]],
+        places: npt.NDArray[np.int64] | None,
         start: int,
         stop: int,
         result: ChunkResult,
@@ -198,6 +205,8 @@ class AnomalyDetector:
             if power is not None:  # (one source's part: its rows are the part's)
                 whole = len(rows) == stop - start
                 plan.battery = power if whole else power[np.array(rows) - start]
+                if places is not None:
+                    plan.place = places[start:stop] if whole else places[rows]
             self._combine(plan, result)
             self._episodes(plan, result)
             if self.personaliser is not None:
@@ -444,8 +453,9 @@ class AnomalyDetector:
         plan.scores.surprise[0] = surprise
 
     def _context(self, plan: _Plan) -> None:
-        """Judge each stream by what is usual for it at this hour (``context.py``): a residual
-        of at least ``MIN_RESIDUAL`` above the hour's usual level, ranked among the stream's
+        """Judge each stream by what is usual for it at this hour, power and place
+        (``context.py``): a residual of at least ``MIN_RESIDUAL`` above the usual level, ranked
+        among the stream's
         own past residuals, counts like its other judgements (the largest says).
 
         The residual is ``(x - level) / max(spread, floor)``, at least 0; the history takes
@@ -462,19 +472,20 @@ class AnomalyDetector:
             hour, day_hour = self.local_time.hour(t)
             if plan.battery is not None and plan.battery[0]:
                 day_hour += ON_BATTERY
-            if profiles.keep_one(plan.names, plan.matrix, hour, day_hour):  # quiet
+            place = NO_PLACE if plan.place is None else int(plan.place[0])
+            if profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place):  # quiet
                 entry_t = profiles.entry_t
                 if entry_t is None:  # no residual yet: only a usable one starts the grid
-                    if not profiles.ready(plan.names, day_hour):
+                    if not profiles.ready(plan.names):
                         return
                 elif t < entry_t + self._entry_every_s:
                     return
-            x, level, spread = profiles.usual_of(plan.names, plan.matrix, day_hour)
+            x, level, spread = profiles.usual_of(plan.names, plan.matrix)
         else:
             hours, day_hours = self.local_time.hours(plan.t)
             if plan.battery is not None:
                 day_hours = day_hours + ON_BATTERY * plan.battery
-            x, level, spread = profiles.usual(plan.names, plan.matrix, hours, day_hours)
+            x, level, spread = profiles.usual(plan.names, plan.matrix, hours, day_hours, plan.place)
         scores = plan.scores
         above = x - level
         near = above / spread  # NaN where absent or no slot ready
@@ -653,6 +664,8 @@ class _Plan:
     node: F64 = field(default_factory=lambda: np.zeros(0))
     #: Whether the machine was on battery at each sample (with ``[anomaly] context``).
     battery: npt.NDArray[np.bool_] | None = None
+    #: The learned place the device was at, at each sample (``NO_PLACE``; None: unknown).
+    place: npt.NDArray[np.int64] | None = None
 
     def previous(self) -> F64:
         """Each cell's stream's last value before it (NaN: none yet)."""
