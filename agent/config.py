@@ -144,11 +144,11 @@ class AnomalyConfig:
     #: (bench/nab_log.md); on a laptop's routine weeks it changes no event. A live sample
     #: costs about a fifth more with it.
     co_movement: bool = True
-    #: Context: each stream (not positions, not the battery) also judged by what is usual
-    #: for it at this hour of the day, on working days or at the weekend, on battery or
-    #: plugged in, and at this learned place, once it has a few days of them
-    #: (``detect/anomaly/context.py``), in
-    #: ``timezone`` (``local``: the machine's; or a name such as ``Europe/Berlin``).
+    #: Context: each stream also judged by what is usual for it at this hour of the day, on
+    #: working days or at the weekend, on battery or plugged in, and at this learned place,
+    #: once it has a few days of them (``detect/anomaly/context.py``; positions and the
+    #: battery only explained by it), in ``timezone`` (``local``: the machine's; or a name
+    #: such as ``Europe/Berlin``).
     context: bool = True
     timezone: str = "local"
     #: Shape memory: each stream also judged by how far its last 8 steps (a value every

@@ -109,7 +109,8 @@ co_movement = true
 # days or at the weekend, on battery or plugged in, and at this learned place (a busy CPU
 # at 3 am after busy afternoons; the desk's load in a meeting on battery, or at home where
 # afternoons are light), once it has a few days of them.
-# Not positions nor the battery. Hours are local to timezone: "local" (this machine's; a
+# Positions and the battery are only explained by it (the office on Mondays, the charger
+# unplugged for a weekly meeting). Hours are local to timezone: "local" (this machine's; a
 # replay: the zone its trace was recorded in), "UTC" or a name such as "Europe/Berlin".
 context = true
 timezone = "local"

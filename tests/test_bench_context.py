@@ -68,7 +68,9 @@ def test_the_same_values_at_night_in_the_afternoon_at_home_on_a_sunday_and_on_ba
 def test_a_run_scores_every_sample(context: ModuleType) -> None:
     samples, _ = context.generate(2)
     part = [s for s in samples if s.t < context.START_T + 86400.0]  # a day
-    scores, starts = context.run(part, context.configs()["default"])
-    assert scores.shape == (context.DAY,)
-    assert np.all((scores >= 0.0) & (scores < 1.0))
-    assert all(0 <= i < context.DAY for i in starts)
+    result = context.run(part, context.configs()["default"])
+    assert result.scores.shape == (context.DAY,)
+    assert np.all((result.scores >= 0.0) & (result.scores < 1.0))
+    assert all(0 <= i < context.DAY for i in result.starts)
+    day_end = context.START_T + 86400.0
+    assert all(context.START_T <= t < day_end for t in result.routine)

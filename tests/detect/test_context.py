@@ -303,6 +303,62 @@ def test_the_place_visited_longest_ago_gives_its_slots_to_a_new_one() -> None:
     assert (~np.isnan(first_ring)).sum() == 23
 
 
+def _routine_rows(days: int) -> list[tuple[float, str, dict[str, float]]]:
+    """A row every 5 minutes of ``battery`` and of ``location``: the charger unplugged only
+    for Tuesday's meeting (13:00-17:00), and the device at the office (3 km from home) only
+    on Mondays 09:00-17:00; positions with 10 m of noise."""
+    rng = np.random.default_rng(6)
+    rows = []
+    for i in range(days * 288):
+        t = MONDAY + 300.0 * i
+        hour, day = (i % 288) / 12.0, i // 288
+        meeting = day % 7 == 1 and 13.0 <= hour < 17.0
+        office = day % 7 == 0 and 9.0 <= hour < 17.0
+        lat, lon = (52.542, 13.435) if office else (52.520, 13.405)
+        rows.append((t, "battery", {"battery.charging": 0.0 if meeting else 1.0}))
+        position = {
+            "location.lat": lat + float(rng.normal(0.0, 0.0001)),
+            "location.lon": lon + float(rng.normal(0.0, 0.0001)),
+        }
+        rows.append((t, "location", position))
+    return rows
+
+
+def _routine_starts(settings: AnomalyConfig) -> dict[str, list[int]]:
+    """Three weeks of ``_routine_rows``: the days where an anomaly of each source started."""
+    detector = AnomalyDetector(None, settings)
+    starts: dict[str, list[int]] = {"battery": [], "location": []}
+    for t, source, values in _routine_rows(21):
+        step = detector.feed(t, source, values)
+        day = int((t - MONDAY) // 86400)
+        starts[source] += [day for e in step.events if e.kind == "anomaly.start"]
+    return starts
+
+
+def test_values_explained_by_the_hour_are_the_same_live_and_in_chunks() -> None:
+    rows = _routine_rows(10)
+    live, chunks = (AnomalyDetector(None, AnomalyConfig(timezone="UTC")) for _ in range(2))
+    live_nodes = [live.feed(t, s, v).node for t, s, v in rows]
+    chunk_nodes = []
+    for a in range(0, len(rows), 97):
+        times, sources, values = zip(*rows[a : a + 97], strict=True)
+        chunk_nodes += chunks.feed_chunk(times, sources, values).node.tolist()
+    assert live_nodes == chunk_nodes
+    assert live.history_state() == chunks.history_state()
+
+
+def test_a_weekly_unplug_and_a_weekly_trip_to_the_office_are_explained_by_the_hour() -> None:
+    """Once a week is older than the values history (4 days), the charger unplugged and the
+    office's position are new to the ranks every week; the hour has seen them on that
+    working day's hours and judges them usual. Without context, weekly anomalies."""
+    with_hour = _routine_starts(AnomalyConfig(timezone="UTC"))
+    without = _routine_starts(AnomalyConfig(timezone="UTC", context=False))
+    later = {source: [d for d in days if d >= 7] for source, days in with_hour.items()}
+    assert later == {"battery": [], "location": []}
+    assert {8, 15} <= set(without["battery"])  # the second and third Tuesdays
+    assert {7, 14} <= set(without["location"])  # the second and third Mondays
+
+
 def test_profiles_saved_before_the_power_restore_as_on_power() -> None:
     """Profiles saved with 72 slots (before the power had its own) restore with their
     working-day and weekend visits as those on power: for a machine always on power, what
@@ -439,8 +495,10 @@ def test_context_state_is_kept_in_the_history_state() -> None:
         detector.feed(t, "system", {"system.cpu_pct": cpu})
         detector.feed(t, "battery", {"battery.battery_pct": 50.0 + math.sin(t / 3600.0)})
     saved = detector.history_state()
-    assert list(saved["context"]) == ["system"]  # the battery is not judged by the hour
+    # the battery's profiles only explain its values: no residuals of its own
+    assert sorted(saved["context"]) == ["battery", "system"]
     assert "context" in saved["streams"]["system.cpu_pct"]
+    assert "context" not in saved["streams"]["battery.battery_pct"]
     again = AnomalyDetector(None, AnomalyConfig(timezone="UTC"))
     assert again.restore(detector.state(), saved)
     assert again.history_state() == saved

@@ -90,10 +90,20 @@ MIN_RESIDUAL = 4.0
 #: quarter hours).
 _OFFSET_STEP_S = 900.0
 _LOCAL = "local"
-#: Sources judged by the hour: the others' values are not loads. A position is no more
+#: Sources not judged by the hour: their values are not loads. A position is no more
 #: "above usual" (``places.py`` judges where the device is), and the battery follows the
-#: charging routine (plugged in at an unusual hour is no incident).
+#: charging routine (plugged in at an unusual hour is no incident). Their values follow
+#: routines, weekly ones too (the commute on office days, the charger unplugged for Tuesday's
+#: meeting), which the values history's last 4 days may not hold: a value of theirs less
+#: than ``MIN_RESIDUAL`` of its hour's spreads from the hour's usual level (either way) is
+#: *explained by the hour*, and no more surprising than ``EXPLAINED_SURPRISE``.
 NOT_BY_HOUR = ("location", "battery")
+#: A one-in-twenty number (log10 20).
+EXPLAINED_SURPRISE = 1.3
+#: A position's spread is never less than this many degrees (about 100 m of latitude, the
+#: places stage's stay radius): a fix's noise within it is the same position, not a
+#: position new to the hour (a few metres of noise have extremes too, after days at home).
+POSITION_FLOOR = {"location.lat": 0.0009, "location.lon": 0.0009}
 
 
 class LocalTime:
@@ -217,10 +227,14 @@ class HourProfiles:
 
     def floor(self, names: Sequence[str], edges: F64) -> F64:
         """Each cell's least spread: ``RANGE_FLOOR`` of its values history's range before it
-        (``edges`` ``[m, k, 2]``, smallest and largest, on the model's scale here)."""
+        (``edges`` ``[m, k, 2]``, smallest and largest, on the model's scale here), and for
+        a position ``POSITION_FLOOR``."""
         _, rates = self._layout(names)
         edges = log_rates(edges, rates)  # both edges of a rate's cells
         floor: F64 = RANGE_FLOOR * (edges[:, :, 1] - edges[:, :, 0])
+        least = [POSITION_FLOOR.get(n, 0.0) for n in names]
+        if any(least):
+            floor = np.fmax(floor, np.array(least))
         return floor
 
     def keep_one(

@@ -26,6 +26,7 @@ from agent.detect.anomaly import codec
 from agent.detect.anomaly.comove import CO_MOVING, RESIDUAL_EVERY_S, CoMovement
 from agent.detect.anomaly.context import (
     CHARGING,
+    EXPLAINED_SURPRISE,
     MIN_RESIDUAL,
     NO_PLACE,
     NOT_BY_HOUR,
@@ -279,7 +280,7 @@ class AnomalyDetector:
         m, k = plan.matrix.shape
         if k > 1 and self.settings.co_movement and plan.source in CO_MOVING:
             self._co_movement(plan)
-        if self.settings.context and plan.source not in NOT_BY_HOUR:
+        if self.settings.context:
             self._context(plan)
         if m == 1:
             node_one = self._combine_one(plan)
@@ -468,12 +469,19 @@ class AnomalyDetector:
             profiles = self.context[plan.source] = HourProfiles()
         t = float(plan.t[-1])
         profiles.last_t = t
+        routine = plan.source in NOT_BY_HOUR  # only explained by the hour
         if len(plan.t) == 1:  # the live daemon's sample: most are quiet and not due
             hour, day_hour = self.local_time.hour(t)
             if plan.battery is not None and plan.battery[0]:
                 day_hour += ON_BATTERY
             place = NO_PLACE if plan.place is None else int(plan.place[0])
-            if profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place):  # quiet
+            quiet = profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place)
+            if routine:
+                if np.count_nonzero(plan.scores.surprise[0] > EXPLAINED_SURPRISE):
+                    usual = profiles.usual_of(plan.names, plan.matrix)
+                    self._explain_by_hour(plan, profiles, *usual)
+                return
+            if quiet:
                 entry_t = profiles.entry_t
                 if entry_t is None:  # no residual yet: only a usable one starts the grid
                     if not profiles.ready(plan.names):
@@ -486,6 +494,9 @@ class AnomalyDetector:
             if plan.battery is not None:
                 day_hours = day_hours + ON_BATTERY * plan.battery
             x, level, spread = profiles.usual(plan.names, plan.matrix, hours, day_hours, plan.place)
+            if routine:
+                self._explain_by_hour(plan, profiles, x, level, spread)
+                return
         scores = plan.scores
         above = x - level
         near = above / spread  # NaN where absent or no slot ready
@@ -511,6 +522,19 @@ class AnomalyDetector:
             return
         ranked = self._rank_cells(plan.names, "context", residual, taken, due, fill=False)
         scores.surprise[telling] = np.maximum(scores.surprise[telling], ranked[telling])
+
+    def _explain_by_hour(
+        self, plan: _Plan, profiles: HourProfiles, x: F64, level: F64, spread: F64
+    ) -> None:
+        """A value of a source that follows routines (``NOT_BY_HOUR``) less than
+        ``MIN_RESIDUAL`` of its hour's spreads (never less than the floor) from the hour's
+        usual level, either way, is no more surprising than ``EXPLAINED_SURPRISE``."""
+        scores = plan.scores
+        floor = profiles.floor(plan.names, scores.edges)
+        with np.errstate(invalid="ignore"):  # NaN where absent or no slot ready
+            near = np.abs(x - level) < MIN_RESIDUAL * np.fmax(spread, floor)
+        explained = near & ~scores.learning
+        scores.surprise[explained] = np.minimum(scores.surprise[explained], EXPLAINED_SURPRISE)
 
     def _rank_cells(
         self,
