@@ -186,8 +186,8 @@ class Pipeline:
             while next_fix < len(fixes) and fixes[next_fix][0] <= i:
                 _, place, fix_t = fixes[next_fix]
                 next_fix += 1
-            known = place is not None and fix_t is not None and sample.t - fix_t <= max_gap_s
-            out.append(place if known and place is not None else NO_PLACE)
+            fresh = fix_t is not None and sample.t - fix_t <= max_gap_s
+            out.append(place if place is not None and fresh else NO_PLACE)
         return out
 
     def _anomaly(

@@ -26,11 +26,10 @@ never less than ``RANGE_FLOOR`` of the stream's recent range. The stage ranks th
 among the stream's own (``stage.py``), so one threshold means the same everywhere; a residual
 under ``MIN_RESIDUAL`` never counts.
 
-Only *above* counts: an idle afternoon is no incident. A visit joins its slots when the hour
+Only *above* counts: an idle afternoon is no incident. A visit joins its slots when the hour,
 the power or the place changes (when a row of a later hour, another power or another place
-comes): the hour
-being judged never explains itself, and the rows are scored the same whatever chunks they
-came in. Byte rates are compared on a log scale, as in ``comove.py``.
+comes): the hour being judged never explains itself, and the rows are scored the same
+whatever chunks they came in. Byte rates are compared on a log scale, as in ``comove.py``.
 """
 
 from __future__ import annotations

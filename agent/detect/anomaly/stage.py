@@ -455,9 +455,10 @@ class AnomalyDetector:
 
     def _context(self, plan: _Plan) -> None:
         """Judge each stream by what is usual for it at this hour, power and place
-        (``context.py``): a residual of at least ``MIN_RESIDUAL`` above the usual level, ranked
-        among the stream's
-        own past residuals, counts like its other judgements (the largest says).
+        (``context.py``): a residual of at least ``MIN_RESIDUAL`` above the usual level,
+        ranked among the stream's own past residuals, counts like its other judgements (the
+        largest says). A position or a battery value is only explained by it
+        (``_explain_by_hour``).
 
         The residual is ``(x - level) / max(spread, floor)``, at least 0; the history takes
         one on the values' grid, never more while filling (the first hours a slot is ready
