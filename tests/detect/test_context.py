@@ -467,6 +467,21 @@ def test_profiles_restore_exactly() -> None:
     assert b.encode() == a.encode()
 
 
+def test_profiles_saved_before_the_places_restore_at_no_place() -> None:
+    """Profiles saved before places had slots (no ``places``, ``place_used``,
+    ``open_place``) restore as profiles that never saw a place."""
+    rng = np.random.default_rng(8)
+    local = LocalTime("UTC")
+    t = MONDAY + 600.0 * np.arange(4 * 144 + 3)
+    profiles = HourProfiles()
+    profiles.usual(["system.a"], rng.uniform(0.0, 9.0, (len(t), 1)), *local.hours(t))
+    saved = profiles.encode()
+    old = {k: v for k, v in saved.items() if k not in ("places", "place_used", "open_place")}
+    assert HourProfiles.decode(old).encode() == saved
+    with pytest.raises(ValueError):  # slots of a place it does not name
+        HourProfiles.decode({**old, "places": [3], "place_used": [0]})
+
+
 @pytest.mark.parametrize(
     "damage",
     [
