@@ -176,9 +176,14 @@ class Pipeline:
         none. None when the chunk was at no place (no location, or none learned)."""
         if self.places is None or self.anomaly is None or not self.anomaly.settings.context:
             return None
+        max_gap_s = self.places.max_gap_s
+        if len(samples) == 1:  # the live daemon's sample
+            place, fix_t = fixes[0][1:] if fixes else where
+            if place is None or fix_t is None or samples[0].t - fix_t > max_gap_s:
+                return None
+            return [place]
         if where[0] is None and all(f[1] is None for f in fixes):
             return None
-        max_gap_s = self.places.max_gap_s
         out: list[int] = []
         next_fix = 0
         place, fix_t = where

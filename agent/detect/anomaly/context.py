@@ -176,6 +176,7 @@ class HourProfiles:
         #: The open visit's rows, by the model columns they carry.
         self._rows: dict[bytes, tuple[I64, list[F64]]] = {}
         self._layouts: dict[tuple[str, ...], tuple[I64, list[int]]] = {}
+        self._least: dict[tuple[str, ...], F64 | None] = {}  # ``floor``'s, by layout
         d = len(self.names)
         self._rates = np.array([n.endswith(RATE_SUFFIX) for n in self.names], dtype=np.bool_)
         #: Per key, each stream's usual level and spread where a slot of it is ready, and
@@ -231,19 +232,29 @@ class HourProfiles:
         _, rates = self._layout(names)
         edges = log_rates(edges, rates)  # both edges of a rate's cells
         floor: F64 = RANGE_FLOOR * (edges[:, :, 1] - edges[:, :, 0])
-        least = [POSITION_FLOOR.get(n, 0.0) for n in names]
-        if any(least):
-            floor = np.fmax(floor, np.array(least))
-        return floor
+        key = tuple(names)
+        if key not in self._least:
+            least = [POSITION_FLOOR.get(n, 0.0) for n in names]
+            self._least[key] = np.array(least) if any(least) else None
+        least_of = self._least[key]
+        return floor if least_of is None else np.fmax(floor, least_of)
+
+    def keep(
+        self, names: Sequence[str], x: F64, hour: int, day_hour: int, place: int = NO_PLACE
+    ) -> I64:
+        """One row (``x`` ``[1, k]``, the live daemon's sample) joins its visit, as ``usual``
+        keeps rows; its model columns."""
+        columns, rates = self._layout(names)
+        self._visit(columns, log_rates(x, rates), hour, day_hour, place)
+        return columns
 
     def keep_one(
         self, names: Sequence[str], x: F64, hour: int, day_hour: int, place: int = NO_PLACE
     ) -> bool:
-        """One row (``x`` ``[1, k]``, the live daemon's sample) joins its visit; whether it is
-        quiet: no value of it can be ``MIN_RESIDUAL`` spreads above its key's level (then
-        nothing more need be asked of it; else ``usual_of`` says what ``usual`` would)."""
-        columns, rates = self._layout(names)
-        self._visit(columns, log_rates(x, rates), hour, day_hour, place)  # as ``usual`` does
+        """``keep``, and whether the row is quiet: no value of it can be ``MIN_RESIDUAL``
+        spreads above its key's level (then nothing more need be asked of it; else
+        ``usual_of`` says what ``usual`` would)."""
+        columns = self.keep(names, x, hour, day_hour, place)
         # the key's row, then its columns: a third of [key, columns]'s cost (and
         # np.count_nonzero less than .any()'s)
         return not np.count_nonzero(x[0] >= self._ceiling[self._open_key][columns])

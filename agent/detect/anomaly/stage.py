@@ -476,13 +476,13 @@ class AnomalyDetector:
             if plan.battery is not None and plan.battery[0]:
                 day_hour += ON_BATTERY
             place = NO_PLACE if plan.place is None else int(plan.place[0])
-            quiet = profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place)
             if routine:
+                profiles.keep(plan.names, plan.matrix, hour, day_hour, place)
                 if np.count_nonzero(plan.scores.surprise[0] > EXPLAINED_SURPRISE):
                     usual = profiles.usual_of(plan.names, plan.matrix)
                     self._explain_by_hour(plan, profiles, *usual)
                 return
-            if quiet:
+            if profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place):  # quiet
                 entry_t = profiles.entry_t
                 if entry_t is None:  # no residual yet: only a usable one starts the grid
                     if not profiles.ready(plan.names):
@@ -532,8 +532,7 @@ class AnomalyDetector:
         usual level, either way, is no more surprising than ``EXPLAINED_SURPRISE``."""
         scores = plan.scores
         floor = profiles.floor(plan.names, scores.edges)
-        with np.errstate(invalid="ignore"):  # NaN where absent or no slot ready
-            near = np.abs(x - level) < MIN_RESIDUAL * np.fmax(spread, floor)
+        near = np.abs(x - level) < MIN_RESIDUAL * np.fmax(spread, floor)  # NaN: False
         explained = near & ~scores.learning
         scores.surprise[explained] = np.minimum(scores.surprise[explained], EXPLAINED_SURPRISE)
 
