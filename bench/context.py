@@ -29,9 +29,10 @@ either (the hour alone); all in UTC, the trace's zone. Context-aware detection f
 ``night``, ``place``, ``weekend`` and ``battery`` and not ``afternoon``; the scores are
 printed side by side, and the anomalies of ``system`` that opened anywhere else in the third
 and fourth weeks are counted, so a detector that flags everything (or nothing) shows as
-such. So are those of ``battery`` and ``location`` after the first week: the charger
-unplugged on Tuesdays and the office on Mondays are the routine, though each falls out of
-the values history's last 4 days every week (the hour's profiles explain them). The
+such. So are those of ``battery`` and ``location``: the charger unplugged on Tuesdays and
+the office on Mondays are the routine, though each falls out of the values history's last 4
+days every week (the hour's profiles explain them), and the first of each is the routine
+being learned. The
 ``battery`` event is in the second week, after three meetings; the events are farther from
 each other than the span of a stream's context history (its last 1,000 entries, here about
 4.7 days): an incident within that span makes the next of its size less rare (the ``place``
@@ -223,14 +224,11 @@ def main(argv: list[str] | None = None) -> int:
         for result in results.values()
     ]
     table.add_row("other starts, weeks 3-4", "", *(str(n) for n in others))
-    week = START_T + 7 * 86400.0  # the routine known for a week
     routine = [
-        str(sum(1 for t in result.routine if t >= week))
-        if name != "without place or power"
-        else "-"
+        str(len(result.routine)) if name != "without place or power" else "-"
         for name, result in results.items()  # (the last has neither source)
     ]
-    table.add_row("battery, location starts, weeks 2-4", "", *routine)
+    table.add_row("battery, location starts", "", *routine)
     Console(width=140).print(table)
     return 0
 

@@ -210,8 +210,9 @@ def test_a_step_into_a_usual_state_is_news_to_the_model_not_an_anomaly() -> None
     the newest value from the ones before, each flip is news (its own score high); the
     stream's score keeps the model's say within ``MODEL_MARGIN`` of how usual the value is
     (``YOUNG_MODEL_MARGIN`` in the stream's first day), so only the first flip ever starts
-    an anomaly (a detector hours old knows one state)."""
-    det = _detector()
+    an anomaly (a detector hours old knows one state). Without context: with it, the
+    battery's values are also explained by their hour (``test_context.py``)."""
+    det = _detector(AnomalyConfig(context=False))
     starts, model_says, stream_says = [], [], []
     for i in range(10 * 1440):
         minute = i % 1440
@@ -232,12 +233,13 @@ def test_a_stream_in_its_first_day_gives_the_model_less_say(
 ) -> None:
     """The generated laptop's first evening: the charger plugged in at 18:00 for the first
     time. Hours old, the battery's streams hold the model's news of it within
-    ``YOUNG_MODEL_MARGIN``: no start; with the settled margin from the first sample, one."""
+    ``YOUNG_MODEL_MARGIN``: no start; with the settled margin from the first sample, one.
+    Without context: with it, the battery's values are also explained by their hour."""
     battery = [s for s in synthetic.generate(1, 7) if s.sensor == "battery"]
     evening = synthetic.START_T + 18 * 3600.0
 
     def evening_starts() -> list[float]:
-        det = _detector(AnomalyConfig(timezone="UTC"))
+        det = _detector(AnomalyConfig(timezone="UTC", context=False))
         out = []
         for sample in battery:
             step = det.feed(sample.t, "battery", stream_values(sample))

@@ -95,7 +95,11 @@ _LOCAL = "local"
 #: routines, weekly ones too (the commute on office days, the charger unplugged for Tuesday's
 #: meeting), which the values history's last 4 days may not hold: a value of theirs less
 #: than ``MIN_RESIDUAL`` of its hour's spreads from the hour's usual level (either way) is
-#: *explained by the hour*, and no more surprising than ``EXPLAINED_SURPRISE``.
+#: *explained by the hour*, and no more surprising than ``EXPLAINED_SURPRISE``; so is every
+#: value of theirs while its hour has no usual level yet (a new install's first unplug, first
+#: commute, first fixes' noise are the routine being learned; the places stage still says
+#: when the device is somewhere new). A sample whose values are all explained is no more
+#: surprising than that either, however many of them moved at once.
 NOT_BY_HOUR = ("location", "battery")
 #: A one-in-twenty number (log10 20).
 EXPLAINED_SURPRISE = 1.3

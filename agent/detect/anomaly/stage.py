@@ -284,6 +284,8 @@ class AnomalyDetector:
             self._context(plan)
         if m == 1:
             node_one = self._combine_one(plan)
+            if node_one > EXPLAINED_SURPRISE and self._all_explained_one(plan):
+                node_one = EXPLAINED_SURPRISE
             score = node_one / (node_one + HALF_SCORE_SURPRISE)
             plan.node = np.array([score])
             result.node[plan.rows[0]] = score
@@ -312,8 +314,24 @@ class AnomalyDetector:
             )
         if plan.source in self.joint:
             self.joint[plan.source].last_t = float(plan.t[-1])
+        if plan.explained is not None:
+            whole = (plan.explained | ~plan.present).all(axis=1)
+            node[whole] = np.minimum(node[whole], EXPLAINED_SURPRISE)
         plan.node = node / (node + HALF_SCORE_SURPRISE)
         result.node[plan.rows] = plan.node
+
+    def _all_explained_one(self, plan: _Plan) -> bool:
+        """Whether every value of a part of one sample was explained by the hour. The live
+        path explains only values above ``EXPLAINED_SURPRISE`` (``_context``); if none was,
+        it asks now (the values are as they were: the explanation would not lower them)."""
+        if not self.settings.context or plan.source not in NOT_BY_HOUR:
+            return False
+        if plan.explained is None:
+            profiles = self.context[plan.source]
+            usual = profiles.usual_of(plan.names, plan.matrix)
+            self._explain_by_hour(plan, profiles, *usual)
+        assert plan.explained is not None
+        return bool((plan.explained | ~plan.present).all())
 
     def _combine_one(self, plan: _Plan) -> float:
         """``_combine``'s surprise for a part of one sample (the live daemon's), with the
@@ -529,12 +547,15 @@ class AnomalyDetector:
     ) -> None:
         """A value of a source that follows routines (``NOT_BY_HOUR``) less than
         ``MIN_RESIDUAL`` of its hour's spreads (never less than the floor) from the hour's
-        usual level, either way, is no more surprising than ``EXPLAINED_SURPRISE``."""
+        usual level, either way, or whose hour has no usual level yet, is no more surprising
+        than ``EXPLAINED_SURPRISE`` (and a sample of such values only, ``_combine``)."""
         scores = plan.scores
         floor = profiles.floor(plan.names, scores.edges)
         near = np.abs(x - level) < MIN_RESIDUAL * np.fmax(spread, floor)  # NaN: False
+        near |= np.isnan(level)  # (broadcasts: [k] when the rows share one key)
         explained = near & ~scores.learning
         scores.surprise[explained] = np.minimum(scores.surprise[explained], EXPLAINED_SURPRISE)
+        plan.explained = explained
 
     def _rank_cells(
         self,
@@ -690,6 +711,8 @@ class _Plan:
     battery: npt.NDArray[np.bool_] | None = None
     #: The learned place the device was at, at each sample (``NO_PLACE``; None: unknown).
     place: npt.NDArray[np.int64] | None = None
+    #: The cells the hour explained (``_explain_by_hour``), where it was asked.
+    explained: npt.NDArray[np.bool_] | None = None
 
     def previous(self) -> F64:
         """Each cell's stream's last value before it (NaN: none yet)."""
