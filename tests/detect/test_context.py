@@ -386,6 +386,46 @@ def test_a_weekly_unplug_and_a_weekly_trip_to_the_office_are_explained_by_the_ho
     assert {0, 7, 14} <= set(without["location"])  # every Monday
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_profiles_are_the_same_live_and_in_chunks_as_places_come_and_go(seed: int) -> None:
+    """Stays of random length at 7 places (more than ``PLACES_KEPT``: rings are taken and
+    emptied), rows at no place between them, two streams one of them absent now and then:
+    row by row (``keep_one``, as the live daemon) and in chunks (``usual``, as replay), the
+    same visits, rings and levels; and through the saved form halfway."""
+    rng = np.random.default_rng(seed)
+    local = LocalTime("UTC")
+    n = 3000
+    t = MONDAY + 600.0 * np.arange(n)
+    stays = np.repeat(rng.integers(-1, 7, n // 10), 10)[:n]  # -1: NO_PLACE
+    x = rng.normal(5.0, 1.0, (n, 2))
+    names = ["system.a", "system.b"]
+    live, chunked = HourProfiles(), HourProfiles()
+    hours, day_hours = local.hours(t)
+    levels_live, levels_chunked = [], []
+    for i in range(n):
+        some = i % 7 == 0
+        row = x[i : i + 1, :1] if some else x[i : i + 1]
+        cols = names[:1] if some else names
+        live.keep_one(cols, row, int(hours[i]), int(day_hours[i]), int(stays[i]))
+        level = live.usual_of(cols, row)[1]
+        levels_live.append(np.nan_to_num(level, nan=-1.0).reshape(-1).tolist())
+        if i == n // 2:
+            live = HourProfiles.decode(live.encode())
+    for a in range(0, n, 97):
+        for i in range(a, min(a + 97, n)):  # rows of one layout at a time
+            some = i % 7 == 0
+            row = x[i : i + 1, :1] if some else x[i : i + 1]
+            cols = names[:1] if some else names
+            level = chunked.usual(
+                cols, row, hours[i : i + 1], day_hours[i : i + 1], stays[i : i + 1]
+            )[1]
+            levels_chunked.append(np.nan_to_num(level, nan=-1.0).reshape(-1).tolist())
+    assert levels_live == levels_chunked
+    assert live.encode() == chunked.encode()
+    assert len(live.places) == PLACES_KEPT
+    assert sum(level != -1.0 for row in levels_chunked for level in row) > 100  # judged
+
+
 def test_profiles_saved_before_the_power_restore_as_on_power() -> None:
     """Profiles saved with 72 slots (before the power had its own) restore with their
     working-day and weekend visits as those on power: for a machine always on power, what
