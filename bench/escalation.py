@@ -108,7 +108,7 @@ def _stored(db: Path) -> tuple[list[Event], dict[str, tuple[float, float]], list
     engine = open_engine(db)
     store = MemoryStore(engine)
     events = store.events()
-    places = {f"place-{p['id']}": (p["lat"], p["lon"]) for p in store.load_state()["places"]}
+    places = {p.name: (p.lat, p.lon) for p in store.load_state()["places"]}
     findings = WakeStore(engine).findings()
     engine.dispose()
     return events, places, findings
