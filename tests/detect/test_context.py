@@ -362,6 +362,28 @@ def test_a_new_installs_first_unplug_is_the_routine_being_learned() -> None:
     assert _first_unplug_starts(AnomalyConfig(timezone="UTC", context=False))
 
 
+def _nodes_above_best(source: str) -> int:
+    """Three days of three noisy streams of ``source``: the samples whose combined score is
+    above their best stream's (only the rank of the streams' sum can put it there)."""
+    rng = np.random.default_rng(4)
+    detector = AnomalyDetector(None, AnomalyConfig(timezone="UTC"))
+    above = 0
+    for i in range(3 * 1440):
+        values = {f"{source}.{name}": float(rng.normal(0.0, 1.0)) for name in "abc"}
+        step = detector.feed(MONDAY + 60.0 * i, source, values)
+        if step.scores and step.node is not None and step.node > max(step.scores.values()):
+            above += 1
+    return above
+
+
+def test_the_sum_of_a_positions_or_the_batterys_surprises_is_not_judged() -> None:
+    """Their few streams move together (latitude with longitude, current with power): a
+    sum of their surprises would count one change several times. A system source's sum is
+    judged, and sometimes says more than its best stream."""
+    assert _nodes_above_best("system") > 0
+    assert _nodes_above_best("location") == _nodes_above_best("battery") == 0
+
+
 def test_values_explained_by_the_hour_are_the_same_live_and_in_chunks() -> None:
     rows = _routine_rows(10)
     live, chunks = (AnomalyDetector(None, AnomalyConfig(timezone="UTC")) for _ in range(2))

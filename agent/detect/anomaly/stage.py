@@ -276,7 +276,7 @@ class AnomalyDetector:
         """The source's surprise per sample: its best stream's (Bonferroni), or the rank of
         the sum of all its streams' against the source's own past sums, whichever says more
         (less log10(2) for asking twice). The sums are learned only once every stream is
-        warm."""
+        warm, and not for positions and the battery (``_combine_one`` says why)."""
         m, k = plan.matrix.shape
         if k > 1 and self.settings.co_movement and plan.source in CO_MOVING:
             self._co_movement(plan)
@@ -298,6 +298,8 @@ class AnomalyDetector:
         many = count > 1
         node[many] = np.maximum(0.0, best[many] - _LOG10[np.minimum(count[many], 4096)])
         joint_rows = np.flatnonzero(many & warm)
+        if plan.source in NOT_BY_HOUR:  # their streams' sum is not judged (``_combine_one``)
+            joint_rows = joint_rows[:0]
         if len(joint_rows):
             total = np.zeros(m)
             for j in range(k):  # in name order, as a sum of the streams one by one
@@ -343,7 +345,11 @@ class AnomalyDetector:
         node = best = max(values)
         if len(values) > 1:
             node = max(0.0, best - _LOG10_FLOATS[min(len(values), 4096)])
-            if not np.count_nonzero(plan.scores.learning[0]):  # less than .any() on a row
+            # Not for positions and the battery (``NOT_BY_HOUR``): their few streams move
+            # together (latitude with longitude, current with power), so a sum of their
+            # surprises counts one change several times, and a history of their sums, mostly
+            # values the hour explained, makes any moderate sum rare.
+            if plan.source not in NOT_BY_HOUR and not np.count_nonzero(plan.scores.learning[0]):
                 total = 0.0
                 for value in row:  # in name order, as the chunks' sums
                     total += value
