@@ -17,7 +17,7 @@ from agent.detect.personalise import (
     SavedWeights,
     TrainableModel,
 )
-from agent.detect.places import Place, PlaceLearner
+from agent.detect.places import Place, PlaceLearner, Where
 from agent.escalation.policy import WakePolicy, WakeRequest
 from agent.features.sessions import AppSession, SessionTracker
 from agent.features.streams import stream_values
@@ -121,7 +121,7 @@ class Pipeline:
             values_of.append(stream_values(sample))
         meter.lap("features", calls=len(samples))
         where = self.places.where() if self.places is not None else (None, None)
-        fixes: list[tuple[int, int | None, float | None]] = []
+        fixes: list[tuple[int, Where]] = []
         if self.geofence is not None or self.places is not None:
             fixes = self._locations(samples, steps)
         if self.anomaly is not None:
@@ -145,13 +145,11 @@ class Pipeline:
         meter.lap("triggers", calls=len(samples))
         return steps
 
-    def _locations(
-        self, samples: Sequence[Sample], steps: list[Step]
-    ) -> list[tuple[int, int | None, float | None]]:
+    def _locations(self, samples: Sequence[Sample], steps: list[Step]) -> list[tuple[int, Where]]:
         """Location samples through the geofence and places stages; for each, its position
         in the chunk and the places stage's ``where()`` after it (none without that stage)."""
         located = [i for i, s in enumerate(samples) if s.sensor == "location"]
-        fixes: list[tuple[int, int | None, float | None]] = []
+        fixes: list[tuple[int, Where]] = []
         if self.geofence is not None:
             for i in located:
                 steps[i].events += self.geofence.feed(samples[i])
@@ -159,40 +157,37 @@ class Pipeline:
         if self.places is not None:
             for i in located:
                 steps[i].events += self.places.feed(samples[i])
-                fixes.append((i, *self.places.where()))
+                fixes.append((i, self.places.where()))
             self._meter.lap("places", calls=len(located))
         return fixes
 
     def _places_at(
         self,
         samples: Sequence[Sample],
-        where: tuple[int | None, float | None],
-        fixes: list[tuple[int, int | None, float | None]],
+        where: Where,
+        fixes: list[tuple[int, Where]],
     ) -> list[int] | None:
         """The learned place the device was at at each sample, for the anomaly stage's
         context: the stay's place as the last location sample at or before it left the places
-        stage (``where`` before the chunk), while that stage's last usable fix is at most its
-        ``max_gap_s`` old (longer, and nobody knows where the device went); ``NO_PLACE`` where
-        none. None when the chunk was at no place (no location, or none learned)."""
-        if self.places is None or self.anomaly is None or not self.anomaly.settings.context:
+        stage (``where`` before the chunk), while its last usable fix is fresh
+        (``PlaceLearner.place_at``); ``NO_PLACE`` where none. None when the chunk was at no
+        place (no location, or none learned)."""
+        places = self.places
+        if places is None or self.anomaly is None or not self.anomaly.settings.context:
             return None
-        max_gap_s = self.places.max_gap_s
         if len(samples) == 1:  # the live daemon's sample
-            place, fix_t = fixes[0][1:] if fixes else where
-            if place is None or fix_t is None or samples[0].t - fix_t > max_gap_s:
-                return None
-            return [place]
-        if where[0] is None and all(f[1] is None for f in fixes):
+            place = places.place_at(fixes[0][1] if fixes else where, samples[0].t)
+            return None if place is None else [place]
+        if where[0] is None and all(fix[0] is None for _, fix in fixes):
             return None
         out: list[int] = []
         next_fix = 0
-        place, fix_t = where
         for i, sample in enumerate(samples):
             while next_fix < len(fixes) and fixes[next_fix][0] <= i:
-                _, place, fix_t = fixes[next_fix]
+                where = fixes[next_fix][1]
                 next_fix += 1
-            fresh = fix_t is not None and sample.t - fix_t <= max_gap_s
-            out.append(place if place is not None and fresh else NO_PLACE)
+            place = places.place_at(where, sample.t)
+            out.append(NO_PLACE if place is None else place)
         return out
 
     def _anomaly(

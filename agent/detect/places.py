@@ -24,6 +24,8 @@ EARTH_RADIUS_M = 6_371_008.8
 DEFAULT_MAX_GAP_S = 900.0
 
 _Vec = tuple[float, float, float]
+#: ``PlaceLearner.where()``: the stay's place once arrived, and the last usable fix's time.
+Where = tuple[int | None, float | None]
 
 
 def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
@@ -154,10 +156,18 @@ class PlaceLearner:
             self._anchor[0], self._last_t, lat, lon, self._fixes, self._place_id, self._arrived_t
         )
 
-    def where(self) -> tuple[int | None, float | None]:
+    def where(self) -> Where:
         """The place of the stay in progress once it arrived there (None: none yet) and the
         time of the last usable fix (None: none)."""
         return self._place_id, self._prev_t
+
+    def place_at(self, where: Where, t: float) -> int | None:
+        """The place ``where()`` said, at time ``t``: None once its last usable fix is more
+        than ``max_gap_s`` old (a gap that long ends the stay when the next fix comes)."""
+        place, fix_t = where
+        if place is None or fix_t is None or t - fix_t > self.max_gap_s:
+            return None
+        return place
 
     def feed(self, sample: Sample) -> list[Event]:
         """The ``place.*`` events this sample causes; samples of other sensors give ``[]``."""
