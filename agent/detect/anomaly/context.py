@@ -180,9 +180,9 @@ class HourProfiles:
         #: The open visit's rows, by the model columns they carry.
         self._rows: dict[bytes, tuple[I64, list[F64]]] = {}
         self._layouts: dict[tuple[str, ...], tuple[I64, list[int]]] = {}
-        self._least: dict[tuple[str, ...], F64 | None] = {}  # ``floor``'s, by layout
         d = len(self.names)
         self._rates = np.array([n.endswith(RATE_SUFFIX) for n in self.names], dtype=np.bool_)
+        self._least = np.array([POSITION_FLOOR.get(n, 0.0) for n in self.names])  # ``floor``
         #: Per key, each stream's usual level and spread where a slot of it is ready, and
         #: the raw value below which it cannot be ``MIN_RESIDUAL`` spreads above (inf where no
         #: slot is ready; a margin of 1e-6 keeps rounding on the safe side).
@@ -215,17 +215,21 @@ class HourProfiles:
         visits."""
         columns, rates = self._layout(names)
         x = log_rates(x, rates)
-        if places is None:
-            places = np.full(len(x), NO_PLACE, dtype=np.int64)
-        changed = (np.diff(hours) != 0) | (np.diff(day_hours) != 0) | (np.diff(places) != 0)
+        changed = (np.diff(hours) != 0) | (np.diff(day_hours) != 0)
+        if places is not None:
+            changed |= np.diff(places) != 0
+
+        def place(a: int) -> int:
+            return NO_PLACE if places is None else int(places[a])
+
         changes = np.flatnonzero(changed)
         if not len(changes):  # one level per stream: [k] broadcasts
-            return x, *self._part(columns, x, int(hours[0]), int(day_hours[0]), int(places[0]))
+            return x, *self._part(columns, x, int(hours[0]), int(day_hours[0]), place(0))
         centers, spreads = np.empty(x.shape), np.empty(x.shape)
         cuts = (changes + 1).tolist()
         for a, b in zip([0, *cuts], [*cuts, len(x)], strict=True):
             centers[a:b], spreads[a:b] = self._part(
-                columns, x[a:b], int(hours[a]), int(day_hours[a]), int(places[a])
+                columns, x[a:b], int(hours[a]), int(day_hours[a]), place(a)
             )
         return x, centers, spreads
 
@@ -233,15 +237,11 @@ class HourProfiles:
         """Each cell's least spread: ``RANGE_FLOOR`` of its values history's range before it
         (``edges`` ``[m, k, 2]``, smallest and largest, on the model's scale here), and for
         a position ``POSITION_FLOOR``."""
-        _, rates = self._layout(names)
+        columns, rates = self._layout(names)
         edges = log_rates(edges, rates)  # both edges of a rate's cells
         floor: F64 = RANGE_FLOOR * (edges[:, :, 1] - edges[:, :, 0])
-        key = tuple(names)
-        if key not in self._least:
-            least = [POSITION_FLOOR.get(n, 0.0) for n in names]
-            self._least[key] = np.array(least) if any(least) else None
-        least_of = self._least[key]
-        return floor if least_of is None else np.fmax(floor, least_of)
+        least = self._least[columns]
+        return np.fmax(floor, least) if least.any() else floor
 
     def keep(
         self, names: Sequence[str], x: F64, hour: int, day_hour: int, place: int = NO_PLACE
@@ -322,6 +322,7 @@ class HourProfiles:
         self._slot_level = np.concatenate([self._slot_level, nan_slots], axis=1)
         self._slot_spread = np.concatenate([self._slot_spread, nan_slots], axis=1)
         self._rates = np.append(self._rates, name.endswith(RATE_SUFFIX))
+        self._least = np.append(self._least, POSITION_FLOOR.get(name, 0.0))
 
     # -- learning -------------------------------------------------------------------------------
     def _close(self) -> None:
