@@ -353,10 +353,11 @@ NAMES = ("rules.name", "rules.stream", "rules.event", "rules.subject")
 MAX_NAME_CHARS = 200
 
 
-#: What wakes the larger model out of the box: the always-on tier's anomalies, a place never
-#: seen before, and three states worth explaining whatever is usual here, held for two
-#: minutes: CPU and memory at Glances' "critical" 90 %, and a CPU at 90 °C (a common
-#: warning level; laptops throttle near 100 °C).
+#: What wakes the larger model out of the box: the always-on tier's settled anomalies (a
+#: stream they name has a day of history: a new install's first day is recorded, not
+#: explained), a place never seen before, and three states worth explaining whatever is usual
+#: here, held for two minutes: CPU and memory at Glances' "critical" 90 %, and a CPU at 90 °C
+#: (a common warning level; laptops throttle near 100 °C).
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(
         "cpu_high", "system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0, action="wake"
@@ -372,7 +373,13 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(
         "temp_high", "system.temp_C", above=90.0, hysteresis=10.0, for_s=120.0, action="wake"
     ),
-    RuleConfig(name="anomaly", event="anomaly.start", cooldown_s=600.0, action="wake"),
+    RuleConfig(
+        name="anomaly",
+        event="anomaly.start",
+        data={"settled": True},
+        cooldown_s=600.0,
+        action="wake",
+    ),
     RuleConfig(name="new_place", event="place.arrive", data={"new": True}, action="wake"),
 )
 

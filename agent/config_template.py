@@ -211,10 +211,14 @@ action = "wake"
 # Rules on events fire for every matching event (kind and subject are shell-style patterns,
 # e.g. "geofence.*"; data fields must equal `data`), at most once per cooldown_s for each
 # subject. action = "wake" also wakes the larger model (see [escalation]); "record" does not.
-# Here: what the always-on tier finds, and the arrival at a place never seen before.
+# Here: what the always-on tier finds once it is settled (a stream the anomaly names has a
+# day of history: on a new install's first day anomalies are recorded while it learns the
+# routine; drop the data line to wake for them too), and the arrival at a place never seen
+# before.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
+data = { settled = true }
 cooldown_s = 600.0  # 0 to 604,800 s
 action = "wake"
 

@@ -178,6 +178,34 @@ def test_an_incident_starts_and_ends_once_naming_its_stream() -> None:
     assert 1000.0 + 10 * 1420 <= end.t <= 1000.0 + 10 * 1430
 
 
+def _incident_events(every_s: float, n: int) -> list[object]:
+    """A steady stream sampled every ``every_s`` for ``n`` samples, with 20 samples 40
+    deviations high 200 samples before the end; the pipeline's events with its default
+    rules."""
+    pipeline = Pipeline(Config(), (), load_or_explain())
+    rng = random.Random(3)
+    events = []
+    for i in range(n):
+        v = 30.0 + rng.gauss(0.0, 1.0) + (40.0 if n - 200 <= i < n - 180 else 0.0)
+        events += pipeline.feed(Sample("system", 1000.0 + every_s * i, {"cpu_pct": v})).events
+    return events
+
+
+def test_an_anomaly_on_the_first_day_is_recorded_and_wakes_nothing() -> None:
+    """A stream with less than a day of history has not shown its day yet: its anomaly says
+    ``settled: false``, and the default rule does not wake the larger model for it; the same
+    incident after a day and a half of history is settled and wakes it."""
+    young = _incident_events(10.0, 1600)  # 4.4 hours
+    (start,) = [e for e in young if e.kind == "anomaly.start"]
+    assert start.data["settled"] is False
+    assert not [e for e in young if e.kind == "rule.fired" and e.subject == "anomaly"]
+    settled = _incident_events(60.0, 2200)  # 1.5 days
+    (start,) = [e for e in settled if e.kind == "anomaly.start"]
+    assert start.data["settled"] is True
+    (fired,) = [e for e in settled if e.kind == "rule.fired" and e.subject == "anomaly"]
+    assert fired.t == start.t
+
+
 def test_a_new_level_that_stays_is_accepted_after_hold_s() -> None:
     pipeline = Pipeline(Config(), (), load_or_explain())
     rng = random.Random(8)

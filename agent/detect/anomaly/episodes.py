@@ -4,7 +4,11 @@ Hysteresis: an episode starts at ``start_score``; it ends after ``end_n`` sample
 ``end_score`` with every involved stream's value back within the range it had before the
 start (the ranks adapt within minutes; a runaway that goes on is still an anomaly), or
 ``hold_s`` after the start at the latest. A new surge past ``start_score`` while an episode
-is only held open ends it and starts its own. The events name the streams involved.
+is only held open ends it and starts its own. The events name the streams involved, and say
+whether the anomaly is *settled*: whether a stream it names (or, naming none, any stream of
+the sample) has a day of history (``scoring.SETTLED_S``). A new install's first day, or a new
+stream's, is the routine being learned: its every morning habit is news to histories that
+hold only the night before. The default rule wakes the larger model only for settled ones.
 """
 
 from __future__ import annotations
@@ -40,6 +44,8 @@ class SampleView:
     scores: Mapping[str, float]
     values: Mapping[str, float]
     edges: Callable[[str], tuple[float, float] | None]
+    #: Whether a stream is still in its first day (``scoring.SETTLED_S``).
+    young: Callable[[str], bool] = lambda name: False
 
 
 def step(src: SourceEpisode, source: str, s: SampleView, settings: AnomalyConfig) -> list[Event]:
@@ -54,7 +60,8 @@ def step(src: SourceEpisode, source: str, s: SampleView, settings: AnomalyConfig
         src.active, src.since, src.below_n, src.streams = True, s.t, 0, set(involved)
         edges = {n: s.edges(n) for n in involved}
         src.edges = {n: e for n, e in edges.items() if e is not None}
-        data = {"score": round(s.node, 6), "streams": sorted(involved)}
+        settled = any(not s.young(n) for n in (involved or s.scores))
+        data = {"score": round(s.node, 6), "streams": sorted(involved), "settled": settled}
         return [Event(s.t, "anomaly.start", source, data)]
     src.streams |= involved
     if s.node >= settings.end_score:

@@ -740,7 +740,10 @@ class _Plan:
             lo, hi = self.scores.edges[i, self.names.index(name)].tolist()
             return None if math.isnan(lo) else (lo, hi)
 
-        return SampleView(float(self.t[i]), float(self.node[i]), scores, values, edges)
+        def young(name: str) -> bool:
+            return bool(self.scores.young[i, self.names.index(name)])
+
+        return SampleView(float(self.t[i]), float(self.node[i]), scores, values, edges, young)
 
     def tiny(self, i: int, with_model: bool) -> dict[str, float]:
         if not with_model:
