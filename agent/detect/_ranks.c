@@ -64,7 +64,9 @@ static double queue_front(const double *q, const int64_t *meta, int head) {
     return q[meta[head]];
 }
 
-static double surprise(const history *h, double x, int upper_only) {
+/* ``slack``: how far past the edge still counts as at it (the stream's smallest step: a
+ * quantised reading one step past its range is the least move it can make). */
+static double surprise(const history *h, double x, int upper_only, double slack) {
     const double *s = h->sorted;
     Py_ssize_t n = (Py_ssize_t)h->meta[N];
     if (n < WARMUP_N) return 0.0;
@@ -82,9 +84,9 @@ static double surprise(const history *h, double x, int upper_only) {
     double top = queue_front(h->maxq, h->meta, MAXQ_HEAD);
     double bottom = queue_front(h->minq, h->meta, MINQ_HEAD);
     if (x > top) {
-        score += past(x - top, s[n - 1] - s[n - 1 - k], s, n);
+        score += past(py_max(0.0, x - top - slack), s[n - 1] - s[n - 1 - k], s, n);
     } else if (x < bottom && !upper_only) {
-        score += past(bottom - x, s[k] - s[0], s, n);
+        score += past(py_max(0.0, bottom - x - slack), s[k] - s[0], s, n);
     }
     return score;
 }
@@ -149,14 +151,14 @@ static int get_buffer(PyObject *obj, Py_buffer *view, Py_ssize_t itemsize, Py_ss
     return 0;
 }
 
-/* The numbers xs[0..count) through one history: each one's surprise, the edges before it
- * (when ``edges`` is not NULL: smallest and largest, in pairs), then the number taken as an
- * entry (when due, or with ``fill`` while the history holds fewer than ``size``) or only
- * observed. */
+/* The numbers xs[0..count) through one history: each one's surprise (with ``slack[i]``
+ * when ``slack`` is not NULL), the edges before it (when ``edges`` is not NULL: smallest and
+ * largest, in pairs), then the number taken as an entry (when due, or with ``fill`` while
+ * the history holds fewer than ``size``) or only observed. */
 static void feed_one(history *h, const double *x, const uint8_t *a, Py_ssize_t count,
-                     int upper_only, int fill, double *o, double *edges) {
+                     int upper_only, int fill, double *o, double *edges, const double *slack) {
     for (Py_ssize_t i = 0; i < count; i++) {
-        o[i] = surprise(h, x[i], upper_only);
+        o[i] = surprise(h, x[i], upper_only, slack != NULL ? slack[i] : 0.0);
         if (edges != NULL) {
             int empty = h->meta[MAXQ_LEN] == 0;
             edges[2 * i] = empty ? NAN : queue_front(h->minq, h->meta, MINQ_HEAD);
@@ -196,18 +198,18 @@ static void close_history(Py_buffer b[8], int got) {
     for (int i = 0; i < got; i++) PyBuffer_Release(&b[i]);
 }
 
-/* feed(states, xs, add, offsets, upper_only, fill, out, edges): history k takes the
- * numbers xs[offsets[k]..offsets[k+1]) (``feed_one``); edges may be None. One call for
- * every stream of a chunk: the per-call cost is paid once, not once per stream. */
+/* feed(states, xs, add, offsets, upper_only, fill, out, edges[, slack]): history k takes
+ * the numbers xs[offsets[k]..offsets[k+1]) (``feed_one``); edges and slack may be None. One
+ * call for every stream of a chunk: the per-call cost is paid once, not once per stream. */
 static PyObject *feed(PyObject *self, PyObject *args) {
-    PyObject *states, *xs_o, *add_o, *off_o, *out_o, *edges_o;
+    PyObject *states, *xs_o, *add_o, *off_o, *out_o, *edges_o, *slack_o = Py_None;
     int upper_only, fill;
-    if (!PyArg_ParseTuple(args, "O!OOOppOO", &PyList_Type, &states, &xs_o, &add_o, &off_o,
-                          &upper_only, &fill, &out_o, &edges_o))
+    if (!PyArg_ParseTuple(args, "O!OOOppOO|O", &PyList_Type, &states, &xs_o, &add_o, &off_o,
+                          &upper_only, &fill, &out_o, &edges_o, &slack_o))
         return NULL;
     Py_ssize_t k = PyList_GET_SIZE(states);
-    Py_buffer xs, add, off, out, edges;
-    int have_xs = 0, have_add = 0, have_off = 0, have_out = 0, have_edges = 0;
+    Py_buffer xs, add, off, out, edges, slack;
+    int have_xs = 0, have_add = 0, have_off = 0, have_out = 0, have_edges = 0, have_slack = 0;
     int ok = 0, with_edges = edges_o != Py_None;
     if (get_buffer(xs_o, &xs, 8, 0, 0, "xs") < 0) goto done;
     have_xs = 1;
@@ -221,6 +223,10 @@ static PyObject *feed(PyObject *self, PyObject *args) {
     if (with_edges) {
         if (get_buffer(edges_o, &edges, 8, 2 * count, 1, "edges") < 0) goto done;
         have_edges = 1;
+    }
+    if (slack_o != Py_None) {
+        if (get_buffer(slack_o, &slack, 8, count, 0, "slack") < 0) goto done;
+        have_slack = 1;
     }
     const int64_t *o = off.buf;
     for (Py_ssize_t j = 0; j < k; j++) {
@@ -240,7 +246,8 @@ static PyObject *feed(PyObject *self, PyObject *args) {
         Py_ssize_t at = (Py_ssize_t)o[j];
         feed_one(&h, (const double *)xs.buf + at, (const uint8_t *)add.buf + at,
                  (Py_ssize_t)(o[j + 1] - o[j]), upper_only, fill, (double *)out.buf + at,
-                 with_edges ? (double *)edges.buf + 2 * at : NULL);
+                 with_edges ? (double *)edges.buf + 2 * at : NULL,
+                 have_slack ? (const double *)slack.buf + at : NULL);
         close_history(b, got);
     }
     ok = 1;
@@ -250,6 +257,7 @@ done:
     if (have_off) PyBuffer_Release(&off);
     if (have_out) PyBuffer_Release(&out);
     if (have_edges) PyBuffer_Release(&edges);
+    if (have_slack) PyBuffer_Release(&slack);
     if (!ok) return NULL;
     Py_RETURN_NONE;
 }
@@ -318,8 +326,9 @@ static double pairwise_sum(const double *a, Py_ssize_t n) {
 }
 
 /* A stream's state besides its histories: f64 window[W] (the last values, oldest first,
- * the valid ones at the end) and f64 meta[5]. */
-enum { S_N, S_HAVE, S_ENTRY_T, S_FIRST_T, S_LAST_T, S_META_LEN };
+ * the valid ones at the end) and f64 meta[6] (the last: its smallest step so far, NaN
+ * before one). */
+enum { S_N, S_HAVE, S_ENTRY_T, S_FIRST_T, S_LAST_T, S_STEP, S_META_LEN };
 
 /* columns(streams, matrix, ts, every, warmup_s, settled_s, context, min_std, rel_std, clip,
  * surprise, edges, due, full, learning, young, scaled) -> the number of full windows.
@@ -392,7 +401,12 @@ static PyObject *columns(PyObject *self, PyObject *args) {
             double now = t[i];
             uint8_t take = next_entry(&meta[S_ENTRY_T], now, every);  /* the entry grid */
             due_out[c] = take;
-            feed_one(&values, &v, &take, 1, 0, 1, &surprise_out[c], &edges_out[2 * c]);
+            if (meta[S_N] > 0.0) {  /* the stream's smallest step so far, this one's too */
+                double step = fabs(v - window[w - 1]);
+                if (step > 0.0 && !(step >= meta[S_STEP])) meta[S_STEP] = step;
+            }
+            double slack = isnan(meta[S_STEP]) ? 0.0 : meta[S_STEP];
+            feed_one(&values, &v, &take, 1, 0, 1, &surprise_out[c], &edges_out[2 * c], &slack);
             /* the window */
             memmove(window, window + 1, (size_t)(w - 1) * sizeof(double));
             window[w - 1] = v;
@@ -414,7 +428,7 @@ static PyObject *columns(PyObject *self, PyObject *args) {
             double sd = sqrt((0.0 + pairwise_sum(d, w)) / (double)w);
             double spread = (double)(float)log(sd + 1e-9 + 1e-6 * fabs(mean));
             double spread_s;
-            feed_one(&spreads, &spread, &take, 1, 0, 1, &spread_s, NULL);
+            feed_one(&spreads, &spread, &take, 1, 0, 1, &spread_s, NULL, NULL);
             surprise_out[c] = py_max(surprise_out[c], spread_s);
             if (!isnan(min_std)) {
                 if (n_full >= scaled_rows) {
@@ -593,7 +607,7 @@ static PyObject *memory(PyObject *self, PyObject *args) {
                 if (!isnan(nearest)) {
                     uint8_t take = 1;
                     double kept = (double)(float)py_min(nearest, MAX_NOVELTY), rank;
-                    feed_one(&h, &kept, &take, 1, 1, 1, &rank, NULL);
+                    feed_one(&h, &kept, &take, 1, 1, 1, &rank, NULL, NULL);
                     if (now - first_t >= warmup) {
                         novelty[c] = rank + 0.0;
                         written++;
@@ -687,7 +701,7 @@ static PyObject *shapes(PyObject *self, PyObject *args) {
                     PyErr_SetString(PyExc_ValueError, "shapes: fewer errors than full windows");
                     goto done;
                 }
-                feed_one(&h, &errors[at], &due_f[c], 1, 1, 1, &shape_out[c], NULL);
+                feed_one(&h, &errors[at], &due_f[c], 1, 1, 1, &shape_out[c], NULL, NULL);
                 at++;
             }
             close_history(hb, got_h);
@@ -751,7 +765,7 @@ static PyObject *cells(PyObject *self, PyObject *args) {
                 o[c] = -1.0;
                 continue;
             }
-            feed_one(&h, &x[c], &d[i], 1, upper_only, fill, &o[c], NULL);
+            feed_one(&h, &x[c], &d[i], 1, upper_only, fill, &o[c], NULL, NULL);
         }
         close_history(b, got);
     }

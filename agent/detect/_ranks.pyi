@@ -9,6 +9,7 @@ def feed(
     fill: bool,
     out: Any,
     edges: Any | None,
+    slack: Any | None = None,
 ) -> None: ...
 def due(ts: Any, entry_t: float, every: float, out: Any) -> float: ...
 def columns(

@@ -7,7 +7,9 @@ history keeps its last ``size`` entries, also sorted, and a number's *surprise* 
 ``-log10`` of its tail p-value among them (two-sided: ``2 * min(at or below, at or above)``;
 or the upper tail only, for errors), plus, beyond the range seen, the distance past the edge
 in units of the spread of the outermost 5 % on that side (a reading far outside everything
-seen is more surprising than one just past it). A surprise of 1 is a one-in-ten number, 3 the edge
+seen is more surprising than one just past it), less a ``slack`` for values: the stream's
+smallest step (a quantised reading one step past its range, swap creeping by 0.1 %, is the
+least move it can make, not a far one). A surprise of 1 is a one-in-ten number, 3 the edge
 of a thousand entries. Ranking is O(log n), inserting an O(n) memmove of n floats.
 """
 
@@ -63,15 +65,17 @@ class ReferenceHistory:
         upper_only: bool = False,
         edges: bool = False,
         fill: bool = True,
+        slack: npt.NDArray[np.float64] | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
-        """Each number's surprise against the history so far, then the number taken as an
-        entry (when ``due``, or with ``fill`` while the history holds fewer than ``size``)
-        or only observed; with ``edges``, also the history's (smallest, largest) before each
-        number (NaN while empty), as an array ``[k, 2]``."""
+        """Each number's surprise against the history so far (with ``slack[i]``), then the
+        number taken as an entry (when ``due``, or with ``fill`` while the history holds
+        fewer than ``size``) or only observed; with ``edges``, also the history's (smallest,
+        largest) before each number (NaN while empty), as an array ``[k, 2]``."""
         out = np.empty(len(xs))
         bounds = np.full((len(xs), 2), np.nan) if edges else None
+        slacks = [0.0] * len(xs) if slack is None else slack.tolist()
         for i, (x, entry) in enumerate(zip(xs.tolist(), due.tolist(), strict=True)):
-            out[i] = self.surprise(x, upper_only=upper_only)
+            out[i] = self.surprise(x, upper_only=upper_only, slack=slacks[i])
             if bounds is not None and (e := self.edges()) is not None:
                 bounds[i] = e
             if entry or (fill and len(self._order) < self.size):
@@ -80,8 +84,9 @@ class ReferenceHistory:
                 self.observe(x)
         return out, bounds
 
-    def surprise(self, x: float, *, upper_only: bool = False) -> float:
-        """How new ``x`` is against what came before (call before ``observe``/``add``)."""
+    def surprise(self, x: float, *, upper_only: bool = False, slack: float = 0.0) -> float:
+        """How new ``x`` is against what came before (call before ``observe``/``add``); a
+        value up to ``slack`` past the edge is at it."""
         s = self._sorted
         n = len(s)
         if n < WARMUP_N:
@@ -95,9 +100,9 @@ class ReferenceHistory:
         k = max(n // 20, TAIL_MIN_N)
         top, bottom = self._maxq[0][1], self._minq[0][1]
         if x > top:
-            score += _past(x - top, s[-1] - s[n - 1 - k], s)
+            score += _past(max(0.0, x - top - slack), s[-1] - s[n - 1 - k], s)
         elif x < bottom and not upper_only:
-            score += _past(bottom - x, s[k] - s[0], s)
+            score += _past(max(0.0, bottom - x - slack), s[k] - s[0], s)
         return score
 
     def edges(self) -> tuple[float, float] | None:
@@ -202,6 +207,7 @@ class History(Protocol):
         upper_only: bool = False,
         edges: bool = False,
         fill: bool = True,
+        slack: npt.NDArray[np.float64] | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]: ...
 
     def edges(self) -> tuple[float, float] | None: ...
@@ -249,11 +255,12 @@ class KernelHistory:
         upper_only: bool = False,
         edges: bool = False,
         fill: bool = True,
+        slack: npt.NDArray[np.float64] | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
         """As ``ReferenceHistory.feed``."""
         offsets = _ONE if len(xs) == 1 else np.array([0, len(xs)], dtype=np.int64)
         return feed_histories(
-            [self], xs, due, offsets, upper_only=upper_only, edges=edges, fill=fill
+            [self], xs, due, offsets, upper_only=upper_only, edges=edges, fill=fill, slack=slack
         )
 
     def surprise(self, x: float, *, upper_only: bool = False) -> float:
@@ -364,23 +371,29 @@ def feed_histories(
     upper_only: bool = False,
     edges: bool = False,
     fill: bool = True,
+    slack: npt.NDArray[np.float64] | None = None,
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
-    """``feed`` of many histories at once: history k takes ``xs[offsets[k]:offsets[k+1]]``.
-    With the kernel, one call for all of them (a live sample's streams cost one call, not
-    one each)."""
+    """``feed`` of many histories at once: history k takes ``xs[offsets[k]:offsets[k+1]]``
+    (and their ``slack``, if any). With the kernel, one call for all of them (a live sample's
+    streams cost one call, not one each)."""
     xs = np.ascontiguousarray(xs, dtype=np.float64)
     flags = np.ascontiguousarray(due, dtype=np.bool_)
+    if slack is not None:
+        slack = np.ascontiguousarray(slack, dtype=np.float64)
     if _ranks is not None and histories and type(histories[0]) is KernelHistory:
         out = np.empty(len(xs))
         bounds = np.empty((len(xs), 2)) if edges else None
         states = [h._state for h in histories]  # type: ignore[attr-defined]
         at = np.ascontiguousarray(offsets, dtype=np.int64)  # a copy only where it must
-        _ranks.feed(states, xs, flags, at, upper_only, fill, out, bounds)
+        _ranks.feed(states, xs, flags, at, upper_only, fill, out, bounds, slack)
         return out, bounds
     outs, all_bounds = [], []
     for k, history in enumerate(histories):
         a, b = int(offsets[k]), int(offsets[k + 1])
-        o, e = history.feed(xs[a:b], flags[a:b], upper_only=upper_only, edges=edges, fill=fill)
+        part = None if slack is None else slack[a:b]
+        o, e = history.feed(
+            xs[a:b], flags[a:b], upper_only=upper_only, edges=edges, fill=fill, slack=part
+        )
         outs.append(o)
         if e is not None:
             all_bounds.append(e)

@@ -206,6 +206,57 @@ def test_an_anomaly_on_the_first_day_is_recorded_and_wakes_nothing() -> None:
     assert fired.t == start.t
 
 
+def _creeping_system(days: float, drop_at: int | None) -> list[tuple[int, list[str]]]:
+    """A system source of nine streams every 10 s, its swap on a 0.1 % grid draining one step
+    every 3 hours (as swap does after a boot), with the swap 1 % lower from row ``drop_at``:
+    the rows where an anomaly started, and the streams it named."""
+    rng = random.Random(2)
+    det = _detector()
+    times, rows = [], []
+    level = 3.0
+    for i in range(int(days * 8640)):
+        if i % 1080 == 1079:
+            level = round(level - 0.1, 1)
+        swap = level if drop_at is None or i < drop_at else round(level - 1.0, 1)
+        times.append(1_780_272_000.0 + 10.0 * i)
+        rows.append(
+            {
+                "system.swap_pct": swap,
+                "system.cpu_pct": round(rng.uniform(2, 8), 1),
+                "system.load1": round(rng.uniform(0.1, 0.5), 2),
+                "system.mem_used_pct": round(40 + rng.gauss(0, 0.5), 1),
+                "system.temp_C": round(45 + rng.gauss(0, 1), 1),
+                "system.net_rx_Bps": round(rng.expovariate(1 / 2000), 1),
+                "system.net_tx_Bps": round(rng.expovariate(1 / 500), 1),
+                "system.disk_read_Bps": round(rng.expovariate(1 / 5000), 1),
+                "system.disk_write_Bps": round(rng.expovariate(1 / 8000), 1),
+            }
+        )
+    starts = []
+    for a in range(0, len(times), 4096):
+        part = slice(a, a + 4096)
+        found = det.feed_chunk(times[part], ["system"] * len(times[part]), rows[part])
+        starts += [
+            (a + i, e.data["streams"])
+            for i, events in found.events.items()
+            for e in events
+            if e.kind == "anomaly.start"
+        ]
+    return starts
+
+
+def test_a_quantised_stream_one_step_past_its_range_is_at_its_edge() -> None:
+    """Swap creeping down by its resolution: each step is a new minimum, but one step past
+    the range is the least move a reading on that grid can make, not a far one; before the
+    values history knew the stream's step, every step after the first day was an anomaly.
+    A drop of ten steps still is one, on its first sample."""
+    creep = _creeping_system(4.0, None)
+    assert not [row for row, _ in creep if row > 8640 and row % 1080 == 1079]
+    drop = 3 * 8640
+    dropped = _creeping_system(3.2, drop)
+    assert (drop, ["system.swap_pct"]) in dropped
+
+
 def test_a_new_level_that_stays_is_accepted_after_hold_s() -> None:
     pipeline = Pipeline(Config(), (), load_or_explain())
     rng = random.Random(8)

@@ -28,7 +28,7 @@ def model() -> TinyModel:
 def _source(rng: np.random.Generator, m: int, k: int) -> tuple[np.ndarray, np.ndarray]:
     columns = []
     for j in range(k):
-        kind = (j + int(rng.integers(0, 5))) % 5
+        kind = (j + int(rng.integers(0, 6))) % 6
         if kind == 0:
             col = rng.normal(size=m)
         elif kind == 1:
@@ -37,6 +37,8 @@ def _source(rng: np.random.Generator, m: int, k: int) -> tuple[np.ndarray, np.nd
             col = np.where(np.arange(m) < m // 2, 1.0, 8.0) + rng.normal(0, 0.1, size=m)
         elif kind == 3:
             col = np.full(m, 3.25)  # flat: its spread is floored
+        elif kind == 4:  # a quantised walk: new extremes by one step (its slack) and more
+            col = np.round(np.cumsum(rng.choice([-0.1, 0.0, 0.1, 0.3], size=m)), 1)
         else:
             col = rng.lognormal(0, 3, size=m) * rng.choice([1.0, 1e90], size=m, p=[0.99, 0.01])
         col[rng.random(m) < rng.choice([0.0, 0.2, 0.6])] = np.nan  # absent here

@@ -51,6 +51,7 @@ def state(stage: AnomalyDetector) -> dict[str, Any]:
                 "entry_t": s.entry_t,
                 "first_t": s.first_t,
                 "last_t": s.last_t,
+                "step": s.step,
             }
             for n, s in sorted(stage.streams.items())
         },
@@ -152,6 +153,10 @@ def _restore_memory(s: StreamState, saved: Mapping[str, Any]) -> None:
     s.bank_meta[:] = (held, oldest, lo, hi, step, have)
 
 
+def _float_or_none(x: Any) -> float | None:
+    return None if x is None else float(x)
+
+
 def restore(
     stage: AnomalyDetector,
     saved: Mapping[str, Any],
@@ -192,6 +197,7 @@ def restore(
                 d["entry_t"],
                 d.get("first_t"),
                 d.get("last_t"),
+                _float_or_none(d.get("step")),  # (none in states saved before it)
             )
             if "residuals" in h:
                 streams[name].residuals = ValueHistory.decode(size, h["residuals"], "<f4")

@@ -119,8 +119,9 @@ def model_errors(
 
 
 #: ``StreamState.meta``'s fields (the kernel's ``S_*``): values seen, values in the window,
-#: the histories' last entry time, the first and the last time the stream carried a value.
-_N, _HAVE, _ENTRY_T, _FIRST_T, _LAST_T = range(5)
+#: the histories' last entry time, the first and the last time the stream carried a value,
+#: and its smallest step between two values so far (``step``).
+_N, _HAVE, _ENTRY_T, _FIRST_T, _LAST_T, _STEP = range(6)
 #: ``StreamState.bank_meta``'s fields (the kernel's ``B_*``): windows the memory holds, the
 #: oldest one's place once it is full, the smallest and largest value it saw, its grid's last
 #: step (``next_entry``) and the valid values in its window of recent steps.
@@ -147,6 +148,7 @@ class StreamState:
         entry_t: float | None = None,
         first_t: float | None = None,
         last_t: float | None = None,
+        step: float | None = None,
     ) -> None:
         last = np.asarray(window, dtype=np.float64)[-width:]
         self.buffer = np.zeros(width)  # the window, oldest first, its values at the end
@@ -159,6 +161,7 @@ class StreamState:
                 nan if entry_t is None else entry_t,
                 nan if first_t is None else first_t,
                 nan if last_t is None else last_t,
+                nan if step is None else step,
             ],
             dtype=np.float64,
         )
@@ -218,6 +221,13 @@ class StreamState:
     @property
     def last_t(self) -> float | None:
         return _time(float(self.meta[_LAST_T]))
+
+    @property
+    def step(self) -> float | None:
+        """The smallest change between two of its values so far (a quantised reading's
+        resolution, 0.1 for a percentage psutil rounds): a value this far past its range is
+        at the range's edge for the values history (``novelty``'s ``slack``)."""
+        return _time(float(self.meta[_STEP]))
 
 
 @dataclass
@@ -429,6 +439,16 @@ def _count_novelty(found: F64, out: SourceScores) -> None:
     out.novelty = np.maximum(found, 0.0)
 
 
+def _smallest_steps(steps: F64, before: float) -> F64:
+    """The smallest nonzero step so far at each of ``steps`` (the stream's ``step`` before
+    them: ``before``, NaN for none), 0 while there is none (the kernel's running minimum)."""
+    nonzero = np.where(steps > 0.0, steps, np.inf)
+    start = np.inf if math.isnan(before) else before
+    smallest = np.minimum.accumulate(np.concatenate([[start], nonzero]))[1:]
+    out: F64 = np.where(np.isinf(smallest), 0.0, smallest)
+    return out
+
+
 def _score_reference(
     states: list[StreamState],
     matrix: F64,
@@ -462,7 +482,14 @@ def _score_reference(
         if math.isnan(meta[_FIRST_T]):
             meta[_FIRST_T] = t[0]
         meta[_LAST_T] = t[-1]
-        surprise, edges = state.values.feed(values, d, edges=True)
+        steps = np.abs(np.diff(joined[max(have - 1, 0) :] if have else values))
+        if have:  # each value's step from the one before it
+            slack = _smallest_steps(steps, meta[_STEP])
+        else:  # the stream's first value has none
+            slack = np.concatenate([[0.0], _smallest_steps(steps, math.nan)])
+        if len(slack) and slack[-1] > 0.0:
+            meta[_STEP] = slack[-1]
+        surprise, edges = state.values.feed(values, d, edges=True, slack=slack)
         assert edges is not None
         if len(stream_windows):
             spread, _ = state.spreads.feed(log_spreads(stream_windows), d[full])
