@@ -83,6 +83,13 @@ class CoMovement:
     last_t: float | None = None  # the last row it took
     #: The streams' residual histories take an entry on this grid (``RESIDUAL_EVERY_S``).
     entry_t: float | None = None
+    #: Each stream's smallest change between two of its values at the folds so far (NaN:
+    #: none yet): its spread is never less. A reading on a 0.1 % grid that barely moves
+    #: (swap at 1.9 % for hours) has a spread of a fraction of its step, and each of its
+    #: one-step moves, or the others moving while it stays, would be many spreads.
+    step: F64 = field(default_factory=lambda: np.zeros(0))
+    #: Each stream's last value at the last fold (NaN: none), for the step across folds.
+    last: F64 = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         self._rows: list[F64] = []  # NaN where a row lacks a stream
@@ -93,7 +100,11 @@ class CoMovement:
         where a source's streams sit in the model."""
         self.precision = _precision(self.cov)
         self._scale = 1.0 / np.sqrt(np.diag(self.precision))
-        self._spread = _spread(self.mean, self.var)
+        if len(self.step) != len(self.names):  # (made without its steps)
+            self.step = np.full(len(self.names), np.nan)
+        if len(self.last) != len(self.names):
+            self.last = np.full(len(self.names), np.nan)
+        self._spread = np.fmax(_spread(self.mean, self.var), self.step)
         self._ready = (self.folds >= READY_FOLDS) & (self.var > 0.0)
         self._ready_count = int(np.count_nonzero(self._ready))
         self._rates = rate_columns(self.names)
@@ -228,6 +239,9 @@ class CoMovement:
             return
         seen = ~np.isnan(rows)
         present = seen.any(axis=0)
+        joined = np.vstack([self.last[None, :], rows])  # the steps from the last fold's too
+        self.step = np.fmin(self.step, _smallest_steps(joined))
+        self.last = _last_values(joined)
         counts = np.maximum(seen.sum(axis=0), 1)
         filled = np.where(seen, rows, 0.0)
         block_mean = filled.sum(axis=0) / counts
@@ -262,6 +276,8 @@ class CoMovement:
             self.names.append(name)
             self.mean, self.var = np.append(self.mean, 0.0), np.append(self.var, 0.0)
             self.folds = np.append(self.folds, 0.0)
+            self.step = np.append(self.step, np.nan)
+            self.last = np.append(self.last, np.nan)
             cov = np.eye(d + 1)
             cov[:d, :d] = self.cov
             self.cov = cov
@@ -283,6 +299,8 @@ class CoMovement:
             "waiting": sorted(self.waiting),
             "last_t": self.last_t,
             "entry_t": self.entry_t,
+            "step": to_b64(self.step),
+            "last": to_b64(self.last),
         }
 
     @classmethod
@@ -302,6 +320,8 @@ class CoMovement:
             {str(n) for n in saved["waiting"]},
             None if saved["last_t"] is None else float(saved["last_t"]),
             None if saved["entry_t"] is None else float(saved["entry_t"]),
+            _saved_or_nan(saved, "step", d),
+            _saved_or_nan(saved, "last", d),
         )
         pending = from_b64(saved["pending"], (-1, d), nan_ok=True)
         if len(pending):
@@ -350,6 +370,32 @@ def log_rates(x: F64, rates: list[int]) -> F64:
         return x
     out = x.copy()
     out[:, rates] = np.log1p(np.maximum(x[:, rates], 0.0))
+    return out
+
+
+def _saved_or_nan(saved: Mapping[str, Any], key: str, d: int) -> F64:
+    """A saved per-stream array, or NaN for each stream in a state saved before it."""
+    return from_b64(saved[key], (d,), nan_ok=True) if key in saved else np.full(d, np.nan)
+
+
+def _last_values(rows: F64) -> F64:
+    """Each column's last value in ``rows`` that is not NaN (NaN where none)."""
+    seen = ~np.isnan(rows)
+    at = np.where(seen, np.arange(len(rows))[:, None], -1).max(axis=0)
+    out: F64 = np.where(at >= 0, rows[np.maximum(at, 0), np.arange(rows.shape[1])], np.nan)
+    return out
+
+
+def _smallest_steps(rows: F64) -> F64:
+    """Each column's smallest nonzero change between two of its values in ``rows`` (NaN where
+    it has none)."""
+    out = np.full(rows.shape[1], np.nan)
+    for j in range(rows.shape[1]):
+        column = rows[:, j]
+        steps = np.abs(np.diff(column[~np.isnan(column)]))
+        steps = steps[steps > 0.0]
+        if len(steps):
+            out[j] = steps.min()
     return out
 
 
