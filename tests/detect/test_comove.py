@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.detect.anomaly.comove import CoMovement
+from agent.detect.anomaly.comove import CoMovement, _smallest_steps
 
 NAMES = ["system.cpu_pct", "system.load1", "system.mem_used_pct", "system.swap_pct"]
 T0 = 1_780_272_000.0
@@ -60,3 +60,20 @@ def test_the_steps_are_saved_and_a_state_without_them_restores() -> None:
     older = {k: v for k, v in model.encode().items() if k not in ("step", "last")}
     restored = CoMovement.decode(older)
     assert np.isnan(restored.step).all() and np.isnan(restored.last).all()
+
+
+def test_the_smallest_steps_are_each_columns_own() -> None:
+    """The vectorised search (each value against the last one before it in its column, absent
+    rows skipped) against the plain loop, on rows with gaps and repeated values."""
+    rng = np.random.default_rng(1)
+    for _ in range(500):
+        m, d = int(rng.integers(1, 30)), int(rng.integers(1, 6))
+        rows = np.round(rng.normal(size=(m, d)), int(rng.integers(0, 3)))
+        rows[rng.random((m, d)) < rng.choice([0.0, 0.3, 0.8])] = np.nan
+        expected = np.full(d, np.nan)
+        for j in range(d):
+            column = rows[~np.isnan(rows[:, j]), j]
+            steps = np.abs(np.diff(column))
+            if (steps > 0).any():
+                expected[j] = steps[steps > 0].min()
+        assert np.array_equal(_smallest_steps(rows), expected, equal_nan=True)

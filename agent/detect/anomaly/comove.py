@@ -388,14 +388,16 @@ def _last_values(rows: F64) -> F64:
 
 def _smallest_steps(rows: F64) -> F64:
     """Each column's smallest nonzero change between two of its values in ``rows`` (NaN where
-    it has none)."""
-    out = np.full(rows.shape[1], np.nan)
-    for j in range(rows.shape[1]):
-        column = rows[:, j]
-        steps = np.abs(np.diff(column[~np.isnan(column)]))
-        steps = steps[steps > 0.0]
-        if len(steps):
-            out[j] = steps.min()
+    it has none): each value against the last one before it, absent rows skipped."""
+    m, d = rows.shape
+    seen = ~np.isnan(rows)
+    at = np.where(seen, np.arange(m)[:, None], -1)
+    np.maximum.accumulate(at, axis=0, out=at)  # the latest row with a value, down each column
+    filled = rows[np.maximum(at, 0), np.arange(d)]
+    steps = np.abs(np.diff(filled, axis=0))
+    counted = seen[1:] & (at[:-1] >= 0) & (steps > 0.0)
+    smallest = np.where(counted, steps, np.inf).min(axis=0, initial=np.inf)
+    out: F64 = np.where(np.isinf(smallest), np.nan, smallest)
     return out
 
 
