@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from agent.detect.anomaly.comove import CoMovement, _smallest_steps
+from agent.detect.anomaly.comove import CoMovement, _smallest_steps, fill_down
 
 NAMES = ["system.cpu_pct", "system.load1", "system.mem_used_pct", "system.swap_pct"]
 T0 = 1_780_272_000.0
@@ -63,8 +63,8 @@ def test_the_steps_are_saved_and_a_state_without_them_restores() -> None:
 
 
 def test_the_smallest_steps_are_each_columns_own() -> None:
-    """The vectorised search (each value against the last one before it in its column, absent
-    rows skipped) against the plain loop, on rows with gaps and repeated values."""
+    """The vectorised search (rows filled down: each value against the last one before it in
+    its column, absent rows skipped) against the plain loop, on rows with gaps and repeats."""
     rng = np.random.default_rng(1)
     for _ in range(500):
         m, d = int(rng.integers(1, 30)), int(rng.integers(1, 6))
@@ -76,4 +76,4 @@ def test_the_smallest_steps_are_each_columns_own() -> None:
             steps = np.abs(np.diff(column))
             if (steps > 0).any():
                 expected[j] = steps[steps > 0].min()
-        assert np.array_equal(_smallest_steps(rows), expected, equal_nan=True)
+        assert np.array_equal(_smallest_steps(fill_down(rows)), expected, equal_nan=True)

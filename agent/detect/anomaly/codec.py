@@ -153,10 +153,6 @@ def _restore_memory(s: StreamState, saved: Mapping[str, Any]) -> None:
     s.bank_meta[:] = (held, oldest, lo, hi, step, have)
 
 
-def _float_or_none(x: Any) -> float | None:
-    return None if x is None else float(x)
-
-
 def restore(
     stage: AnomalyDetector,
     saved: Mapping[str, Any],
@@ -197,7 +193,7 @@ def restore(
                 d["entry_t"],
                 d.get("first_t"),
                 d.get("last_t"),
-                _float_or_none(d.get("step")),  # (none in states saved before it)
+                d.get("step"),  # (none in states saved before it)
             )
             if "residuals" in h:
                 streams[name].residuals = ValueHistory.decode(size, h["residuals"], "<f4")

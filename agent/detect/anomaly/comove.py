@@ -100,10 +100,6 @@ class CoMovement:
         where a source's streams sit in the model."""
         self.precision = _precision(self.cov)
         self._scale = 1.0 / np.sqrt(np.diag(self.precision))
-        if len(self.step) != len(self.names):  # (made without its steps)
-            self.step = np.full(len(self.names), np.nan)
-        if len(self.last) != len(self.names):
-            self.last = np.full(len(self.names), np.nan)
         self._spread = np.fmax(_spread(self.mean, self.var), self.step)
         self._ready = (self.folds >= READY_FOLDS) & (self.var > 0.0)
         self._ready_count = int(np.count_nonzero(self._ready))
@@ -239,9 +235,9 @@ class CoMovement:
             return
         seen = ~np.isnan(rows)
         present = seen.any(axis=0)
-        joined = np.vstack([self.last[None, :], rows])  # the steps from the last fold's too
-        self.step = np.fmin(self.step, _smallest_steps(joined))
-        self.last = _last_values(joined)
+        carried = fill_down(np.vstack([self.last[None, :], rows]))  # from the last fold's on
+        self.step = np.fmin(self.step, _smallest_steps(carried))
+        self.last = carried[-1]
         counts = np.maximum(seen.sum(axis=0), 1)
         filled = np.where(seen, rows, 0.0)
         block_mean = filled.sum(axis=0) / counts
@@ -378,25 +374,22 @@ def _saved_or_nan(saved: Mapping[str, Any], key: str, d: int) -> F64:
     return from_b64(saved[key], (d,), nan_ok=True) if key in saved else np.full(d, np.nan)
 
 
-def _last_values(rows: F64) -> F64:
-    """Each column's last value in ``rows`` that is not NaN (NaN where none)."""
-    seen = ~np.isnan(rows)
-    at = np.where(seen, np.arange(len(rows))[:, None], -1).max(axis=0)
-    out: F64 = np.where(at >= 0, rows[np.maximum(at, 0), np.arange(rows.shape[1])], np.nan)
+def fill_down(x: F64) -> F64:
+    """Each cell's column's last value at or before its row (NaN before the column's first)."""
+    m, k = x.shape
+    at = np.where(np.isnan(x), 0, np.arange(m)[:, None])  # rows that hold a value
+    np.maximum.accumulate(at, axis=0, out=at)  # the latest such row, down each column
+    out: F64 = x[at, np.arange(k)]
     return out
 
 
-def _smallest_steps(rows: F64) -> F64:
-    """Each column's smallest nonzero change between two of its values in ``rows`` (NaN where
-    it has none): each value against the last one before it, absent rows skipped."""
-    m, d = rows.shape
-    seen = ~np.isnan(rows)
-    at = np.where(seen, np.arange(m)[:, None], -1)
-    np.maximum.accumulate(at, axis=0, out=at)  # the latest row with a value, down each column
-    filled = rows[np.maximum(at, 0), np.arange(d)]
+def _smallest_steps(filled: F64) -> F64:
+    """Each column's smallest nonzero change between two of its values, in rows filled down
+    (``fill_down``: a row without the stream repeats its last value, no step); NaN where it
+    has none."""
     steps = np.abs(np.diff(filled, axis=0))
-    counted = seen[1:] & (at[:-1] >= 0) & (steps > 0.0)
-    smallest = np.where(counted, steps, np.inf).min(axis=0, initial=np.inf)
+    steps[~(steps > 0.0)] = np.inf  # no change, or no value yet (NaN)
+    smallest = steps.min(axis=0, initial=np.inf)
     out: F64 = np.where(np.isinf(smallest), np.nan, smallest)
     return out
 

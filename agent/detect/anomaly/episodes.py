@@ -45,7 +45,7 @@ class SampleView:
     values: Mapping[str, float]
     edges: Callable[[str], tuple[float, float] | None]
     #: Whether a stream is still in its first day (``scoring.SETTLED_S``).
-    young: Callable[[str], bool] = lambda name: False
+    young: Callable[[str], bool]
 
 
 def step(src: SourceEpisode, source: str, s: SampleView, settings: AnomalyConfig) -> list[Event]:

@@ -482,11 +482,10 @@ def _score_reference(
         if math.isnan(meta[_FIRST_T]):
             meta[_FIRST_T] = t[0]
         meta[_LAST_T] = t[-1]
-        steps = np.abs(np.diff(joined[max(have - 1, 0) :] if have else values))
-        if have:  # each value's step from the one before it
-            slack = _smallest_steps(steps, meta[_STEP])
-        else:  # the stream's first value has none
-            slack = np.concatenate([[0.0], _smallest_steps(steps, math.nan)])
+        # each value's step from the one before it (the stream's first value has none)
+        slack = _smallest_steps(np.abs(np.diff(joined[max(have - 1, 0) :])), meta[_STEP])
+        if not have:
+            slack = np.concatenate([[0.0], slack])
         if len(slack) and slack[-1] > 0.0:
             meta[_STEP] = slack[-1]
         surprise, edges = state.values.feed(values, d, edges=True, slack=slack)

@@ -23,7 +23,7 @@ import numpy.typing as npt
 
 from agent.config import AnomalyConfig
 from agent.detect.anomaly import codec
-from agent.detect.anomaly.comove import CO_MOVING, RESIDUAL_EVERY_S, CoMovement
+from agent.detect.anomaly.comove import CO_MOVING, RESIDUAL_EVERY_S, CoMovement, fill_down
 from agent.detect.anomaly.context import (
     CHARGING,
     EXPLAINED_SURPRISE,
@@ -723,12 +723,7 @@ class _Plan:
     def previous(self) -> F64:
         """Each cell's stream's last value before it (NaN: none yet)."""
         assert self.before is not None
-        earlier = np.vstack([self.before[None, :], self.matrix[:-1]])
-        m, k = earlier.shape
-        at = np.where(np.isnan(earlier), 0, np.arange(m)[:, None])  # rows that hold a value
-        np.maximum.accumulate(at, axis=0, out=at)  # the latest such row, down each column
-        out: F64 = earlier[at, np.arange(k)]
-        return out
+        return fill_down(np.vstack([self.before[None, :], self.matrix[:-1]]))
 
     def view(self, i: int) -> SampleView:
         cols = np.flatnonzero(self.present[i]).tolist()
