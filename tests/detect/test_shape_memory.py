@@ -15,6 +15,7 @@ from agent.detect.anomaly.scoring import (
     _RECENT,
     _STEP_T,
     MEMORY_SIZE,
+    MODEL_MARGIN,
     NOVELTY_WARMUP_S,
     StreamState,
     score_source,
@@ -35,7 +36,9 @@ def _rising(n: int) -> np.ndarray:
     return (np.arange(n) % PERIOD).astype(np.float64)
 
 
-def _score(values: np.ndarray, history: type = KernelHistory) -> tuple[np.ndarray, np.ndarray]:
+def _score(
+    values: np.ndarray, history: type = KernelHistory, shape_memory: bool = True
+) -> tuple[np.ndarray, np.ndarray]:
     """(novelty surprise, whole surprise) of one stream fed in chunks of a day."""
     state = StreamState(32, history(1000), history(1000), history(1000))
     times = STEP_S * np.arange(len(values))
@@ -49,7 +52,7 @@ def _score(values: np.ndarray, history: type = KernelHistory) -> tuple[np.ndarra
             NullMeter(),
             345.6,
             7200.0,
-            shape_memory=True,
+            shape_memory=shape_memory,
         )
         judged = out.novelty is not None  # None: no window judged in the chunk
         novelty.append(out.novelty[:, 0] if judged else np.zeros(len(out.surprise)))
@@ -61,16 +64,23 @@ def _score(values: np.ndarray, history: type = KernelHistory) -> tuple[np.ndarra
 def test_a_shape_never_seen_inside_the_usual_range_is_novel(history: type) -> None:
     """Five days of falling ramps, then two hours of rising ones over the same values: each
     value is usual, the turn's windows are new (rarer than one in a thousand of the stream's
-    distances once its first day's learning has left their history); then the falling ramps
-    again, and the turn is a shape the stream has shown."""
+    distances once its first day's learning has left their history), and raise the value's
+    surprise by as much, but never more than the model's margin above the value's and
+    spread's own (a shape judgement, as the model's); then the falling ramps again, and the
+    turn is a shape the stream has shown."""
     days = 5 * 288
     values = np.concatenate([_falling(days), _rising(2 * PERIOD), _falling(2 * 288)])
     novelty, surprise = _score(values, history)
+    _, own = _score(values, history, shape_memory=False)
     # The memory holds some of the ramp's 24 windows; the others are a step away from one
     # (closer than the vigilance): usual distances, never rare ones.
     assert 0.0 < novelty[days - 288 : days].max() < 1.5
     turn = novelty[days : days + 2 * PERIOD]
-    assert turn.max() > 3.0 and surprise[days + int(turn.argmax())] >= turn.max()
+    at = days + int(turn.argmax())
+    assert turn.max() > own[at] + MODEL_MARGIN > own[at] + 1.0
+    assert surprise[at] == pytest.approx(own[at] + MODEL_MARGIN)
+    assert np.all(surprise >= own) and np.all(surprise <= own + MODEL_MARGIN + 1e-12)
+    assert np.all(surprise == np.maximum(own, np.minimum(novelty, own + MODEL_MARGIN)))
     assert novelty[days + 2 * PERIOD + 8 :].max() < 2.0
 
 

@@ -18,10 +18,11 @@ as a *surprise*, ``-log10 p``, plus the distance past the range seen):
   (``scoring.memory_novelties``; upper tail), once it has a day behind it: a pattern this
   stream never showed.
 
-A stream's surprise is the largest of them, the shape's counting at most
-``MODEL_MARGIN`` above the others, ``YOUNG_MODEL_MARGIN`` in the stream's first day (any
-sudden step is a large error to the model, also a step into a usual state: a charger
-plugged in, a runaway ending); its score is
+A stream's surprise is the largest of them, the shape's and the novelty's counting at most
+``MODEL_MARGIN`` above the value's and the spread's, ``YOUNG_MODEL_MARGIN`` in the stream's
+first day (any sudden step is a large error to the model, also a step into a usual state: a
+charger plugged in, a runaway ending, a browser closed at night, whose window a memory of 64
+may have let go since yesterday); its score is
 ``s / (s + 3)`` in [0, 1), so 0.5 is a one-in-a-thousand number. The ranks are this
 stream's online thresholds: what was usual for it lately, kept in memory. The ``tiny``
 score is the shape's alone.

@@ -249,7 +249,7 @@ class SourceScores:
     """A source's part of a chunk, cell by cell ``[sample, stream]`` (zero where a sample
     lacks the stream)."""
 
-    surprise: F64  # the largest of value, spread, novelty and shape (at most MODEL_MARGIN above)
+    surprise: F64  # the largest of value, spread, novelty and shape (novelty and shape at most MODEL_MARGIN above value and spread)
     shape: F64  # the model's alone
     edges: F64  # [m, k, 2]: the values history's (smallest, largest) before the value
     full: npt.NDArray[np.bool_]  # the window was full: the model and the spread had a say
@@ -286,9 +286,9 @@ def score_source(
     every_novelty_s = every_s / NOVELTY_ENTRIES
     if kernel is None or not all(type(s.values) is KernelHistory for s in states):
         found = _novelty_reference(states, matrix, times, every_novelty_s) if shape_memory else None
-        _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out)
+        own = _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out)
         if found is not None and (found >= 0.0).any():
-            _count_novelty(found, out)
+            _count_novelty(found, out, own)
         return out
     matrix = np.ascontiguousarray(matrix)
     times = np.ascontiguousarray(times, dtype=np.float64)
@@ -333,6 +333,7 @@ def score_source(
     if model is not None and n_full:
         errors = model_errors(model, scaled[:n_full], meter)
         error_states = [s.errors._state for s in states]  # type: ignore[attr-defined]
+    own = out.surprise.copy() if found is not None else None
     kernel.shapes(
         error_states,
         errors,
@@ -346,7 +347,8 @@ def score_source(
         out.shape,
     )
     if found is not None:
-        _count_novelty(found, out)
+        assert own is not None
+        _count_novelty(found, out, own)
     return out
 
 
@@ -431,11 +433,15 @@ def _novelty_reference(states: list[StreamState], matrix: F64, times: F64, every
     return found
 
 
-def _count_novelty(found: F64, out: SourceScores) -> None:
+def _count_novelty(found: F64, out: SourceScores, own: F64) -> None:
     """A value's surprise is at least its window's ranked novelty ``found`` (-1: none, or
-    its stream is younger than ``NOVELTY_WARMUP_S``, which is longer than any warm-up); the
-    novelties stay None where no window was judged."""
-    np.maximum(out.surprise, found, out=out.surprise)
+    its stream is younger than ``NOVELTY_WARMUP_S``, which is longer than any warm-up), the
+    novelty counting at most the model's margin above the value's and spread's surprise
+    ``own``: a shape judgement as the model's is (the nightly step of a browser closed, a
+    shape the memory has churned out since yesterday, is no incident by its shape alone);
+    the novelties stay None where no window was judged."""
+    margin = np.where(out.young, YOUNG_MODEL_MARGIN, MODEL_MARGIN)
+    np.maximum(out.surprise, np.minimum(found, own + margin), out=out.surprise)
     out.novelty = np.maximum(found, 0.0)
 
 
@@ -458,7 +464,7 @@ def _score_reference(
     every_s: float,
     warmup_s: float,
     out: SourceScores,
-) -> None:
+) -> F64:
     """``score_source`` with numpy and any ``History``: the kernel's arithmetic step by step
     (numpy's sums are the kernel's pairwise sums)."""
     windows, columns = [], []
@@ -508,9 +514,11 @@ def _score_reference(
                 shape, _ = states[j].errors.feed(errors[at : at + len(rows)], d, upper_only=True)
                 out.shape[rows, j] = shape
                 at += len(rows)
+    own = out.surprise.copy()
     margin = np.where(out.young, YOUNG_MODEL_MARGIN, MODEL_MARGIN)
     capped = np.minimum(out.shape, out.surprise + margin)
     out.surprise[:] = np.maximum(out.surprise, capped) + 0.0
     out.shape += 0.0
     out.surprise[out.learning] = 0.0
     out.shape[out.learning] = 0.0
+    return own
