@@ -249,7 +249,9 @@ class SourceScores:
     """A source's part of a chunk, cell by cell ``[sample, stream]`` (zero where a sample
     lacks the stream)."""
 
-    surprise: F64  # the largest of value, spread, novelty and shape (novelty and shape at most MODEL_MARGIN above value and spread)
+    #: the largest of value, spread, novelty and shape (the last two at most MODEL_MARGIN above
+    #: the first two)
+    surprise: F64
     shape: F64  # the model's alone
     edges: F64  # [m, k, 2]: the values history's (smallest, largest) before the value
     full: npt.NDArray[np.bool_]  # the window was full: the model and the spread had a say
@@ -286,9 +288,9 @@ def score_source(
     every_novelty_s = every_s / NOVELTY_ENTRIES
     if kernel is None or not all(type(s.values) is KernelHistory for s in states):
         found = _novelty_reference(states, matrix, times, every_novelty_s) if shape_memory else None
-        own = _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out)
+        before = _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out)
         if found is not None and (found >= 0.0).any():
-            _count_novelty(found, out, own)
+            _count_novelty(found, out, before)
         return out
     matrix = np.ascontiguousarray(matrix)
     times = np.ascontiguousarray(times, dtype=np.float64)
@@ -333,7 +335,7 @@ def score_source(
     if model is not None and n_full:
         errors = model_errors(model, scaled[:n_full], meter)
         error_states = [s.errors._state for s in states]  # type: ignore[attr-defined]
-    own = out.surprise.copy() if found is not None else None
+    own = None if found is None else out.surprise.copy()  # value and spread only
     kernel.shapes(
         error_states,
         errors,
@@ -346,8 +348,7 @@ def score_source(
         out.surprise,
         out.shape,
     )
-    if found is not None:
-        assert own is not None
+    if found is not None and own is not None:
         _count_novelty(found, out, own)
     return out
 
