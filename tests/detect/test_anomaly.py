@@ -589,3 +589,37 @@ def test_streams_gone_for_a_history_span_are_dropped() -> None:
     restored = _detector(settings)
     assert restored.restore(detector.state(), detector.history_state())
     assert restored.state() == detector.state()
+
+
+def test_co_movement_s_residuals_stand_for_the_days_not_the_first_hours() -> None:
+    """Five system streams that swing together, a sample every 10 s. The model is ready
+    after a day; its first hours after that are a quiet night (the streams close to each
+    other), then the day's looser agreement. The residual histories take an entry on the
+    values' grid while they fill (not every residual: 1,000 of them would be the first 2.8
+    hours of night, and every daytime residual rare against them for weeks), so the second
+    and third days' ordinary mornings start nothing, and the history holds the hours it
+    spans on that grid."""
+    rng = random.Random(17)
+    det = _detector(AnomalyConfig(context=False, shape_memory=False))
+    step_s, day = 10.0, 8640
+    every = AnomalyConfig().history_s / AnomalyConfig().history_n
+    starts = []
+    for block in range(0, 3 * day, 720):
+        times, values = [], []
+        for i in range(block, block + 720):
+            hour = (i % day) * step_s / 3600.0
+            noise = 0.2 if hour < 6.0 else 1.0  # night: the streams agree closely
+            shared = 10.0 * math.sin(2 * math.pi * i / 360) if hour >= 6.0 else 0.0
+            times.append(step_s * i)
+            values.append({f"s{k}": 50.0 + shared + rng.gauss(0.0, noise) for k in range(5)})
+        result = det.feed_chunk(times, ["system"] * len(times), values)
+        starts += [
+            block + r
+            for r, events in result.events.items()
+            for e in events
+            if e.kind == "anomaly.start"
+        ]
+        if block + 720 == day + 12 * 360:  # noon on the second day: 12 h since the model
+            held = len(det.streams["s0"].own_history("residuals", 1000))
+            assert abs(held - 12 * 3600 / every) <= 2
+    assert not [i for i in starts if i >= day]

@@ -62,6 +62,19 @@ def test_the_steps_are_saved_and_a_state_without_them_restores() -> None:
     assert np.isnan(restored.step).all() and np.isnan(restored.last).all()
 
 
+def test_the_end_of_the_residuals_fill_is_saved() -> None:
+    """A model saved midway fills on the values' grid until the same time; one saved before
+    the fill had an end had filled its histories with every residual already (over), and
+    one that never judged a residual has not begun."""
+    model, _ = _trained()
+    model.fill_until_t, model.entry_t = T0 + 5 * 86400.0, T0 + 86400.0
+    assert CoMovement.decode(model.encode()).fill_until_t == T0 + 5 * 86400.0
+    older = {k: v for k, v in model.encode().items() if k != "fill_until_t"}
+    assert CoMovement.decode(older).fill_until_t == 0.0
+    older["entry_t"] = None
+    assert CoMovement.decode(older).fill_until_t is None
+
+
 def test_the_smallest_steps_are_each_columns_own() -> None:
     """The vectorised search (rows filled down: each value against the last one before it in
     its column, absent rows skipped) against the plain loop, on rows with gaps and repeats."""

@@ -50,9 +50,12 @@ READY_FOLDS = 144
 SETTLE_FOLDS = 12
 #: Standardised values are clipped here: one absurd reading cannot swamp the correlations.
 Z_CLIP = 50.0
-#: A stream's residuals are ranked among its own, with an entry every this much sample time
-#: once its history is full (1,000 entries span 83 days: a fault of hours does not make
-#: itself usual; the model itself follows slower changes within days).
+#: A stream's residuals are ranked among its own. Their histories take an entry on the
+#: values' grid over the first ``history_s`` after the model judges (4 days: nights and days,
+#: working days and a weekend's start, not the first hours alone, which 1,000 residuals of a
+#: 10 s stream would be), then one every this much sample time (1,000 entries span 83 days:
+#: a fault of hours does not make itself usual; the model itself follows slower changes
+#: within days).
 RESIDUAL_EVERY_S = 7200.0
 #: The sources whose streams measure one machine together: not positions, nor the ranked
 #: top processes of ``apps`` (whose identities change), nor ``battery`` (its charging flips
@@ -90,6 +93,9 @@ class CoMovement:
     step: F64 = field(default_factory=lambda: np.zeros(0))
     #: Each stream's last value at the last fold (NaN: none), for the step across folds.
     last: F64 = field(default_factory=lambda: np.zeros(0))
+    #: Until this sample time the residual histories take an entry on the values' grid
+    #: (the stage's), then on ``RESIDUAL_EVERY_S`` (None: no residual judged yet).
+    fill_until_t: float | None = None
 
     def __post_init__(self) -> None:
         self._rows: list[F64] = []  # NaN where a row lacks a stream
@@ -297,6 +303,7 @@ class CoMovement:
             "entry_t": self.entry_t,
             "step": to_b64(self.step),
             "last": to_b64(self.last),
+            "fill_until_t": self.fill_until_t,
         }
 
     @classmethod
@@ -318,11 +325,21 @@ class CoMovement:
             None if saved["entry_t"] is None else float(saved["entry_t"]),
             _saved_or_nan(saved, "step", d),
             _saved_or_nan(saved, "last", d),
+            _fill_until(saved),
         )
         pending = from_b64(saved["pending"], (-1, d), nan_ok=True)
         if len(pending):
             model._rows = [pending]
         return model
+
+
+def _fill_until(saved: Mapping[str, Any]) -> float | None:
+    """The saved end of the residuals' fill; a state saved before it had one filled its
+    histories with every residual already (0.0: over)."""
+    if "fill_until_t" not in saved:
+        return None if saved["entry_t"] is None else 0.0
+    value = saved["fill_until_t"]
+    return None if value is None else float(value)
 
 
 def to_b64(values: npt.NDArray[Any]) -> str:

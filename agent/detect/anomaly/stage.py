@@ -430,9 +430,12 @@ class AnomalyDetector:
             judged = ~np.isnan(one) & ~scores.learning[0]
             if not np.count_nonzero(judged):  # less than .any() on a row
                 return
-            take, model.entry_t = next_entry(model.entry_t, t, RESIDUAL_EVERY_S)
+            if model.fill_until_t is None:
+                model.fill_until_t = t + self.settings.history_s
+            every = self._entry_every_s if t < model.fill_until_t else RESIDUAL_EVERY_S
+            take, model.entry_t = next_entry(model.entry_t, t, every)
             ranked = self._rank_cells(
-                plan.names, "residuals", one[None, :], judged[None, :], np.array([take])
+                plan.names, "residuals", one[None, :], judged[None, :], np.array([take]), fill=False
             )
             self._explain_one(plan, judged, ranked[0])
             return
@@ -441,8 +444,17 @@ class AnomalyDetector:
         anywhere = np.flatnonzero(usable.any(axis=1))
         if not len(anywhere):
             return
-        due, model.entry_t = _row_grid(plan.t, anywhere, model.entry_t, RESIDUAL_EVERY_S)
-        ranked = self._rank_cells(plan.names, "residuals", residual, usable, due)
+        if model.fill_until_t is None:
+            model.fill_until_t = float(plan.t[anywhere[0]]) + self.settings.history_s
+        filling = plan.t[anywhere] < model.fill_until_t
+        due, model.entry_t = _row_grid(
+            plan.t, anywhere[filling], model.entry_t, self._entry_every_s
+        )
+        later, model.entry_t = _row_grid(
+            plan.t, anywhere[~filling], model.entry_t, RESIDUAL_EVERY_S
+        )
+        due |= later
+        ranked = self._rank_cells(plan.names, "residuals", residual, usable, due, fill=False)
         lo, hi = scores.edges[:, :, 0], scores.edges[:, :, 1]
         explained = usable & (plan.matrix >= lo) & (plan.matrix <= hi)  # new values stand
         explained &= plan.matrix != plan.previous()  # a frozen reading is not explained
