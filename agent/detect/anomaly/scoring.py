@@ -441,9 +441,17 @@ def _count_novelty(found: F64, out: SourceScores, own: F64) -> None:
     ``own``: a shape judgement as the model's is (the nightly step of a browser closed, a
     shape the memory has churned out since yesterday, is no incident by its shape alone);
     the novelties stay None where no window was judged."""
-    margin = np.where(out.young, YOUNG_MODEL_MARGIN, MODEL_MARGIN)
-    np.maximum(out.surprise, np.minimum(found, own + margin), out=out.surprise)
+    np.maximum(out.surprise, np.minimum(found, _most_for_shape(own, out.young)), out=out.surprise)
     out.novelty = np.maximum(found, 0.0)
+
+
+def _most_for_shape(own: F64, young: npt.NDArray[np.bool_]) -> F64:
+    """The most a judgement of shape alone (the model's, the memory's novelty) may count in
+    each cell: its value's and spread's surprise ``own`` plus ``MODEL_MARGIN``
+    (``YOUNG_MODEL_MARGIN`` where the stream is ``young``; the kernel's ``shapes`` does the
+    same for the model)."""
+    out: F64 = own + np.where(young, YOUNG_MODEL_MARGIN, MODEL_MARGIN)
+    return out
 
 
 def _smallest_steps(steps: F64, before: float) -> F64:
@@ -516,8 +524,7 @@ def _score_reference(
                 out.shape[rows, j] = shape
                 at += len(rows)
     own = out.surprise.copy()
-    margin = np.where(out.young, YOUNG_MODEL_MARGIN, MODEL_MARGIN)
-    capped = np.minimum(out.shape, out.surprise + margin)
+    capped = np.minimum(out.shape, _most_for_shape(out.surprise, out.young))
     out.surprise[:] = np.maximum(out.surprise, capped) + 0.0
     out.shape += 0.0
     out.surprise[out.learning] = 0.0
