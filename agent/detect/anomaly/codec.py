@@ -91,6 +91,7 @@ def history_state(stage: AnomalyDetector) -> dict[str, Any]:
                     for kind, h in (
                         ("residuals", s.residuals),
                         ("context", s.context),
+                        ("sustained", s.sustained),
                         ("novelty", s.novelty),
                     )
                     if h is not None
@@ -199,6 +200,8 @@ def restore(
                 streams[name].residuals = ValueHistory.decode(size, h["residuals"], "<f4")
             if "context" in h:
                 streams[name].context = ValueHistory.decode(size, h["context"], "<f4")
+            if "sustained" in h:
+                streams[name].sustained = ValueHistory.decode(size, h["sustained"], "<f4")
             if "novelty" in h:
                 streams[name].novelty = ValueHistory.decode(size, h["novelty"], "<f4")
             if "memory" in h:

@@ -24,7 +24,10 @@ A value's *context residual* is how far it lies above the slot's usual level (th
 visits' means), in units of the slot's usual spread (within a visit and from visit to visit),
 never less than ``RANGE_FLOOR`` of the stream's recent range. The stage ranks these residuals
 among the stream's own (``stage.py``), so one threshold means the same everywhere; a residual
-under ``MIN_RESIDUAL`` never counts.
+under ``MIN_RESIDUAL`` never counts. A *run* of residuals held at ``MIN_RESIDUAL`` or more
+for ``SUSTAIN_S`` has a *sustained* residual, its lowest so far (``HourProfiles.sustained``),
+which the stage ranks among the stream's own too: a runaway held at night stands out among
+the runs of days where the night's short jobs make none.
 
 Only *above* counts: an idle afternoon is no incident. A visit joins its slots when the hour,
 the power or the place changes (when a row of a later hour, another power or another place
@@ -101,6 +104,18 @@ _LOCAL = "local"
 #: when the device is somewhere new). A sample whose values are all explained is no more
 #: surprising than that either, however many of them moved at once.
 NOT_BY_HOUR = ("location", "battery")
+#: Streams that hold a level by nature (memory in use, swap, a process's share of memory):
+#: five minutes above their hour's level are one sample's worth of evidence there, not five
+#: minutes', so the sustained judgement leaves them to the others.
+LEVEL_STREAMS = ("system.mem_used_pct", "system.swap_pct", "apps.mem")
+#: A *run*: a stream's context residual staying at ``MIN_RESIDUAL`` or more, with no gap
+#: between its samples longer than this; once a run is this old, its lowest residual so far
+#: is the stream's *sustained* residual (0 outside such runs). The day's bursts (an update,
+#: an indexer at 90 % for a minute or two, at any hour) make no run; a runaway does. The
+#: stage ranks it among the stream's own (``stage.py``'s ``_sustained``).
+SUSTAIN_S = 300.0
+#: ... and at least this many samples: a run of two 5-minute values is no sustained level.
+SUSTAIN_N = 8
 #: A one-in-twenty number (log10 20).
 EXPLAINED_SURPRISE = 1.3
 #: A position's spread is never less than this many degrees (about 100 m of latitude, the
@@ -174,6 +189,12 @@ class HourProfiles:
     places: list[int] = field(default_factory=list)
     place_used: list[int] = field(default_factory=list)
     open_place: int = NO_PLACE
+    #: Each stream's run (``SUSTAIN_S``): its start, its lowest residual and its last
+    #: sample's time (NaN: none).
+    run_start: F64 = field(default_factory=lambda: np.zeros(0))
+    run_low: F64 = field(default_factory=lambda: np.zeros(0))
+    run_t: F64 = field(default_factory=lambda: np.zeros(0))
+    run_n: F64 = field(default_factory=lambda: np.zeros(0))
 
     def __post_init__(self) -> None:
         self._index = {n: j for j, n in enumerate(self.names)}
@@ -183,6 +204,10 @@ class HourProfiles:
         d = len(self.names)
         self._rates = np.array([n.endswith(RATE_SUFFIX) for n in self.names], dtype=np.bool_)
         self._least = np.array([POSITION_FLOOR.get(n, 0.0) for n in self.names])  # ``floor``
+        for runs in _RUNS:
+            if len(getattr(self, runs)) != d:
+                setattr(self, runs, np.full(d, np.nan))
+        self._running = bool(np.count_nonzero(~np.isnan(self.run_start)))
         #: Per key, each stream's usual level and spread where a slot of it is ready, and
         #: the raw value below which it cannot be ``MIN_RESIDUAL`` spreads above (inf where no
         #: slot is ready; a margin of 1e-6 keeps rounding on the safe side).
@@ -275,6 +300,76 @@ class HourProfiles:
         level, spread = self._center[key][columns], self._spread[key][columns]
         return log_rates(x, rates), level, spread
 
+    def sustained(self, names: Sequence[str], t: F64, residual: F64) -> F64:
+        """Each cell's sustained residual (``SUSTAIN_S``) for the rows ``residual`` ``[m, k]``
+        of the streams ``names`` at times ``t`` (NaN: no residual there, which neither breaks
+        nor extends a run), in order, carrying each stream's run across calls: 0 where the
+        stream is in no run ``SUSTAIN_S`` old (and where NaN)."""
+        columns, _ = self._layout(names)
+        out = np.zeros(residual.shape)
+        on = residual >= MIN_RESIDUAL  # (False where NaN)
+        active = on.any(axis=0)
+        if self._running:  # a residual under the floor breaks a run
+            broken = ~active & (residual == residual).any(axis=0)
+            self._end_runs(columns[broken])
+        for j in np.flatnonzero(active).tolist():
+            self._follow_run(int(columns[j]), t, residual[:, j], out[:, j])
+        self._running = bool(np.count_nonzero(~np.isnan(self.run_start)))
+        if self._running:
+            self._end_stale_runs(float(t[-1]))
+        return out
+
+    def _follow_run(self, c: int, t: F64, residual: F64, out: F64) -> None:
+        """``sustained`` for column ``c``, whose ``residual`` reaches ``MIN_RESIDUAL`` in
+        some row: ``out`` filled in place, the run's state kept."""
+        rows = np.flatnonzero(~np.isnan(residual))
+        r, times = residual[rows], t[rows]
+        on = r >= MIN_RESIDUAL
+        start, low, last, n = (
+            float(self.run_start[c]),
+            float(self.run_low[c]),
+            float(self.run_t[c]),
+            float(self.run_n[c]),
+        )
+        before = -2 if math.isnan(start) else -1  # the row of the run's last sample
+        for i in np.flatnonzero(on).tolist():
+            at = float(times[i])
+            if before != i - 1 or at - last > SUSTAIN_S:
+                start, low, n = at, float(r[i]), 1.0
+            else:
+                low, n = min(low, float(r[i])), n + 1.0
+            last, before = at, i
+            if at - start >= SUSTAIN_S and n >= SUSTAIN_N:
+                out[rows[i]] = low
+        if on[-1]:
+            self.run_start[c], self.run_low[c], self.run_t[c], self.run_n[c] = start, low, last, n
+        else:
+            self._end_runs(np.array([c]))
+
+    def stop_runs(
+        self, names: Sequence[str], x: F64, judged: npt.NDArray[np.bool_], t: float
+    ) -> None:
+        """The row ``x`` at ``t`` that ``keep_one`` kept last (the live daemon's sample) lies
+        under ``MIN_RESIDUAL`` where the streams ``names`` are ``judged``: the runs of those
+        with a value and a usual level there end (``sustained``: a residual breaks a run,
+        its absence does not), and so does every run without a sample for ``SUSTAIN_S``."""
+        if self._running:
+            columns, _ = self._layout(names)
+            broken = judged & ~np.isnan(x[0]) & np.isfinite(self._ceiling[self._open_key][columns])
+            self._end_runs(columns[broken])
+            self._end_stale_runs(t)
+
+    def _end_stale_runs(self, t: float) -> None:
+        """End the runs whose last sample is more than ``SUSTAIN_S`` before ``t`` (their
+        stream's next residual would start a new one anyway: a stream gone quiet, or whose
+        hour is not known, leaves no run open for the live path to carry)."""
+        self._end_runs(np.flatnonzero(t - self.run_t > SUSTAIN_S))
+        self._running = bool(np.count_nonzero(~np.isnan(self.run_start)))
+
+    def _end_runs(self, columns: I64) -> None:
+        for runs in _RUNS:
+            getattr(self, runs)[columns] = np.nan
+
     def _part(self, columns: I64, x: F64, hour: int, day_hour: int, place: int) -> tuple[F64, F64]:
         """Rows of one hour, power and place: their usual level and spread of each column."""
         self._visit(columns, x, hour, day_hour, place)
@@ -323,6 +418,10 @@ class HourProfiles:
         self._slot_spread = np.concatenate([self._slot_spread, nan_slots], axis=1)
         self._rates = np.append(self._rates, name.endswith(RATE_SUFFIX))
         self._least = np.append(self._least, POSITION_FLOOR.get(name, 0.0))
+        self.run_start = np.append(self.run_start, np.nan)
+        self.run_low = np.append(self.run_low, np.nan)
+        self.run_t = np.append(self.run_t, np.nan)
+        self.run_n = np.append(self.run_n, np.nan)
 
     # -- learning -------------------------------------------------------------------------------
     def _close(self) -> None:
@@ -448,7 +547,17 @@ class HourProfiles:
             "places": list(self.places),
             "place_used": list(self.place_used),
             "open_place": self.open_place,
+            **self._open_runs(),
         }
+
+    def _open_runs(self) -> dict[str, str]:
+        """The runs' state, those without a sample for ``SUSTAIN_S`` before ``last_t``
+        written as none: whether a path has ended them yet changes no score, so the state is
+        the same whichever path fed the rows."""
+        stale = np.isnan(self.run_t)
+        if self.last_t is not None:
+            stale |= self.last_t - self.run_t > SUSTAIN_S
+        return {runs: to_b64(np.where(stale, np.nan, getattr(self, runs))) for runs in _RUNS}
 
     @classmethod
     def decode(cls, saved: Mapping[str, Any]) -> HourProfiles:
@@ -493,12 +602,20 @@ class HourProfiles:
             places,
             place_used,
             open_place,
+            *(  # (saved before runs were kept: none)
+                from_b64(saved[runs], (d,), nan_ok=True) if runs in saved else np.full(d, np.nan)
+                for runs in _RUNS
+            ),
         )
         pending = from_b64(saved["pending"], (-1, d), nan_ok=True) if d else np.zeros((0, 0))
         if len(pending):
             everything = np.arange(d, dtype=np.int64)
             profiles._rows = {everything.tobytes(): (everything, [pending])}
         return profiles
+
+
+#: A run's state, per stream (``HourProfiles``).
+_RUNS = ("run_start", "run_low", "run_t", "run_n")
 
 
 def _with_power(means: F64, variances: F64, head: F64) -> tuple[F64, F64, F64]:

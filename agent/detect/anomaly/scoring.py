@@ -170,6 +170,7 @@ class StreamState:
         #: given the hour (``context.py``), and its windows' novelties, once there are any.
         self.residuals: History | None = None
         self.context: History | None = None
+        self.sustained: History | None = None  # (``context.py``'s ``SUSTAIN_S``)
         self.novelty: History | None = None
         self.recent = np.zeros(MEMORY_WIDTH)  # the last values on the memory's grid
         self.bank = np.zeros((MEMORY_SIZE, MEMORY_WIDTH))  # the windows kept, the first held
@@ -193,7 +194,9 @@ class StreamState:
             )
         return self._memory_state
 
-    def own_history(self, kind: Literal["residuals", "context", "novelty"], size: int) -> History:
+    def own_history(
+        self, kind: Literal["residuals", "context", "sustained", "novelty"], size: int
+    ) -> History:
         """The history of ``kind``, made (like the values history) at its first use."""
         history: History | None = getattr(self, kind)
         if history is None:

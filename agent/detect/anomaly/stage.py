@@ -27,6 +27,8 @@ from agent.detect.anomaly.comove import CO_MOVING, RESIDUAL_EVERY_S, CoMovement,
 from agent.detect.anomaly.context import (
     CHARGING,
     EXPLAINED_SURPRISE,
+    I64,
+    LEVEL_STREAMS,
     MIN_RESIDUAL,
     NO_PLACE,
     NOT_BY_HOUR,
@@ -124,6 +126,7 @@ class AnomalyDetector:
         self.sweep_t: float | None = None
         #: Build each sample's ``AnomalyStep`` (``vigil score`` reads the scores).
         self.keep_scores = False
+        self._activities: dict[tuple[str, ...], tuple[I64, list[str]]] = {}
 
     # -- feeding -------------------------------------------------------------------------------
     def feed(
@@ -519,6 +522,7 @@ class AnomalyDetector:
                     self._explain_by_hour(plan, profiles, *usual)
                 return
             if profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place):  # quiet
+                profiles.stop_runs(plan.names, plan.matrix, ~plan.scores.learning[0], t)
                 entry_t = profiles.entry_t
                 if entry_t is None:  # no residual yet: only a usable one starts the grid
                     if not profiles.ready(plan.names):
@@ -545,6 +549,7 @@ class AnomalyDetector:
                 return
             take, profiles.entry_t = next_entry(profiles.entry_t, t, self._entry_every_s)
             if not take and not np.count_nonzero(near >= MIN_RESIDUAL):
+                profiles.stop_runs(plan.names, plan.matrix, usable[0], t)
                 return
             due = np.array([take])
         else:
@@ -555,10 +560,59 @@ class AnomalyDetector:
         residual = np.maximum(above / np.fmax(spread, floor), 0.0)
         telling = usable & (residual >= MIN_RESIDUAL)
         taken = telling | (usable & due[:, None])
+        self._sustained(plan, profiles, np.where(usable, residual, np.nan), due)
         if not taken.any():
             return
         ranked = self._rank_cells(plan.names, "context", residual, taken, due, fill=False)
         scores.surprise[telling] = np.maximum(scores.surprise[telling], ranked[telling])
+
+    def _sustained(
+        self, plan: _Plan, profiles: HourProfiles, residual: F64, due: npt.NDArray[np.bool_]
+    ) -> None:
+        """Judge each activity stream (not ``LEVEL_STREAMS``) by its sustained residual
+        (``SUSTAIN_S``: the lowest of a run of its context residual five minutes old), ranked
+        among its own on the context's grid (0 where it is in no such run), once that history
+        is full: a level held above the hour's for minutes, which the day's bursts of a minute
+        or two never do, is judged against a history they do not fill. A runaway at 37 % at
+        03:00 ranks about 1 in 500 among a day's instantaneous residuals, and past everything
+        among the sustained ones. Until the history spans ``history_s`` of judged hours it
+        cannot say how rare a run is here (a new machine's first runs are its routine being
+        learned), so it only learns. ``residual`` is NaN where a cell has none."""
+        columns, names = self._activity(plan.names)
+        if not names:
+            return
+        mine = residual[:, columns]
+        held = profiles.sustained(names, plan.t, mine)
+        judged = ~np.isnan(mine)
+        telling = judged & (held >= MIN_RESIDUAL)
+        taken = telling | (judged & due[:, None])
+        if not taken.any():
+            return
+        counts = telling
+        if telling.any():  # those whose history is full before them
+            size = self.settings.history_n
+            held_n = [len(self.streams[n].own_history("sustained", size)) for n in names]
+            entries = (taken & due[:, None]).astype(np.int64)
+            counts = telling & (np.array(held_n) + np.cumsum(entries, axis=0) - entries >= size)
+        kept = np.where(judged, held, np.nan)
+        ranked = self._rank_cells(names, "sustained", kept, taken, due, fill=False)
+        if counts.any():
+            surprise = plan.scores.surprise[:, columns]
+            surprise[counts] = np.maximum(surprise[counts], ranked[counts])
+            plan.scores.surprise[:, columns] = surprise
+
+    def _activity(self, names: list[str]) -> tuple[I64, list[str]]:
+        """The columns of ``names`` that are not ``LEVEL_STREAMS``, and their names (kept per
+        layout)."""
+        key = tuple(names)
+        found = self._activities.get(key)
+        if found is None:
+            columns = [j for j, n in enumerate(names) if not n.startswith(LEVEL_STREAMS)]
+            found = self._activities[key] = (
+                np.array(columns, dtype=np.int64),
+                [names[j] for j in columns],
+            )
+        return found
 
     def _explain_by_hour(
         self, plan: _Plan, profiles: HourProfiles, x: F64, level: F64, spread: F64
@@ -578,7 +632,7 @@ class AnomalyDetector:
     def _rank_cells(
         self,
         names: list[str],
-        kind: Literal["residuals", "context"],
+        kind: Literal["residuals", "context", "sustained"],
         residual: F64,
         cells: npt.NDArray[np.bool_],
         due: npt.NDArray[np.bool_],
