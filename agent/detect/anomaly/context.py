@@ -18,7 +18,8 @@ day hours has a slot of that place too, which judges once it has ``READY_VISITS`
 before all the others: the office's load is routine at the office at 14:00 and unusual at
 home at 14:00 on a day of working from home, though both are working days' 14:00 on power.
 Slots are kept for the ``PLACES_KEPT`` places visited last (a place visited less recently
-gives its slots to a new one).
+gives its slots to a new one). Where a row's level is its place's own slot's (``placed``),
+the stage also lets that slot explain a value new to the last days (a weekly routine).
 
 A value's *context residual* is how far it lies above the slot's usual level (the median of the
 visits' means), in units of the slot's usual spread (within a visit and from visit to visit),
@@ -214,6 +215,10 @@ class HourProfiles:
         self._center = np.full((KEYS, d), np.nan)
         self._spread = np.full((KEYS, d), np.nan)
         self._ceiling = np.full((KEYS, d), np.inf)
+        #: Per key, the streams whose usual level there is its place's own slot's (``placed``).
+        self._own = np.zeros((KEYS, d), dtype=np.bool_)
+        #: For the rows ``usual`` judged last: their key (one for all), or ``placed``'s answer.
+        self._placed: int | npt.NDArray[np.bool_] = 0
         #: Per slot, each stream's usual level and spread (NaN: not ready).
         all_slots = SLOTS + DAY_HOURS * PLACES_KEPT
         self._slot_level = np.full((all_slots, d), np.nan)
@@ -249,14 +254,28 @@ class HourProfiles:
 
         changes = np.flatnonzero(changed)
         if not len(changes):  # one level per stream: [k] broadcasts
-            return x, *self._part(columns, x, int(hours[0]), int(day_hours[0]), place(0))
+            level, spread = self._part(columns, x, int(hours[0]), int(day_hours[0]), place(0))
+            self._placed = self._open_key
+            return x, level, spread
         centers, spreads = np.empty(x.shape), np.empty(x.shape)
+        self._placed = np.empty(x.shape, dtype=np.bool_)
         cuts = (changes + 1).tolist()
         for a, b in zip([0, *cuts], [*cuts, len(x)], strict=True):
             centers[a:b], spreads[a:b] = self._part(
                 columns, x[a:b], int(hours[a]), int(day_hours[a]), place(a)
             )
+            self._placed[a:b] = self._own[self._open_key][columns]
         return x, centers, spreads
+
+    def placed(self, names: Sequence[str]) -> npt.NDArray[np.bool_]:
+        """For the cells of the streams ``names`` that ``usual`` (or ``usual_of``) judged
+        last, whether their usual level was their learned place's own slot's (``[k]`` when
+        the rows shared one key)."""
+        if isinstance(self._placed, int):
+            columns, _ = self._layout(names)
+            own: npt.NDArray[np.bool_] = self._own[self._placed][columns]
+            return own
+        return self._placed
 
     def floor(self, names: Sequence[str], edges: F64) -> F64:
         """Each cell's least spread: ``RANGE_FLOOR`` of its values history's range before it
@@ -296,7 +315,7 @@ class HourProfiles:
     def usual_of(self, names: Sequence[str], x: F64) -> tuple[F64, F64, F64]:
         """``usual``'s numbers for the row ``keep_one`` kept last."""
         columns, rates = self._layout(names)
-        key = self._open_key
+        key = self._placed = self._open_key
         level, spread = self._center[key][columns], self._spread[key][columns]
         return log_rates(x, rates), level, spread
 
@@ -413,6 +432,7 @@ class HourProfiles:
         self._center = np.concatenate([self._center, nan_column], axis=1)
         self._spread = np.concatenate([self._spread, nan_column], axis=1)
         self._ceiling = np.concatenate([self._ceiling, np.full((KEYS, 1), np.inf)], axis=1)
+        self._own = np.concatenate([self._own, np.zeros((KEYS, 1), dtype=np.bool_)], axis=1)
         nan_slots = np.full((len(self._slot_level), 1), np.nan)
         self._slot_level = np.concatenate([self._slot_level, nan_slots], axis=1)
         self._slot_spread = np.concatenate([self._slot_spread, nan_slots], axis=1)
@@ -530,6 +550,7 @@ class HourProfiles:
             top[:, rates] = np.expm1(top[:, rates]) * (1.0 - 1e-6) - 1e-6
         self._center[keys], self._spread[keys] = center, spread
         self._ceiling[keys] = np.where(np.isnan(top), np.inf, top)
+        self._own[keys] = (rings >= 0)[:, None] & ~np.isnan(self._slot_level[own])
 
     # -- state ----------------------------------------------------------------------------------
     def encode(self) -> dict[str, Any]:

@@ -126,7 +126,7 @@ class AnomalyDetector:
         self.sweep_t: float | None = None
         #: Build each sample's ``AnomalyStep`` (``vigil score`` reads the scores).
         self.keep_scores = False
-        self._activities: dict[tuple[str, ...], tuple[I64, list[str]]] = {}
+        self._activities: dict[tuple[str, ...], tuple[I64, list[str], npt.NDArray[np.bool_]]] = {}
 
     # -- feeding -------------------------------------------------------------------------------
     def feed(
@@ -523,6 +523,9 @@ class AnomalyDetector:
                 return
             if profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place):  # quiet
                 profiles.stop_runs(plan.names, plan.matrix, ~plan.scores.learning[0], t)
+                if self._any_new(plan):
+                    usual = profiles.usual_of(plan.names, plan.matrix)
+                    self._explain_at_place(plan, profiles, *usual)
                 entry_t = profiles.entry_t
                 if entry_t is None:  # no residual yet: only a usable one starts the grid
                     if not profiles.ready(plan.names):
@@ -530,6 +533,8 @@ class AnomalyDetector:
                 elif t < entry_t + self._entry_every_s:
                     return
             x, level, spread = profiles.usual_of(plan.names, plan.matrix)
+            if self._any_new(plan):
+                self._explain_at_place(plan, profiles, x, level, spread)
         else:
             hours, day_hours = self.local_time.hours(plan.t)
             if plan.battery is not None:
@@ -538,6 +543,7 @@ class AnomalyDetector:
             if routine:
                 self._explain_by_hour(plan, profiles, x, level, spread)
                 return
+            self._explain_at_place(plan, profiles, x, level, spread)
         scores = plan.scores
         above = x - level
         near = above / spread  # NaN where absent or no slot ready
@@ -578,7 +584,7 @@ class AnomalyDetector:
         among the sustained ones. Until the history spans ``history_s`` of judged hours it
         cannot say how rare a run is here (a new machine's first runs are its routine being
         learned), so it only learns. ``residual`` is NaN where a cell has none."""
-        columns, names = self._activity(plan.names)
+        columns, names, _ = self._activity(plan.names)
         if not names:
             return
         mine = residual[:, columns]
@@ -601,17 +607,15 @@ class AnomalyDetector:
             surprise[counts] = np.maximum(surprise[counts], ranked[counts])
             plan.scores.surprise[:, columns] = surprise
 
-    def _activity(self, names: list[str]) -> tuple[I64, list[str]]:
-        """The columns of ``names`` that are not ``LEVEL_STREAMS``, and their names (kept per
-        layout)."""
+    def _activity(self, names: list[str]) -> tuple[I64, list[str], npt.NDArray[np.bool_]]:
+        """The columns of ``names`` that are not ``LEVEL_STREAMS``, their names, and which of
+        ``names`` they are (kept per layout)."""
         key = tuple(names)
         found = self._activities.get(key)
         if found is None:
-            columns = [j for j, n in enumerate(names) if not n.startswith(LEVEL_STREAMS)]
-            found = self._activities[key] = (
-                np.array(columns, dtype=np.int64),
-                [names[j] for j in columns],
-            )
+            mask = np.array([not n.startswith(LEVEL_STREAMS) for n in names], dtype=np.bool_)
+            columns = np.flatnonzero(mask)
+            found = self._activities[key] = (columns, [names[j] for j in columns], mask)
         return found
 
     def _explain_by_hour(
@@ -628,6 +632,41 @@ class AnomalyDetector:
         explained = near & ~scores.learning
         scores.surprise[explained] = np.minimum(scores.surprise[explained], EXPLAINED_SURPRISE)
         plan.explained = explained
+
+    def _explain_at_place(
+        self, plan: _Plan, profiles: HourProfiles, x: F64, level: F64, spread: F64
+    ) -> None:
+        """An activity stream's value (not ``LEVEL_STREAMS``: a leak is a level new to the
+        last days and inside a busy hour's band) new to its values history (past either
+        edge) that lies within ``MIN_RESIDUAL`` of its hour's spreads (never less than the
+        floor) of the usual level of its learned place's own slot (``HourProfiles.placed``:
+        that hour, power and kind of day at this place has ``READY_VISITS`` visits) is no
+        more surprising than ``EXPLAINED_SURPRISE``: a weekly routine (the office's busy
+        Monday afternoons after four days of light ones at home) falls out of the last days'
+        histories every week, and the place's hour knows it."""
+        scores, edges = plan.scores, plan.scores.edges
+        cells = (plan.matrix > edges[:, :, 1]) | (plan.matrix < edges[:, :, 0])  # NaN: False
+        if not cells.any():
+            return
+        cells &= profiles.placed(plan.names) & self._activity(plan.names)[2] & ~scores.learning
+        cells &= scores.surprise > EXPLAINED_SURPRISE  # (the only ones it can change)
+        if not cells.any():
+            return
+        floor = profiles.floor(plan.names, edges)
+        near = np.abs(x - level) < MIN_RESIDUAL * np.fmax(spread, floor)
+        scores.surprise[cells & near] = EXPLAINED_SURPRISE
+
+    @staticmethod
+    def _any_new(plan: _Plan) -> bool:
+        """Whether a value of the one sample of ``plan`` with a surprise above
+        ``EXPLAINED_SURPRISE`` is past its values history's edges (in floats: a few cells)."""
+        row = plan.matrix[0]
+        edges = plan.scores.edges[0]
+        for j in np.flatnonzero(plan.scores.surprise[0] > EXPLAINED_SURPRISE).tolist():
+            x, (lo, hi) = float(row[j]), edges[j].tolist()
+            if x > hi or x < lo:  # (NaN: neither)
+                return True
+        return False
 
     def _rank_cells(
         self,
