@@ -37,9 +37,10 @@ being learned. The
 each other than the span of a stream's context history (its last 1,000 entries, here about
 4.7 days): an incident within that span makes the next of its size less rare (the ``place``
 event, on the Wednesday after the night's, scored 0.46).
-The output depends only on the seed.
+The output depends only on the seed. With ``--routine``, the four weeks without the events
+(the routine alone, no incident): every anomaly of ``system`` the default config opens.
 
-    python bench/context.py [--seed S]
+    python bench/context.py [--seed S] [--routine]
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -109,8 +111,11 @@ def _position(day: int, hour: float) -> tuple[float, float]:
     return ((HOME[0] + OFFICE[0]) / 2, (HOME[1] + OFFICE[1]) / 2)
 
 
-def generate(seed: int) -> tuple[list[Sample], list[Event]]:
-    """The trace's samples and the events placed in it."""
+def generate(
+    seed: int, events_at: Sequence[tuple[str, int, float, bool]] = EVENTS
+) -> tuple[list[Sample], list[Event]]:
+    """The trace's samples and the events placed in it (``events_at``: none, the routine
+    alone)."""
     rng = np.random.default_rng(seed)
     rows = DAYS * DAY
     minute = np.arange(rows)
@@ -123,7 +128,7 @@ def generate(seed: int) -> tuple[list[Sample], list[Event]]:
     cpu = np.where(working, np.where(office, rng.uniform(55.0, 90.0, rows), 0.0), quiet)
     cpu = np.where(working & ~office, rng.uniform(10.0, 25.0, rows), cpu)
     events = []
-    for name, on_day, at_hour, anomalous in EVENTS:
+    for name, on_day, at_hour, anomalous in events_at:
         start = on_day * DAY + int(at_hour * 60)
         cpu[start : start + EVENT_ROWS] = rng.uniform(60.0, 85.0, EVENT_ROWS)
         events.append(Event(name, start, anomalous))
@@ -192,7 +197,14 @@ def configs() -> dict[str, Config]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=1, help="random seed (default: %(default)s)")
+    parser.add_argument(
+        "--routine",
+        action="store_true",
+        help="the four weeks without the events: each anomaly of system, default config",
+    )
     args = parser.parse_args(argv)
+    if args.routine:
+        return routine_only(args.seed)
     samples, events = generate(args.seed)
     table = Table(title="the same values at five times (max node score; anomaly started?)")
     table.add_column("event")
@@ -230,6 +242,23 @@ def main(argv: list[str] | None = None) -> int:
     ]
     table.add_row("battery, location starts", "", *routine)
     Console(width=140).print(table)
+    return 0
+
+
+def routine_only(seed: int) -> int:
+    """Every anomaly of ``system`` in the routine alone (none is an incident): the first
+    week's are the routine being learned; a Monday at the office after four days at home is
+    one every week while nothing of the office's own hours explains it."""
+    samples, _ = generate(seed, ())
+    result = run(samples, configs()["default"])
+    table = Table(title="the routine alone: anomalies of system (default config)")
+    table.add_column("start (UTC)")
+    table.add_column("score", justify="right")
+    for i in result.starts:
+        when = datetime.fromtimestamp(START_T + 60.0 * i, UTC)
+        table.add_row(when.strftime("%a %m-%d %H:%M"), f"{result.scores[i]:.3f}")
+    Console(width=140).print(table)
+    print(f"battery, location starts: {len(result.routine)}")
     return 0
 
 

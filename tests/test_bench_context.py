@@ -74,3 +74,15 @@ def test_a_run_scores_every_sample(context: ModuleType) -> None:
     assert all(0 <= i < context.DAY for i in result.starts)
     day_end = context.START_T + 86400.0
     assert all(context.START_T <= t < day_end for t in result.routine)
+
+
+def test_the_routine_alone_has_no_event(context: ModuleType) -> None:
+    """``--routine``'s trace: the same samples' times and sources, and at each event's
+    minutes the routine's own level (the night's quiet, the office's busy afternoon)."""
+    with_events, events = context.generate(1)
+    routine, none = context.generate(1, ())
+    assert none == []
+    assert [(s.sensor, s.t) for s in routine] == [(s.sensor, s.t) for s in with_events]
+    cpu = np.array([s.data["cpu_pct"] for s in routine if s.sensor == "system"])
+    night, afternoon = (cpu[e.start : e.start + context.EVENT_ROWS] for e in events[:2])
+    assert night.max() <= 10.0 and afternoon.min() >= 55.0
