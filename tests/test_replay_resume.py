@@ -85,14 +85,17 @@ def test_a_replay_stopped_after_a_part_that_woke_twice_resumes_with_both_wakes(
     the first commit that writes a wake of that part loses none of its wakes on resume (a
     commit per wake kept the part's samples with its first wake only, and the resumed
     replay, going on after them, never ran the others). The anomaly rule wakes for the
-    first day's anomalies too here, for parts with several wakes."""
+    first day's anomalies too here, without its cooldown, and the escalation's debounce is
+    shorter, for parts with several wakes."""
     trace, _ = week
     default = config_mod.Config()
     eager = dataclasses.replace(
         default,
         rules=tuple(
-            dataclasses.replace(r, data={}) if r.name == "anomaly" else r for r in default.rules
+            dataclasses.replace(r, data={}, cooldown_s=0.0) if r.name == "anomaly" else r
+            for r in default.rules
         ),
+        escalation=dataclasses.replace(default.escalation, debounce_s=60.0),
     )
     reference = tmp_path / "reference.db"
     replay_files([trace], eager, db=reference)

@@ -4,11 +4,13 @@ Hysteresis: an episode starts at ``start_score``; it ends after ``end_n`` sample
 ``end_score`` with every involved stream's value back within the range it had before the
 start (the ranks adapt within minutes; a runaway that goes on is still an anomaly), or
 ``hold_s`` after the start at the latest. A new surge past ``start_score`` while an episode
-is only held open ends it and starts its own. The events name the streams involved, and say
-whether the anomaly is *settled*: whether a stream it names (or, naming none, any stream of
-the sample) has a day of history (``scoring.SETTLED_S``). A new install's first day, or a new
-stream's, is the routine being learned: its every morning habit is news to histories that
-hold only the night before. The default rule wakes the larger model only for settled ones.
+is only held open, led by a stream that did not start it, ends it and starts its own; the
+streams that started it surging again (a score that dipped for a sample or two) resume it.
+The events name the streams involved, and say whether the anomaly is *settled*: whether a
+stream it names (or, naming none, any stream of the sample) has a day of history
+(``scoring.SETTLED_S``). A new install's first day, or a new stream's, is the routine being
+learned: its every morning habit is news to histories that hold only the night before. The
+default rule wakes the larger model only for settled ones.
 """
 
 from __future__ import annotations
@@ -51,7 +53,7 @@ class SampleView:
 def step(src: SourceEpisode, source: str, s: SampleView, settings: AnomalyConfig) -> list[Event]:
     """The events of one sample (changes ``src`` in place)."""
     involved = {n for n, score in s.scores.items() if score >= settings.end_score}
-    if src.active and src.held and s.node >= settings.start_score:
+    if src.active and src.held and s.node >= settings.start_score and _another(src, s):
         # A new surge while the last one is only held open: its own anomaly.
         return [end(src, source, s.t), *step(src, source, s, settings)]
     if not src.active:
@@ -75,6 +77,15 @@ def step(src: SourceEpisode, source: str, s: SampleView, settings: AnomalyConfig
     if src.below_n < settings.end_n:
         return []
     return [end(src, source, s.t)]
+
+
+def _another(src: SourceEpisode, s: SampleView) -> bool:
+    """Whether a surge while ``src`` is held is another anomaly: its loudest stream is not
+    one that started ``src`` (those it kept the ranges of). The same stream back above the
+    start after a dip of a sample or two is the anomaly going on."""
+    if not s.scores:
+        return True
+    return max(s.scores, key=s.scores.__getitem__) not in src.edges
 
 
 def end(src: SourceEpisode, source: str, t: float) -> Event:
