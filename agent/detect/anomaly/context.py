@@ -333,9 +333,7 @@ class HourProfiles:
             self._end_runs(columns[broken])
         for j in np.flatnonzero(active).tolist():
             self._follow_run(int(columns[j]), t, residual[:, j], out[:, j])
-        self._running = bool(np.count_nonzero(~np.isnan(self.run_start)))
-        if self._running:
-            self._end_stale_runs(float(t[-1]))
+        self._end_stale_runs(float(t[-1]))  # (and counts the runs still open)
         return out
 
     def _follow_run(self, c: int, t: F64, residual: F64, out: F64) -> None:
@@ -438,10 +436,8 @@ class HourProfiles:
         self._slot_spread = np.concatenate([self._slot_spread, nan_slots], axis=1)
         self._rates = np.append(self._rates, name.endswith(RATE_SUFFIX))
         self._least = np.append(self._least, POSITION_FLOOR.get(name, 0.0))
-        self.run_start = np.append(self.run_start, np.nan)
-        self.run_low = np.append(self.run_low, np.nan)
-        self.run_t = np.append(self.run_t, np.nan)
-        self.run_n = np.append(self.run_n, np.nan)
+        for runs in _RUNS:
+            setattr(self, runs, np.append(getattr(self, runs), np.nan))
 
     # -- learning -------------------------------------------------------------------------------
     def _close(self) -> None:

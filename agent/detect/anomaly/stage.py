@@ -626,8 +626,7 @@ class AnomalyDetector:
         usual level, either way, or whose hour has no usual level yet, is no more surprising
         than ``EXPLAINED_SURPRISE`` (and a sample of such values only, ``_combine``)."""
         scores = plan.scores
-        floor = profiles.floor(plan.names, scores.edges)
-        near = np.abs(x - level) < MIN_RESIDUAL * np.fmax(spread, floor)  # NaN: False
+        near = _in_band(plan, profiles, x, level, spread)
         near |= np.isnan(level)  # (broadcasts: [k] when the rows share one key)
         explained = near & ~scores.learning
         scores.surprise[explained] = np.minimum(scores.surprise[explained], EXPLAINED_SURPRISE)
@@ -652,9 +651,7 @@ class AnomalyDetector:
         cells &= scores.surprise > EXPLAINED_SURPRISE  # (the only ones it can change)
         if not cells.any():
             return
-        floor = profiles.floor(plan.names, edges)
-        near = np.abs(x - level) < MIN_RESIDUAL * np.fmax(spread, floor)
-        scores.surprise[cells & near] = EXPLAINED_SURPRISE
+        scores.surprise[cells & _in_band(plan, profiles, x, level, spread)] = EXPLAINED_SURPRISE
 
     @staticmethod
     def _any_new(plan: _Plan) -> bool:
@@ -850,3 +847,14 @@ class _Plan:
             return {}
         shape = self.scores.shape[i].tolist()
         return {self.names[j]: to_score(shape[j]) for j in np.flatnonzero(self.scores.full[i])}
+
+
+def _in_band(
+    plan: _Plan, profiles: HourProfiles, x: F64, level: F64, spread: F64
+) -> npt.NDArray[np.bool_]:
+    """Which values ``x`` lie within ``MIN_RESIDUAL`` of their hour's spreads (never less
+    than the floor) of the hour's usual ``level``, either way: the band where the hour
+    explains a value (NaN: not in it)."""
+    floor = profiles.floor(plan.names, plan.scores.edges)
+    near: npt.NDArray[np.bool_] = np.abs(x - level) < MIN_RESIDUAL * np.fmax(spread, floor)
+    return near
