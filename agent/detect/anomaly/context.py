@@ -107,7 +107,9 @@ _LOCAL = "local"
 NOT_BY_HOUR = ("location", "battery")
 #: Streams that hold a level by nature (memory in use, swap, a process's share of memory):
 #: five minutes above their hour's level are one sample's worth of evidence there, not five
-#: minutes', so the sustained judgement leaves them to the others.
+#: minutes', and a level held into an hour whose usual level is lower is the same level, not
+#: news; so the stage judges only the other streams by their hour (``stage.py``'s
+#: ``_context``) and leaves these to their other judgements.
 LEVEL_STREAMS = ("system.mem_used_pct", "system.swap_pct", "apps.mem")
 #: A *run*: a stream's context residual staying at ``MIN_RESIDUAL`` or more, with no gap
 #: between its samples longer than this; once a run is this old, its lowest residual so far

@@ -493,11 +493,13 @@ class AnomalyDetector:
         plan.scores.surprise[0] = surprise
 
     def _context(self, plan: _Plan) -> None:
-        """Judge each stream by what is usual for it at this hour, power and place
-        (``context.py``): a residual of at least ``MIN_RESIDUAL`` above the usual level,
-        ranked among the stream's own past residuals, counts like its other judgements (the
-        largest says). A position or a battery value is only explained by it
-        (``_explain_by_hour``).
+        """Judge each activity stream (not ``LEVEL_STREAMS``) by what is usual for it at this
+        hour, power and place (``context.py``): a residual of at least ``MIN_RESIDUAL`` above
+        the usual level, ranked among the stream's own past residuals, counts like its other
+        judgements (the largest says). A position or a battery value is only explained by it
+        (``_explain_by_hour``). A level held from a busy hour into a quiet one (swap kept
+        after a pressure, at bedtime) changes nothing but the hour: the level streams are
+        left to their values, spreads and shapes, which see a level arrive.
 
         The residual is ``(x - level) / max(spread, floor)``, at least 0; the history takes
         one on the values' grid, never more while filling (the first hours a slot is ready
@@ -549,12 +551,13 @@ class AnomalyDetector:
         near = above / spread  # NaN where absent or no slot ready
         usable = ~np.isnan(near)
         usable &= ~scores.learning
+        usable &= self._activity(plan.names)[2]
         anywhere = cast(npt.NDArray[np.bool_], usable.any(axis=1))
         if len(anywhere) == 1:  # the live daemon's sample
             if not anywhere[0]:
                 return
             take, profiles.entry_t = next_entry(profiles.entry_t, t, self._entry_every_s)
-            if not take and not np.count_nonzero(near >= MIN_RESIDUAL):
+            if not take and not np.count_nonzero(usable & (near >= MIN_RESIDUAL)):
                 profiles.stop_runs(plan.names, plan.matrix, usable[0], t)
                 return
             due = np.array([take])
