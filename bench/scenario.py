@@ -1138,10 +1138,13 @@ def _normal_rows(m: Moment, rng: random.Random) -> list[Row]:
 
 
 def _apply_episodes(
-    rows: list[Row], m: Moment, episodes: list[Episode], rng: random.Random
+    rows: list[Row], m: Moment, episodes: list[Episode], rng: random.Random, wobble: random.Random
 ) -> tuple[Effect, list[tuple[Row, Effect]]]:
     """Each running episode's CPU and memory on its process (started if it is its own), and
-    the sum of their effects on the machine; the rows whose memory depends on the rest."""
+    the sum of their effects on the machine; the rows whose memory depends on the rest. A
+    process of its own wobbles its memory as the table's others do (``wobble``, apart from
+    ``rng`` so that nothing else of the trace changes with it): a call's or a game's share
+    held to the last digit for minutes is no program's."""
     total, pending = Effect(), []
     for ep in episodes:
         eff = EFFECTS.get(ep.kind, _fx_benign)(ep, m.t, rng)
@@ -1150,7 +1153,12 @@ def _apply_episodes(
         if ep.pid is None:
             row = next((r for r in rows if r[0] == ep.target), None)
         elif eff.cpu > 0.0 or eff.mem:
-            row = [ep.target, ep.pid, 0.0, eff.mem or 0.3]
+            row = [
+                ep.target,
+                ep.pid,
+                0.0,
+                (eff.mem or 0.3) * (1.0 + 0.004 * (wobble.random() - 0.5)),
+            ]
             rows.append(row)
         if row is None:
             continue
@@ -1452,12 +1460,12 @@ class _Running:
 
 
 def _table(
-    m: Moment, episodes: list[Episode], rng: random.Random
+    m: Moment, episodes: list[Episode], rng: random.Random, wobble: random.Random
 ) -> tuple[list[Row], Effect, float, float]:
     """The process table of one tick, what its episodes do to the machine, the RAM in use
     (%) and the cores busy."""
     rows = _normal_rows(m, rng)
-    eff, pending = _apply_episodes(rows, m, episodes, rng)
+    eff, pending = _apply_episodes(rows, m, episodes, rng, wobble)
     tail = 4.8 + (1.2 if m.logged_in else 0.0)  # the many small processes
     mem_pct = _fit_memory(rows, pending, eff, m.kernel_mem + tail)
     unlisted = UNLISTED_CPU[m.state] * (0.5 + rng.random())
@@ -1468,12 +1476,13 @@ def _simulate(
     days: int, tl: Timeline, schedule: Schedule, episodes: list[Episode], seed: int
 ) -> Iterator[Sample]:
     rng = random.Random(f"{seed}-machine")
+    wobble = random.Random(f"{seed}-episode-memory")
     varying = Days.draw(days, random.Random(f"{seed}-days"))
     machine, running = Machine(), _Running(episodes)
     locator, faults = _Locator(tl.legs, seed), _Faults(schedule.faults)
     for i in range(days * TICKS_PER_DAY):
         m = _moment(tl, i, varying)
-        rows, eff, mem_pct, cores = _table(m, running.at(m.t), rng)
+        rows, eff, mem_pct, cores = _table(m, running.at(m.t), rng, wobble)
         pct = min(100.0, 100.0 * cores / CORES)
         machine.heat(pct, m.state, eff.heat, varying.ambient[i // TICKS_PER_DAY])
         machine.run_queue(cores, eff.blocked, m.state, rng)
