@@ -249,6 +249,9 @@ class EscalationConfig:
     #: The context: this long before the incident, usual ranges from this many days before.
     context_before_s: float = 1800.0
     usual_days: float = 7.0
+    #: A wake whose diagnosis names no cause (unknown) wakes the model too; by default it is
+    #: recorded as wake.suppressed (reason no_cause) and the model stays asleep.
+    wake_unknown: bool = False
 
 
 @dataclass(frozen=True)

@@ -175,6 +175,9 @@ share_app_names = true
 # The context: this long before the incident; usual ranges from this many days before it.
 context_before_s = 1800.0  # 0 to 86,400 s
 usual_days = 7.0  # 1 to 90 days
+# A wake whose diagnosis names no cause ("unknown") leaves the model asleep and is recorded
+# as wake.suppressed (reason no_cause; vigil explain runs it by hand); true wakes it anyway.
+wake_unknown = false
 
 # Rules fire `rule.fired` once when a stream stays above (or below) a threshold for for_s
 # seconds, and re-arm only after it comes back past the threshold by `hysteresis`

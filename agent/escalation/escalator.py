@@ -97,40 +97,62 @@ class Escalator:
 
     def wake(self, request: WakeRequest, *, store_event: bool = False) -> WakeResult:
         """One wake (``wake_all`` of one): ``vigil explain`` adds a wake and a finding, no
-        events."""
-        return self.wake_all([request], store_event=store_event)[0]
+        events; asked by hand, it wakes the model whatever the diagnosis."""
+        return self.wake_all([request], store_event=store_event, asked=True)[0]
 
     def wake_all(
-        self, requests: Sequence[WakeRequest], *, store_event: bool = False
+        self, requests: Sequence[WakeRequest], *, store_event: bool = False, asked: bool = False
     ) -> list[WakeResult]:
         """Wakes: each one's context, diagnosis, wake row and finding, all written in one
         commit with the batch so far (the samples that woke them), and with ``store_event``
         their ``wake.done`` too: a kill keeps every wake of a part of the samples or none of
         them with it (a commit per wake kept the part's samples with the first wake only,
         and a replay resumed after them never ran the others). Then the larger model is
-        asked for each, when there is one."""
+        asked for each, when there is one.
+
+        A wake whose diagnosis names no cause (``unknown``) wakes nothing, unless
+        ``wake_unknown`` or ``asked`` (``vigil explain``): the larger model only words the
+        diagnosis, and "no cause stands out" is not worth its battery. It is recorded as a
+        ``wake.suppressed`` (reason ``no_cause``, with the diagnosis's summary; ``vigil
+        explain`` on it runs the wake by hand), with no wake row."""
         prepared = [self._prepare(request) for request in requests]
+        quiet = {
+            i
+            for i, p in enumerate(prepared)
+            if p.diagnosis.cause == "unknown" and not (asked or self.config.wake_unknown)
+        }
+        woken = [p for i, p in enumerate(prepared) if i not in quiet]
+        held = {i: _no_cause(prepared[i]) for i in sorted(quiet)}
         started: list[int] = []
 
         def write(conn: Connection) -> list[Event]:
-            started.extend(self._wakes.start(**p.row, conn=conn) for p in prepared)
+            started.extend(self._wakes.start(**p.row, conn=conn) for p in woken)
             if not store_event:
                 return []
-            return [_done(p, w) for p, w in zip(prepared, started, strict=True)]
+            return [_done(p, w) for p, w in zip(woken, started, strict=True)] + list(held.values())
 
         written = self.store.try_flush(also=write)
-        wake_ids: list[int | None] = list(started) if written else [None] * len(prepared)
+        wake_ids: list[int | None] = list(started) if written else [None] * len(woken)
         if not written:
-            for p in prepared:
+            for p in woken:
                 logger.error(
                     "wake at %s not recorded: the database refused the commit", p.request.t
                 )
                 self.store.count("wake.write_failed")
                 if store_event:
                     self.store.record_events([_done(p, None)])
+            if store_event and held:
+                self.store.record_events(list(held.values()))
+        ids = iter(wake_ids)
         results = []
-        for p, wake_id in zip(prepared, wake_ids, strict=True):
+        for i, p in enumerate(prepared):
             diagnosis = p.diagnosis
+            if i in held:
+                self.store.count("wake.no_cause")
+                logger.debug("wake at %s: no cause stands out, the model stays asleep", p.request.t)
+                results.append(WakeResult(None, p.context, diagnosis, [held[i]]))
+                continue
+            wake_id = next(ids)
             self.store.count("wake.started")
             logger.debug(
                 "wake at %s: %s, culprit %s", p.request.t, diagnosis.cause, diagnosis.culprit
@@ -250,6 +272,19 @@ def _done(wake: _Prepared, wake_id: int | None) -> Event:
         "wake": wake_id,
     }
     return Event(wake.request.t, "wake.done", diagnosis.cause, data)
+
+
+def _no_cause(wake: _Prepared) -> Event:
+    """The ``wake.suppressed`` of a wake whose diagnosis names no cause: its first trigger,
+    the reason and the diagnosis's summary."""
+    first = wake.request.triggers[0]
+    data = {
+        **first.data,
+        "reason": "no_cause",
+        "triggers": len(wake.request.triggers),
+        "summary": wake.diagnosis.summary,
+    }
+    return Event(wake.request.t, "wake.suppressed", first.subject, data)
 
 
 def _real_facts(asked: _Asked) -> list[str]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import select
 
 from agent import config as config_mod
 from agent import synthetic
@@ -20,9 +21,11 @@ from agent.clock import SystemClock
 from agent.config import Config
 from agent.demo import demo_fences, write_synthetic_trace
 from agent.escalation.backends import make_backend
+from agent.memory import schema
 from agent.memory.db import open_engine
 from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
+from agent.runtime.explain import explain
 from agent.runtime.replay import replay_files
 from agent.runtime.trace import ReadCounts, read_trace
 from agent.samples import Event
@@ -141,6 +144,50 @@ def test_an_answer_that_fails_the_check_keeps_the_template(day: Path, tmp_path: 
     for f in found:
         assert f["text"] == f["summary"] and f["model_text"] == "The Linux kernel did it at 99:99."
         assert f["check"].startswith("names 'Linux'")
+
+
+#: A wake rule that fires on the day's first sample, before any history: nothing stands out.
+FIRST = """
+[[rules]]
+name = "warm"
+stream = "system.temp_C"
+above = 0.0
+action = "wake"
+"""
+
+
+def test_a_wake_that_names_no_cause_leaves_the_model_asleep(day: Path, tmp_path: Path) -> None:
+    """The diagnosis says "no cause stands out": the wake is a ``wake.suppressed`` (no_cause)
+    with its summary, no wake row, no model; ``wake_unknown`` wakes the model for it, and
+    ``vigil explain`` on the suppressed event runs it by hand."""
+    answer = f'backend = "command"\ncommand = {python(ANSWER)}'
+    cfg = config_mod.parse(RULES.format(escalation=answer) + FIRST)
+    events, found = replay(day, cfg, tmp_path / "q.db")
+    held = [e for e in events if e.kind == "wake.suppressed"]
+    assert [(e.subject, e.data["reason"]) for e in held] == [("warm", "no_cause")]
+    assert "no cause stands out" in held[0].data["summary"]
+    assert [json.loads(w)["subject"] for w in wakes(events)] == [
+        "unusual_place",
+        "unusual_place",
+        "cpu_runaway",
+    ]
+    assert len(found) == 3  # no wake row, no model for the held one
+
+    woken = config_mod.parse(RULES.format(escalation=f"{answer}\nwake_unknown = true") + FIRST)
+    events, found = replay(day, woken, tmp_path / "w.db")
+    assert not [e for e in events if e.kind == "wake.suppressed"]
+    assert [json.loads(w)["subject"] for w in wakes(events)][0] == "unknown"
+    assert len(found) == 4 and found[0]["cause"] == "unknown" and found[0]["status"] == "done"
+
+    store = MemoryStore(open_engine(tmp_path / "q.db"))
+    event_id = next(
+        r.id
+        for r in store.query(select(schema.events).where(schema.events.c.kind == "wake.suppressed"))
+    )
+    backend, _ = make_backend(cfg.escalation, SystemClock())
+    result = explain(store, event_id, cfg.escalation, backend)
+    store.close()
+    assert result.diagnosis.cause == "unknown" and result.wake_id is not None
 
 
 # -- what leaves for a backend -------------------------------------------------------------------
