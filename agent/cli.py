@@ -583,7 +583,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         on_findings=lambda wakes: findings.extend(wakes.findings()),
     )
     if not args.json:
-        print(f"\nWhat the {len(findings)} wakes of the larger model found:")
+        wakes = "1 wake" if len(findings) == 1 else f"{len(findings)} wakes"
+        print(f"\nWhat the {wakes} of the larger model found:")
         _show_findings(findings, as_json=False)
         if not args.wake:
             print("(vigil demo --wake also asks the larger model for its sentence)")

@@ -383,7 +383,12 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
         cooldown_s=600.0,
         action="wake",
     ),
-    RuleConfig(name="new_place", event="place.arrive", data={"new": True}, action="wake"),
+    RuleConfig(
+        name="new_place",
+        event="place.arrive",
+        data={"new": True, "settled": True},
+        action="wake",
+    ),
 )
 
 

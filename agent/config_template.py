@@ -217,7 +217,7 @@ action = "wake"
 # Here: what the always-on tier finds once it is settled (a stream the anomaly names has a
 # day of history: on a new install's first day anomalies are recorded while it learns the
 # routine; drop the data line to wake for them too), and the arrival at a place never seen
-# before.
+# before, once vigil has known places for a day (on the first day every place is new).
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
@@ -228,6 +228,6 @@ action = "wake"
 [[rules]]
 name = "new_place"
 event = "place.arrive"
-data = { new = true }
+data = { new = true, settled = true }
 action = "wake"
 """

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +22,15 @@ from agent.memory.store import MemoryStore
 # subprocesses inherit it).
 os.environ["TZ"] = "UTC"
 time.tzset()
+
+# Nothing of the user's own vigil: the tests' config, data and state folders are their own
+# (``vigil demo`` writes the data folder's demo.db; two runs on one machine would share it).
+_FOLDERS = Path(tempfile.mkdtemp(prefix="vigil-tests-"))
+atexit.register(shutil.rmtree, _FOLDERS, ignore_errors=True)
+for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_STATE_HOME"):
+    os.environ[_name] = str(_FOLDERS / _name.lower())
+for _name in ("VIGIL_CONFIG", "VIGIL_DB"):
+    os.environ.pop(_name, None)
 
 TESTS = Path(__file__).parent
 DATA = TESTS / "data"

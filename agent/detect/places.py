@@ -22,6 +22,10 @@ EARTH_RADIUS_M = 6_371_008.8
 #: trackintel's ``gap_threshold`` default (15 min, ``generate_staypoints``): consecutive usable
 #: fixes further apart than this cut the stay, as nobody knows where the person was meanwhile.
 DEFAULT_MAX_GAP_S = 900.0
+#: An arrival is *settled* once the first place was learned this long before it: in the first
+#: day every place is new (home, the office, the shop), which is the routine being learned,
+#: not an unusual place (the default ``new_place`` rule asks for settled arrivals).
+SETTLED_S = 86_400.0
 
 _Vec = tuple[float, float, float]
 #: ``PlaceLearner.where()``: the stay's place once arrived, and the last usable fix's time.
@@ -217,6 +221,8 @@ class PlaceLearner:
         lat, lon = _latlon(self._sum)
         place = self._nearest(lat, lon)
         new = place is None
+        first = min((p.first_t for p in self._places.values()), default=None)
+        settled = first is not None and t - first >= SETTLED_S
         if place is None:
             place = Place(self._next_id, lat, lon, self.merge_m, 1, 0.0, since, t)
             self._next_id += 1
@@ -226,7 +232,8 @@ class PlaceLearner:
         self._place_id, self._arrived_t = place.id, t
         logger.debug("%s: arrived at %s (since %s, visit %d)", place.name, t, since, place.visits)
         data = {"place_id": place.id, "lat": place.lat, "lon": place.lon, "since": since}
-        return Event(t, "place.arrive", place.name, {**data, "visits": place.visits, "new": new})
+        data |= {"visits": place.visits, "new": new, "settled": settled}
+        return Event(t, "place.arrive", place.name, data)
 
     def _leave(self, t: float, reason: str) -> Event:
         assert self._anchor is not None and self._place_id is not None

@@ -232,6 +232,32 @@ def test_restore_without_state_keeps_ids_growing() -> None:
         learner.restore([], {"version": 2})
 
 
+def test_arrivals_are_settled_once_the_first_place_is_a_day_old() -> None:
+    """Home at T0, the cafe the same evening: both new, neither settled (a new install's
+    first day, every place is new). The next day, back at the cafe (not new) and at a new
+    place 610 m past it: settled, a day after home was learned; so is a restored learner's."""
+    learner = PlaceLearner()
+    day = 86_400.0
+    track = [
+        *still(0, 600, HOME),
+        *walk_home_to_cafe(600),
+        *still(780, 1500, CAFE),
+        *still(day, day + 600, CAFE),
+        *still(day + 3600, day + 4200, at(CAFE, -610, 0)),
+    ]
+    arrivals = [e.data for e in run(learner, track) if e.kind == "place.arrive"]
+    assert [(a["new"], a["settled"]) for a in arrivals] == [
+        (True, False),
+        (True, False),
+        (False, True),
+        (True, True),
+    ]
+    later = PlaceLearner()
+    later.restore(learner.places, None)
+    (arrive,) = run(later, still(day + 7200, day + 7500, HOME))
+    assert arrive.data["settled"] and not arrive.data["new"]
+
+
 def test_haversine_is_within_0_6_percent_of_the_ellipsoid() -> None:
     geodesic = pytest.importorskip("geographiclib.geodesic").Geodesic.WGS84
     worst = 0.0

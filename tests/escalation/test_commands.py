@@ -91,6 +91,6 @@ def test_demo_says_what_the_wakes_found_and_which_model_would_add_words(
 ) -> None:
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    assert "What the 3 wakes of the larger model found:" in out
+    assert "What the 1 wake of the larger model found:" in out  # the runaway (demo.md)
     assert "cpu_runaway: ffmpeg (process)" in out
     assert "vigil demo --wake also asks the larger model" in out
