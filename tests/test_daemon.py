@@ -36,6 +36,7 @@ interval_s = 1.0
 [escalation]
 backend = "none"            # the diagnosis alone: wake.done is the same live and replayed
 debounce_s = 2.0
+wake_unknown = true         # the first readings' diagnosis has no history to name a cause
 [[rules]]
 name = "memory_in_use"      # true on any running machine: fires on the first reading
 stream = "system.mem_used_pct"
@@ -157,6 +158,7 @@ backend = "command"
 command = {command}
 timeout_s = 3.0
 debounce_s = 1.0
+wake_unknown = true         # the first reading's diagnosis has no history to name a cause
 [[rules]]
 name = "memory_in_use"      # true on any running machine: wakes on the first reading
 stream = "system.mem_used_pct"
