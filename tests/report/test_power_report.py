@@ -24,7 +24,22 @@ while time.process_time() < end:
 print(json.dumps({"text": "Something changed.", "tokens_in": 100, "tokens_out": 5}))
 """
 
+#: The demo day's wakes: its runaway and (unlike the defaults, which wait a day) its first
+#: arrivals at home and work, so that several wakes are charged.
 CONFIG = """
+[[rules]]
+name = "new_place"
+event = "place.arrive"
+data = { new = true }
+action = "wake"
+
+[[rules]]
+name = "cpu_high"
+stream = "system.cpu_pct"
+above = 90.0
+for_s = 120.0
+action = "wake"
+
 [escalation]
 backend = "command"
 debounce_s = 60
