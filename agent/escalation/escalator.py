@@ -116,13 +116,12 @@ class Escalator:
         ``wake.suppressed`` (reason ``no_cause``, with the diagnosis's summary; ``vigil
         explain`` on it runs the wake by hand), with no wake row."""
         prepared = [self._prepare(request) for request in requests]
-        quiet = {
-            i
+        held = {
+            i: _no_cause(p)
             for i, p in enumerate(prepared)
             if p.diagnosis.cause == "unknown" and not (asked or self.config.wake_unknown)
         }
-        woken = [p for i, p in enumerate(prepared) if i not in quiet]
-        held = {i: _no_cause(prepared[i]) for i in sorted(quiet)}
+        woken = [p for i, p in enumerate(prepared) if i not in held]
         started: list[int] = []
 
         def write(conn: Connection) -> list[Event]:
