@@ -7,11 +7,13 @@ import importlib.util
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -91,6 +93,15 @@ def new_database(path: Path) -> Path:
     upgrade(engine)
     engine.dispose()
     return path
+
+
+def reap(proc: subprocess.Popen[Any]) -> None:
+    """Kill ``proc`` if it still runs, and wait for it with its pipes read and closed: a test
+    that fails while its daemon runs leaves no process or open pipe behind, whose warning a
+    later test would be blamed for."""
+    if proc.poll() is None:
+        proc.kill()
+    proc.communicate(timeout=30)
 
 
 def wait_for(predicate: Callable[[], object], timeout_s: float = 60.0) -> bool:

@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _tools import SYSTEM_SENSOR_ONLY, new_database, vigil, wait_for
+from _tools import SYSTEM_SENSOR_ONLY, new_database, reap, vigil, wait_for
 
 CONFIG = (
     """
@@ -91,6 +91,6 @@ def test_daemon_rides_clock_steps_forward_and_back(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
+        reap(proc)
     assert proc.returncode == 0, err
     assert "stepped" in err and "forward" in err and "back" in err

@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _tools import free_port, new_database, vigil, wait_for
+from _tools import free_port, new_database, reap, vigil, wait_for
 
 from agent import config as config_mod
 from agent.memory.db import open_engine
@@ -73,7 +73,7 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
+        reap(proc)
     assert proc.returncode == 0, err
     assert "SIGTERM received: stopping" in err
 
@@ -135,7 +135,7 @@ def test_daemon_tells_systemd_and_refuses_a_second_writer(tmp_path: Path) -> Non
             messages.append(sock.recv(4096))
         _, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
+        reap(proc)
         sock.close()
     assert proc.returncode == 0, err
     assert messages[0] == b"READY=1"
@@ -181,7 +181,7 @@ def _run_until(cfg: Path, db: Path, done: object, timeout_s: float = 60.0) -> st
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
+        reap(proc)
     assert proc.returncode == 0, err
     return err
 
@@ -256,7 +256,7 @@ def test_a_wake_cut_short_by_kill_9_is_marked_stopped_at_the_next_start(tmp_path
         proc.kill()  # SIGKILL while the model is out
         proc.wait(30)
     finally:
-        proc.kill()
+        reap(proc)
     assert _stored(db, "select status from wakes") == [("running",)]
     cfg.write_text(
         WAKE_CONFIG.format(command=hang).split("[[rules]]")[0]  # no rule: no new wake

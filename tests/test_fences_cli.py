@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from _tools import vigil
+from _tools import reap, vigil
 
 from agent.cli import main
 from agent.config import Config
@@ -222,7 +222,7 @@ def test_running_daemon_picks_up_new_fences(tmp_path: Path, how: str) -> None:
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     finally:
-        proc.kill()
+        reap(proc)
         notify.close()
     assert proc.returncode == 0, err
     assert "fences reloaded: 1 fences, 1 changed" in err
@@ -240,7 +240,7 @@ def test_running_daemon_picks_up_new_fences(tmp_path: Path, how: str) -> None:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
     finally:
-        proc.kill()
+        reap(proc)
         notify.close()
     assert _samples(db) > before + 2  # it did read fixes inside the fence...
     assert _events(db).count("geofence.enter home") == 1  # ...and knew it was there already

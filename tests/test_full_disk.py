@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _tools import SYSTEM_SENSOR_ONLY, new_database, vigil, wait_for
+from _tools import SYSTEM_SENSOR_ONLY, new_database, reap, vigil, wait_for
 
 from agent import config as config_mod
 from agent.cli import main
@@ -143,7 +143,7 @@ def test_a_daemon_stopped_on_a_full_disk_keeps_its_samples_for_the_next_start(
             assert wait_for(lambda: first.read_text().count("\n") >= held + 4)
             err = _stop(proc)
         finally:
-            proc.kill()
+            reap(proc)
         assert "disk is full" in err and "committed at the next start" in err
         spills = list(run_dir.rglob("pending-*.jsonl"))
         assert len(spills) == 1 and spills[0].stat().st_mode & 0o777 == 0o600
@@ -153,7 +153,7 @@ def test_a_daemon_stopped_on_a_full_disk_keeps_its_samples_for_the_next_start(
             assert wait_for(lambda: second.exists() and second.read_text().count("\n") >= 3)
             _stop(proc)
         finally:
-            proc.kill()
+            reap(proc)
         assert not list(run_dir.rglob("pending-*.jsonl"))
         recorded = [*read_trace([first], ReadCounts()), *read_trace([second], ReadCounts())]
         stored = _rows(db)[0]

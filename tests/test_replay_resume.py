@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _tools import reap
 
 from agent import config as config_mod
 from agent.cli import main
@@ -155,7 +156,7 @@ def test_a_replay_killed_with_sigkill_resumes_to_the_same_database(
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     finally:
-        proc.kill()
+        reap(proc)
     with sqlite3.connect(db) as conn:
         assert conn.execute("pragma integrity_check").fetchone()[0] == "ok"
     result = replay_files([trace], config_mod.Config(), db=db)
