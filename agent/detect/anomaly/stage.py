@@ -523,20 +523,22 @@ class AnomalyDetector:
                     usual = profiles.usual_of(plan.names, plan.matrix)
                     self._explain_by_hour(plan, profiles, *usual)
                 return
-            if profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place):  # quiet
+            quiet = profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place)
+            known: tuple[F64, F64, F64] | None = None  # usual_of's, once asked
+            if self._any_new(plan):  # (most samples have no new value: nothing to explain)
+                known = profiles.usual_of(plan.names, plan.matrix)
+                self._explain_at_place(plan, profiles, *known)
+            if quiet:
                 profiles.stop_runs(plan.names, plan.matrix, ~plan.scores.learning[0], t)
-                if self._any_new(plan):
-                    usual = profiles.usual_of(plan.names, plan.matrix)
-                    self._explain_at_place(plan, profiles, *usual)
                 entry_t = profiles.entry_t
                 if entry_t is None:  # no residual yet: only a usable one starts the grid
                     if not profiles.ready(plan.names):
                         return
                 elif t < entry_t + self._entry_every_s:
                     return
-            x, level, spread = profiles.usual_of(plan.names, plan.matrix)
-            if self._any_new(plan):
-                self._explain_at_place(plan, profiles, x, level, spread)
+            if known is None:
+                known = profiles.usual_of(plan.names, plan.matrix)
+            x, level, spread = known
         else:
             hours, day_hours = self.local_time.hours(plan.t)
             if plan.battery is not None:
