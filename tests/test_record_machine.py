@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from _desktop import XSession
 from _gps import GpsFake, free_port
-from _tools import require_tool, vigil
+from _tools import reap, require_tool, vigil
 
 from agent.cli import main
 from agent.runtime.trace import ReadCounts, read_trace
@@ -72,10 +72,13 @@ def test_record_everything_here_and_replay_identically(
         stderr=subprocess.PIPE,
         text=True,
     )
-    for cls in ("XLogo", "XCalc", "XLogo"):  # switch the focus while it records
-        time.sleep(1.5)
-        xsession.activate(cls)
-    _, err = record.communicate(timeout=60)
+    try:
+        for cls in ("XLogo", "XCalc", "XLogo"):  # switch the focus while it records
+            time.sleep(1.5)
+            xsession.activate(cls)
+        _, err = record.communicate(timeout=60)
+    finally:
+        reap(record)
     assert record.returncode == 0, err
 
     samples = list(read_trace([trace], ReadCounts()))
