@@ -358,9 +358,11 @@ MAX_NAME_CHARS = 200
 
 #: What wakes the larger model out of the box: the always-on tier's settled anomalies (a
 #: stream they name has a day of history: a new install's first day is recorded, not
-#: explained), a place never seen before, and three states worth explaining whatever is usual
-#: here, held for two minutes: CPU and memory at Glances' "critical" 90 %, and a CPU at 90 °C
-#: (a common warning level; laptops throttle near 100 °C).
+#: explained), a place never seen before, a reading stuck far longer than its stream ever
+#: held one (``sensor.stuck``: a broken gauge's numbers are not facts), and three states
+#: worth explaining whatever is usual here, held for two minutes: CPU and memory at
+#: Glances' "critical" 90 %, and a CPU at 90 °C (a common warning level; laptops throttle
+#: near 100 °C).
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(
         "cpu_high", "system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0, action="wake"
@@ -389,6 +391,7 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
         data={"new": True, "settled": True},
         action="wake",
     ),
+    RuleConfig(name="sensor_stuck", event="sensor.stuck", action="wake"),
 )
 
 

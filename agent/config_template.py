@@ -217,7 +217,8 @@ action = "wake"
 # Here: what the always-on tier finds once it is settled (a stream the anomaly names has a
 # day of history: on a new install's first day anomalies are recorded while it learns the
 # routine; drop the data line to wake for them too), and the arrival at a place never seen
-# before, once vigil has known places for a day (on the first day every place is new).
+# before, once vigil has known places for a day (on the first day every place is new), and
+# a sensor stuck on one reading twice as long as it ever held one in the same state.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
@@ -229,5 +230,10 @@ action = "wake"
 name = "new_place"
 event = "place.arrive"
 data = { new = true, settled = true }
+action = "wake"
+
+[[rules]]
+name = "sensor_stuck"
+event = "sensor.stuck"
 action = "wake"
 """

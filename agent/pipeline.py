@@ -18,6 +18,7 @@ from agent.detect.personalise import (
     TrainableModel,
 )
 from agent.detect.places import Place, PlaceLearner, Where
+from agent.detect.stuck import StuckReadings
 from agent.escalation.policy import WakePolicy, WakeRequest
 from agent.features.sessions import AppSession, SessionTracker
 from agent.features.streams import stream_values
@@ -71,6 +72,7 @@ class Pipeline:
         step's per-stream scores (``vigil score``; the daemon needs only the events)."""
         self._meter: PowerMeter = NullMeter()
         self.outages = OutageTracker()
+        self.stuck = StuckReadings()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
         self.wakes = WakePolicy(
@@ -136,6 +138,8 @@ class Pipeline:
             elif sample.sensor == "clock":  # the live source saw the system clock step
                 data = {"step_s": sample.data["step_s"]}
                 step.events = [Event(sample.t, "clock.jump", "system", data)]
+            elif values:
+                step.events += self.stuck.feed(sample, values)
             if step.events:
                 step.events += self.rules.on_events(step.events)
             if values:
@@ -245,6 +249,7 @@ class Pipeline:
             detector["places"] = self.places.state()
         detector["escalation"] = self.wakes.state()
         detector["rules"] = self.rules.state()
+        detector["stuck"] = self.stuck.state()
         if self.anomaly is not None:
             detector["anomaly"] = self.anomaly.state()
             if full:
@@ -279,6 +284,9 @@ class Pipeline:
             except (KeyError, TypeError, ValueError) as exc:
                 logger.warning("rules state unreadable, starting afresh: %s", exc)
                 dropped.append("rules")
+        stuck = state["detector_state"].get("stuck")
+        if isinstance(stuck, dict):
+            self.stuck.restore(stuck)
         if self.geofence is not None:
             known = {n: s for n, s in state["fence_state"].items() if n in self.fences}
             self.geofence.restore(known)

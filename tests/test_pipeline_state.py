@@ -184,3 +184,22 @@ def test_a_source_of_many_streams_restored_midway_gives_the_scores_of_one_run() 
         samples.append(Sample("system", 1_780_272_000.0 + 60.0 * i, data))
     history, _ = _restored_midway(samples, 1440 + 11)
     assert history["joint"]["system"]["nodes"]
+
+
+def test_a_stuck_reading_restored_midway_gives_the_events_of_one_run() -> None:
+    """Stopped while a battery gauge is frozen, before and after it was said stuck: the
+    stream's runs per state and its open run come back, so the restored pipeline says
+    ``sensor.stuck`` once, when one run would."""
+    from tests.detect.test_stuck import frozen, laptop_day
+
+    start = laptop_day(2)[8 * 60].t
+    samples = [*laptop_day(0), *laptop_day(1), *frozen(start, 30, 64.3)]
+    config = Config(rules=())
+    reference = _run(samples, Pipeline(config))
+    assert [e.kind for e in reference if e.kind.startswith("sensor.")] == ["sensor.stuck"]
+    for cut in (len(samples) - 26, len(samples) - 10):  # 4 and 20 readings into the run
+        first = Pipeline(config)
+        before = _run(samples[:cut], first)
+        second = Pipeline(config)
+        assert second.restore(_as_kept(first.snapshot(full=True))) == []
+        assert before + _run(samples[cut:], second) == reference

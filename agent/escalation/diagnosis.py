@@ -4,7 +4,8 @@ the facts that show it. Pure: the same context always gives the same diagnosis, 
 
 How a cause is chosen, root causes before their consequences:
 
-1. a stream the triggers name that is stuck (one exact value for 5 minutes and twice as long
+1. a stream the triggers name that is stuck (``sensor.stuck``, which judges a run against the
+   stream's own runs in the same state; else one exact value for 5 minutes and twice as long
    as ever before) or impossible is a **sensor_fault** (its readings are not facts);
 2. arrival at a place never seen before is an **unusual_place**;
 3. swap beyond its usual range is **swap_pressure**, else memory beyond it **memory_growth**
@@ -104,6 +105,11 @@ def diagnose(ctx: Context) -> Diagnosis:
 
 # -- the causes --------------------------------------------------------------------------------
 def _sensor_fault(ctx: Context) -> StreamFacts | None:
+    for trigger in ctx.triggers:  # the pipeline judged it stuck against its own state's runs
+        if trigger["event"] == "sensor.stuck":
+            named = ctx.stream(str(trigger["subject"]))
+            if named is not None:
+                return named
     for s in ctx.streams:
         if not s.involved or s.last is None or s.stream.startswith("apps."):
             continue  # apps' fields rank processes: a share held steady is no fault
@@ -317,7 +323,10 @@ def _resource_diagnosis(ctx: Context, cause: str, s: StreamFacts, when: str) -> 
 
 def _sensor_diagnosis(ctx: Context, s: StreamFacts, when: str) -> Diagnosis:
     field_name = split_stream(s.stream)[1]
-    if _stuck(s):
+    said_stuck = any(
+        t["event"] == "sensor.stuck" and t["subject"] == s.stream for t in ctx.triggers
+    )
+    if said_stuck or _stuck(s):
         what = f"has read exactly {_fmt(s.last, field_name)} for {s.stuck_s / 60:.0f} minutes"
     else:
         what = f"read {_fmt(s.last, field_name)}, which no working sensor reports"

@@ -39,12 +39,12 @@ def context(*streams: StreamFacts, processes=(BUSY, BROWSER), **extra) -> Contex
         "subject": "system",
         "data": {},
     }
+    extra.setdefault("triggers", (trigger,))
     return Context(
         t=60.0,
         start_t=0.0,
         weekday="Monday",
         hour_utc=14.0,
-        triggers=(trigger,),
         streams=streams,
         processes=tuple(processes),
         **extra,
@@ -137,6 +137,30 @@ def test_a_stuck_sensor_is_a_fault_not_a_fact() -> None:
     assert "for 60 minutes" in d.facts[0]
     impossible = diagnose(context(stream("system.temp_C", 250.0, TEMP_USUAL)))
     assert impossible.cause == "sensor_fault"
+
+
+def test_a_reading_the_pipeline_said_stuck_is_a_fault_whatever_its_long_runs() -> None:
+    """A battery gauge frozen while discharging: 8 minutes is short of twice the hours it
+    holds while charging near full, which the diagnosis's own check counts; the pipeline's
+    ``sensor.stuck`` judged the run against the discharging runs."""
+    gauge = StreamFacts(
+        "battery.battery_pct",
+        True,
+        (),
+        (68.0,),
+        68.0,
+        68.0,
+        (40.0, 80.0, 99.7),
+        None,
+        None,
+        stuck_s=480.0,
+        longest_run_s=4 * 3600.0,
+    )
+    assert diagnose(context(gauge)).cause != "sensor_fault"
+    said = {"t": 0.0, "rule": "sensor_stuck", "event": "sensor.stuck", "data": {}}
+    d = diagnose(context(gauge, triggers=({**said, "subject": "battery.battery_pct"},)))
+    assert (d.cause, d.culprit, d.culprit_kind) == ("sensor_fault", "battery.battery_pct", "sensor")
+    assert "has read exactly 68 % for 8 minutes" in d.facts[0]
 
 
 def test_a_new_place_is_unusual_and_named() -> None:
