@@ -359,10 +359,11 @@ MAX_NAME_CHARS = 200
 #: What wakes the larger model out of the box: the always-on tier's settled anomalies (a
 #: stream they name has a day of history: a new install's first day is recorded, not
 #: explained), a place never seen before, a reading stuck far longer than its stream ever
-#: held one (``sensor.stuck``: a broken gauge's numbers are not facts), and three states
-#: worth explaining whatever is usual here, held for two minutes: CPU and memory at
-#: Glances' "critical" 90 %, and a CPU at 90 °C (a common warning level; laptops throttle
-#: near 100 °C).
+#: held one (``sensor.stuck``: a broken gauge's numbers are not facts), a quarter of an
+#: hour's network or disk volume 1.5 times the largest of the last 4 days
+#: (``volume.high``), and three states worth explaining whatever is usual here, held for two
+#: minutes: CPU and memory at Glances' "critical" 90 %, and a CPU at 90 °C (a common warning
+#: level; laptops throttle near 100 °C).
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(
         "cpu_high", "system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0, action="wake"
@@ -392,6 +393,7 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
         action="wake",
     ),
     RuleConfig(name="sensor_stuck", event="sensor.stuck", action="wake"),
+    RuleConfig(name="volume_high", event="volume.high", action="wake"),
 )
 
 

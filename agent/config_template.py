@@ -218,7 +218,8 @@ action = "wake"
 # day of history: on a new install's first day anomalies are recorded while it learns the
 # routine; drop the data line to wake for them too), and the arrival at a place never seen
 # before, once vigil has known places for a day (on the first day every place is new), and
-# a sensor stuck on one reading twice as long as it ever held one in the same state.
+# a sensor stuck on one reading twice as long as it ever held one in the same state, and a
+# quarter of an hour's network or disk volume 1.5 times the largest of the last 4 days.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
@@ -235,5 +236,10 @@ action = "wake"
 [[rules]]
 name = "sensor_stuck"
 event = "sensor.stuck"
+action = "wake"
+
+[[rules]]
+name = "volume_high"
+event = "volume.high"
 action = "wake"
 """

@@ -19,6 +19,7 @@ from agent.detect.personalise import (
 )
 from agent.detect.places import Place, PlaceLearner, Where
 from agent.detect.stuck import StuckReadings
+from agent.detect.volume import RateVolumes
 from agent.escalation.policy import WakePolicy, WakeRequest
 from agent.features.sessions import AppSession, SessionTracker
 from agent.features.streams import stream_values
@@ -73,6 +74,7 @@ class Pipeline:
         self._meter: PowerMeter = NullMeter()
         self.outages = OutageTracker()
         self.stuck = StuckReadings()
+        self.volumes = RateVolumes()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
         self.wakes = WakePolicy(
@@ -140,6 +142,8 @@ class Pipeline:
                 step.events = [Event(sample.t, "clock.jump", "system", data)]
             elif values:
                 step.events += self.stuck.feed(sample, values)
+                if sample.sensor == "system":  # the byte rates
+                    step.events += self.volumes.feed(sample, values)
             if step.events:
                 step.events += self.rules.on_events(step.events)
             if values:
@@ -250,6 +254,8 @@ class Pipeline:
         detector["escalation"] = self.wakes.state()
         detector["rules"] = self.rules.state()
         detector["stuck"] = self.stuck.state()
+        if full:
+            detector["volumes"] = self.volumes.state()
         if self.anomaly is not None:
             detector["anomaly"] = self.anomaly.state()
             if full:
@@ -287,6 +293,9 @@ class Pipeline:
         stuck = state["detector_state"].get("stuck")
         if isinstance(stuck, dict):
             self.stuck.restore(stuck)
+        volumes = state["detector_state"].get("volumes")
+        if isinstance(volumes, dict):
+            self.volumes.restore(volumes)
         if self.geofence is not None:
             known = {n: s for n, s in state["fence_state"].items() if n in self.fences}
             self.geofence.restore(known)

@@ -203,3 +203,24 @@ def test_a_stuck_reading_restored_midway_gives_the_events_of_one_run() -> None:
         second = Pipeline(config)
         assert second.restore(_as_kept(first.snapshot(full=True))) == []
         assert before + _run(samples[cut:], second) == reference
+
+
+def test_a_volume_restored_midway_gives_the_events_of_one_run() -> None:
+    """Stopped in the middle of an upload: the rate's record and its open window come back
+    with the full state, so the restored pipeline says ``volume.high`` when one run would."""
+    from tests.detect.test_volume import four_days, upload
+
+    _, days = four_days()
+    samples = [*days, *upload(days[-1].t + 10.0, 40, 300e3)]
+    config = Config(rules=())
+    reference = _run(samples, Pipeline(config))
+    assert [e.kind for e in reference if e.kind.startswith("volume.")] == ["volume.high"]
+    cut = len(days) + 12  # two minutes into the upload
+    first = Pipeline(config)
+    before = _run(samples[:cut], first)
+    second = Pipeline(config)
+    assert second.restore(_as_kept(first.snapshot(full=True))) == []
+    assert before + _run(samples[cut:], second) == reference
+    light = Pipeline(config)
+    light.restore(_as_kept(first.snapshot(full=False)))  # the record goes with the full state
+    assert "volume.high" not in [e.kind for e in _run(samples[cut:], light)]

@@ -10,6 +10,7 @@ import pytest
 from conftest import DATA
 
 from agent.cli import main
+from agent.config import DEFAULT_RULES
 from agent.demo import write_synthetic_trace
 
 
@@ -143,7 +144,7 @@ NAMED_WAKES = {
 
 
 def check_wakes(events: list[dict[str, object]]) -> None:
-    wake_rules = {"anomaly", "new_place", "cpu_high", "memory_full", "temp_high"}
+    wake_rules = {r.name for r in DEFAULT_RULES if r.action == "wake"}
     triggers = [
         float(e["t"]) for e in events if e["kind"] == "rule.fired" and e["subject"] in wake_rules
     ]  # type: ignore[arg-type]

@@ -15,13 +15,16 @@ How a cause is chosen, root causes before their consequences:
    machine never ran at this load, the CPU explains the heat); on battery, power beyond what
    the battery usually gives is a **battery_drain**, whatever draws it: on battery, the drain
    is what the user pays for;
-5. else the largest of CPU (**cpu_runaway**), network (**network_burst**) and disk
+5. else a rate the pipeline found at 1.5 times its 4-day record for a quarter of an hour
+   (``volume.high``) names its **network_burst** or **disk_burst** (the CPU a transfer takes
+   is its consequence);
+6. else the largest of CPU (**cpu_runaway**), network (**network_burst**) and disk
    (**disk_burst**) beyond their usual ranges: by the usual range's width, and for rates ten
    times the usual 95th percentile (their quiet and busy levels are orders of magnitude apart);
-6. when nothing is that far beyond its usual range yet (a leak's first minutes), the cause
+7. when nothing is that far beyond its usual range yet (a leak's first minutes), the cause
    the streams named by the triggers speak for, if one is above its usual 95th percentile
    (``apps.mem2_pct``: a process's memory);
-7. a value usual for the day but not for this hour is an **unusual_time**; else **unknown**.
+8. a value usual for the day but not for this hour is an **unusual_time**; else **unknown**.
 """
 
 from __future__ import annotations
@@ -146,6 +149,9 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     power = ctx.stream("battery.power_W")
     if power is not None and _on_battery(ctx) and _excess(power) >= BEYOND:
         return "battery_drain", power
+    volume = _volume_cause(ctx)
+    if volume is not None:
+        return volume
     ranked = []
     for cause in ("cpu_runaway", "network_burst", "disk_burst"):
         best = _strongest(ctx, _SUFFIXES[cause])
@@ -154,6 +160,28 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     if not ranked:
         return None
     _, cause, stream = max(ranked, key=lambda r: r[0])
+    return cause, stream
+
+
+def _volume_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
+    """A rate the pipeline found moving 1.5 times its 4-day record for a quarter of an hour
+    (``volume.high``) speaks for its family, a network or disk burst: the volume is the
+    finding, and the CPU the transfer takes is its consequence. The largest against its
+    record when several."""
+    found = []
+    for trigger in ctx.triggers:
+        if trigger["event"] != "volume.high":
+            continue
+        s = ctx.stream(str(trigger["subject"]))
+        data = trigger["data"]
+        field = split_stream(str(trigger["subject"]))[1]
+        cause = next((c for c, suffixes in _FAMILIES if field.endswith(suffixes)), None)
+        if s is not None and cause in ("network_burst", "disk_burst"):
+            ratio = float(data.get("mean_Bps", 0.0)) / max(float(data.get("record_Bps", 0.0)), 1.0)
+            found.append((ratio, cause, s))
+    if not found:
+        return None
+    _, cause, stream = max(found, key=lambda f: f[0])
     return cause, stream
 
 

@@ -163,6 +163,25 @@ def test_a_reading_the_pipeline_said_stuck_is_a_fault_whatever_its_long_runs() -
     assert "has read exactly 68 % for 8 minutes" in d.facts[0]
 
 
+def test_a_volume_the_pipeline_found_names_its_burst_before_the_cpu_it_takes() -> None:
+    """tar reading and writing for a quarter of an hour: its CPU is far beyond the usual
+    range (widths), its writes only 8 times the usual 95th percentile (under a factor of
+    ten); the ``volume.high`` on the writes says what happened."""
+    tar = ProcessFacts("tar", cpu_pct=30.0, cpu_before_pct=0.0, mem_pct=0.4, mem_before_pct=0.0)
+    cpu = stream("system.cpu_pct", 60.0, CPU_USUAL)
+    writes = stream("system.disk_write_Bps", 4e6, (1e4, 1e5, 5e5))
+    assert diagnose(context(cpu, writes, processes=(tar, BROWSER))).cause == "cpu_runaway"
+    found = {
+        "t": 0.0,
+        "rule": "volume_high",
+        "event": "volume.high",
+        "subject": "system.disk_write_Bps",
+        "data": {"mean_Bps": 4e6, "record_Bps": 2e6, "window_s": 900.0},
+    }
+    d = diagnose(context(cpu, writes, processes=(tar, BROWSER), triggers=(found,)))
+    assert (d.cause, d.culprit) == ("disk_burst", "tar")
+
+
 def test_a_new_place_is_unusual_and_named() -> None:
     place = PlaceFacts("place-7", 46.5, 15.6, new=True, visits=1, nearest_known_m=23_400.0)
     d = diagnose(context(place=place))

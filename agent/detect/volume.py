@@ -1,0 +1,172 @@
+"""Byte rates -> ``volume.high`` / ``volume.end`` events: more moved in the last 15 minutes
+than in any 15 minutes of the last 4 days, by half again.
+
+What a transfer or a disk burst costs (battery, a data plan, a disk's wear) is its volume,
+and a laptop's rates are spiky: a second of 20 MB/s is an ordinary page load or build, while
+a quarter of an hour at a tenth of that is an upload or a backup. So each byte-rate stream
+(``*_Bps``) keeps the mean of its last ``WINDOW_S`` of sample time (summed by the minute,
+judged as each minute closes), and every ``ENTRY_S`` that mean joins a record of the
+stream's last ``SPAN_S``. Once the record spans its days, a
+window whose mean is ``TIMES_RECORD`` times the largest entry (leaving out the last hour's,
+so a long burst does not raise its own bar) opens an episode, and it ends when the mean is
+back under that largest entry. Windows that moved less than ``MIN_BYTES`` are never news.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.samples import Event, Sample
+
+WINDOW_S = 900.0
+#: Readings are summed by the minute: a reading costs two additions, and the window's mean
+#: is judged once a minute, when a minute closes.
+BUCKET_S = 60.0
+ENTRY_S = 300.0
+SPAN_S = 4 * 86_400.0
+#: Entries this recent are not the record yet: a burst's own windows would raise its bar.
+RECENT_S = 3_600.0
+TIMES_RECORD = 1.5
+MIN_BYTES = 1e6
+RATE_SUFFIX = "_Bps"
+#: The samples' rate names are looked for again when a sample's size changes, and at least
+#: this often (a device swapped for another keeps the size).
+RESCAN_EVERY = 256
+
+
+@dataclass(slots=True)
+class _Rate:
+    first_t: float
+    minute_end: float  # the end of the minute being summed
+    total: float = 0.0  # that minute's sum and count
+    count: int = 0
+    minutes: deque[tuple[float, float, int]] = field(default_factory=deque)  # (end, sum, n)
+    next_entry: float = 0.0
+    recent: deque[tuple[float, float]] = field(default_factory=deque)  # not the record yet
+    record: deque[tuple[float, float]] = field(default_factory=deque)  # falling means
+    high: bool = False
+
+    def close_minute(self, t: float) -> float | None:
+        """Close the minute being summed (at reading time ``t``, past its end) and start
+        the one ``t`` falls in; the mean of the last ``WINDOW_S``, once its minutes span at
+        least half of it (after a pause a single minute is no quarter of an hour)."""
+        minutes = self.minutes
+        if self.count:
+            minutes.append((self.minute_end, self.total, self.count))
+        self.minute_end = t - t % BUCKET_S + BUCKET_S
+        self.total, self.count = 0.0, 0
+        while minutes and minutes[0][0] <= t - WINDOW_S:
+            minutes.popleft()
+        if not minutes or minutes[-1][0] - minutes[0][0] < WINDOW_S / 2:
+            return None
+        return sum(m[1] for m in minutes) / sum(m[2] for m in minutes)
+
+    def largest(self, t: float) -> float | None:
+        """The largest mean of the record, the entries older than ``RECENT_S`` within
+        ``SPAN_S`` (a queue of falling means: each entry is added and dropped once)."""
+        recent, record = self.recent, self.record
+        while recent and recent[0][0] <= t - RECENT_S:
+            entry = recent.popleft()
+            while record and record[-1][1] <= entry[1]:
+                record.pop()
+            record.append(entry)
+        while record and record[0][0] < t - SPAN_S:
+            record.popleft()
+        return record[0][1] if record else None
+
+
+class RateVolumes:
+    """Watches every byte-rate stream's volume over a quarter of an hour."""
+
+    def __init__(self) -> None:
+        self._rates: dict[str, _Rate] = {}
+        self._names: tuple[str, ...] = ()  # the byte rates the samples carry
+        self._shape = (-1, 0)  # (how many values a sample had, samples since a look)
+
+    def feed(self, sample: Sample, values: dict[str, float]) -> list[Event]:
+        """One sample's stream values (``stream_values``) -> the events they make."""
+        size, since = self._shape
+        if len(values) != size or since >= RESCAN_EVERY:  # a device came or went: look again
+            self._names = tuple(n for n in values if n.endswith(RATE_SUFFIX))
+            size, since = len(values), 0
+        self._shape = (size, since + 1)
+        events: list[Event] = []
+        t = sample.t
+        rates = self._rates
+        for name in self._names:
+            value = values.get(name)
+            if value is None:
+                continue
+            rate = rates.get(name)
+            if rate is None:
+                end = t - t % BUCKET_S + BUCKET_S
+                rate = rates[name] = _Rate(first_t=t, minute_end=end, next_entry=t + WINDOW_S)
+            if t >= rate.minute_end:
+                mean = rate.close_minute(t)
+                if mean is not None:
+                    if t >= rate.next_entry:
+                        rate.recent.append((t, mean))
+                        rate.next_entry = t + ENTRY_S
+                    if t - rate.first_t >= SPAN_S:
+                        event = _judge(name, rate, t, mean)
+                        if event is not None:
+                            events.append(event)
+            rate.total += value
+            rate.count += 1
+        return events
+
+    # -- state kept across restarts ------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Each rate's minutes, record and episode (about 1,200 entries a stream)."""
+        return {
+            name: {
+                "first_t": r.first_t,
+                "minute": [r.minute_end, r.total, r.count],
+                "minutes": [list(m) for m in r.minutes],
+                "next_entry": r.next_entry,
+                "recent": [list(p) for p in r.recent],
+                "record": [list(p) for p in r.record],
+                "high": r.high,
+            }
+            for name, r in self._rates.items()
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Take back what ``state`` gave (a malformed stream is skipped)."""
+        for name, saved in state.items():
+            try:
+                end, total, count = saved["minute"]
+                rate = _Rate(
+                    float(saved["first_t"]),
+                    float(end),
+                    float(total),
+                    int(count),
+                    deque((float(e), float(s), int(n)) for e, s, n in saved["minutes"]),
+                    float(saved["next_entry"]),
+                    deque((float(t), float(v)) for t, v in saved["recent"]),
+                    deque((float(t), float(v)) for t, v in saved["record"]),
+                    bool(saved["high"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                continue
+            self._rates[str(name)] = rate
+
+
+def _judge(name: str, rate: _Rate, t: float, mean: float) -> Event | None:
+    largest = rate.largest(t)
+    if largest is None:
+        return None
+    if rate.high:
+        if mean > largest:
+            return None
+        rate.high = False
+        kind = "volume.end"
+    elif mean > TIMES_RECORD * largest and mean * WINDOW_S >= MIN_BYTES:
+        rate.high = True
+        kind = "volume.high"
+    else:
+        return None
+    data = {"mean_Bps": round(mean, 1), "record_Bps": round(largest, 1), "window_s": WINDOW_S}
+    return Event(t, kind, name, data)
