@@ -64,13 +64,15 @@ class _Run:
     stuck: bool = False
 
 
+_UNSEEN: Any = object()
+
+
 class StuckReadings:
     """Watches every numeric stream's runs of one exact value."""
 
     def __init__(self) -> None:
-        self._runs: dict[str, _Run] = {}
+        self._runs: dict[str, _Run | None] = {}  # None: a stream that is not judged
         self._seen: dict[tuple[str, str], _Runs] = {}
-        self._judged: dict[str, bool] = {}
         self._flags: dict[str, tuple[str, ...]] = {}
 
     def feed(self, sample: Sample, values: dict[str, float]) -> list[Event]:
@@ -81,19 +83,21 @@ class StuckReadings:
         flags = self._flags.get(sample.sensor)
         if flags is None:  # a sensor's fields are its code's: its first sample names its flags
             flags = self._flags[sample.sensor] = tuple(k for k, v in data.items() if _flag(v))
-        state = ",".join([f"{k}={int(data[k] is True)}" for k in flags if k in data])
+        state = ""
+        if flags:
+            state = ",".join([f"{k}={int(data[k] is True)}" for k in flags if k in data])
         t = sample.t
         events: list[Event] = []
-        runs, judged = self._runs, self._judged
+        runs = self._runs
         for name, value in values.items():
-            ok = judged.get(name)
-            if ok is None:
-                ok = judged[name] = _judged(name, data)
-            if not ok:
+            run = runs.get(name, _UNSEEN)
+            if run is None:  # a stream not judged
                 continue
-            run = runs.get(name)
-            if run is None:
-                runs[name] = _Run(value, t, t, 0.0, state, self._runs_in(name, state, t))
+            if run is _UNSEEN:
+                if _judged(name, data):
+                    runs[name] = _Run(value, t, t, 0.0, state, self._runs_in(name, state, t))
+                else:
+                    runs[name] = None
                 continue
             gap = t - run.last
             joined = gap <= GAP_S or gap <= GAP_STEPS * run.step
@@ -104,20 +108,26 @@ class StuckReadings:
                     run.stuck = True
                     events.append(_stuck_event(name, run))
                 continue
-            seen, held, last_value = run.seen, run.last - run.start, run.value  # the run is over
+            seen = run.seen  # the run is over
             seen.count += 1
-            if held > seen.longest_s:
-                seen.longest_s = held
+            last_value = run.value
             if last_value < seen.lo:
                 seen.lo = last_value
             if last_value > seen.hi:
                 seen.hi = last_value
-            if run.stuck:
-                said = {"value": last_value, "held_s": round(held, 1)}
-                events.append(Event(t, "sensor.unstuck", name, said))
+            if run.repeats:  # (a single reading held for no time)
+                held = run.last - run.start
+                if held > seen.longest_s:
+                    seen.longest_s = held
+                if run.stuck:
+                    said = {"value": last_value, "held_s": round(held, 1)}
+                    events.append(Event(t, "sensor.unstuck", name, said))
+                    run.stuck = False
+                run.repeats = 0
             if run.state != state:
                 run.state, run.seen = state, self._runs_in(name, state, t)
-            run.value, run.start, run.last, run.repeats, run.stuck = value, t, t, 0, False
+            run.value = value
+            run.start = run.last = t
             if joined:
                 run.step = gap
         return events
@@ -139,6 +149,7 @@ class StuckReadings:
             "runs": [
                 [name, r.value, r.start, r.last, r.step, r.state, r.repeats, r.stuck]
                 for name, r in self._runs.items()
+                if r is not None
             ],
         }
 

@@ -43,6 +43,8 @@ class _Rate:
     total: float = 0.0  # that minute's sum and count
     count: int = 0
     minutes: deque[tuple[float, float, int]] = field(default_factory=deque)  # (end, sum, n)
+    window_total: float = 0.0  # the minutes' sums and counts, kept as they come and go
+    window_count: int = 0
     next_entry: float = 0.0
     recent: deque[tuple[float, float]] = field(default_factory=deque)  # not the record yet
     record: deque[tuple[float, float]] = field(default_factory=deque)  # falling means
@@ -55,13 +57,20 @@ class _Rate:
         minutes = self.minutes
         if self.count:
             minutes.append((self.minute_end, self.total, self.count))
+            self.window_total += self.total
+            self.window_count += self.count
         self.minute_end = t - t % BUCKET_S + BUCKET_S
         self.total, self.count = 0.0, 0
         while minutes and minutes[0][0] <= t - WINDOW_S:
-            minutes.popleft()
-        if not minutes or minutes[-1][0] - minutes[0][0] < WINDOW_S / 2:
+            _, total, count = minutes.popleft()
+            self.window_total -= total
+            self.window_count -= count
+        if not minutes:
+            self.window_total, self.window_count = 0.0, 0  # (no drift carried past a pause)
             return None
-        return sum(m[1] for m in minutes) / sum(m[2] for m in minutes)
+        if minutes[-1][0] - minutes[0][0] < WINDOW_S / 2:
+            return None
+        return self.window_total / self.window_count
 
     def largest(self, t: float) -> float | None:
         """The largest mean of the record, the entries older than ``RECENT_S`` within
@@ -82,27 +91,22 @@ class RateVolumes:
 
     def __init__(self) -> None:
         self._rates: dict[str, _Rate] = {}
-        self._names: tuple[str, ...] = ()  # the byte rates the samples carry
+        self._watched: tuple[tuple[str, _Rate], ...] = ()  # the byte rates the samples carry
         self._shape = (-1, 0)  # (how many values a sample had, samples since a look)
 
     def feed(self, sample: Sample, values: dict[str, float]) -> list[Event]:
         """One sample's stream values (``stream_values``) -> the events they make."""
+        t = sample.t
         size, since = self._shape
         if len(values) != size or since >= RESCAN_EVERY:  # a device came or went: look again
-            self._names = tuple(n for n in values if n.endswith(RATE_SUFFIX))
+            self._watched = tuple((n, self._rate(n, t)) for n in values if n.endswith(RATE_SUFFIX))
             size, since = len(values), 0
         self._shape = (size, since + 1)
         events: list[Event] = []
-        t = sample.t
-        rates = self._rates
-        for name in self._names:
+        for name, rate in self._watched:
             value = values.get(name)
             if value is None:
                 continue
-            rate = rates.get(name)
-            if rate is None:
-                end = t - t % BUCKET_S + BUCKET_S
-                rate = rates[name] = _Rate(first_t=t, minute_end=end, next_entry=t + WINDOW_S)
             if t >= rate.minute_end:
                 mean = rate.close_minute(t)
                 if mean is not None:
@@ -117,6 +121,13 @@ class RateVolumes:
             rate.count += 1
         return events
 
+    def _rate(self, name: str, t: float) -> _Rate:
+        rate = self._rates.get(name)
+        if rate is None:
+            end = t - t % BUCKET_S + BUCKET_S
+            rate = self._rates[name] = _Rate(first_t=t, minute_end=end, next_entry=t + WINDOW_S)
+        return rate
+
     # -- state kept across restarts ------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         """Each rate's minutes, record and episode (about 1,200 entries a stream)."""
@@ -125,6 +136,7 @@ class RateVolumes:
                 "first_t": r.first_t,
                 "minute": [r.minute_end, r.total, r.count],
                 "minutes": [list(m) for m in r.minutes],
+                "window": [r.window_total, r.window_count],  # the running sums themselves
                 "next_entry": r.next_entry,
                 "recent": [list(p) for p in r.recent],
                 "record": [list(p) for p in r.record],
@@ -138,12 +150,15 @@ class RateVolumes:
         for name, saved in state.items():
             try:
                 end, total, count = saved["minute"]
+                window_total, window_count = saved["window"]
                 rate = _Rate(
                     float(saved["first_t"]),
                     float(end),
                     float(total),
                     int(count),
                     deque((float(e), float(s), int(n)) for e, s, n in saved["minutes"]),
+                    float(window_total),
+                    int(window_count),
                     float(saved["next_entry"]),
                     deque((float(t), float(v)) for t, v in saved["recent"]),
                     deque((float(t), float(v)) for t, v in saved["record"]),
@@ -152,6 +167,7 @@ class RateVolumes:
             except (KeyError, TypeError, ValueError):
                 continue
             self._rates[str(name)] = rate
+        self._watched, self._shape = (), (-1, 0)  # looked for again, among the restored
 
 
 def _judge(name: str, rate: _Rate, t: float, mean: float) -> Event | None:
