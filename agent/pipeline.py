@@ -254,8 +254,7 @@ class Pipeline:
         detector["escalation"] = self.wakes.state()
         detector["rules"] = self.rules.state()
         detector["stuck"] = self.stuck.state()
-        if full:
-            detector["volumes"] = self.volumes.state()
+        detector["volumes"] = self.volumes.state()
         if self.anomaly is not None:
             detector["anomaly"] = self.anomaly.state()
             if full:

@@ -130,7 +130,8 @@ class RateVolumes:
 
     # -- state kept across restarts ------------------------------------------------------------
     def state(self) -> dict[str, Any]:
-        """Each rate's minutes, record and episode (about 1,200 entries a stream)."""
+        """Each rate's minutes, record and episode. The record keeps only its falling
+        means (a larger entry retires the smaller ones before it): a few kB in all."""
         return {
             name: {
                 "first_t": r.first_t,
