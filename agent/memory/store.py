@@ -64,6 +64,36 @@ def _sum_known(a: Any, b: Any) -> Any:
     return coalesce(a + b, a, b)
 
 
+# The upserts of every commit, built once: SQLAlchemy builds a statement in hundreds of
+# microseconds, and a live commit (every few samples) ran several of them per changed part.
+def _upsert(table: Any, keys: list[str], set_: Callable[[Any], dict[str, Any]]) -> Any:
+    stmt = sqlite_insert(table)
+    return stmt.on_conflict_do_update(index_elements=keys, set_=set_(stmt.excluded))
+
+
+_UPSERT_DETECTOR_STATE = _upsert(schema.detector_state, ["name"], lambda new: {"data": new.data})
+_UPSERT_SESSION = _upsert(
+    schema.app_sessions,
+    ["app", "start_us"],
+    lambda new: {"title": new.title, "end_us": new.end_us, "polls": new.polls},
+)
+_ADD_COUNT = _upsert(
+    schema.counters, ["name"], lambda new: {"value": schema.counters.c.value + new.value}
+)
+_LEDGER = schema.power_ledger.c
+_ADD_LEDGER = _upsert(
+    schema.power_ledger,
+    ["hour_us", "origin", "component"],
+    lambda new: {
+        "cpu_s": _LEDGER.cpu_s + new.cpu_s,
+        "calls": _LEDGER.calls + new.calls,
+        # NULL means "not measured": a sum where both are known, else the known one.
+        "covered_s": _sum_known(_LEDGER.covered_s, new.covered_s),
+        "energy_j": _sum_known(_LEDGER.energy_j, new.energy_j),
+    },
+)
+
+
 class MemoryStore:
     def __init__(
         self,
@@ -235,23 +265,10 @@ class MemoryStore:
                 if self._events:
                     conn.execute(insert(schema.events), self._events)
                 if self._sessions:
-                    stmt = sqlite_insert(schema.app_sessions)
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=["app", "start_us"],
-                        set_={
-                            "title": stmt.excluded.title,
-                            "end_us": stmt.excluded.end_us,
-                            "polls": stmt.excluded.polls,
-                        },
-                    )
-                    conn.execute(stmt, list(self._sessions.values()))
-                for name, n in self._counts.items():
-                    stmt = sqlite_insert(schema.counters).values(name=name, value=n)
-                    stmt = stmt.on_conflict_do_update(
-                        index_elements=["name"],
-                        set_={"value": schema.counters.c.value + stmt.excluded.value},
-                    )
-                    conn.execute(stmt)
+                    conn.execute(_UPSERT_SESSION, list(self._sessions.values()))
+                if self._counts:
+                    counts = [{"name": k, "value": n} for k, n in self._counts.items()]
+                    conn.execute(_ADD_COUNT, counts)
                 self._prune(conn)
                 self._write_state(conn, final)
                 self._write_ledger(conn)
@@ -296,19 +313,7 @@ class MemoryStore:
             stmt = sqlite_insert(schema.meta).values(key="energy_source", value=label)
             conn.execute(stmt.on_conflict_do_update(index_elements=["key"], set_={"value": label}))
             self._energy_label = label
-        table = schema.power_ledger
-        stmt = sqlite_insert(table)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=["hour_us", "origin", "component"],
-            set_={
-                "cpu_s": table.c.cpu_s + stmt.excluded.cpu_s,
-                "calls": table.c.calls + stmt.excluded.calls,
-                # NULL means "not measured": a sum where both are known, else the known one.
-                "covered_s": _sum_known(table.c.covered_s, stmt.excluded.covered_s),
-                "energy_j": _sum_known(table.c.energy_j, stmt.excluded.energy_j),
-            },
-        )
-        conn.execute(stmt, rows)
+        conn.execute(_ADD_LEDGER, rows)
 
     def attach_state(self, provider: Callable[[bool], StageState]) -> None:
         """Stages' state to commit with every batch (fence machines, places, the stay in
@@ -342,15 +347,13 @@ class MemoryStore:
             rows = [{"name": n, "data": dumps_compact(d)} for n, d in state["fence_state"].items()]
             if rows:
                 conn.execute(insert(schema.fence_state), rows)
-        for key, text in texts.items():
-            if not key.startswith("detector:") or written.get(key) == text:
-                continue
-            stmt = sqlite_insert(schema.detector_state).values(name=key[9:], data=text)
-            conn.execute(
-                stmt.on_conflict_do_update(
-                    index_elements=["name"], set_={"data": stmt.excluded.data}
-                )
-            )
+        changed = [
+            {"name": key[9:], "data": text}
+            for key, text in texts.items()
+            if key.startswith("detector:") and written.get(key) != text
+        ]
+        if changed:
+            conn.execute(_UPSERT_DETECTOR_STATE, changed)
         for row in weights:
             key = f"weights:{row['model']}"
             # The blob changes only with a kept training round: its number and time say it.
