@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from agent.detect.anomaly.context import LEVEL_STREAMS
 from agent.samples import Event, Sample, Scalar
 
 #: A run is stuck once it has lasted this long and this many readings (a stream read every
@@ -34,9 +35,9 @@ MIN_RUNS = 10
 #: of its last step ends a run: a sleeping laptop's readings are not stuck.
 GAP_S = 600.0
 GAP_STEPS = 5.0
-#: Streams whose readings hold by nature: memory and swap levels, the apps sensor's
-#: rankings (a share held steady is no fault), positions while the device is still.
-HELD_BY_NATURE = ("system.mem_used_pct", "system.swap_pct", "apps.", "location.")
+#: Streams whose readings hold by nature: the tier's level streams (memory, swap), the apps
+#: sensor's rankings (a share held steady is no fault), positions while the device is still.
+HELD_BY_NATURE = (*LEVEL_STREAMS, "apps.", "location.")
 
 
 @dataclass(slots=True)
