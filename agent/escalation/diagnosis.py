@@ -108,11 +108,10 @@ def diagnose(ctx: Context) -> Diagnosis:
 
 # -- the causes --------------------------------------------------------------------------------
 def _sensor_fault(ctx: Context) -> StreamFacts | None:
-    for trigger in ctx.triggers:  # the pipeline judged it stuck against its own state's runs
-        if trigger["event"] == "sensor.stuck":
-            named = ctx.stream(str(trigger["subject"]))
-            if named is not None:
-                return named
+    for name in _said_stuck(ctx):  # the pipeline judged it stuck against its own state's runs
+        named = ctx.stream(name)
+        if named is not None:
+            return named
     for s in ctx.streams:
         if not s.involved or s.last is None or s.stream.startswith("apps."):
             continue  # apps' fields rank processes: a share held steady is no fault
@@ -122,6 +121,11 @@ def _sensor_fault(ctx: Context) -> StreamFacts | None:
         if _stuck(s) or _sentinel(s):
             return s
     return None
+
+
+def _said_stuck(ctx: Context) -> list[str]:
+    """The streams a ``sensor.stuck`` trigger names."""
+    return [str(t["subject"]) for t in ctx.triggers if t["event"] == "sensor.stuck"]
 
 
 def _sentinel(s: StreamFacts) -> bool:
@@ -174,8 +178,7 @@ def _volume_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
             continue
         s = ctx.stream(str(trigger["subject"]))
         data = trigger["data"]
-        field = split_stream(str(trigger["subject"]))[1]
-        cause = next((c for c, suffixes in _FAMILIES if field.endswith(suffixes)), None)
+        cause = _family(split_stream(str(trigger["subject"]))[1])
         if s is not None and cause in ("network_burst", "disk_burst"):
             ratio = float(data.get("mean_Bps", 0.0)) / max(float(data.get("record_Bps", 0.0)), 1.0)
             found.append((ratio, cause, s))
@@ -198,6 +201,11 @@ _FAMILIES = (
 _SUFFIXES = dict(_FAMILIES)
 
 
+def _family(field: str) -> str | None:
+    """The cause a field speaks for (``rx_Bps``: a network burst), if any."""
+    return next((cause for cause, suffixes in _FAMILIES if field.endswith(suffixes)), None)
+
+
 def _named_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     """When no vital is beyond its usual range yet (a leak's first minutes), the cause the
     always-on tier's own finding speaks for: the family of the stream the triggers name that
@@ -211,10 +219,9 @@ def _named_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
             field = "cpu_pct"
         elif s.stream.startswith("apps.mem"):  # the largest processes' shares
             field = "mem_used_pct"
-        for cause, suffixes in _FAMILIES:
-            if field.endswith(suffixes) and (field != "power_W" or _on_battery(ctx)):
-                named.append((_excess(s), cause, s))
-                break
+        cause = _family(field)
+        if cause is not None and (field != "power_W" or _on_battery(ctx)):
+            named.append((_excess(s), cause, s))
     if not named:
         return None
     excess, cause, stream = max(named, key=lambda n: n[0])
@@ -351,10 +358,7 @@ def _resource_diagnosis(ctx: Context, cause: str, s: StreamFacts, when: str) -> 
 
 def _sensor_diagnosis(ctx: Context, s: StreamFacts, when: str) -> Diagnosis:
     field_name = split_stream(s.stream)[1]
-    said_stuck = any(
-        t["event"] == "sensor.stuck" and t["subject"] == s.stream for t in ctx.triggers
-    )
-    if said_stuck or _stuck(s):
+    if s.stream in _said_stuck(ctx) or _stuck(s):
         what = f"has read exactly {_fmt(s.last, field_name)} for {s.stuck_s / 60:.0f} minutes"
     else:
         what = f"read {_fmt(s.last, field_name)}, which no working sensor reports"
