@@ -456,14 +456,8 @@ class MemoryStore:
                     conn.execute(insert(schema.samples), rows["samples"])
                 if rows["events"]:
                     conn.execute(insert(schema.events), rows["events"])
-                for row in rows["counters"]:
-                    stmt = sqlite_insert(schema.counters).values(**row)
-                    conn.execute(
-                        stmt.on_conflict_do_update(
-                            index_elements=["name"],
-                            set_={"value": schema.counters.c.value + stmt.excluded.value},
-                        )
-                    )
+                if rows["counters"]:
+                    conn.execute(_ADD_COUNT, rows["counters"])
         except (OperationalError, SQLAlchemyError) as exc:
             logger.error("the rows kept in %s still cannot be committed: %s", path, exc)
             return 0
