@@ -1,5 +1,5 @@
 """Test helpers: system tools and shared data, skipped when missing unless CI requires them;
-free loopback ports."""
+free loopback ports; a per-sample stage's events."""
 
 from __future__ import annotations
 
@@ -10,12 +10,15 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
+
+from agent.features.streams import stream_values
+from agent.samples import Event, Sample
 
 
 def require_tool(name: str) -> str:
@@ -127,3 +130,15 @@ def load_script(path: Path) -> ModuleType:
     sys.modules[path.stem] = module  # dataclasses look their module up while it runs
     spec.loader.exec_module(module)
     return module
+
+
+class SampleStage(Protocol):
+    def feed(self, sample: Sample, values: dict[str, float]) -> list[Event]: ...
+
+
+def feed_stage(stage: SampleStage, samples: Iterable[Sample]) -> list[Event]:
+    """The events a stage fed one sample at a time makes (stuck readings, rate volumes)."""
+    events: list[Event] = []
+    for s in samples:
+        events += stage.feed(s, stream_values(s))
+    return events

@@ -7,9 +7,8 @@ import json
 from datetime import UTC, datetime
 
 from agent.detect.stuck import MIN_REPEATS, StuckReadings
-from agent.features.streams import stream_values
-from agent.samples import Event, Sample
-from tests._tools import shared
+from agent.samples import Sample
+from tests._tools import feed_stage, shared
 
 T0 = 1_780_272_000.0  # a Monday, 00:00 UTC
 DAY, H, M = 86_400.0, 3_600.0, 60.0
@@ -38,13 +37,6 @@ def laptop_day(day: int) -> list[Sample]:
     return out
 
 
-def feed(stuck: StuckReadings, samples: list[Sample]) -> list[Event]:
-    events: list[Event] = []
-    for s in samples:
-        events += stuck.feed(s, stream_values(s))
-    return events
-
-
 def frozen(start: float, minutes: int, pct: float) -> list[Sample]:
     """The gauge repeating ``pct`` every minute while the laptop discharges."""
     return [battery(start + i * M, pct, False) for i in range(minutes)]
@@ -52,9 +44,9 @@ def frozen(start: float, minutes: int, pct: float) -> list[Sample]:
 
 def test_a_gauge_frozen_while_discharging_is_stuck_and_a_charge_limit_is_not() -> None:
     stuck = StuckReadings()
-    assert feed(stuck, laptop_day(0) + laptop_day(1)) == []  # hours at 60 % while charging
+    assert feed_stage(stuck, laptop_day(0) + laptop_day(1)) == []  # hours at 60 % while charging
     start = T0 + 2 * DAY + 8 * H
-    events = feed(stuck, [*frozen(start, 30, 64.3), battery(start + 30 * M, 61.3, False)])
+    events = feed_stage(stuck, [*frozen(start, 30, 64.3), battery(start + 30 * M, 61.3, False)])
     assert [(e.kind, e.subject) for e in events] == [
         ("sensor.stuck", "battery.battery_pct"),
         ("sensor.unstuck", "battery.battery_pct"),
@@ -73,7 +65,7 @@ def test_a_gauge_frozen_while_discharging_is_stuck_and_a_charge_limit_is_not() -
 def test_a_new_install_judges_nothing_for_a_day() -> None:
     stuck = StuckReadings()
     half = [s for s in laptop_day(0) if s.t < T0 + 12 * H]
-    assert feed(stuck, [*half, *frozen(T0 + 12 * H, 60, 70.0)]) == []
+    assert feed_stage(stuck, [*half, *frozen(T0 + 12 * H, 60, 70.0)]) == []
 
 
 def test_a_run_at_the_streams_floor_is_no_fault() -> None:
@@ -85,28 +77,28 @@ def test_a_run_at_the_streams_floor_is_no_fault() -> None:
         offline = i % (24 * 60) >= 20 * 60  # every night from 20:00
         rx = 0.0 if offline else 1000.0 + (i * 37) % 500
         samples.append(Sample("system", t, {"net_rx_Bps": rx}))
-    assert feed(stuck, samples) == []
+    assert feed_stage(stuck, samples) == []
 
 
 def test_a_pause_in_sampling_ends_a_run() -> None:
     """A suspended laptop reads the same value before and after its sleep: not stuck."""
     stuck = StuckReadings()
-    feed(stuck, laptop_day(0) + laptop_day(1))
+    feed_stage(stuck, laptop_day(0) + laptop_day(1))
     start = T0 + 2 * DAY + 8 * H
     asleep = [battery(start, 64.3, False), *frozen(start + 2 * H, MIN_REPEATS, 64.3)]
-    assert feed(stuck, asleep) == []
+    assert feed_stage(stuck, asleep) == []
 
 
 def test_a_restart_keeps_what_the_runs_showed() -> None:
     first = StuckReadings()
-    feed(first, laptop_day(0) + laptop_day(1))
+    feed_stage(first, laptop_day(0) + laptop_day(1))
     start = T0 + 2 * DAY + 8 * H
-    feed(first, frozen(start, 4, 64.3))
+    feed_stage(first, frozen(start, 4, 64.3))
     second = StuckReadings()
     second.restore(json.loads(json.dumps(first.state())))
     rest = frozen(start + 4 * M, 10, 64.3)
-    assert feed(second, rest) == feed(first, rest)
-    assert [e.kind for e in feed(StuckReadings(), rest)] == []  # afresh it would know nothing
+    assert feed_stage(second, rest) == feed_stage(first, rest)
+    assert [e.kind for e in feed_stage(StuckReadings(), rest)] == []  # afresh it would know nothing
 
 
 def test_nab_flatline_is_the_only_stuck_reading_among_its_artificial_series() -> None:

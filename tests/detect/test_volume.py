@@ -6,8 +6,8 @@ import json
 import random
 
 from agent.detect.volume import ENTRY_S, RECENT_S, SPAN_S, TIMES_RECORD, WINDOW_S, RateVolumes
-from agent.features.streams import stream_values
-from agent.samples import Event, Sample
+from agent.samples import Sample
+from tests._tools import feed_stage
 
 T0 = 1_780_272_000.0  # a Monday, 00:00 UTC
 DAY, H, M = 86_400.0, 3_600.0, 60.0
@@ -30,13 +30,6 @@ def day_of_rates(day: int, rng: random.Random) -> list[Sample]:
     return out
 
 
-def feed(volumes: RateVolumes, samples: list[Sample]) -> list[Event]:
-    events: list[Event] = []
-    for s in samples:
-        events += volumes.feed(s, stream_values(s))
-    return events
-
-
 def upload(start: float, minutes: float, rate: float) -> list[Sample]:
     n = int(minutes * M / STEP)
     return [Sample("system", start + i * STEP, {"net_tx_Bps": rate}) for i in range(n)]
@@ -50,11 +43,11 @@ def four_days() -> tuple[RateVolumes, list[Sample]]:
 
 def test_an_upload_past_the_largest_quarter_hour_opens_and_closes_an_episode() -> None:
     volumes, days = four_days()
-    assert feed(volumes, days) == []  # every day's call and bursts: the usual
+    assert feed_stage(volumes, days) == []  # every day's call and bursts: the usual
     start = days[-1].t + STEP
     # 300 kB/s: the call's quarter hours held about 120 kB/s, the bursts' far less
-    events = feed(volumes, upload(start, 40, 300e3))
-    events += feed(volumes, upload(start + 40 * M, 30, 3e3))
+    events = feed_stage(volumes, upload(start, 40, 300e3))
+    events += feed_stage(volumes, upload(start + 40 * M, 30, 3e3))
     assert [(e.kind, e.subject) for e in events] == [
         ("volume.high", "system.net_tx_Bps"),
         ("volume.end", "system.net_tx_Bps"),
@@ -72,9 +65,9 @@ def test_seconds_of_a_high_rate_are_judged_by_their_volume() -> None:
     and is nothing; 20 MB/s for as long moves 600 MB, and is news."""
     for rate, said in ((2e6, []), (20e6, ["volume.high", "volume.end"])):
         volumes, days = four_days()
-        feed(volumes, days)
+        feed_stage(volumes, days)
         start = days[-1].t + STEP
-        events = feed(volumes, [*upload(start, 0.5, rate), *upload(start + 30, 20, 3e3)])
+        events = feed_stage(volumes, [*upload(start, 0.5, rate), *upload(start + 30, 20, 3e3)])
         assert [e.kind for e in events] == said
 
 
@@ -82,16 +75,16 @@ def test_nothing_is_judged_before_the_record_spans_its_days() -> None:
     rng = random.Random(7)
     volumes = RateVolumes()
     days = [s for d in range(int(SPAN_S / DAY) - 1) for s in day_of_rates(d, rng)]
-    assert feed(volumes, [*days, *upload(days[-1].t + STEP, 40, 10e6)]) == []
+    assert feed_stage(volumes, [*days, *upload(days[-1].t + STEP, 40, 10e6)]) == []
 
 
 def test_a_long_transfer_does_not_raise_its_own_bar_for_an_hour() -> None:
     """Entries join the record only after RECENT_S: an upload held for hours stays high for
     at least that hour, then its own windows become the usual and the episode ends."""
     volumes, days = four_days()
-    feed(volumes, days)
+    feed_stage(volumes, days)
     start = days[-1].t + STEP
-    events = feed(volumes, upload(start, 180, 300e3))
+    events = feed_stage(volumes, upload(start, 180, 300e3))
     kinds = [(e.kind, e.t - start) for e in events]
     assert [k for k, _ in kinds] == ["volume.high", "volume.end"]
     assert kinds[1][1] >= RECENT_S
@@ -100,12 +93,12 @@ def test_a_long_transfer_does_not_raise_its_own_bar_for_an_hour() -> None:
 
 def test_a_restart_keeps_the_record_and_the_open_window() -> None:
     first, days = four_days()
-    feed(first, days)
+    feed_stage(first, days)
     start = days[-1].t + STEP
-    feed(first, upload(start, 3, 300e3))
+    feed_stage(first, upload(start, 3, 300e3))
     second = RateVolumes()
     second.restore(json.loads(json.dumps(first.state())))
     rest = upload(start + 3 * M, 30, 300e3)
-    said = feed(second, rest)
-    assert said == feed(first, rest) and [e.kind for e in said] == ["volume.high"]
-    assert feed(RateVolumes(), rest) == []  # afresh it would have no record
+    said = feed_stage(second, rest)
+    assert said == feed_stage(first, rest) and [e.kind for e in said] == ["volume.high"]
+    assert feed_stage(RateVolumes(), rest) == []  # afresh it would have no record
