@@ -431,7 +431,7 @@ def test_profiles_are_the_same_live_and_in_chunks_as_places_come_and_go(seed: in
         row = x[i : i + 1, :1] if some else x[i : i + 1]
         cols = names[:1] if some else names
         live.keep_one(cols, row, int(hours[i]), int(day_hours[i]), int(stays[i]))
-        level = live.usual_of(cols, row)[1]
+        level = live.usual_of(cols)[1]
         levels_live.append(np.nan_to_num(level, nan=-1.0).reshape(-1).tolist())
         if i == n // 2:
             live = HourProfiles.decode(live.encode())

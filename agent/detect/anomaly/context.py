@@ -49,7 +49,14 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import numpy.typing as npt
 
-from agent.detect.anomaly.comove import RATE_SUFFIX, from_b64, log_rates, rate_columns, to_b64
+from agent.detect.anomaly.comove import (
+    RATE_SUFFIX,
+    Mask,
+    from_b64,
+    log_rates,
+    rate_columns,
+    to_b64,
+)
 
 F64 = npt.NDArray[np.float64]
 I64 = npt.NDArray[np.int64]
@@ -203,7 +210,8 @@ class HourProfiles:
         self._index = {n: j for j, n in enumerate(self.names)}
         #: The open visit's rows, by the model columns they carry.
         self._rows: dict[bytes, tuple[I64, list[F64]]] = {}
-        self._layouts: dict[tuple[str, ...], tuple[I64, list[int]]] = {}
+        self._layouts: dict[tuple[str, ...], tuple[I64, Mask | None]] = {}
+        self._kept: F64 = np.zeros((1, 0))  # the row ``keep`` kept last, on the model's scale
         d = len(self.names)
         self._rates = np.array([n.endswith(RATE_SUFFIX) for n in self.names], dtype=np.bool_)
         self._least = np.array([POSITION_FLOOR.get(n, 0.0) for n in self.names])  # ``floor``
@@ -284,7 +292,8 @@ class HourProfiles:
         (``edges`` ``[m, k, 2]``, smallest and largest, on the model's scale here), and for
         a position ``POSITION_FLOOR``."""
         columns, rates = self._layout(names)
-        edges = log_rates(edges, rates)  # both edges of a rate's cells
+        if rates is not None:  # both edges of a rate's cells
+            edges = log_rates(edges, rates[:, None])
         floor: F64 = RANGE_FLOOR * (edges[:, :, 1] - edges[:, :, 0])
         least = self._least[columns]
         return np.fmax(floor, least) if least.any() else floor
@@ -295,7 +304,8 @@ class HourProfiles:
         """One row (``x`` ``[1, k]``, the live daemon's sample) joins its visit, as ``usual``
         keeps rows; its model columns."""
         columns, rates = self._layout(names)
-        self._visit(columns, log_rates(x, rates), hour, day_hour, place)
+        self._kept = log_rates(x, rates)
+        self._visit(columns, self._kept, hour, day_hour, place)
         return columns
 
     def keep_one(
@@ -314,12 +324,13 @@ class HourProfiles:
         columns, _ = self._layout(names)
         return not np.isnan(self._center[self._open_key][columns]).all()
 
-    def usual_of(self, names: Sequence[str], x: F64) -> tuple[F64, F64, F64]:
-        """``usual``'s numbers for the row ``keep_one`` kept last."""
-        columns, rates = self._layout(names)
+    def usual_of(self, names: Sequence[str]) -> tuple[F64, F64, F64]:
+        """``usual``'s numbers for the row of the streams ``names`` that ``keep`` (or
+        ``keep_one``) kept last."""
+        columns, _ = self._layout(names)
         key = self._placed = self._open_key
         level, spread = self._center[key][columns], self._spread[key][columns]
-        return log_rates(x, rates), level, spread
+        return self._kept, level, spread
 
     def sustained(self, names: Sequence[str], t: F64, residual: F64) -> F64:
         """Each cell's sustained residual (``SUSTAIN_S``) for the rows ``residual`` ``[m, k]``
@@ -408,7 +419,7 @@ class HourProfiles:
             group = self._rows[key] = (columns, [])
         group[1].append(x)
 
-    def _layout(self, names: Sequence[str]) -> tuple[I64, list[int]]:
+    def _layout(self, names: Sequence[str]) -> tuple[I64, Mask | None]:
         """The model columns of ``names`` (streams new to it join) and which are byte rates."""
         key = tuple(names)
         layout = self._layouts.get(key)

@@ -58,7 +58,13 @@ logger = logging.getLogger(__name__)
 
 #: How often (in sample time) the stage drops the streams it has not seen for ``history_s``.
 SWEEP_EVERY_S = 3600.0
-
+#: The live path remembers each sample layout's stream names in name order; past this many
+#: layouts (never, on a machine's few sensors) it forgets them all.
+MAX_LAYOUTS = 4096
+#: ``_power``'s answer for one sample (read-only: shared by every live sample).
+_ON_BATTERY = np.ones(1, dtype=np.bool_)
+_ON_MAINS = np.zeros(1, dtype=np.bool_)
+_ON_BATTERY.flags.writeable = _ON_MAINS.flags.writeable = False
 
 #: No verdict on a stream before it has been seen this long: it is learning what is usual.
 WARMUP_S = 2 * 3600.0
@@ -127,6 +133,8 @@ class AnomalyDetector:
         #: Build each sample's ``AnomalyStep`` (``vigil score`` reads the scores).
         self.keep_scores = False
         self._activities: dict[tuple[str, ...], tuple[I64, list[str], npt.NDArray[np.bool_]]] = {}
+        #: A live sample's stream names in name order, by their order in the sample.
+        self._sorted: dict[tuple[str, ...], list[str]] = {}
 
     # -- feeding -------------------------------------------------------------------------------
     def feed(
@@ -222,6 +230,12 @@ class AnomalyDetector:
         """Whether the machine was on battery at each sample of ``[start, stop)``: as the
         last battery sample at or before it said (``charging`` 0), else as before them."""
         on_battery = self.on_battery
+        if stop - start == 1:  # the live daemon's sample: a shared constant, not a new array
+            if sources[start] == "battery":
+                charging = values[start].get(CHARGING)
+                if charging is not None:
+                    on_battery = self.on_battery = charging == 0.0
+            return _ON_BATTERY if on_battery else _ON_MAINS
         out = np.empty(stop - start, dtype=np.bool_)
         for i in range(start, stop):
             if sources[i] == "battery":
@@ -240,8 +254,9 @@ class AnomalyDetector:
         nan = math.nan
         if len(rows) == 1:  # the live daemon's sample: every stream present, in name order
             one = values[rows[0]]
-            names = sorted(one)
-            matrix = np.array([[one[n] for n in names]], dtype=np.float64)
+            key = tuple(one)
+            names = self._sorted.get(key) or self._sort_names(key)
+            matrix = np.fromiter(map(one.__getitem__, names), np.float64, len(names))[None, :]
             # np.clip's bits; on a row of a few values np.clip costs twice these two
             np.maximum(matrix, -MAX_VALUE, out=matrix)
             np.minimum(matrix, MAX_VALUE, out=matrix)
@@ -267,6 +282,12 @@ class AnomalyDetector:
             self.settings.shape_memory,
         )
         return _Plan(source, rows, t, names, matrix, ~np.isnan(matrix), scores, before)
+
+    def _sort_names(self, key: tuple[str, ...]) -> list[str]:
+        if len(self._sorted) >= MAX_LAYOUTS:  # (samples' layouts are few: a bound regardless)
+            self._sorted.clear()
+        names = self._sorted[key] = sorted(key)
+        return names
 
     def _new_stream(self, name: str) -> StreamState:
         size = self.settings.history_n
@@ -333,7 +354,7 @@ class AnomalyDetector:
             return False
         if plan.explained is None:
             profiles = self.context[plan.source]
-            usual = profiles.usual_of(plan.names, plan.matrix)
+            usual = profiles.usual_of(plan.names)
             self._explain_by_hour(plan, profiles, *usual)
         assert plan.explained is not None
         return bool((plan.explained | ~plan.present).all())
@@ -520,13 +541,13 @@ class AnomalyDetector:
             if routine:
                 profiles.keep(plan.names, plan.matrix, hour, day_hour, place)
                 if np.count_nonzero(plan.scores.surprise[0] > EXPLAINED_SURPRISE):
-                    usual = profiles.usual_of(plan.names, plan.matrix)
+                    usual = profiles.usual_of(plan.names)
                     self._explain_by_hour(plan, profiles, *usual)
                 return
             quiet = profiles.keep_one(plan.names, plan.matrix, hour, day_hour, place)
             known: tuple[F64, F64, F64] | None = None  # usual_of's, once asked
             if self._any_new(plan):  # (most samples have no new value: nothing to explain)
-                known = profiles.usual_of(plan.names, plan.matrix)
+                known = profiles.usual_of(plan.names)
                 self._explain_at_place(plan, profiles, *known)
             if quiet:
                 profiles.stop_runs(plan.names, plan.matrix, ~plan.scores.learning[0], t)
@@ -537,7 +558,7 @@ class AnomalyDetector:
                 elif t < entry_t + self._entry_every_s:
                     return
             if known is None:
-                known = profiles.usual_of(plan.names, plan.matrix)
+                known = profiles.usual_of(plan.names)
             x, level, spread = known
         else:
             hours, day_hours = self.local_time.hours(plan.t)
