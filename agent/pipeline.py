@@ -42,7 +42,7 @@ class StageState(TypedDict):
     weights: SavedWeights | None  # the personalised model's, when training kept a round
 
 
-@dataclass
+@dataclass(slots=True)
 class Step:
     """What one sample produced: events, and app sessions that changed (for the store)."""
 

@@ -247,7 +247,7 @@ class JointState:
     node_entry_t: float | None = None
 
 
-@dataclass
+@dataclass(slots=True)
 class SourceScores:
     """A source's part of a chunk, cell by cell ``[sample, stream]`` (zero where a sample
     lacks the stream)."""

@@ -85,7 +85,7 @@ CALIBRATE_STREAMS = 10
 CALIBRATE_AFTER_S = 86400.0
 
 
-@dataclass
+@dataclass(slots=True)
 class AnomalyStep:
     """One sample's verdict: each stream's score, the model's alone, the source's."""
 
@@ -95,7 +95,7 @@ class AnomalyStep:
     events: list[Event] = field(default_factory=list)
 
 
-@dataclass
+@dataclass(slots=True)
 class ChunkResult:
     """A chunk's verdicts, by position in the chunk: the sources' scores and the events;
     with ``keep_scores``, also each sample's ``AnomalyStep``."""
@@ -826,7 +826,7 @@ def _row_grid(
     return due, entry_t
 
 
-@dataclass
+@dataclass(slots=True)
 class _Plan:
     """One source's part of a chunk, as columns, and its scores."""
 
