@@ -289,12 +289,22 @@ class Pipeline:
             except (KeyError, TypeError, ValueError) as exc:
                 logger.warning("rules state unreadable, starting afresh: %s", exc)
                 dropped.append("rules")
-        stuck = state["detector_state"].get("stuck")
-        if isinstance(stuck, dict):
-            self.stuck.restore(stuck)
-        volumes = state["detector_state"].get("volumes")
-        if isinstance(volumes, dict):
-            self.volumes.restore(volumes)
+        for part, fresh in (("stuck", StuckReadings), ("volumes", RateVolumes)):
+            saved_part = state["detector_state"].get(part)
+            if not isinstance(saved_part, dict):
+                continue
+            try:
+                skipped = getattr(self, part).restore(saved_part)
+            except (AttributeError, TypeError, ValueError) as exc:  # not the shape it saves
+                logger.warning("%s state unreadable, starting afresh: %s", part, exc)
+                setattr(self, part, fresh())
+                dropped.append(part)
+                continue
+            if skipped:
+                logger.warning(
+                    "%s state: %d unreadable entries skipped, the rest kept", part, skipped
+                )
+                dropped.append(part)
         if self.geofence is not None:
             known = {n: s for n, s in state["fence_state"].items() if n in self.fences}
             self.geofence.restore(known)

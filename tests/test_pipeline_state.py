@@ -225,3 +225,42 @@ def test_a_volume_restored_midway_gives_the_events_of_one_run() -> None:
     assert light.restore(_as_kept(first.snapshot(full=False))) == []
     volumes = [e for e in reference if e.kind.startswith("volume.")]
     assert [e for e in _run(samples[cut:], light) if e.kind.startswith("volume.")] == volumes
+
+
+def test_unreadable_stuck_and_volume_entries_are_skipped_said_and_counted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A malformed entry of the stuck readings' or the volumes' state is skipped with one
+    warning per stage and the part named as dropped (the daemon counts it); the readable
+    entries are kept: the frozen gauge restored midway is still said stuck once."""
+    from tests.detect.test_stuck import frozen, laptop_day
+
+    start = laptop_day(2)[8 * 60].t
+    samples = [*laptop_day(0), *laptop_day(1), *frozen(start, 30, 64.3)]
+    config = Config(rules=())
+    reference = _run(samples, Pipeline(config))
+    cut = len(samples) - 10
+    first = Pipeline(config)
+    before = _run(samples[:cut], first)
+    saved = _as_kept(first.snapshot(full=True))
+    stuck, volumes = saved["detector_state"]["stuck"], saved["detector_state"]["volumes"]
+    stuck["seen"].append(["system.cpu_pct", "", "yesterday", None, None, 0.0, 1])
+    stuck["runs"].append(["battery.power_W", 1.0])
+    volumes["system.net_rx_Bps"] = {"first_t": "not a time"}
+    second = Pipeline(config)
+    with caplog.at_level("WARNING", logger="agent.pipeline"):
+        assert second.restore(saved) == ["stuck", "volumes"]
+    said = [r.getMessage() for r in caplog.records]
+    assert "stuck state: 2 unreadable entries skipped, the rest kept" in said
+    assert "volumes state: 1 unreadable entries skipped, the rest kept" in said
+    assert before + _run(samples[cut:], second) == reference
+
+
+@pytest.mark.parametrize("part", ["stuck", "volumes"])
+def test_a_stuck_or_volume_state_of_the_wrong_shape_starts_afresh(part: str) -> None:
+    pipeline = Pipeline(_config(), demo_fences())
+    saved = _as_kept(pipeline.snapshot(full=True))
+    saved["detector_state"][part] = {"seen": 5} if part == "stuck" else {"x": {"minute": 5}}
+    fresh = Pipeline(_config(), demo_fences())
+    assert fresh.restore(saved) == [part]
+    assert getattr(fresh, part).state() == getattr(Pipeline(_config()), part).state()

@@ -154,8 +154,10 @@ class StuckReadings:
             ],
         }
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Take back what ``state`` gave (a malformed entry is skipped)."""
+    def restore(self, state: dict[str, Any]) -> int:
+        """Take back what ``state`` gave; returns how many entries were unreadable (each
+        skipped: its stream's runs start afresh, the others are kept)."""
+        skipped = 0
         for entry in state.get("seen", []):
             try:
                 name, key, first_t, lo, hi, longest_s, count = entry
@@ -167,7 +169,7 @@ class StuckReadings:
                     int(count),
                 )
             except (TypeError, ValueError):
-                continue
+                skipped += 1
         for entry in state.get("runs", []):
             try:
                 name, value, start, last, step, key, repeats, stuck = entry
@@ -175,8 +177,10 @@ class StuckReadings:
                 run = _Run(float(value), float(start), float(last), float(step), str(key), seen)
                 run.repeats, run.stuck = int(repeats), bool(stuck)
             except (KeyError, TypeError, ValueError):
+                skipped += 1
                 continue
             self._runs[str(name)] = run
+        return skipped
 
 
 def _flag(value: object) -> bool:

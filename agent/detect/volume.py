@@ -146,8 +146,10 @@ class RateVolumes:
             for name, r in self._rates.items()
         }
 
-    def restore(self, state: dict[str, Any]) -> None:
-        """Take back what ``state`` gave (a malformed stream is skipped)."""
+    def restore(self, state: dict[str, Any]) -> int:
+        """Take back what ``state`` gave; returns how many rates were unreadable (each
+        skipped: its record starts afresh, the others are kept)."""
+        skipped = 0
         for name, saved in state.items():
             try:
                 end, total, count = saved["minute"]
@@ -166,9 +168,11 @@ class RateVolumes:
                     bool(saved["high"]),
                 )
             except (KeyError, TypeError, ValueError):
+                skipped += 1
                 continue
             self._rates[str(name)] = rate
         self._watched, self._shape = (), (-1, 0)  # looked for again, among the restored
+        return skipped
 
 
 def _judge(name: str, rate: _Rate, t: float, mean: float) -> Event | None:
