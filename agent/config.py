@@ -221,6 +221,9 @@ class EscalationConfig:
     #: Triggers less than debounce_s after the first (sample time) join its wake, which then
     #: sees the incident's first minutes.
     debounce_s: float = 300.0
+    #: A wake's second look, this long after it (sample time; 0: none): diagnosed again, the
+    #: model woken only if the diagnosis changed.
+    second_look_s: float = 300.0
     #: Wakes in any rolling hour and day; more triggers are recorded as wake.suppressed.
     max_per_hour: int = 4
     max_per_day: int = 12
@@ -313,6 +316,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "anomaly.personalise_steps": (1, 100_000),
     "anomaly.personalise_lr": (1e-6, 1.0),
     "escalation.debounce_s": (0.0, 3600.0),
+    "escalation.second_look_s": (0.0, 3600.0),
     "escalation.max_per_hour": (1, 60),
     "escalation.max_per_day": (1, 1440),
     "escalation.timeout_s": (1.0, 3600.0),

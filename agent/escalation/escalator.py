@@ -116,12 +116,15 @@ class Escalator:
         ``wake.suppressed`` (reason ``no_cause``, with the diagnosis's summary; ``vigil
         explain`` on it runs the wake by hand), with no wake row."""
         prepared = [self._prepare(request) for request in requests]
+        confirmed = self._confirmed(prepared)
         held = {
             i: _no_cause(p)
             for i, p in enumerate(prepared)
-            if p.diagnosis.cause == "unknown" and not (asked or self.config.wake_unknown)
+            if i not in confirmed
+            and p.diagnosis.cause == "unknown"
+            and not (asked or self.config.wake_unknown)
         }
-        woken = [p for i, p in enumerate(prepared) if i not in held]
+        woken = [p for i, p in enumerate(prepared) if i not in held and i not in confirmed]
         started: list[int] = []
 
         def write(conn: Connection) -> list[Event]:
@@ -146,6 +149,10 @@ class Escalator:
         results = []
         for i, p in enumerate(prepared):
             diagnosis = p.diagnosis
+            if i in confirmed:
+                self.store.count("wake.second_look_same")
+                results.append(WakeResult(None, p.context, diagnosis, []))
+                continue
             if i in held:
                 self.store.count("wake.no_cause")
                 logger.debug("wake at %s: no cause stands out, the model stays asleep", p.request.t)
@@ -167,6 +174,31 @@ class Escalator:
                 events += answers
             results.append(WakeResult(wake_id, p.context, diagnosis, events))
         return results
+
+    def _confirmed(self, prepared: Sequence[_Prepared]) -> set[int]:
+        """The second looks that change nothing: their diagnosis names no cause, or the cause
+        the incident's last finding named (a wake earlier in these requests, else the one
+        recorded; a culprit that moved between processes of one program, a browser's, is no
+        news). They wake nothing and say nothing."""
+        said: dict[float, str] = {}  # each incident's cause, in these requests
+        confirmed = set()
+        for i, p in enumerate(prepared):
+            cause, start = p.diagnosis.cause, p.request.start_t
+            if p.request.second_look:
+                before = said[start] if start in said else self._diagnosed(start)
+                if cause in ("unknown", before):
+                    confirmed.add(i)
+                    continue
+            if cause != "unknown":
+                said[start] = cause
+        return confirmed
+
+    def _diagnosed(self, start_t: float) -> str | None:
+        try:
+            return self._wakes.diagnosed(start_t)
+        except StorageError as exc:  # then the second look is a wake of its own
+            logger.warning("the first look of the incident at %s not read: %s", start_t, exc)
+            return None
 
     def _prepare(self, request: WakeRequest) -> _Prepared:
         """A wake's context, diagnosis and wake row, not written yet."""
@@ -270,6 +302,8 @@ def _done(wake: _Prepared, wake_id: int | None) -> Event:
         "culprit_kind": diagnosis.culprit_kind,
         "wake": wake_id,
     }
+    if wake.request.second_look:  # the incident's diagnosis changed since its first wake
+        data["second_look"] = True
     return Event(wake.request.t, "wake.done", diagnosis.cause, data)
 
 

@@ -7,6 +7,12 @@ holds the incident's first minutes, not just its first sample). A trigger that w
 open a window when ``max_per_hour`` wakes started in the last hour, or ``max_per_day`` in the
 last day, is recorded as ``wake.suppressed`` with the reason, never dropped silently. (The
 cooldown per rule and subject is the rule's own: ``triggers/rules.py``.)
+
+Each wake is followed by a *second look* ``second_look_s`` later, with the same triggers: an
+incident minutes old may not show its cause yet (a blocked fan's heat builds for ten
+minutes; at five the CPU that drives it looks like the cause). The escalator diagnoses it
+again and wakes the model only if the diagnosis changed (``escalator.py``); second looks
+are not counted in the budget, and there is one per wake.
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ class WakeRequest:
 
     t: float
     triggers: tuple[Event, ...]
+    #: A wake's second look (``second_look_s`` after it, the same triggers).
+    second_look: bool = False
 
     @property
     def start_t(self) -> float:
@@ -42,10 +50,13 @@ class WakePolicy:
         self.wake_rules = frozenset(wake_rules)
         self._pending: list[Event] = []
         self._started: deque[float] = deque()  # wake times of the last day
+        self._looks: deque[WakeRequest] = deque()  # second looks, by the time they are due
 
     def feed(self, t: float, events: Iterable[Event]) -> tuple[list[WakeRequest], list[Event]]:
         """The wakes due at ``t`` and the triggers suppressed by the budget."""
         wakes = self._close(t)
+        if self._looks and self._looks[0].t <= t:  # (checked here: this runs every sample)
+            wakes = self._second_looks(t) + wakes
         suppressed: list[Event] = []
         for event in events:
             if event.kind != "rule.fired" or event.subject not in self.wake_rules:
@@ -68,7 +79,18 @@ class WakePolicy:
         request = WakeRequest(t, tuple(self._pending))
         self._pending = []
         self._started.append(t)
+        if self.config.second_look_s > 0.0:
+            due = t + self.config.second_look_s
+            self._looks.append(WakeRequest(due, request.triggers, second_look=True))
         return [request]
+
+    def _second_looks(self, t: float) -> list[WakeRequest]:
+        """The second looks due at ``t`` (each at this sample's time: a pause in sampling
+        delays it)."""
+        due = []
+        while self._looks and self._looks[0].t <= t:
+            due.append(WakeRequest(t, self._looks.popleft().triggers, second_look=True))
+        return due
 
     def _over_budget(self, t: float) -> tuple[str, int] | None:
         while self._started and t - self._started[0] >= DAY_S:
@@ -82,16 +104,25 @@ class WakePolicy:
     # -- state kept across restarts --------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
-            "pending": [
-                {"t": e.t, "kind": e.kind, "subject": e.subject, "data": dict(e.data)}
-                for e in self._pending
-            ],
+            "pending": [_event_state(e) for e in self._pending],
             "started": list(self._started),
+            "looks": [
+                {"t": r.t, "triggers": [_event_state(e) for e in r.triggers]} for r in self._looks
+            ],
         }
 
     def restore(self, state: Mapping[str, Any]) -> None:
-        self._pending = [
-            Event(float(e["t"]), str(e["kind"]), str(e["subject"]), dict(e["data"]))
-            for e in state.get("pending", [])
-        ]
+        self._pending = [_event(e) for e in state.get("pending", [])]
         self._started = deque(float(t) for t in state.get("started", []))
+        self._looks = deque(
+            WakeRequest(float(r["t"]), tuple(_event(e) for e in r["triggers"]), second_look=True)
+            for r in state.get("looks", [])
+        )
+
+
+def _event_state(e: Event) -> dict[str, Any]:
+    return {"t": e.t, "kind": e.kind, "subject": e.subject, "data": dict(e.data)}
+
+
+def _event(saved: Mapping[str, Any]) -> Event:
+    return Event(float(saved["t"]), str(saved["kind"]), str(saved["subject"]), dict(saved["data"]))

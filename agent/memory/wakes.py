@@ -149,6 +149,24 @@ class WakeStore:
             )
         return int(done.rowcount or 0)
 
+    def diagnosed(self, start_t: float) -> str | None:
+        """The cause of the latest finding of the incident that began at ``start_t`` (its
+        wakes' ``start_t``); None when none was recorded."""
+        w, f = schema.wakes.c, schema.findings.c
+        query = (
+            select(f.cause)
+            .join(schema.wakes, w.id == f.wake_id)
+            .where(w.start_us == to_us(start_t))
+            .order_by(f.t_us.desc(), f.wake_id.desc())
+            .limit(1)
+        )
+        try:
+            with self.engine.connect() as conn:
+                row = conn.execute(query).first()
+        except OperationalError as exc:
+            raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
+        return None if row is None else str(row.cause)
+
     def findings(self, since: float | None = None) -> list[dict[str, Any]]:
         """Findings with their wake's cost, oldest first."""
         w, f = schema.wakes.c, schema.findings.c

@@ -27,8 +27,8 @@ from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
 from agent.runtime.explain import explain
 from agent.runtime.replay import replay_files
-from agent.runtime.trace import ReadCounts, read_trace
-from agent.samples import Event
+from agent.runtime.trace import ReadCounts, TraceWriter, read_trace
+from agent.samples import Event, Sample
 
 #: The demo day with two wake rules: the runaway (ffmpeg, 14:00) and the first arrivals.
 RULES = """
@@ -109,6 +109,40 @@ def test_wakes_are_the_same_with_and_without_a_model(day: Path, tmp_path: Path) 
         assert f["cpu_s"] > 0 and f["wall_s"] > 0 and f["peak_rss_kb"] > 0
         assert f["text"] == f"{f['culprit']} did it." and f["text_source"] == "model"
         assert f["model_text"].startswith(f["text"])
+
+
+def test_a_second_look_wakes_the_model_only_when_the_diagnosis_changed(
+    day: Path, tmp_path: Path
+) -> None:
+    """Each wake is diagnosed again 300 s later. On the synthetic day nothing changes: no
+    event, no model, a counter. When memory climbs after the runaway's wake (a leak the first
+    five minutes did not show), the second look names it: a ``wake.done`` marked
+    ``second_look``, its finding and the model's answer, the first wake as it was."""
+    cfg = config(f'backend = "command"\ncommand = {python(ANSWER)}')
+    plain, _ = replay(day, cfg, tmp_path / "plain.db")
+    assert not [e for e in plain if e.data.get("second_look")]
+    store = MemoryStore(open_engine(tmp_path / "plain.db"))
+    assert store.counters().get("wake.second_look_same", 0) == 3  # one per wake of the day
+    store.close()
+
+    runaway_t = synthetic.START_T + synthetic.RUNAWAY[0]
+    leaking = tmp_path / "leak.jsonl.gz"
+    with TraceWriter(leaking, created=synthetic.START_T, host="test", source="test") as writer:
+        for s in read_trace([day], ReadCounts()):
+            if s.sensor == "system" and runaway_t + 420.0 <= s.t <= runaway_t + 2400.0:
+                climbed = min(85.0, float(s.data["mem_used_pct"]) + (s.t - runaway_t - 420.0) / 6)
+                s = Sample(s.sensor, s.t, {**s.data, "mem_used_pct": climbed})
+            writer.write(s)
+    events, found = replay(leaking, cfg, tmp_path / "leak.db")
+    done = [json.loads(w) for w in wakes(events)]
+    first = next(d for d in done if d["subject"] == "cpu_runaway")
+    assert first["data"]["culprit"] == "ffmpeg" and "second_look" not in first["data"]
+    looks = [d for d in done if d["data"].get("second_look")]
+    assert [d["subject"] for d in looks] == ["memory_growth"]
+    assert looks[0]["t"] == first["t"] + 300.0
+    finding = next(f for f in found if f["wake_id"] == looks[0]["data"]["wake"])
+    assert finding["cause"] == "memory_growth" and finding["start_t"] == runaway_t + 60.0
+    assert finding["status"] == "done" and finding["text_source"] == "model"
 
 
 def test_a_hanging_backend_fails_its_wakes_and_the_replay_goes_on(

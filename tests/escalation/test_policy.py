@@ -56,7 +56,7 @@ def test_the_budget_holds_wakes_back_and_says_why() -> None:
     wakes, suppressed = run(policy, feed, until=86_400.0, step=600.0)
     # 0 and 600 wake; 1200 is the third in an hour; 3600 wakes (0 is an hour old): 3 in a
     # day; 7200 is the fourth in a day; at 86400 the day since 0 is over.
-    assert [w.t for w in wakes] == [0.0, 600.0, 3600.0, 86_400.0]
+    assert [w.t for w in wakes if not w.second_look] == [0.0, 600.0, 3600.0, 86_400.0]
     assert [(e.t, e.kind, e.subject, e.data["reason"], e.data["limit"]) for e in suppressed] == [
         (1200.0, "wake.suppressed", "anomaly", "max_per_hour", 2),
         (7200.0, "wake.suppressed", "anomaly", "max_per_day", 3),
@@ -77,3 +77,33 @@ def test_a_pending_wake_and_the_budget_survive_a_restart() -> None:
     assert [(w.t, w.start_t) for w in wakes] == [(3760.0, 3700.0)] and suppressed == []
     _, suppressed = second.feed(3800.0, [fired(3800.0)])
     assert [e.data["reason"] for e in suppressed] == ["max_per_hour"]
+
+
+def test_each_wake_has_one_second_look_outside_the_budget() -> None:
+    """A wake is looked at again ``second_look_s`` later, with the same triggers, at the
+    first sample from then; the look spends none of the budget (the hour's one wake still
+    holds the next trigger back), and ``second_look_s = 0`` looks once."""
+    config = EscalationConfig(debounce_s=60.0, second_look_s=300.0, max_per_hour=1)
+    policy = WakePolicy(config, ["anomaly"])
+    wakes, suppressed = run(policy, {0.0: [fired(0.0)], 400.0: [fired(400.0)]}, until=1000.0)
+    assert [(w.t, w.second_look, [e.t for e in w.triggers]) for w in wakes] == [
+        (60.0, False, [0.0]),
+        (360.0, True, [0.0]),
+    ]
+    assert [(e.t, e.data["reason"]) for e in suppressed] == [(400.0, "max_per_hour")]
+    once = WakePolicy(EscalationConfig(debounce_s=60.0, second_look_s=0.0), ["anomaly"])
+    wakes, _ = run(once, {0.0: [fired(0.0)]}, until=1000.0)
+    assert [(w.t, w.second_look) for w in wakes] == [(60.0, False)]
+
+
+def test_a_second_look_survives_a_restart_and_waits_out_a_pause() -> None:
+    config = EscalationConfig(debounce_s=60.0, second_look_s=300.0)
+    first = WakePolicy(config, ["anomaly"])
+    first.feed(0.0, [fired(0.0)])
+    assert [w.second_look for w in first.feed(60.0, [])[0]] == [False]
+    second = WakePolicy(config, ["anomaly"])
+    second.restore(first.state())
+    assert second.feed(300.0, [])[0] == []
+    wakes, _ = second.feed(900.0, [])  # the machine slept through 360: looked at on waking
+    assert [(w.t, w.start_t, w.second_look) for w in wakes] == [(900.0, 0.0, True)]
+    assert second.feed(1200.0, [])[0] == []
