@@ -382,12 +382,18 @@ def rate_columns(names: Sequence[str]) -> Mask | None:
 def log_rates(x: F64, rates: Mask | None) -> F64:
     """``x`` with the byte-rate columns ``rates`` (``rate_columns``) on a log scale: their
     bursts span orders of magnitude, and on a linear scale one download makes every other
-    stream look decoupled. (Masked ufuncs, not a gather and a scatter of the columns: the
-    same bits at half the cost on a live row.)"""
+    stream look decoupled. (A live row by masked ufuncs, half the cost of a gather and a
+    scatter of its columns; a chunk by the gather and scatter, a fifth less than masked
+    ufuncs over every column: the same bits either way.)"""
     if rates is None:
         return x
-    out = np.maximum(x, 0.0, out=x.copy(), where=rates)
-    np.log1p(out, out=out, where=rates)
+    if len(x) == 1:
+        out = np.maximum(x, 0.0, out=x.copy(), where=rates)
+        np.log1p(out, out=out, where=rates)
+        return out
+    columns = np.flatnonzero(rates)
+    out = x.copy()
+    out[:, columns] = np.log1p(np.maximum(x[:, columns], 0.0))
     return out
 
 
