@@ -58,12 +58,19 @@ class _Prepared:
 
 @dataclass(frozen=True)
 class WakeResult:
-    """A wake as ``vigil explain`` shows it."""
+    """A wake as ``vigil explain`` shows it (no context and no diagnosis: a second look at
+    an incident whose cause no later look could change, never made)."""
 
     wake_id: int | None
-    context: Context
-    diagnosis: Diagnosis
+    context: Context | None
+    diagnosis: Diagnosis | None
     events: list[Event]
+
+
+#: The causes no later look can change: the diagnosis names them first (a sensor's readings
+#: are not facts, an arrival is one) or above every other resource (swap). Their second look
+#: is not made: a look reads a week of vitals (about a second of CPU in replay).
+FINAL_CAUSES = frozenset({"sensor_fault", "unusual_place", "swap_pressure"})
 
 
 class Escalator:
@@ -115,16 +122,20 @@ class Escalator:
         diagnosis, and "no cause stands out" is not worth its battery. It is recorded as a
         ``wake.suppressed`` (reason ``no_cause``, with the diagnosis's summary; ``vigil
         explain`` on it runs the wake by hand), with no wake row."""
-        prepared = [self._prepare(request) for request in requests]
-        confirmed = self._confirmed(prepared)
+        prepared, confirmed = self._looked(requests)
         held = {
             i: _no_cause(p)
             for i, p in enumerate(prepared)
-            if i not in confirmed
+            if p is not None
+            and i not in confirmed
             and p.diagnosis.cause == "unknown"
             and not (asked or self.config.wake_unknown)
         }
-        woken = [p for i, p in enumerate(prepared) if i not in held and i not in confirmed]
+        woken = [
+            p
+            for i, p in enumerate(prepared)
+            if p is not None and i not in held and i not in confirmed
+        ]
         started: list[int] = []
 
         def write(conn: Connection) -> list[Event]:
@@ -147,12 +158,16 @@ class Escalator:
                 self.store.record_events(list(held.values()))
         ids = iter(wake_ids)
         results = []
-        for i, p in enumerate(prepared):
-            diagnosis = p.diagnosis
+        for i, looked in enumerate(prepared):
             if i in confirmed:
                 self.store.count("wake.second_look_same")
-                results.append(WakeResult(None, p.context, diagnosis, []))
+                if looked is None:
+                    results.append(WakeResult(None, None, None, []))
+                else:
+                    results.append(WakeResult(None, looked.context, looked.diagnosis, []))
                 continue
+            assert looked is not None
+            p, diagnosis = looked, looked.diagnosis
             if i in held:
                 self.store.count("wake.no_cause")
                 logger.debug("wake at %s: no cause stands out, the model stays asleep", p.request.t)
@@ -175,23 +190,33 @@ class Escalator:
             results.append(WakeResult(wake_id, p.context, diagnosis, events))
         return results
 
-    def _confirmed(self, prepared: Sequence[_Prepared]) -> set[int]:
-        """The second looks that change nothing: their diagnosis names no cause, or the cause
-        the incident's last finding named (a wake earlier in these requests, else the one
-        recorded; a culprit that moved between processes of one program, a browser's, is no
-        news). They wake nothing and say nothing."""
+    def _looked(
+        self, requests: Sequence[WakeRequest]
+    ) -> tuple[list[_Prepared | None], set[int]]:
+        """Each request prepared, in order, and the second looks that change nothing: their
+        diagnosis names no cause, or the cause the incident's last finding named (a wake
+        earlier in these requests, else the one recorded; a culprit that moved between
+        processes of one program, a browser's, is no news). They wake nothing and say
+        nothing. A second look at a cause in ``FINAL_CAUSES`` is not prepared at all."""
         said: dict[float, str] = {}  # each incident's cause, in these requests
+        prepared: list[_Prepared | None] = []
         confirmed = set()
-        for i, p in enumerate(prepared):
-            cause, start = p.diagnosis.cause, p.request.start_t
-            if p.request.second_look:
+        for i, request in enumerate(requests):
+            start, before = request.start_t, None
+            if request.second_look:
                 before = said[start] if start in said else self._diagnosed(start)
-                if cause in ("unknown", before):
+                if before in FINAL_CAUSES:
+                    prepared.append(None)
                     confirmed.add(i)
                     continue
-            if cause != "unknown":
+            p = self._prepare(request)
+            prepared.append(p)
+            cause = p.diagnosis.cause
+            if request.second_look and cause in ("unknown", before):
+                confirmed.add(i)
+            elif cause != "unknown":
                 said[start] = cause
-        return confirmed
+        return prepared, confirmed
 
     def _diagnosed(self, start_t: float) -> str | None:
         try:
