@@ -190,9 +190,7 @@ class Escalator:
             results.append(WakeResult(wake_id, p.context, diagnosis, events))
         return results
 
-    def _looked(
-        self, requests: Sequence[WakeRequest]
-    ) -> tuple[list[_Prepared | None], set[int]]:
+    def _looked(self, requests: Sequence[WakeRequest]) -> tuple[list[_Prepared | None], set[int]]:
         """Each request prepared, in order, and the second looks that change nothing: their
         diagnosis names no cause, or the cause the incident's last finding named (a wake
         earlier in these requests, else the one recorded; a culprit that moved between
