@@ -21,6 +21,8 @@ from agent.clock import SystemClock
 from agent.config import Config
 from agent.demo import demo_fences, write_synthetic_trace
 from agent.escalation.backends import make_backend
+from agent.escalation.escalator import Escalator
+from agent.escalation.policy import WakeRequest
 from agent.memory import schema
 from agent.memory.db import open_engine
 from agent.memory.store import MemoryStore
@@ -126,6 +128,19 @@ def test_a_second_look_wakes_the_model_only_when_the_diagnosis_changed(
     store.close()
 
     runaway_t = synthetic.START_T + synthetic.RUNAWAY[0]
+    read: list[bool] = []  # each look that read its context: a second look or not
+    prepare = Escalator._prepare
+
+    def reading(self: Escalator, request: WakeRequest) -> Any:
+        read.append(request.second_look)
+        return prepare(self, request)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Escalator, "_prepare", reading)
+        replay(day, cfg, tmp_path / "again.db")
+    # two arrivals at new places and the runaway: only the runaway's cause can change
+    assert read == [False, False, False, True]
+
     leaking = tmp_path / "leak.jsonl.gz"
     with TraceWriter(leaking, created=synthetic.START_T, host="test", source="test") as writer:
         for s in read_trace([day], ReadCounts()):
