@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.detect.anomaly.comove import RATE_SUFFIX
 from agent.samples import Event, Sample
 
 WINDOW_S = 900.0
@@ -30,7 +31,6 @@ SPAN_S = 4 * 86_400.0
 RECENT_S = 3_600.0
 TIMES_RECORD = 1.5
 MIN_BYTES = 1e6
-RATE_SUFFIX = "_Bps"
 #: The samples' rate names are looked for again when a sample's size changes, and at least
 #: this often (a device swapped for another keeps the size).
 RESCAN_EVERY = 256
