@@ -230,21 +230,17 @@ class AnomalyDetector:
         """Whether the machine was on battery at each sample of ``[start, stop)``: as the
         last battery sample at or before it said (``charging`` 0), else as before them."""
         on_battery = self.on_battery
-        if stop - start == 1:  # the live daemon's sample: a shared constant, not a new array
-            if sources[start] == "battery":
-                charging = values[start].get(CHARGING)
-                if charging is not None:
-                    on_battery = self.on_battery = charging == 0.0
-            return _ON_BATTERY if on_battery else _ON_MAINS
-        out = np.empty(stop - start, dtype=np.bool_)
+        each: list[bool] = []
         for i in range(start, stop):
             if sources[i] == "battery":
                 charging = values[i].get(CHARGING)
                 if charging is not None:
                     on_battery = charging == 0.0
-            out[i - start] = on_battery
+            each.append(on_battery)
         self.on_battery = on_battery
-        return out
+        if len(each) == 1:  # the live daemon's sample: a shared constant, not a new array
+            return _ON_BATTERY if on_battery else _ON_MAINS
+        return np.array(each, dtype=np.bool_)
 
     def _score(
         self, ts: F64, values: Sequence[Mapping[str, float]], source: str, rows: list[int]
