@@ -186,16 +186,22 @@ def test_a_source_of_many_streams_restored_midway_gives_the_scores_of_one_run() 
     assert history["joint"]["system"]["nodes"]
 
 
-def test_a_stuck_reading_restored_midway_gives_the_events_of_one_run() -> None:
-    """Stopped while a battery gauge is frozen, before and after it was said stuck: the
-    stream's runs per state and its open run come back, so the restored pipeline says
-    ``sensor.stuck`` once, when one run would."""
+def _frozen_gauge() -> tuple[list[Sample], Config, list[Event]]:
+    """Two laptop days, then a battery gauge frozen at 64.3 % for 30 readings; the config
+    without rules, and the events of one run through it."""
     from tests.detect.test_stuck import frozen, laptop_day
 
     start = laptop_day(2)[8 * 60].t
     samples = [*laptop_day(0), *laptop_day(1), *frozen(start, 30, 64.3)]
     config = Config(rules=())
-    reference = _run(samples, Pipeline(config))
+    return samples, config, _run(samples, Pipeline(config))
+
+
+def test_a_stuck_reading_restored_midway_gives_the_events_of_one_run() -> None:
+    """Stopped while a battery gauge is frozen, before and after it was said stuck: the
+    stream's runs per state and its open run come back, so the restored pipeline says
+    ``sensor.stuck`` once, when one run would."""
+    samples, config, reference = _frozen_gauge()
     assert [e.kind for e in reference if e.kind.startswith("sensor.")] == ["sensor.stuck"]
     for cut in (len(samples) - 26, len(samples) - 10):  # 4 and 20 readings into the run
         first = Pipeline(config)
@@ -233,12 +239,7 @@ def test_unreadable_stuck_and_volume_entries_are_skipped_said_and_counted(
     """A malformed entry of the stuck readings' or the volumes' state is skipped with one
     warning per stage and the part named as dropped (the daemon counts it); the readable
     entries are kept: the frozen gauge restored midway is still said stuck once."""
-    from tests.detect.test_stuck import frozen, laptop_day
-
-    start = laptop_day(2)[8 * 60].t
-    samples = [*laptop_day(0), *laptop_day(1), *frozen(start, 30, 64.3)]
-    config = Config(rules=())
-    reference = _run(samples, Pipeline(config))
+    samples, config, reference = _frozen_gauge()
     cut = len(samples) - 10
     first = Pipeline(config)
     before = _run(samples[:cut], first)
