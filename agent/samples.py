@@ -11,6 +11,9 @@ Scalar = bool | int | float | str | None
 
 #: Every sensor a sample may come from. An unknown name is rejected where data enters.
 KNOWN_SENSORS = frozenset({"location", "system", "battery", "apps", "metric", "status", "clock"})
+#: The apps sensor's field naming the focused window's process (by the window's pid), as its
+#: rankings name processes: what the user is working in is not in the background.
+FOCUSED_PROCESS = "app_process"
 
 
 @dataclass(frozen=True, slots=True)

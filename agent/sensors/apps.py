@@ -14,7 +14,7 @@ import psutil
 from agent.config import AppsSensorConfig
 from agent.errors import SensorUnavailable
 from agent.platform import is_termux
-from agent.samples import Sample, Scalar
+from agent.samples import FOCUSED_PROCESS, Sample, Scalar
 from agent.sensors.focus import FocusBackend, FocusReading, UnavailableFocus, open_focus
 from agent.sensors.values import clean_text, kernel_int
 
@@ -291,7 +291,8 @@ def focus_fields(
 
 
 class AppsSensor:
-    """The focused app (``app``, optional ``title``, ``pid``) and the top processes by CPU and
+    """The focused app (``app``, optional ``title``, ``pid``, and ``app_process``, the name the
+    rankings give the window's process) and the top processes by CPU and
     by memory (see ``process_fields``).
 
     The rankings come from a scan of every process every ``rank_every_s`` (and at the second
@@ -327,12 +328,14 @@ class AppsSensor:
         self._previous_t: float | None = None
         self._scans = 0
         self._ranks: dict[str, Scalar] = {}
+        self._names: dict[int, str] = {}  # pid -> name, at the latest scan
         self._warned: set[str] = set()
         self._focus_down = False
 
     def read(self, now: float) -> Sample:
         data: dict[str, Scalar] = {}
         focus_down: SensorUnavailable | None = None
+        focused_pid: int | None = None
         try:
             reading = self._focus.read()
         except SensorUnavailable as exc:
@@ -343,6 +346,7 @@ class AppsSensor:
                 logger.info("apps: focused window readable again (%s)", self._focus.name)
                 self._warned.discard("focus")  # the next outage warns again
             data.update(focus_fields(reading, self._titles, self._patterns))
+            focused_pid = reading.pid
         self._focus_down = focus_down is not None
         if self._scan_due(now):
             try:
@@ -352,12 +356,15 @@ class AppsSensor:
                     reason = f"{focus_down.reason}; {exc.reason}"
                     raise SensorUnavailable(self.name, reason) from exc
                 self._note("processes", exc.reason)
-                self._ranks = {}  # left out until a scan works again (at the next poll)
+                self._ranks, self._names = {}, {}  # left out until a scan works again
             else:
                 dt_s = None if self._previous_t is None else now - self._previous_t
                 self._ranks = process_fields(stats, self._previous, dt_s, self._top_n)
                 self._previous, self._previous_t = stats, now
+                self._names = {p.pid: p.name for p in stats}
                 self._scans += 1
+        if focused_pid is not None and focused_pid in self._names:
+            data[FOCUSED_PROCESS] = self._names[focused_pid]
         data.update(self._ranks)
         return Sample(self.name, now, data)
 

@@ -20,6 +20,7 @@ from _tools import require_tool
 
 from agent.config import AppsSensorConfig
 from agent.errors import SensorReadError, SensorUnavailable
+from agent.samples import FOCUSED_PROCESS
 from agent.sensors.apps import (
     AppsSensor,
     ProcessStat,
@@ -181,6 +182,18 @@ def test_sensor_sample_fields() -> None:
     }
     sensor.close()
     assert focus.closed
+
+
+def test_the_focused_windows_process_is_named_as_the_rankings_name_it() -> None:
+    """By the window's pid at the latest scan: pid 3 was "make", then "cc1" (which the CPU
+    ranking names); a window whose pid no scan has seen yet names none."""
+    focus = FakeFocus([FocusReading("Code", None, 3)] * 2 + [FocusReading("Code", None, 9)])
+    config = AppsSensorConfig(top_n=1, rank_every_s=60.0)
+    sensor = AppsSensor(config, focus=focus, processes=scans(BEFORE, AFTER))
+    assert sensor.read(T0).data[FOCUSED_PROCESS] == "make"
+    second = sensor.read(T0 + 5.0).data
+    assert second[FOCUSED_PROCESS] == second["cpu1_name"] == "cc1"
+    assert FOCUSED_PROCESS not in sensor.read(T0 + 10.0).data  # pid 9: not in the last scan
 
 
 def test_titles_off_by_default() -> None:
