@@ -233,6 +233,25 @@ def test_a_volume_restored_midway_gives_the_events_of_one_run() -> None:
     assert [e for e in _run(samples[cut:], light) if e.kind.startswith("volume.")] == volumes
 
 
+def test_a_background_process_restored_midway_gives_the_events_of_one_run() -> None:
+    """Stopped two minutes into an encoder's run in the background: the processes' records
+    and the open window come back, so the restored pipeline says ``process.busy`` when one
+    run would."""
+    from tests.detect.test_background import four_days, running
+
+    _, days = four_days()
+    samples = [*days, *running(days[-1].t + 5.0, 40, "ffmpeg", 115.0)]
+    config = Config(rules=())
+    reference = _run(samples, Pipeline(config))
+    assert [e.kind for e in reference if e.kind.startswith("process.")] == ["process.busy"]
+    cut = len(days) + 24  # two minutes in
+    first = Pipeline(config)
+    before = _run(samples[:cut], first)
+    second = Pipeline(config)
+    assert second.restore(_as_kept(first.snapshot(full=True))) == []
+    assert before + _run(samples[cut:], second) == reference
+
+
 def test_unreadable_stuck_and_volume_entries_are_skipped_said_and_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -257,11 +276,21 @@ def test_unreadable_stuck_and_volume_entries_are_skipped_said_and_counted(
     assert before + _run(samples[cut:], second) == reference
 
 
-@pytest.mark.parametrize("part", ["stuck", "volumes"])
-def test_a_stuck_or_volume_state_of_the_wrong_shape_starts_afresh(part: str) -> None:
+@pytest.mark.parametrize(
+    ("part", "bad"),
+    [
+        ("stuck", {"seen": 5}),
+        ("volumes", {"x": {"minute": 5}}),
+        ("background", {"minute": 5}),
+        ("background", {"first_t": 0.0}),
+    ],
+)
+def test_a_stuck_volume_or_background_state_of_the_wrong_shape_starts_afresh(
+    part: str, bad: dict[str, object]
+) -> None:
     pipeline = Pipeline(_config(), demo_fences())
     saved = _as_kept(pipeline.snapshot(full=True))
-    saved["detector_state"][part] = {"seen": 5} if part == "stuck" else {"x": {"minute": 5}}
+    saved["detector_state"][part] = bad
     fresh = Pipeline(_config(), demo_fences())
     assert fresh.restore(saved) == [part]
     assert getattr(fresh, part).state() == getattr(Pipeline(_config()), part).state()
