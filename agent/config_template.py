@@ -222,7 +222,9 @@ action = "wake"
 # routine; drop the data line to wake for them too), and the arrival at a place never seen
 # before, once vigil has known places for a day (on the first day every place is new), and
 # a sensor stuck on one reading twice as long as it ever held one in the same state, and a
-# quarter of an hour's network or disk volume 1.5 times the largest of the last 4 days.
+# quarter of an hour's network or disk volume 1.5 times the largest of the last 4 days, and
+# a process busier in the background over a quarter of an hour (at least half a core) than
+# 1.5 times its largest of the last 4 days.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
@@ -244,5 +246,10 @@ action = "wake"
 [[rules]]
 name = "volume_high"
 event = "volume.high"
+action = "wake"
+
+[[rules]]
+name = "process_busy"
+event = "process.busy"
 action = "wake"
 """

@@ -18,13 +18,16 @@ How a cause is chosen, root causes before their consequences:
 5. else a rate the pipeline found at 1.5 times its 4-day record for a quarter of an hour
    (``volume.high``) names its **network_burst** or **disk_burst** (the CPU a transfer takes
    is its consequence);
-6. else the largest of CPU (**cpu_runaway**), network (**network_burst**) and disk
+6. else a process the pipeline found busier in the background for a quarter of an hour
+   than in the last 4 days, by half again (``process.busy``), is a **cpu_runaway**, and the
+   culprit;
+7. else the largest of CPU (**cpu_runaway**), network (**network_burst**) and disk
    (**disk_burst**) beyond their usual ranges: by the usual range's width, and for rates ten
    times the usual 95th percentile (their quiet and busy levels are orders of magnitude apart);
-7. when nothing is that far beyond its usual range yet (a leak's first minutes), the cause
+8. when nothing is that far beyond its usual range yet (a leak's first minutes), the cause
    the streams named by the triggers speak for, if one is above its usual 95th percentile
    (``apps.mem2_pct``: a process's memory);
-8. a value usual for the day but not for this hour is an **unusual_time**; else **unknown**.
+9. a value usual for the day but not for this hour is an **unusual_time**; else **unknown**.
 """
 
 from __future__ import annotations
@@ -156,6 +159,9 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     volume = _volume_cause(ctx)
     if volume is not None:
         return volume
+    cpu = ctx.stream("system.cpu_pct")
+    if cpu is not None and _busy_processes(ctx):
+        return "cpu_runaway", cpu
     ranked = []
     for cause in ("cpu_runaway", "network_burst", "disk_burst"):
         best = _strongest(ctx, _SUFFIXES[cause])
@@ -165,6 +171,12 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
         return None
     _, cause, stream = max(ranked, key=lambda r: r[0])
     return cause, stream
+
+
+def _busy_processes(ctx: Context) -> list[str]:
+    """The processes a ``process.busy`` trigger names: busier in the background than their
+    own record, the finding of a runaway nobody is looking at."""
+    return [str(t["subject"]) for t in ctx.triggers if t["event"] == "process.busy"]
 
 
 def _volume_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
@@ -283,7 +295,8 @@ def _culprit(ctx: Context, cause: str) -> ProcessFacts | None:
     if cause in ("network_burst", "disk_burst"):
         risen = [p for p in procs if p.cpu_pct > 0.0]
         return max(risen, key=lambda p: (p.cpu_pct - p.cpu_before_pct, p.cpu_pct), default=None)
-    busy = [p for p in procs if p.cpu_pct > 0.0]
+    named = [p for p in procs if p.name in _busy_processes(ctx)] if cause == "cpu_runaway" else []
+    busy = named or [p for p in procs if p.cpu_pct > 0.0]
     return busy[0] if busy else None  # processes come sorted by CPU
 
 

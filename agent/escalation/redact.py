@@ -42,8 +42,10 @@ class Redacted:
 def redact(ctx: Context, diagnosis: Diagnosis, config: EscalationConfig) -> Redacted:
     names: dict[str, str] = {}  # real -> stand-in
     if not config.share_process_names:
-        for i, proc in enumerate(ctx.processes, start=1):
-            names[proc.name] = f"process-{i}"
+        for proc in ctx.processes:
+            names.setdefault(proc.name, f"process-{len(names) + 1}")
+        for subject in _named_processes(ctx):  # ``process.busy`` and the like name one
+            names.setdefault(subject, f"process-{len(names) + 1}")
     if not config.share_app_names and ctx.focused_app is not None:
         names.setdefault(ctx.focused_app, "app-1")
     grid = config.location_precision_m
@@ -65,6 +67,13 @@ def redact(ctx: Context, diagnosis: Diagnosis, config: EscalationConfig) -> Reda
     facts = tuple(_rename(f, names) for f in diagnosis.facts)
     payload["facts"] = list(facts)
     return Redacted(facts, payload, {v: k for k, v in names.items()})
+
+
+def _named_processes(ctx: Context) -> list[str]:
+    """The processes the triggers and the recent events name as their subject."""
+    said = [(t.get("event"), t.get("subject")) for t in ctx.triggers]
+    said += [(e.get("kind"), e.get("subject")) for e in ctx.recent]
+    return [str(subject) for kind, subject in said if str(kind).startswith("process.")]
 
 
 def snap(lat: float, lon: float, grid_m: float) -> tuple[float, float]:

@@ -182,6 +182,25 @@ def test_a_volume_the_pipeline_found_names_its_burst_before_the_cpu_it_takes() -
     assert (d.cause, d.culprit) == ("disk_burst", "tar")
 
 
+def test_a_process_busy_in_the_background_is_a_runaway_within_the_usual_cpu() -> None:
+    """ffmpeg at a core on a four-core machine: 30 % CPU is within an afternoon's usual
+    range, so the vitals name no cause; the pipeline's ``process.busy`` (out of focus, past
+    its 4-day record) names the runaway, and its process even where another is busier."""
+    cpu = stream("system.cpu_pct", 30.0, (2.0, 12.0, 35.0))
+    game = ProcessFacts("factorio", 150.0, 140.0, 6.0, 6.0)
+    ffmpeg = ProcessFacts("ffmpeg", 100.0, 0.0, 1.0, 0.0)
+    assert diagnose(context(cpu, processes=(game, ffmpeg))).cause == "unknown"
+    found = {
+        "t": 0.0,
+        "rule": "process_busy",
+        "event": "process.busy",
+        "subject": "ffmpeg",
+        "data": {"mean_pct": 98.0, "record_pct": 0.0, "window_s": 900.0},
+    }
+    d = diagnose(context(cpu, processes=(game, ffmpeg), triggers=(found,)))
+    assert (d.cause, d.culprit, d.culprit_kind) == ("cpu_runaway", "ffmpeg", "process")
+
+
 def test_a_new_place_is_unusual_and_named() -> None:
     place = PlaceFacts("place-7", 46.5, 15.6, new=True, visits=1, nearest_known_m=23_400.0)
     d = diagnose(context(place=place))
