@@ -971,6 +971,12 @@ USER_APPS: tuple[ProcSpec, ...] = (
     _app("nautilus", 3090, (0.0, 0.0, 0.02, 1.0), (0.6, 0.0, 0.6), "org.gnome.Nautilus"),
 )
 PROCESSES = DESKTOP + USER_APPS
+#: The process a focused window belongs to (the apps sensor names it from the window's pid):
+#: a browser's window is its main process, not its content processes.
+PROCESS_OF_WINDOW = {
+    **{w: p for p, w in WINDOWS.items()},
+    **{w: p for p, w in reversed([(s.name, s.window) for s in USER_APPS])},
+}
 UNLISTED_CPU = (0.2, 0.8, 3.0)  # hundreds of small processes and the kernel, % of a core
 KSWAPD_PID = 98
 
@@ -1314,6 +1320,9 @@ def _apps_data(focus: str | None, rows: list[Row], first: bool) -> dict[str, Sca
     """The apps sensor's fields: the focused app, the top 3 by CPU since the last poll (none
     at zero) and the top 3 by resident memory, ties by name then pid."""
     data: dict[str, Scalar] = {} if focus is None else {"app": focus}
+    process = PROCESS_OF_WINDOW.get(focus or "")
+    if process is not None and any(row[0] == process for row in rows):
+        data["app_process"] = process
     if not first:
         busy = sorted((r for r in rows if r[2] > 0.0), key=lambda r: (-r[2], r[0], r[1]))
         for i, row in enumerate(busy[:3], start=1):
