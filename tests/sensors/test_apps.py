@@ -353,6 +353,32 @@ def one_process() -> Sequence[ProcessStat]:
     return [ProcessStat(1, "init", 1.0, 0.1, 1.0)]
 
 
+def test_the_focused_window_names_its_real_process(xsession: XSession) -> None:
+    """A window of this test's own process, focused in a real X session, read through the
+    real process scan: ``app_process`` is this process's name as the rankings give it."""
+    from Xlib import X, Xatom, Xutil
+    from Xlib import display as xdisplay
+
+    client = xdisplay.Display(xsession.display)
+    window = client.screen().root.create_window(0, 0, 200, 100, 0, X.CopyFromParent)
+    window.set_wm_class("vigil-own", "VigilOwn")
+    window.change_property(client.intern_atom("_NET_WM_PID"), Xatom.CARDINAL, 32, [os.getpid()])
+    window.set_wm_hints(flags=Xutil.InputHint, input=1)
+    window.map()
+    client.sync()
+    sensor = AppsSensor(AppsSensorConfig(), focus=X11Focus(xsession.display))
+    try:
+        xsession.activate("VigilOwn")
+        data = sensor.read(T0).data
+        me = next(p for p in scan_processes() if p.pid == os.getpid())
+        assert (data["app"], data["pid"]) == ("VigilOwn", os.getpid())
+        assert data[FOCUSED_PROCESS] == me.name == psutil.Process().name()
+    finally:
+        sensor.close()
+        window.destroy()
+        client.close()
+
+
 def test_x11_focus_follows_the_active_window(xsession: XSession) -> None:
     require_tool("xlogo")
     require_tool("xcalc")
