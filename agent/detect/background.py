@@ -141,8 +141,9 @@ class BackgroundCpu:
     def _forget(self, t: float) -> None:
         """Names with no entry left in their 4 days and no episode open (a process busy once
         a month is not kept all month)."""
-        for name in [n for n, r in self._names.items() if not r.high and not r.recent]:
-            if not self._names[name].largest(t):
+        gone = [n for n, r in self._names.items() if not r.high and not r.largest(t)]
+        for name in gone:
+            if not self._names[name].recent:
                 del self._names[name]
 
     # -- state kept across restarts ------------------------------------------------------------

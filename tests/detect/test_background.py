@@ -152,3 +152,19 @@ def test_an_unreadable_name_is_skipped_and_counted() -> None:
     second = BackgroundCpu()
     assert second.restore(saved) == 1
     assert set(second.state()["names"]) == set(saved["names"]) - {"zoom"}
+
+
+def test_a_process_not_busy_for_the_span_is_forgotten() -> None:
+    """The builds and the browser's content process stop: 4 days and two hours later their
+    names have no entry left and are gone from the state, which stays the size of the
+    processes busy in the background lately (the browser in front is never one)."""
+    background, days = four_days()
+    feed_stage(background, days)
+    assert "cc1plus" in background.state()["names"]
+    start = days[-1].t + STEP
+    quiet = [
+        apps(start + i * STEP, "firefox", ("gnome-shell", 3.0), ("firefox", 5.0))
+        for i in range(int((SPAN_S + 2 * H) / STEP))
+    ]
+    assert feed_stage(background, quiet) == []
+    assert set(background.state()["names"]) == {"gnome-shell"}
