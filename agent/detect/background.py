@@ -91,11 +91,13 @@ class BackgroundCpu:
         focused = data.get(FOCUSED_PROCESS)
         sums = self._sums
         for name_key, pct_key in RANKS:
-            name, pct = data.get(name_key), data.get(pct_key)
-            if name is None:
+            name = data.get(name_key)
+            if not isinstance(name, str):
                 break
-            if name != focused and isinstance(pct, int | float) and pct > 0.0:
-                sums[str(name)] = sums.get(str(name), 0.0) + float(pct)
+            if name != focused:
+                pct = data.get(pct_key)
+                if isinstance(pct, float | int) and pct > 0.0:
+                    sums[name] = sums.get(name, 0.0) + pct
         self._count += 1
         return events
 
