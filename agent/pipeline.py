@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any, TypedDict, TypeGuard
 from agent.config import Config
 from agent.detect.anomaly import AnomalyDetector, WindowModel
 from agent.detect.anomaly.context import NO_PLACE
-from agent.detect.background import BackgroundCpu
 from agent.detect.geofence import GeofenceTracker
 from agent.detect.outages import OutageTracker
 from agent.detect.personalise import (
@@ -19,6 +18,7 @@ from agent.detect.personalise import (
     TrainableModel,
 )
 from agent.detect.places import Place, PlaceLearner, Where
+from agent.detect.processes import ProcessLoads
 from agent.detect.stuck import StuckReadings
 from agent.detect.volume import RateVolumes
 from agent.escalation.policy import WakePolicy, WakeRequest
@@ -76,7 +76,7 @@ class Pipeline:
         self.outages = OutageTracker()
         self.stuck = StuckReadings()
         self.volumes = RateVolumes()
-        self.background = BackgroundCpu()
+        self.processes = ProcessLoads()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
         self.wakes = WakePolicy(
@@ -146,8 +146,8 @@ class Pipeline:
                 step.events += self.stuck.feed(sample, values)
                 if sample.sensor == "system":  # the byte rates
                     step.events += self.volumes.feed(sample, values)
-                elif sample.sensor == "apps":  # the busiest processes
-                    step.events += self.background.feed(sample)
+                elif sample.sensor in ("apps", "battery"):  # the busiest processes, the power
+                    step.events += self.processes.feed(sample)
             if step.events:
                 step.events += self.rules.on_events(step.events)
             if values:
@@ -259,7 +259,7 @@ class Pipeline:
         detector["rules"] = self.rules.state()
         detector["stuck"] = self.stuck.state()
         detector["volumes"] = self.volumes.state()
-        detector["background"] = self.background.state()
+        detector["processes"] = self.processes.state()
         if self.anomaly is not None:
             detector["anomaly"] = self.anomaly.state()
             if full:
@@ -294,7 +294,7 @@ class Pipeline:
             except (KeyError, TypeError, ValueError) as exc:
                 logger.warning("rules state unreadable, starting afresh: %s", exc)
                 dropped.append("rules")
-        parts = (("stuck", StuckReadings), ("volumes", RateVolumes), ("background", BackgroundCpu))
+        parts = (("stuck", StuckReadings), ("volumes", RateVolumes), ("processes", ProcessLoads))
         for part, fresh in parts:
             saved_part = state["detector_state"].get(part)
             if not isinstance(saved_part, dict):

@@ -237,7 +237,7 @@ def test_a_background_process_restored_midway_gives_the_events_of_one_run() -> N
     """Stopped two minutes into an encoder's run in the background: the processes' records
     and the open window come back, so the restored pipeline says ``process.busy`` when one
     run would."""
-    from tests.detect.test_background import four_days, running
+    from tests.detect.test_processes import four_days, running
 
     _, days = four_days()
     samples = [*days, *running(days[-1].t + 5.0, 40, "ffmpeg", 115.0)]
@@ -281,11 +281,11 @@ def test_unreadable_stuck_and_volume_entries_are_skipped_said_and_counted(
     [
         ("stuck", {"seen": 5}),
         ("volumes", {"x": {"minute": 5}}),
-        ("background", {"minute": 5}),
-        ("background", {"first_t": 0.0}),
+        ("processes", {"minute": 5}),
+        ("processes", {"first_t": 0.0}),
     ],
 )
-def test_a_stuck_volume_or_background_state_of_the_wrong_shape_starts_afresh(
+def test_a_stuck_volume_or_process_state_of_the_wrong_shape_starts_afresh(
     part: str, bad: dict[str, object]
 ) -> None:
     pipeline = Pipeline(_config(), demo_fences())

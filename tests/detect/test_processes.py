@@ -1,18 +1,18 @@
-"""Background CPU: a quarter of an hour of a process's share, out of focus, against its own
-last 4 days."""
+"""Process loads: a quarter of an hour of a process's share, out of focus or on battery,
+against its own last 4 days."""
 
 from __future__ import annotations
 
 import json
 import random
 
-from agent.detect.background import (
+from agent.detect.processes import (
     MIN_PCT,
     RECENT_S,
     SPAN_S,
     TIMES_RECORD,
     WINDOW_S,
-    BackgroundCpu,
+    ProcessLoads,
 )
 from agent.samples import FOCUSED_PROCESS, Event, Sample, Scalar
 
@@ -48,14 +48,14 @@ def day_of_work(day: int, rng: random.Random) -> list[Sample]:
     return out
 
 
-def feed_stage(stage: BackgroundCpu, samples: list[Sample]) -> list[Event]:
+def feed_stage(stage: ProcessLoads, samples: list[Sample]) -> list[Event]:
     return [event for sample in samples for event in stage.feed(sample)]
 
 
-def four_days() -> tuple[BackgroundCpu, list[Sample]]:
+def four_days() -> tuple[ProcessLoads, list[Sample]]:
     rng = random.Random(3)
     samples = [s for d in range(5) for s in day_of_work(d, rng) if s.t < T0 + 4 * DAY + 9 * H]
-    return BackgroundCpu(), samples
+    return ProcessLoads(), samples
 
 
 def running(start: float, minutes: float, name: str, pct: float, focus: str = "firefox"):  # type: ignore[no-untyped-def]
@@ -107,7 +107,7 @@ def test_a_process_as_busy_as_its_record_is_usual() -> None:
 
 def test_nothing_is_judged_before_the_sensor_has_its_days() -> None:
     rng = random.Random(3)
-    background = BackgroundCpu()
+    background = ProcessLoads()
     days = [s for d in range(int(SPAN_S / DAY) - 1) for s in day_of_work(d, rng)]
     assert feed_stage(background, [*days, *running(days[-1].t + STEP, 40, "ffmpeg", 115.0)]) == []
 
@@ -136,22 +136,24 @@ def test_a_restart_keeps_the_record_and_the_open_window() -> None:
     feed_stage(first, days)
     start = days[-1].t + STEP
     feed_stage(first, running(start, 3, "ffmpeg", 115.0))
-    second = BackgroundCpu()
+    second = ProcessLoads()
     assert second.restore(json.loads(json.dumps(first.state()))) == 0
     rest = running(start + 3 * M, 30, "ffmpeg", 115.0)
     said = feed_stage(second, rest)
     assert said == feed_stage(first, rest) and [e.kind for e in said] == ["process.busy"]
-    assert feed_stage(BackgroundCpu(), rest) == []  # afresh it would not have its days
+    assert feed_stage(ProcessLoads(), rest) == []  # afresh it would not have its days
 
 
 def test_an_unreadable_name_is_skipped_and_counted() -> None:
     first, days = four_days()
     feed_stage(first, days)
     saved = json.loads(json.dumps(first.state()))
-    saved["names"]["zoom"] = {"recent": "not entries"}
-    second = BackgroundCpu()
-    assert second.restore(saved) == 1
-    assert set(second.state()["names"]) == set(saved["names"]) - {"zoom"}
+    saved["background"]["names"]["cc1plus"] = {"recent": "not entries"}
+    saved["whole"]["names"]["zoom"] = {"record": [[1.0]]}
+    second = ProcessLoads()
+    assert second.restore(saved) == 2
+    for share, name in (("background", "cc1plus"), ("whole", "zoom")):
+        assert set(second.state()[share]["names"]) == set(saved[share]["names"]) - {name}
 
 
 def test_a_process_not_busy_for_the_span_is_forgotten() -> None:
@@ -160,11 +162,69 @@ def test_a_process_not_busy_for_the_span_is_forgotten() -> None:
     processes busy in the background lately (the browser in front is never one)."""
     background, days = four_days()
     feed_stage(background, days)
-    assert "cc1plus" in background.state()["names"]
+    assert "cc1plus" in background.state()["background"]["names"]
     start = days[-1].t + STEP
     quiet = [
         apps(start + i * STEP, "firefox", ("gnome-shell", 3.0), ("firefox", 5.0))
         for i in range(int((SPAN_S + 2 * H) / STEP))
     ]
     assert feed_stage(background, quiet) == []
-    assert set(background.state()["names"]) == {"gnome-shell"}
+    assert set(background.state()["background"]["names"]) == {"gnome-shell"}
+    assert set(background.state()["whole"]["names"]) == {"gnome-shell", "firefox"}
+
+
+def power(t: float, charging: bool) -> Sample:
+    return Sample("battery", t, {"battery_pct": 80.0, "charging": charging, "power_W": 12.0})
+
+
+def test_on_battery_a_process_in_front_busier_than_its_record_is_a_drain() -> None:
+    """The call at its usual level in front is nothing, plugged in or not; a browser's page
+    spinning at 90 % in front is nothing plugged in, and a drain on battery, which ends when
+    the charger goes in."""
+    background, days = four_days()
+    feed_stage(background, days)
+    start = days[-1].t + STEP
+    unplugged = [power(start, False), *running(start + 1, 30, "zoom", 110.0, focus="zoom")]
+    assert feed_stage(background, unplugged) == []  # the calls' own level
+    start += 30 * M
+    plugged = [power(start, True), *running(start + 1, 30, "chrome", 90.0, focus="chrome")]
+    assert feed_stage(background, plugged) == []
+    background, days = four_days()
+    feed_stage(background, days)
+    start = days[-1].t + STEP
+    events = feed_stage(
+        background,
+        [
+            power(start, False),
+            *running(start + 1, 30, "chrome", 90.0, focus="chrome"),
+            power(start + 30 * M, True),
+            *running(start + 30 * M + 1, 5, "chrome", 90.0, focus="chrome"),
+        ],
+    )
+    assert [(e.kind, e.subject) for e in events] == [
+        ("process.drain", "chrome"),
+        ("process.drain_end", "chrome"),
+    ]
+    drain, end = events
+    assert drain.data["record_pct"] == 0.0 and drain.t - start < WINDOW_S
+    assert start + 30 * M < end.t <= start + 31 * M + STEP  # at the first minute plugged in
+
+
+def test_a_runaway_on_battery_is_both_busy_and_a_drain() -> None:
+    background, days = four_days()
+    feed_stage(background, days)
+    start = days[-1].t + STEP
+    events = feed_stage(background, [power(start, False), *running(start + 1, 20, "ffmpeg", 115.0)])
+    assert sorted(e.kind for e in events) == ["process.busy", "process.drain"]
+
+
+def test_a_suspend_ends_an_open_episode_and_judges_nothing_until_the_window_refills() -> None:
+    background, days = four_days()
+    feed_stage(background, days)
+    start = days[-1].t + STEP
+    assert [e.kind for e in feed_stage(background, running(start, 15, "ffmpeg", 115.0))] == [
+        "process.busy"
+    ]
+    woke = start + 15 * M + 2 * H  # asleep for two hours; the encoder is still running
+    after = feed_stage(background, running(woke, WINDOW_S / 2 / M - 1, "ffmpeg", 115.0))
+    assert [(e.kind, e.t) for e in after] == [("process.calm", woke)]

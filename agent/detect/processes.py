@@ -1,0 +1,281 @@
+"""The apps sensor's rankings -> ``process.busy`` / ``process.calm`` and ``process.drain`` /
+``process.drain_end`` events: a process busier over the last 15 minutes than in any 15
+minutes of the last 4 days, by half again, and at least half a core: in the background
+(a runaway), or in any way while the machine is on battery (a drain).
+
+A runaway is a process nobody is looking at: an encoder or an indexer left spinning, a
+helper stuck in a loop. The machine's CPU alone cannot tell it from a build or a video call,
+which hold the same levels every afternoon; the process's own record can, and the focus
+keeps out what the user is working in (a game started for the first time in weeks is busy,
+and in front). On battery, though, whatever works harder than it has lately is what empties
+it, in front or not: a browser's page spinning at a meeting, a call taken unplugged.
+
+So for each process name in the busiest ranking (``cpu<i>_name``, ``cpu<i>_pct``) two shares
+are kept: its *background* share, counted only in samples where it is not the focused
+window's process (``app_process``), and its *whole* share; nothing where it is not ranked.
+Each one's mean over the last ``WINDOW_S`` of samples (summed by the minute, judged as each
+minute closes) joins the name's record of it every ``ENTRY_S``; once the sensor has
+``SPAN_S`` behind it, a mean that is ``TIMES_RECORD`` times the name's largest entry of the
+last 4 days (leaving out the last hour's, so a long run does not raise its own bar; a name
+never busy before has none) and at least ``MIN_PCT`` opens an episode: of the background
+share always (``process.busy``), of the whole share while the battery discharges
+(``process.drain``; the battery sensor's ``charging``, as the hour's judgement follows it).
+It ends when the mean is back under that entry and under half of ``MIN_PCT``, and a drain
+also when the machine is plugged in.
+
+Where the focused window cannot be read (GNOME on Wayland, Android), every process counts as
+in the background.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.samples import FOCUSED_PROCESS, Event, Sample
+
+WINDOW_S = 900.0
+BUCKET_S = 60.0
+ENTRY_S = 300.0
+SPAN_S = 4 * 86_400.0
+#: Entries this recent are not the record yet: a run's own windows would raise its bar.
+RECENT_S = 3_600.0
+TIMES_RECORD = 1.5
+#: Percent of one core: a quarter of an hour at less is never news.
+MIN_PCT = 50.0
+#: The busiest ranking's places read (the sensor's ``top_n`` is 3 by default).
+RANKS = tuple((f"cpu{i}_name", f"cpu{i}_pct") for i in range(1, 11))
+#: Each kind of share: the events that open and close its episodes.
+KINDS = {
+    "background": ("process.busy", "process.calm"),
+    "whole": ("process.drain", "process.drain_end"),
+}
+
+
+@dataclass(slots=True)
+class _Record:
+    """One process name's entries of one share: recent ones, and the falling means of the
+    rest."""
+
+    recent: deque[tuple[float, float]] = field(default_factory=deque)
+    record: deque[tuple[float, float]] = field(default_factory=deque)
+    high: bool = False
+
+    def largest(self, t: float) -> float:
+        """The largest mean of the entries older than ``RECENT_S`` within ``SPAN_S``; 0 for
+        none (each entry is added and dropped once)."""
+        recent, record = self.recent, self.record
+        while recent and recent[0][0] <= t - RECENT_S:
+            entry = recent.popleft()
+            while record and record[-1][1] <= entry[1]:
+                record.pop()
+            record.append(entry)
+        while record and record[0][0] < t - SPAN_S:
+            record.popleft()
+        return record[0][1] if record else 0.0
+
+
+@dataclass(slots=True)
+class _Shares:
+    """One kind of share of every process name: the minute being summed, the minutes of the
+    window, and each name's record."""
+
+    sums: dict[str, float] = field(default_factory=dict)  # the minute being summed
+    minutes: deque[tuple[float, dict[str, float]]] = field(default_factory=deque)
+    names: dict[str, _Record] = field(default_factory=dict)
+
+    def close_minute(self, end: float, t: float, counted: bool) -> None:
+        """The minute ending at ``end`` joins the window if it ``counted`` samples; the window
+        keeps the minutes of the last ``WINDOW_S`` before ``t``."""
+        minutes = self.minutes
+        if counted:
+            minutes.append((end, self.sums))
+        self.sums = {}
+        while minutes and minutes[0][0] <= t - WINDOW_S:
+            minutes.popleft()
+
+    def means(self, count: int) -> dict[str, float]:
+        """Each name's share over the window's ``count`` samples."""
+        totals: dict[str, float] = {}
+        for _, sums in self.minutes:
+            for name, total in sums.items():
+                totals[name] = totals.get(name, 0.0) + total
+        return {name: total / count for name, total in totals.items()}
+
+    def enter(self, t: float, means: dict[str, float]) -> None:
+        """Every name's mean joins its record; names with no entry left are forgotten (a
+        process busy once a month is not kept all month)."""
+        for name, mean in means.items():
+            self.record_of(name).recent.append((t, mean))
+        gone = [n for n, r in self.names.items() if not r.high and not r.largest(t)]
+        for name in gone:
+            if not self.names[name].recent:
+                del self.names[name]
+
+    def judge(self, kind: str, t: float, means: dict[str, float], judged: bool) -> list[Event]:
+        """The events of this share's episodes; with ``judged`` false (a drain while the
+        machine is plugged in) no episode opens and the open ones end."""
+        opens, ends = KINDS[kind]
+        events = []
+        open_ = [name for name, rec in self.names.items() if rec.high and name not in means]
+        for name in [*means, *open_]:
+            rec = self.record_of(name)
+            mean, largest = means.get(name, 0.0), rec.largest(t)
+            if rec.high:
+                if judged and mean > max(largest, MIN_PCT / 2):
+                    continue
+                rec.high, event_kind = False, ends
+            elif judged and mean >= max(TIMES_RECORD * largest, MIN_PCT):
+                rec.high, event_kind = True, opens
+            else:
+                continue
+            data = {"mean_pct": round(mean, 1), "record_pct": round(largest, 1)}
+            events.append(Event(t, event_kind, name, {**data, "window_s": WINDOW_S}))
+        return events
+
+    def record_of(self, name: str) -> _Record:
+        rec = self.names.get(name)
+        if rec is None:
+            rec = self.names[name] = _Record()
+        return rec
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "sums": dict(self.sums),
+            "minutes": [[end, dict(sums)] for end, sums in self.minutes],
+            "names": {
+                name: {
+                    "recent": [list(p) for p in r.recent],
+                    "record": [list(p) for p in r.record],
+                    "high": r.high,
+                }
+                for name, r in self.names.items()
+            },
+        }
+
+    def restore(self, state: dict[str, Any]) -> int:
+        """Raises (``TypeError``, ``ValueError``, ``KeyError``) for a window that cannot be
+        read; returns how many names were unreadable (each skipped)."""
+        self.sums = _sums(state["sums"])
+        self.minutes = deque((float(end), _sums(sums)) for end, sums in state["minutes"])
+        skipped = 0
+        for name, saved in dict(state.get("names", {})).items():
+            try:
+                rec = _Record(
+                    deque((float(t), float(v)) for t, v in saved["recent"]),
+                    deque((float(t), float(v)) for t, v in saved["record"]),
+                    bool(saved["high"]),
+                )
+            except (KeyError, TypeError, ValueError):
+                skipped += 1
+                continue
+            self.names[str(name)] = rec
+        return skipped
+
+
+class ProcessLoads:
+    """Watches each process's CPU over a quarter of an hour, in the background and whole."""
+
+    def __init__(self) -> None:
+        self._first_t: float | None = None
+        self._minute_end = 0.0
+        self._count = 0  # samples in the minute being summed
+        self._counts: deque[tuple[float, int]] = deque()  # the window's minutes' samples
+        self._next_entry = 0.0
+        self._on_battery = False
+        self._background = _Shares()
+        self._whole = _Shares()
+
+    def feed(self, sample: Sample) -> list[Event]:
+        """One sample -> the events it makes: the apps sensor's with a ranking count, and the
+        battery's say whether it discharges."""
+        data = sample.data
+        if sample.sensor == "battery":
+            charging = data.get("charging")
+            if charging is True or charging is False:
+                self._on_battery = not charging
+            return []
+        if sample.sensor != "apps" or "cpu1_name" not in data:
+            return []
+        t = sample.t
+        events: list[Event] = []
+        if self._first_t is None:
+            self._first_t, self._next_entry = t, t + WINDOW_S
+            self._minute_end = t - t % BUCKET_S + BUCKET_S
+        elif t >= self._minute_end:
+            events = self._close_minute(t)
+        focused = data.get(FOCUSED_PROCESS)
+        background, whole = self._background.sums, self._whole.sums
+        for name_key, pct_key in RANKS:
+            name = data.get(name_key)
+            if not isinstance(name, str):
+                break
+            pct = data.get(pct_key)
+            if isinstance(pct, float | int) and pct > 0.0:
+                whole[name] = whole.get(name, 0.0) + pct
+                if name != focused:
+                    background[name] = background.get(name, 0.0) + pct
+        self._count += 1
+        return events
+
+    def _close_minute(self, t: float) -> list[Event]:
+        """Close the minute being summed and judge the window it ends (at sample time ``t``,
+        past its end); the next minute is the one ``t`` falls in."""
+        counts, end = self._counts, self._minute_end
+        if self._count:
+            counts.append((end, self._count))
+        for shares in (self._background, self._whole):
+            shares.close_minute(end, t, self._count > 0)
+        self._minute_end = t - t % BUCKET_S + BUCKET_S
+        self._count = 0
+        while counts and counts[0][0] <= t - WINDOW_S:
+            counts.popleft()
+        full = bool(counts) and counts[-1][0] - counts[0][0] >= WINDOW_S / 2
+        count = sum(n for _, n in counts)
+        background = self._background.means(count) if full else {}
+        whole = self._whole.means(count) if full else {}
+        if full and t >= self._next_entry:
+            self._background.enter(t, background)
+            self._whole.enter(t, whole)
+            self._next_entry = t + ENTRY_S
+        assert self._first_t is not None
+        if t - self._first_t < SPAN_S:
+            return []
+        events = self._background.judge("background", t, background, True)
+        return events + self._whole.judge("whole", t, whole, self._on_battery)
+
+    # -- state kept across restarts ------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The minutes of the window, and each name's entries (only the record's falling
+        means) and episodes: a few kB."""
+        return {
+            "first_t": self._first_t,
+            "minute": [self._minute_end, self._count],
+            "counts": [list(c) for c in self._counts],
+            "next_entry": self._next_entry,
+            "on_battery": self._on_battery,
+            "background": self._background.state(),
+            "whole": self._whole.state(),
+        }
+
+    def restore(self, state: dict[str, Any]) -> int:
+        """Take back what ``state`` gave; returns how many names were unreadable (each
+        skipped: its record starts afresh, the others are kept). A window that cannot be read
+        raises (``TypeError``, ``ValueError``): the stage starts afresh."""
+        try:
+            end, count = state["minute"]
+            first_t = state["first_t"]
+            self._first_t = None if first_t is None else float(first_t)
+            self._minute_end, self._count = float(end), int(count)
+            self._counts = deque((float(e), int(n)) for e, n in state["counts"])
+            self._next_entry = float(state["next_entry"])
+            self._on_battery = bool(state["on_battery"])
+            skipped = self._background.restore(state["background"])
+            return skipped + self._whole.restore(state["whole"])
+        except KeyError as exc:
+            raise ValueError(f"missing {exc}") from exc
+
+
+def _sums(saved: Any) -> dict[str, float]:
+    return {str(name): float(total) for name, total in dict(saved).items()}
