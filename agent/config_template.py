@@ -223,8 +223,8 @@ action = "wake"
 # before, once vigil has known places for a day (on the first day every place is new), and
 # a sensor stuck on one reading twice as long as it ever held one in the same state, and a
 # quarter of an hour's network or disk volume 1.5 times the largest of the last 4 days, and
-# a process busier in the background over a quarter of an hour (at least half a core) than
-# 1.5 times its largest of the last 4 days.
+# a process busier over a quarter of an hour (at least half a core) than 1.5 times its
+# largest of the last 4 days: in the background, or in any way on battery.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
@@ -251,5 +251,10 @@ action = "wake"
 [[rules]]
 name = "process_busy"
 event = "process.busy"
+action = "wake"
+
+[[rules]]
+name = "process_drain"
+event = "process.drain"
 action = "wake"
 """

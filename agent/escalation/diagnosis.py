@@ -14,7 +14,8 @@ How a cause is chosen, root causes before their consequences:
 4. a temperature beyond what this CPU load usually gives is **overheating** (where the
    machine never ran at this load, the CPU explains the heat); on battery, power beyond what
    the battery usually gives is a **battery_drain**, whatever draws it: on battery, the drain
-   is what the user pays for;
+   is what the user pays for; so is a process the pipeline found busier on battery than in
+   its last 4 days (``process.drain``), and the culprit;
 5. else a rate the pipeline found at 1.5 times its 4-day record for a quarter of an hour
    (``volume.high``) names its **network_burst** or **disk_burst** (the CPU a transfer takes
    is its consequence);
@@ -154,13 +155,14 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     if temp is not None and _beyond_load(temp, HOT_MARGIN_C) and _excess(temp) >= BEYOND:
         return "overheating", temp
     power = ctx.stream("battery.power_W")
-    if power is not None and _on_battery(ctx) and _excess(power) >= BEYOND:
-        return "battery_drain", power
+    if power is not None and _on_battery(ctx):
+        if _excess(power) >= BEYOND or _named_processes(ctx, "process.drain"):
+            return "battery_drain", power
     volume = _volume_cause(ctx)
     if volume is not None:
         return volume
     cpu = ctx.stream("system.cpu_pct")
-    if cpu is not None and _busy_processes(ctx):
+    if cpu is not None and _named_processes(ctx, "process.busy"):
         return "cpu_runaway", cpu
     ranked = []
     for cause in ("cpu_runaway", "network_burst", "disk_burst"):
@@ -173,10 +175,11 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     return cause, stream
 
 
-def _busy_processes(ctx: Context) -> list[str]:
-    """The processes a ``process.busy`` trigger names: busier in the background than their
-    own record, the finding of a runaway nobody is looking at."""
-    return [str(t["subject"]) for t in ctx.triggers if t["event"] == "process.busy"]
+def _named_processes(ctx: Context, event: str) -> list[str]:
+    """The processes the triggers of kind ``event`` name: ``process.busy``, busier in the
+    background than their own record (a runaway nobody is looking at); ``process.drain``,
+    busier on battery than their own record (what empties it)."""
+    return [str(t["subject"]) for t in ctx.triggers if t["event"] == event]
 
 
 def _volume_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
@@ -295,7 +298,8 @@ def _culprit(ctx: Context, cause: str) -> ProcessFacts | None:
     if cause in ("network_burst", "disk_burst"):
         risen = [p for p in procs if p.cpu_pct > 0.0]
         return max(risen, key=lambda p: (p.cpu_pct - p.cpu_before_pct, p.cpu_pct), default=None)
-    named = [p for p in procs if p.name in _busy_processes(ctx)] if cause == "cpu_runaway" else []
+    event = {"cpu_runaway": "process.busy", "battery_drain": "process.drain"}.get(cause)
+    named = [p for p in procs if event and p.name in _named_processes(ctx, event)]
     busy = named or [p for p in procs if p.cpu_pct > 0.0]
     return busy[0] if busy else None  # processes come sorted by CPU
 

@@ -131,6 +131,31 @@ def test_battery_drain_needs_the_battery_and_more_power_than_the_load_draws() ->
     assert diagnose(context(power, processes=(zoom,), battery=charging)).cause != "battery_drain"
 
 
+def test_a_process_draining_the_battery_is_named_within_the_usual_power() -> None:
+    """chrome in front at 90 % on battery: 17 W is within the evenings' usual discharge, so
+    the power names no drain; the pipeline's ``process.drain`` (past its own 4-day record,
+    on battery) does, and its process even where another is busier. Plugged in, it names
+    nothing."""
+    power = stream("battery.power_W", 17.0, (3.0, 9.0, 16.0), involved=False)
+    chrome = ProcessFacts("chrome", 90.0, 0.0, 6.0, 0.0)
+    build = ProcessFacts("cc1plus", 95.0, 90.0, 1.0, 1.0)
+    on_battery = BatteryFacts(70.0, False, 17.0, 3.0)
+    found = {
+        "t": 0.0,
+        "rule": "process_drain",
+        "event": "process.drain",
+        "subject": "chrome",
+        "data": {"mean_pct": 88.0, "record_pct": 0.0, "window_s": 900.0},
+    }
+    procs = (build, chrome)
+    assert diagnose(context(power, processes=procs, battery=on_battery)).cause == "unknown"
+    d = diagnose(context(power, processes=procs, battery=on_battery, triggers=(found,)))
+    assert (d.cause, d.culprit, d.culprit_kind) == ("battery_drain", "chrome", "process")
+    charging = BatteryFacts(70.0, True, 17.0, None)
+    plugged = diagnose(context(power, processes=procs, battery=charging, triggers=(found,)))
+    assert plugged.cause != "battery_drain"
+
+
 def test_a_stuck_sensor_is_a_fault_not_a_fact() -> None:
     d = diagnose(context(stream("system.temp_C", 47.0, TEMP_USUAL, stuck_s=3600.0)))
     assert (d.cause, d.culprit, d.culprit_kind) == ("sensor_fault", "system.temp_C", "sensor")
