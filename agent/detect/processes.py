@@ -11,10 +11,11 @@ and in front). On battery, though, whatever works harder than it has lately is w
 it, in front or not: a browser's page spinning at a meeting, a call taken unplugged.
 
 So for each process name in the busiest ranking (``cpu<i>_name``, ``cpu<i>_pct``) two shares
-are kept: its *background* share, counted only in samples where it is not the focused
-window's process (``app_process``), and its *whole* share; nothing where it is not ranked.
-Each one's mean over the last ``WINDOW_S`` of samples (summed by the minute, judged as each
-minute closes) joins the name's record of it every ``ENTRY_S``; once the sensor has
+are kept: its *background* share, counted only where it is not the focused window's process
+(``app_process``), and its *whole* share; nothing where it is not ranked. The sensor ranks
+once a minute and repeats the ranking in between, so each minute counts once, by its last
+ranking. Each share's mean over the minutes of the last ``WINDOW_S`` (judged as each minute
+closes) joins the name's record of it every ``ENTRY_S``; once the sensor has
 ``SPAN_S`` behind it, a mean that is ``TIMES_RECORD`` times the name's largest entry of the
 last 4 days (leaving out the last hour's, so a long run does not raise its own bar; a name
 never busy before has none) and at least ``MIN_PCT`` opens an episode: of the background
@@ -30,10 +31,11 @@ in the background.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.samples import FOCUSED_PROCESS, Event, Sample
+from agent.samples import FOCUSED_PROCESS, Event, Sample, Scalar
 
 WINDOW_S = 900.0
 BUCKET_S = 60.0
@@ -46,6 +48,7 @@ TIMES_RECORD = 1.5
 MIN_PCT = 50.0
 #: The busiest ranking's places read (the sensor's ``top_n`` is 3 by default).
 RANKS = tuple((f"cpu{i}_name", f"cpu{i}_pct") for i in range(1, 11))
+_RANKED = frozenset(key for pair in RANKS for key in pair)
 #: Each kind of share: the events that open and close its episodes.
 KINDS = {
     "background": ("process.busy", "process.calm"),
@@ -76,32 +79,41 @@ class _Record:
         return record[0][1] if record else 0.0
 
 
+_CLOSED = _Record()
+
+
 @dataclass(slots=True)
 class _Shares:
-    """One kind of share of every process name: the minute being summed, the minutes of the
-    window, and each name's record."""
+    """One kind of share of every process name: the minutes of the window, and each name's
+    record."""
 
-    sums: dict[str, float] = field(default_factory=dict)  # the minute being summed
-    minutes: deque[tuple[float, dict[str, float]]] = field(default_factory=deque)
+    minutes: deque[tuple[float, dict[str, int]]] = field(default_factory=deque)
     names: dict[str, _Record] = field(default_factory=dict)
+    #: The window's sums per name and how many of its minutes name it, kept as minutes come
+    #: and go (in thousandths, the sensor's rounding: exact, with no drift).
+    totals: dict[str, int] = field(default_factory=dict)
+    present: dict[str, int] = field(default_factory=dict)
 
-    def close_minute(self, end: float, t: float, counted: bool) -> None:
-        """The minute ending at ``end`` joins the window if it ``counted`` samples; the window
-        keeps the minutes of the last ``WINDOW_S`` before ``t``."""
-        minutes = self.minutes
-        if counted:
-            minutes.append((end, self.sums))
-        self.sums = {}
+    def close_minute(self, end: float, t: float, sums: dict[str, int]) -> None:
+        """The minute ending at ``end`` joins the window with its ``sums`` (if any); the
+        window keeps the minutes of the last ``WINDOW_S`` before ``t``."""
+        minutes, totals, present = self.minutes, self.totals, self.present
+        if sums:
+            minutes.append((end, sums))
+            for name, value in sums.items():
+                totals[name] = totals.get(name, 0) + value
+                present[name] = present.get(name, 0) + 1
         while minutes and minutes[0][0] <= t - WINDOW_S:
-            minutes.popleft()
+            for name, value in minutes.popleft()[1].items():
+                if present[name] == 1:
+                    del totals[name], present[name]
+                else:
+                    totals[name] -= value
+                    present[name] -= 1
 
     def means(self, count: int) -> dict[str, float]:
-        """Each name's share over the window's ``count`` samples."""
-        totals: dict[str, float] = {}
-        for _, sums in self.minutes:
-            for name, total in sums.items():
-                totals[name] = totals.get(name, 0.0) + total
-        return {name: total / count for name, total in totals.items()}
+        """Each name's share over the window's ``count`` minutes, in percent of a core."""
+        return {name: total / (1000.0 * count) for name, total in self.totals.items()}
 
     def enter(self, t: float, means: dict[str, float]) -> None:
         """Every name's mean joins its record; names with no entry left are forgotten (a
@@ -120,8 +132,11 @@ class _Shares:
         events = []
         open_ = [name for name, rec in self.names.items() if rec.high and name not in means]
         for name in [*means, *open_]:
+            mean = means.get(name, 0.0)
+            if mean < MIN_PCT and not self.names.get(name, _CLOSED).high:
+                continue  # under half a core nothing opens
             rec = self.record_of(name)
-            mean, largest = means.get(name, 0.0), rec.largest(t)
+            largest = rec.largest(t)
             if rec.high:
                 if judged and mean > max(largest, MIN_PCT / 2):
                     continue
@@ -142,7 +157,6 @@ class _Shares:
 
     def state(self) -> dict[str, Any]:
         return {
-            "sums": dict(self.sums),
             "minutes": [[end, dict(sums)] for end, sums in self.minutes],
             "names": {
                 name: {
@@ -157,8 +171,12 @@ class _Shares:
     def restore(self, state: dict[str, Any]) -> int:
         """Raises (``TypeError``, ``ValueError``, ``KeyError``) for a window that cannot be
         read; returns how many names were unreadable (each skipped)."""
-        self.sums = _sums(state["sums"])
         self.minutes = deque((float(end), _sums(sums)) for end, sums in state["minutes"])
+        self.totals, self.present = {}, {}
+        for _, sums in self.minutes:
+            for name, value in sums.items():
+                self.totals[name] = self.totals.get(name, 0) + value
+                self.present[name] = self.present.get(name, 0) + 1
         skipped = 0
         for name, saved in dict(state.get("names", {})).items():
             try:
@@ -175,13 +193,17 @@ class _Shares:
 
 
 class ProcessLoads:
-    """Watches each process's CPU over a quarter of an hour, in the background and whole."""
+    """Watches each process's CPU over a quarter of an hour, in the background and whole.
+
+    The apps sensor ranks the processes once a minute (``rank_every_s``) and repeats the
+    ranking at the polls in between, so each minute counts once, by its last ranking: the
+    per-sample cost is keeping a reference."""
 
     def __init__(self) -> None:
         self._first_t: float | None = None
         self._minute_end = 0.0
-        self._count = 0  # samples in the minute being summed
-        self._counts: deque[tuple[float, int]] = deque()  # the window's minutes' samples
+        self._last: Mapping[str, Scalar] | None = None  # the minute's last ranking
+        self._minutes: deque[float] = deque()  # the window's minutes with a ranking
         self._next_entry = 0.0
         self._on_battery = False
         self._background = _Shares()
@@ -205,36 +227,27 @@ class ProcessLoads:
             self._minute_end = t - t % BUCKET_S + BUCKET_S
         elif t >= self._minute_end:
             events = self._close_minute(t)
-        focused = data.get(FOCUSED_PROCESS)
-        background, whole = self._background.sums, self._whole.sums
-        for name_key, pct_key in RANKS:
-            name = data.get(name_key)
-            if not isinstance(name, str):
-                break
-            pct = data.get(pct_key)
-            if isinstance(pct, float | int) and pct > 0.0:
-                whole[name] = whole.get(name, 0.0) + pct
-                if name != focused:
-                    background[name] = background.get(name, 0.0) + pct
-        self._count += 1
+        self._last = data
         return events
 
     def _close_minute(self, t: float) -> list[Event]:
-        """Close the minute being summed and judge the window it ends (at sample time ``t``,
+        """Close the minute being read and judge the window it ends (at sample time ``t``,
         past its end); the next minute is the one ``t`` falls in."""
-        counts, end = self._counts, self._minute_end
-        if self._count:
-            counts.append((end, self._count))
-        for shares in (self._background, self._whole):
-            shares.close_minute(end, t, self._count > 0)
+        minutes, end, last = self._minutes, self._minute_end, self._last
+        background_sums: dict[str, int] = {}
+        whole_sums: dict[str, int] = {}
+        if last is not None:
+            minutes.append(end)
+            _add_ranking(last, background_sums, whole_sums)
+        self._background.close_minute(end, t, background_sums)
+        self._whole.close_minute(end, t, whole_sums)
         self._minute_end = t - t % BUCKET_S + BUCKET_S
-        self._count = 0
-        while counts and counts[0][0] <= t - WINDOW_S:
-            counts.popleft()
-        full = bool(counts) and counts[-1][0] - counts[0][0] >= WINDOW_S / 2
-        count = sum(n for _, n in counts)
-        background = self._background.means(count) if full else {}
-        whole = self._whole.means(count) if full else {}
+        self._last = None
+        while minutes and minutes[0] <= t - WINDOW_S:
+            minutes.popleft()
+        full = bool(minutes) and minutes[-1] - minutes[0] >= WINDOW_S / 2
+        background = self._background.means(len(minutes)) if full else {}
+        whole = self._whole.means(len(minutes)) if full else {}
         if full and t >= self._next_entry:
             self._background.enter(t, background)
             self._whole.enter(t, whole)
@@ -249,10 +262,13 @@ class ProcessLoads:
     def state(self) -> dict[str, Any]:
         """The minutes of the window, and each name's entries (only the record's falling
         means) and episodes: a few kB."""
+        last = None
+        if self._last is not None:  # the minute being read: its ranking, as the sensor's
+            last = {k: v for k, v in self._last.items() if k == FOCUSED_PROCESS or k in _RANKED}
         return {
             "first_t": self._first_t,
-            "minute": [self._minute_end, self._count],
-            "counts": [list(c) for c in self._counts],
+            "minute": [self._minute_end, last],
+            "minutes": list(self._minutes),
             "next_entry": self._next_entry,
             "on_battery": self._on_battery,
             "background": self._background.state(),
@@ -264,11 +280,12 @@ class ProcessLoads:
         skipped: its record starts afresh, the others are kept). A window that cannot be read
         raises (``TypeError``, ``ValueError``): the stage starts afresh."""
         try:
-            end, count = state["minute"]
+            end, last = state["minute"]
             first_t = state["first_t"]
             self._first_t = None if first_t is None else float(first_t)
-            self._minute_end, self._count = float(end), int(count)
-            self._counts = deque((float(e), int(n)) for e, n in state["counts"])
+            self._minute_end = float(end)
+            self._last = None if last is None else {str(k): v for k, v in dict(last).items()}
+            self._minutes = deque(float(e) for e in state["minutes"])
             self._next_entry = float(state["next_entry"])
             self._on_battery = bool(state["on_battery"])
             skipped = self._background.restore(state["background"])
@@ -277,5 +294,23 @@ class ProcessLoads:
             raise ValueError(f"missing {exc}") from exc
 
 
-def _sums(saved: Any) -> dict[str, float]:
-    return {str(name): float(total) for name, total in dict(saved).items()}
+def _add_ranking(
+    data: Mapping[str, Scalar], background: dict[str, int], whole: dict[str, int]
+) -> None:
+    """One ranking's shares into the minute's sums, in thousandths of a percent: every
+    process's into ``whole``, those not the focused window's into ``background``."""
+    focused = data.get(FOCUSED_PROCESS)
+    for name_key, pct_key in RANKS:
+        name = data.get(name_key)
+        if not isinstance(name, str):
+            break
+        pct = data.get(pct_key)
+        if isinstance(pct, float | int) and pct > 0.0:
+            value = round(pct * 1000.0)
+            whole[name] = whole.get(name, 0) + value
+            if name != focused:
+                background[name] = background.get(name, 0) + value
+
+
+def _sums(saved: Any) -> dict[str, int]:
+    return {str(name): int(total) for name, total in dict(saved).items()}

@@ -228,3 +228,24 @@ def test_a_suspend_ends_an_open_episode_and_judges_nothing_until_the_window_refi
     woke = start + 15 * M + 2 * H  # asleep for two hours; the encoder is still running
     after = feed_stage(background, running(woke, WINDOW_S / 2 / M - 1, "ffmpeg", 115.0))
     assert [(e.kind, e.t) for e in after] == [("process.calm", woke)]
+
+
+def test_each_minute_counts_once_by_its_last_ranking() -> None:
+    """The sensor ranks once a minute and repeats the ranking in between: what the other
+    polls of a minute said does not count, the minute's last ranking does."""
+    _, days = four_days()
+    start = days[-1].t + STEP
+    encoding = running(start, 40, "ffmpeg", 115.0)
+    last_poll: dict[int, float] = {}  # each clock minute's last poll
+    for s in encoding:
+        last_poll[int(s.t // M)] = s.t
+    minute_ends = set(last_poll.values())
+    quiet = [
+        s if s.t in minute_ends else apps(s.t, "firefox", ("gnome-shell", 3.0)) for s in encoding
+    ]
+    said = []
+    for trace in (encoding, quiet):
+        loads = ProcessLoads()
+        feed_stage(loads, days)
+        said.append([(e.kind, e.subject, e.t, e.data) for e in feed_stage(loads, trace)])
+    assert said[0] == said[1] and [k for k, *_ in said[0]] == ["process.busy"]
