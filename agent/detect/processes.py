@@ -15,7 +15,8 @@ are kept: its *background* share, counted only where it is not the focused windo
 (``app_process``), and its *whole* share; nothing where it is not ranked. The sensor ranks
 once a minute and repeats the ranking in between, so each minute counts once, by its last
 ranking. Each share's mean over the minutes of the last ``WINDOW_S`` (judged as each minute
-closes) joins the name's record of it every ``ENTRY_S``; once the sensor has
+closes) joins the name's record of it every ``ENTRY_S`` (the window and the record are the
+rate volumes', ``volume.py``); once the sensor has
 ``SPAN_S`` behind it, a mean that is ``TIMES_RECORD`` times the name's largest entry of the
 last 4 days (leaving out the last hour's, so a long run does not raise its own bar; a name
 never busy before has none) and at least ``MIN_PCT`` opens an episode: of the background
@@ -35,15 +36,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from agent.detect.volume import (
+    BUCKET_S,
+    ENTRY_S,
+    SPAN_S,
+    TIMES_RECORD,
+    WINDOW_S,
+    largest_entry,
+    read_entries,
+)
 from agent.samples import FOCUSED_PROCESS, Event, Sample, Scalar
 
-WINDOW_S = 900.0
-BUCKET_S = 60.0
-ENTRY_S = 300.0
-SPAN_S = 4 * 86_400.0
-#: Entries this recent are not the record yet: a run's own windows would raise its bar.
-RECENT_S = 3_600.0
-TIMES_RECORD = 1.5
 #: Percent of one core: a quarter of an hour at less is never news.
 MIN_PCT = 50.0
 #: The busiest ranking's places read (the sensor's ``top_n`` is 3 by default).
@@ -66,17 +69,8 @@ class _Record:
     high: bool = False
 
     def largest(self, t: float) -> float:
-        """The largest mean of the entries older than ``RECENT_S`` within ``SPAN_S``; 0 for
-        none (each entry is added and dropped once)."""
-        recent, record = self.recent, self.record
-        while recent and recent[0][0] <= t - RECENT_S:
-            entry = recent.popleft()
-            while record and record[-1][1] <= entry[1]:
-                record.pop()
-            record.append(entry)
-        while record and record[0][0] < t - SPAN_S:
-            record.popleft()
-        return record[0][1] if record else 0.0
+        """The largest entry of the record (``largest_entry``); 0 for none."""
+        return largest_entry(self.recent, self.record, t) or 0.0
 
 
 _CLOSED = _Record()
@@ -180,11 +174,8 @@ class _Shares:
         skipped = 0
         for name, saved in dict(state.get("names", {})).items():
             try:
-                rec = _Record(
-                    deque((float(t), float(v)) for t, v in saved["recent"]),
-                    deque((float(t), float(v)) for t, v in saved["record"]),
-                    bool(saved["high"]),
-                )
+                recent, record = read_entries(saved["recent"]), read_entries(saved["record"])
+                rec = _Record(recent, record, bool(saved["high"]))
             except (KeyError, TypeError, ValueError):
                 skipped += 1
                 continue

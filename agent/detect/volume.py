@@ -73,17 +73,29 @@ class _Rate:
         return self.window_total / self.window_count
 
     def largest(self, t: float) -> float | None:
-        """The largest mean of the record, the entries older than ``RECENT_S`` within
-        ``SPAN_S`` (a queue of falling means: each entry is added and dropped once)."""
-        recent, record = self.recent, self.record
-        while recent and recent[0][0] <= t - RECENT_S:
-            entry = recent.popleft()
-            while record and record[-1][1] <= entry[1]:
-                record.pop()
-            record.append(entry)
-        while record and record[0][0] < t - SPAN_S:
-            record.popleft()
-        return record[0][1] if record else None
+        return largest_entry(self.recent, self.record, t)
+
+
+def read_entries(saved: Any) -> deque[tuple[float, float]]:
+    """A record's saved entries, ``[[t, mean], ...]`` (raises on anything else)."""
+    return deque((float(t), float(v)) for t, v in saved)
+
+
+def largest_entry(
+    recent: deque[tuple[float, float]], record: deque[tuple[float, float]], t: float
+) -> float | None:
+    """The largest mean of a record at time ``t``: of the entries older than ``RECENT_S``
+    within ``SPAN_S``. ``recent`` holds the newer entries in time order, ``record`` only the
+    falling means among the older ones (a larger entry retires the smaller ones before it),
+    so each entry is added and dropped once."""
+    while recent and recent[0][0] <= t - RECENT_S:
+        entry = recent.popleft()
+        while record and record[-1][1] <= entry[1]:
+            record.pop()
+        record.append(entry)
+    while record and record[0][0] < t - SPAN_S:
+        record.popleft()
+    return record[0][1] if record else None
 
 
 class RateVolumes:
@@ -163,8 +175,8 @@ class RateVolumes:
                     float(window_total),
                     int(window_count),
                     float(saved["next_entry"]),
-                    deque((float(t), float(v)) for t, v in saved["recent"]),
-                    deque((float(t), float(v)) for t, v in saved["record"]),
+                    read_entries(saved["recent"]),
+                    read_entries(saved["record"]),
                     bool(saved["high"]),
                 )
             except (KeyError, TypeError, ValueError):

@@ -6,14 +6,8 @@ from __future__ import annotations
 import json
 import random
 
-from agent.detect.processes import (
-    MIN_PCT,
-    RECENT_S,
-    SPAN_S,
-    TIMES_RECORD,
-    WINDOW_S,
-    ProcessLoads,
-)
+from agent.detect.processes import MIN_PCT, ProcessLoads
+from agent.detect.volume import RECENT_S, SPAN_S, TIMES_RECORD, WINDOW_S
 from agent.samples import FOCUSED_PROCESS, Event, Sample, Scalar
 
 T0 = 1_780_272_000.0  # a Monday, 00:00 UTC

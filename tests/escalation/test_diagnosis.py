@@ -3,6 +3,8 @@ root causes win over their consequences."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from agent.escalation.context import (
@@ -31,15 +33,13 @@ def stream(
     return StreamFacts(name, involved, (), (peak,), peak, peak, usual, None, at_load, stuck_s)
 
 
+def found(rule: str, event: str, subject: str, **data: float) -> dict[str, Any]:
+    """A trigger as the escalation passes it on: the rule, and the event that fired it."""
+    return {"t": 0.0, "rule": rule, "event": event, "subject": subject, "data": data}
+
+
 def context(*streams: StreamFacts, processes=(BUSY, BROWSER), **extra) -> Context:  # type: ignore[no-untyped-def]
-    trigger = {
-        "t": 0.0,
-        "rule": "anomaly",
-        "event": "anomaly.start",
-        "subject": "system",
-        "data": {},
-    }
-    extra.setdefault("triggers", (trigger,))
+    extra.setdefault("triggers", (found("anomaly", "anomaly.start", "system"),))
     return Context(
         t=60.0,
         start_t=0.0,
@@ -140,19 +140,13 @@ def test_a_process_draining_the_battery_is_named_within_the_usual_power() -> Non
     chrome = ProcessFacts("chrome", 90.0, 0.0, 6.0, 0.0)
     build = ProcessFacts("cc1plus", 95.0, 90.0, 1.0, 1.0)
     on_battery = BatteryFacts(70.0, False, 17.0, 3.0)
-    found = {
-        "t": 0.0,
-        "rule": "process_drain",
-        "event": "process.drain",
-        "subject": "chrome",
-        "data": {"mean_pct": 88.0, "record_pct": 0.0, "window_s": 900.0},
-    }
+    drain = (found("process_drain", "process.drain", "chrome", mean_pct=88.0, record_pct=0.0),)
     procs = (build, chrome)
     assert diagnose(context(power, processes=procs, battery=on_battery)).cause == "unknown"
-    d = diagnose(context(power, processes=procs, battery=on_battery, triggers=(found,)))
+    d = diagnose(context(power, processes=procs, battery=on_battery, triggers=drain))
     assert (d.cause, d.culprit, d.culprit_kind) == ("battery_drain", "chrome", "process")
     charging = BatteryFacts(70.0, True, 17.0, None)
-    plugged = diagnose(context(power, processes=procs, battery=charging, triggers=(found,)))
+    plugged = diagnose(context(power, processes=procs, battery=charging, triggers=drain))
     assert plugged.cause != "battery_drain"
 
 
@@ -196,14 +190,10 @@ def test_a_volume_the_pipeline_found_names_its_burst_before_the_cpu_it_takes() -
     cpu = stream("system.cpu_pct", 60.0, CPU_USUAL)
     writes = stream("system.disk_write_Bps", 4e6, (1e4, 1e5, 5e5))
     assert diagnose(context(cpu, writes, processes=(tar, BROWSER))).cause == "cpu_runaway"
-    found = {
-        "t": 0.0,
-        "rule": "volume_high",
-        "event": "volume.high",
-        "subject": "system.disk_write_Bps",
-        "data": {"mean_Bps": 4e6, "record_Bps": 2e6, "window_s": 900.0},
-    }
-    d = diagnose(context(cpu, writes, processes=(tar, BROWSER), triggers=(found,)))
+    writes_found = found(
+        "volume_high", "volume.high", "system.disk_write_Bps", mean_Bps=4e6, record_Bps=2e6
+    )
+    d = diagnose(context(cpu, writes, processes=(tar, BROWSER), triggers=(writes_found,)))
     assert (d.cause, d.culprit) == ("disk_burst", "tar")
 
 
@@ -215,14 +205,8 @@ def test_a_process_busy_in_the_background_is_a_runaway_within_the_usual_cpu() ->
     game = ProcessFacts("factorio", 150.0, 140.0, 6.0, 6.0)
     ffmpeg = ProcessFacts("ffmpeg", 100.0, 0.0, 1.0, 0.0)
     assert diagnose(context(cpu, processes=(game, ffmpeg))).cause == "unknown"
-    found = {
-        "t": 0.0,
-        "rule": "process_busy",
-        "event": "process.busy",
-        "subject": "ffmpeg",
-        "data": {"mean_pct": 98.0, "record_pct": 0.0, "window_s": 900.0},
-    }
-    d = diagnose(context(cpu, processes=(game, ffmpeg), triggers=(found,)))
+    busy = found("process_busy", "process.busy", "ffmpeg", mean_pct=98.0, record_pct=0.0)
+    d = diagnose(context(cpu, processes=(game, ffmpeg), triggers=(busy,)))
     assert (d.cause, d.culprit, d.culprit_kind) == ("cpu_runaway", "ffmpeg", "process")
 
 

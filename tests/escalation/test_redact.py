@@ -8,19 +8,14 @@ from agent.config import EscalationConfig
 from agent.escalation.context import Context, ProcessFacts
 from agent.escalation.diagnosis import diagnose
 from agent.escalation.redact import redact
+from tests.escalation.test_diagnosis import found
 
 
 def test_processes_named_by_triggers_and_recent_events_leave_as_stand_ins() -> None:
     """A ``process.busy`` trigger and a recent ``process.calm`` name processes that may not
     be among the context's busiest (``ffmpeg`` here is, ``rsync`` is not): neither name
     reaches the backend, and the answer gets them back."""
-    busy = {
-        "t": 0.0,
-        "rule": "process_busy",
-        "event": "process.busy",
-        "subject": "ffmpeg",
-        "data": {"mean_pct": 98.0, "record_pct": 0.0, "window_s": 900.0},
-    }
+    busy = found("process_busy", "process.busy", "ffmpeg", mean_pct=98.0, record_pct=0.0)
     ctx = Context(
         t=60.0,
         start_t=0.0,
