@@ -73,9 +73,6 @@ class _Record:
         return largest_entry(self.recent, self.record, t) or 0.0
 
 
-_CLOSED = _Record()
-
-
 @dataclass(slots=True)
 class _Shares:
     """One kind of share of every process name: the minutes of the window, and each name's
@@ -94,9 +91,7 @@ class _Shares:
         minutes, totals, present = self.minutes, self.totals, self.present
         if sums:
             minutes.append((end, sums))
-            for name, value in sums.items():
-                totals[name] = totals.get(name, 0) + value
-                present[name] = present.get(name, 0) + 1
+            self._count(sums)
         while minutes and minutes[0][0] <= t - WINDOW_S:
             for name, value in minutes.popleft()[1].items():
                 if present[name] == 1:
@@ -104,6 +99,13 @@ class _Shares:
                 else:
                     totals[name] -= value
                     present[name] -= 1
+
+    def _count(self, sums: dict[str, int]) -> None:
+        """A minute's sums into the window's."""
+        totals, present = self.totals, self.present
+        for name, value in sums.items():
+            totals[name] = totals.get(name, 0) + value
+            present[name] = present.get(name, 0) + 1
 
     def means(self, count: int) -> dict[str, float]:
         """Each name's share over the window's ``count`` minutes, in percent of a core."""
@@ -126,8 +128,8 @@ class _Shares:
         events = []
         open_ = [name for name, rec in self.names.items() if rec.high and name not in means]
         for name in [*means, *open_]:
-            mean = means.get(name, 0.0)
-            if mean < MIN_PCT and not self.names.get(name, _CLOSED).high:
+            mean, rec = means.get(name, 0.0), self.names.get(name)
+            if mean < MIN_PCT and (rec is None or not rec.high):
                 continue  # under half a core nothing opens
             rec = self.record_of(name)
             largest = rec.largest(t)
@@ -168,9 +170,7 @@ class _Shares:
         self.minutes = deque((float(end), _sums(sums)) for end, sums in state["minutes"])
         self.totals, self.present = {}, {}
         for _, sums in self.minutes:
-            for name, value in sums.items():
-                self.totals[name] = self.totals.get(name, 0) + value
-                self.present[name] = self.present.get(name, 0) + 1
+            self._count(sums)
         skipped = 0
         for name, saved in dict(state.get("names", {})).items():
             try:
