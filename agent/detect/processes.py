@@ -52,11 +52,6 @@ MIN_PCT = 50.0
 #: The busiest ranking's places read (the sensor's ``top_n`` is 3 by default).
 RANKS = tuple((f"cpu{i}_name", f"cpu{i}_pct") for i in range(1, 11))
 _RANKED = frozenset(key for pair in RANKS for key in pair)
-#: Each kind of share: the events that open and close its episodes.
-KINDS = {
-    "background": ("process.busy", "process.calm"),
-    "whole": ("process.drain", "process.drain_end"),
-}
 
 
 @dataclass(slots=True)
@@ -75,9 +70,11 @@ class _Record:
 
 @dataclass(slots=True)
 class _Shares:
-    """One kind of share of every process name: the minutes of the window, and each name's
-    record."""
+    """One kind of share of every process name: the events that open and close its episodes,
+    the minutes of the window (each with a ranking), and each name's record."""
 
+    opens: str
+    ends: str
     minutes: deque[tuple[float, dict[str, int]]] = field(default_factory=deque)
     names: dict[str, _Record] = field(default_factory=dict)
     #: The window's sums per name and how many of its minutes name it, kept as minutes come
@@ -85,11 +82,11 @@ class _Shares:
     totals: dict[str, int] = field(default_factory=dict)
     present: dict[str, int] = field(default_factory=dict)
 
-    def close_minute(self, end: float, t: float, sums: dict[str, int]) -> None:
-        """The minute ending at ``end`` joins the window with its ``sums`` (if any); the
-        window keeps the minutes of the last ``WINDOW_S`` before ``t``."""
+    def close_minute(self, end: float, t: float, sums: dict[str, int] | None) -> None:
+        """The minute ending at ``end`` joins the window with its ``sums`` (None: it had no
+        ranking); the window keeps the minutes of the last ``WINDOW_S`` before ``t``."""
         minutes, totals, present = self.minutes, self.totals, self.present
-        if sums:
+        if sums is not None:
             minutes.append((end, sums))
             self._count(sums)
         while minutes and minutes[0][0] <= t - WINDOW_S:
@@ -107,9 +104,16 @@ class _Shares:
             totals[name] = totals.get(name, 0) + value
             present[name] = present.get(name, 0) + 1
 
-    def means(self, count: int) -> dict[str, float]:
-        """Each name's share over the window's ``count`` minutes, in percent of a core."""
-        return {name: total / (1000.0 * count) for name, total in self.totals.items()}
+    def full(self) -> bool:
+        """Whether the window's minutes span half of it (after a pause a single minute is no
+        quarter of an hour)."""
+        minutes = self.minutes
+        return bool(minutes) and minutes[-1][0] - minutes[0][0] >= WINDOW_S / 2
+
+    def means(self) -> dict[str, float]:
+        """Each name's share over the window's minutes, in percent of a core."""
+        count = 1000.0 * len(self.minutes)
+        return {name: total / count for name, total in self.totals.items()}
 
     def enter(self, t: float, means: dict[str, float]) -> None:
         """Every name's mean joins its record; names with no entry left are forgotten (a
@@ -121,10 +125,9 @@ class _Shares:
             if not self.names[name].recent:
                 del self.names[name]
 
-    def judge(self, kind: str, t: float, means: dict[str, float], judged: bool) -> list[Event]:
+    def judge(self, t: float, means: dict[str, float], judged: bool) -> list[Event]:
         """The events of this share's episodes; with ``judged`` false (a drain while the
         machine is plugged in) no episode opens and the open ones end."""
-        opens, ends = KINDS[kind]
         events = []
         open_ = [name for name, rec in self.names.items() if rec.high and name not in means]
         for name in [*means, *open_]:
@@ -136,13 +139,17 @@ class _Shares:
             if rec.high:
                 if judged and mean > max(largest, MIN_PCT / 2):
                     continue
-                rec.high, event_kind = False, ends
+                rec.high, kind = False, self.ends
             elif judged and mean >= max(TIMES_RECORD * largest, MIN_PCT):
-                rec.high, event_kind = True, opens
+                rec.high, kind = True, self.opens
             else:
                 continue
-            data = {"mean_pct": round(mean, 1), "record_pct": round(largest, 1)}
-            events.append(Event(t, event_kind, name, {**data, "window_s": WINDOW_S}))
+            data = {
+                "mean_pct": round(mean, 1),
+                "record_pct": round(largest, 1),
+                "window_s": WINDOW_S,
+            }
+            events.append(Event(t, kind, name, data))
         return events
 
     def record_of(self, name: str) -> _Record:
@@ -194,11 +201,10 @@ class ProcessLoads:
         self._first_t: float | None = None
         self._minute_end = 0.0
         self._last: Mapping[str, Scalar] | None = None  # the minute's last ranking
-        self._minutes: deque[float] = deque()  # the window's minutes with a ranking
         self._next_entry = 0.0
         self._on_battery = False
-        self._background = _Shares()
-        self._whole = _Shares()
+        self._background = _Shares("process.busy", "process.calm")
+        self._whole = _Shares("process.drain", "process.drain_end")
 
     def feed(self, sample: Sample) -> list[Event]:
         """One sample -> the events it makes: the apps sensor's with a ranking count, and the
@@ -224,21 +230,18 @@ class ProcessLoads:
     def _close_minute(self, t: float) -> list[Event]:
         """Close the minute being read and judge the window it ends (at sample time ``t``,
         past its end); the next minute is the one ``t`` falls in."""
-        minutes, end, last = self._minutes, self._minute_end, self._last
-        background_sums: dict[str, int] = {}
-        whole_sums: dict[str, int] = {}
+        end, last = self._minute_end, self._last
+        background_sums: dict[str, int] | None = None
+        whole_sums: dict[str, int] | None = None
         if last is not None:
-            minutes.append(end)
-            _add_ranking(last, background_sums, whole_sums)
+            background_sums, whole_sums = _shares_of(last)
         self._background.close_minute(end, t, background_sums)
         self._whole.close_minute(end, t, whole_sums)
         self._minute_end = t - t % BUCKET_S + BUCKET_S
         self._last = None
-        while minutes and minutes[0] <= t - WINDOW_S:
-            minutes.popleft()
-        full = bool(minutes) and minutes[-1] - minutes[0] >= WINDOW_S / 2
-        background = self._background.means(len(minutes)) if full else {}
-        whole = self._whole.means(len(minutes)) if full else {}
+        full = self._whole.full()  # (both shares hold the same minutes)
+        background = self._background.means() if full else {}
+        whole = self._whole.means() if full else {}
         if full and t >= self._next_entry:
             self._background.enter(t, background)
             self._whole.enter(t, whole)
@@ -246,8 +249,8 @@ class ProcessLoads:
         assert self._first_t is not None
         if t - self._first_t < SPAN_S:
             return []
-        events = self._background.judge("background", t, background, True)
-        return events + self._whole.judge("whole", t, whole, self._on_battery)
+        events = self._background.judge(t, background, True)
+        return events + self._whole.judge(t, whole, self._on_battery)
 
     # -- state kept across restarts ------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -259,7 +262,6 @@ class ProcessLoads:
         return {
             "first_t": self._first_t,
             "minute": [self._minute_end, last],
-            "minutes": list(self._minutes),
             "next_entry": self._next_entry,
             "on_battery": self._on_battery,
             "background": self._background.state(),
@@ -276,7 +278,6 @@ class ProcessLoads:
             self._first_t = None if first_t is None else float(first_t)
             self._minute_end = float(end)
             self._last = None if last is None else {str(k): v for k, v in dict(last).items()}
-            self._minutes = deque(float(e) for e in state["minutes"])
             self._next_entry = float(state["next_entry"])
             self._on_battery = bool(state["on_battery"])
             skipped = self._background.restore(state["background"])
@@ -285,11 +286,11 @@ class ProcessLoads:
             raise ValueError(f"missing {exc}") from exc
 
 
-def _add_ranking(
-    data: Mapping[str, Scalar], background: dict[str, int], whole: dict[str, int]
-) -> None:
-    """One ranking's shares into the minute's sums, in thousandths of a percent: every
-    process's into ``whole``, those not the focused window's into ``background``."""
+def _shares_of(data: Mapping[str, Scalar]) -> tuple[dict[str, int], dict[str, int]]:
+    """One ranking's shares, in thousandths of a percent: those not the focused window's
+    process (background), and every process's (whole)."""
+    background: dict[str, int] = {}
+    whole: dict[str, int] = {}
     focused = data.get(FOCUSED_PROCESS)
     for name_key, pct_key in RANKS:
         name = data.get(name_key)
@@ -301,6 +302,7 @@ def _add_ranking(
             whole[name] = whole.get(name, 0) + value
             if name != focused:
                 background[name] = background.get(name, 0) + value
+    return background, whole
 
 
 def _sums(saved: Any) -> dict[str, int]:

@@ -299,8 +299,8 @@ def _culprit(ctx: Context, cause: str) -> ProcessFacts | None:
         risen = [p for p in procs if p.cpu_pct > 0.0]
         return max(risen, key=lambda p: (p.cpu_pct - p.cpu_before_pct, p.cpu_pct), default=None)
     event = {"cpu_runaway": "process.busy", "battery_drain": "process.drain"}.get(cause)
-    named = [p for p in procs if event and p.name in _named_processes(ctx, event)]
-    busy = named or [p for p in procs if p.cpu_pct > 0.0]
+    found = _named_processes(ctx, event) if event is not None else []
+    busy = [p for p in procs if p.name in found] or [p for p in procs if p.cpu_pct > 0.0]
     return busy[0] if busy else None  # processes come sorted by CPU
 
 

@@ -52,7 +52,9 @@ def four_days() -> tuple[ProcessLoads, list[Sample]]:
     return ProcessLoads(), samples
 
 
-def running(start: float, minutes: float, name: str, pct: float, focus: str = "firefox"):  # type: ignore[no-untyped-def]
+def running(
+    start: float, minutes: float, name: str, pct: float, focus: str = "firefox"
+) -> list[Sample]:
     n = int(minutes * M / STEP)
     return [apps(start + i * STEP, focus, (name, pct), ("gnome-shell", 3.0)) for i in range(n)]
 
