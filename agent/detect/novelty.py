@@ -416,7 +416,8 @@ def feed_cells(
     -1 where there is no number. With the kernel, one call."""
     x = np.ascontiguousarray(matrix, dtype=np.float64)
     flags = np.ascontiguousarray(due, dtype=np.bool_)
-    out = np.full(x.shape, -1.0)
+    out = np.empty(x.shape)  # (np.full costs twice this on a live sample's row)
+    out.fill(-1.0)
     if _ranks is not None and histories and type(histories[0]) is KernelHistory:
         states = [h._state for h in histories]  # type: ignore[attr-defined]
         _ranks.cells(states, x, flags, upper_only, fill, out)

@@ -277,6 +277,8 @@ def test_state_and_histories_restore_exactly() -> None:
     for i, v in enumerate(values[:1000]):
         first.feed(60.0 * i, "m", {"m": v, "m2": v * 2})
     second = _detector()
+    for i in range(50):  # a stage that has scored the same streams takes the state as well
+        second.feed(60.0 * i, "m", {"m": 1.0, "m2": 2.0})
     second.restore(first.state(), first.history_state())
     for i, v in enumerate(values[1000:], start=1000):
         a = first.feed(60.0 * i, "m", {"m": v, "m2": v * 2})
@@ -572,6 +574,7 @@ def test_streams_gone_for_a_history_span_are_dropped() -> None:
     detector = _detector(settings)
     rng = random.Random(3)
     t = 0.0
+    detector.feed(t, "system", {"system.net.veth0.rx_Bps": 1.0})  # a layout of its own
     for hour in range(24 * 5):
         names = {"system.cpu_pct": rng.random(), f"system.net.veth{hour}.rx_Bps": rng.random()}
         for _ in range(6):
@@ -583,7 +586,7 @@ def test_streams_gone_for_a_history_span_are_dropped() -> None:
     assert streams["system.cpu_pct"].n == 24 * 5 * 6
     state = detector.state()
     assert len(state["streams"]) == len(streams)
-    # A name that comes back after being dropped starts afresh.
+    # A name that comes back after being dropped starts afresh (also in a layout seen before).
     detector.feed(t, "system", {"system.net.veth0.rx_Bps": 1.0})
     assert detector.streams["system.net.veth0.rx_Bps"].n == 1
     restored = _detector(settings)

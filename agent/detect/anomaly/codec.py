@@ -235,5 +235,6 @@ def restore(
         logger.warning("anomaly state in the database is damaged (%r): learning afresh", exc)
         return False
     stage.streams, stage.sources, stage.joint, stage.sweep_t = streams, sources, joint, sweep_t
+    stage.streams_changed()
     stage.comove, stage.context, stage.on_battery = comove, context, on_battery
     return True

@@ -206,7 +206,7 @@ class CoMovement:
         everyone = judged == len(usable)
         if not everyone:
             z[~usable] = 0.0
-        scored: F64 = (z[None, :] * self.precision).sum(axis=1)
+        scored: F64 = np.add.reduce(z[None, :] * self.precision, axis=1)  # (.sum's own bits)
         np.multiply(scored, self._scale, out=scored)
         np.abs(scored, out=scored)
         if not everyone:

@@ -247,6 +247,44 @@ class JointState:
     node_entry_t: float | None = None
 
 
+class Columns:
+    """A source's streams in one order, with the lists the kernel reads of them (the same
+    arrays, updated in place): the live daemon's samples repeat a few layouts, so each is
+    built once (``AnomalyDetector._layout``). A stream's error history replaced (a kept
+    personalisation round) makes its lists stale: the stage builds them again."""
+
+    __slots__ = ("states", "in_kernel", "_columns", "_memories", "_errors")
+
+    def __init__(self, states: list[StreamState]) -> None:
+        self.states = states
+        #: Whether the kernel can score them: every history is the kernel's.
+        self.in_kernel = all(type(s.values) is KernelHistory for s in states)
+        self._columns: list[tuple[Any, ...]] | None = None
+        self._memories: list[tuple[Any, ...]] | None = None
+        self._errors: list[Any] | None = None
+
+    def columns(self) -> list[tuple[Any, ...]]:
+        """Each stream's window, counters, and values and spreads histories."""
+        if self._columns is None:
+            self._columns = [
+                (s.buffer, s.meta, s.values._state, s.spreads._state)  # type: ignore[attr-defined]
+                for s in self.states
+            ]
+        return self._columns
+
+    def memories(self) -> list[tuple[Any, ...]]:
+        """Each stream's memory of its shapes (made at the first call: only with the memory)."""
+        if self._memories is None:
+            self._memories = [s.memory_state() for s in self.states]
+        return self._memories
+
+    def errors(self) -> list[Any]:
+        """Each stream's model-error history."""
+        if self._errors is None:
+            self._errors = [s.errors._state for s in self.states]  # type: ignore[attr-defined]
+        return self._errors
+
+
 @dataclass(slots=True)
 class SourceScores:
     """A source's part of a chunk, cell by cell ``[sample, stream]`` (zero where a sample
@@ -265,7 +303,7 @@ class SourceScores:
 
 
 def score_source(
-    states: list[StreamState],
+    streams: list[StreamState] | Columns,
     matrix: F64,
     times: F64,
     model: WindowModel | None,
@@ -276,12 +314,17 @@ def score_source(
 ) -> SourceScores:
     """Rank a source's values ``matrix[sample, stream]`` (NaN where absent, clipped to
     ``MAX_VALUE``), their windows' spreads and the model's errors of those windows, each
-    against its stream's history before it joins it, in time order per stream."""
+    against its stream's history before it joins it, in time order per stream. ``streams``
+    in the matrix's column order (a ``Columns`` the live path keeps)."""
+    layout = streams if isinstance(streams, Columns) else Columns(streams)
+    states = layout.states
     m, k = matrix.shape
+    edges = np.empty((m, k, 2))
+    edges.fill(math.nan)  # (np.full's numbers, at half its cost on a live sample's row)
     out = SourceScores(
         np.zeros((m, k)),
         np.zeros((m, k)),
-        np.full((m, k, 2), np.nan),
+        edges,
         np.zeros((m, k), dtype=np.bool_),
         np.zeros((m, k), dtype=np.bool_),
         np.zeros((m, k), dtype=np.bool_),
@@ -289,7 +332,7 @@ def score_source(
     )
     kernel = novelty.kernel()
     every_novelty_s = every_s / NOVELTY_ENTRIES
-    if kernel is None or not all(type(s.values) is KernelHistory for s in states):
+    if kernel is None or not layout.in_kernel:
         found = _novelty_reference(states, matrix, times, every_novelty_s) if shape_memory else None
         before = _score_reference(states, matrix, times, model, meter, every_s, warmup_s, out)
         if found is not None and (found >= 0.0).any():
@@ -301,7 +344,7 @@ def score_source(
     if shape_memory:  # each step's novelty ranked
         found = np.empty((m, k))  # the kernel writes every cell
         judged = kernel.memory(
-            [s.memory_state() for s in states],
+            layout.memories(),
             matrix,
             times,
             MEMORY_WIDTH,
@@ -316,7 +359,7 @@ def score_source(
     scaling = model.scaling if model is not None else NO_SCALING
     scaled = np.empty((m * k if model is not None else 0, width), dtype=np.float32)
     n_full = kernel.columns(
-        [(s.buffer, s.meta, s.values._state, s.spreads._state) for s in states],  # type: ignore[attr-defined]
+        layout.columns(),
         matrix,
         times,
         every_s,
@@ -337,7 +380,7 @@ def score_source(
     errors, error_states = np.zeros(0), None
     if model is not None and n_full:
         errors = model_errors(model, scaled[:n_full], meter)
-        error_states = [s.errors._state for s in states]  # type: ignore[attr-defined]
+        error_states = layout.errors()
     own = None if found is None else out.surprise.copy()  # value and spread only
     kernel.shapes(
         error_states,

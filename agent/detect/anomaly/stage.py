@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, Literal, NamedTuple, cast
 
 import numpy as np
 import numpy.typing as npt
@@ -42,6 +42,7 @@ from agent.detect.anomaly.scoring import (
     HALF_SCORE_SURPRISE,
     LOG10_2,
     MAX_VALUE,
+    Columns,
     JointState,
     SourceScores,
     StreamState,
@@ -133,8 +134,8 @@ class AnomalyDetector:
         #: Build each sample's ``AnomalyStep`` (``vigil score`` reads the scores).
         self.keep_scores = False
         self._activities: dict[tuple[str, ...], tuple[I64, list[str], npt.NDArray[np.bool_]]] = {}
-        #: A live sample's stream names in name order, by their order in the sample.
-        self._sorted: dict[tuple[str, ...], list[str]] = {}
+        #: The live samples' layouts, by their stream names in the sample's order.
+        self._layouts: dict[tuple[str, ...], _Layout] = {}
 
     # -- feeding -------------------------------------------------------------------------------
     def feed(
@@ -251,7 +252,7 @@ class AnomalyDetector:
         if len(rows) == 1:  # the live daemon's sample: every stream present, in name order
             one = values[rows[0]]
             key = tuple(one)
-            names = self._sorted.get(key) or self._sort_names(key)
+            names, streams, present = self._layouts.get(key) or self._layout(key)
             matrix = np.fromiter(map(one.__getitem__, names), np.float64, len(names))[None, :]
             # np.clip's bits; on a row of a few values np.clip costs twice these two
             np.maximum(matrix, -MAX_VALUE, out=matrix)
@@ -263,12 +264,14 @@ class AnomalyDetector:
             matrix = np.array([[d.get(n, nan) for n in names] for d in dicts], dtype=np.float64)
             np.clip(matrix, -MAX_VALUE, MAX_VALUE, out=matrix)
             t = ts[rows]
-        states = [self.streams.get(name) or self._new_stream(name) for name in names]
+            states = [self.streams.get(name) or self._new_stream(name) for name in names]
+            streams = Columns(states)
+            present = ~np.isnan(matrix)
         before = None  # one sample's are read after (``_explain_one``)
         if len(rows) > 1 and self.settings.co_movement and source in CO_MOVING and len(names) > 1:
-            before = np.array([s.buffer[-1] if s.n else nan for s in states])
+            before = np.array([s.buffer[-1] if s.n else nan for s in streams.states])
         scores = score_source(
-            states,
+            streams,
             matrix,
             t,
             self.model,
@@ -277,13 +280,23 @@ class AnomalyDetector:
             WARMUP_S,
             self.settings.shape_memory,
         )
-        return _Plan(source, rows, t, names, matrix, ~np.isnan(matrix), scores, before)
+        return _Plan(source, rows, t, names, matrix, present, scores, before)
 
-    def _sort_names(self, key: tuple[str, ...]) -> list[str]:
-        if len(self._sorted) >= MAX_LAYOUTS:  # (samples' layouts are few: a bound regardless)
-            self._sorted.clear()
-        names = self._sorted[key] = sorted(key)
-        return names
+    def _layout(self, key: tuple[str, ...]) -> _Layout:
+        """A live sample's layout (its stream names in its order: ``key``), kept until a
+        stream is dropped or its error history replaced."""
+        if len(self._layouts) >= MAX_LAYOUTS:  # (samples' layouts are few: a bound regardless)
+            self._layouts.clear()
+        names = sorted(key)
+        states = [self.streams.get(name) or self._new_stream(name) for name in names]
+        present = np.ones((1, len(names)), dtype=np.bool_)
+        present.flags.writeable = False
+        layout = self._layouts[key] = _Layout(names, Columns(states), present)
+        return layout
+
+    def streams_changed(self) -> None:
+        """Streams were dropped or replaced, or their error histories: the live layouts go."""
+        self._layouts.clear()
 
     def _new_stream(self, name: str) -> StreamState:
         size = self.settings.history_n
@@ -681,7 +694,7 @@ class AnomalyDetector:
         ``EXPLAINED_SURPRISE`` is past its values history's edges (in floats: a few cells)."""
         row = plan.matrix[0]
         edges = plan.scores.edges[0]
-        for j in np.flatnonzero(plan.scores.surprise[0] > EXPLAINED_SURPRISE).tolist():
+        for j in (plan.scores.surprise[0] > EXPLAINED_SURPRISE).nonzero()[0].tolist():
             x, (lo, hi) = float(row[j]), edges[j].tolist()
             if x > hi or x < lo:  # (NaN: neither)
                 return True
@@ -770,6 +783,7 @@ class AnomalyDetector:
             # error history starts again from its recent normal windows, scored anew.
             recent = personaliser.recent_errors()
             size = self.settings.history_n
+            self.streams_changed()
             for name, s in self.streams.items():
                 s.errors = ValueHistory(size)
                 errs = np.asarray(recent.get(name, ()), dtype=np.float64)
@@ -786,6 +800,7 @@ class AnomalyDetector:
         for name, s in list(self.streams.items()):
             if s.last_t is not None and s.last_t < gone_before:
                 del self.streams[name]
+                self.streams_changed()
         tables: list[dict[str, Any]] = [self.joint, self.comove, self.context]
         for table in tables:
             for key, c in list(table.items()):
@@ -820,6 +835,15 @@ def _row_grid(
     due = np.zeros(len(t), dtype=np.bool_)
     due[rows], entry_t = entry_times(t[rows], entry_t, every_s)
     return due, entry_t
+
+
+class _Layout(NamedTuple):
+    """A live sample's streams as the stage scores them, built once for each layout the
+    samples repeat (a sensor's fields, in its order)."""
+
+    names: list[str]  # in name order
+    streams: Columns  # the names' streams, in that order
+    present: npt.NDArray[np.bool_]  # ``_Plan.present`` of a sample of this layout (read-only)
 
 
 @dataclass(slots=True)
