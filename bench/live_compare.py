@@ -1,0 +1,99 @@
+"""A live sample's CPU on this tree against another checkout of vigil, in one process.
+
+The live daemon feeds the pipeline one sample at a time, and a change to its cost of a few
+per cent is below the spread of separate runs on a shared machine. So both trees are
+imported into this one process (the other one's ``agent`` package loaded after this one's is
+set aside), each pipeline is warmed on the first 14 days of the same generated laptop trace
+(in replay's chunks), and the next ``--samples`` samples go to both one at a time, in
+alternating blocks of ``--block``, so the machine's pace changes alike for both. Prints each
+tree's CPU microseconds a sample and the ratio. ``--first other`` loads the other tree
+first (the load order moves the ratio by a few per cent: run both).
+
+The other checkout needs its compiled kernel (``pip install -e`` there, or the built
+``agent/detect/_ranks*.so`` copied in): without it the comparison would be against the
+slower numpy reference, and the script stops.
+
+    python bench/live_compare.py --against ../vigil-old [--samples 40000] [--first other]
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+WARM_DAYS = 14
+DAYS = 16  # the warm-up, then two days of live samples to draw from
+
+
+def load_tree(tree: Path, trace: Path) -> tuple[Any, list[Any]]:
+    """A pipeline of the ``agent`` package under ``tree``, warmed on the trace's first
+    ``WARM_DAYS``, and the trace's later samples as that tree reads them."""
+    for name in [m for m in sys.modules if m == "agent" or m.startswith("agent.")]:
+        del sys.modules[name]  # the objects already made keep their own modules
+    sys.path.insert(0, str(tree))
+    importlib.invalidate_caches()
+    try:
+        agent = importlib.import_module("agent")
+        if not str(agent.__file__).startswith(str(tree)):
+            raise SystemExit(f"{tree}: no agent package there ({agent.__file__} was found)")
+        if importlib.import_module("agent.detect.novelty").kernel() is None:
+            raise SystemExit(f"{tree}: its kernel is not built (pip install -e there)")
+        config = importlib.import_module("agent.config").Config()
+        model = importlib.import_module("agent.detect.tflite").load_or_explain()
+        pipeline = importlib.import_module("agent.pipeline").Pipeline(config, (), model)
+        chunked = importlib.import_module("agent.runtime.replay").chunked
+        reading = importlib.import_module("agent.runtime.trace")
+        samples = list(reading.read_trace([trace], reading.ReadCounts()))
+    finally:
+        sys.path.remove(str(tree))
+    until = samples[0].t + WARM_DAYS * 86_400.0
+    warm = [s for s in samples if s.t < until]
+    for chunk in chunked(iter(warm)):
+        pipeline.feed_chunk(chunk)
+    return pipeline, samples[len(warm) :]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--against", type=Path, required=True, help="the other checkout")
+    parser.add_argument("--samples", type=int, default=40_000)
+    parser.add_argument("--block", type=int, default=250)
+    parser.add_argument("--first", choices=("this", "other"), default="this")
+    args = parser.parse_args()
+    this = Path(__file__).resolve().parent.parent
+    other = args.against.resolve()
+    with tempfile.TemporaryDirectory() as tmp:
+        sys.path.insert(0, str(this))
+        from agent.demo import write_synthetic_trace
+
+        trace = Path(tmp) / "laptop.jsonl"
+        write_synthetic_trace(trace, days=DAYS)
+        sys.path.remove(str(this))
+        order = [("this", this), ("other", other)]
+        if args.first == "other":
+            order.reverse()
+        trees = {label: load_tree(path, trace) for label, path in order}
+    n = min(args.samples, *(len(live) for _, live in trees.values()))
+    cpu = dict.fromkeys(trees, 0.0)
+    labels = list(trees)
+    for block, start in enumerate(range(0, n, args.block)):
+        for label in labels if block % 2 == 0 else labels[::-1]:
+            pipeline, live = trees[label]
+            began = time.process_time()
+            for sample in live[start : min(start + args.block, n)]:
+                pipeline.feed(sample)
+            cpu[label] += time.process_time() - began
+    each = {label: cpu[label] / n * 1e6 for label in trees}
+    print(f"live samples after {WARM_DAYS} days: {n:,}, in blocks of {args.block}")
+    print(f"this tree   {this}: {each['this']:.1f} us a sample")
+    print(f"other tree  {other}: {each['other']:.1f} us a sample")
+    print(f"this / other: {each['this'] / each['other']:.4f} (loaded first: {args.first})")
+
+
+if __name__ == "__main__":
+    main()
