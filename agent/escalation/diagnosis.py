@@ -10,7 +10,8 @@ How a cause is chosen, root causes before their consequences:
 2. arrival at a place never seen before is an **unusual_place**;
 3. swap beyond its usual range is **swap_pressure**, else memory beyond it **memory_growth**
    (a machine short of memory swaps, which keeps the disk and the CPU busy and the battery
-   draining);
+   draining), where the level rose into the incident (by its usual range's width over the
+   half hour before): levels hold, and swap kept for hours after a storm is not this one;
 4. a temperature beyond what this CPU load usually gives is **overheating** (where the
    machine never ran at this load, the CPU explains the heat); on battery, power beyond what
    the battery usually gives is a **battery_drain**, whatever draws it: on battery, the drain
@@ -149,7 +150,7 @@ def _stuck(s: StreamFacts) -> bool:
 def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     for cause in ("swap_pressure", "memory_growth"):
         best = _strongest(ctx, _SUFFIXES[cause])
-        if best is not None and _excess(best) >= BEYOND:
+        if best is not None and _excess(best) >= BEYOND and _risen(best):
             return cause, best
     temp = ctx.stream("system.temp_C")
     if temp is not None and _beyond_load(temp, HOT_MARGIN_C) and _excess(temp) >= BEYOND:
@@ -269,6 +270,17 @@ def _excess(s: StreamFacts) -> float:
         return math.log10((1.0 + max(s.peak, 0.0)) / (1.0 + max(hi, 0.0)))
     width = max(hi - lo, 0.05 * abs(mid), 1e-6)
     return (s.peak - hi) / width
+
+
+def _risen(s: StreamFacts) -> bool:
+    """Whether a level rose into the incident: its peak above the lowest value of the half
+    hour before by the width of its usual range. Levels hold (swap stays in use for hours
+    after a storm has passed): one reached before and kept is not what is happening now.
+    Nothing recorded before: yes."""
+    if not s.before or s.usual is None or s.peak is None:
+        return True
+    lo, mid, hi = s.usual
+    return s.peak - min(s.before) >= BEYOND * max(hi - lo, 0.05 * abs(mid), 1e-6)
 
 
 def _beyond_load(s: StreamFacts, margin: float) -> bool:

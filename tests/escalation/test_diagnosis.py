@@ -29,8 +29,9 @@ def stream(
     involved: bool = True,
     at_load: tuple[float, float, int] | None = None,
     stuck_s: float = 0.0,
+    before: tuple[float, ...] = (),
 ) -> StreamFacts:
-    return StreamFacts(name, involved, (), (peak,), peak, peak, usual, None, at_load, stuck_s)
+    return StreamFacts(name, involved, before, (peak,), peak, peak, usual, None, at_load, stuck_s)
 
 
 def found(rule: str, event: str, subject: str, **data: float) -> dict[str, Any]:
@@ -89,6 +90,21 @@ def test_swap_pressure_comes_before_memory_growth_and_names_the_largest() -> Non
         )
     )
     assert (d.cause, d.culprit) == ("swap_pressure", "qemu-system-x86")
+
+
+def test_a_level_held_since_before_the_incident_is_not_its_cause() -> None:
+    """Swap still in use hours after a storm (5 %, usual 0-2 %) through the half hour before:
+    no swap pressure now, and the process the pipeline found busy in the background is the
+    cause. Swap that rose into the incident is swap pressure, whatever else is busy."""
+    cpu = stream("system.cpu_pct", 30.0, (2.0, 12.0, 35.0))
+    zoom = ProcessFacts("zoom", 55.0, 50.0, 4.0, 4.0)
+    busy = found("process_busy", "process.busy", "zoom", mean_pct=52.4, record_pct=19.4)
+    held = stream("system.swap_pct", 5.3, (0.2, 0.6, 1.7), before=(5.3, 5.2, 5.3))
+    d = diagnose(context(cpu, held, processes=(zoom, BROWSER), triggers=(busy,)))
+    assert (d.cause, d.culprit) == ("cpu_runaway", "zoom")
+    rose = stream("system.swap_pct", 5.3, (0.2, 0.6, 1.7), before=(1.0, 2.5, 4.0))
+    d = diagnose(context(cpu, rose, processes=(zoom, BROWSER), triggers=(busy,)))
+    assert (d.cause, d.culprit) == ("swap_pressure", "firefox")
 
 
 def test_memory_growth_names_the_process_that_grew() -> None:
