@@ -44,7 +44,7 @@ def redact(ctx: Context, diagnosis: Diagnosis, config: EscalationConfig) -> Reda
     if not config.share_process_names:
         for proc in ctx.processes:
             names.setdefault(proc.name, f"process-{len(names) + 1}")
-        for subject in _named_processes(ctx):  # ``process.busy`` and the like name one
+        for subject in _process_subjects(ctx):  # ``process.busy`` and the like name one
             names.setdefault(subject, f"process-{len(names) + 1}")
     if not config.share_app_names and ctx.focused_app is not None:
         names.setdefault(ctx.focused_app, "app-1")
@@ -69,7 +69,7 @@ def redact(ctx: Context, diagnosis: Diagnosis, config: EscalationConfig) -> Reda
     return Redacted(facts, payload, {v: k for k, v in names.items()})
 
 
-def _named_processes(ctx: Context) -> list[str]:
+def _process_subjects(ctx: Context) -> list[str]:
     """The processes the triggers and the recent events name as their subject."""
     said = [(t.get("event"), t.get("subject")) for t in ctx.triggers]
     said += [(e.get("kind"), e.get("subject")) for e in ctx.recent]
