@@ -14,6 +14,7 @@ The other checkout needs its compiled kernel (``pip install -e`` there, or the b
 slower numpy reference, and the script stops.
 
     python bench/live_compare.py --against ../vigil-old [--samples 40000] [--first other]
+        [--warm-days 14]
 """
 
 from __future__ import annotations
@@ -27,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 WARM_DAYS = 14
-DAYS = 16  # the warm-up, then two days of live samples to draw from
+LIVE_DAYS = 2  # the live samples are drawn from the days after the warm-up
 
 
-def load_tree(tree: Path, trace: Path) -> tuple[Any, list[Any]]:
+def load_tree(tree: Path, trace: Path, warm_days: int) -> tuple[Any, list[Any]]:
     """A pipeline of the ``agent`` package under ``tree``, warmed on the trace's first
-    ``WARM_DAYS``, and the trace's later samples as that tree reads them."""
+    ``warm_days``, and the trace's later samples as that tree reads them."""
     for name in [m for m in sys.modules if m == "agent" or m.startswith("agent.")]:
         del sys.modules[name]  # the objects already made keep their own modules
     sys.path.insert(0, str(tree))
@@ -51,7 +52,7 @@ def load_tree(tree: Path, trace: Path) -> tuple[Any, list[Any]]:
         samples = list(reading.read_trace([trace], reading.ReadCounts()))
     finally:
         sys.path.remove(str(tree))
-    until = samples[0].t + WARM_DAYS * 86_400.0
+    until = samples[0].t + warm_days * 86_400.0
     warm = [s for s in samples if s.t < until]
     for chunk in chunked(iter(warm)):
         pipeline.feed_chunk(chunk)
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=40_000)
     parser.add_argument("--block", type=int, default=250)
     parser.add_argument("--first", choices=("this", "other"), default="this")
+    parser.add_argument("--warm-days", type=int, default=WARM_DAYS)
     args = parser.parse_args()
     this = Path(__file__).resolve().parent.parent
     other = args.against.resolve()
@@ -72,12 +74,12 @@ def main() -> None:
         from agent.demo import write_synthetic_trace
 
         trace = Path(tmp) / "laptop.jsonl"
-        write_synthetic_trace(trace, days=DAYS)
+        write_synthetic_trace(trace, days=args.warm_days + LIVE_DAYS)
         sys.path.remove(str(this))
         order = [("this", this), ("other", other)]
         if args.first == "other":
             order.reverse()
-        trees = {label: load_tree(path, trace) for label, path in order}
+        trees = {label: load_tree(path, trace, args.warm_days) for label, path in order}
     n = min(args.samples, *(len(live) for _, live in trees.values()))
     cpu = dict.fromkeys(trees, 0.0)
     labels = list(trees)
@@ -89,7 +91,7 @@ def main() -> None:
                 pipeline.feed(sample)
             cpu[label] += time.process_time() - began
     each = {label: cpu[label] / n * 1e6 for label in trees}
-    print(f"live samples after {WARM_DAYS} days: {n:,}, in blocks of {args.block}")
+    print(f"live samples after {args.warm_days} days: {n:,}, in blocks of {args.block}")
     print(f"this tree   {this}: {each['this']:.1f} us a sample")
     print(f"other tree  {other}: {each['other']:.1f} us a sample")
     print(f"this / other: {each['this'] / each['other']:.4f} (loaded first: {args.first})")
