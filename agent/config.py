@@ -402,6 +402,7 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(name="volume_high", event="volume.high", action="wake"),
     RuleConfig(name="process_busy", event="process.busy", action="wake"),
     RuleConfig(name="process_drain", event="process.drain", action="wake"),
+    RuleConfig(name="process_grow", event="process.grow", action="wake"),
 )
 
 

@@ -224,7 +224,9 @@ action = "wake"
 # a sensor stuck on one reading twice as long as it ever held one in the same state, and a
 # quarter of an hour's network or disk volume 1.5 times the largest of the last 4 days, and
 # a process busier over a quarter of an hour (at least half a core) than 1.5 times its
-# largest of the last 4 days: in the background, or in any way on battery.
+# largest of the last 4 days: in the background, or in any way on battery; and a process
+# whose memory grew by more in ten minutes (at least 2 % of RAM) than 1.5 times its largest
+# growth of the last 4 days.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
@@ -256,5 +258,10 @@ action = "wake"
 [[rules]]
 name = "process_drain"
 event = "process.drain"
+action = "wake"
+
+[[rules]]
+name = "process_grow"
+event = "process.grow"
 action = "wake"
 """

@@ -11,6 +11,7 @@ from agent.config import Config
 from agent.detect.anomaly import AnomalyDetector, WindowModel
 from agent.detect.anomaly.context import NO_PLACE
 from agent.detect.geofence import GeofenceTracker
+from agent.detect.growth import MemoryGrowth
 from agent.detect.outages import OutageTracker
 from agent.detect.personalise import (
     Personaliser,
@@ -77,6 +78,7 @@ class Pipeline:
         self.stuck = StuckReadings()
         self.volumes = RateVolumes()
         self.processes = ProcessLoads()
+        self.growth = MemoryGrowth()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
         self.wakes = WakePolicy(
@@ -148,6 +150,8 @@ class Pipeline:
                     step.events += self.volumes.feed(sample, values)
                 elif sample.sensor in ("apps", "battery"):  # the busiest processes, the power
                     step.events += self.processes.feed(sample)
+                    if sample.sensor == "apps":  # the largest processes
+                        step.events += self.growth.feed(sample)
             if step.events:
                 step.events += self.rules.on_events(step.events)
             if values:
@@ -260,6 +264,7 @@ class Pipeline:
         detector["stuck"] = self.stuck.state()
         detector["volumes"] = self.volumes.state()
         detector["processes"] = self.processes.state()
+        detector["growth"] = self.growth.state()
         if self.anomaly is not None:
             detector["anomaly"] = self.anomaly.state()
             if full:
@@ -294,7 +299,12 @@ class Pipeline:
             except (KeyError, TypeError, ValueError) as exc:
                 logger.warning("rules state unreadable, starting afresh: %s", exc)
                 dropped.append("rules")
-        parts = (("stuck", StuckReadings), ("volumes", RateVolumes), ("processes", ProcessLoads))
+        parts = (
+            ("stuck", StuckReadings),
+            ("volumes", RateVolumes),
+            ("processes", ProcessLoads),
+            ("growth", MemoryGrowth),
+        )
         for part, fresh in parts:
             saved_part = state["detector_state"].get(part)
             if not isinstance(saved_part, dict):

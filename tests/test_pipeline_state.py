@@ -252,6 +252,25 @@ def test_a_background_process_restored_midway_gives_the_events_of_one_run() -> N
     assert before + _run(samples[cut:], second) == reference
 
 
+def test_a_leak_restored_midway_gives_the_events_of_one_run() -> None:
+    """Stopped three minutes into a leak: each process's shares of the last ten minutes and
+    its record come back, so the restored pipeline says ``process.grow`` when one run
+    would."""
+    from tests.detect.test_growth import leaking, settled
+
+    _, days = settled()
+    samples = [*days, *leaking(days[-1].t + 5.0, 30, "python3", 0.4)]
+    config = Config(rules=())
+    reference = _run(samples, Pipeline(config))
+    assert [e.kind for e in reference if e.kind.startswith("process.grow")] == ["process.grow"]
+    cut = len(days) + 37  # three minutes in, in the middle of a minute
+    first = Pipeline(config)
+    before = _run(samples[:cut], first)
+    second = Pipeline(config)
+    assert second.restore(_as_kept(first.snapshot(full=True))) == []
+    assert before + _run(samples[cut:], second) == reference
+
+
 def test_unreadable_stuck_and_volume_entries_are_skipped_said_and_counted(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -283,6 +302,8 @@ def test_unreadable_stuck_and_volume_entries_are_skipped_said_and_counted(
         ("volumes", {"x": {"minute": 5}}),
         ("processes", {"minute": 5}),
         ("processes", {"first_t": 0.0}),
+        ("growth", {"minute": [0.0, None]}),
+        ("growth", {"names": 3}),
     ],
 )
 def test_a_stuck_volume_or_process_state_of_the_wrong_shape_starts_afresh(

@@ -55,9 +55,9 @@ _RANKED = frozenset(key for pair in RANKS for key in pair)
 
 
 @dataclass(slots=True)
-class _Record:
-    """One process name's entries of one share: recent ones, and the falling means of the
-    rest."""
+class Record:
+    """One process name's entries of one measure (a share of CPU, a growth of memory): recent
+    ones, and the falling means of the rest; and whether an episode of it is open."""
 
     recent: deque[tuple[float, float]] = field(default_factory=deque)
     record: deque[tuple[float, float]] = field(default_factory=deque)
@@ -76,7 +76,7 @@ class _Shares:
     opens: str
     ends: str
     minutes: deque[tuple[float, dict[str, int]]] = field(default_factory=deque)
-    names: dict[str, _Record] = field(default_factory=dict)
+    names: dict[str, Record] = field(default_factory=dict)
     #: The window's sums per name and how many of its minutes name it, kept as minutes come
     #: and go (in thousandths, the sensor's rounding: exact, with no drift).
     totals: dict[str, int] = field(default_factory=dict)
@@ -152,10 +152,10 @@ class _Shares:
             events.append(Event(t, kind, name, data))
         return events
 
-    def record_of(self, name: str) -> _Record:
+    def record_of(self, name: str) -> Record:
         rec = self.names.get(name)
         if rec is None:
-            rec = self.names[name] = _Record()
+            rec = self.names[name] = Record()
         return rec
 
     def state(self) -> dict[str, Any]:
@@ -182,7 +182,7 @@ class _Shares:
         for name, saved in dict(state.get("names", {})).items():
             try:
                 recent, record = read_entries(saved["recent"]), read_entries(saved["record"])
-                rec = _Record(recent, record, bool(saved["high"]))
+                rec = Record(recent, record, bool(saved["high"]))
             except (KeyError, TypeError, ValueError):
                 skipped += 1
                 continue

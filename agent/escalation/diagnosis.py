@@ -152,6 +152,9 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
         best = _strongest(ctx, _SUFFIXES[cause])
         if best is not None and _excess(best) >= BEYOND and _risen(best):
             return cause, best
+    memory = ctx.stream("system.mem_used_pct")
+    if memory is not None and _named_processes(ctx, "process.grow"):
+        return "memory_growth", memory
     temp = ctx.stream("system.temp_C")
     if temp is not None and _beyond_load(temp, HOT_MARGIN_C) and _excess(temp) >= BEYOND:
         return "overheating", temp
@@ -179,7 +182,8 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
 def _named_processes(ctx: Context, event: str) -> list[str]:
     """The processes the triggers of kind ``event`` name: ``process.busy``, busier in the
     background than their own record (a runaway nobody is looking at); ``process.drain``,
-    busier on battery than their own record (what empties it)."""
+    busier on battery than their own record (what empties it); ``process.grow``, taking memory
+    faster than their own record (a leak)."""
     return [str(t["subject"]) for t in ctx.triggers if t["event"] == event]
 
 
@@ -304,7 +308,9 @@ def _culprit(ctx: Context, cause: str) -> ProcessFacts | None:
     if not procs:
         return None
     if cause == "memory_growth":
-        return max(procs, key=lambda p: (p.mem_pct - p.mem_before_pct, p.mem_pct))
+        grew = _named_processes(ctx, "process.grow")
+        named = [p for p in procs if p.name in grew] or procs
+        return max(named, key=lambda p: (p.mem_pct - p.mem_before_pct, p.mem_pct))
     if cause == "swap_pressure":
         return max(procs, key=lambda p: (p.mem_pct, p.name))
     if cause in ("network_burst", "disk_burst"):

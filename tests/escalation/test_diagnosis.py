@@ -226,6 +226,19 @@ def test_a_process_busy_in_the_background_is_a_runaway_within_the_usual_cpu() ->
     assert (d.cause, d.culprit, d.culprit_kind) == ("cpu_runaway", "ffmpeg", "process")
 
 
+def test_a_process_the_pipeline_found_leaking_is_memory_growth_within_the_usual_memory() -> None:
+    """python3 taking two points of RAM in ten minutes: the machine's memory is still within
+    its usual range, so the vitals name no cause; the pipeline's ``process.grow`` names the
+    leak, and its process even where another grew as much before."""
+    memory = stream("system.mem_used_pct", 55.0, (40.0, 50.0, 60.0))
+    browser = ProcessFacts("firefox", 5.0, 5.0, 9.0, 6.0)
+    python = ProcessFacts("python3", 10.0, 10.0, 5.0, 2.0)
+    assert diagnose(context(memory, processes=(browser, python))).cause == "unknown"
+    grew = found("process_grow", "process.grow", "python3", grew_pct=2.1, record_pct=0.0)
+    d = diagnose(context(memory, processes=(browser, python), triggers=(grew,)))
+    assert (d.cause, d.culprit, d.culprit_kind) == ("memory_growth", "python3", "process")
+
+
 def test_a_new_place_is_unusual_and_named() -> None:
     place = PlaceFacts("place-7", 46.5, 15.6, new=True, visits=1, nearest_known_m=23_400.0)
     d = diagnose(context(place=place))

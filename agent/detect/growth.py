@@ -1,0 +1,205 @@
+"""The apps sensor's memory ranking -> ``process.grow`` / ``process.grow_end`` events: a
+process whose share of memory grew more over the last 10 minutes than in any 10 minutes of
+its last 4 days, by half again, and by at least 2 points of RAM.
+
+A leak is a process that keeps taking memory until the machine swaps. The machine's memory
+use shows it late: a laptop's moves by tens of points between a quiet morning and a busy
+evening, so a leak is past the usual range only once it has taken that much. The process's
+own share shows it early: a browser's grows by a point as tabs open, a build's by a few as
+it starts, and a process that takes two points in ten minutes, more than ever before, is
+news after a few minutes of its leak.
+
+So for each process name in the memory ranking (``mem<i>_name``, ``mem<i>_pct``) its share
+at each minute's last ranking is kept for ``WINDOW_S`` (the sensor ranks once a minute and
+repeats the ranking in between); its *growth* is its share now less the smallest of those
+(the minutes it was ranked). Every ``ENTRY_S`` the growth joins the name's record (the rate
+volumes' record, ``volume.py``); once the sensor has ``SETTLED_S`` behind it, a growth of
+``TIMES_RECORD`` times the name's largest entry of the last 4 days (leaving out the last
+hour's) and at least ``MIN_GROWTH_PCT`` opens an episode. It ends when the growth is back
+under that entry and half of ``MIN_GROWTH_PCT``, or the name has left the ranking. A day,
+not the record's 4, is enough to judge: a share that doubles its largest ten-minute growth
+of a day is rare, and a new machine's first leak should not wait for its fifth day.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.detect.processes import Record
+from agent.detect.volume import BUCKET_S, ENTRY_S, TIMES_RECORD, read_entries
+from agent.samples import Event, Sample, Scalar
+
+WINDOW_S = 600.0
+#: Points of RAM a process must take within ``WINDOW_S`` to be news.
+MIN_GROWTH_PCT = 1.5
+#: The sensor must have this long behind it before a growth is judged.
+SETTLED_S = 86_400.0
+#: The memory ranking's places read (the sensor's ``top_n`` is 3 by default).
+RANKS = tuple((f"mem{i}_name", f"mem{i}_pct") for i in range(1, 11))
+_RANKED = frozenset(key for pair in RANKS for key in pair)
+
+
+@dataclass(slots=True)
+class _Process:
+    """One process name: its shares at the window's ranked minutes, and its record."""
+
+    shares: deque[tuple[float, float]] = field(default_factory=deque)  # (minute end, %)
+    record: Record = field(default_factory=Record)
+
+    def growth(self, t: float) -> float:
+        """The newest share less the smallest in the window ending at ``t`` (0: none)."""
+        shares = self.shares
+        while shares and shares[0][0] <= t - WINDOW_S:
+            shares.popleft()
+        return shares[-1][1] - min(s for _, s in shares) if shares else 0.0
+
+
+class MemoryGrowth:
+    """Watches each process's share of memory over the last ten minutes."""
+
+    def __init__(self) -> None:
+        self._first_t: float | None = None
+        self._minute_end = 0.0
+        self._last: Mapping[str, Scalar] | None = None  # the minute's last ranking
+        self._next_entry = 0.0
+        self._names: dict[str, _Process] = {}
+
+    def feed(self, sample: Sample) -> list[Event]:
+        """One apps sample with a memory ranking -> the events it makes."""
+        data = sample.data
+        if sample.sensor != "apps" or "mem1_name" not in data:
+            return []
+        t = sample.t
+        events: list[Event] = []
+        if self._first_t is None:
+            self._first_t, self._next_entry = t, t + WINDOW_S
+            self._minute_end = t - t % BUCKET_S + BUCKET_S
+        elif t >= self._minute_end:
+            events = self._close_minute(t)
+        self._last = data
+        return events
+
+    def _close_minute(self, t: float) -> list[Event]:
+        """Close the minute being read (at sample time ``t``, past its end) and judge each
+        name's growth; the next minute is the one ``t`` falls in."""
+        end, ranked = self._minute_end, _shares_of(self._last) if self._last else {}
+        self._minute_end = t - t % BUCKET_S + BUCKET_S
+        self._last = None
+        for name, share in ranked.items():
+            self._process(name).shares.append((end, share))
+        grown = {name: self._names[name].growth(t) for name in ranked}
+        if t >= self._next_entry:
+            self._enter(t, grown)
+            self._next_entry = t + ENTRY_S
+        assert self._first_t is not None
+        if t - self._first_t < SETTLED_S:
+            return []
+        return self._judge(t, grown)
+
+    def _enter(self, t: float, grown: dict[str, float]) -> None:
+        """Each ranked name's growth joins its record; names unranked for the window and with
+        no entry left in 4 days are forgotten (a process seen once is not kept for weeks)."""
+        for name, growth in grown.items():
+            self._names[name].record.recent.append((t, growth))
+        for name, proc in list(self._names.items()):
+            proc.growth(t)  # (drops the shares older than the window)
+            rec = proc.record
+            if not rec.high and not proc.shares and not rec.largest(t) and not rec.recent:
+                del self._names[name]
+
+    def _judge(self, t: float, grown: dict[str, float]) -> list[Event]:
+        events = []
+        left = [n for n, p in self._names.items() if p.record.high and n not in grown]
+        for name in [*grown, *left]:
+            growth = grown.get(name, 0.0)
+            rec = self._names[name].record
+            if growth < MIN_GROWTH_PCT and not rec.high:
+                continue  # under two points nothing opens
+            largest = rec.largest(t)
+            if rec.high:
+                if name in grown and growth > max(largest, MIN_GROWTH_PCT / 2):
+                    continue
+                rec.high, kind = False, "process.grow_end"
+            elif growth >= max(TIMES_RECORD * largest, MIN_GROWTH_PCT):
+                rec.high, kind = True, "process.grow"
+            else:
+                continue
+            data = {
+                "grew_pct": round(growth, 2),
+                "record_pct": round(largest, 2),
+                "window_s": WINDOW_S,
+            }
+            events.append(Event(t, kind, name, data))
+        return events
+
+    def _process(self, name: str) -> _Process:
+        proc = self._names.get(name)
+        if proc is None:
+            proc = self._names[name] = _Process()
+        return proc
+
+    # -- state kept across restarts ------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Each name's shares in the window, entries (only the record's falling means) and
+        episode, and the minute being read: a few kB."""
+        last = None
+        if self._last is not None:  # the minute being read: its ranking, as the sensor's
+            last = {k: v for k, v in self._last.items() if k in _RANKED}
+        return {
+            "first_t": self._first_t,
+            "minute": [self._minute_end, last],
+            "next_entry": self._next_entry,
+            "names": {
+                name: {
+                    "shares": [list(s) for s in p.shares],
+                    "recent": [list(e) for e in p.record.recent],
+                    "record": [list(e) for e in p.record.record],
+                    "high": p.record.high,
+                }
+                for name, p in self._names.items()
+            },
+        }
+
+    def restore(self, state: dict[str, Any]) -> int:
+        """Take back what ``state`` gave; returns how many names were unreadable (each
+        skipped: its record starts afresh, the others are kept). The rest unreadable raises
+        (``TypeError``, ``ValueError``): the stage starts afresh."""
+        try:
+            end, last = state["minute"]
+            first_t = state["first_t"]
+            self._first_t = None if first_t is None else float(first_t)
+            self._minute_end = float(end)
+            self._last = None if last is None else {str(k): v for k, v in dict(last).items()}
+            self._next_entry = float(state["next_entry"])
+            names = dict(state["names"])
+        except KeyError as exc:
+            raise ValueError(f"missing {exc}") from exc
+        skipped = 0
+        for name, saved in names.items():
+            try:
+                shares = read_entries(saved["shares"])
+                recent, record = read_entries(saved["recent"]), read_entries(saved["record"])
+                proc = _Process(shares, Record(recent, record, bool(saved["high"])))
+            except (KeyError, TypeError, ValueError):
+                skipped += 1
+                continue
+            self._names[str(name)] = proc
+        return skipped
+
+
+def _shares_of(data: Mapping[str, Scalar]) -> dict[str, float]:
+    """One memory ranking's shares by name, in percent of RAM. A name ranked twice (a
+    browser's content processes) counts by its largest: a leak is one process growing, and a
+    sum would grow whenever another process of that name entered the ranking."""
+    shares: dict[str, float] = {}
+    for name_key, pct_key in RANKS:
+        name = data.get(name_key)
+        if not isinstance(name, str):
+            break
+        pct = data.get(pct_key)
+        if isinstance(pct, float | int) and pct >= 0.0:
+            shares[name] = max(shares.get(name, 0.0), float(pct))
+    return shares
