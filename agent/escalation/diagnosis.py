@@ -12,6 +12,9 @@ How a cause is chosen, root causes before their consequences:
    (a machine short of memory swaps, which keeps the disk and the CPU busy and the battery
    draining), where the level rose into the incident (by its usual range's width over the
    half hour before): levels hold, and swap kept for hours after a storm is not this one;
+   else a process the pipeline found taking memory faster than in its last 4 days
+   (``process.grow``) is **memory_growth**, and the culprit (a leak's first minutes, the
+   machine's memory still within its usual range);
 4. a temperature beyond what this CPU load usually gives is **overheating** (where the
    machine never ran at this load, the CPU explains the heat); on battery, power beyond what
    the battery usually gives is a **battery_drain**, whatever draws it: on battery, the drain
