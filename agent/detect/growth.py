@@ -44,17 +44,24 @@ _RANKED = frozenset(key for pair in RANKS for key in pair)
 
 @dataclass(slots=True)
 class _Process:
-    """One process name: its shares at the window's ranked minutes, and its record."""
+    """One process name: its shares at the window's ranked minutes (their ends apart, so
+    the smallest is one call of ``min``), and its record."""
 
-    shares: deque[tuple[float, float]] = field(default_factory=deque)  # (minute end, %)
+    ends: deque[float] = field(default_factory=deque)
+    shares: deque[float] = field(default_factory=deque)  # percent of RAM
     record: Record = field(default_factory=Record)
+
+    def add(self, end: float, share: float) -> None:
+        self.ends.append(end)
+        self.shares.append(share)
 
     def growth(self, t: float) -> float:
         """The newest share less the smallest in the window ending at ``t`` (0: none)."""
-        shares = self.shares
-        while shares and shares[0][0] <= t - WINDOW_S:
+        ends, shares = self.ends, self.shares
+        while ends and ends[0] <= t - WINDOW_S:
+            ends.popleft()
             shares.popleft()
-        return shares[-1][1] - min(s for _, s in shares) if shares else 0.0
+        return shares[-1] - min(shares) if shares else 0.0
 
 
 class MemoryGrowth:
@@ -89,7 +96,7 @@ class MemoryGrowth:
         self._minute_end = t - t % BUCKET_S + BUCKET_S
         self._last = None
         for name, share in ranked.items():
-            self._process(name).shares.append((end, share))
+            self._process(name).add(end, share)
         grown = {name: self._names[name].growth(t) for name in ranked}
         if t >= self._next_entry:
             self._enter(t, grown)
@@ -154,7 +161,7 @@ class MemoryGrowth:
             "next_entry": self._next_entry,
             "names": {
                 name: {
-                    "shares": [list(s) for s in p.shares],
+                    "shares": [[end, share] for end, share in zip(p.ends, p.shares, strict=True)],
                     "recent": [list(e) for e in p.record.recent],
                     "record": [list(e) for e in p.record.record],
                     "high": p.record.high,
@@ -182,7 +189,11 @@ class MemoryGrowth:
             try:
                 shares = read_entries(saved["shares"])
                 recent, record = read_entries(saved["recent"]), read_entries(saved["record"])
-                proc = _Process(shares, Record(recent, record, bool(saved["high"])))
+                proc = _Process(
+                    deque(end for end, _ in shares),
+                    deque(share for _, share in shares),
+                    Record(recent, record, bool(saved["high"])),
+                )
             except (KeyError, TypeError, ValueError):
                 skipped += 1
                 continue
