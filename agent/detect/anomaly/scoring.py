@@ -319,17 +319,12 @@ def score_source(
     layout = streams if isinstance(streams, Columns) else Columns(streams)
     states = layout.states
     m, k = matrix.shape
+    # Three blocks, not seven arrays: a live sample's row costs its allocations.
+    numbers = np.zeros((2, m, k))
     edges = np.empty((m, k, 2))
     edges.fill(math.nan)  # (np.full's numbers, at half its cost on a live sample's row)
-    out = SourceScores(
-        np.zeros((m, k)),
-        np.zeros((m, k)),
-        edges,
-        np.zeros((m, k), dtype=np.bool_),
-        np.zeros((m, k), dtype=np.bool_),
-        np.zeros((m, k), dtype=np.bool_),
-        np.zeros((m, k), dtype=np.bool_),
-    )
+    flags = np.zeros((4, m, k), dtype=np.bool_)
+    out = SourceScores(numbers[0], numbers[1], edges, flags[0], flags[1], flags[2], flags[3])
     kernel = novelty.kernel()
     every_novelty_s = every_s / NOVELTY_ENTRIES
     if kernel is None or not layout.in_kernel:
