@@ -59,8 +59,9 @@ logger = logging.getLogger(__name__)
 
 #: How often (in sample time) the stage drops the streams it has not seen for ``history_s``.
 SWEEP_EVERY_S = 3600.0
-#: The live path remembers each sample layout's stream names in name order; past this many
-#: layouts (never, on a machine's few sensors) it forgets them all.
+#: The live path remembers each sample layout (its stream names in name order, and their
+#: streams: ``_Layout``); past this many layouts (never, on a machine's few sensors) it
+#: forgets them all.
 MAX_LAYOUTS = 4096
 #: ``_power``'s answer for one sample (read-only: shared by every live sample).
 _ON_BATTERY = np.ones(1, dtype=np.bool_)
