@@ -14,10 +14,10 @@ at each minute's last ranking is kept for ``WINDOW_S`` (the sensor ranks once a 
 repeats the ranking in between); its *growth* is its share now less the smallest of those
 (the minutes it was ranked). Every ``ENTRY_S`` the growth joins the name's record (the rate
 volumes' record, ``volume.py``); once the sensor has ``SETTLED_S`` behind it, a growth of
-``TIMES_RECORD`` times the name's largest entry of the last 4 days (leaving out the last
-hour's) and at least ``MIN_GROWTH_PCT`` opens an episode. It ends when the growth is back
+1.5 times the name's largest entry of the last 4 days (leaving out the last hour's) and at
+least ``MIN_GROWTH_PCT`` opens an episode. It ends when the growth is back
 under that entry and half of ``MIN_GROWTH_PCT``, or the name has left the ranking. A day,
-not the record's 4, is enough to judge: a share that doubles its largest ten-minute growth
+not the record's 4, is enough to judge: a growth half again past its largest ten minutes
 of a day is rare, and a new machine's first leak should not wait for its fifth day.
 """
 
@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from agent.detect.processes import Record
-from agent.detect.volume import BUCKET_S, ENTRY_S, TIMES_RECORD, read_entries
+from agent.detect.volume import BUCKET_S, ENTRY_S, read_entries
 from agent.samples import Event, Sample, Scalar
 
 WINDOW_S = 600.0
@@ -126,19 +126,15 @@ class MemoryGrowth:
             if growth < MIN_GROWTH_PCT and not rec.high:
                 continue  # under two points nothing opens
             largest = rec.largest(t)
-            if rec.high:
-                if name in grown and growth > max(largest, MIN_GROWTH_PCT / 2):
-                    continue
-                rec.high, kind = False, "process.grow_end"
-            elif growth >= max(TIMES_RECORD * largest, MIN_GROWTH_PCT):
-                rec.high, kind = True, "process.grow"
-            else:
+            opens = rec.step(growth, largest, MIN_GROWTH_PCT, name in grown)  # (a name gone ends)
+            if opens is None:
                 continue
             data = {
                 "grew_pct": round(growth, 2),
                 "record_pct": round(largest, 2),
                 "window_s": WINDOW_S,
             }
+            kind = "process.grow" if opens else "process.grow_end"
             events.append(Event(t, kind, name, data))
         return events
 

@@ -67,6 +67,21 @@ class Record:
         """The largest entry of the record (``largest_entry``); 0 for none."""
         return largest_entry(self.recent, self.record, t) or 0.0
 
+    def step(self, value: float, largest: float, floor: float, judged: bool) -> bool | None:
+        """Whether the episode opens (True) or ends (False) at ``value``, or neither (None):
+        it opens at ``TIMES_RECORD`` times the ``largest`` entry and at least ``floor``, and
+        ends back under that entry and half the floor; with ``judged`` false none opens and
+        an open one ends."""
+        if self.high:
+            if judged and value > max(largest, floor / 2):
+                return None
+            self.high = False
+            return False
+        if judged and value >= max(TIMES_RECORD * largest, floor):
+            self.high = True
+            return True
+        return None
+
 
 @dataclass(slots=True)
 class _Shares:
@@ -136,20 +151,15 @@ class _Shares:
                 continue  # under half a core nothing opens
             rec = self.record_of(name)
             largest = rec.largest(t)
-            if rec.high:
-                if judged and mean > max(largest, MIN_PCT / 2):
-                    continue
-                rec.high, kind = False, self.ends
-            elif judged and mean >= max(TIMES_RECORD * largest, MIN_PCT):
-                rec.high, kind = True, self.opens
-            else:
+            opens = rec.step(mean, largest, MIN_PCT, judged)
+            if opens is None:
                 continue
             data = {
                 "mean_pct": round(mean, 1),
                 "record_pct": round(largest, 1),
                 "window_s": WINDOW_S,
             }
-            events.append(Event(t, kind, name, data))
+            events.append(Event(t, self.opens if opens else self.ends, name, data))
         return events
 
     def record_of(self, name: str) -> Record:
