@@ -12,7 +12,7 @@ news after a few minutes of its leak.
 So for each process name in the memory ranking (``mem<i>_name``, ``mem<i>_pct``) its share
 at each minute's last ranking is kept for ``WINDOW_S`` (the sensor ranks once a minute and
 repeats the ranking in between); its *growth* is its share now less the smallest of those
-(the minutes it was ranked). Every ``ENTRY_S`` the growth joins the name's record (the rate
+(the minutes it was ranked). Every 5 minutes the growth joins the name's record (the rate
 volumes' record, ``volume.py``); once the sensor has ``SETTLED_S`` behind it, a growth of
 1.5 times the name's largest entry of the last 4 days (leaving out the last hour's) and at
 least ``MIN_GROWTH_PCT`` opens an episode. It ends when the growth is back
@@ -28,8 +28,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from agent.detect.processes import Record
-from agent.detect.volume import BUCKET_S, ENTRY_S, read_entries
+from agent.detect.processes import LastRankings, Record
+from agent.detect.volume import read_entries
 from agent.samples import Event, Sample, Scalar
 
 WINDOW_S = 600.0
@@ -68,10 +68,7 @@ class MemoryGrowth:
     """Watches each process's share of memory over the last ten minutes."""
 
     def __init__(self) -> None:
-        self._first_t: float | None = None
-        self._minute_end = 0.0
-        self._last: Mapping[str, Scalar] | None = None  # the minute's last ranking
-        self._next_entry = 0.0
+        self._minutes = LastRankings(_RANKED, WINDOW_S)
         self._names: dict[str, _Process] = {}
 
     def feed(self, sample: Sample) -> list[Event]:
@@ -79,30 +76,19 @@ class MemoryGrowth:
         data = sample.data
         if sample.sensor != "apps" or "mem1_name" not in data:
             return []
-        t = sample.t
-        events: list[Event] = []
-        if self._first_t is None:
-            self._first_t, self._next_entry = t, t + WINDOW_S
-            self._minute_end = t - t % BUCKET_S + BUCKET_S
-        elif t >= self._minute_end:
-            events = self._close_minute(t)
-        self._last = data
-        return events
+        closed = self._minutes.read(sample.t, data)
+        return [] if closed is None else self._close_minute(*closed, sample.t)
 
-    def _close_minute(self, t: float) -> list[Event]:
-        """Close the minute being read (at sample time ``t``, past its end) and judge each
-        name's growth; the next minute is the one ``t`` falls in."""
-        end, ranked = self._minute_end, _shares_of(self._last) if self._last else {}
-        self._minute_end = t - t % BUCKET_S + BUCKET_S
-        self._last = None
+    def _close_minute(self, end: float, last: Mapping[str, Scalar] | None, t: float) -> list[Event]:
+        """Close the minute ending at ``end`` (its last ranking ``last``) and judge each
+        name's growth, at sample time ``t``."""
+        ranked = _shares_of(last) if last is not None else {}
         for name, share in ranked.items():
             self._process(name).add(end, share)
         grown = {name: self._names[name].growth(t) for name in ranked}
-        if t >= self._next_entry:
+        if self._minutes.entry_due(t):
             self._enter(t, grown)
-            self._next_entry = t + ENTRY_S
-        assert self._first_t is not None
-        if t - self._first_t < SETTLED_S:
+        if self._minutes.since(t) < SETTLED_S:
             return []
         return self._judge(t, grown)
 
@@ -148,13 +134,8 @@ class MemoryGrowth:
     def state(self) -> dict[str, Any]:
         """Each name's shares in the window, entries (only the record's falling means) and
         episode, and the minute being read: a few kB."""
-        last = None
-        if self._last is not None:  # the minute being read: its ranking, as the sensor's
-            last = {k: v for k, v in self._last.items() if k in _RANKED}
         return {
-            "first_t": self._first_t,
-            "minute": [self._minute_end, last],
-            "next_entry": self._next_entry,
+            **self._minutes.state(),
             "names": {
                 name: {
                     "shares": [[end, share] for end, share in zip(p.ends, p.shares, strict=True)],
@@ -171,12 +152,7 @@ class MemoryGrowth:
         skipped: its record starts afresh, the others are kept). The rest unreadable raises
         (``TypeError``, ``ValueError``): the stage starts afresh."""
         try:
-            end, last = state["minute"]
-            first_t = state["first_t"]
-            self._first_t = None if first_t is None else float(first_t)
-            self._minute_end = float(end)
-            self._last = None if last is None else {str(k): v for k, v in dict(last).items()}
-            self._next_entry = float(state["next_entry"])
+            self._minutes.restore(state)
             names = dict(state["names"])
         except KeyError as exc:
             raise ValueError(f"missing {exc}") from exc

@@ -200,18 +200,76 @@ class _Shares:
         return skipped
 
 
-class ProcessLoads:
-    """Watches each process's CPU over a quarter of an hour, in the background and whole.
+#: A minute closed: its end, and its last ranking (None: none).
+Closed = tuple[float, Mapping[str, Scalar] | None]
 
-    The apps sensor ranks the processes once a minute (``rank_every_s``) and repeats the
-    ranking at the polls in between, so each minute counts once, by its last ranking: the
-    per-sample cost is keeping a reference."""
+
+class LastRankings:
+    """The apps sensor ranks the processes once a minute (``rank_every_s``) and repeats the
+    ranking at the polls in between, so a stage reads each minute once, by its last ranking
+    (the per-sample cost is keeping a reference). Also when the stage began and when its
+    record's next entry is due."""
+
+    def __init__(self, kept: frozenset[str], first_entry_s: float) -> None:
+        """``kept``: the ranking's fields the state keeps of the minute being read; the
+        first entry is due ``first_entry_s`` after the first ranking."""
+        self.first_t: float | None = None
+        self.minute_end = 0.0
+        self.last: Mapping[str, Scalar] | None = None  # the minute's last ranking
+        self.next_entry = 0.0
+        self._kept = kept
+        self._first_entry_s = first_entry_s
+
+    def read(self, t: float, data: Mapping[str, Scalar]) -> Closed | None:
+        """A ranking at sample time ``t``. At the first one past the minute's end: that
+        minute's end and its last ranking (None: none), and the next minute is the one ``t``
+        falls in; else None."""
+        closed = None
+        if self.first_t is None:
+            self.first_t, self.next_entry = t, t + self._first_entry_s
+            self.minute_end = t - t % BUCKET_S + BUCKET_S
+        elif t >= self.minute_end:
+            closed = (self.minute_end, self.last)
+            self.minute_end = t - t % BUCKET_S + BUCKET_S
+        self.last = data
+        return closed
+
+    def entry_due(self, t: float) -> bool:
+        """Whether the record's next entry is due at ``t`` (then the one after is set)."""
+        if t < self.next_entry:
+            return False
+        self.next_entry = t + ENTRY_S
+        return True
+
+    def since(self, t: float) -> float:
+        """How long the stage has read rankings, at ``t``."""
+        return 0.0 if self.first_t is None else t - self.first_t
+
+    def state(self) -> dict[str, Any]:
+        last = None
+        if self.last is not None:  # the minute being read: its ranking, as the sensor's
+            last = {k: v for k, v in self.last.items() if k in self._kept}
+        return {
+            "first_t": self.first_t,
+            "minute": [self.minute_end, last],
+            "next_entry": self.next_entry,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Raises ``KeyError``, ``TypeError`` or ``ValueError`` for a state it cannot read."""
+        end, last = state["minute"]
+        first_t = state["first_t"]
+        self.first_t = None if first_t is None else float(first_t)
+        self.minute_end = float(end)
+        self.last = None if last is None else {str(k): v for k, v in dict(last).items()}
+        self.next_entry = float(state["next_entry"])
+
+
+class ProcessLoads:
+    """Watches each process's CPU over a quarter of an hour, in the background and whole."""
 
     def __init__(self) -> None:
-        self._first_t: float | None = None
-        self._minute_end = 0.0
-        self._last: Mapping[str, Scalar] | None = None  # the minute's last ranking
-        self._next_entry = 0.0
+        self._minutes = LastRankings(_RANKED | {FOCUSED_PROCESS}, WINDOW_S)
         self._on_battery = False
         self._background = _Shares("process.busy", "process.calm")
         self._whole = _Shares("process.drain", "process.drain_end")
@@ -227,37 +285,25 @@ class ProcessLoads:
             return []
         if sample.sensor != "apps" or "cpu1_name" not in data:
             return []
-        t = sample.t
-        events: list[Event] = []
-        if self._first_t is None:
-            self._first_t, self._next_entry = t, t + WINDOW_S
-            self._minute_end = t - t % BUCKET_S + BUCKET_S
-        elif t >= self._minute_end:
-            events = self._close_minute(t)
-        self._last = data
-        return events
+        closed = self._minutes.read(sample.t, data)
+        return [] if closed is None else self._close_minute(*closed, sample.t)
 
-    def _close_minute(self, t: float) -> list[Event]:
-        """Close the minute being read and judge the window it ends (at sample time ``t``,
-        past its end); the next minute is the one ``t`` falls in."""
-        end, last = self._minute_end, self._last
+    def _close_minute(self, end: float, last: Mapping[str, Scalar] | None, t: float) -> list[Event]:
+        """Close the minute ending at ``end`` (its last ranking ``last``) and judge the
+        window it ends, at sample time ``t``."""
         background_sums: dict[str, int] | None = None
         whole_sums: dict[str, int] | None = None
         if last is not None:
             background_sums, whole_sums = _shares_of(last)
         self._background.close_minute(end, t, background_sums)
         self._whole.close_minute(end, t, whole_sums)
-        self._minute_end = t - t % BUCKET_S + BUCKET_S
-        self._last = None
         full = self._whole.full()  # (both shares hold the same minutes)
         background = self._background.means() if full else {}
         whole = self._whole.means() if full else {}
-        if full and t >= self._next_entry:
+        if full and self._minutes.entry_due(t):
             self._background.enter(t, background)
             self._whole.enter(t, whole)
-            self._next_entry = t + ENTRY_S
-        assert self._first_t is not None
-        if t - self._first_t < SPAN_S:
+        if self._minutes.since(t) < SPAN_S:
             return []
         events = self._background.judge(t, background, True)
         return events + self._whole.judge(t, whole, self._on_battery)
@@ -266,13 +312,8 @@ class ProcessLoads:
     def state(self) -> dict[str, Any]:
         """The minutes of the window, and each name's entries (only the record's falling
         means) and episodes: a few kB."""
-        last = None
-        if self._last is not None:  # the minute being read: its ranking, as the sensor's
-            last = {k: v for k, v in self._last.items() if k == FOCUSED_PROCESS or k in _RANKED}
         return {
-            "first_t": self._first_t,
-            "minute": [self._minute_end, last],
-            "next_entry": self._next_entry,
+            **self._minutes.state(),
             "on_battery": self._on_battery,
             "background": self._background.state(),
             "whole": self._whole.state(),
@@ -283,12 +324,7 @@ class ProcessLoads:
         skipped: its record starts afresh, the others are kept). A window that cannot be read
         raises (``TypeError``, ``ValueError``): the stage starts afresh."""
         try:
-            end, last = state["minute"]
-            first_t = state["first_t"]
-            self._first_t = None if first_t is None else float(first_t)
-            self._minute_end = float(end)
-            self._last = None if last is None else {str(k): v for k, v in dict(last).items()}
-            self._next_entry = float(state["next_entry"])
+            self._minutes.restore(state)
             self._on_battery = bool(state["on_battery"])
             skipped = self._background.restore(state["background"])
             return skipped + self._whole.restore(state["whole"])
