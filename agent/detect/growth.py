@@ -1,13 +1,13 @@
 """The apps sensor's memory ranking -> ``process.grow`` / ``process.grow_end`` events: a
 process whose share of memory grew more over the last 10 minutes than in any 10 minutes of
-its last 4 days, by half again, and by at least 2 points of RAM.
+its last 4 days, by half again, and by at least 1.5 points of RAM.
 
 A leak is a process that keeps taking memory until the machine swaps. The machine's memory
 use shows it late: a laptop's moves by tens of points between a quiet morning and a busy
 evening, so a leak is past the usual range only once it has taken that much. The process's
 own share shows it early: a browser's grows by a point as tabs open, a build's by a few as
-it starts, and a process that takes two points in ten minutes, more than ever before, is
-news after a few minutes of its leak.
+it starts, and a process that takes a point and a half in ten minutes, more than ever
+before, is news after a few minutes of its leak.
 
 So for each process name in the memory ranking (``mem<i>_name``, ``mem<i>_pct``) its share
 at each minute's last ranking is kept for ``WINDOW_S`` (the sensor ranks once a minute and
@@ -110,7 +110,7 @@ class MemoryGrowth:
             growth = grown.get(name, 0.0)
             rec = self._names[name].record
             if growth < MIN_GROWTH_PCT and not rec.high:
-                continue  # under two points nothing opens
+                continue  # under MIN_GROWTH_PCT nothing opens
             largest = rec.largest(t)
             opens = rec.step(growth, largest, MIN_GROWTH_PCT, name in grown)  # (a name gone ends)
             if opens is None:
@@ -139,9 +139,7 @@ class MemoryGrowth:
             "names": {
                 name: {
                     "shares": [[end, share] for end, share in zip(p.ends, p.shares, strict=True)],
-                    "recent": [list(e) for e in p.record.recent],
-                    "record": [list(e) for e in p.record.record],
-                    "high": p.record.high,
+                    **p.record.state(),
                 }
                 for name, p in self._names.items()
             },
@@ -160,11 +158,10 @@ class MemoryGrowth:
         for name, saved in names.items():
             try:
                 shares = read_entries(saved["shares"])
-                recent, record = read_entries(saved["recent"]), read_entries(saved["record"])
                 proc = _Process(
                     deque(end for end, _ in shares),
                     deque(share for _, share in shares),
-                    Record(recent, record, bool(saved["high"])),
+                    Record.read(saved),
                 )
             except (KeyError, TypeError, ValueError):
                 skipped += 1

@@ -63,6 +63,19 @@ class Record:
     record: deque[tuple[float, float]] = field(default_factory=deque)
     high: bool = False
 
+    @classmethod
+    def read(cls, saved: Mapping[str, Any]) -> Record:
+        """A record ``state`` gave (raises ``KeyError``, ``TypeError``, ``ValueError``)."""
+        recent, record = read_entries(saved["recent"]), read_entries(saved["record"])
+        return cls(recent, record, bool(saved["high"]))
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "recent": [list(e) for e in self.recent],
+            "record": [list(e) for e in self.record],
+            "high": self.high,
+        }
+
     def largest(self, t: float) -> float:
         """The largest entry of the record (``largest_entry``); 0 for none."""
         return largest_entry(self.recent, self.record, t) or 0.0
@@ -171,14 +184,7 @@ class _Shares:
     def state(self) -> dict[str, Any]:
         return {
             "minutes": [[end, dict(sums)] for end, sums in self.minutes],
-            "names": {
-                name: {
-                    "recent": [list(p) for p in r.recent],
-                    "record": [list(p) for p in r.record],
-                    "high": r.high,
-                }
-                for name, r in self.names.items()
-            },
+            "names": {name: r.state() for name, r in self.names.items()},
         }
 
     def restore(self, state: dict[str, Any]) -> int:
@@ -191,8 +197,7 @@ class _Shares:
         skipped = 0
         for name, saved in dict(state.get("names", {})).items():
             try:
-                recent, record = read_entries(saved["recent"]), read_entries(saved["record"])
-                rec = Record(recent, record, bool(saved["high"]))
+                rec = Record.read(saved)
             except (KeyError, TypeError, ValueError):
                 skipped += 1
                 continue
