@@ -224,6 +224,9 @@ class EscalationConfig:
     #: A wake's second look, this long after it (sample time; 0: none): diagnosed again, the
     #: model woken only if the diagnosis changed.
     second_look_s: float = 300.0
+    #: A wake whose diagnosis names the cause and culprit of a finding less than repeat_s
+    #: before wakes nothing (wake.suppressed, reason repeat): the user has been told.
+    repeat_s: float = 3600.0
     #: Wakes in any rolling hour and day; more triggers are recorded as wake.suppressed.
     max_per_hour: int = 4
     max_per_day: int = 12
@@ -317,6 +320,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "anomaly.personalise_lr": (1e-6, 1.0),
     "escalation.debounce_s": (0.0, 3600.0),
     "escalation.second_look_s": (0.0, 3600.0),
+    "escalation.repeat_s": (0.0, DAY_S),
     "escalation.max_per_hour": (1, 60),
     "escalation.max_per_day": (1, 1440),
     "escalation.timeout_s": (1.0, 3600.0),

@@ -149,6 +149,9 @@ debounce_s = 300.0  # 0 to 3,600 s
 # Each wake is looked at again second_look_s later (0: never); the model is woken again
 # only if the diagnosis changed (heat that took minutes to build, a leak that showed).
 second_look_s = 300.0  # 0 to 3,600 s
+# A wake that would name the cause and culprit of a finding less than repeat_s before
+# leaves the model asleep (wake.suppressed, reason repeat; 0: the model words every wake).
+repeat_s = 3600.0  # 0 to 86,400 s
 # At most this many wakes in any hour and any day; more triggers are wake.suppressed.
 max_per_hour = 4  # 1 to 60
 max_per_day = 12  # 1 to 1,440

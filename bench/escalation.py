@@ -26,6 +26,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -152,12 +153,15 @@ def report(
         )
     ]
     n = len(verdicts)
+    why = Counter(str(e.data["reason"]) for e in suppressed)
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(why.items())) or "none"
     figures = {
         "incidents": n,
         "reached_pct": 100.0 * sum(v.first is not None for v in verdicts) / n,
         "right_pct": 100.0 * sum(v.right for v in verdicts) / n,
         "wakes": len(wakes),
         "suppressed": len(suppressed),
+        "suppressed_by_reason": dict(why),
         "wakes_per_day": per_day,
         "normal_days": normal,
         "wakes_per_normal_day": statistics.mean(per_day[d] for d in normal) if normal else None,
@@ -168,7 +172,8 @@ def report(
         f"culprit: {figures['right_pct']:.0f} % (goal >= 90)"
     )
     print(
-        f"wakes: {len(wakes)} ({len(suppressed)} triggers suppressed); per day {per_day}; "
+        f"wakes: {len(wakes)} ({len(suppressed)} triggers suppressed: {reasons}); per day "
+        f"{per_day}; "
         f"per normal day {figures['wakes_per_normal_day']} (days {normal}; goal <= 2); "
         f"outside any incident: {len(outside)}"
     )

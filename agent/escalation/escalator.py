@@ -13,7 +13,7 @@ import json
 import logging
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Sequence, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -124,13 +124,15 @@ class Escalator:
         explain`` on it runs the wake by hand), with no wake row."""
         prepared, confirmed = self._looked(requests)
         held = {
-            i: _no_cause(p)
+            i: _suppressed(p, "no_cause")
             for i, p in enumerate(prepared)
             if p is not None
             and i not in confirmed
             and p.diagnosis.cause == "unknown"
             and not (asked or self.config.wake_unknown)
         }
+        if not asked:
+            held |= self._repeats(prepared, skip=held.keys() | confirmed)
         woken = [
             p
             for i, p in enumerate(prepared)
@@ -169,8 +171,9 @@ class Escalator:
             assert looked is not None
             p, diagnosis = looked, looked.diagnosis
             if i in held:
-                self.store.count("wake.no_cause")
-                logger.debug("wake at %s: no cause stands out, the model stays asleep", p.request.t)
+                reason = held[i].data["reason"]
+                self.store.count(f"wake.{reason}")
+                logger.debug("wake at %s: %s, the model stays asleep", p.request.t, reason)
                 results.append(WakeResult(None, p.context, diagnosis, [held[i]]))
                 continue
             wake_id = next(ids)
@@ -215,6 +218,33 @@ class Escalator:
             elif cause != "unknown":
                 said[start] = cause
         return prepared, confirmed
+
+    def _repeats(self, prepared: Sequence[_Prepared | None], skip: Set[int]) -> dict[int, Event]:
+        """The wakes (not in ``skip``) whose diagnosis names the cause and culprit of a
+        finding less than ``repeat_s`` before (one recorded, or a wake earlier in these): the
+        user has been told, and the model would word the same sentence again (a swap storm's
+        triggers every few minutes, a runaway's every ten). Each is a ``wake.suppressed``
+        (reason ``repeat``, the earlier finding's time ``finding_t``). Memory not read: none
+        is."""
+        window = self.config.repeat_s
+        due = [(i, p) for i, p in enumerate(prepared) if p is not None and i not in skip]
+        if window <= 0.0 or not due:
+            return {}
+        try:
+            said = self._wakes.said_since(due[0][1].request.t - window)
+        except StorageError as exc:
+            logger.warning("earlier findings not read, every wake wakes the model: %s", exc)
+            return {}
+        last = {(s.cause, s.culprit): s.t for s in said}
+        repeats = {}
+        for i, p in due:
+            t, key = p.request.t, (p.diagnosis.cause, p.diagnosis.culprit)
+            before = last.get(key)
+            if before is not None and t - before < window:
+                repeats[i] = _suppressed(p, "repeat", finding_t=before)
+            else:
+                last[key] = t
+        return repeats
 
     def _diagnosed(self, start_t: float) -> str | None:
         try:
@@ -330,15 +360,16 @@ def _done(wake: _Prepared, wake_id: int | None) -> Event:
     return Event(wake.request.t, "wake.done", diagnosis.cause, data)
 
 
-def _no_cause(wake: _Prepared) -> Event:
-    """The ``wake.suppressed`` of a wake whose diagnosis names no cause: its first trigger,
-    the reason and the diagnosis's summary."""
+def _suppressed(wake: _Prepared, reason: str, **extra: Any) -> Event:
+    """The ``wake.suppressed`` of a wake the model sleeps through: its first trigger, the
+    reason and the diagnosis's summary."""
     first = wake.request.triggers[0]
     data = {
         **first.data,
-        "reason": "no_cause",
+        "reason": reason,
         "triggers": len(wake.request.triggers),
         "summary": wake.diagnosis.summary,
+        **extra,
     }
     return Event(wake.request.t, "wake.suppressed", first.subject, data)
 

@@ -29,6 +29,15 @@ class WakeCost:
     tokens_out: int | None = None
 
 
+@dataclass(frozen=True)
+class Said:
+    """What one finding named, and when."""
+
+    t: float
+    cause: str
+    culprit: str | None
+
+
 class WakeStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -166,6 +175,21 @@ class WakeStore:
         except OperationalError as exc:
             raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
         return None if row is None else str(row.cause)
+
+    def said_since(self, since: float) -> list[Said]:
+        """What the findings from ``since`` on named, oldest first."""
+        f = schema.findings.c
+        query = (
+            select(f.t_us, f.cause, f.culprit)
+            .where(f.t_us >= to_us(since))
+            .order_by(f.t_us, f.wake_id)
+        )
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except OperationalError as exc:
+            raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
+        return [Said(from_us(r.t_us), str(r.cause), r.culprit) for r in rows]
 
     def findings(self, since: float | None = None) -> list[dict[str, Any]]:
         """Findings with their wake's cost, oldest first."""

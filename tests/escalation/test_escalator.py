@@ -239,6 +239,56 @@ def test_a_wake_that_names_no_cause_leaves_the_model_asleep(day: Path, tmp_path:
     assert result.diagnosis.cause == "unknown" and result.wake_id is not None
 
 
+#: A second wake rule on the runaway: its CPU still above 90 % twenty minutes in.
+STILL = """
+[[rules]]
+name = "still_busy"
+stream = "system.cpu_pct"
+above = 90.0
+for_s = 1200.0
+action = "wake"
+"""
+
+
+def test_a_wake_that_repeats_a_finding_leaves_the_model_asleep(day: Path, tmp_path: Path) -> None:
+    """The runaway twenty minutes in fires a second rule, whose wake names what the first
+    said (``cpu_runaway``, ``ffmpeg``) 19 minutes before: a ``wake.suppressed`` (repeat, the
+    first finding's time), no wake row, no model. ``repeat_s = 0`` wakes the model for it,
+    and so does ``vigil explain`` on the suppressed event."""
+    answer = f'backend = "command"\ncommand = {python(ANSWER)}'
+    cfg = config_mod.parse(RULES.format(escalation=answer) + STILL)
+    events, found = replay(day, cfg, tmp_path / "q.db")
+    first = next(json.loads(w) for w in wakes(events) if "cpu_runaway" in w)
+    held = [e for e in events if e.kind == "wake.suppressed"]
+    assert [(e.subject, e.data["reason"], e.data["finding_t"]) for e in held] == [
+        ("still_busy", "repeat", first["t"])
+    ]
+    assert held[0].t - first["t"] < 3600.0 and "ffmpeg" in held[0].data["summary"]
+    assert [f["cause"] for f in found] == ["unusual_place", "unusual_place", "cpu_runaway"]
+    store = MemoryStore(open_engine(tmp_path / "q.db"))
+    assert store.counters().get("wake.repeat") == 1
+    event_id = next(
+        r.id
+        for r in store.query(select(schema.events).where(schema.events.c.kind == "wake.suppressed"))
+    )
+    backend, _ = make_backend(cfg.escalation, SystemClock())
+    result = explain(store, event_id, cfg.escalation, backend)
+    store.close()
+    assert result.diagnosis is not None and result.diagnosis.culprit == "ffmpeg"
+    assert result.wake_id is not None
+
+    always = config_mod.parse(RULES.format(escalation=f"{answer}\nrepeat_s = 0.0") + STILL)
+    events, found = replay(day, always, tmp_path / "w.db")
+    assert not [e for e in events if e.kind == "wake.suppressed"]
+    assert [f["cause"] for f in found] == [
+        "unusual_place",
+        "unusual_place",
+        "cpu_runaway",
+        "cpu_runaway",
+    ]
+    assert found[3]["status"] == "done"
+
+
 # -- what leaves for a backend -------------------------------------------------------------------
 RECORD = """
 import json, sys
