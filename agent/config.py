@@ -195,6 +195,8 @@ class RuleConfig:
     cooldown_s: float = 0.0
     #: ``record`` (the ``rule.fired`` event alone) or ``wake`` (also wake the larger model).
     action: str = "record"
+    #: A wake this rule opens starts this long after it (unset: ``escalation.debounce_s``).
+    debounce_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -336,6 +338,7 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "rules.hysteresis": (0.0, 1e15),
     "rules.for_s": (0.0, WEEK_S),
     "rules.cooldown_s": (0.0, WEEK_S),
+    "rules.debounce_s": (0.0, 3600.0),
 }
 
 #: Keys whose value is one of a list.
@@ -406,7 +409,7 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(name="volume_high", event="volume.high", action="wake"),
     RuleConfig(name="process_busy", event="process.busy", action="wake"),
     RuleConfig(name="process_drain", event="process.drain", action="wake"),
-    RuleConfig(name="process_grow", event="process.grow", action="wake"),
+    RuleConfig(name="process_grow", event="process.grow", action="wake", debounce_s=60.0),
 )
 
 

@@ -228,8 +228,10 @@ action = "wake"
 # quarter of an hour's network or disk volume 1.5 times the largest of the last 4 days, and
 # a process busier over a quarter of an hour (at least half a core) than 1.5 times its
 # largest of the last 4 days: in the background, or in any way on battery; and a process
-# whose memory grew by more in ten minutes (at least 2 % of RAM) than 1.5 times its largest
-# growth of the last 4 days.
+# whose memory grew by more in ten minutes (at least 1.5 % of RAM) than 1.5 times its
+# largest growth of the last 4 days. A rule's debounce_s starts the wakes it opens sooner
+# or later than [escalation] debounce_s: a leak has shown for ten minutes already when it
+# is found, so its wake waits a minute, not five.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
@@ -267,4 +269,5 @@ action = "wake"
 name = "process_grow"
 event = "process.grow"
 action = "wake"
+debounce_s = 60.0  # 0 to 3,600 s
 """

@@ -81,8 +81,11 @@ class Pipeline:
         self.growth = MemoryGrowth()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
         self.rules = RuleSet(config.rules)
+        wake_rules = [r for r in config.rules if r.action == "wake"]
         self.wakes = WakePolicy(
-            config.escalation, [r.name for r in config.rules if r.action == "wake"]
+            config.escalation,
+            [r.name for r in wake_rules],
+            {r.name: r.debounce_s for r in wake_rules if r.debounce_s is not None},
         )
         self.fences: dict[str, Fence] = {}
         self.geofence: GeofenceTracker | None = None

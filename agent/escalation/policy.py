@@ -45,9 +45,17 @@ class WakeRequest:
 
 
 class WakePolicy:
-    def __init__(self, config: EscalationConfig, wake_rules: Iterable[str]) -> None:
+    def __init__(
+        self,
+        config: EscalationConfig,
+        wake_rules: Iterable[str],
+        debounce_s: Mapping[str, float] | None = None,
+    ) -> None:
+        """``debounce_s``: the rules whose wakes start sooner or later than
+        ``config.debounce_s`` after them."""
         self.config = config
         self.wake_rules = frozenset(wake_rules)
+        self._debounce_s = dict(debounce_s or {})
         self._pending: list[Event] = []
         self._started: deque[float] = deque()  # wake times of the last day
         self._looks: deque[WakeRequest] = deque()  # second looks, by the time they are due
@@ -74,7 +82,7 @@ class WakePolicy:
         return wakes, suppressed
 
     def _close(self, t: float) -> list[WakeRequest]:
-        if not self._pending or t - self._pending[0].t < self.config.debounce_s:
+        if not self._pending or t < self._due():
             return []
         request = WakeRequest(t, tuple(self._pending))
         self._pending = []
@@ -83,6 +91,11 @@ class WakePolicy:
             due = t + self.config.second_look_s
             self._looks.append(WakeRequest(due, request.triggers, second_look=True))
         return [request]
+
+    def _due(self) -> float:
+        """When the pending wake starts: the soonest its triggers' rules allow."""
+        default, own = self.config.debounce_s, self._debounce_s
+        return min(e.t + own.get(e.subject, default) for e in self._pending)
 
     def _second_looks(self, t: float) -> list[WakeRequest]:
         """The second looks due at ``t`` (each at this sample's time: a pause in sampling

@@ -43,6 +43,32 @@ def test_triggers_within_debounce_become_one_wake_at_its_end() -> None:
     assert wakes[0].start_t == 100.0 and suppressed == []
 
 
+def test_a_rule_with_its_own_debounce_starts_its_wake_sooner() -> None:
+    """``grow`` waits 60 s where the others wait 300: alone its wake starts 60 s after it;
+    joining a window the anomaly opened, it brings the start forward to its own 60 s; a
+    state saved with that window pending keeps it."""
+    config = EscalationConfig(debounce_s=300.0, second_look_s=0.0)
+    policy = WakePolicy(config, ["anomaly", "grow"], {"grow": 60.0})
+    feed = {
+        0.0: [fired(0.0, rule="grow")],
+        1000.0: [fired(1000.0)],
+        1100.0: [fired(1100.0, rule="grow")],
+        2000.0: [fired(2000.0)],
+    }
+    wakes, _ = run(policy, feed, until=2400.0)
+    assert [(w.t, [e.subject for e in w.triggers]) for w in wakes] == [
+        (60.0, ["grow"]),
+        (1160.0, ["anomaly", "grow"]),
+        (2300.0, ["anomaly"]),
+    ]
+    first = WakePolicy(config, ["anomaly", "grow"], {"grow": 60.0})
+    first.feed(0.0, [fired(0.0), fired(0.0, rule="grow")])
+    again = WakePolicy(config, ["anomaly", "grow"], {"grow": 60.0})
+    again.restore(first.state())
+    assert again.feed(50.0, [])[0] == []
+    assert [w.t for w in again.feed(60.0, [])[0]] == [60.0]
+
+
 def test_only_wake_rules_wake_and_debounce_zero_wakes_on_the_trigger() -> None:
     policy = WakePolicy(EscalationConfig(debounce_s=0.0), ["anomaly"])
     wakes, _ = run(policy, {10.0: [fired(10.0, rule="cpu_high")], 20.0: [fired(20.0)]}, 100.0)
