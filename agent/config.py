@@ -406,9 +406,9 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
         action="wake",
     ),
     RuleConfig(name="sensor_stuck", event="sensor.stuck", action="wake"),
-    RuleConfig(name="volume_high", event="volume.high", action="wake"),
-    RuleConfig(name="process_busy", event="process.busy", action="wake"),
-    RuleConfig(name="process_drain", event="process.drain", action="wake"),
+    RuleConfig(name="volume_high", event="volume.high", action="wake", debounce_s=60.0),
+    RuleConfig(name="process_busy", event="process.busy", action="wake", debounce_s=60.0),
+    RuleConfig(name="process_drain", event="process.drain", action="wake", debounce_s=60.0),
     RuleConfig(name="process_grow", event="process.grow", action="wake", debounce_s=60.0),
 )
 

@@ -230,8 +230,8 @@ action = "wake"
 # largest of the last 4 days: in the background, or in any way on battery; and a process
 # whose memory grew by more in ten minutes (at least 1.5 % of RAM) than 1.5 times its
 # largest growth of the last 4 days. A rule's debounce_s starts the wakes it opens sooner
-# or later than [escalation] debounce_s: a leak has shown for ten minutes already when it
-# is found, so its wake waits a minute, not five.
+# or later than [escalation] debounce_s: a volume, a busy process or a leak has shown for
+# ten or fifteen minutes already when it is found, so its wake waits a minute, not five.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
@@ -254,20 +254,23 @@ action = "wake"
 name = "volume_high"
 event = "volume.high"
 action = "wake"
+debounce_s = 60.0  # 0 to 3,600 s
 
 [[rules]]
 name = "process_busy"
 event = "process.busy"
 action = "wake"
+debounce_s = 60.0
 
 [[rules]]
 name = "process_drain"
 event = "process.drain"
 action = "wake"
+debounce_s = 60.0
 
 [[rules]]
 name = "process_grow"
 event = "process.grow"
 action = "wake"
-debounce_s = 60.0  # 0 to 3,600 s
+debounce_s = 60.0
 """
