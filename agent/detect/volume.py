@@ -1,5 +1,6 @@
 """Byte rates -> ``volume.high`` / ``volume.end`` events: more moved in the last 15 minutes
-than in any 15 minutes of the last 4 days, by half again.
+than in any 15 minutes of the last 4 days, by half again; or, at an hour of the day when
+the stream is usually quiet, many times more than at this hour on the days before.
 
 What a transfer or a disk burst costs (battery, a data plan, a disk's wear) is its volume,
 and a laptop's rates are spiky: a second of 20 MB/s is an ordinary page load or build, while
@@ -10,6 +11,16 @@ stream's last ``SPAN_S``. Once the record spans its days, a
 window whose mean is ``TIMES_RECORD`` times the largest entry (leaving out the last hour's,
 so a long burst does not raise its own bar) opens an episode, and it ends when the mean is
 back under that largest entry. Windows that moved less than ``MIN_BYTES`` are never news.
+
+A disk scan at 04:00 can move no more than the afternoon's largest burst (a swap storm's
+reads, a backup) and still be unlike anything at that hour: so each stream also keeps its
+largest entry in each hour of the last days, and where at least ``HOUR_DAYS`` of the last
+4 days had entries within an hour of this time of day, a window ``TIMES_HOUR`` times the
+largest of those, and at least ``SHARE_OF_RECORD`` of the 4-day record, opens an episode
+too (it ends back under that bar by ``TIMES_RECORD``). A routine of the hour (a nightly
+backup) sets its own bar; the day's calls and videos at an hour new to them stay within
+``TIMES_HOUR`` (about ten times, on the development seeds, where night scans and uploads
+were a hundred times and more).
 """
 
 from __future__ import annotations
@@ -31,6 +42,14 @@ SPAN_S = 4 * 86_400.0
 RECENT_S = 3_600.0
 TIMES_RECORD = 1.5
 MIN_BYTES = 1e6
+#: The hour's bar: this many times the largest entry within an hour of this time of day on
+#: the last days (those of ``SPAN_S``; today's never count), where at least ``HOUR_DAYS`` of
+#: them had one, and at least this share of the 4-day record.
+TIMES_HOUR = 20.0
+HOUR_DAYS = 2
+SHARE_OF_RECORD = 0.25
+HOUR_S = 3_600.0
+DAY_S = 86_400.0
 #: The samples' rate names are looked for again when a sample's size changes, and at least
 #: this often (a device swapped for another keeps the size).
 RESCAN_EVERY = 256
@@ -49,6 +68,33 @@ class _Rate:
     recent: deque[tuple[float, float]] = field(default_factory=deque)  # not the record yet
     record: deque[tuple[float, float]] = field(default_factory=deque)  # falling means
     high: bool = False
+    hours: dict[int, float] = field(default_factory=dict)  # hour index -> largest entry
+
+    def add_entry(self, t: float, mean: float) -> None:
+        """An entry for the record and for its hour (hours past the span forgotten)."""
+        self.recent.append((t, mean))
+        self.next_entry = t + ENTRY_S
+        hour = int(t // HOUR_S)
+        hours = self.hours
+        if mean > hours.get(hour, -1.0):
+            hours[hour] = mean
+        if len(hours) > SPAN_S / HOUR_S + 2:  # (an hour's first entry: one falls out)
+            oldest = hour - int(SPAN_S / HOUR_S) - 1
+            for old in [h for h in hours if h < oldest]:
+                del hours[old]
+
+    def at_hour(self, t: float) -> float | None:
+        """The largest entry within an hour of this time of day on the last days, where at
+        least ``HOUR_DAYS`` of them had one; else None."""
+        hour, days, largest = int(t // HOUR_S), 0, 0.0
+        for back in range(1, int(SPAN_S / DAY_S) + 1):
+            seen = [
+                v for o in (-1, 0, 1) if (v := self.hours.get(hour - 24 * back + o)) is not None
+            ]
+            if seen:
+                days += 1
+                largest = max(largest, *seen)
+        return largest if days >= HOUR_DAYS else None
 
     def close_minute(self, t: float) -> float | None:
         """Close the minute being summed (at reading time ``t``, past its end) and start
@@ -123,8 +169,7 @@ class RateVolumes:
                 mean = rate.close_minute(t)
                 if mean is not None:
                     if t >= rate.next_entry:
-                        rate.recent.append((t, mean))
-                        rate.next_entry = t + ENTRY_S
+                        rate.add_entry(t, mean)
                     if t - rate.first_t >= SPAN_S:
                         event = _judge(name, rate, t, mean)
                         if event is not None:
@@ -154,6 +199,7 @@ class RateVolumes:
                 "recent": [list(p) for p in r.recent],
                 "record": [list(p) for p in r.record],
                 "high": r.high,
+                "hours": [[h, v] for h, v in r.hours.items()],
             }
             for name, r in self._rates.items()
         }
@@ -178,6 +224,7 @@ class RateVolumes:
                     read_entries(saved["recent"]),
                     read_entries(saved["record"]),
                     bool(saved["high"]),
+                    {int(h): float(v) for h, v in saved.get("hours", [])},  # (none before)
                 )
             except (KeyError, TypeError, ValueError):
                 skipped += 1
@@ -191,15 +238,21 @@ def _judge(name: str, rate: _Rate, t: float, mean: float) -> Event | None:
     largest = rate.largest(t)
     if largest is None:
         return None
+    bar = TIMES_RECORD * largest
+    at_hour = rate.at_hour(t)
+    if at_hour is not None:
+        bar = min(bar, max(TIMES_HOUR * at_hour, SHARE_OF_RECORD * largest))
     if rate.high:
-        if mean > largest:
+        if mean > bar / TIMES_RECORD:
             return None
         rate.high = False
         kind = "volume.end"
-    elif mean > TIMES_RECORD * largest and mean * WINDOW_S >= MIN_BYTES:
+    elif mean > bar and mean * WINDOW_S >= MIN_BYTES:
         rate.high = True
         kind = "volume.high"
     else:
         return None
     data = {"mean_Bps": round(mean, 1), "record_Bps": round(largest, 1), "window_s": WINDOW_S}
+    if at_hour is not None:
+        data["hour_record_Bps"] = round(at_hour, 1)
     return Event(t, kind, name, data)

@@ -20,9 +20,9 @@ How a cause is chosen, root causes before their consequences:
    the battery usually gives is a **battery_drain**, whatever draws it: on battery, the drain
    is what the user pays for; so is a process the pipeline found busier on battery than in
    its last 4 days (``process.drain``), and the culprit;
-5. else a rate the pipeline found at 1.5 times its 4-day record for a quarter of an hour
-   (``volume.high``) names its **network_burst** or **disk_burst** (the CPU a transfer takes
-   is its consequence);
+5. else a rate the pipeline found at 1.5 times its 4-day record for a quarter of an hour,
+   or far past this hour's on the days before (``volume.high``), names its
+   **network_burst** or **disk_burst** (the CPU a transfer takes is its consequence);
 6. else a process the pipeline found busier in the background for a quarter of an hour
    than in the last 4 days, by half again (``process.busy``), is a **cpu_runaway**, and the
    culprit;
@@ -191,8 +191,8 @@ def _named_processes(ctx: Context, event: str) -> list[str]:
 
 
 def _volume_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
-    """A rate the pipeline found moving 1.5 times its 4-day record for a quarter of an hour
-    (``volume.high``) speaks for its family, a network or disk burst: the volume is the
+    """A rate the pipeline found moving 1.5 times its 4-day record for a quarter of an hour,
+    or far past its hour's (``volume.high``), speaks for its family, a network or disk burst: the volume is the
     finding, and the CPU the transfer takes is its consequence. The largest against its
     record when several."""
     found = []

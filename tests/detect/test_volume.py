@@ -1,11 +1,20 @@
-"""Rate volumes: a quarter of an hour's upload against the last 4 days' largest."""
+"""Rate volumes: a quarter of an hour's upload against the last 4 days' largest, and a night's
+disk reads against the same hour on the days before."""
 
 from __future__ import annotations
 
 import json
 import random
 
-from agent.detect.volume import ENTRY_S, RECENT_S, SPAN_S, TIMES_RECORD, WINDOW_S, RateVolumes
+from agent.detect.volume import (
+    ENTRY_S,
+    RECENT_S,
+    SPAN_S,
+    TIMES_HOUR,
+    TIMES_RECORD,
+    WINDOW_S,
+    RateVolumes,
+)
 from agent.samples import Sample
 from tests._tools import feed_stage
 
@@ -102,3 +111,68 @@ def test_a_restart_keeps_the_record_and_the_open_window() -> None:
     said = feed_stage(second, rest)
     assert said == feed_stage(first, rest) and [e.kind for e in said] == ["volume.high"]
     assert feed_stage(RateVolumes(), rest) == []  # afresh it would have no record
+
+
+def day_of_reads(day: int, rng: random.Random, *, awake_at_night: bool = True) -> list[Sample]:
+    """Disk reads every 10 s: a few kB/s at night (00:00-07:00), 50-500 kB/s by day; on day
+    1 a swap storm reads 12 MB/s from 12:00 to 12:40. ``awake_at_night`` False: the machine
+    sleeps from 01:00 to 06:00 (no samples)."""
+    out = []
+    for i in range(int(DAY / STEP)):
+        clock = i * STEP
+        if not awake_at_night and H <= clock < 6 * H:
+            continue
+        read = rng.uniform(0.0, 4e3) if clock < 7 * H else rng.uniform(50e3, 500e3)
+        if day == 1 and 12 * H <= clock < 12 * H + 40 * M:
+            read = rng.uniform(10e6, 14e6)
+        out.append(Sample("system", T0 + day * DAY + clock, {"disk_read_Bps": read}))
+    return out
+
+
+def scan(start: float, minutes: float, rate: float) -> list[Sample]:
+    n = int(minutes * M / STEP)
+    return [Sample("system", start + i * STEP, {"disk_read_Bps": rate}) for i in range(n)]
+
+
+def test_a_night_scan_under_the_record_is_news_at_its_hour() -> None:
+    """Day 4, 04:00: 8 MB/s for 30 minutes, less than day 1's storm (12 MB/s, the record)
+    but thousands of times the nights' reads: it opens an episode that says the hour's
+    largest; the same scan at 12:00, the storm's hour on day 1, is nothing; nor at 04:00 on
+    a machine that slept through every night before (no hour to judge by)."""
+    for awake, at, said in (
+        (True, 4 * H, ["volume.high", "volume.end"]),
+        (True, 12 * H, []),
+        (False, 4 * H, []),
+    ):
+        rng = random.Random(3)
+        volumes = RateVolumes()
+        days = [s for d in range(4) for s in day_of_reads(d, rng, awake_at_night=awake)]
+        assert feed_stage(volumes, days) == []  # the storm came before the record spanned 4 days
+        lead = [s for s in day_of_reads(4, rng) if s.t < T0 + 4 * DAY + at]
+        assert feed_stage(volumes, lead) == []
+        start = T0 + 4 * DAY + at
+        events = feed_stage(volumes, [*scan(start, 30, 8e6), *scan(start + 30 * M, 30, 2e3)])
+        assert [e.kind for e in events] == said, (awake, at)
+        if said:
+            high = events[0]
+            assert high.data["record_Bps"] > 8e6 > TIMES_HOUR * high.data["hour_record_Bps"]
+            assert high.t - start < WINDOW_S / 2
+
+
+def test_a_restart_keeps_the_hours() -> None:
+    """The hours' largest entries are kept in the state (a state saved before they were
+    kept restores with none, and judges by the 4-day record alone)."""
+    rng = random.Random(3)
+    first = RateVolumes()
+    feed_stage(first, [s for d in range(4) for s in day_of_reads(d, rng)])
+    feed_stage(first, [s for s in day_of_reads(4, rng) if s.t < T0 + 4 * DAY + 4 * H])
+    saved = json.loads(json.dumps(first.state()))
+    night = scan(T0 + 4 * DAY + 4 * H, 30, 8e6)
+    second = RateVolumes()
+    second.restore(saved)
+    assert [e.kind for e in feed_stage(second, night)] == ["volume.high"]
+    older = RateVolumes()
+    for rate in saved.values():
+        del rate["hours"]
+    older.restore(saved)
+    assert feed_stage(older, night) == []
