@@ -192,9 +192,9 @@ def _named_processes(ctx: Context, event: str) -> list[str]:
 
 def _volume_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     """A rate the pipeline found moving 1.5 times its 4-day record for a quarter of an hour,
-    or far past its hour's (``volume.high``), speaks for its family, a network or disk burst: the volume is the
-    finding, and the CPU the transfer takes is its consequence. The largest against its
-    record when several."""
+    or far past its hour's (``volume.high``), speaks for its family, a network or disk
+    burst: the volume is the finding, and the CPU the transfer takes is its consequence.
+    The largest against its record when several."""
     found = []
     for trigger in ctx.triggers:
         if trigger["event"] != "volume.high":
