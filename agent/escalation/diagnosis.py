@@ -60,8 +60,11 @@ CAUSES = (
 #: How far beyond its usual 95th percentile a stream must be, in widths of its usual 5-95 %
 #: range, to count as the cause.
 BEYOND = 1.0
-#: A temperature (°C) this far above what the load usually gives.
+#: A temperature (°C) this far above what the load usually gives at most (its 95th
+#: percentile there), or ``HOT_OVER_MEDIAN_C`` above its median there: an earlier blocked
+#: fan at the same load fills the upper tail for a week, not the middle.
 HOT_MARGIN_C = 5.0
+HOT_OVER_MEDIAN_C = 15.0
 #: A stream repeating one exact value this long, and twice as long as it ever did in the
 #: usual period, is stuck.
 STUCK_S = 300.0
@@ -292,10 +295,12 @@ def _risen(s: StreamFacts) -> bool:
 
 def _beyond_load(s: StreamFacts, margin: float) -> bool:
     """Beyond what the machine's usual values at this CPU load give (a stream's 95th
-    percentile at a CPU within 10 points of the incident's). Never seen at this load: no."""
+    percentile at a CPU within 10 points of the incident's, by ``margin``; or its median
+    there, by ``HOT_OVER_MEDIAN_C``). Never seen at this load: no."""
     if s.at_load is None or s.peak is None or s.at_load[2] < 10:
         return False
-    return s.peak > s.at_load[1] + margin
+    median, p95, _ = s.at_load
+    return s.peak > p95 + margin or s.peak > median + HOT_OVER_MEDIAN_C
 
 
 def _odd_hour(s: StreamFacts) -> bool:

@@ -14,7 +14,7 @@ from agent.escalation.context import (
     ProcessFacts,
     StreamFacts,
 )
-from agent.escalation.diagnosis import CAUSES, diagnose
+from agent.escalation.diagnosis import CAUSES, HOT_OVER_MEDIAN_C, diagnose
 
 BUSY = ProcessFacts("ffmpeg", cpu_pct=190.0, cpu_before_pct=0.0, mem_pct=2.0, mem_before_pct=2.0)
 BROWSER = ProcessFacts("firefox", 20.0, 18.0, 9.0, 8.0)
@@ -79,6 +79,20 @@ def test_heat_beyond_what_this_load_usually_gives_is_overheating() -> None:
         )
     )
     assert (d.cause, d.culprit) == ("overheating", "blender")
+
+
+def test_an_earlier_blocked_fan_at_this_load_does_not_hide_the_next() -> None:
+    """Yesterday's blocked fan at this load put the week's 95th percentile there at 92 °C,
+    the median at 66 °C: 82 °C is past the median by more than ``HOT_OVER_MEDIAN_C``, and
+    overheating; 78 °C is within both, and the CPU explains it."""
+    cpu = stream("system.cpu_pct", 30.0, (0.0, 1.0, 11.0), involved=False)
+    blender = (ProcessFacts("blender", 94.0, 0.0, 12.0, 0.0), BROWSER)
+    found = []
+    for peak in (82.0, 78.0):
+        temp = stream("system.temp_C", peak, (32.0, 40.0, 51.0), at_load=(66.0, 92.0, 1300))
+        found.append(diagnose(context(cpu, temp, processes=blender)).cause)
+    assert 82.0 > 66.0 + HOT_OVER_MEDIAN_C > 78.0
+    assert found == ["overheating", "cpu_runaway"]
 
 
 def test_swap_pressure_comes_before_memory_growth_and_names_the_largest() -> None:
