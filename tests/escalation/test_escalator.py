@@ -21,7 +21,7 @@ from agent.clock import SystemClock
 from agent.config import Config
 from agent.demo import demo_fences, write_synthetic_trace
 from agent.escalation.backends import make_backend
-from agent.escalation.escalator import Escalator
+from agent.escalation.escalator import Escalator, WakeResult
 from agent.escalation.policy import WakeRequest
 from agent.memory import schema
 from agent.memory.db import open_engine
@@ -205,6 +205,19 @@ action = "wake"
 """
 
 
+def explain_suppressed(db: Path, cfg: Config) -> WakeResult:
+    """``vigil explain`` on the first ``wake.suppressed`` stored in ``db``."""
+    store = MemoryStore(open_engine(db))
+    event_id = next(
+        r.id
+        for r in store.query(select(schema.events).where(schema.events.c.kind == "wake.suppressed"))
+    )
+    backend, _ = make_backend(cfg.escalation, SystemClock())
+    result = explain(store, event_id, cfg.escalation, backend)
+    store.close()
+    return result
+
+
 def test_a_wake_that_names_no_cause_leaves_the_model_asleep(day: Path, tmp_path: Path) -> None:
     """The diagnosis says "no cause stands out": the wake is a ``wake.suppressed`` (no_cause)
     with its summary, no wake row, no model; ``wake_unknown`` wakes the model for it, and
@@ -228,15 +241,9 @@ def test_a_wake_that_names_no_cause_leaves_the_model_asleep(day: Path, tmp_path:
     assert [json.loads(w)["subject"] for w in wakes(events)][0] == "unknown"
     assert len(found) == 4 and found[0]["cause"] == "unknown" and found[0]["status"] == "done"
 
-    store = MemoryStore(open_engine(tmp_path / "q.db"))
-    event_id = next(
-        r.id
-        for r in store.query(select(schema.events).where(schema.events.c.kind == "wake.suppressed"))
-    )
-    backend, _ = make_backend(cfg.escalation, SystemClock())
-    result = explain(store, event_id, cfg.escalation, backend)
-    store.close()
-    assert result.diagnosis.cause == "unknown" and result.wake_id is not None
+    result = explain_suppressed(tmp_path / "q.db", cfg)
+    assert result.diagnosis is not None and result.diagnosis.cause == "unknown"
+    assert result.wake_id is not None
 
 
 #: A second wake rule on the runaway: its CPU still above 90 % twenty minutes in.
@@ -267,13 +274,8 @@ def test_a_wake_that_repeats_a_finding_leaves_the_model_asleep(day: Path, tmp_pa
     assert [f["cause"] for f in found] == ["unusual_place", "unusual_place", "cpu_runaway"]
     store = MemoryStore(open_engine(tmp_path / "q.db"))
     assert store.counters().get("wake.repeat") == 1
-    event_id = next(
-        r.id
-        for r in store.query(select(schema.events).where(schema.events.c.kind == "wake.suppressed"))
-    )
-    backend, _ = make_backend(cfg.escalation, SystemClock())
-    result = explain(store, event_id, cfg.escalation, backend)
     store.close()
+    result = explain_suppressed(tmp_path / "q.db", cfg)
     assert result.diagnosis is not None and result.diagnosis.culprit == "ffmpeg"
     assert result.wake_id is not None
 
