@@ -69,6 +69,16 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         driver.quit()
 
 
+def wait_until_loaded(driver: Any, timeout_s: float = 30.0) -> None:
+    """Until the page's load has finished: ``get`` can return once the navigation commits,
+    before the load event, on a busy machine (seen once: ``readyState`` still ``loading``)."""
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    WebDriverWait(driver, timeout_s).until(
+        lambda d: d.execute_script("return document.readyState") == "complete"
+    )
+
+
 def screenshot(driver: Any, path: Path) -> bytes:
     """A PNG of the whole page, beyond the window, at ``WIDTH`` CSS pixels."""
     height = int(driver.execute_script("return document.documentElement.scrollHeight"))
@@ -90,8 +100,8 @@ def screenshot(driver: Any, path: Path) -> bytes:
 def test_the_report_in_a_headless_browser(browser: Any, tmp_path: Path) -> None:
     report = load()
     browser.get(write(report, tmp_path / "power-report.html"))
+    wait_until_loaded(browser)
 
-    assert browser.execute_script("return document.readyState") == "complete"
     assert browser.title.startswith("vigil power report")
     assert browser.find_element("css selector", "h1").text == "vigil power report"
     assert browser.find_element("css selector", "#banner.banner-estimated").is_displayed()
@@ -159,6 +169,7 @@ def test_hostile_strings_do_not_run(browser: Any, tmp_path: Path) -> None:
     report["wakes"]["items"][1]["cause"] = '"><img src=x onerror="window.pwned = 2">'
     report["device"]["host"] = "</title>" + payload
     browser.get(write(report, tmp_path / "hostile.html"))
+    wait_until_loaded(browser)  # (a script not run yet would pass the first check)
 
     assert browser.execute_script("return typeof window.pwned") == "undefined"
     assert browser.execute_script("return document.scripts.length") == 0
@@ -180,6 +191,7 @@ def test_the_report_of_a_real_replay_in_the_browser(
     assert main(["report", "power", "--db", str(db), "--html", str(page)]) == 0
     capsys.readouterr()
     browser.get(page.resolve().as_uri())
+    wait_until_loaded(browser)
     assert browser.execute_script("return performance.getEntriesByType('resource').length") == 0
     for ident in PLOTS:
         drawn = browser.execute_script(
