@@ -239,9 +239,11 @@ def _judge(name: str, rate: _Rate, t: float, mean: float) -> Event | None:
     if largest is None:
         return None
     bar = TIMES_RECORD * largest
-    at_hour = rate.at_hour(t)
-    if at_hour is not None:
-        bar = min(bar, max(TIMES_HOUR * at_hour, SHARE_OF_RECORD * largest))
+    at_hour = None  # (the hour's bar is never under SHARE_OF_RECORD: asked only past it)
+    if rate.high or mean > SHARE_OF_RECORD * largest:
+        at_hour = rate.at_hour(t)
+        if at_hour is not None:
+            bar = min(bar, max(TIMES_HOUR * at_hour, SHARE_OF_RECORD * largest))
     if rate.high:
         if mean > bar / TIMES_RECORD:
             return None
