@@ -7,10 +7,13 @@ and a laptop's rates are spiky: a second of 20 MB/s is an ordinary page load or 
 a quarter of an hour at a tenth of that is an upload or a backup. So each byte-rate stream
 (``*_Bps``) keeps the mean of its last ``WINDOW_S`` of sample time (summed by the minute,
 judged as each minute closes), and every ``ENTRY_S`` that mean joins a record of the
-stream's last ``SPAN_S``. Once the record spans its days, a
-window whose mean is ``TIMES_RECORD`` times the largest entry (leaving out the last hour's,
-so a long burst does not raise its own bar) opens an episode, and it ends when the mean is
-back under that largest entry. Windows that moved less than ``MIN_BYTES`` are never news.
+stream's last ``SPAN_S``. From the stream's second day, a window whose mean is
+``TIMES_RECORD`` times the largest entry (leaving out the last hour's, so a long burst does
+not raise its own bar) opens an episode, and it ends when the mean is back under that
+largest entry; until the record spans its days, both bars are ``YOUNG_TIMES`` higher (a new
+install's first day holds few of the machine's routines: a day's record alone made the
+next day's updates and builds news). Windows that moved less than ``MIN_BYTES`` are never
+news.
 
 A disk scan at 04:00 can move no more than the afternoon's largest burst (a swap storm's
 reads, a backup) and still be unlike anything at that hour: so each stream also keeps its
@@ -50,6 +53,9 @@ HOUR_DAYS = 2
 SHARE_OF_RECORD = 0.25
 HOUR_S = 3_600.0
 DAY_S = 86_400.0
+#: A record younger than ``SPAN_S`` (from its first day on) judges with its bar this many
+#: times higher: a new install's first days hold few of the machine's routines.
+YOUNG_TIMES = 3.0
 #: The samples' rate names are looked for again when a sample's size changes, and at least
 #: this often (a device swapped for another keeps the size).
 RESCAN_EVERY = 256
@@ -170,7 +176,7 @@ class RateVolumes:
                 if mean is not None:
                     if t >= rate.next_entry:
                         rate.add_entry(t, mean)
-                    if t - rate.first_t >= SPAN_S:
+                    if t - rate.first_t >= DAY_S:
                         event = _judge(name, rate, t, mean)
                         if event is not None:
                             events.append(event)
@@ -244,6 +250,8 @@ def _judge(name: str, rate: _Rate, t: float, mean: float) -> Event | None:
         at_hour = rate.at_hour(t)
         if at_hour is not None:
             bar = min(bar, max(TIMES_HOUR * at_hour, SHARE_OF_RECORD * largest))
+    if t - rate.first_t < SPAN_S:
+        bar *= YOUNG_TIMES
     if rate.high:
         if mean > bar / TIMES_RECORD:
             return None

@@ -13,6 +13,7 @@ from agent.detect.volume import (
     TIMES_HOUR,
     TIMES_RECORD,
     WINDOW_S,
+    YOUNG_TIMES,
     RateVolumes,
 )
 from agent.samples import Sample
@@ -80,11 +81,25 @@ def test_seconds_of_a_high_rate_are_judged_by_their_volume() -> None:
         assert [e.kind for e in events] == said
 
 
-def test_nothing_is_judged_before_the_record_spans_its_days() -> None:
-    rng = random.Random(7)
-    volumes = RateVolumes()
-    days = [s for d in range(int(SPAN_S / DAY) - 1) for s in day_of_rates(d, rng)]
-    assert feed_stage(volumes, [*days, *upload(days[-1].t + STEP, 40, 10e6)]) == []
+def test_a_young_record_judges_from_its_second_day_with_a_higher_bar() -> None:
+    """Nothing is judged on the stream's first day; from its second until the record spans
+    its days, the bar is ``YOUNG_TIMES`` higher: 325 kB/s, past 1.5 times the call's quarter
+    hours (100-200 kB/s) but not by ``YOUNG_TIMES`` again, is nothing on day 2; 1 MB/s is."""
+    assert YOUNG_TIMES * TIMES_RECORD * 100e3 > 325e3 > TIMES_RECORD * 200e3 / YOUNG_TIMES
+    for days, rate, said in (
+        (0.5, 10e6, []),
+        (2, 325e3, []),
+        (2, 1e6, ["volume.high", "volume.end"]),
+    ):
+        rng = random.Random(7)
+        volumes = RateVolumes()
+        before = [s for d in range(2) for s in day_of_rates(d, rng) if s.t < T0 + days * DAY]
+        start = before[-1].t + STEP
+        events = feed_stage(
+            volumes, [*before, *upload(start, 40, rate), *upload(start + 40 * M, 30, 3e3)]
+        )
+        assert [e.kind for e in events] == said, (days, rate)
+    assert SPAN_S > 2 * DAY
 
 
 def test_a_long_transfer_does_not_raise_its_own_bar_for_an_hour() -> None:
@@ -147,7 +162,11 @@ def test_a_night_scan_under_the_record_is_news_at_its_hour() -> None:
         rng = random.Random(3)
         volumes = RateVolumes()
         days = [s for d in range(4) for s in day_of_reads(d, rng, awake_at_night=awake)]
-        assert feed_stage(volumes, days) == []  # the storm came before the record spanned 4 days
+        storm = feed_stage(volumes, days)  # day 1's storm, past the young record's bar
+        assert [(e.kind, (e.t - T0) // H) for e in storm] == [
+            ("volume.high", 36),
+            ("volume.end", 36),
+        ]
         lead = [s for s in day_of_reads(4, rng) if s.t < T0 + 4 * DAY + at]
         assert feed_stage(volumes, lead) == []
         start = T0 + 4 * DAY + at
