@@ -35,14 +35,16 @@ from typing import Any
 from agent.detect.anomaly.comove import RATE_SUFFIX
 from agent.samples import Event, Sample
 
+HOUR_S = 3_600.0
+DAY_S = 86_400.0
 WINDOW_S = 900.0
 #: Readings are summed by the minute: a reading costs two additions, and the window's mean
 #: is judged once a minute, when a minute closes.
 BUCKET_S = 60.0
 ENTRY_S = 300.0
-SPAN_S = 4 * 86_400.0
+SPAN_S = 4 * DAY_S
 #: Entries this recent are not the record yet: a burst's own windows would raise its bar.
-RECENT_S = 3_600.0
+RECENT_S = HOUR_S
 TIMES_RECORD = 1.5
 MIN_BYTES = 1e6
 #: The hour's bar: this many times the largest entry within an hour of this time of day on
@@ -51,9 +53,7 @@ MIN_BYTES = 1e6
 TIMES_HOUR = 20.0
 HOUR_DAYS = 2
 SHARE_OF_RECORD = 0.25
-HOUR_S = 3_600.0
-DAY_S = 86_400.0
-#: A record younger than ``SPAN_S`` (from its first day on) judges with its bar this many
+#: A record younger than ``SPAN_S`` (judged from the stream's second day) has its bars this many
 #: times higher: a new install's first days hold few of the machine's routines.
 YOUNG_TIMES = 3.0
 #: The samples' rate names are looked for again when a sample's size changes, and at least

@@ -162,7 +162,7 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     if memory is not None and _named_processes(ctx, "process.grow"):
         return "memory_growth", memory
     temp = ctx.stream("system.temp_C")
-    if temp is not None and _beyond_load(temp, HOT_MARGIN_C) and _excess(temp) >= BEYOND:
+    if temp is not None and _beyond_load(temp) and _excess(temp) >= BEYOND:
         return "overheating", temp
     power = ctx.stream("battery.power_W")
     if power is not None and _on_battery(ctx):
@@ -293,14 +293,14 @@ def _risen(s: StreamFacts) -> bool:
     return s.peak - min(s.before) >= BEYOND * max(hi - lo, 0.05 * abs(mid), 1e-6)
 
 
-def _beyond_load(s: StreamFacts, margin: float) -> bool:
+def _beyond_load(s: StreamFacts) -> bool:
     """Beyond what the machine's usual values at this CPU load give (a stream's 95th
-    percentile at a CPU within 10 points of the incident's, by ``margin``; or its median
-    there, by ``HOT_OVER_MEDIAN_C``). Never seen at this load: no."""
+    percentile at a CPU within 10 points of the incident's, by ``HOT_MARGIN_C``; or its
+    median there, by ``HOT_OVER_MEDIAN_C``). Never seen at this load: no."""
     if s.at_load is None or s.peak is None or s.at_load[2] < 10:
         return False
     median, p95, _ = s.at_load
-    return s.peak > p95 + margin or s.peak > median + HOT_OVER_MEDIAN_C
+    return s.peak > p95 + HOT_MARGIN_C or s.peak > median + HOT_OVER_MEDIAN_C
 
 
 def _odd_hour(s: StreamFacts) -> bool:
