@@ -10,10 +10,11 @@ judged as each minute closes), and every ``ENTRY_S`` that mean joins a record of
 stream's last ``SPAN_S``. From the stream's second day, a window whose mean is
 ``TIMES_RECORD`` times the largest entry (leaving out the last hour's, so a long burst does
 not raise its own bar) opens an episode, and it ends when the mean is back under that
-largest entry; until the record spans its days, both bars are ``YOUNG_TIMES`` higher (a new
-install's first day holds few of the machine's routines: a day's record alone made the
-next day's updates and builds news). Windows that moved less than ``MIN_BYTES`` are never
-news.
+largest entry; until the record spans its days, both bars are ``YOUNG_TIMES`` higher, and
+a window must also be ``TIMES_HOUR`` times the largest entry near this time of day on the
+days so far (a new install's first day holds few of the machine's routines: a day's record
+alone made the next day's updates, builds and first video call news). Windows that moved
+less than ``MIN_BYTES`` are never news.
 
 A disk scan at 04:00 can move no more than the afternoon's largest burst (a swap storm's
 reads, a backup) and still be unlike anything at that hour: so each stream also keeps its
@@ -54,7 +55,10 @@ TIMES_HOUR = 20.0
 HOUR_DAYS = 2
 SHARE_OF_RECORD = 0.25
 #: A record younger than ``SPAN_S`` (judged from the stream's second day) has its bars this many
-#: times higher: a new install's first days hold few of the machine's routines.
+#: times higher: a new install's first days hold few of the machine's routines. Its window
+#: must also pass ``TIMES_HOUR`` times the largest entry near this hour on the days so far
+#: (one is enough): the first video call after an install is no news at an hour that saw
+#: calls' smaller cousins the day before.
 YOUNG_TIMES = 3.0
 #: The samples' rate names are looked for again when a sample's size changes, and at least
 #: this often (a device swapped for another keeps the size).
@@ -89,9 +93,9 @@ class _Rate:
             for old in [h for h in hours if h < oldest]:
                 del hours[old]
 
-    def at_hour(self, t: float) -> float | None:
+    def at_hour(self, t: float, fewest: int = HOUR_DAYS) -> float | None:
         """The largest entry within an hour of this time of day on the last days, where at
-        least ``HOUR_DAYS`` of them had one; else None."""
+        least ``fewest`` of them had one; else None."""
         hour, days, largest = int(t // HOUR_S), 0, 0.0
         for back in range(1, int(SPAN_S / DAY_S) + 1):
             seen = [
@@ -100,7 +104,7 @@ class _Rate:
             if seen:
                 days += 1
                 largest = max(largest, *seen)
-        return largest if days >= HOUR_DAYS else None
+        return largest if days >= fewest else None
 
     def close_minute(self, t: float) -> float | None:
         """Close the minute being summed (at reading time ``t``, past its end) and start
@@ -252,6 +256,10 @@ def _judge(name: str, rate: _Rate, t: float, mean: float) -> Event | None:
             bar = min(bar, max(TIMES_HOUR * at_hour, SHARE_OF_RECORD * largest))
     if t - rate.first_t < SPAN_S:
         bar *= YOUNG_TIMES
+        if rate.high or mean > bar:  # and past what this hour saw on the days so far
+            at_hour = rate.at_hour(t, fewest=1)
+            if at_hour is not None:
+                bar = max(bar, TIMES_HOUR * at_hour)
     if rate.high:
         if mean > bar / TIMES_RECORD:
             return None

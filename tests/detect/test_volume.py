@@ -84,22 +84,30 @@ def test_seconds_of_a_high_rate_are_judged_by_their_volume() -> None:
 def test_a_young_record_judges_from_its_second_day_with_a_higher_bar() -> None:
     """Nothing is judged on the stream's first day; from its second until the record spans
     its days, the bar is ``YOUNG_TIMES`` higher: 325 kB/s, past 1.5 times the call's quarter
-    hours (100-200 kB/s) but not by ``YOUNG_TIMES`` again, is nothing on day 2; 1 MB/s is."""
+    hours (100-200 kB/s) but not by ``YOUNG_TIMES`` again, is nothing on day 2 at 04:00;
+    2 MB/s is. At 14:00, the hour of the first day's call, 1.5 MB/s is past the young bar but
+    within ``TIMES_HOUR`` of the call, and is nothing: a young record also waits for the
+    hour's bar."""
     assert YOUNG_TIMES * TIMES_RECORD * 100e3 > 325e3 > TIMES_RECORD * 200e3 / YOUNG_TIMES
-    for days, rate, said in (
-        (0.5, 10e6, []),
-        (2, 325e3, []),
-        (2, 1e6, ["volume.high", "volume.end"]),
+    assert YOUNG_TIMES * TIMES_RECORD * 150e3 < 1.5e6 < TIMES_HOUR * 100e3  # the call's hour
+    assert 2e6 > TIMES_HOUR * (2e6 * 20 / WINDOW_S + 8e3)  # a night hour's page load
+    for day, clock, rate, said in (
+        (0.5, 0.0, 10e6, []),
+        (2, 4 * H, 325e3, []),
+        (2, 4 * H, 2e6, ["volume.high", "volume.end"]),
+        (2, 14 * H, 1.5e6, []),
     ):
         rng = random.Random(7)
         volumes = RateVolumes()
-        before = [s for d in range(2) for s in day_of_rates(d, rng) if s.t < T0 + days * DAY]
-        start = before[-1].t + STEP
+        start = T0 + day * DAY + clock
+        before = [s for d in range(3) for s in day_of_rates(d, rng) if s.t < start]
         events = feed_stage(
             volumes, [*before, *upload(start, 40, rate), *upload(start + 40 * M, 30, 3e3)]
         )
-        assert [e.kind for e in events] == said, (days, rate)
-    assert SPAN_S > 2 * DAY
+        assert [e.kind for e in events] == said, (day, clock, rate)
+        if said:
+            assert events[0].data["hour_record_Bps"] < 2e6 / TIMES_HOUR
+    assert SPAN_S > 3 * DAY
 
 
 def test_a_long_transfer_does_not_raise_its_own_bar_for_an_hour() -> None:
