@@ -1,18 +1,22 @@
 """The apps sensor's rankings -> ``process.busy`` / ``process.calm`` and ``process.drain`` /
 ``process.drain_end`` events: a process busier over the last 15 minutes than in any 15
 minutes of the last 4 days, by half again, and at least half a core: in the background
-(a runaway), or in any way while the machine is on battery (a drain).
+(a runaway), or in any way while the machine is on battery, against its minutes on battery
+(a drain).
 
 A runaway is a process nobody is looking at: an encoder or an indexer left spinning, a
 helper stuck in a loop. The machine's CPU alone cannot tell it from a build or a video call,
 which hold the same levels every afternoon; the process's own record can, and the focus
 keeps out what the user is working in (a game started for the first time in weeks is busy,
 and in front). On battery, though, whatever works harder than it has lately is what empties
-it, in front or not: a browser's page spinning at a meeting, a call taken unplugged.
+it, in front or not: a browser's page spinning at a meeting, a call taken unplugged. A call
+held at the desk every afternoon, plugged in, says nothing of what it does to the battery:
+so a drain is judged against the process's minutes on battery alone.
 
 So for each process name in the busiest ranking (``cpu<i>_name``, ``cpu<i>_pct``) two shares
 are kept: its *background* share, counted only where it is not the focused window's process
-(``app_process``), and its *whole* share; nothing where it is not ranked. The sensor ranks
+(``app_process``), and its *whole* share, entered in its record only while the machine is
+on battery; nothing where it is not ranked. The sensor ranks
 once a minute and repeats the ranking in between, so each minute counts once, by its last
 ranking. Each share's mean over the minutes of the last ``WINDOW_S`` (judged as each minute
 closes) joins the name's record of it every ``ENTRY_S`` (the window and the record are the
@@ -307,7 +311,7 @@ class ProcessLoads:
         whole = self._whole.means() if full else {}
         if full and self._minutes.entry_due(t):
             self._background.enter(t, background)
-            self._whole.enter(t, whole)
+            self._whole.enter(t, whole if self._on_battery else {})  # a drain's record
         if self._minutes.since(t) < SPAN_S:
             return []
         events = self._background.judge(t, background, True)

@@ -18,8 +18,8 @@ How a cause is chosen, root causes before their consequences:
 4. a temperature beyond what this CPU load usually gives is **overheating** (where the
    machine never ran at this load, the CPU explains the heat); on battery, power beyond what
    the battery usually gives is a **battery_drain**, whatever draws it: on battery, the drain
-   is what the user pays for; so is a process the pipeline found busier on battery than in
-   its last 4 days (``process.drain``), and the culprit;
+   is what the user pays for; so is a process the pipeline found busier on battery than on
+   battery in its last 4 days (``process.drain``), and the culprit;
 5. else a rate the pipeline found at 1.5 times its 4-day record for a quarter of an hour,
    or far past this hour's on the days before (``volume.high``), names its
    **network_burst** or **disk_burst** (the CPU a transfer takes is its consequence);
@@ -188,8 +188,8 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
 def _named_processes(ctx: Context, event: str) -> list[str]:
     """The processes the triggers of kind ``event`` name: ``process.busy``, busier in the
     background than their own record (a runaway nobody is looking at); ``process.drain``,
-    busier on battery than their own record (what empties it); ``process.grow``, taking memory
-    faster than their own record (a leak)."""
+    busier on battery than their own record on battery (what empties it); ``process.grow``,
+    taking memory faster than their own record (a leak)."""
     return [str(t["subject"]) for t in ctx.triggers if t["event"] == event]
 
 

@@ -59,6 +59,16 @@ def running(
     return [apps(start + i * STEP, focus, (name, pct), ("gnome-shell", 3.0)) for i in range(n)]
 
 
+def power(t: float, charging: bool) -> Sample:
+    return Sample("battery", t, {"battery_pct": 80.0, "charging": charging, "power_W": 12.0})
+
+
+def call_on_battery(days: list[Sample]) -> list[Sample]:
+    """The days with day 3's call taken unplugged."""
+    call = T0 + 3 * DAY + 14 * H
+    return sorted([*days, power(call - 1, False), power(call + H, True)], key=lambda s: s.t)
+
+
 def test_a_process_busy_in_the_background_opens_and_closes_an_episode() -> None:
     background, days = four_days()
     assert feed_stage(background, days) == []  # the calls in front, the builds under 50 %
@@ -153,14 +163,16 @@ def test_an_unreadable_name_is_skipped_and_counted() -> None:
 
 
 def test_a_process_not_busy_for_the_span_is_forgotten() -> None:
-    """The builds and the browser's content process stop: 4 days and two hours later their
-    names have no entry left and are gone from the state, which stays the size of the
-    processes busy in the background lately (the browser in front is never one)."""
+    """The builds, the calls and the browser's content process stop: 4 days and two hours
+    later their names have no entry left and are gone from the state, which stays the size
+    of the processes busy lately, in the background (the browser in front is never one) and
+    on battery (day 3's call)."""
     background, days = four_days()
-    feed_stage(background, days)
+    feed_stage(background, call_on_battery(days))
     assert "cc1plus" in background.state()["background"]["names"]
+    assert "zoom" in background.state()["whole"]["names"]
     start = days[-1].t + STEP
-    quiet = [
+    quiet = [power(start - 1, False)] + [
         apps(start + i * STEP, "firefox", ("gnome-shell", 3.0), ("firefox", 5.0))
         for i in range(int((SPAN_S + 2 * H) / STEP))
     ]
@@ -169,20 +181,25 @@ def test_a_process_not_busy_for_the_span_is_forgotten() -> None:
     assert set(background.state()["whole"]["names"]) == {"gnome-shell", "firefox"}
 
 
-def power(t: float, charging: bool) -> Sample:
-    return Sample("battery", t, {"battery_pct": 80.0, "charging": charging, "power_W": 12.0})
-
-
-def test_on_battery_a_process_in_front_busier_than_its_record_is_a_drain() -> None:
-    """The call at its usual level in front is nothing, plugged in or not; a browser's page
-    spinning at 90 % in front is nothing plugged in, and a drain on battery, which ends when
-    the charger goes in."""
+def test_on_battery_a_process_busier_than_its_record_on_battery_is_a_drain() -> None:
+    """The call at its usual level is nothing plugged in, and nothing on battery where an
+    earlier call ran on battery; where every call ran plugged in, the first on battery is a
+    drain (the record of a drain holds the minutes on battery). A browser's page spinning at
+    90 % in front is nothing plugged in, and a drain on battery, which ends when the charger
+    goes in."""
+    for unplugged_before, said in ((True, []), (False, [("process.drain", "zoom")])):
+        background, days = four_days()
+        feed_stage(background, call_on_battery(days) if unplugged_before else days)
+        start = days[-1].t + STEP
+        plugged = [power(start, True), *running(start + 1, 30, "zoom", 110.0, focus="zoom")]
+        assert feed_stage(background, plugged) == []
+        start += 30 * M
+        unplugged = [power(start, False), *running(start + 1, 30, "zoom", 110.0, focus="zoom")]
+        events = feed_stage(background, unplugged)
+        assert [(e.kind, e.subject) for e in events] == said, unplugged_before
     background, days = four_days()
     feed_stage(background, days)
     start = days[-1].t + STEP
-    unplugged = [power(start, False), *running(start + 1, 30, "zoom", 110.0, focus="zoom")]
-    assert feed_stage(background, unplugged) == []  # the calls' own level
-    start += 30 * M
     plugged = [power(start, True), *running(start + 1, 30, "chrome", 90.0, focus="chrome")]
     assert feed_stage(background, plugged) == []
     background, days = four_days()
