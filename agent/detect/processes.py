@@ -16,18 +16,17 @@ so a drain is judged against the process's minutes on battery alone.
 So for each process name in the busiest ranking (``cpu<i>_name``, ``cpu<i>_pct``) two shares
 are kept: its *background* share, counted only where it is not the focused window's process
 (``app_process``), and its *whole* share, entered in its record only while the machine is
-on battery; nothing where it is not ranked. The sensor ranks
-once a minute and repeats the ranking in between, so each minute counts once, by its last
-ranking. Each share's mean over the minutes of the last ``WINDOW_S`` (judged as each minute
-closes) joins the name's record of it every ``ENTRY_S`` (the window and the record are the
-rate volumes', ``volume.py``); once the sensor has
-``SPAN_S`` behind it, a mean that is ``TIMES_RECORD`` times the name's largest entry of the
-last 4 days (leaving out the last hour's, so a long run does not raise its own bar; a name
-never busy before has none) and at least ``MIN_PCT`` opens an episode: of the background
-share always (``process.busy``), of the whole share while the battery discharges
-(``process.drain``; the battery sensor's ``charging``, as the hour's judgement follows it).
-It ends when the mean is back under that entry and under half of ``MIN_PCT``, and a drain
-also when the machine is plugged in.
+on battery; nothing where it is not ranked. The sensor ranks once a minute and repeats the
+ranking in between, so each minute counts once, by its last ranking. Each share's mean over
+the minutes of the last ``WINDOW_S`` (judged as each minute closes) joins the name's record
+of it every ``ENTRY_S`` (the window and the record are the rate volumes', ``volume.py``);
+once the sensor has ``SPAN_S`` behind it, a mean that is ``TIMES_RECORD`` times the name's
+largest entry of the last 4 days (leaving out the last hour's, so a long run does not raise
+its own bar; a name never busy before has none) and at least ``MIN_PCT`` opens an episode:
+of the background share always (``process.busy``), of the whole share while the battery
+discharges (``process.drain``; the battery sensor's ``charging``, as the hour's judgement
+follows it). It ends when the mean is back under that entry and under half of ``MIN_PCT``,
+and a drain also when the machine is plugged in.
 
 Where the focused window cannot be read (GNOME on Wayland, Android), every process counts as
 in the background.
