@@ -93,9 +93,9 @@ class _Rate:
             for old in [h for h in hours if h < oldest]:
                 del hours[old]
 
-    def at_hour(self, t: float, fewest: int = HOUR_DAYS) -> float | None:
-        """The largest entry within an hour of this time of day on the last days, where at
-        least ``fewest`` of them had one; else None."""
+    def at_hour(self, t: float) -> tuple[float, int]:
+        """The largest entry within an hour of this time of day on the last days, and how
+        many of those days had one (0.0 and 0 for none)."""
         hour, days, largest = int(t // HOUR_S), 0, 0.0
         for back in range(1, int(SPAN_S / DAY_S) + 1):
             seen = [
@@ -104,7 +104,7 @@ class _Rate:
             if seen:
                 days += 1
                 largest = max(largest, *seen)
-        return largest if days >= fewest else None
+        return largest, days
 
     def close_minute(self, t: float) -> float | None:
         """Close the minute being summed (at reading time ``t``, past its end) and start
@@ -249,16 +249,20 @@ def _judge(name: str, rate: _Rate, t: float, mean: float) -> Event | None:
     if largest is None:
         return None
     bar = TIMES_RECORD * largest
-    at_hour = None  # (the hour's bar is never under SHARE_OF_RECORD: asked only past it)
-    if rate.high or mean > SHARE_OF_RECORD * largest:
-        at_hour = rate.at_hour(t)
-        if at_hour is not None:
+    hour: tuple[float, int] | None = None  # (the hour's largest, on how many days): asked once
+    at_hour = None  # the hour's largest, where it set a bar
+    if rate.high or mean > SHARE_OF_RECORD * largest:  # (the hour's bar is never under it)
+        hour = rate.at_hour(t)
+        if hour[1] >= HOUR_DAYS:
+            at_hour = hour[0]
             bar = min(bar, max(TIMES_HOUR * at_hour, SHARE_OF_RECORD * largest))
     if t - rate.first_t < SPAN_S:
         bar *= YOUNG_TIMES
         if rate.high or mean > bar:  # and past what this hour saw on the days so far
-            at_hour = rate.at_hour(t, fewest=1)
-            if at_hour is not None:
+            if hour is None:
+                hour = rate.at_hour(t)
+            if hour[1] >= 1:
+                at_hour = hour[0]
                 bar = max(bar, TIMES_HOUR * at_hour)
     if rate.high:
         if mean > bar / TIMES_RECORD:
