@@ -3,7 +3,14 @@ read on stdout against a deadline, killed with its whole group at the timeout, a
 with ``wait4`` so its CPU time and peak memory come from the kernel, not from its own word.
 
 While it lives (kept warm between wakes), its CPU time and peak RSS are read from ``/proc``
-(psutil and ``VmHWM``); once reaped, from the rusage ``wait4`` returns.
+(psutil and ``VmHWM``); once reaped, its CPU time from the rusage ``wait4`` returns.
+
+Its peak memory needs care: Linux's ``ru_maxrss`` is the largest resident set of every
+address space the process had, and before its ``exec`` it had a copy of ours (or, spawned by
+``vfork``, ours itself). A small model started from a large process would read as large. So
+the child's ``VmHWM`` (its own address space's peak, which starts at the ``exec``) is sampled
+while it runs, at least every ``SAMPLE_S``; ``ru_maxrss`` is taken only where it is above our
+own peak at the spawn, which the copy cannot be.
 """
 
 from __future__ import annotations
@@ -23,6 +30,9 @@ from agent.clock import Clock
 #: A child that writes more than this to stdout or stderr is killed: it is not answering.
 MAX_OUTPUT = 1 << 20
 
+#: How often a running child's peak memory is read while we wait on it.
+SAMPLE_S = 0.2
+
 
 class ChildError(Exception):
     """The child did not answer: ``reason`` says how (timeout, exit, too much output)."""
@@ -41,6 +51,8 @@ class Usage:
 class Child:
     def __init__(self, argv: Sequence[str], clock: Clock) -> None:
         self._clock = clock
+        self._spawn_peak_kb = _peak_rss_kb("self") or 0  # what ``ru_maxrss`` may carry over
+        self._peak_kb: int | None = None  # the child's own, as sampled
         self.proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE,
@@ -77,6 +89,7 @@ class Child:
                     raise ChildError("it closed its input") from None
 
     def close_input(self) -> None:
+        self._sample()  # a warm child's peak is behind it: read it before it exits
         if self.proc.stdin is not None and not self.proc.stdin.closed:
             try:
                 self.proc.stdin.close()
@@ -106,9 +119,13 @@ class Child:
             for pipe in self._open:
                 assert pipe is not None
                 sel.register(pipe, selectors.EVENT_READ)
-            ready = sel.select(self._left(deadline))
+            left = self._left(deadline)
+            ready = sel.select(min(left, SAMPLE_S))
+        self._sample()
         if not ready:
-            raise ChildError("timeout")
+            if left <= SAMPLE_S:
+                raise ChildError("timeout")
+            return
         for key, _ in ready:
             chunk = os.read(key.fd, 65536)
             buffer = self._out if key.fileobj is self.proc.stdout else self._err
@@ -137,6 +154,7 @@ class Child:
         """Wait for the child's end; its rusage is kept. Returns its exit code (negative: the
         signal that ended it)."""
         if self.rusage is None:
+            self._sample()
             _, status, self.rusage = os.wait4(self.pid, 0)
             self.returncode = os.waitstatus_to_exitcode(status)
             self.proc.returncode = self.returncode  # reaped here: Popen must not wait again
@@ -147,15 +165,26 @@ class Child:
         return self.returncode
 
     def usage(self) -> Usage:
-        """CPU seconds and peak RSS so far (the kernel's totals once reaped)."""
+        """CPU seconds and the child's own peak RSS so far (the kernel's CPU total once
+        reaped; the peak None where it could not be told)."""
         if self.rusage is not None:
             cpu = self.rusage.ru_utime + self.rusage.ru_stime
-            return Usage(cpu, int(self.rusage.ru_maxrss))  # kB on Linux
+            max_rss_kb = int(self.rusage.ru_maxrss)  # kB on Linux
+            if max_rss_kb > self._spawn_peak_kb:  # beyond what the copy of us could hold
+                return Usage(cpu, max_rss_kb)
+            return Usage(cpu, self._peak_kb)
         try:
             times = psutil.Process(self.pid).cpu_times()
         except psutil.Error:
-            return Usage(0.0, None)
-        return Usage(times.user + times.system, _peak_rss_kb(self.pid))
+            return Usage(0.0, self._peak_kb)
+        self._sample()
+        return Usage(times.user + times.system, self._peak_kb)
+
+    def _sample(self) -> None:
+        if self.rusage is None:
+            peak = _peak_rss_kb(str(self.pid))  # None once it has exited
+            if peak is not None:
+                self._peak_kb = max(peak, self._peak_kb or 0)
 
     def exit_reason(self) -> str:
         code = self.reap()
@@ -164,8 +193,8 @@ class Child:
         return f"exited with {code}{self._stderr_hint()}"
 
 
-def _peak_rss_kb(pid: int) -> int | None:
-    """The process's peak resident set (``VmHWM``), in kB."""
+def _peak_rss_kb(pid: str) -> int | None:
+    """A process's peak resident set (``VmHWM``) in kB: ``pid`` a number or ``self``."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
             for line in status:

@@ -82,6 +82,55 @@ def test_a_hanging_command_is_killed_with_its_children_at_the_timeout() -> None:
     assert answer.cost is not None and answer.cost.wall_s >= 2.0
 
 
+#: Run in a process of its own (so this one's peak memory stays as it is): a ballast of
+#: ``BALLAST`` MB held, then each command asked once; prints each wake's peak RSS in kB.
+MEASURE_FROM_A_PROCESS_OF = """
+import json, sys
+from agent.clock import SystemClock
+from agent.config import EscalationConfig
+from agent.escalation.backends import CommandBackend, Job
+ballast = bytearray(int(sys.argv[1]) << 20)
+ballast[::4096] = b"x" * len(ballast[::4096])  # every page touched: resident
+peaks = []
+for script in sys.argv[2:]:
+    argv = (sys.executable, "-c", script)
+    config = EscalationConfig(backend="command", command=argv, timeout_s=30.0)
+    answer = CommandBackend(argv, config, SystemClock()).ask(Job(1, [], {}))
+    assert answer.error is None and answer.cost is not None, answer
+    peaks.append(answer.cost.peak_rss_kb)
+print(json.dumps(peaks))
+"""
+
+
+def peaks_from(ballast_mb: int, *scripts: str) -> list[int | None]:
+    argv = [sys.executable, "-c", MEASURE_FROM_A_PROCESS_OF, str(ballast_mb), *scripts]
+    done = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=120)
+    return list(json.loads(done.stdout))
+
+
+def holding(mb: int, then: str) -> str:
+    """A command that reads its input, takes ``mb`` MB, and answers (``then``) holding it."""
+    return (
+        "import sys, time\nsys.stdin.read()\n"
+        f"held = bytearray({mb} << 20)\nheld[::4096] = b'x' * len(held[::4096])\n{then}"
+    )
+
+
+def test_a_wakes_memory_is_the_models_own_not_the_process_that_started_it() -> None:
+    small = "import sys; sys.stdin.read(); print('ok')"
+    # An answer in two parts with a pause between: the running child is read in the pause.
+    slow = holding(150, "print('half', flush=True)\ntime.sleep(1.0)\nprint('done')")
+    quick = holding(300, "print('done')")  # it may be gone before it can be read
+    small_kb, slow_kb, quick_kb = peaks_from(400, small, slow, quick)
+    # Linux's rusage would say 400 MB and more for each: the copy of their parent they began as.
+    assert small_kb is not None and small_kb < 60_000
+    assert slow_kb is not None and 150_000 < slow_kb < 250_000
+    assert quick_kb is None or quick_kb < 400_000  # unknown at worst, never its parent's
+    # A model larger than the process that started it: the kernel's peak, however brief.
+    [quick_kb] = peaks_from(0, quick)
+    assert quick_kb is not None and 300_000 < quick_kb < 400_000
+
+
 def test_a_crashing_command_says_how_it_died() -> None:
     answer = command("import os; os.abort()").ask(JOB)
     assert answer.text is None and answer.error is not None and "SIGABRT" in answer.error
