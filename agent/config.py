@@ -373,10 +373,11 @@ MAX_NAME_CHARS = 200
 #: held one (``sensor.stuck``: a broken gauge's numbers are not facts), a quarter of an
 #: hour's network or disk volume 1.5 times the largest of the last 4 days
 #: (``volume.high``), a process busier than in any quarter of an hour of the last 4 days, by
-#: half again, in the background (``process.busy``) or on battery (``process.drain``), and
-#: three states worth explaining whatever is usual here, held for two minutes: CPU and
-#: memory at Glances' "critical" 90 %, and a CPU at 90 °C (a common warning level; laptops
-#: throttle near 100 °C).
+#: half again, in the background (``process.busy``) or on battery (``process.drain``), a
+#: CPU far hotter than its usual temperature at this load (``heat.high``), and three states
+#: worth explaining whatever is usual here, held for two minutes: CPU and memory at Glances'
+#: "critical" 90 %, and a CPU at 90 °C (a common warning level; laptops throttle near
+#: 100 °C).
 DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(
         "cpu_high", "system.cpu_pct", above=90.0, hysteresis=20.0, for_s=120.0, action="wake"
@@ -410,6 +411,7 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(name="process_busy", event="process.busy", action="wake", debounce_s=60.0),
     RuleConfig(name="process_drain", event="process.drain", action="wake", debounce_s=60.0),
     RuleConfig(name="process_grow", event="process.grow", action="wake", debounce_s=60.0),
+    RuleConfig(name="heat_high", event="heat.high", action="wake", debounce_s=60.0),
 )
 
 

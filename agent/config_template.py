@@ -229,9 +229,10 @@ action = "wake"
 # a process busier over a quarter of an hour (at least half a core) than 1.5 times its
 # largest of the last 4 days: in the background, or in any way on battery; and a process
 # whose memory grew by more in ten minutes (at least 1.5 % of RAM) than 1.5 times its
-# largest growth of the last 4 days. A rule's debounce_s starts the wakes it opens sooner
-# or later than [escalation] debounce_s: a volume, a busy process or a leak has shown for
-# ten or fifteen minutes already when it is found, so its wake waits a minute, not five.
+# largest growth of the last 4 days; and a CPU 8 °C and three spreads hotter for two minutes
+# than its usual temperature at this load. A rule's debounce_s starts the wakes it opens
+# sooner or later than [escalation] debounce_s: a volume, a busy process, a leak or heat has
+# shown for minutes already when it is found, so its wake waits a minute, not five.
 [[rules]]
 name = "anomaly"
 event = "anomaly.start"
@@ -271,6 +272,12 @@ debounce_s = 60.0
 [[rules]]
 name = "process_grow"
 event = "process.grow"
+action = "wake"
+debounce_s = 60.0
+
+[[rules]]
+name = "heat_high"
+event = "heat.high"
 action = "wake"
 debounce_s = 60.0
 """

@@ -12,6 +12,7 @@ from agent.detect.anomaly import AnomalyDetector, WindowModel
 from agent.detect.anomaly.context import NO_PLACE
 from agent.detect.geofence import GeofenceTracker
 from agent.detect.growth import MemoryGrowth
+from agent.detect.heat import HeatAtLoad
 from agent.detect.outages import OutageTracker
 from agent.detect.personalise import (
     Personaliser,
@@ -77,6 +78,7 @@ class Pipeline:
         self.outages = OutageTracker()
         self.stuck = StuckReadings()
         self.volumes = RateVolumes()
+        self.heat = HeatAtLoad()
         self.processes = ProcessLoads()
         self.growth = MemoryGrowth()
         self.sessions = SessionTracker(config.sensors.apps.pulsetime_s)
@@ -149,8 +151,9 @@ class Pipeline:
                 step.events = [Event(sample.t, "clock.jump", "system", data)]
             elif values:
                 step.events += self.stuck.feed(sample, values)
-                if sample.sensor == "system":  # the byte rates
+                if sample.sensor == "system":  # the byte rates, the temperature at its load
                     step.events += self.volumes.feed(sample, values)
+                    step.events += self.heat.feed(sample, values)
                 elif sample.sensor in ("apps", "battery"):  # the busiest processes, the power
                     step.events += self.processes.feed(sample)
                     if sample.sensor == "apps":  # the largest processes
@@ -266,6 +269,7 @@ class Pipeline:
         detector["rules"] = self.rules.state()
         detector["stuck"] = self.stuck.state()
         detector["volumes"] = self.volumes.state()
+        detector["heat"] = self.heat.state()
         detector["processes"] = self.processes.state()
         detector["growth"] = self.growth.state()
         if self.anomaly is not None:
@@ -305,6 +309,7 @@ class Pipeline:
         parts = (
             ("stuck", StuckReadings),
             ("volumes", RateVolumes),
+            ("heat", HeatAtLoad),
             ("processes", ProcessLoads),
             ("growth", MemoryGrowth),
         )

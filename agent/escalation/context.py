@@ -169,7 +169,7 @@ def _involved_streams(causes: Iterable[Mapping[str, Any]]) -> list[str]:
         data = cause.get("data", {})
         if cause.get("event") == "anomaly.start":
             names += [str(s) for s in data.get("streams", [])]
-        elif cause.get("event") in ("sensor.stuck", "volume.high"):
+        elif cause.get("event") in ("sensor.stuck", "volume.high", "heat.high"):
             names.append(str(cause.get("subject")))
         elif "stream" in cause:  # a numeric rule
             names.append(str(cause["stream"]))

@@ -16,7 +16,8 @@ How a cause is chosen, root causes before their consequences:
    (``process.grow``) is **memory_growth**, and the culprit (a leak's first minutes, the
    machine's memory still within its usual range);
 4. a temperature beyond what this CPU load usually gives is **overheating** (where the
-   machine never ran at this load, the CPU explains the heat); on battery, power beyond what
+   machine never ran at this load, the CPU explains the heat), and so is a temperature the
+   pipeline found far above its load's usual (``heat.high``); on battery, power beyond what
    the battery usually gives is a **battery_drain**, whatever draws it: on battery, the drain
    is what the user pays for; so is a process the pipeline found busier on battery than on
    battery in its last 4 days (``process.drain``), and the culprit;
@@ -162,6 +163,8 @@ def _resource_cause(ctx: Context) -> tuple[str, StreamFacts] | None:
     if memory is not None and _named_processes(ctx, "process.grow"):
         return "memory_growth", memory
     temp = ctx.stream("system.temp_C")
+    if temp is not None and any(t["event"] == "heat.high" for t in ctx.triggers):
+        return "overheating", temp  # the pipeline found it hotter than its load's usual
     if temp is not None and _beyond_load(temp) and _excess(temp) >= BEYOND:
         return "overheating", temp
     power = ctx.stream("battery.power_W")

@@ -95,6 +95,22 @@ def test_an_earlier_blocked_fan_at_this_load_does_not_hide_the_next() -> None:
     assert found == ["overheating", "cpu_runaway"]
 
 
+def test_heat_the_pipeline_found_past_its_loads_usual_is_overheating() -> None:
+    """A game at a quarter of the CPU with the fan blocked, ten minutes in: 72 °C is within
+    the week's 95th percentile at this load (an earlier blocked fan filled it) and under its
+    median by ``HOT_OVER_MEDIAN_C``, so the vitals name no cause; the pipeline's
+    ``heat.high`` (this load's band usually runs at 58 °C) names it."""
+    cpu = stream("system.cpu_pct", 25.0, (0.0, 1.0, 30.0))
+    temp = stream(
+        "system.temp_C", 72.0, (32.0, 40.0, 60.0), at_load=(60.0, 90.0, 900), involved=False
+    )
+    game = (ProcessFacts("factorio", 95.0, 0.0, 8.0, 0.0), BROWSER)
+    assert diagnose(context(cpu, temp, processes=game)).cause == "unknown"
+    hot = found("heat_high", "heat.high", "system.temp_C", temp_C=72.0, usual_C=58.0)
+    d = diagnose(context(cpu, temp, processes=game, triggers=(hot,)))
+    assert (d.cause, d.culprit) == ("overheating", "factorio")
+
+
 def test_swap_pressure_comes_before_memory_growth_and_names_the_largest() -> None:
     d = diagnose(
         context(

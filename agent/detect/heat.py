@@ -1,0 +1,220 @@
+"""System samples -> ``heat.high`` / ``heat.end`` events: a CPU temperature far above what
+this machine's CPU load usually gives it (a blocked fan, dust, a dead thermal paste).
+
+A laptop that plays games every evening runs at 90 °C then, so a hot CPU is no news by its
+value; a hot CPU at a load that usually leaves it at 60 °C is. Each minute of sample time
+counts its mean temperature (to ``BIN_C``) in the *band* of its mean CPU load (``BAND_PCT``
+points wide), in a histogram per band and day of sample time, for ``SPAN_DAYS`` days and the
+day under way (a few kB of state; a judgement merges a few hundred counts). A minute is
+judged against the band of the largest load of its last ``LOAD_MINUTES`` minutes (a machine
+cooling after a build is judged by the build), or that band and its neighbours while the
+band alone holds fewer than ``MIN_MINUTES``: it is hot when it is ``MIN_OVER_C`` above the
+band's median and ``SPREADS`` of the band's own spread (its interquartile range, as a
+standard deviation, at least ``MIN_SPREAD_C``). Each band its own spread: an idle machine's
+temperature wanders by ten degrees with the room and the sun, a loaded one's by two.
+``HOT_MINUTES`` hot minutes in a row open an episode, and it ends when a minute is within
+half the spreads again; its minutes are not learned, so a fan that stays blocked does not
+become the band's usual. Judged once ``SETTLED_S`` of sample time is behind the first minute
+(a new install's first days hold few minutes under load).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.samples import Event, Sample
+
+#: The streams read (the system sensor's CPU use and temperature).
+TEMP = "system.temp_C"
+CPU = "system.cpu_pct"
+#: Width of a band of CPU load, in points.
+BAND_PCT = 10.0
+#: Whole days of sample time a minute stays in its band (and the day under way).
+SPAN_DAYS = 4
+#: Temperatures are counted to this resolution.
+BIN_C = 0.5
+#: A minute is judged by the largest load of this many minutes (its own included).
+LOAD_MINUTES = 5
+#: A band (with its neighbours) needs this many minutes to judge.
+MIN_MINUTES = 60
+#: Hot: this far above the band's median, in degrees and in the band's spreads.
+MIN_OVER_C = 8.0
+SPREADS = 3.0
+MIN_SPREAD_C = 1.0
+#: Hot minutes in a row that open an episode.
+HOT_MINUTES = 2
+#: Sample time from the first minute before any is judged.
+SETTLED_S = 2 * 86_400.0
+
+
+#: How hot a minute is: degrees and spreads above its band's median, the median, the spread.
+_Judged = tuple[float, float, float, float]
+
+
+@dataclass
+class _Minute:
+    """The minute being summed."""
+
+    index: int
+    cpu: float = 0.0
+    temp: float = 0.0
+    n: int = 0
+
+
+@dataclass
+class HeatAtLoad:
+    """Watches the CPU temperature against the load's usual temperature."""
+
+    first_minute: int | None = None
+    #: band -> day -> temperature bin -> minutes
+    bands: dict[int, dict[int, Counter[int]]] = field(default_factory=dict)
+    loads: deque[tuple[int, float]] = field(default_factory=lambda: deque(maxlen=LOAD_MINUTES))
+    hot_run: int = 0
+    high: bool = False
+    _now: _Minute | None = None
+
+    def feed(self, sample: Sample, values: dict[str, float]) -> list[Event]:
+        """One system sample's stream values -> the events its finished minute makes."""
+        temp, cpu = values.get(TEMP), values.get(CPU)
+        if temp is None or cpu is None or not (math.isfinite(temp) and math.isfinite(cpu)):
+            return []
+        index = math.floor(sample.t / 60.0)
+        now = self._now
+        events: list[Event] = []
+        if now is not None and index != now.index:
+            event = self._close(now, sample.t)
+            if event is not None:
+                events.append(event)
+            now = None
+        if now is None:
+            now = self._now = _Minute(index)
+        now.cpu += cpu
+        now.temp += temp
+        now.n += 1
+        return events
+
+    def _close(self, minute: _Minute, t: float) -> Event | None:
+        """Judge a finished minute, then learn it (unless it was part of an episode)."""
+        cpu, temp = minute.cpu / minute.n, minute.temp / minute.n
+        index = minute.index
+        if self.first_minute is None:
+            self.first_minute = index
+        loads = self.loads
+        while loads and loads[0][0] <= index - LOAD_MINUTES - 2:  # not across a long pause
+            loads.popleft()
+        loads.append((index, cpu))
+        load = max(c for _, c in loads)
+        day = index // 1440
+        for days in self.bands.values():
+            for old in [d for d in days if d < day - SPAN_DAYS]:
+                del days[old]
+        event = None
+        judged = self._judge(index, temp, load)
+        if judged is not None:
+            over, spreads, median, spread = judged
+            if self.high and spreads < SPREADS / 2:
+                self.high, self.hot_run = False, 0
+                event = "heat.end"
+            elif not self.high:
+                hot = over >= MIN_OVER_C and spreads >= SPREADS
+                self.hot_run = self.hot_run + 1 if hot else 0
+                if self.hot_run >= HOT_MINUTES:
+                    self.high = True
+                    event = "heat.high"
+        if not self.high:
+            days = self.bands.setdefault(_band(cpu), {})
+            days.setdefault(day, Counter())[round(temp / BIN_C)] += 1
+        if event is None or judged is None:
+            return None
+        data = {
+            "temp_C": round(temp, 1),
+            "usual_C": round(judged[2], 1),
+            "spread_C": round(judged[3], 1),
+            "cpu_pct": round(load, 1),
+        }
+        return Event(t, event, TEMP, data)
+
+    def _judge(self, index: int, temp: float, load: float) -> _Judged | None:
+        """How far above its load band's usual temperature a minute is: degrees, spreads,
+        the band's median and spread; None while the band or the machine is too young."""
+        if self.first_minute is None or (index - self.first_minute) * 60.0 < SETTLED_S:
+            return None
+        band = _band(load)
+        counts = self._counts((band,))
+        if sum(counts.values()) < MIN_MINUTES:
+            counts = self._counts((band - 1, band, band + 1))
+        if sum(counts.values()) < MIN_MINUTES:
+            return None
+        q25, median, q75 = _quantiles(counts, (0.25, 0.5, 0.75))
+        spread = max((q75 - q25) / 1.349, MIN_SPREAD_C)
+        over = temp - median
+        return over, over / spread, median, spread
+
+    def _counts(self, bands: tuple[int, ...]) -> Counter[int]:
+        merged: Counter[int] = Counter()
+        for band in bands:
+            for counts in self.bands.get(band, {}).values():
+                merged.update(counts)
+        return merged
+
+    # -- state kept across restarts ------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """The bands' histograms by day, the recent loads, the episode, and the minute being
+        summed."""
+        now = self._now
+        return {
+            "first_minute": self.first_minute,
+            "bands": {
+                str(b): {str(d): sorted(c.items()) for d, c in days.items()}
+                for b, days in self.bands.items()
+            },
+            "loads": [[i, round(c, 2)] for i, c in self.loads],
+            "hot_run": self.hot_run,
+            "high": self.high,
+            "now": None if now is None else [now.index, now.cpu, now.temp, now.n],
+        }
+
+    def restore(self, state: dict[str, Any]) -> int:
+        """Take back what ``state`` gave; returns how many bands were unreadable (each
+        skipped: it fills again)."""
+        skipped = 0
+        first = state.get("first_minute")
+        self.first_minute = None if first is None else int(first)
+        for key, days in dict(state.get("bands", {})).items():
+            try:
+                self.bands[int(key)] = {
+                    int(d): Counter({int(b): int(n) for b, n in counts})
+                    for d, counts in dict(days).items()
+                }
+            except (TypeError, ValueError):
+                skipped += 1
+        self.loads.extend((int(i), float(c)) for i, c in state.get("loads", []))
+        self.hot_run = int(state.get("hot_run", 0))
+        self.high = bool(state.get("high", False))
+        now = state.get("now")
+        if now is not None:
+            index, cpu, temp, n = now
+            self._now = _Minute(int(index), float(cpu), float(temp), int(n))
+        return skipped
+
+
+def _band(load: float) -> int:
+    return int(min(max(load, 0.0), 100.0) // BAND_PCT)
+
+
+def _quantiles(counts: Counter[int], qs: tuple[float, ...]) -> list[float]:
+    """Quantiles of a histogram (the nearest rank, at each bin's temperature)."""
+    total = sum(counts.values())
+    bins = sorted(counts.items())
+    out: list[float] = []
+    for q in qs:
+        rank, seen = q * (total - 1), 0
+        for b, n in bins:
+            seen += n
+            if seen > rank:
+                out.append(b * BIN_C)
+                break
+    return out
