@@ -229,7 +229,8 @@ class EscalationConfig:
     #: A wake whose diagnosis names the cause and culprit of a finding less than repeat_s
     #: before wakes nothing (wake.suppressed, reason repeat): the user has been told.
     repeat_s: float = 3600.0
-    #: Wakes in any rolling hour and day; more triggers are recorded as wake.suppressed.
+    #: Incidents the model wakes for in any rolling hour and day (repeats and wakes with no
+    #: cause do not count); the wakes past them are recorded as wake.suppressed.
     max_per_hour: int = 4
     max_per_day: int = 12
     #: The model's process is killed after timeout_s; it stays loaded keep_warm_s after a wake.

@@ -152,7 +152,8 @@ second_look_s = 300.0  # 0 to 3,600 s
 # A wake that would name the cause and culprit of a finding less than repeat_s before
 # leaves the model asleep (wake.suppressed, reason repeat; 0: the model words every wake).
 repeat_s = 3600.0  # 0 to 86,400 s
-# At most this many wakes in any hour and any day; more triggers are wake.suppressed.
+# The model wakes for at most this many incidents in any hour and any day (repeats and wakes
+# with no cause do not count); the wakes past it are wake.suppressed.
 max_per_hour = 4  # 1 to 60
 max_per_day = 12  # 1 to 1,440
 # The model runs in a child process, killed after timeout_s; keep_warm_s > 0 keeps it

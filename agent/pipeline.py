@@ -162,8 +162,7 @@ class Pipeline:
                 step.events += self.rules.on_events(step.events)
             if values:
                 step.events += self.rules.feed(sample.t, values)
-            step.wakes, suppressed = self.wakes.feed(sample.t, step.events)
-            step.events += suppressed
+            step.wakes = self.wakes.feed(sample.t, step.events)
         meter.lap("triggers", calls=len(samples))
         return steps
 

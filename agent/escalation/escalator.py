@@ -31,7 +31,7 @@ from agent.memory.recall import Recall
 from agent.memory.store import MemoryStore
 from agent.memory.wakes import WakeStore
 from agent.power.meter import LARGE_MODEL, NullMeter, PowerMeter
-from agent.samples import Event
+from agent.samples import Event, to_us
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +66,9 @@ class WakeResult:
     diagnosis: Diagnosis | None
     events: list[Event]
 
+
+HOUR_S = 3600.0
+DAY_S = 86_400.0
 
 #: The causes no later look can change: the diagnosis names them first (a sensor's readings
 #: are not facts, an arrival is one) or above every other resource (swap). Their second look
@@ -132,7 +135,7 @@ class Escalator:
             and not (asked or self.config.wake_unknown)
         }
         if not asked:
-            held |= self._repeats(prepared, skip=held.keys() | confirmed)
+            held |= self._held_back(prepared, skip=held.keys() | confirmed)
         woken = [
             p
             for i, p in enumerate(prepared)
@@ -219,32 +222,52 @@ class Escalator:
                 said[start] = cause
         return prepared, confirmed
 
-    def _repeats(self, prepared: Sequence[_Prepared | None], skip: Set[int]) -> dict[int, Event]:
-        """The wakes (not in ``skip``) whose diagnosis names the cause and culprit of a
-        finding less than ``repeat_s`` before (one recorded, or a wake earlier in these): the
-        user has been told, and the model would word the same sentence again (a swap storm's
-        triggers every few minutes, a runaway's every ten). Each is a ``wake.suppressed``
-        (reason ``repeat``, the earlier finding's time ``finding_t``). Memory not read: none
-        is."""
-        window = self.config.repeat_s
+    def _held_back(self, prepared: Sequence[_Prepared | None], skip: Set[int]) -> dict[int, Event]:
+        """The wakes (not in ``skip``), in order, that leave the model asleep:
+
+        - a **repeat**: its diagnosis names the cause and culprit of a finding less than
+          ``repeat_s`` before (recorded, or a wake earlier in these): the user has been told,
+          and the model would word the same sentence again (a swap storm's triggers every
+          few minutes, a runaway's every ten); the event has the finding's ``finding_t``;
+        - over the **budget**: ``max_per_hour`` incidents woke the model in the last hour,
+          or ``max_per_day`` in the last day (recorded, or earlier in these); the event has
+          the ``limit``. Only incidents that woke the model count: a repeat or a wake with no
+          cause costs no model and must not hold back the next incident. A second look of an
+          incident that woke the model is that incident's: it neither counts nor is held.
+
+        Each is a ``wake.suppressed`` with its reason. Memory not read: none is held."""
         due = [(i, p) for i, p in enumerate(prepared) if p is not None and i not in skip]
-        if window <= 0.0 or not due:
+        if not due:
             return {}
+        window = self.config.repeat_s
+        first_t = due[0][1].request.t
         try:
-            said = self._wakes.said_since(due[0][1].request.t - window)
+            said = self._wakes.said_since(first_t - window) if window > 0.0 else []
+            woken = self._wakes.woken_since(first_t - DAY_S)
         except StorageError as exc:
-            logger.warning("earlier findings not read, every wake wakes the model: %s", exc)
+            logger.warning("earlier wakes not read, every wake wakes the model: %s", exc)
             return {}
         last = {(s.cause, s.culprit): s.t for s in said}
-        repeats = {}
+        per_hour, per_day = self.config.max_per_hour, self.config.max_per_day
+        held = {}
         for i, p in due:
             t, key = p.request.t, (p.diagnosis.cause, p.diagnosis.culprit)
+            start = to_us(p.request.start_t)
             before = last.get(key)
-            if before is not None and t - before < window:
-                repeats[i] = _suppressed(p, "repeat", finding_t=before)
-            else:
-                last[key] = t
-        return repeats
+            if window > 0.0 and before is not None and t - before < window:
+                held[i] = _suppressed(p, "repeat", finding_t=before)
+                continue
+            if not (p.request.second_look and start in woken):
+                day = [w for w in woken.values() if t - w < DAY_S]
+                if sum(1 for w in day if t - w < HOUR_S) >= per_hour:
+                    held[i] = _suppressed(p, "max_per_hour", limit=per_hour)
+                    continue
+                if len(day) >= per_day:
+                    held[i] = _suppressed(p, "max_per_day", limit=per_day)
+                    continue
+                woken[start] = t
+            last[key] = t
+        return held
 
     def _diagnosed(self, start_t: float) -> str | None:
         try:

@@ -1,18 +1,18 @@
-"""Which triggers wake the larger model: debounce and the wake budget, in sample time.
+"""Which triggers wake the larger model together: debounce, in sample time.
 
 Pure (no I/O, no clock): the pipeline feeds it every sample's time and events. A ``rule.fired``
 of a ``wake`` rule opens a debounce window; triggers in the next ``debounce_s`` join it, and
 the first sample at or past its end starts one wake with all of them (the context then
-holds the incident's first minutes, not just its first sample). A trigger that would
-open a window when ``max_per_hour`` wakes started in the last hour, or ``max_per_day`` in the
-last day, is recorded as ``wake.suppressed`` with the reason, never dropped silently. (The
-cooldown per rule and subject is the rule's own: ``triggers/rules.py``.)
+holds the incident's first minutes, not just its first sample). (The cooldown per rule and
+subject is the rule's own: ``triggers/rules.py``. The budget, ``max_per_hour`` and
+``max_per_day``, is the escalator's: it counts only the wakes that woke the model, which
+only the diagnosis and the memory tell.)
 
 Each wake is followed by a *second look* ``second_look_s`` later, with the same triggers: an
 incident minutes old may not show its cause yet (a blocked fan's heat builds for ten
 minutes; at five the CPU that drives it looks like the cause). The escalator diagnoses it
-again and wakes the model only if the diagnosis changed (``escalator.py``); second looks
-are not counted in the budget, and there is one per wake.
+again and wakes the model only if the diagnosis changed (``escalator.py``); there is one
+per wake.
 """
 
 from __future__ import annotations
@@ -24,9 +24,6 @@ from typing import Any
 
 from agent.config import EscalationConfig
 from agent.samples import Event
-
-HOUR_S = 3600.0
-DAY_S = 86_400.0
 
 
 @dataclass(frozen=True)
@@ -57,36 +54,24 @@ class WakePolicy:
         self.wake_rules = frozenset(wake_rules)
         self._debounce_s = dict(debounce_s or {})
         self._pending: list[Event] = []
-        self._started: deque[float] = deque()  # wake times of the last day
         self._looks: deque[WakeRequest] = deque()  # second looks, by the time they are due
 
-    def feed(self, t: float, events: Iterable[Event]) -> tuple[list[WakeRequest], list[Event]]:
-        """The wakes due at ``t`` and the triggers suppressed by the budget."""
+    def feed(self, t: float, events: Iterable[Event]) -> list[WakeRequest]:
+        """The wakes due at ``t``."""
         wakes = self._close(t)
         if self._looks and self._looks[0].t <= t:  # (checked here: this runs every sample)
             wakes = self._second_looks(t) + wakes
-        suppressed: list[Event] = []
         for event in events:
-            if event.kind != "rule.fired" or event.subject not in self.wake_rules:
-                continue
-            if self._pending:
+            if event.kind == "rule.fired" and event.subject in self.wake_rules:
                 self._pending.append(event)
-                continue
-            reason = self._over_budget(event.t)
-            if reason is None:
-                self._pending = [event]
-            else:
-                data = {**event.data, "reason": reason[0], "limit": reason[1]}
-                suppressed.append(Event(event.t, "wake.suppressed", event.subject, data))
         wakes += self._close(t)  # debounce_s = 0: the wake starts on its trigger's sample
-        return wakes, suppressed
+        return wakes
 
     def _close(self, t: float) -> list[WakeRequest]:
         if not self._pending or t < self._due():
             return []
         request = WakeRequest(t, tuple(self._pending))
         self._pending = []
-        self._started.append(t)
         if self.config.second_look_s > 0.0:
             due = t + self.config.second_look_s
             self._looks.append(WakeRequest(due, request.triggers, second_look=True))
@@ -105,20 +90,10 @@ class WakePolicy:
             due.append(WakeRequest(t, self._looks.popleft().triggers, second_look=True))
         return due
 
-    def _over_budget(self, t: float) -> tuple[str, int] | None:
-        while self._started and t - self._started[0] >= DAY_S:
-            self._started.popleft()
-        if sum(1 for s in self._started if t - s < HOUR_S) >= self.config.max_per_hour:
-            return "max_per_hour", self.config.max_per_hour
-        if len(self._started) >= self.config.max_per_day:
-            return "max_per_day", self.config.max_per_day
-        return None
-
     # -- state kept across restarts --------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {
             "pending": [_event_state(e) for e in self._pending],
-            "started": list(self._started),
             "looks": [
                 {"t": r.t, "triggers": [_event_state(e) for e in r.triggers]} for r in self._looks
             ],
@@ -126,7 +101,6 @@ class WakePolicy:
 
     def restore(self, state: Mapping[str, Any]) -> None:
         self._pending = [_event(e) for e in state.get("pending", [])]
-        self._started = deque(float(t) for t in state.get("started", []))
         self._looks = deque(
             WakeRequest(float(r["t"]), tuple(_event(e) for e in r["triggers"]), second_look=True)
             for r in state.get("looks", [])

@@ -176,6 +176,25 @@ class WakeStore:
             raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
         return None if row is None else str(row.cause)
 
+    def woken_since(self, since: float) -> dict[int, float]:
+        """The incidents (by their first trigger's time, in microseconds) whose first wake
+        came from ``since`` on, and when (a second look is its incident's); wakes asked by hand
+        (``vigil explain``) left out."""
+        w = schema.wakes.c
+        first = func.min(w.t_us)
+        query = (
+            select(w.start_us, first)
+            .where(w.origin != "explain")
+            .group_by(w.start_us)
+            .having(first >= to_us(since))
+        )
+        try:
+            with self.engine.connect() as conn:
+                rows = conn.execute(query).all()
+        except OperationalError as exc:
+            raise StorageError(str(self.engine.url.database), str(exc.orig)) from exc
+        return {int(start): from_us(t) for start, t in rows}
+
     def said_since(self, since: float) -> list[Said]:
         """What the findings from ``since`` on named, oldest first."""
         f = schema.findings.c

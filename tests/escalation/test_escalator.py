@@ -291,6 +291,45 @@ def test_a_wake_that_repeats_a_finding_leaves_the_model_asleep(day: Path, tmp_pa
     assert found[3]["status"] == "done"
 
 
+#: A wake on coming home in the evening (17:44), hours after the runaway.
+HOME = """
+[[rules]]
+name = "home"
+event = "geofence.enter"
+subject = "home"
+action = "wake"
+"""
+
+
+def test_the_budget_counts_the_incidents_that_woke_the_model(day: Path, tmp_path: Path) -> None:
+    """The day's wakes: home at midnight (the trace begins there), two new places, the
+    runaway at 14:06 and its repeat at 14:25 (no model), then home again at 17:49. With a
+    budget of five a day the evening's wake runs: the repeat woke nothing and does not count
+    (nor do second looks); with four it is held (``max_per_day``, with the limit)."""
+
+    def budget(line: str) -> Config:
+        escalation = f'backend = "none"\nwake_unknown = true\n{line}'
+        return config_mod.parse(RULES.format(escalation=escalation) + STILL + HOME)
+
+    five = budget("max_per_day = 5")
+    events, found = replay(day, five, tmp_path / "five.db")
+    held = [(e.subject, e.data["reason"]) for e in events if e.kind == "wake.suppressed"]
+    assert held == [("still_busy", "repeat")]
+    assert len(found) == 5 and found[4]["t"] == synthetic.START_T + 17 * 3600 + 49 * 60
+
+    four = budget("max_per_day = 4")
+    events, found = replay(day, four, tmp_path / "four.db")
+    held_events = [e for e in events if e.kind == "wake.suppressed"]
+    assert [(e.subject, e.data["reason"]) for e in held_events] == [
+        ("still_busy", "repeat"),
+        ("home", "max_per_day"),
+    ]
+    assert held_events[1].data["limit"] == 4 and len(found) == 4
+    store = MemoryStore(open_engine(tmp_path / "four.db"))
+    assert store.counters().get("wake.max_per_day") == 1
+    store.close()
+
+
 # -- what leaves for a backend -------------------------------------------------------------------
 RECORD = """
 import json, sys

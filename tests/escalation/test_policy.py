@@ -1,5 +1,6 @@
-"""The wake policy in sample time: debounce joins triggers into one wake, the budget holds
-back the rest with a reason, and the state survives a restart."""
+"""The wake policy in sample time: debounce joins triggers into one wake, each wake has one
+second look, and the state survives a restart. (The budget is the escalator's:
+``test_escalator.py``.)"""
 
 from __future__ import annotations
 
@@ -14,19 +15,17 @@ def fired(t: float, rule: str = "anomaly", subject: str = "system") -> Event:
 
 def run(policy: WakePolicy, feed: dict[float, list[Event]], until: float, step: float = 10.0):  # type: ignore[no-untyped-def]
     """Feed a sample every ``step`` seconds with the events given at that time."""
-    wakes, suppressed = [], []
+    wakes = []
     t = 0.0
     while t <= until:
-        w, s = policy.feed(t, feed.get(t, []))
-        wakes += w
-        suppressed += s
+        wakes += policy.feed(t, feed.get(t, []))
         t += step
-    return wakes, suppressed
+    return wakes
 
 
 def test_triggers_within_debounce_become_one_wake_at_its_end() -> None:
     policy = WakePolicy(EscalationConfig(debounce_s=60.0), ["anomaly"])
-    wakes, suppressed = run(
+    wakes = run(
         policy,
         {
             100.0: [fired(100.0)],
@@ -40,7 +39,7 @@ def test_triggers_within_debounce_become_one_wake_at_its_end() -> None:
         (160.0, [100.0, 120.0, 150.0]),
         (220.0, [160.0]),
     ]
-    assert wakes[0].start_t == 100.0 and suppressed == []
+    assert wakes[0].start_t == 100.0
 
 
 def test_a_rule_with_its_own_debounce_starts_its_wake_sooner() -> None:
@@ -55,7 +54,7 @@ def test_a_rule_with_its_own_debounce_starts_its_wake_sooner() -> None:
         1100.0: [fired(1100.0, rule="grow")],
         2000.0: [fired(2000.0)],
     }
-    wakes, _ = run(policy, feed, until=2400.0)
+    wakes = run(policy, feed, until=2400.0)
     assert [(w.t, [e.subject for e in w.triggers]) for w in wakes] == [
         (60.0, ["grow"]),
         (1160.0, ["anomaly", "grow"]),
@@ -65,60 +64,42 @@ def test_a_rule_with_its_own_debounce_starts_its_wake_sooner() -> None:
     first.feed(0.0, [fired(0.0), fired(0.0, rule="grow")])
     again = WakePolicy(config, ["anomaly", "grow"], {"grow": 60.0})
     again.restore(first.state())
-    assert again.feed(50.0, [])[0] == []
-    assert [w.t for w in again.feed(60.0, [])[0]] == [60.0]
+    assert again.feed(50.0, []) == []
+    assert [w.t for w in again.feed(60.0, [])] == [60.0]
 
 
 def test_only_wake_rules_wake_and_debounce_zero_wakes_on_the_trigger() -> None:
     policy = WakePolicy(EscalationConfig(debounce_s=0.0), ["anomaly"])
-    wakes, _ = run(policy, {10.0: [fired(10.0, rule="cpu_high")], 20.0: [fired(20.0)]}, 100.0)
+    wakes = run(policy, {10.0: [fired(10.0, rule="cpu_high")], 20.0: [fired(20.0)]}, 100.0)
     assert [(w.t, w.triggers[0].subject) for w in wakes] == [(20.0, "anomaly")]
 
 
-def test_the_budget_holds_wakes_back_and_says_why() -> None:
-    config = EscalationConfig(debounce_s=0.0, max_per_hour=2, max_per_day=3)
-    policy = WakePolicy(config, ["anomaly"])
-    feed = {t: [fired(t)] for t in (0.0, 600.0, 1200.0, 3600.0, 7200.0, 86_400.0)}
-    wakes, suppressed = run(policy, feed, until=86_400.0, step=600.0)
-    # 0 and 600 wake; 1200 is the third in an hour; 3600 wakes (0 is an hour old): 3 in a
-    # day; 7200 is the fourth in a day; at 86400 the day since 0 is over.
-    assert [w.t for w in wakes if not w.second_look] == [0.0, 600.0, 3600.0, 86_400.0]
-    assert [(e.t, e.kind, e.subject, e.data["reason"], e.data["limit"]) for e in suppressed] == [
-        (1200.0, "wake.suppressed", "anomaly", "max_per_hour", 2),
-        (7200.0, "wake.suppressed", "anomaly", "max_per_day", 3),
-    ]
-    assert suppressed[0].data["event"] == "anomaly.start"  # what was held back
-
-
-def test_a_pending_wake_and_the_budget_survive_a_restart() -> None:
-    config = EscalationConfig(debounce_s=60.0, max_per_hour=1)
+def test_a_pending_wake_survives_a_restart() -> None:
+    config = EscalationConfig(debounce_s=60.0)
     first = WakePolicy(config, ["anomaly"])
     first.feed(0.0, [fired(0.0)])
-    first.feed(60.0, [])  # the first wake: the hour's budget is spent
-    first.feed(100.0, [fired(100.0)])  # suppressed
-    first.feed(3700.0, [fired(3700.0)])  # an hour after the first wake: pending at the stop
+    first.feed(30.0, [fired(30.0, subject="apps")])  # pending at the stop
     second = WakePolicy(config, ["anomaly"])
     second.restore(first.state())
-    wakes, suppressed = second.feed(3760.0, [])
-    assert [(w.t, w.start_t) for w in wakes] == [(3760.0, 3700.0)] and suppressed == []
-    _, suppressed = second.feed(3800.0, [fired(3800.0)])
-    assert [e.data["reason"] for e in suppressed] == ["max_per_hour"]
+    assert second.feed(50.0, []) == []
+    wakes = second.feed(60.0, [])
+    assert [(w.t, [e.t for e in w.triggers]) for w in wakes] == [(60.0, [0.0, 30.0])]
 
 
-def test_each_wake_has_one_second_look_outside_the_budget() -> None:
+def test_each_wake_has_one_second_look() -> None:
     """A wake is looked at again ``second_look_s`` later, with the same triggers, at the
-    first sample from then; the look spends none of the budget (the hour's one wake still
-    holds the next trigger back), and ``second_look_s = 0`` looks once."""
-    config = EscalationConfig(debounce_s=60.0, second_look_s=300.0, max_per_hour=1)
+    first sample from then; ``second_look_s = 0`` looks once."""
+    config = EscalationConfig(debounce_s=60.0, second_look_s=300.0)
     policy = WakePolicy(config, ["anomaly"])
-    wakes, suppressed = run(policy, {0.0: [fired(0.0)], 400.0: [fired(400.0)]}, until=1000.0)
+    wakes = run(policy, {0.0: [fired(0.0)], 400.0: [fired(400.0)]}, until=1000.0)
     assert [(w.t, w.second_look, [e.t for e in w.triggers]) for w in wakes] == [
         (60.0, False, [0.0]),
         (360.0, True, [0.0]),
+        (460.0, False, [400.0]),
+        (760.0, True, [400.0]),
     ]
-    assert [(e.t, e.data["reason"]) for e in suppressed] == [(400.0, "max_per_hour")]
     once = WakePolicy(EscalationConfig(debounce_s=60.0, second_look_s=0.0), ["anomaly"])
-    wakes, _ = run(once, {0.0: [fired(0.0)]}, until=1000.0)
+    wakes = run(once, {0.0: [fired(0.0)]}, until=1000.0)
     assert [(w.t, w.second_look) for w in wakes] == [(60.0, False)]
 
 
@@ -126,10 +107,10 @@ def test_a_second_look_survives_a_restart_and_waits_out_a_pause() -> None:
     config = EscalationConfig(debounce_s=60.0, second_look_s=300.0)
     first = WakePolicy(config, ["anomaly"])
     first.feed(0.0, [fired(0.0)])
-    assert [w.second_look for w in first.feed(60.0, [])[0]] == [False]
+    assert [w.second_look for w in first.feed(60.0, [])] == [False]
     second = WakePolicy(config, ["anomaly"])
     second.restore(first.state())
-    assert second.feed(300.0, [])[0] == []
-    wakes, _ = second.feed(900.0, [])  # the machine slept through 360: looked at on waking
+    assert second.feed(300.0, []) == []
+    wakes = second.feed(900.0, [])  # the machine slept through 360: looked at on waking
     assert [(w.t, w.start_t, w.second_look) for w in wakes] == [(900.0, 0.0, True)]
-    assert second.feed(1200.0, [])[0] == []
+    assert second.feed(1200.0, []) == []
