@@ -75,6 +75,9 @@ class HeatAtLoad:
     hot_run: int = 0
     high: bool = False
     _now: _Minute | None = None
+    #: band -> its days' histograms summed (kept as they change; not saved)
+    _totals: dict[int, Counter[int]] = field(default_factory=dict)
+    _day: int | None = None  # the day of the last minute closed (days expire when it moves)
 
     def feed(self, sample: Sample, values: dict[str, float]) -> list[Event]:
         """One system sample's stream values -> the events its finished minute makes."""
@@ -108,9 +111,8 @@ class HeatAtLoad:
         loads.append((index, cpu))
         load = max(c for _, c in loads)
         day = index // 1440
-        for days in self.bands.values():
-            for old in [d for d in days if d < day - SPAN_DAYS]:
-                del days[old]
+        if day != self._day:
+            self._expire(day)
         event = None
         judged = self._judge(index, temp, load)
         if judged is not None:
@@ -125,8 +127,9 @@ class HeatAtLoad:
                     self.high = True
                     event = "heat.high"
         if not self.high:
-            days = self.bands.setdefault(_band(cpu), {})
-            days.setdefault(day, Counter())[round(temp / BIN_C)] += 1
+            band, temp_bin = _band(cpu), round(temp / BIN_C)
+            self.bands.setdefault(band, {}).setdefault(day, Counter())[temp_bin] += 1
+            self._totals.setdefault(band, Counter())[temp_bin] += 1
         if event is None or judged is None:
             return None
         data = {
@@ -154,11 +157,23 @@ class HeatAtLoad:
         return over, over / spread, median, spread
 
     def _counts(self, bands: tuple[int, ...]) -> Counter[int]:
+        if len(bands) == 1:
+            return self._totals.get(bands[0], Counter())
         merged: Counter[int] = Counter()
         for band in bands:
-            for counts in self.bands.get(band, {}).values():
-                merged.update(counts)
+            merged.update(self._totals.get(band, ()))
         return merged
+
+    def _expire(self, day: int) -> None:
+        """Forget the days older than ``SPAN_DAYS`` before ``day``."""
+        self._day = day
+        for band, days in self.bands.items():
+            old = [d for d in days if d < day - SPAN_DAYS]
+            if old:
+                total = self._totals[band]
+                for d in old:
+                    total.subtract(days.pop(d))
+                self._totals[band] = +total  # (drops the bins left at zero)
 
     # -- state kept across restarts ------------------------------------------------------------
     def state(self) -> dict[str, Any]:
@@ -191,6 +206,8 @@ class HeatAtLoad:
                 }
             except (TypeError, ValueError):
                 skipped += 1
+        self._totals = {b: sum(days.values(), Counter()) for b, days in self.bands.items()}
+        self._day = None
         self.loads.extend((int(i), float(c)) for i, c in state.get("loads", []))
         self.hot_run = int(state.get("hot_run", 0))
         self.high = bool(state.get("high", False))
