@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,25 +80,24 @@ class HeatAtLoad:
     _totals: dict[int, Counter[int]] = field(default_factory=dict)
     _day: int | None = None  # the day of the last minute closed (days expire when it moves)
 
-    def feed(self, sample: Sample, values: dict[str, float]) -> list[Event]:
-        """One system sample's stream values -> the events its finished minute makes."""
+    def feed(self, sample: Sample, values: dict[str, float]) -> Sequence[Event]:
+        """One system sample's stream values -> the events its finished minute makes (the
+        minute being summed is reused: most samples make no object)."""
         temp, cpu = values.get(TEMP), values.get(CPU)
         if temp is None or cpu is None or not (math.isfinite(temp) and math.isfinite(cpu)):
-            return []
+            return ()
         index = math.floor(sample.t / 60.0)
         now = self._now
-        events: list[Event] = []
-        if now is not None and index != now.index:
-            event = self._close(now, sample.t)
-            if event is not None:
-                events.append(event)
-            now = None
         if now is None:
             now = self._now = _Minute(index)
+        event = None
+        if index != now.index:
+            event = self._close(now, sample.t)
+            now.index, now.cpu, now.temp, now.n = index, 0.0, 0.0, 0
         now.cpu += cpu
         now.temp += temp
         now.n += 1
-        return events
+        return () if event is None else (event,)
 
     def _close(self, minute: _Minute, t: float) -> Event | None:
         """Judge a finished minute, then learn it (unless it was part of an episode)."""
