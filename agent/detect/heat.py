@@ -147,11 +147,13 @@ class HeatAtLoad:
             return None
         band = _band(load)
         counts = self._counts((band,))
-        if sum(counts.values()) < MIN_MINUTES:
+        total = sum(counts.values())
+        if total < MIN_MINUTES:
             counts = self._counts((band - 1, band, band + 1))
-        if sum(counts.values()) < MIN_MINUTES:
-            return None
-        q25, median, q75 = _quantiles(counts, (0.25, 0.5, 0.75))
+            total = sum(counts.values())
+            if total < MIN_MINUTES:
+                return None
+        q25, median, q75 = _quantiles(counts, total, (0.25, 0.5, 0.75))
         spread = max((q75 - q25) / 1.349, MIN_SPREAD_C)
         over = temp - median
         return over, over / spread, median, spread
@@ -222,9 +224,9 @@ def _band(load: float) -> int:
     return int(min(max(load, 0.0), 100.0) // BAND_PCT)
 
 
-def _quantiles(counts: Counter[int], qs: tuple[float, ...]) -> list[float]:
-    """Quantiles of a histogram (the nearest rank, at each bin's temperature)."""
-    total = sum(counts.values())
+def _quantiles(counts: Counter[int], total: int, qs: tuple[float, ...]) -> list[float]:
+    """Quantiles of a histogram of ``total`` counts (the nearest rank, at each bin's
+    temperature)."""
     bins = sorted(counts.items())
     out: list[float] = []
     for q in qs:
