@@ -108,8 +108,8 @@ class Pipeline:
 
     @property
     def meter(self) -> PowerMeter:
-        """Each stage laps on it (``drive`` hands over the ledger's); the model's calls in
-        the anomaly stage lap too."""
+        """Each stage splits on it (``drive`` hands over the ledger's, and laps around the
+        pipeline); the model's calls in the anomaly stage split too."""
         return self._meter
 
     @meter.setter
@@ -132,7 +132,7 @@ class Pipeline:
         for sample, step in zip(samples, steps, strict=True):
             step.sessions = self.sessions.feed(sample)
             values_of.append(stream_values(sample))
-        meter.lap("features", calls=len(samples))
+        meter.split("features", calls=len(samples))
         where = self.places.where() if self.places is not None else (None, None)
         fixes: list[tuple[int, Where]] = []
         if self.geofence is not None or self.places is not None:
@@ -163,7 +163,7 @@ class Pipeline:
             if values:
                 step.events += self.rules.feed(sample.t, values)
             step.wakes = self.wakes.feed(sample.t, step.events)
-        meter.lap("triggers", calls=len(samples))
+        meter.split("triggers", calls=len(samples))
         return steps
 
     def _locations(self, samples: Sequence[Sample], steps: list[Step]) -> list[tuple[int, Where]]:
@@ -174,12 +174,12 @@ class Pipeline:
         if self.geofence is not None:
             for i in located:
                 steps[i].events += self.geofence.feed(samples[i])
-            self._meter.lap("geofence", calls=len(located))
+            self._meter.split("geofence", calls=len(located))
         if self.places is not None:
             for i in located:
                 steps[i].events += self.places.feed(samples[i])
                 fixes.append((i, self.places.where()))
-            self._meter.lap("places", calls=len(located))
+            self._meter.split("places", calls=len(located))
         return fixes
 
     def _places_at(
@@ -235,7 +235,7 @@ class Pipeline:
                 step.events += found.events[k]
             if found.steps is not None:
                 step.scores, step.tiny = found.steps[k].scores, found.steps[k].tiny
-        self._meter.lap("anomaly", calls=len(rows))
+        self._meter.split("anomaly", calls=len(rows))
 
     def set_fences(self, fences: Sequence[Fence]) -> set[str]:
         """Use these fences from now on. Unchanged fences keep their state; returns the names

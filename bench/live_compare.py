@@ -14,7 +14,7 @@ The other checkout needs its compiled kernel (``pip install -e`` there, or the b
 slower numpy reference, and the script stops.
 
     python bench/live_compare.py --against ../vigil-old [--samples 40000] [--first other]
-        [--warm-days 14]
+        [--warm-days 14] [--meter]
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ WARM_DAYS = 14
 LIVE_DAYS = 2  # the live samples are drawn from the days after the warm-up
 
 
-def load_tree(tree: Path, trace: Path, warm_days: int) -> tuple[Any, list[Any]]:
+def load_tree(tree: Path, trace: Path, warm_days: int, metered: bool) -> tuple[Any, list[Any], Any]:
     """A pipeline of the ``agent`` package under ``tree``, warmed on the trace's first
-    ``warm_days``, and the trace's later samples as that tree reads them."""
+    ``warm_days``, the trace's later samples as that tree reads them, and the tree's
+    ``PowerMeter`` the pipeline laps on (None: ``metered`` false)."""
     for name in [m for m in sys.modules if m == "agent" or m.startswith("agent.")]:
         del sys.modules[name]  # the objects already made keep their own modules
     sys.path.insert(0, str(tree))
@@ -48,6 +49,7 @@ def load_tree(tree: Path, trace: Path, warm_days: int) -> tuple[Any, list[Any]]:
         model = importlib.import_module("agent.detect.tflite").load_or_explain()
         pipeline = importlib.import_module("agent.pipeline").Pipeline(config, (), model)
         chunked = importlib.import_module("agent.runtime.replay").chunked
+        meter = importlib.import_module("agent.power.meter").PowerMeter() if metered else None
         reading = importlib.import_module("agent.runtime.trace")
         samples = list(reading.read_trace([trace], reading.ReadCounts()))
     finally:
@@ -56,7 +58,9 @@ def load_tree(tree: Path, trace: Path, warm_days: int) -> tuple[Any, list[Any]]:
     warm = [s for s in samples if s.t < until]
     for chunk in chunked(iter(warm)):
         pipeline.feed_chunk(chunk)
-    return pipeline, samples[len(warm) :]
+    if meter is not None:
+        pipeline.meter = meter
+    return pipeline, samples[len(warm) :], meter
 
 
 def main() -> None:
@@ -66,6 +70,7 @@ def main() -> None:
     parser.add_argument("--block", type=int, default=250)
     parser.add_argument("--first", choices=("this", "other"), default="this")
     parser.add_argument("--warm-days", type=int, default=WARM_DAYS)
+    parser.add_argument("--meter", action="store_true", help="lap as the daemon's loop does")
     args = parser.parse_args()
     this = Path(__file__).resolve().parent.parent
     other = args.against.resolve()
@@ -79,19 +84,29 @@ def main() -> None:
         order = [("this", this), ("other", other)]
         if args.first == "other":
             order.reverse()
-        trees = {label: load_tree(path, trace, args.warm_days) for label, path in order}
-    n = min(args.samples, *(len(live) for _, live in trees.values()))
+        trees = {label: load_tree(path, trace, args.warm_days, args.meter) for label, path in order}
+    n = min(args.samples, *(len(live) for _, live, _ in trees.values()))
     cpu = dict.fromkeys(trees, 0.0)
     labels = list(trees)
     for block, start in enumerate(range(0, n, args.block)):
         for label in labels if block % 2 == 0 else labels[::-1]:
-            pipeline, live = trees[label]
+            pipeline, live, meter = trees[label]
+            block_of = live[start : min(start + args.block, n)]
             began = time.process_time()
-            for sample in live[start : min(start + args.block, n)]:
-                pipeline.feed(sample)
+            if meter is None:
+                for sample in block_of:
+                    pipeline.feed(sample)
+            else:
+                meter.skip()
+                for sample in block_of:
+                    meter.lap("source")
+                    pipeline.feed(sample)
+                    meter.lap("storage")
+                meter.take()
             cpu[label] += time.process_time() - began
     each = {label: cpu[label] / n * 1e6 for label in trees}
-    print(f"live samples after {args.warm_days} days: {n:,}, in blocks of {args.block}")
+    metered = "metered as the loop does" if args.meter else "unmetered"
+    print(f"live samples after {args.warm_days} days: {n:,}, in blocks of {args.block}, {metered}")
     print(f"this tree   {this}: {each['this']:.1f} us a sample")
     print(f"other tree  {other}: {each['other']:.1f} us a sample")
     print(f"this / other: {each['this'] / each['other']:.4f} (loaded first: {args.first})")

@@ -17,9 +17,9 @@ SCRIPT = REPO / "bench" / "live_compare.py"
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
-def _run(other: Path) -> subprocess.CompletedProcess[str]:
+def _run(other: Path, *more: str) -> subprocess.CompletedProcess[str]:
     argv = [sys.executable, str(SCRIPT), "--against", str(other), "--warm-days", "1"]
-    argv += ["--samples", "400", "--block", "100"]
+    argv += ["--samples", "400", "--block", "100", *more]
     return subprocess.run(argv, capture_output=True, text=True, timeout=600, check=False)
 
 
@@ -31,11 +31,13 @@ def _checkout(where: Path, *, kernel: bool = True) -> Path:
     return where
 
 
-def test_both_trees_are_fed_the_same_samples_and_reported(tmp_path: Path) -> None:
+@pytest.mark.parametrize("metered", [False, True])
+def test_both_trees_are_fed_the_same_samples_and_reported(tmp_path: Path, metered: bool) -> None:
     other = _checkout(tmp_path / "other")
-    done = _run(other)
+    done = _run(other, *(["--meter"] if metered else []))
     assert done.returncode == 0, done.stderr
-    assert "live samples after 1 days: 400, in blocks of 100" in done.stdout
+    how = "metered as the loop does" if metered else "unmetered"
+    assert f"live samples after 1 days: 400, in blocks of 100, {how}" in done.stdout
     each = dict(re.findall(r"^(this|other) tree .*?: ([0-9.]+) us a sample$", done.stdout, re.M))
     assert set(each) == {"this", "other"} and all(float(v) > 0.0 for v in each.values())
     assert f"other tree  {other}:" in done.stdout

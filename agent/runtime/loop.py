@@ -2,7 +2,8 @@
 
 The loop's thread is metered by laps (``agent/power/meter.py``), per chunk, not per sample:
 getting the next chunk (``source``: waiting on the sensors live, reading the trace in
-replay), the pipeline's stages (which lap themselves), ``storage`` and ``escalation``.
+replay), the pipeline's stages (splits of the laps around them), ``storage`` and
+``escalation``.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def drive(
     """
     stats = DriveStats()
     meter = ledger.meter
-    pipeline.meter = meter  # the stages lap on the loop's meter
+    pipeline.meter = meter  # the stages split on the loop's meter
     if escalator is not None:
         escalator.meter = meter  # the larger model's child is charged from its rusage
     store.attach_ledger(ledger)

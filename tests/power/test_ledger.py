@@ -52,6 +52,80 @@ def test_laps_charge_each_stage_its_burn() -> None:
     assert meter.take() == {}  # taken once
 
 
+class Clocks:
+    """A CPU clock and a wall clock the test moves (the meter's arithmetic, exactly)."""
+
+    def __init__(self) -> None:
+        self.cpu_s = self.wall_s = 0.0
+
+    def cpu(self) -> float:
+        return self.cpu_s
+
+    def wall(self) -> float:
+        return self.wall_s
+
+    def at(self, cpu_s: float, wall_s: float) -> None:
+        self.cpu_s, self.wall_s = cpu_s, wall_s
+
+
+def test_splits_share_their_interval_by_wall_time_and_plain_laps_stay_exact() -> None:
+    clocks = Clocks()
+    meter = PowerMeter(cpu_time=clocks.cpu, wall_time=clocks.wall)
+    clocks.at(1.0, 10.0)
+    meter.lap("source", calls=2)  # no split before: its CPU as read
+    clocks.at(1.0, 11.0)
+    meter.split("a", calls=2)
+    clocks.at(1.0, 14.0)
+    meter.split("b", calls=2)
+    clocks.at(3.5, 15.0)  # 5 s of wall, 2.5 s of CPU: the thread was preempted half the time
+    meter.lap("c", calls=2)
+    clocks.at(4.0, 20.0)  # a lap with no split since the last: exact, whatever the wall
+    meter.lap("source")
+    taken = meter.take()
+    assert taken["source"].cpu_s == pytest.approx(1.5)
+    assert taken["a"].cpu_s == pytest.approx(0.5)  # 1 s of the interval's 5
+    assert taken["b"].cpu_s == pytest.approx(1.5)
+    assert taken["c"].cpu_s == pytest.approx(0.5)
+    assert (taken["a"].calls, taken["b"].calls, taken["c"].calls) == (2, 2, 2)
+    assert taken[METERING].calls == 5  # three laps, two splits
+
+
+def test_a_take_between_a_split_and_a_lap_leaves_the_rest_to_the_lap() -> None:
+    clocks = Clocks()
+    meter = PowerMeter(cpu_time=clocks.cpu, wall_time=clocks.wall)
+    clocks.at(2.0, 2.0)
+    meter.split("a")
+    clocks.at(4.0, 4.0)
+    first = meter.take()  # the CPU up to the split is a's; the rest, the next lap's
+    clocks.at(5.0, 5.0)
+    meter.lap("b")
+    second = meter.take()
+    assert first["a"].cpu_s == pytest.approx(2.0)
+    assert "b" not in first
+    assert second["b"].cpu_s == pytest.approx(3.0)
+    assert "a" not in second
+
+
+def test_splits_and_laps_charge_the_thread_its_whole_burn() -> None:
+    meter = PowerMeter()
+    meter.skip()
+    for _ in range(5):
+        burn(0.010)
+        meter.split("a")
+        burn(0.030)
+        meter.split("b")
+        burn(0.010)
+        meter.lap("c")
+    taken = meter.take()
+    # Each stage's share is its wall time's, which a busy machine's preemption moves; the
+    # total is the thread's CPU clock's.
+    charged = sum(taken[name].cpu_s for name in "abc")
+    assert charged == pytest.approx(0.250, rel=0.05)
+    assert all(taken[name].cpu_s > 0 for name in "abc")
+    assert taken["b"].calls == 5
+    assert taken[METERING].calls == 15
+
+
 class BurningSensor:
     """A sensor whose read burns a known amount of CPU on the polling thread."""
 

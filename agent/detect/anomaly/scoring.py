@@ -112,9 +112,9 @@ def model_errors(
     model: WindowModel, scaled: npt.NDArray[np.float32], meter: PowerMeter
 ) -> npt.NDArray[np.float64]:
     """The model's score (its error) of each scaled window, in one call (lapped)."""
-    meter.lap("anomaly", calls=0)  # the stage's lap counts its samples
+    meter.split("anomaly", calls=0)  # the stage's lap counts its samples
     errors = model.infer(scaled)
-    meter.lap("tiny_model", calls=len(scaled))
+    meter.split("tiny_model", calls=len(scaled))
     return np.asarray(errors, dtype=np.float64)
 
 

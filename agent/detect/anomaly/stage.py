@@ -776,9 +776,9 @@ class AnomalyDetector:
                     personaliser.offer(name, s.n, s.window)
         if not personaliser.due(t):
             return
-        self.meter.lap("anomaly", calls=0)
+        self.meter.split("anomaly", calls=0)
         kept = personaliser.train(t).kept
-        self.meter.lap("personalise")
+        self.meter.split("personalise")
         if kept:
             # New weights, new errors: the old ones are not comparable, so each stream's
             # error history starts again from its recent normal windows, scored anew.
