@@ -53,7 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
         return sub.add_parser(name, help=help, description=help, parents=[common])
 
     p = add("init", "write a commented config and create or upgrade the database")
-    p.add_argument("--force", action="store_true", help="replace an existing config file")
+    rewrite = p.add_mutually_exclusive_group()
+    rewrite.add_argument("--force", action="store_true", help="replace an existing config file")
+    rewrite.add_argument(
+        "--add-rules",
+        action="store_true",
+        help="append the default rules an existing config's [[rules]] list leaves out",
+    )
     p = add("run", "run the daemon in the foreground until SIGTERM or Ctrl-C")
     p.add_argument("--record", type=Path, metavar="TRACE", help="also record samples to TRACE")
     p = add("record", "read the sensors for N seconds into a trace (no pipeline, no database)")
@@ -269,7 +275,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     from agent.memory.db import open_engine, upgrade
 
     path = _config_path(args)
-    if path.exists() and not args.force:
+    if path.exists() and args.add_rules:
+        _add_default_rules(path)
+    elif path.exists() and not args.force:
         print(f"config exists, kept: {path}")
     else:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -282,6 +290,22 @@ def cmd_init(args: argparse.Namespace) -> int:
     engine.dispose()
     print(f"database ready: {db} (schema {revision})")
     return 0
+
+
+def _add_default_rules(path: Path) -> None:
+    """``init --add-rules``: the config at ``path`` with the default rules it lacks appended
+    (written beside it and renamed over it: a crash leaves the old file or the new one)."""
+    from agent.config import utf8_text, with_default_rules
+
+    text, added = with_default_rules(utf8_text(path.read_bytes(), str(path)), str(path))
+    if not added:
+        print(f"config has every default rule, kept: {path}")
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.chmod(path.stat().st_mode & 0o777)
+    os.replace(tmp, path)
+    print(f"default rules added to {path}: {', '.join(added)}")
 
 
 def cmd_run(args: argparse.Namespace) -> int:

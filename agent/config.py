@@ -8,6 +8,7 @@ Precedence, lowest first: field defaults < the file < ``VIGIL_*`` variables < co
 from __future__ import annotations
 
 import dataclasses
+import fnmatch
 import json
 import math
 import os
@@ -414,6 +415,45 @@ DEFAULT_RULES: tuple[RuleConfig, ...] = (
     RuleConfig(name="process_grow", event="process.grow", action="wake", debounce_s=60.0),
     RuleConfig(name="heat_high", event="heat.high", action="wake", debounce_s=60.0),
 )
+
+
+def missing_default_rules(rules: Sequence[RuleConfig]) -> list[RuleConfig]:
+    """The default rules a config's own ``[[rules]]`` list leaves out. Its list replaces the
+    defaults, so a config written before a default rule was added never gets it: each
+    default rule none of ``rules`` has by name, or by watching its stream or an event pattern
+    matching its event (a rule the user wrote for it), is missing."""
+    names = {r.name for r in rules}
+    streams = {r.stream for r in rules if r.stream is not None}
+    patterns = [r.event for r in rules if r.event is not None]
+    return [
+        d
+        for d in DEFAULT_RULES
+        if d.name not in names
+        and d.stream not in streams
+        and not (d.event is not None and any(fnmatch.fnmatchcase(d.event, p) for p in patterns))
+    ]
+
+
+def with_default_rules(text: str, path: str = "<config>") -> tuple[str, list[str]]:
+    """A config's ``text`` with the default rules its ``[[rules]]`` list leaves out appended,
+    as the template writes them, and their names (none: ``text`` as it was). The result is
+    checked as a config; ``ConfigError`` when it is not one (``text`` was not, or wrote its
+    rules in a form more tables cannot extend)."""
+    from agent.config_template import rule_text
+
+    missing = [r.name for r in missing_default_rules(parse(text, path).rules)]
+    if not missing:
+        return text, []
+    added = "\n".join(rule_text(name) for name in missing)
+    head = "" if text.endswith("\n") or not text else "\n"
+    note = "# Default rules added by vigil init --add-rules (this list lacked them):\n"
+    out = f"{text}{head}\n{note}{added}"
+    try:
+        parse(out, path)
+    except ConfigError as exc:  # (``rules = [...]``: TOML lets no table extend it)
+        reason = f"cannot append [[rules]] tables to this list ({exc.reason}): write it as tables"
+        raise ConfigError(path, "rules", reason) from exc
+    return out, missing
 
 
 @dataclass(frozen=True)

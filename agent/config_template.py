@@ -282,3 +282,13 @@ event = "heat.high"
 action = "wake"
 debounce_s = 60.0
 """
+
+
+def rule_text(name: str) -> str:
+    """The default rule ``name``'s ``[[rules]]`` table as the template writes it (its range
+    comments and all); ``KeyError`` when the template has no such rule."""
+    for block in TEMPLATE.split("\n[[rules]]\n")[1:]:
+        table = block.split("\n\n", 1)[0].rstrip("\n")
+        if table.startswith(f'name = "{name}"\n'):
+            return f"[[rules]]\n{table}\n"
+    raise KeyError(name)

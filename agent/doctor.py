@@ -201,6 +201,25 @@ def check_larger_model(config: Config) -> list[Check]:
     return [Check("escalation", "larger model", backend is not None, about)]
 
 
+def check_rules(config: Config) -> list[Check]:
+    """Whether the config's wake rules include every default one: a ``[[rules]]`` list
+    written before a default rule was added replaces the defaults without it."""
+    from agent.config import DEFAULT_RULES, missing_default_rules
+
+    if config.rules == DEFAULT_RULES:
+        return [Check("config", "default rules", True, "the defaults")]
+    missing = [r.name for r in missing_default_rules(config.rules)]
+    if not missing:
+        detail = f"the config's {len(config.rules)} rules include every default one"
+        return [Check("config", "default rules", True, detail)]
+    detail = (
+        f"the config's [[rules]] leave out {', '.join(missing)} (default rules its list "
+        "replaces, added since it was written, or left out on purpose): "
+        "vigil init --add-rules appends them"
+    )
+    return [Check("config", "default rules", False, detail)]
+
+
 def run_checks(
     config: Config, db_path: str, now: float, *, termux: bool, environ: Mapping[str, str]
 ) -> list[Check]:
@@ -209,6 +228,7 @@ def run_checks(
         *sensors,
         *check_runtime(config.anomaly.model, config.anomaly.own_model),
         *check_larger_model(config),
+        *check_rules(config),
         *check_energy(sensors),
         *check_database(db_path),
         *check_service(termux=termux, environ=environ),

@@ -31,6 +31,28 @@ def test_init_writes_config_and_database(
     assert f"schema {head} (head {head})" in capsys.readouterr().out
 
 
+def test_init_add_rules_appends_the_default_rules_an_older_config_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.config import Config, load
+    from agent.config_template import TEMPLATE, rule_text
+
+    config, db = tmp_path / "config.toml", tmp_path / "vigil.db"
+    old = TEMPLATE.replace("\n" + rule_text("heat_high"), "")  # as an earlier init wrote it
+    config.write_text(old)
+    config.chmod(0o600)
+    assert main(["init", "--add-rules", "--config", str(config), "--db", str(db)]) == 0
+    assert f"default rules added to {config}: heat_high" in capsys.readouterr().out
+    assert load(config) == Config()
+    assert config.read_text().startswith(old)
+    assert config.stat().st_mode & 0o777 == 0o600  # its mode kept
+    assert main(["init", "--add-rules", "--config", str(config), "--db", str(db)]) == 0
+    assert "config has every default rule, kept" in capsys.readouterr().out
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    with pytest.raises(SystemExit):  # one or the other
+        main(["init", "--add-rules", "--force", "--config", str(config), "--db", str(db)])
+
+
 def test_bad_config_is_exit_2_naming_key(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from agent import config
 from agent.cli import main
-from agent.config_template import TEMPLATE
+from agent.config_template import TEMPLATE, rule_text
 from agent.errors import ConfigError
 
 
@@ -29,6 +29,54 @@ def test_values_override_defaults_and_rules_replace_them() -> None:
     assert c.sensors.system.interval_s == 2.0 and isinstance(c.sensors.system.interval_s, float)
     assert c.sensors.battery == config.BatterySensorConfig()
     assert [r.name for r in c.rules] == ["warm"]
+
+
+def test_each_default_rule_is_written_as_the_template_writes_it() -> None:
+    for rule in config.DEFAULT_RULES:
+        assert config.parse(rule_text(rule.name)).rules == (rule,)
+    with pytest.raises(KeyError):
+        rule_text("no_such_rule")
+
+
+def _without(*names: str) -> str:
+    """The template as an earlier release wrote it, before the rules ``names`` were added."""
+    text = TEMPLATE
+    for name in names:
+        text = text.replace("\n" + rule_text(name), "")
+    return text
+
+
+def test_a_rules_list_written_before_a_default_rule_gets_it_appended() -> None:
+    old = _without("volume_high", "heat_high")
+    assert [r.name for r in config.missing_default_rules(config.parse(old).rules)] == [
+        "volume_high",
+        "heat_high",
+    ]
+    text, added = config.with_default_rules(old)
+    assert added == ["volume_high", "heat_high"]
+    assert text.startswith(old)  # the user's file is kept as it was, comments and all
+    new = config.parse(text)
+    assert sorted(new.rules, key=repr) == sorted(config.DEFAULT_RULES, key=repr)
+    assert [r.name for r in new.rules[-2:]] == ["volume_high", "heat_high"]  # appended
+    assert dataclasses.replace(new, rules=config.DEFAULT_RULES) == config.Config()
+    assert config.with_default_rules(text) == (text, [])  # nothing left to add
+
+
+def test_a_rule_of_the_users_own_on_the_same_event_or_stream_counts() -> None:
+    mine = (
+        '[[rules]]\nname = "busy"\nevent = "process.*"\naction = "wake"\n'
+        '[[rules]]\nname = "hot"\nstream = "system.temp_C"\nabove = 80\n'
+    )
+    missing = {r.name for r in config.missing_default_rules(config.parse(mine).rules)}
+    assert not missing & {"process_busy", "process_drain", "process_grow", "temp_high"}
+    assert {"cpu_high", "heat_high", "anomaly"} <= missing
+    assert config.missing_default_rules(config.DEFAULT_RULES) == []
+
+
+def test_rules_written_as_an_inline_list_are_left_alone_with_a_clear_error() -> None:
+    inline = 'rules = [{ name = "mine", event = "x", action = "wake" }]\n'
+    with pytest.raises(ConfigError, match="cannot append \\[\\[rules\\]\\] tables"):
+        config.with_default_rules(inline, "c.toml")
 
 
 @pytest.mark.parametrize(

@@ -34,7 +34,8 @@ def test_defaults_pass_and_explain(
     assert (
         not by_name["installed"]["ok"] and "vigil service install" in by_name["installed"]["detail"]
     )
-    sections = {"sensor", "runtime", "escalation", "energy", "database", "service"}
+    assert by_name["default rules"]["ok"] and by_name["default rules"]["detail"] == "the defaults"
+    sections = {"sensor", "runtime", "escalation", "config", "energy", "database", "service"}
     assert {c["section"] for c in checks} == sections
     assert all(c["detail"] for c in checks)
 
@@ -49,6 +50,19 @@ def test_the_larger_model_that_wakes_would_ask(
     code, checks = _doctor(capsys, tmp_path, remote)
     model = next(c for c in checks if c["name"] == "larger model")
     assert code == 2 and model["required"] and "set allow_remote = true" in model["detail"]
+
+
+def test_a_rules_list_that_leaves_out_default_rules_is_named_with_the_fix(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from agent.config_template import TEMPLATE, rule_text
+
+    old = TEMPLATE.replace("\n" + rule_text("heat_high"), "")
+    code, checks = _doctor(capsys, tmp_path, old)
+    rules = next(c for c in checks if c["name"] == "default rules")
+    assert code == 0 and not rules["ok"] and not rules["required"]
+    assert "leave out heat_high (" in rules["detail"]
+    assert "vigil init --add-rules" in rules["detail"]
 
 
 def test_a_required_sensor_that_cannot_work_fails(

@@ -17,7 +17,7 @@ from types import FrameType
 from sqlalchemy import Engine
 
 from agent.clock import Clock
-from agent.config import Config
+from agent.config import Config, missing_default_rules
 from agent.escalation.backends import make_backend
 from agent.escalation.escalator import Escalator
 from agent.memory.db import WriterLock, open_engine, upgrade
@@ -174,6 +174,12 @@ def _serve(
     fences = FenceWatcher(fence_store, pipeline, check_every_s=config.daemon.commit_interval_s)
     backend, about = make_backend(config.escalation, clock)
     logger.info("larger model: %s", about)
+    missing = [r.name for r in missing_default_rules(config.rules)]
+    if missing:
+        logger.info(
+            "the config's rules leave out the default %s (vigil init --add-rules adds them)",
+            ", ".join(missing),
+        )
     wakes = WakeStore(engine)
     store.record_events(wakes.lost_events())  # a kill between a wake and its event's commit
     interrupted = wakes.close_interrupted()  # this daemon is the only writer
