@@ -6,16 +6,17 @@ nanosecond of that thread between two laps belongs to exactly one stage. Other t
 sensors' pollers) measure their own work and ``add`` it; work done in child processes (the
 larger model) is added from the child's rusage.
 
-The thread's CPU clock is a system call (0.6 us here; a live sample's nine stages took 7 %
-of its work to lap), so stages that never wait (the pipeline's: pure computation) mark their
-end with ``split`` on the monotonic clock instead (0.2 us with its bookkeeping). The CPU of
+The thread's CPU clock is a system call (0.6 us here; a live sample's nine laps took 8 %
+of its work), so stages that never wait (the pipeline's: pure computation) mark their end
+with ``split`` on the monotonic clock instead (0.2-0.3 us with its bookkeeping). The CPU of
 every interval between two laps that holds splits is pooled with its wall time, and ``take``
 charges each split stage (and the part of such a lap after its last split) its wall time at
 the pool's CPU per wall second. Between two laps the thread only computes, so the two clocks
 differ by the moments it was preempted, spread over the stages running then; the total
 stays exact.
 
-Reading a CPU clock is not reading the time of day: nothing here decides anything by it.
+Reading a CPU clock or the monotonic one is not reading the time of day: nothing here decides
+anything by them.
 """
 
 from __future__ import annotations
