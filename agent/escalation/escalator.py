@@ -125,8 +125,9 @@ class Escalator:
         diagnosis, and "no cause stands out" is not worth its battery. It is recorded as a
         ``wake.suppressed`` (reason ``no_cause``, with the diagnosis's summary; ``vigil
         explain`` on it runs the wake by hand), with no wake row."""
-        prepared, confirmed = self._looked(requests)
-        held = {
+        early, quiet = ({}, set()) if asked else self._over_budget(requests)
+        prepared, confirmed = self._looked(requests, skip=early.keys() | quiet)
+        held = early | {
             i: _suppressed(p, "no_cause")
             for i, p in enumerate(prepared)
             if p is not None
@@ -164,6 +165,10 @@ class Escalator:
         ids = iter(wake_ids)
         results = []
         for i, looked in enumerate(prepared):
+            if i in quiet:
+                self.store.count("wake.second_look_held")
+                results.append(WakeResult(None, None, None, []))
+                continue
             if i in confirmed:
                 self.store.count("wake.second_look_same")
                 if looked is None:
@@ -171,14 +176,15 @@ class Escalator:
                 else:
                     results.append(WakeResult(None, looked.context, looked.diagnosis, []))
                 continue
-            assert looked is not None
-            p, diagnosis = looked, looked.diagnosis
             if i in held:
                 reason = held[i].data["reason"]
                 self.store.count(f"wake.{reason}")
-                logger.debug("wake at %s: %s, the model stays asleep", p.request.t, reason)
-                results.append(WakeResult(None, p.context, diagnosis, [held[i]]))
+                logger.debug("wake at %s: %s, the model stays asleep", held[i].t, reason)
+                context, diagnosis = (looked.context, looked.diagnosis) if looked else (None, None)
+                results.append(WakeResult(None, context, diagnosis, [held[i]]))
                 continue
+            assert looked is not None
+            p, diagnosis = looked, looked.diagnosis
             wake_id = next(ids)
             self.store.count("wake.started")
             logger.debug(
@@ -196,16 +202,58 @@ class Escalator:
             results.append(WakeResult(wake_id, p.context, diagnosis, events))
         return results
 
-    def _looked(self, requests: Sequence[WakeRequest]) -> tuple[list[_Prepared | None], set[int]]:
-        """Each request prepared, in order, and the second looks that change nothing: their
-        diagnosis names no cause, or the cause the incident's last finding named (a wake
-        earlier in these requests, else the one recorded; a culprit that moved between
-        processes of one program, a browser's, is no news). They wake nothing and say
-        nothing. A second look at a cause in ``FINAL_CAUSES`` is not prepared at all."""
+    def _over_budget(self, requests: Sequence[WakeRequest]) -> tuple[dict[int, Event], set[int]]:
+        """The wakes the budget holds before they are looked at: ``max_per_hour`` or
+        ``max_per_day`` incidents are recorded as having woken the model before each, so
+        whatever its diagnosis the model stays asleep, and the look (a week of vitals read,
+        about a second of CPU) is not made (nor known to be a repeat). A first look is held
+        with a ``wake.suppressed``; a second look (of an incident that did not wake the
+        model: one that did is not held) says nothing, its incident's first look has. The
+        wakes of these requests are counted after their looks (``_held_back``)."""
+        try:
+            woken = self._wakes.woken_since(requests[0].t - DAY_S) if requests else {}
+        except StorageError:  # (``_held_back`` says so)
+            return {}, set()
+        held, quiet = {}, set()
+        for i, request in enumerate(requests):
+            if request.second_look and to_us(request.start_t) in woken:
+                continue
+            limit = self._limit(woken, request.t)
+            if limit is None:
+                continue
+            if request.second_look:
+                quiet.add(i)
+            else:
+                held[i] = _unlooked(request, *limit)
+        return held, quiet
+
+    def _limit(self, woken: dict[int, float], t: float) -> tuple[str, int] | None:
+        """The budget a wake at ``t`` is over, after the incidents ``woken`` (first trigger
+        times) woke the model, as (reason, limit); None: within it."""
+        day = [w for w in woken.values() if t - w < DAY_S]
+        per_hour, per_day = self.config.max_per_hour, self.config.max_per_day
+        if sum(1 for w in day if t - w < HOUR_S) >= per_hour:
+            return "max_per_hour", per_hour
+        if len(day) >= per_day:
+            return "max_per_day", per_day
+        return None
+
+    def _looked(
+        self, requests: Sequence[WakeRequest], skip: Set[int] = frozenset()
+    ) -> tuple[list[_Prepared | None], set[int]]:
+        """Each request prepared, in order (not those in ``skip``: None), and the second looks
+        that change nothing: their diagnosis names no cause, or the cause the incident's last
+        finding named (a wake earlier in these requests, else the one recorded; a culprit that
+        moved between processes of one program, a browser's, is no news). They wake nothing
+        and say nothing. A second look at a cause in ``FINAL_CAUSES`` is not prepared at
+        all."""
         said: dict[float, str] = {}  # each incident's cause, in these requests
         prepared: list[_Prepared | None] = []
         confirmed = set()
         for i, request in enumerate(requests):
+            if i in skip:
+                prepared.append(None)
+                continue
             start, before = request.start_t, None
             if request.second_look:
                 before = said[start] if start in said else self._diagnosed(start)
@@ -248,7 +296,6 @@ class Escalator:
             logger.warning("earlier wakes not read, every wake wakes the model: %s", exc)
             return {}
         last = {(s.cause, s.culprit): s.t for s in said}
-        per_hour, per_day = self.config.max_per_hour, self.config.max_per_day
         held = {}
         for i, p in due:
             t, key = p.request.t, (p.diagnosis.cause, p.diagnosis.culprit)
@@ -258,12 +305,10 @@ class Escalator:
                 held[i] = _suppressed(p, "repeat", finding_t=before)
                 continue
             if not (p.request.second_look and start in woken):
-                day = [w for w in woken.values() if t - w < DAY_S]
-                if sum(1 for w in day if t - w < HOUR_S) >= per_hour:
-                    held[i] = _suppressed(p, "max_per_hour", limit=per_hour)
-                    continue
-                if len(day) >= per_day:
-                    held[i] = _suppressed(p, "max_per_day", limit=per_day)
+                limit = self._limit(woken, t)
+                if limit is not None:
+                    reason, most = limit
+                    held[i] = _suppressed(p, reason, limit=most)
                     continue
                 woken[start] = t
             last[key] = t
@@ -395,6 +440,21 @@ def _suppressed(wake: _Prepared, reason: str, **extra: Any) -> Event:
         **extra,
     }
     return Event(wake.request.t, "wake.suppressed", first.subject, data)
+
+
+def _unlooked(request: WakeRequest, reason: str, limit: int) -> Event:
+    """``_suppressed`` of a wake the budget holds before it is looked at: no diagnosis."""
+    first = request.triggers[0]
+    span = "hour" if reason == "max_per_hour" else "day"
+    summary = f"not looked at: {limit} incidents woke the model in the last {span}"
+    data = {
+        **first.data,
+        "reason": reason,
+        "triggers": len(request.triggers),
+        "summary": summary,
+        "limit": limit,
+    }
+    return Event(request.t, "wake.suppressed", first.subject, data)
 
 
 def _real_facts(asked: _Asked) -> list[str]:

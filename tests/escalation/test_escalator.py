@@ -305,7 +305,10 @@ def test_the_budget_counts_the_incidents_that_woke_the_model(day: Path, tmp_path
     """The day's wakes: home at midnight (the trace begins there), two new places, the
     runaway at 14:06 and its repeat at 14:25 (no model), then home again at 17:49. With a
     budget of five a day the evening's wake runs: the repeat woke nothing and does not count
-    (nor do second looks); with four it is held (``max_per_day``, with the limit)."""
+    (nor do second looks). With four, the four morning incidents spend it: the wakes after
+    them are held (``max_per_day``, with the limit) before their look (a week of vitals
+    read) is made, since whatever it found the model would sleep; the repeat is then not
+    known as one, and their second looks say nothing."""
 
     def budget(line: str) -> Config:
         escalation = f'backend = "none"\nwake_unknown = true\n{line}'
@@ -321,12 +324,15 @@ def test_the_budget_counts_the_incidents_that_woke_the_model(day: Path, tmp_path
     events, found = replay(day, four, tmp_path / "four.db")
     held_events = [e for e in events if e.kind == "wake.suppressed"]
     assert [(e.subject, e.data["reason"]) for e in held_events] == [
-        ("still_busy", "repeat"),
+        ("still_busy", "max_per_day"),
         ("home", "max_per_day"),
     ]
-    assert held_events[1].data["limit"] == 4 and len(found) == 4
+    unlooked = "not looked at: 4 incidents woke the model in the last day"
+    assert all(e.data["limit"] == 4 and e.data["summary"] == unlooked for e in held_events)
+    assert len(found) == 4
     store = MemoryStore(open_engine(tmp_path / "four.db"))
-    assert store.counters().get("wake.max_per_day") == 1
+    assert store.counters().get("wake.max_per_day") == 2
+    assert store.counters().get("wake.second_look_held") == 2
     store.close()
 
 
