@@ -125,7 +125,7 @@ class Escalator:
         diagnosis, and "no cause stands out" is not worth its battery. It is recorded as a
         ``wake.suppressed`` (reason ``no_cause``, with the diagnosis's summary; ``vigil
         explain`` on it runs the wake by hand), with no wake row."""
-        early, quiet = ({}, set()) if asked else self._over_budget(requests)
+        early, quiet, recorded = ({}, set(), None) if asked else self._over_budget(requests)
         prepared, confirmed = self._looked(requests, skip=early.keys() | quiet)
         held = early | {
             i: _suppressed(p, "no_cause")
@@ -136,7 +136,7 @@ class Escalator:
             and not (asked or self.config.wake_unknown)
         }
         if not asked:
-            held |= self._held_back(prepared, skip=held.keys() | confirmed)
+            held |= self._held_back(prepared, skip=held.keys() | confirmed, woken=recorded)
         woken = [
             p
             for i, p in enumerate(prepared)
@@ -202,18 +202,23 @@ class Escalator:
             results.append(WakeResult(wake_id, p.context, diagnosis, events))
         return results
 
-    def _over_budget(self, requests: Sequence[WakeRequest]) -> tuple[dict[int, Event], set[int]]:
+    def _over_budget(
+        self, requests: Sequence[WakeRequest]
+    ) -> tuple[dict[int, Event], set[int], dict[int, float] | None]:
         """The wakes the budget holds before they are looked at: ``max_per_hour`` or
         ``max_per_day`` incidents are recorded as having woken the model before each, so
         whatever its diagnosis the model stays asleep, and the look (a week of vitals read,
         about a second of CPU) is not made (nor known to be a repeat). A first look is held
         with a ``wake.suppressed``; a second look (of an incident that did not wake the
         model: one that did is not held) says nothing, its incident's first look has. The
-        wakes of these requests are counted after their looks (``_held_back``)."""
+        wakes of these requests are counted after their looks (``_held_back``), from the
+        incidents read here (returned; None: not read)."""
+        if not requests:
+            return {}, set(), None
         try:
-            woken = self._wakes.woken_since(requests[0].t - DAY_S) if requests else {}
+            woken = self._wakes.woken_since(requests[0].t - DAY_S)
         except StorageError:  # (``_held_back`` says so)
-            return {}, set()
+            return {}, set(), None
         held, quiet = {}, set()
         for i, request in enumerate(requests):
             if request.second_look and to_us(request.start_t) in woken:
@@ -225,7 +230,7 @@ class Escalator:
                 quiet.add(i)
             else:
                 held[i] = _unlooked(request, *limit)
-        return held, quiet
+        return held, quiet, woken
 
     def _limit(self, woken: dict[int, float], t: float) -> tuple[str, int] | None:
         """The budget a wake at ``t`` is over, after the incidents ``woken`` (first trigger
@@ -270,7 +275,12 @@ class Escalator:
                 said[start] = cause
         return prepared, confirmed
 
-    def _held_back(self, prepared: Sequence[_Prepared | None], skip: Set[int]) -> dict[int, Event]:
+    def _held_back(
+        self,
+        prepared: Sequence[_Prepared | None],
+        skip: Set[int],
+        woken: dict[int, float] | None = None,
+    ) -> dict[int, Event]:
         """The wakes (not in ``skip``), in order, that leave the model asleep:
 
         - a **repeat**: its diagnosis names the cause and culprit of a finding less than
@@ -283,7 +293,9 @@ class Escalator:
           cause costs no model and must not hold back the next incident. A second look of an
           incident that woke the model is that incident's: it neither counts nor is held.
 
-        Each is a ``wake.suppressed`` with its reason. Memory not read: none is held."""
+        Each is a ``wake.suppressed`` with its reason. ``woken``: the incidents that woke
+        the model since a day before the first wake (``WakeStore.woken_since``), if read
+        already. Memory not read: none is held."""
         due = [(i, p) for i, p in enumerate(prepared) if p is not None and i not in skip]
         if not due:
             return {}
@@ -291,7 +303,8 @@ class Escalator:
         first_t = due[0][1].request.t
         try:
             said = self._wakes.said_since(first_t - window) if window > 0.0 else []
-            woken = self._wakes.woken_since(first_t - DAY_S)
+            if woken is None:
+                woken = self._wakes.woken_since(first_t - DAY_S)
         except StorageError as exc:
             logger.warning("earlier wakes not read, every wake wakes the model: %s", exc)
             return {}

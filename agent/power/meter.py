@@ -129,8 +129,9 @@ class PowerMeter:
             cost.calls += calls
 
     def take(self) -> dict[str, StageCost]:
-        """What was charged since the last ``take``, and start afresh. The laps' own cost is
-        charged to ``metering``: laps × the cost of one lap, measured when the meter was
+        """What was charged since the last ``take``, and start afresh: the split stages their
+        wall time at the pool's CPU per wall second. The laps' and splits' own cost is
+        charged to ``metering``: their counts × the cost of one, measured when the meter was
         made."""
         if self._mark != self._lap_wall:  # (a take between a split and the next lap)
             self._pool_to_mark()
@@ -157,7 +158,7 @@ class PowerMeter:
         return taken
 
 
-def _lap_cost(meter: PowerMeter, n: int = 5000) -> tuple[float, float]:
+def _lap_cost(meter: PowerMeter, n: int = 2000) -> tuple[float, float]:
     """The CPU cost of one lap and of one split on this machine: ``n`` of each timed, as the
     loop makes them (a lap after a few splits), then forgotten."""
     start = meter._cpu_time()
