@@ -76,6 +76,10 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
         reap(proc)
     assert proc.returncode == 0, err
     assert "SIGTERM received: stopping" in err
+    # Its own [[rules]] replace the defaults: start-up says which it leaves out (memory_full
+    # is there: its rule on system.mem_used_pct counts), and the fix.
+    assert "the config's rules leave out the default cpu_high, temp_high, anomaly," in err
+    assert "(vigil init --add-rules adds them)" in err
 
     recorded = list(read_trace([trace], ReadCounts()))
     store = MemoryStore(open_engine(db))
