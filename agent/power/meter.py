@@ -68,14 +68,16 @@ class PowerMeter:
         """Charge the loop thread's CPU time since the last lap to ``name``: ``calls`` is the
         number of samples that lap did the work of (a chunk's). An interval with splits is
         pooled instead, this lap's part by its wall time."""
-        now = self._cpu_time()
-        wall = self._wall_time()
-        # The interval holds one lap's own work: that is the meter's, charged in ``take``.
-        cpu_s = now - self._last - self.lap_cost_s
-        if self._mark != self._lap_wall:  # splits since the last lap
-            self._pooled_cpu_s += cpu_s
+        pooled = self._mark != self._lap_wall  # splits since the last lap
+        if pooled:  # (its wall time ends before the CPU clock's system call: not this stage's)
+            wall = self._wall_time()
             self._pooled_wall_s += wall - self._lap_wall
             self._wall_of(name, calls, wall - self._mark)
+        now = self._cpu_time()
+        # The interval holds one lap's own work: that is the meter's, charged in ``take``.
+        cpu_s = now - self._last - self.lap_cost_s
+        if pooled:
+            self._pooled_cpu_s += cpu_s
         else:
             cost = self._laps.get(name)
             if cost is None:
@@ -84,7 +86,7 @@ class PowerMeter:
             cost.calls += calls
         self.lap_count += 1
         self._last = now
-        self._lap_wall = self._mark = wall
+        self._lap_wall = self._mark = self._wall_time()
 
     def split(self, name: str, calls: int = 1) -> None:
         """``lap`` for a stage that never waits: its end marked on the wall clock, its CPU
