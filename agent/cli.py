@@ -294,17 +294,15 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def _add_default_rules(path: Path) -> None:
     """``init --add-rules``: the config at ``path`` with the default rules it lacks appended
-    (written beside it and renamed over it: a crash leaves the old file or the new one)."""
+    (a crash leaves the old file or the new one)."""
     from agent.config import utf8_text, with_default_rules
+    from agent.files import write_text_replacing
 
     text, added = with_default_rules(utf8_text(path.read_bytes(), str(path)), str(path))
     if not added:
         print(f"config has every default rule, kept: {path}")
         return
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.chmod(path.stat().st_mode & 0o777)
-    os.replace(tmp, path)
+    write_text_replacing(path, text, path.stat().st_mode & 0o777)
     print(f"default rules added to {path}: {', '.join(added)}")
 
 

@@ -72,18 +72,14 @@ class PowerMeter:
         if pooled:  # (its wall time ends before the CPU clock's system call: not this stage's)
             wall = self._wall_time()
             self._pooled_wall_s += wall - self._lap_wall
-            self._wall_of(name, calls, wall - self._mark)
+            _charge(self._walls, name, wall - self._mark, calls)
         now = self._cpu_time()
         # The interval holds one lap's own work: that is the meter's, charged in ``take``.
         cpu_s = now - self._last - self.lap_cost_s
         if pooled:
             self._pooled_cpu_s += cpu_s
         else:
-            cost = self._laps.get(name)
-            if cost is None:
-                cost = self._laps[name] = StageCost()
-            cost.cpu_s += cpu_s
-            cost.calls += calls
+            _charge(self._laps, name, cpu_s, calls)
         self.lap_count += 1
         self._last = now
         self._lap_wall = self._mark = self._wall_time()
@@ -92,16 +88,9 @@ class PowerMeter:
         """``lap`` for a stage that never waits: its end marked on the wall clock, its CPU
         its wall time at the pool's rate (``take``)."""
         wall = self._wall_time()
-        self._wall_of(name, calls, wall - self._mark)
+        _charge(self._walls, name, wall - self._mark, calls)
         self._mark = wall
         self.split_count += 1
-
-    def _wall_of(self, name: str, calls: int, seconds: float) -> None:
-        cost = self._walls.get(name)
-        if cost is None:
-            cost = self._walls[name] = StageCost()
-        cost.cpu_s += seconds
-        cost.calls += calls
 
     def skip(self) -> None:
         """Start the next lap now, charging the time since the last one to nobody (it is
@@ -158,6 +147,16 @@ class PowerMeter:
             taken[METERING] = StageCost(own, self.lap_count + self.split_count)
             self.lap_count = self.split_count = 0
         return taken
+
+
+def _charge(costs: dict[str, StageCost], name: str, seconds: float, calls: int) -> None:
+    """Add ``seconds`` and ``calls`` to ``name``'s cost in ``costs`` (a lap's CPU, or a split
+    stage's wall time until ``take``)."""
+    cost = costs.get(name)
+    if cost is None:
+        cost = costs[name] = StageCost()
+    cost.cpu_s += seconds
+    cost.calls += calls
 
 
 def _lap_cost(meter: PowerMeter, n: int = 2000) -> tuple[float, float]:

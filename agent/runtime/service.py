@@ -11,6 +11,7 @@ from pathlib import Path
 
 import agent
 from agent.errors import ConfigError
+from agent.files import write_text_replacing
 from agent.platform import is_termux, termux_prefix
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def install(
         if not force and _differs(path, content):
             raise ConfigError(str(path), "", "exists; use --force to replace")
     for path, (content, mode) in files.items():
-        _write(path, content, mode)
+        write_text_replacing(path, content, mode)  # never a half-written service file
         logger.info("wrote %s", path)
     return list(files)
 
@@ -188,15 +189,6 @@ def _differs(path: Path, content: str) -> bool:
         return False
     except (OSError, UnicodeDecodeError):
         return True
-
-
-def _write(path: Path, content: str, mode: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write beside the target and rename, so a crash never leaves a half-written service file.
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(content, encoding="utf-8")
-    tmp.chmod(mode)
-    os.replace(tmp, path)
 
 
 def service_paths(*, termux: bool, environ: Mapping[str, str] = os.environ) -> list[Path]:
