@@ -4,6 +4,7 @@ blocked fan), and not a hot CPU under the load that always heats it."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections.abc import Iterator
 
@@ -82,6 +83,35 @@ def test_the_same_heat_under_the_load_that_always_gives_it_is_nothing() -> None:
     assert feed_stage(heat, list(readings(evening, 120, 90.0, 90.0, rng))) == []
 
 
+def lagging(loads: list[float], start: float, rng: random.Random, temp: float) -> list[Sample]:
+    """A machine whose temperature follows its load with a lag of two minutes (a die and its
+    heat sink), 41 °C idle and 61 °C held at 35 %: one sample every STEP seconds, each minute
+    at its load of ``loads``."""
+    out: list[Sample] = []
+    keep = math.exp(-STEP / 120.0)
+    for minute, load in enumerate(loads):
+        for i in range(int(M / STEP)):
+            temp = temp * keep + (40.0 + 0.6 * load) * (1.0 - keep)
+            values = {"cpu_pct": load + rng.uniform(-2, 2), "temp_C": temp + rng.gauss(0, 0.3)}
+            out.append(Sample("system", start + minute * M + i * STEP, values))
+    return out
+
+
+def test_a_load_shown_only_in_short_bursts_is_not_judged_by_their_first_cool_minutes() -> None:
+    # Three days idle at 3 % with a one-minute burst at 35 % every ten minutes by day: a
+    # burst's minute is still cool (about 46 °C), as the heat lags. Then the load held for
+    # six minutes warms the machine to about 60 °C, what 35 % gives when held: no fan is
+    # blocked. Learned at its own load, each burst's cool minute would make 46 °C the
+    # band's usual, and the held load three spreads over it.
+    rng = random.Random(5)
+    day = [35.0 if 8 * 60 <= m < 20 * 60 and m % 10 == 0 else 3.0 for m in range(1440)]
+    held = [3.0] * (10 * 60 + 2) + [35.0] * 6 + [3.0] * 30
+    samples = lagging(day * 3 + held, T0, rng, 41.8)
+    heat = HeatAtLoad()
+    assert feed_stage(heat, samples) == []
+    assert heat.state()["smoothed"][1] < 10.0  # idle again
+
+
 def test_a_new_install_learns_before_it_judges() -> None:
     rng = random.Random(11)
     heat = HeatAtLoad()
@@ -107,6 +137,7 @@ def test_the_state_survives_a_restart() -> None:
     assert feed_stage(heat, fan[:half]) == []
     again = HeatAtLoad()
     assert again.restore(json.loads(json.dumps(heat.state()))) == 0
+    assert again.state() == heat.state()  # every part kept, the smoothed load too
     assert feed_stage(again, fan[half:]) == feed_stage(heat, fan[half:])
     assert [e.kind for e in feed_stage(HeatAtLoad(), fan[half:])] == []  # none: it was young
 
