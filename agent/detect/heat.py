@@ -9,8 +9,8 @@ day under way (a few kB of state; a judgement merges a few hundred counts). A mi
 judged against the band of the largest load of its last ``LOAD_MINUTES`` minutes (a machine
 cooling after a build is judged by the build), or that band and its neighbours while the
 band alone holds fewer than ``MIN_MINUTES``. It is learned in the band of its *smoothed*
-load, the minutes' CPU use averaged exponentially over ``LEARN_TAU_MIN`` minutes: a die and
-its heat sink take minutes to heat and to cool, so a minute's own load says little of its
+load, the minutes' CPU use averaged exponentially over ``LEARN_TAU_MIN`` minutes: a heat
+sink takes minutes to heat and to cool, so a minute's own load says little of its
 temperature at the start or the end of a burst. Learned by their own load, the bands of a
 light load held such minutes and too narrow a spread (on a generated laptop, a browser's
 four minutes at 28 % and 62 °C were three spreads over the 50 °C they had learned, and woke
