@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import math
 import random
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from agent import synthetic
@@ -17,7 +19,9 @@ from agent.detect.tflite import load_or_explain
 from agent.features.streams import stream_values
 from agent.gate import Rejected, SampleGate
 from agent.pipeline import Pipeline
+from agent.runtime.replay import chunked
 from agent.samples import Sample
+from tests._tools import load_script
 
 START = AnomalyConfig().start_score
 
@@ -516,6 +520,38 @@ def test_a_source_of_many_streams_is_judged_against_its_own_usual_surprise(
     raw = starts()
     assert calibrated[-1] >= 3 * 1440 - 30 and raw[-1] >= 3 * 1440 - 30  # the incident
     assert len(calibrated) < len(raw)
+
+
+def test_a_metric_decoupling_alone_is_not_discounted_by_the_source_s_routine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A generated server of 30 metrics driven by shared load factors (bench/multivariate.py;
+    bursts that move most metrics are its routine), with two metrics that stop following
+    them for a few hours in its last two days. Each decoupling row is calm (one metric loud
+    among thirty) and keeps its surprise: both score above every normal row of those days.
+    Calibrated in every row, against the bursts' surprises, neither does."""
+    bench = load_script(Path(__file__).resolve().parents[2] / "bench" / "multivariate.py")
+    rows = 4 * 1440
+    server = bench.generate_source(777, 1, rows, plan={"decoupling": 2})
+    samples = [
+        Sample("system", 60.0 * i, dict(zip(server.names, row, strict=True)))
+        for i, row in enumerate(server.values.tolist())
+    ]
+
+    def node_scores() -> np.ndarray:
+        pipeline = Pipeline(Config(), (), load_or_explain())
+        steps = [step for chunk in chunked(iter(samples)) for step in pipeline.feed_chunk(chunk)]
+        return np.array([step.node or 0.0 for step in steps])
+
+    def decouplings_above_normal(node: np.ndarray) -> list[bool]:
+        later = np.arange(rows) >= rows // 2
+        normal = node[later & ~server.labels].max()
+        return [bool(node[f.start : f.end].max() > normal) for f in server.faults]
+
+    assert [f.kind for f in server.faults] == ["decoupling", "decoupling"]
+    assert decouplings_above_normal(node_scores()) == [True, True]
+    monkeypatch.setattr(stage, "CALM_NODE_SHARE", 0.0)
+    assert decouplings_above_normal(node_scores()) == [False, False]
 
 
 def test_a_new_install_s_first_incidents_are_not_judged_against_each_other(
