@@ -84,9 +84,9 @@ def test_the_same_heat_under_the_load_that_always_gives_it_is_nothing() -> None:
 
 
 def lagging(loads: list[float], start: float, rng: random.Random, temp: float) -> list[Sample]:
-    """A machine whose temperature follows its load with a lag of two minutes (a die and its
-    heat sink), 41 °C idle and 61 °C held at 35 %: one sample every STEP seconds, each minute
-    at its load of ``loads``."""
+    """A machine whose temperature follows its load with a lag of two minutes (its heat
+    sink), 41 °C idle and 61 °C held at 35 %: one sample every STEP seconds, each minute at
+    its load of ``loads``."""
     out: list[Sample] = []
     keep = math.exp(-STEP / 120.0)
     for minute, load in enumerate(loads):
