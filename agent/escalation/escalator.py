@@ -442,30 +442,27 @@ def _done(wake: _Prepared, wake_id: int | None) -> Event:
 
 
 def _suppressed(wake: _Prepared, reason: str, **extra: Any) -> Event:
-    """The ``wake.suppressed`` of a wake the model sleeps through: its first trigger, the
-    reason and the diagnosis's summary."""
-    first = wake.request.triggers[0]
-    data = {
-        **first.data,
-        "reason": reason,
-        "triggers": len(wake.request.triggers),
-        "summary": wake.diagnosis.summary,
-        **extra,
-    }
-    return Event(wake.request.t, "wake.suppressed", first.subject, data)
+    """The ``wake.suppressed`` of a wake the model sleeps through, with the diagnosis's
+    summary (``_held``)."""
+    return _held(wake.request, reason, wake.diagnosis.summary, **extra)
 
 
 def _unlooked(request: WakeRequest, reason: str, limit: int) -> Event:
     """``_suppressed`` of a wake the budget holds before it is looked at: no diagnosis."""
-    first = request.triggers[0]
     span = "hour" if reason == "max_per_hour" else "day"
     summary = f"not looked at: {limit} incidents woke the model in the last {span}"
+    return _held(request, reason, summary, limit=limit)
+
+
+def _held(request: WakeRequest, reason: str, summary: str, **extra: Any) -> Event:
+    """A ``wake.suppressed``: the request's first trigger, the reason and ``summary``."""
+    first = request.triggers[0]
     data = {
         **first.data,
         "reason": reason,
         "triggers": len(request.triggers),
         "summary": summary,
-        "limit": limit,
+        **extra,
     }
     return Event(request.t, "wake.suppressed", first.subject, data)
 
