@@ -24,11 +24,31 @@ import importlib
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 WARM_DAYS = 14
 LIVE_DAYS = 2  # the live samples are drawn from the days after the warm-up
+
+
+def in_turns(n: int, block: int, labels: Sequence[str]) -> Iterator[tuple[str, int, int]]:
+    """(label, start, end) of ``n`` samples in blocks of ``block``, each block to every label
+    in turn, the order reversed every other block (so the machine's pace changes alike)."""
+    for index, start in enumerate(range(0, n, block)):
+        for label in labels if index % 2 == 0 else labels[::-1]:
+            yield label, start, min(start + block, n)
+
+
+def feed_metered(pipeline: Any, meter: Any, samples: Sequence[Any]) -> Any:
+    """``samples`` fed one at a time, lapped as the daemon's loop laps them (a ``source`` lap
+    before each, a ``storage`` lap after); what the meter charged (``take``)."""
+    meter.skip()
+    for sample in samples:
+        meter.lap("source")
+        pipeline.feed(sample)
+        meter.lap("storage")
+    return meter.take()
 
 
 def load_tree(tree: Path, trace: Path, warm_days: int, metered: bool) -> tuple[Any, list[Any], Any]:
@@ -87,23 +107,15 @@ def main() -> None:
         trees = {label: load_tree(path, trace, args.warm_days, args.meter) for label, path in order}
     n = min(args.samples, *(len(live) for _, live, _ in trees.values()))
     cpu = dict.fromkeys(trees, 0.0)
-    labels = list(trees)
-    for block, start in enumerate(range(0, n, args.block)):
-        for label in labels if block % 2 == 0 else labels[::-1]:
-            pipeline, live, meter = trees[label]
-            block_of = live[start : min(start + args.block, n)]
-            began = time.process_time()
-            if meter is None:
-                for sample in block_of:
-                    pipeline.feed(sample)
-            else:
-                meter.skip()
-                for sample in block_of:
-                    meter.lap("source")
-                    pipeline.feed(sample)
-                    meter.lap("storage")
-                meter.take()
-            cpu[label] += time.process_time() - began
+    for label, start, end in in_turns(n, args.block, list(trees)):
+        pipeline, live, meter = trees[label]
+        began = time.process_time()
+        if meter is None:
+            for sample in live[start:end]:
+                pipeline.feed(sample)
+        else:
+            feed_metered(pipeline, meter, live[start:end])
+        cpu[label] += time.process_time() - began
     each = {label: cpu[label] / n * 1e6 for label in trees}
     metered = "metered as the loop does" if args.meter else "unmetered"
     print(f"live samples after {args.warm_days} days: {n:,}, in blocks of {args.block}, {metered}")

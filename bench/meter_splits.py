@@ -18,6 +18,8 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from live_compare import LIVE_DAYS, feed_metered, in_turns
+
 from agent.config import Config
 from agent.demo import write_synthetic_trace
 from agent.detect.tflite import load_or_explain
@@ -26,8 +28,6 @@ from agent.power.meter import PowerMeter
 from agent.runtime.replay import chunked
 from agent.runtime.trace import ReadCounts, read_trace
 from agent.samples import Sample
-
-LIVE_DAYS = 2  # the live samples are drawn from the days after the warm-up
 
 
 class LapEveryStage(PowerMeter):
@@ -61,17 +61,10 @@ def main() -> None:
     pipelines = {"laps": warmed(warm, LapEveryStage()), "splits": warmed(warm, PowerMeter())}
     charged: dict[str, dict[str, float]] = {label: {} for label in pipelines}
     labels = list(pipelines)
-    for block, start in enumerate(range(0, len(live), args.block)):
-        for label in labels if block % 2 == 0 else labels[::-1]:
-            pipeline = pipelines[label]
-            meter = pipeline.meter
-            meter.skip()
-            for sample in live[start : start + args.block]:
-                meter.lap("source")
-                pipeline.feed(sample)
-                meter.lap("storage")
-            for name, cost in meter.take().items():
-                charged[label][name] = charged[label].get(name, 0.0) + cost.cpu_s
+    for label, start, end in in_turns(len(live), args.block, labels):
+        pipeline = pipelines[label]
+        for name, cost in feed_metered(pipeline, pipeline.meter, live[start:end]).items():
+            charged[label][name] = charged[label].get(name, 0.0) + cost.cpu_s
     n = len(live)
     stages = sorted(
         set(charged["laps"]) | set(charged["splits"]), key=lambda k: -charged["laps"].get(k, 0.0)
