@@ -356,7 +356,8 @@ class AnomalyDetector:
         many_streams = np.flatnonzero(warm & (count >= CALIBRATE_STREAMS))
         if len(many_streams):
             calibrated = self._calibrate(plan.source, plan.t[many_streams], node[many_streams])
-            loud = ((surprise >= LOUD_SURPRISE) & plan.present).sum(axis=1)[many_streams]
+            rows = (surprise[many_streams] >= LOUD_SURPRISE) & plan.present[many_streams]
+            loud = rows.sum(axis=1)
             calm = loud < CALM_NODE_SHARE * count[many_streams]
             node[many_streams] = np.where(calm, node[many_streams], calibrated)
         if plan.source in self.joint:
