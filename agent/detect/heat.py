@@ -160,7 +160,7 @@ class HeatAtLoad:
 
     def _smooth(self, index: int, cpu: float) -> float:
         """The load averaged over ``LEARN_TAU_MIN`` up to minute ``index`` (``cpu`` its own),
-        started again after a pause as long as ``loads`` forgets over."""
+        started again after a pause of more than ``LOAD_MINUTES + 2`` minutes."""
         last = self.smoothed
         if last is None or index - last[0] > LOAD_MINUTES + 2:
             smoothed = cpu
