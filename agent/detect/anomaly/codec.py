@@ -52,6 +52,7 @@ def state(stage: AnomalyDetector) -> dict[str, Any]:
                 "first_t": s.first_t,
                 "last_t": s.last_t,
                 "step": s.step,
+                **({"last_surprise": s.last_surprise} if s.last_surprise >= 0.0 else {}),
             }
             for n, s in sorted(stage.streams.items())
         },
@@ -196,6 +197,7 @@ def restore(
                 d.get("last_t"),
                 d.get("step"),  # (none in states saved before it)
             )
+            streams[name].last_surprise = float(d.get("last_surprise", math.nan))
             if "residuals" in h:
                 streams[name].residuals = ValueHistory.decode(size, h["residuals"], "<f4")
             if "context" in h:

@@ -318,9 +318,9 @@ class AnomalyDetector:
         """The source's surprise per sample: its best stream's (Bonferroni), or the rank of
         the sum of all its streams' against the source's own past sums, whichever says more
         (less log10(2) for asking twice), calibrated against its own past surprises where it
-        has many streams and the row is not calm (``CALM_NODE_SHARE``). The sums are learned
-        only once every stream is warm, and not for positions and the battery
-        (``_combine_one`` says why)."""
+        has many streams and the row is not calm (``CALM_NODE_SHARE``; in a calm row each
+        stream counts as far as it held, ``_held``). The sums are learned only once every
+        stream is warm, and not for positions and the battery (``_combine_one`` says why)."""
         m, k = plan.matrix.shape
         if k > 1 and self.settings.co_movement and plan.source in CO_MOVING:
             self._co_movement(plan)
@@ -337,6 +337,15 @@ class AnomalyDetector:
         surprise = plan.scores.surprise
         warm = ~plan.scores.learning.any(axis=1)
         count = plan.present.sum(axis=1)
+        wide = np.flatnonzero(count >= CALIBRATE_STREAMS)
+        calm = np.zeros(m, dtype=np.bool_)
+        if len(wide):
+            held = self._held(plan, wide)
+            loud = ((surprise[wide] >= LOUD_SURPRISE) & plan.present[wide]).sum(axis=1)
+            quiet = loud < CALM_NODE_SHARE * count[wide]
+            calm[wide[quiet]] = True
+            surprise = surprise.copy()
+            surprise[wide[quiet]] = held[quiet]
         best = np.where(plan.present, surprise, -np.inf).max(axis=1)
         node = best.copy()
         many = count > 1
@@ -356,10 +365,7 @@ class AnomalyDetector:
         many_streams = np.flatnonzero(warm & (count >= CALIBRATE_STREAMS))
         if len(many_streams):
             calibrated = self._calibrate(plan.source, plan.t[many_streams], node[many_streams])
-            rows = (surprise[many_streams] >= LOUD_SURPRISE) & plan.present[many_streams]
-            loud = rows.sum(axis=1)
-            calm = loud < CALM_NODE_SHARE * count[many_streams]
-            node[many_streams] = np.where(calm, node[many_streams], calibrated)
+            node[many_streams] = np.where(calm[many_streams], node[many_streams], calibrated)
         if plan.source in self.joint:
             self.joint[plan.source].last_t = float(plan.t[-1])
         if plan.explained is not None:
@@ -367,6 +373,26 @@ class AnomalyDetector:
             node[whole] = np.minimum(node[whole], EXPLAINED_SURPRISE)
         plan.node = node / (node + HALF_SCORE_SURPRISE)
         result.node[plan.rows] = plan.node
+
+    def _held(self, plan: _Plan, rows: npt.NDArray[np.intp]) -> F64:
+        """The streams' surprises in ``rows`` (samples of ``CALIBRATE_STREAMS`` streams or
+        more), each no more than the stream's at its previous value in such a sample; each
+        stream keeps its last one for the next chunk (and a restart).
+
+        A calm row of such a source counts these: the best of dozens of streams makes
+        one-sample blips routine, while a fault in one of them (a metric decoupling, shifted,
+        stuck or leaking) lasts. The streams' own scores stay their own. Chosen on the
+        development draws of bench/multivariate.py (seeds 10,000 / 10,001, best F1) and the
+        development corpus (bench/nab_log.md: v3i)."""
+        states = [self.streams[name] for name in plan.names]
+        surprise = plan.scores.surprise[rows]
+        seen = np.where(plan.present[rows], surprise, np.nan)
+        last = np.array([s.last_surprise for s in states])
+        filled = fill_down(np.vstack([last[None, :], seen]))
+        for state, value in zip(states, filled[-1].tolist(), strict=True):
+            state.last_surprise = value
+        held: F64 = np.fmin(surprise, filled[:-1])  # (NaN: no previous value, as it is)
+        return held
 
     def _all_explained_one(self, plan: _Plan) -> bool:
         """Whether every value of a part of one sample was explained by the hour. The live
@@ -387,6 +413,14 @@ class AnomalyDetector:
         the rest of the sample's scoring."""
         row: list[float] = plan.scores.surprise[0].tolist()
         present: list[bool] = plan.present[0].tolist()
+        calm = False
+        count = sum(present)
+        if len(row) >= CALIBRATE_STREAMS and count >= CALIBRATE_STREAMS:
+            loud = sum(1 for s, on in zip(row, present, strict=True) if on and s >= LOUD_SURPRISE)
+            held = self._held_one(plan, row, present)
+            calm = loud < CALM_NODE_SHARE * count
+            if calm:
+                row = held
         values = [s for s, here in zip(row, present, strict=True) if here]
         node = best = max(values)
         if len(values) > 1:
@@ -406,12 +440,23 @@ class AnomalyDetector:
                 node = max(node, float(together[0]) - LOG10_2)
                 if len(values) >= CALIBRATE_STREAMS:
                     calibrated = self._calibrate_one(plan.source, t, node)
-                    loud = sum(1 for value in values if value >= LOUD_SURPRISE)
-                    if loud >= CALM_NODE_SHARE * len(values):  # (a calm row keeps its own)
+                    if not calm:  # (a calm row keeps its own)
                         node = calibrated
         if plan.source in self.joint:
             self.joint[plan.source].last_t = float(plan.t[-1])
         return node
+
+    def _held_one(self, plan: _Plan, row: list[float], present: list[bool]) -> list[float]:
+        """``_held`` for one sample, in floats."""
+        held = []
+        for name, surprise, here in zip(plan.names, row, present, strict=True):
+            if here:
+                state = self.streams[name]
+                last, state.last_surprise = state.last_surprise, surprise
+                if last < surprise:  # (False for NaN: no previous value)
+                    surprise = last
+            held.append(surprise)
+        return held
 
     def _calibrate(self, source: str, t: F64, node: F64) -> F64:
         """The source's surprises ``node`` at times ``t``, each ranked (upper tail) among the
