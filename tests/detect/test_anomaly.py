@@ -291,6 +291,28 @@ def test_state_and_histories_restore_exactly() -> None:
         assert (a.scores, a.tiny, a.node, a.events) == (b.scores, b.tiny, b.node, b.events)
 
 
+def test_a_source_of_many_streams_restores_exactly() -> None:
+    """Twelve metrics with lone blips, restored after a day and a half: the source's
+    calibration and each stream's last surprise (what a calm row holds to) carry over."""
+    rng = random.Random(9)
+    rows = []
+    for i in range(2 * 1440):
+        load = 50.0 + 20.0 * math.sin(2 * math.pi * i / 1440) + rng.gauss(0.0, 2.0)
+        row = {f"m{k:02d}": (k + 1) * load + rng.gauss(0.0, 3.0) for k in range(12)}
+        if i % 97 == 0 or i == 2100:
+            row["m05"] += 400.0  # a lone blip: a calm row (one the first after the restore)
+        rows.append(row)
+    first = _detector()
+    for i, row in enumerate(rows[:2100]):
+        first.feed(60.0 * i, "system", row)
+    second = _detector()
+    second.restore(first.state(), first.history_state())
+    for i, row in enumerate(rows[2100:], start=2100):
+        a = first.feed(60.0 * i, "system", row)
+        b = second.feed(60.0 * i, "system", row)
+        assert (a.scores, a.tiny, a.node, a.events) == (b.scores, b.tiny, b.node, b.events)
+
+
 def test_a_step_into_a_usual_state_is_news_to_the_model_not_an_anomaly() -> None:
     """A charger plugged in at 18:00 and out at 07:30 every day: to the model, which forecasts
     the newest value from the ones before, each flip is news (its own score high); the

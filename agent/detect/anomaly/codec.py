@@ -52,7 +52,7 @@ def state(stage: AnomalyDetector) -> dict[str, Any]:
                 "first_t": s.first_t,
                 "last_t": s.last_t,
                 "step": s.step,
-                **({"last_surprise": s.last_surprise} if s.last_surprise >= 0.0 else {}),
+                **({} if math.isnan(s.last_surprise) else {"last_surprise": s.last_surprise}),
             }
             for n, s in sorted(stage.streams.items())
         },
