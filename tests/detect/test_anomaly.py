@@ -293,24 +293,27 @@ def test_state_and_histories_restore_exactly() -> None:
 
 def test_a_source_of_many_streams_restores_exactly() -> None:
     """Twelve metrics with lone blips, restored after a day and a half: the source's
-    calibration and each stream's last surprise (what a calm row holds to) carry over."""
+    calibration and each stream's last two surprises (what a calm row holds to) carry over.
+    The first sample after one restore is a blip after a blip and a quiet one (the older of
+    the two says), after the other a blip after two quiet ones (either says)."""
     rng = random.Random(9)
     rows = []
     for i in range(2 * 1440):
         load = 50.0 + 20.0 * math.sin(2 * math.pi * i / 1440) + rng.gauss(0.0, 2.0)
         row = {f"m{k:02d}": (k + 1) * load + rng.gauss(0.0, 3.0) for k in range(12)}
-        if i % 97 == 0 or i == 2100:
-            row["m05"] += 400.0  # a lone blip: a calm row (one the first after the restore)
+        if i % 97 == 0 or i in (2098, 2100, 2200):
+            row["m05"] += 400.0  # a lone blip: a calm row
         rows.append(row)
-    first = _detector()
-    for i, row in enumerate(rows[:2100]):
-        first.feed(60.0 * i, "system", row)
-    second = _detector()
-    second.restore(first.state(), first.history_state())
-    for i, row in enumerate(rows[2100:], start=2100):
-        a = first.feed(60.0 * i, "system", row)
-        b = second.feed(60.0 * i, "system", row)
-        assert (a.scores, a.tiny, a.node, a.events) == (b.scores, b.tiny, b.node, b.events)
+    for cut in (2100, 2200):
+        first = _detector()
+        for i, row in enumerate(rows[:cut]):
+            first.feed(60.0 * i, "system", row)
+        second = _detector()
+        second.restore(first.state(), first.history_state())
+        for i, row in enumerate(rows[cut:], start=cut):
+            a = first.feed(60.0 * i, "system", row)
+            b = second.feed(60.0 * i, "system", row)
+            assert (a.scores, a.tiny, a.node, a.events) == (b.scores, b.tiny, b.node, b.events)
 
 
 def test_a_step_into_a_usual_state_is_news_to_the_model_not_an_anomaly() -> None:
@@ -580,14 +583,14 @@ def test_a_server_s_fault_counts_as_far_as_it_lasts_not_its_one_sample_blips(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A metric shifted for hours and a group of metrics stuck: in a calm row each stream
-    counts for its source only as far as it was as surprising at its previous sample, so the
-    best of dozens of streams' one-sample blips no longer rivals the faults. Without that,
-    the best F1 drops by more than a third."""
+    counts for its source only as far as it was surprising in two of its last three samples,
+    so the best of dozens of streams' one-sample blips no longer rivals the faults. Without
+    that, the best F1 drops by more than a fifth."""
     held = _server_f1(777, {"shift": 1, "stuck": 1})
     monkeypatch.setattr(
         stage.AnomalyDetector, "_held", lambda self, plan, rows: plan.scores.surprise[rows]
     )
-    assert held > 1.5 * _server_f1(777, {"shift": 1, "stuck": 1})
+    assert held > 1.25 * _server_f1(777, {"shift": 1, "stuck": 1})
 
 
 def test_a_new_install_s_first_incidents_are_not_judged_against_each_other(

@@ -52,7 +52,7 @@ def state(stage: AnomalyDetector) -> dict[str, Any]:
                 "first_t": s.first_t,
                 "last_t": s.last_t,
                 "step": s.step,
-                **({} if math.isnan(s.last_surprise) else {"last_surprise": s.last_surprise}),
+                **_last_surprises(s),
             }
             for n, s in sorted(stage.streams.items())
         },
@@ -71,6 +71,19 @@ def state(stage: AnomalyDetector) -> dict[str, Any]:
         },
         **({"personalise": personaliser.state()} if personaliser else {}),
     }
+
+
+def _last_surprises(s: StreamState) -> dict[str, Any]:
+    """A stream's last two surprises in samples of many streams, once it has one (None for
+    none: JSON has no NaN)."""
+    older, newer = s.last_surprises
+    if math.isnan(newer):
+        return {}
+    return {"last_surprises": [None if math.isnan(older) else older, newer]}
+
+
+def _number(x: float | None) -> float:
+    return math.nan if x is None else float(x)
 
 
 def _model_sha(stage: AnomalyDetector) -> str | None:
@@ -197,7 +210,8 @@ def restore(
                 d.get("last_t"),
                 d.get("step"),  # (none in states saved before it)
             )
-            streams[name].last_surprise = float(d.get("last_surprise", math.nan))
+            older, newer = d.get("last_surprises", (None, None))  # (none saved before them)
+            streams[name].last_surprises = (_number(older), _number(newer))
             if "residuals" in h:
                 streams[name].residuals = ValueHistory.decode(size, h["residuals"], "<f4")
             if "context" in h:

@@ -166,9 +166,9 @@ class StreamState:
             dtype=np.float64,
         )
         self.values, self.errors, self.spreads = values, errors, spreads
-        #: Its surprise at its last value in a sample of many streams (NaN: none yet), which
-        #: its next one there is held to (``stage.py``'s ``_held``).
-        self.last_surprise = math.nan
+        #: Its surprises at its last two values in samples of many streams, older first (NaN:
+        #: none yet), which its next one there is held to (``stage.py``'s ``_held``).
+        self.last_surprises = (math.nan, math.nan)
         #: The stream's residuals given its source's other streams (``comove.py``) and
         #: given the hour (``context.py``), and its windows' novelties, once there are any.
         self.residuals: History | None = None
