@@ -289,7 +289,7 @@ class AnomalyDetector:
             WARMUP_S,
             self.settings.shape_memory,
         )
-        return _Plan(source, rows, t, names, matrix, present, scores, before)
+        return _Plan(source, rows, t, names, matrix, present, scores, before, streams.states)
 
     def _layout(self, key: tuple[str, ...]) -> _Layout:
         """A live sample's layout (its stream names in its order: ``key``), kept until a
@@ -389,8 +389,7 @@ class AnomalyDetector:
         surprise = plan.scores.surprise[rows]
         present = plan.present[rows]
         held = surprise.copy()  # (a stream a row lacks: as it is, as on the live path)
-        for j, name in enumerate(plan.names):
-            state = self.streams[name]
+        for j, state in enumerate(plan.states):
             here = present[:, j]
             values = surprise[here, j]
             # its surprises in order, the two before the chunk first (NaN: none)
@@ -422,10 +421,8 @@ class AnomalyDetector:
         row: list[float] = plan.scores.surprise[0].tolist()
         present: list[bool] = plan.present[0].tolist()
         calm = False
-        count = sum(present)
-        if len(row) >= CALIBRATE_STREAMS and count >= CALIBRATE_STREAMS:
-            loud = sum(1 for s, on in zip(row, present, strict=True) if on and s >= LOUD_SURPRISE)
-            held = self._held_one(plan, row, present)
+        if len(row) >= CALIBRATE_STREAMS and (count := sum(present)) >= CALIBRATE_STREAMS:
+            held, loud = self._held_one(plan, row, present)
             calm = loud < CALM_NODE_SHARE * count
             if calm:
                 row = held
@@ -454,20 +451,26 @@ class AnomalyDetector:
             self.joint[plan.source].last_t = float(plan.t[-1])
         return node
 
-    def _held_one(self, plan: _Plan, row: list[float], present: list[bool]) -> list[float]:
-        """``_held`` for one sample, in floats."""
+    def _held_one(
+        self, plan: _Plan, row: list[float], present: list[bool]
+    ) -> tuple[list[float], int]:
+        """``_held`` for one sample, in floats, and how many of its streams are loud as they
+        are (a few comparisons a stream: the live daemon's system source has 13 or more
+        streams on a laptop with per-device rates)."""
         held = []
-        for name, surprise, here in zip(plan.names, row, present, strict=True):
+        loud = 0
+        for state, surprise, here in zip(plan.states, row, present, strict=True):
             if here:
-                state = self.streams[name]
+                loud += surprise >= LOUD_SURPRISE
                 two, one = state.last_surprises
                 state.last_surprises = (one, surprise)
-                if two == two:  # (NaN != NaN: fewer than two before)
-                    surprise = max(min(surprise, one), min(max(surprise, one), two))
+                if two == two:  # the middle of the three (NaN != NaN: fewer than two before)
+                    low, high = (surprise, one) if surprise < one else (one, surprise)
+                    surprise = low if two < low else high if two > high else two
                 elif one < surprise:  # (False for NaN: none before)
                     surprise = one
             held.append(surprise)
-        return held
+        return held, loud
 
     def _calibrate(self, source: str, t: F64, node: F64) -> F64:
         """The source's surprises ``node`` at times ``t``, each ranked (upper tail) among the
@@ -932,6 +935,8 @@ class _Plan:
     #: Each stream's last value before the part (NaN: none), where co-movement judges a
     #: chunk (a part of one sample reads it from the streams' windows).
     before: F64 | None = None
+    #: The streams' states, in the order of ``names``.
+    states: list[StreamState] = field(default_factory=list)
     node: F64 = field(default_factory=lambda: np.zeros(0))
     #: Whether the machine was on battery at each sample (with ``[anomaly] context``).
     battery: npt.NDArray[np.bool_] | None = None
