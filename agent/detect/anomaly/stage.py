@@ -583,14 +583,13 @@ class AnomalyDetector:
         values: list[float] = plan.matrix[0].tolist()
         edges: list[list[float]] = plan.scores.edges[0].tolist()
         judged = usable.tolist()
-        names = plan.names
         loud = sum(1 for j, use in enumerate(judged) if use and surprise[j] >= LOUD_SURPRISE)
         calm = loud < CALM_SHARE * sum(judged)
-        streams = self.streams
+        states = plan.states
         for j, use in enumerate(judged):
             lo, hi = edges[j]
             # a judged stream is past its warm-up: its window holds the value before this one
-            if use and lo <= values[j] <= hi and values[j] != streams[names[j]].buffer[-2]:
+            if use and lo <= values[j] <= hi and values[j] != states[j].buffer[-2]:
                 surprise[j] = min(surprise[j], ranks[j])  # (a frozen reading stands)
         if calm:
             worst = ranks.index(max(ranks))  # the first of the largest, as argmax
