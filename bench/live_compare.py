@@ -7,14 +7,16 @@ set aside), each pipeline is warmed on the first 14 days of the same generated l
 (in replay's chunks), and the next ``--samples`` samples go to both one at a time, in
 alternating blocks of ``--block``, so the machine's pace changes alike for both. Prints each
 tree's CPU microseconds a sample and the ratio. ``--first other`` loads the other tree
-first (the load order moves the ratio by a few per cent: run both).
+first (the load order moves the ratio by a few per cent: run both). ``--per-device`` gives
+the laptop one network interface's and one disk's rates besides the totals, as the system
+sensor reports them with ``per_device = true`` (its default): 13 system streams, not 9.
 
 The other checkout needs its compiled kernel (``pip install -e`` there, or the built
 ``agent/detect/_ranks*.so`` copied in): without it the comparison would be against the
 slower numpy reference, and the script stops.
 
     python bench/live_compare.py --against ../vigil-old [--samples 40000] [--first other]
-        [--warm-days 14] [--meter]
+        [--warm-days 14] [--meter] [--per-device]
 """
 
 from __future__ import annotations
@@ -49,6 +51,30 @@ def feed_metered(pipeline: Any, meter: Any, samples: Sequence[Any]) -> Any:
         pipeline.feed(sample)
         meter.lap("storage")
     return meter.take()
+
+
+#: A laptop with one interface and one disk: its per-device rates are its totals.
+PER_DEVICE = {
+    "net_rx_Bps": "net.wlan0.rx_Bps",
+    "net_tx_Bps": "net.wlan0.tx_Bps",
+    "disk_read_Bps": "disk.nvme0n1.read_Bps",
+    "disk_write_Bps": "disk.nvme0n1.write_Bps",
+}
+
+
+def write_trace(path: Path, days: int, per_device: bool) -> None:
+    """The generated laptop's ``days`` (``vigil demo``'s), with per-device rates if asked."""
+    from agent import synthetic
+    from agent.runtime.trace import TraceWriter
+    from agent.samples import Sample
+
+    with TraceWriter(path, created=synthetic.START_T, host="bench", source="vigil synthetic") as w:
+        for sample in synthetic.generate(days):
+            if per_device and sample.sensor == "system":
+                data = dict(sample.data)
+                data.update({PER_DEVICE[k]: v for k, v in sample.data.items() if k in PER_DEVICE})
+                sample = Sample(sample.sensor, sample.t, data)
+            w.write(sample)
 
 
 def load_tree(tree: Path, trace: Path, warm_days: int, metered: bool) -> tuple[Any, list[Any], Any]:
@@ -91,15 +117,16 @@ def main() -> None:
     parser.add_argument("--first", choices=("this", "other"), default="this")
     parser.add_argument("--warm-days", type=int, default=WARM_DAYS)
     parser.add_argument("--meter", action="store_true", help="lap as the daemon's loop does")
+    parser.add_argument(
+        "--per-device", action="store_true", help="one interface's and one disk's rates too"
+    )
     args = parser.parse_args()
     this = Path(__file__).resolve().parent.parent
     other = args.against.resolve()
     with tempfile.TemporaryDirectory() as tmp:
         sys.path.insert(0, str(this))
-        from agent.demo import write_synthetic_trace
-
         trace = Path(tmp) / "laptop.jsonl"
-        write_synthetic_trace(trace, days=args.warm_days + LIVE_DAYS)
+        write_trace(trace, args.warm_days + LIVE_DAYS, args.per_device)
         sys.path.remove(str(this))
         order = [("this", this), ("other", other)]
         if args.first == "other":
@@ -118,7 +145,11 @@ def main() -> None:
         cpu[label] += time.process_time() - began
     each = {label: cpu[label] / n * 1e6 for label in trees}
     metered = "metered as the loop does" if args.meter else "unmetered"
-    print(f"live samples after {args.warm_days} days: {n:,}, in blocks of {args.block}, {metered}")
+    laptop = "with per-device rates" if args.per_device else "totals only"
+    print(
+        f"live samples after {args.warm_days} days ({laptop}): {n:,}, in blocks of "
+        f"{args.block}, {metered}"
+    )
     print(f"this tree   {this}: {each['this']:.1f} us a sample")
     print(f"other tree  {other}: {each['other']:.1f} us a sample")
     print(f"this / other: {each['this'] / each['other']:.4f} (loaded first: {args.first})")

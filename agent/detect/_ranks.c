@@ -325,6 +325,28 @@ static double pairwise_sum(const double *a, Py_ssize_t n) {
     return pairwise_sum(a, n2) + pairwise_sum(a + n2, n - n2);
 }
 
+/* feed_number(state, x, due, upper_only, fill) -> (surprise, smallest, largest): one number
+ * through one history (``feed_one``), the edges before it NaN while it is empty. The live
+ * daemon's source sums and surprises come one at a time: no arrays to build for them. */
+static PyObject *feed_number(PyObject *self, PyObject *args) {
+    PyObject *state;
+    double x;
+    int take, upper_only, fill;
+    if (!PyArg_ParseTuple(args, "Odppp", &state, &x, &take, &upper_only, &fill)) return NULL;
+    Py_buffer b[8];
+    history h;
+    int got;
+    if (open_history(state, &h, b, &got) < 0) {
+        close_history(b, got);
+        return NULL;
+    }
+    uint8_t a = (uint8_t)take;
+    double o, edges[2];
+    feed_one(&h, &x, &a, 1, upper_only, fill, &o, edges, NULL);
+    close_history(b, got);
+    return Py_BuildValue("(ddd)", o, edges[0], edges[1]);
+}
+
 /* A stream's state besides its histories: f64 window[W] (the last values, oldest first,
  * the valid ones at the end) and f64 meta[6] (the last: its smallest step so far, NaN
  * before one). */
@@ -780,6 +802,7 @@ done:
 
 static PyMethodDef methods[] = {
     {"feed", feed, METH_VARARGS, "Rank numbers against histories and add them to them."},
+    {"feed_number", feed_number, METH_VARARGS, "Rank one number against one history and add it."},
     {"due", due, METH_VARARGS, "Which sample times take a history entry."},
     {"columns", columns, METH_VARARGS, "A source's values through its streams' windows and histories."},
     {"memory", memory, METH_VARARGS, "A source's values through its streams' memories of shapes."},

@@ -11,6 +11,9 @@ def feed(
     edges: Any | None,
     slack: Any | None = None,
 ) -> None: ...
+def feed_number(
+    state: tuple[Any, ...], x: float, due: bool, upper_only: bool, fill: bool
+) -> tuple[float, float, float]: ...
 def due(ts: Any, entry_t: float, every: float, out: Any) -> float: ...
 def columns(
     streams: list[tuple[Any, ...]],

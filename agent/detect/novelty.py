@@ -84,6 +84,19 @@ class ReferenceHistory:
                 self.observe(x)
         return out, bounds
 
+    def feed_number(
+        self, x: float, due: bool, *, upper_only: bool = False, fill: bool = True
+    ) -> tuple[float, float, float]:
+        """``feed`` of one number: its surprise and the (smallest, largest) before it (NaN
+        while empty)."""
+        surprise = self.surprise(x, upper_only=upper_only)
+        lo, hi = self.edges() or (math.nan, math.nan)
+        if due or (fill and len(self._order) < self.size):
+            self.add(x)
+        else:
+            self.observe(x)
+        return surprise, lo, hi
+
     def surprise(self, x: float, *, upper_only: bool = False, slack: float = 0.0) -> float:
         """How new ``x`` is against what came before (call before ``observe``/``add``); a
         value up to ``slack`` past the edge is at it."""
@@ -210,6 +223,10 @@ class History(Protocol):
         slack: npt.NDArray[np.float64] | None = None,
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64] | None]: ...
 
+    def feed_number(
+        self, x: float, due: bool, *, upper_only: bool = False, fill: bool = True
+    ) -> tuple[float, float, float]: ...
+
     def edges(self) -> tuple[float, float] | None: ...
 
     def encode(self, dtype: str = "<f8") -> dict[str, str]: ...
@@ -262,6 +279,14 @@ class KernelHistory:
         return feed_histories(
             [self], xs, due, offsets, upper_only=upper_only, edges=edges, fill=fill, slack=slack
         )
+
+    def feed_number(
+        self, x: float, due: bool, *, upper_only: bool = False, fill: bool = True
+    ) -> tuple[float, float, float]:
+        """As ``ReferenceHistory.feed_number``: one C call, no arrays (a live sample's
+        source sums)."""
+        assert _ranks is not None
+        return _ranks.feed_number(self._state, x, due, upper_only, fill)
 
     def surprise(self, x: float, *, upper_only: bool = False) -> float:
         """One number's surprise, the history unchanged (slow: for tests and tools)."""

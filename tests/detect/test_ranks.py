@@ -120,3 +120,27 @@ def test_cells_equal_the_reference_column_by_column(fill: bool) -> None:
     taken = int((due & ~np.isnan(x[:, 0])).sum())
     assert len(fast[0]) == (min(200, taken) if not fill else 200)
     assert np.any(out > 0.0)
+
+
+@pytest.mark.parametrize(("upper_only", "fill"), [(True, True), (True, False), (False, False)])
+def test_one_number_fed_equals_a_feed_of_one(upper_only: bool, fill: bool) -> None:
+    """``feed_number`` (the live daemon's source sums: one C call, no arrays) gives what
+    ``feed`` of a one-number array gives, surprise and edges, and leaves the same state, in
+    both implementations; the edges are NaN while the history is empty."""
+    if novelty._ranks is None:
+        pytest.skip("the kernel was not compiled here")
+    rng = np.random.default_rng(23)
+    xs = np.concatenate([rng.normal(size=800), rng.normal(4.0, 2.0, size=400)])
+    due = rng.random(len(xs)) < 0.2
+    by_array = KernelHistory(150)
+    by_number = [KernelHistory(150), ReferenceHistory(150)]
+    for x, d in zip(xs.tolist(), due.tolist(), strict=True):
+        (surprise,), edges = by_array.feed(
+            np.array([x]), np.array([d]), upper_only=upper_only, edges=True, fill=fill
+        )
+        assert edges is not None
+        for history in by_number:
+            got = history.feed_number(x, d, upper_only=upper_only, fill=fill)
+            assert np.array_equal(got, (surprise, *edges[0].tolist()), equal_nan=True)
+    assert by_number[0].encode() == by_array.encode() == by_number[1].encode()
+    assert surprise > 0.0 and not np.isnan(edges[0]).any()  # warm, with a range

@@ -441,8 +441,8 @@ class AnomalyDetector:
                 joint = self._joint(plan.source)
                 t = float(plan.t[0])
                 due, joint.entry_t = next_entry(joint.entry_t, t, self._entry_every_s)
-                together, _ = joint.sums.feed(np.array([total]), np.array([due]), upper_only=True)
-                node = max(node, float(together[0]) - LOG10_2)
+                together, _, _ = joint.sums.feed_number(total, due, upper_only=True)
+                node = max(node, together - LOG10_2)
                 if len(values) >= CALIBRATE_STREAMS:
                     calibrated = self._calibrate_one(plan.source, t, node)
                     if not calm:  # (a calm row keeps its own)
@@ -500,15 +500,11 @@ class AnomalyDetector:
             joint.nodes = ValueHistory(self.settings.history_n)
         held = len(joint.nodes)
         due, joint.node_entry_t = next_entry(joint.node_entry_t, t, self._entry_every_s)
-        ranked, edges = joint.nodes.feed(
-            np.array([node]), np.array([due]), upper_only=True, edges=True, fill=False
-        )
+        ranked, _, largest = joint.nodes.feed_number(node, due, upper_only=True, fill=False)
         if held * self._entry_every_s < CALIBRATE_AFTER_S:
             return node
-        assert edges is not None
-        largest = float(edges[0, 1])
         beyond = node if math.isnan(largest) else node - largest
-        return min(node, max(float(ranked[0]), beyond))
+        return min(node, max(ranked, beyond))
 
     def _joint(self, source: str) -> JointState:
         joint = self.joint.get(source)
