@@ -118,6 +118,16 @@ class ReferenceHistory:
             score += _past(max(0.0, bottom - x - slack), s[k] - s[0], s)
         return score
 
+    def rescale(self, factor: float) -> None:
+        """Every number kept times ``factor`` (> 0: the order, the ranks and the edges keep
+        their shape), as though the stream's numbers had always been in the new units."""
+        self._order = deque(x * factor for x in self._order)
+        self._sorted = [x * factor for x in self._sorted]
+        if self._block is not None:
+            self._block = (self._block[0] * factor, self._block[1] * factor)
+        self._maxq = deque((i, x * factor) for i, x in self._maxq)
+        self._minq = deque((i, x * factor) for i, x in self._minq)
+
     def edges(self) -> tuple[float, float] | None:
         """(smallest, largest) of every number the entries kept cover; None when empty."""
         if not self._maxq:
@@ -229,6 +239,8 @@ class History(Protocol):
 
     def edges(self) -> tuple[float, float] | None: ...
 
+    def rescale(self, factor: float) -> None: ...
+
     def encode(self, dtype: str = "<f8") -> dict[str, str]: ...
 
 
@@ -305,6 +317,11 @@ class KernelHistory:
 
     def add(self, x: float) -> None:
         self.feed(np.array([x]), np.ones(1, dtype=np.bool_))
+
+    def rescale(self, factor: float) -> None:
+        """As ``ReferenceHistory.rescale``, in place (the kernel's views stay valid)."""
+        for numbers in (self._order, self._sorted, self._maxq, self._minq, self._block):
+            numbers *= factor
 
     def edges(self) -> tuple[float, float] | None:
         m = self._meta

@@ -22,6 +22,7 @@ from the live streams before the next round.
 from __future__ import annotations
 
 import logging
+import math
 from collections import deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -175,7 +176,7 @@ class Personaliser:
 
     def recent_errors(self) -> dict[str, list[float]]:
         """The current weights' errors on each stream's normal windows waiting, oldest
-        first: after a kept round, what the stream's error history starts again from."""
+        first (before and after a round: ``error_factors``)."""
         if not self._ring:
             return {}
         errors = self.model.infer(np.stack([w for _, w in self._ring]))
@@ -209,6 +210,25 @@ class Personaliser:
             logger.error("%s; starting again from the shipped weights", exc)
             return
         self.saved = weights
+
+
+def error_factors(
+    before: Mapping[str, list[float]], after: Mapping[str, list[float]]
+) -> tuple[dict[str, float], float]:
+    """How many times larger the new weights' errors are than the old ones' on the same
+    windows (``recent_errors`` before and after a round): per stream, the ratio of their
+    medians, and over every window (for a stream with none waiting). 1.0 where a median is
+    not positive."""
+
+    def ratio(old: list[float], new: list[float]) -> float:
+        a, b = float(np.median(old)), float(np.median(new))
+        return b / a if a > 0.0 and b > 0.0 and math.isfinite(b / a) else 1.0
+
+    each = {name: ratio(before[name], new) for name, new in after.items() if before.get(name)}
+    if not after:
+        return each, 1.0
+    pooled = ratio([e for v in before.values() for e in v], [e for v in after.values() for e in v])
+    return each, pooled
 
 
 def _spread(n: int) -> int:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from agent.config import AnomalyConfig, Config
-from agent.detect.personalise import Personaliser, _spread
+from agent.detect.personalise import Personaliser, _spread, error_factors
 from agent.detect.tflite import TinyModel, load_or_explain
 from agent.doctor import check_database
 from agent.memory.db import open_engine, upgrade
@@ -147,6 +147,48 @@ def test_only_normal_windows_with_spread_are_offered() -> None:
 
 def _feed_all(pipeline: Pipeline, samples: list[Sample]) -> list[Step]:
     return [pipeline.feed(s) for s in samples]
+
+
+def test_error_factors_are_the_ratio_of_medians() -> None:
+    """Per stream, new median over old; a stream with no window waiting takes the ratio over
+    every window; a median of zero changes nothing."""
+    before = {"a": [1.0, 2.0, 3.0], "b": [4.0, 4.0], "flat": [0.0, 0.0]}
+    after = {"a": [0.5, 1.0, 9.0], "b": [1.0, 1.0], "flat": [1.0, 1.0]}
+    each, pooled = error_factors(before, after)
+    assert each == {"a": 0.5, "b": 0.25, "flat": 1.0}
+    assert pooled == pytest.approx(1.0 / 2.0)  # medians 2.0 and 1.0 over all seven
+    assert error_factors({}, {}) == ({}, 1.0)
+
+
+def test_a_kept_round_carries_each_streams_error_history_over() -> None:
+    """New weights give errors in new units: a kept round rescales each stream's error
+    history into them and keeps its entries, upper tail included. (Started again from the
+    windows waiting, all judged normal, a history had no tail, and ordinary errors after a
+    round ranked as rare.)"""
+    pipeline = _pipeline(_config())
+    personaliser = _personaliser(pipeline)
+    assert pipeline.anomaly is not None
+    streams = pipeline.anomaly.streams
+    checked = 0
+    for sample in _samples(_bursts(3000)):
+        kept = personaliser.saved.rounds if personaliser.saved else 0
+        before = {
+            n: np.sort(np.asarray(s.errors._sorted)[: len(s.errors)]) for n, s in streams.items()
+        }  # type: ignore[attr-defined]
+        pipeline.feed(sample)
+        if (personaliser.saved.rounds if personaliser.saved else 0) == kept:
+            continue
+        for name, old in before.items():
+            errors = streams[name].errors
+            new = np.sort(np.asarray(errors._sorted)[: len(errors)])  # type: ignore[attr-defined]
+            assert len(new) >= len(old) > 100  # (the sample's own error may have joined)
+            factor = np.median(new) / np.median(old)
+            assert abs(factor - 1.0) > 0.01  # the units changed
+            tail_old = np.quantile(old, 0.99) / np.median(old)
+            tail_new = np.quantile(new, 0.99) / np.median(new)
+            assert tail_new == pytest.approx(tail_old, rel=0.05)
+            checked += 1
+    assert checked >= 2
 
 
 def test_weights_survive_a_restart_through_sqlite(tmp_path: Path) -> None:

@@ -144,3 +144,37 @@ def test_one_number_fed_equals_a_feed_of_one(upper_only: bool, fill: bool) -> No
             assert np.array_equal(got, (surprise, *edges[0].tolist()), equal_nan=True)
     assert by_number[0].encode() == by_array.encode() == by_number[1].encode()
     assert surprise > 0.0 and not np.isnan(edges[0]).any()  # warm, with a range
+
+
+def test_a_rescaled_history_ranks_rescaled_numbers_as_before() -> None:
+    """``rescale`` (a personalisation round's new units): every number kept times the
+    factor, in both implementations alike; a number in the new units ranks as it did in the
+    old, edges and past-the-edge distances included."""
+    if novelty._ranks is None:
+        pytest.skip("the kernel was not compiled here")
+    rng = np.random.default_rng(31)
+    xs = rng.lognormal(size=1500)
+    due = rng.random(len(xs)) < 0.3
+    old = KernelHistory(200)
+    old.feed(xs, due, upper_only=True)
+    lo, hi = old.edges() or (np.nan, np.nan)
+    probes = [0.2, 1.0, 3.0, hi, hi * 4.0]
+
+    def ranked(history: KernelHistory | ReferenceHistory, factor: float) -> list[float]:
+        """Each probe's surprise, each against its own copy (a probe is observed)."""
+        kind = type(history)
+        return [
+            kind.decode(200, history.encode()).feed_number(p * factor, False, upper_only=True)[0]
+            for p in probes
+        ]
+
+    rescaled = [KernelHistory(200), ReferenceHistory(200)]
+    for history in rescaled:
+        history.feed(xs, due, upper_only=True)
+        history.rescale(0.37)
+    assert rescaled[0].encode() == rescaled[1].encode()
+    assert rescaled[0].edges() == pytest.approx((lo * 0.37, hi * 0.37), rel=1e-12)
+    before = ranked(old, 1.0)
+    for history in rescaled:
+        assert np.allclose(ranked(history, 0.37), before, rtol=1e-9, atol=1e-12)
+    assert before[-1] > before[-2] > before[0] >= 0.0  # past the edge counts, and grows

@@ -253,8 +253,9 @@ class JointState:
 class Columns:
     """A source's streams in one order, with the lists the kernel reads of them (the same
     arrays, updated in place): the live daemon's samples repeat a few layouts, so each is
-    built once (``AnomalyDetector._layout``). A stream's error history replaced (a kept
-    personalisation round) makes its lists stale: the stage builds them again."""
+    built once (``AnomalyDetector._layout``). A stream or its error history replaced (a
+    state restored) makes its lists stale: the stage builds them again. (A kept
+    personalisation round rescales the error histories in place: the lists stay valid.)"""
 
     __slots__ = ("states", "in_kernel", "_columns", "_memories", "_errors")
 

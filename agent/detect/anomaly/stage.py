@@ -51,7 +51,7 @@ from agent.detect.anomaly.scoring import (
     to_score,
 )
 from agent.detect.novelty import ValueHistory, entry_times, feed_cells, next_entry
-from agent.detect.personalise import Personaliser, SavedWeights
+from agent.detect.personalise import Personaliser, SavedWeights, error_factors
 from agent.power.meter import NullMeter, PowerMeter
 from agent.samples import Event
 
@@ -846,19 +846,18 @@ class AnomalyDetector:
         if not personaliser.due(t):
             return
         self.meter.split("anomaly", calls=0)
+        before = personaliser.recent_errors()
         kept = personaliser.train(t).kept
-        self.meter.split("personalise")
         if kept:
-            # New weights, new errors: the old ones are not comparable, so each stream's
-            # error history starts again from its recent normal windows, scored anew.
-            recent = personaliser.recent_errors()
-            size = self.settings.history_n
-            self.streams_changed()
+            # New weights, new errors: each stream's error history is carried into the new
+            # weights' units (times how much their errors on its windows waiting grew or
+            # shrank), its upper tail kept. Started again from the windows judged normal, a
+            # history had no tail, and ordinary errors ranked as rare (the model alone on
+            # the development corpus: 31.28 against 38.28 carried over).
+            factors, pooled = error_factors(before, personaliser.recent_errors())
             for name, s in self.streams.items():
-                s.errors = ValueHistory(size)
-                errs = np.asarray(recent.get(name, ()), dtype=np.float64)
-                if len(errs):
-                    s.errors.feed(errs, np.ones(len(errs), dtype=np.bool_))
+                s.errors.rescale(factors.get(name, pooled))
+        self.meter.split("personalise")
 
     # -- streams that come and go ---------------------------------------------------------------
     def _sweep(self, t: float) -> None:
