@@ -146,6 +146,9 @@ def main() -> None:
     each = {label: cpu[label] / n * 1e6 for label in trees}
     metered = "metered as the loop does" if args.meter else "unmetered"
     laptop = "with per-device rates" if args.per_device else "totals only"
+    _, live, _ = trees["this"]
+    system = max((len(s.data) for s in live[:n] if s.sensor == "system"), default=0)
+    laptop += f", {system} system streams"
     print(
         f"live samples after {args.warm_days} days ({laptop}): {n:,}, in blocks of "
         f"{args.block}, {metered}"

@@ -31,13 +31,29 @@ def _checkout(where: Path, *, kernel: bool = True) -> Path:
     return where
 
 
-@pytest.mark.parametrize("metered", [False, True])
-def test_both_trees_are_fed_the_same_samples_and_reported(tmp_path: Path, metered: bool) -> None:
+def _system_streams(per_device: bool) -> int:
+    """The most fields of a system sample among the 400 the bench feeds live (the generated
+    laptop's second day), with one interface's and one disk's rates added if asked."""
+    from agent import synthetic
+
+    live = [s for s in synthetic.generate(2) if s.t >= synthetic.START_T + 86_400.0][:400]
+    fields = max((set(s.data) for s in live if s.sensor == "system"), key=len)
+    rates = {"net_rx_Bps", "net_tx_Bps", "disk_read_Bps", "disk_write_Bps"}
+    return len(fields) + (len(fields & rates) if per_device else 0)
+
+
+@pytest.mark.parametrize(("metered", "per_device"), [(False, False), (True, True)])
+def test_both_trees_are_fed_the_same_samples_and_reported(
+    tmp_path: Path, metered: bool, per_device: bool
+) -> None:
     other = _checkout(tmp_path / "other")
-    done = _run(other, *(["--meter"] if metered else []))
+    flags = (["--meter"] if metered else []) + (["--per-device"] if per_device else [])
+    done = _run(other, *flags)
     assert done.returncode == 0, done.stderr
     how = "metered as the loop does" if metered else "unmetered"
-    assert f"live samples after 1 days: 400, in blocks of 100, {how}" in done.stdout
+    laptop = "with per-device rates" if per_device else "totals only"
+    header = f"live samples after 1 days ({laptop}, {_system_streams(per_device)} system streams)"
+    assert f"{header}: 400, in blocks of 100, {how}" in done.stdout
     each = dict(re.findall(r"^(this|other) tree .*?: ([0-9.]+) us a sample$", done.stdout, re.M))
     assert set(each) == {"this", "other"} and all(float(v) > 0.0 for v in each.values())
     assert f"other tree  {other}:" in done.stdout
