@@ -13,9 +13,12 @@ With ``--wake`` the larger model (the configured backend; SmolLM2 by default) an
 wake: its cost per wake, how often its sentence passed the check, and the tiering's saving
 (the measured cost per wake times the wakes taken, against the same model on every 10 s tick
 of the trace). ``--demo`` does the same on ``vigil demo``'s day (one incident: ffmpeg's CPU
-runaway at 14:00).
+runaway at 14:00). ``--per-device`` gives the laptop's system samples one interface's and
+one disk's rates beside the totals (13 streams, not 9), as a real laptop with
+``per_device = true``, the default, reports them.
 
     python bench/escalation.py [--days 14] [--seed 1] [--wake] [--demo] [--keep DIR]
+        [--per-device]
 """
 
 from __future__ import annotations
@@ -220,7 +223,7 @@ def costs(findings: list[dict[str, Any]], ticks: int, tier_cpu_s: float) -> dict
 
 
 def run_scenario(args: argparse.Namespace, where: Path) -> dict[str, Any]:
-    name = f"scenario-{args.days}d-{args.seed}"
+    name = f"scenario-{args.days}d-{args.seed}" + ("-per-device" if args.per_device else "")
     trace, db = where / f"{name}.jsonl.gz", where / f"{name}.db"
     saved = where / f"{name}.incidents.json"
     if trace.exists() and saved.exists():  # kept from an earlier run (--keep)
@@ -230,7 +233,7 @@ def run_scenario(args: argparse.Namespace, where: Path) -> dict[str, Any]:
         samples, incidents = scenario.generate(args.days, args.seed)
         with TraceWriter(trace, created=scenario.START_T, host="scenario", source="bench") as w:
             for sample in samples:
-                w.write(sample)
+                w.write(scenario.with_device_rates(sample) if args.per_device else sample)
         saved.write_text(json.dumps([asdict(i) for i in incidents]))
         print(
             f"scenario: {len(samples):,} samples, {len(incidents)} incidents, "
@@ -278,6 +281,11 @@ def main() -> None:
     parser.add_argument("--wake", action="store_true", help="also run the larger model")
     parser.add_argument("--demo", action="store_true", help="also on vigil demo's day")
     parser.add_argument("--keep", type=Path, help="keep traces and databases here")
+    parser.add_argument(
+        "--per-device",
+        action="store_true",
+        help="the laptop's system samples with one interface's and one disk's rates too",
+    )
     parser.add_argument("--json", type=Path, help="write the figures here")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

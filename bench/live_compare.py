@@ -53,28 +53,17 @@ def feed_metered(pipeline: Any, meter: Any, samples: Sequence[Any]) -> Any:
     return meter.take()
 
 
-#: A laptop with one interface and one disk: its per-device rates are its totals.
-PER_DEVICE = {
-    "net_rx_Bps": "net.wlan0.rx_Bps",
-    "net_tx_Bps": "net.wlan0.tx_Bps",
-    "disk_read_Bps": "disk.nvme0n1.read_Bps",
-    "disk_write_Bps": "disk.nvme0n1.write_Bps",
-}
-
-
 def write_trace(path: Path, days: int, per_device: bool) -> None:
     """The generated laptop's ``days`` (``vigil demo``'s), with per-device rates if asked."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from scenario import with_device_rates
+
     from agent import synthetic
     from agent.runtime.trace import TraceWriter
-    from agent.samples import Sample
 
     with TraceWriter(path, created=synthetic.START_T, host="bench", source="vigil synthetic") as w:
         for sample in synthetic.generate(days):
-            if per_device and sample.sensor == "system":
-                data = dict(sample.data)
-                data.update({PER_DEVICE[k]: v for k, v in sample.data.items() if k in PER_DEVICE})
-                sample = Sample(sample.sensor, sample.t, data)
-            w.write(sample)
+            w.write(with_device_rates(sample) if per_device else sample)
 
 
 def load_tree(tree: Path, trace: Path, warm_days: int, metered: bool) -> tuple[Any, list[Any], Any]:

@@ -28,6 +28,14 @@ from agent.runtime.trace import TraceWriter
 from agent.samples import Sample, Scalar
 
 START_T = 1_780_272_000.0  # Monday 2026-06-01T00:00:00Z
+#: A laptop with one network interface and one disk, as the system sensor reports it with
+#: ``per_device = true`` (its default): each device's rates beside the totals, equal to them.
+PER_DEVICE = {
+    "net_rx_Bps": "net.wlan0.rx_Bps",
+    "net_tx_Bps": "net.wlan0.tx_Bps",
+    "disk_read_Bps": "disk.nvme0n1.read_Bps",
+    "disk_write_Bps": "disk.nvme0n1.write_Bps",
+}
 DAY_S = 86_400.0
 HOUR_S = 3_600.0
 MINUTE_S = 60.0
@@ -1540,6 +1548,17 @@ def _swap_baseline(days: int, rng: random.Random) -> Callable[[float], float]:
 
 
 # --------------------------------------------------------------------------- public API
+
+
+def with_device_rates(sample: Sample) -> Sample:
+    """A system sample with its devices' rates added (``PER_DEVICE``); others as they are:
+    the generated laptop's 9 system streams become the 13 a real one with per-device rates
+    has."""
+    if sample.sensor != "system":
+        return sample
+    data = dict(sample.data)
+    data.update({PER_DEVICE[k]: v for k, v in sample.data.items() if k in PER_DEVICE})
+    return Sample(sample.sensor, sample.t, data)
 
 
 def generate(days: int = 14, seed: int = 1) -> tuple[list[Sample], list[Incident]]:
