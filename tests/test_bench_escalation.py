@@ -25,3 +25,20 @@ def test_the_stored_places_events_and_findings_are_read_back(tmp_path: Path) -> 
     lat, lon = places["place-1"]
     assert abs(lat - 46.0512) < 0.001 and abs(lon - 14.5061) < 0.001  # home
     assert any(f["cause"] == "cpu_runaway" for f in findings)
+
+
+def test_per_device_rates_copy_the_totals_of_system_samples_only() -> None:
+    """``--per-device``'s samples: a system sample gains one interface's and one disk's
+    rates, equal to its totals (as such a laptop reports them); other samples pass as they
+    are."""
+    load_script(SCRIPT)  # (puts bench/ on the path, as the script does)
+    import scenario
+
+    samples, _ = scenario.generate(scenario.MIN_DAYS, 1)
+    system = next(s for s in samples if s.sensor == "system" and "disk_write_Bps" in s.data)
+    other = next(s for s in samples if s.sensor != "system")
+    added = scenario.with_device_rates(system).data
+    assert set(added) - set(system.data) == set(scenario.PER_DEVICE.values())
+    for total, device in scenario.PER_DEVICE.items():
+        assert added[device] == system.data[total]
+    assert scenario.with_device_rates(other) is other
