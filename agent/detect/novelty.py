@@ -75,21 +75,25 @@ class ReferenceHistory:
         bounds = np.full((len(xs), 2), np.nan) if edges else None
         slacks = [0.0] * len(xs) if slack is None else slack.tolist()
         for i, (x, entry) in enumerate(zip(xs.tolist(), due.tolist(), strict=True)):
-            out[i] = self.surprise(x, upper_only=upper_only, slack=slacks[i])
-            if bounds is not None and (e := self.edges()) is not None:
-                bounds[i] = e
-            if entry or (fill and len(self._order) < self.size):
-                self.add(x)
-            else:
-                self.observe(x)
+            out[i], lo, hi = self.feed_number(
+                x, entry, upper_only=upper_only, fill=fill, slack=slacks[i]
+            )
+            if bounds is not None:
+                bounds[i] = lo, hi
         return out, bounds
 
     def feed_number(
-        self, x: float, due: bool, *, upper_only: bool = False, fill: bool = True
+        self,
+        x: float,
+        due: bool,
+        *,
+        upper_only: bool = False,
+        fill: bool = True,
+        slack: float = 0.0,
     ) -> tuple[float, float, float]:
         """``feed`` of one number: its surprise and the (smallest, largest) before it (NaN
         while empty)."""
-        surprise = self.surprise(x, upper_only=upper_only)
+        surprise = self.surprise(x, upper_only=upper_only, slack=slack)
         lo, hi = self.edges() or (math.nan, math.nan)
         if due or (fill and len(self._order) < self.size):
             self.add(x)
