@@ -113,6 +113,9 @@ class Personaliser:
         self.rounds = 0  # rounds run (kept or not): the seed of the next round's draws
         self._new = 0  # windows offered since the last round
         self.saved: SavedWeights | None = None
+        #: After a kept round: how much larger the new weights' errors are than the old ones'
+        #: (``error_factors``), per stream and pooled; None after a discarded round.
+        self.last_factors: tuple[dict[str, float], float] | None = None
 
     def offer(self, stream: str, n: int, window: Iterable[float]) -> None:
         """A stream's current full window (its ``n``-th value is the last), judged normal."""
@@ -156,6 +159,7 @@ class Personaliser:
             self.model.train(train[rng.choice(len(train), batch, replace=False)], s.personalise_lr)
         loss_after = float(np.mean(self.model.infer(held)))
         kept = loss_after < loss_before
+        self.last_factors = self._factors(before) if kept else None
         if not kept:
             self.model.set_weights(before)
         self.rounds += 1
@@ -174,9 +178,18 @@ class Personaliser:
         )
         return done
 
+    def _factors(self, old: Mapping[str, npt.ArrayLike]) -> tuple[dict[str, float], float]:
+        """``error_factors`` of the kept weights against ``old`` on the windows waiting: the
+        old weights put back for one inference (only for a kept round), then the new."""
+        new = self.model.get_weights()
+        self.model.set_weights(old)
+        errors_before = self.recent_errors()
+        self.model.set_weights(new)
+        return error_factors(errors_before, self.recent_errors())
+
     def recent_errors(self) -> dict[str, list[float]]:
         """The current weights' errors on each stream's normal windows waiting, oldest
-        first (before and after a round: ``error_factors``)."""
+        first."""
         if not self._ring:
             return {}
         errors = self.model.infer(np.stack([w for _, w in self._ring]))

@@ -51,7 +51,7 @@ from agent.detect.anomaly.scoring import (
     to_score,
 )
 from agent.detect.novelty import ValueHistory, entry_times, feed_cells, next_entry
-from agent.detect.personalise import Personaliser, SavedWeights, error_factors
+from agent.detect.personalise import Personaliser, SavedWeights
 from agent.power.meter import NullMeter, PowerMeter
 from agent.samples import Event
 
@@ -362,7 +362,7 @@ class AnomalyDetector:
             sums = total[joint_rows]
             together, _ = joint.sums.feed(sums, due, upper_only=True)
             node[joint_rows] = np.maximum(node[joint_rows], together - LOG10_2)
-        many_streams = np.flatnonzero(warm & (count >= CALIBRATE_STREAMS))
+        many_streams = wide[~plan.scores.learning[wide].any(axis=1)]  # the warm among them
         if len(many_streams):
             calibrated = self._calibrate(plan.source, plan.t[many_streams], node[many_streams])
             node[many_streams] = np.where(calm[many_streams], node[many_streams], calibrated)
@@ -846,15 +846,14 @@ class AnomalyDetector:
         if not personaliser.due(t):
             return
         self.meter.split("anomaly", calls=0)
-        before = personaliser.recent_errors()
-        kept = personaliser.train(t).kept
-        if kept:
+        personaliser.train(t)
+        if personaliser.last_factors is not None:  # a kept round
             # New weights, new errors: each stream's error history is carried into the new
             # weights' units (times how much their errors on its windows waiting grew or
             # shrank), its upper tail kept. Started again from the windows judged normal, a
             # history had no tail, and ordinary errors ranked as rare (the model alone on
             # the development corpus: 31.28 against 38.28 carried over).
-            factors, pooled = error_factors(before, personaliser.recent_errors())
+            factors, pooled = personaliser.last_factors
             for name, s in self.streams.items():
                 s.errors.rescale(factors.get(name, pooled))
         self.meter.split("personalise")
