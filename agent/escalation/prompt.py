@@ -3,8 +3,9 @@
 A small model cannot diagnose, but it can restate facts it is handed in plain prose. So it is
 given the diagnosis as a few sentences of fact and one worked example, and asked for one
 sentence. Its answer is kept only if it is a whole sentence, names nothing the facts do not
-name, states no number the facts do not state (with the same unit, rounded at most 1 %), and
-names the culprit; otherwise the template summary stands and the reason is stored
+name, states no number the facts do not state (with the same unit, rounded at most 1 %),
+joins no two numbers as a change or a range ("2 % to 30 %") that the facts do not, and names
+the culprit; otherwise the template summary stands and the reason is stored
 (``findings.check``).
 """
 
@@ -30,7 +31,31 @@ EXAMPLE_WORDS = frozenset({"rclone", "downloaded", "friday"})
 MAX_CHARS = 400
 
 _WORD = re.compile(r"[A-Za-z][\w.\-]*\w|[A-Za-z]")
-_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*(%|°C|MB/s|kB/s|W|km|m|s)?(?![\w/])")
+_UNIT = r"(%|°C|MB/s|kB/s|W|km|m|s)?"
+_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*" + _UNIT + r"(?![\w/])")
+#: An amount that may be linked to another (not a clock's hours or minutes).
+_AMOUNT = r"(?<![\d.:])(\d+(?:\.\d+)?)\s*" + _UNIT + r"(?![\w/:])"
+_THEN_TO = r"\)?,?\s+to\s+(?=" + _AMOUNT + ")"  # (a lookahead: "2 to 3 to 4" links twice)
+_USUAL = r"\busual(?:ly)?\s+(?:reads\s+)?"
+#: How amounts are linked: a change ("from 0 % to 190 %", "190 % CPU (before: 0 %)"), a
+#: range ("usually 2 % to 30 %"), either ("2 % to 30 %"), and the amount a usual range is
+#: said of ("reached 98 %, usually 2 % to 30 %": 98 % is usually 2 % or 30 %).
+_TO_END = re.compile(r"\s+to\s+" + _AMOUNT)
+_LINKS = (
+    ("change", re.compile(r"\bfrom\s+" + _AMOUNT + _THEN_TO)),
+    ("before", re.compile(_AMOUNT + r"\s+(?:[A-Za-z][\w\-]*\s+){0,3}\(before:\s*" + _AMOUNT)),
+    ("range", re.compile(_USUAL + _AMOUNT + _THEN_TO)),
+    ("either", re.compile(r"(?<!from )(?<!usually )(?<!usual )" + _AMOUNT + _THEN_TO)),
+    ("usual", re.compile(_AMOUNT + r"(?:(?!\.\s)[^\d;])*?" + _USUAL + _AMOUNT)),
+)
+_LINK_WORDS = {
+    "change": "says {a} became {b}",
+    "range": "gives {a} to {b} as usual",
+    "either": "joins {a} to {b}",
+    "usual": "says {a} is usually {b}",
+}
+#: Words that say a value fell ("far below the usual ..."), when the facts may say it rose.
+_FALLING = re.compile(r"\b(?:below|lower|fell|dropped|decreased|shrank)\b", re.IGNORECASE)
 _NAMING = frozenset({"process", "app", "application", "program", "place", "service", "daemon"})
 #: Little words that stand beside a name without being one ("the process of ...").
 _GLUE = frozenset(
@@ -71,13 +96,69 @@ def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | Non
             return f"names {name!r}, which the facts do not"
     known_numbers = [(float(n), unit) for n, unit in _NUMBER.findall(known)]
     for number, unit in _NUMBER.findall(sentence):
-        x = float(number)
-        near = [k for k, u in known_numbers if not unit or unit == u]
-        if not any(abs(x - k) <= 0.01 * max(abs(k), 1.0) for k in near):  # rounding only
+        if not any(_near(float(number), unit, *k) for k in known_numbers):
             return f"states {number}{' ' + unit if unit else ''}, which the facts do not"
+    known_links = [link for fact in facts for link in _links(fact)]
+    for kind, a, b in _links(sentence):
+        kinds = ("change", "range") if kind == "either" else (kind,)
+        if not any(k in kinds and _near(*a, *ka) and _near(*b, *kb) for k, ka, kb in known_links):
+            return f"{_LINK_WORDS[kind].format(a=_said(*a), b=_said(*b))}, which the facts do not"
+    falling = _FALLING.search(sentence)
+    if falling is not None and not _any_fell(known_links):
+        return f"says {falling[0]!r}, but every value in the facts rose"
     if culprit is not None and culprit.lower() not in sentence.lower():
         return f"does not name {culprit}"
     return None
+
+
+Amount = tuple[float, str]
+
+
+def _links(text: str) -> list[tuple[str, Amount, Amount]]:
+    """The links between amounts that ``text`` states, as (kind, from, to): a small model
+    that keeps every number may still join them wrongly ("teams used 81 % CPU (before: 27 %)
+    to 1.1 W to 10.0 W."). A range is also given as its two ends said of the amount before
+    it; "either" (a bare "A to B") is as a sentence says it, never in facts."""
+    links = []
+    for kind, pattern in _LINKS:
+        for m in pattern.finditer(text):
+            a, b = (float(m[1]), m[2] or ""), (float(m[3]), m[4] or "")
+            if kind == "before":  # "B (before: A)": from A to B
+                links.append(("change", b, a))
+            elif kind == "usual":
+                links.append(("usual", a, b))
+                if (end := _TO_END.match(text, m.end())) is not None:  # and the range's end
+                    links.append(("usual", a, (float(end[1]), end[2] or "")))
+            else:
+                links.append((kind, a, b))
+    return links
+
+
+def _any_fell(links: Sequence[tuple[str, Amount, Amount]]) -> bool:
+    """Whether the facts' links say that some value fell: a change downwards, or a value
+    below both ends of its usual range."""
+    ends: dict[Amount, list[float]] = {}
+    for kind, a, b in links:
+        if kind == "change" and _base(b) < _base(a):
+            return True
+        if kind == "usual":
+            ends.setdefault(a, []).append(_base(b))
+    return any(_base(x) < min(usual) for x, usual in ends.items())
+
+
+def _base(amount: Amount) -> float:
+    """An amount in a unit it can be compared in (the facts give rates in kB/s or MB/s)."""
+    x, unit = amount
+    return x / 1000.0 if unit == "kB/s" else x
+
+
+def _near(x: float, unit: str, known: float, known_unit: str) -> bool:
+    """Whether ``x`` states ``known``: the same unit (or none said), rounded at most 1 %."""
+    return (not unit or unit == known_unit) and abs(x - known) <= 0.01 * max(abs(known), 1.0)
+
+
+def _said(x: float, unit: str) -> str:
+    return f"{x:g}{' ' + unit if unit else ''}"
 
 
 def _names(sentence: str) -> list[str]:

@@ -42,6 +42,98 @@ def test_an_unfaithful_sentence_is_refused_with_the_reason(sentence: str, reason
     assert problem is not None and reason in problem
 
 
+#: Answers SmolLM2-135M gave on bench/escalation.py's laptop (seed 1) that keep every name
+#: and number of their facts but join them wrongly, with the facts they were given.
+GARBLED = [
+    (
+        [
+            "At 13:11 UTC on Friday, the battery power reached 18.9 W, usually 1.1 W to 10.0 W.",
+            "The process teams-for-linux used 81 % CPU (before: 27 %).",
+        ],
+        "teams-for-linux used 81 % CPU (before: 27 %) to 1.1 W to 10.0 W.",
+        "joins 27 % to 1.1 W",
+    ),
+    (
+        [
+            "At 15:49 UTC on Wednesday, the CPU use reached 95 %, usually 0 % to 9 %.",
+            "The process cc1plus used 119 % CPU (before: 1 %).",
+            "The busiest process's CPU use reached 346 %, usually 0 % to 18 %.",
+        ],
+        "cc1plus used 95 % CPU (before: 1 %), the busiest process used 119 % CPU (before: 1 %).",
+        "says 1 % became 95 %",
+    ),
+    (
+        [
+            "At 11:44 UTC on Monday, the memory use reached 47 %, usually 18 % to 54 %.",
+            "The process firefox grew from 5 % to 8 % of memory.",
+        ],
+        "The memory usage increased from 5 % to 8 %, and the process firefox grew from 18 % "
+        "to 54 %.",
+        "says 18 % became 54 %",
+    ),
+    (
+        [
+            "At 10:46 UTC on Monday, the swap use reached 7 %, usually 1 % to 3 %.",
+            "The process qemu-system-x86 held 32 % of memory.",
+            "The disk write rate reached 22 MB/s, usually 0 kB/s to 0.41 MB/s.",
+        ],
+        "qemu-system-x86 held 32 % of memory, usually 0 kB/s to 0.41 MB/s.",
+        "says 32 % is usually 0 kB/s",
+    ),
+    (
+        [
+            "At 13:18 UTC on Saturday, the sensor battery.battery_pct has read exactly 70 % for "
+            "13 minutes.",
+            "battery.battery_pct usually reads 64 % to 100 %.",
+        ],
+        "The battery read 70% of the battery.battery_pct usually reads 64%.",
+        "says 70 % is usually 64 %",
+    ),
+    (  # (seed 2)
+        [
+            "At 16:44 UTC on Sunday, the upload rate reached 0.31 MB/s, usually 0.0066 kB/s to "
+            "0.024 MB/s.",
+            "The process dropbox used 31 % CPU (before: 10 %).",
+        ],
+        "dropbox uploaded 0.31 MB/s to 16:44 UTC on Sunday, below the usual 0.0066 kB/s to "
+        "0.024 MB/s.",
+        "says 'below', but every value in the facts rose",
+    ),
+]
+
+
+@pytest.mark.parametrize(("facts", "sentence", "reason"), GARBLED)
+def test_numbers_joined_otherwise_than_in_the_facts_are_refused(
+    facts: list[str], sentence: str, reason: str
+) -> None:
+    problem = check(sentence, facts, None)
+    assert problem is not None and reason in problem
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "ffmpeg raised the CPU use from 0 % to 190 %.",  # "190 % (before: 0 %)"
+        "ffmpeg pushed the CPU use to 98 %, usually 2 % to 30 %.",
+        "ffmpeg pushed the CPU use to 98 %, far above the usual 30 %.",
+        "ffmpeg used 190 % CPU (before: 0 %) while the temperature reached 78 °C.",
+        "ffmpeg used 190 % CPU; the CPU use is usually 2 to 30 %.",
+    ],
+)
+def test_changes_and_ranges_as_the_facts_give_them_stand(sentence: str) -> None:
+    assert check(sentence, FACTS, "ffmpeg") is None
+
+
+def test_a_value_that_fell_may_be_said_to_be_below_its_usual() -> None:
+    facts = [
+        "At 03:00 UTC on Monday, the upload rate reached 0.5 kB/s, usually 2 kB/s to 0.1 MB/s."
+    ]
+    assert check("The upload rate fell to 0.5 kB/s, below the usual 2 kB/s.", facts, None) is None
+    rose = ["At 03:00 UTC on Monday, the upload rate reached 5 kB/s, usually 2 kB/s to 0.1 MB/s."]
+    problem = check("The upload rate fell to 5 kB/s.", rose, None)
+    assert problem is not None and "'fell'" in problem
+
+
 def test_only_the_first_sentence_is_kept_and_the_example_leads_the_messages() -> None:
     text = "ffmpeg used 190 % CPU.  If you started a sync, stop ffmpeg.\nMore."
     assert first_sentence(text) == "ffmpeg used 190 % CPU."
