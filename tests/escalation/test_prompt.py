@@ -124,6 +124,21 @@ def test_changes_and_ranges_as_the_facts_give_them_stand(sentence: str) -> None:
     assert check(sentence, FACTS, "ffmpeg") is None
 
 
+def test_how_long_a_sensor_was_stuck_is_not_what_it_usually_reads() -> None:
+    facts = [
+        "At 13:18 UTC on Saturday, the sensor battery.battery_pct has read exactly 70 % for 13 "
+        "minutes.",
+        "battery.battery_pct usually reads 64 % to 100 %.",
+    ]
+    sentence = (
+        "The sensor battery.battery_pct has read exactly 70 % for 13 minutes, though it usually "
+        "reads 64 % to 100 %."
+    )
+    assert check(sentence, facts, "battery.battery_pct") is None
+    problem = check("battery.battery_pct read 70 %, though it usually reads 64 %.", facts, None)
+    assert problem is not None and "says 70 % is usually 64 %" in problem
+
+
 def test_a_value_that_fell_may_be_said_to_be_below_its_usual() -> None:
     facts = [
         "At 03:00 UTC on Monday, the upload rate reached 0.5 kB/s, usually 2 kB/s to 0.1 MB/s."
