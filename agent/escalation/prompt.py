@@ -38,16 +38,19 @@ _AMOUNT = r"(?<![\d.:])(\d+(?:\.\d+)?)\s*" + _UNIT + r"(?![\w/:])"
 _THEN_TO = r"\)?,?\s+to\s+(?=" + _AMOUNT + ")"  # (a lookahead: "2 to 3 to 4" links twice)
 _USUAL = r"\busual(?:ly)?\s+(?:reads\s+)?"
 _NOT_TIME = r"(?!\s*(?:seconds?|minutes?|hours?|days?)\b)"  # "for 13 minutes" is how long
+_NOT_BEFORE = r"(?<!before: )(?<!before:)"
+_SAME_CLAUSE = r"(?:(?!\.\s)[^\d;])*?"  # no other number, no sentence's end between
+_TO_END = re.compile(r"\s+to\s+" + _AMOUNT)
 #: How amounts are linked: a change ("from 0 % to 190 %", "190 % CPU (before: 0 %)"), a
 #: range ("usually 2 % to 30 %"), either ("2 % to 30 %"), and the amount a usual range is
-#: said of ("reached 98 %, usually 2 % to 30 %": 98 % is usually 2 % or 30 %).
-_TO_END = re.compile(r"\s+to\s+" + _AMOUNT)
+#: said of ("reached 98 %, usually 2 % to 30 %": 98 % is usually 2 % or 30 %; never a
+#: "before:" value, which is no reading).
 _LINKS = (
     ("change", re.compile(r"\bfrom\s+" + _AMOUNT + _THEN_TO)),
     ("before", re.compile(_AMOUNT + r"\s+(?:[A-Za-z][\w\-]*\s+){0,3}\(before:\s*" + _AMOUNT)),
     ("range", re.compile(_USUAL + _AMOUNT + _THEN_TO)),
     ("either", re.compile(r"(?<!from )(?<!usually )(?<!usual )" + _AMOUNT + _THEN_TO)),
-    ("usual", re.compile(_AMOUNT + _NOT_TIME + r"(?:(?!\.\s)[^\d;])*?" + _USUAL + _AMOUNT)),
+    ("usual", re.compile(_NOT_BEFORE + _AMOUNT + _NOT_TIME + _SAME_CLAUSE + _USUAL + _AMOUNT)),
 )
 _LINK_WORDS = {
     "change": "says {a} became {b}",

@@ -118,6 +118,8 @@ def test_numbers_joined_otherwise_than_in_the_facts_are_refused(
         "ffmpeg pushed the CPU use to 98 %, far above the usual 30 %.",
         "ffmpeg used 190 % CPU (before: 0 %) while the temperature reached 78 °C.",
         "ffmpeg used 190 % CPU; the CPU use is usually 2 to 30 %.",
+        # (SmolLM2-135M's answer on vigil demo's day, its facts as these)
+        "ffmpeg used 190 % CPU (before: 0 %) on Monday, far exceeding the usual 30 %.",
     ],
 )
 def test_changes_and_ranges_as_the_facts_give_them_stand(sentence: str) -> None:
