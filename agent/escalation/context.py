@@ -8,7 +8,6 @@ the live daemon and a replay of its recording build the same context at the same
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -20,9 +19,11 @@ import numpy as np
 from agent.config import EscalationConfig
 from agent.detect.places import distance_m
 from agent.escalation.policy import WakeRequest
-from agent.memory.recall import Recall, split_stream
+from agent.memory.recall import F64, Recall, split_stream
 from agent.numbers import finite_float
 from agent.samples import Sample
+
+_NONE: F64 = np.zeros(0)
 
 #: Points kept of a stream's values before and during the incident (evenly spaced).
 POINTS = 12
@@ -187,24 +188,22 @@ def _streams(
     by_sensor: dict[str, list[str]] = {}
     for name in names:
         by_sensor.setdefault(split_stream(name)[0], []).append(name)
-    series: dict[str, tuple[list[float], list[float]]] = {}
+    series: dict[str, tuple[F64, F64]] = {}
     for sensor, members in by_sensor.items():
         if sensor == "metric":
             series.update({name: recall.series(name, usual_t, t) for name in members})
             continue
         fields = [split_stream(name)[1] for name in members]
         wanted = list(dict.fromkeys([*fields, "charging"] if sensor == "battery" else fields))
-        times, columns = recall.table(sensor, wanted, usual_t, t)
+        times, columns = recall.columns(sensor, wanted, usual_t, t)
         if "power_W" in columns:  # the drain is what matters: power while charging is not
-            columns["power_W"] = [
-                v if c == 0.0 else None
-                for v, c in zip(columns["power_W"], columns["charging"], strict=True)
-            ]
+            columns["power_W"] = np.where(columns["charging"] == 0.0, columns["power_W"], np.nan)
         for name, f in zip(members, fields, strict=True):
-            pairs = [(at, v) for at, v in zip(times, columns[f], strict=True) if v is not None]
-            series[name] = ([at for at, _ in pairs], [v for _, v in pairs])
-    cpu = series.get("system.cpu_pct", ([], []))
-    peak_cpu = max((v for at, v in zip(*cpu, strict=True) if at >= start), default=None)
+            known = ~np.isnan(columns[f])
+            series[name] = (times[known], columns[f][known])
+    cpu = series.get("system.cpu_pct", (_NONE, _NONE))
+    cpu_during = cpu[1][cpu[0] >= start]
+    peak_cpu = float(cpu_during.max()) if len(cpu_during) else None
     facts = [_stream_facts(n, n in involved, series[n], span, peak_cpu, cpu) for n in names]
     return [f for f in facts if f.peak is not None]
 
@@ -212,34 +211,34 @@ def _streams(
 def _stream_facts(
     name: str,
     involved: bool,
-    series: tuple[list[float], list[float]],
+    series: tuple[F64, F64],
     span: tuple[float, float, float, float],
     peak_cpu: float | None,
-    cpu: tuple[list[float], list[float]],
+    cpu: tuple[F64, F64],
 ) -> StreamFacts:
     _, before_t, start, _ = span
     times, values = series
-    split = bisect_left(times, start)
+    split = int(np.searchsorted(times, start))  # the first at or after the start
     old, during = values[:split], values[split:]
-    before = [v for at, v in zip(times[:split], old, strict=True) if at >= before_t]
+    before = old[times[:split] >= before_t]
     usual = _percentiles(old, (5, 50, 95))
     hour_pcts = _percentiles(_same_hour(times[:split], old, start), (5, 95))
     at_load = None
     if peak_cpu is not None and split_stream(name)[1] in ("temp_C", "power_W"):
         at_load = _at_load(times[:split], old, cpu, peak_cpu)
     peak = None
-    if during and name.endswith("_Bps"):  # rates are spiky: their level is their median
+    if len(during) and name.endswith("_Bps"):  # rates are spiky: their level is their median
         peak = float(np.median(during))
-    elif during:
+    elif len(during):
         centre = usual[1] if usual is not None else during[0]
-        peak = max(during, key=lambda v: abs(v - centre))
+        peak = float(during[np.argmax(np.abs(during - centre))])  # (the first, if tied)
     return StreamFacts(
         stream=name,
         involved=involved,
         before=_downsample(before),
         during=_downsample(during),
         peak=peak,
-        last=during[-1] if during else None,
+        last=float(during[-1]) if len(during) else None,
         usual=(usual[0], usual[1], usual[2]) if usual is not None else None,
         hour=(hour_pcts[0], hour_pcts[1]) if hour_pcts is not None else None,
         at_load=at_load,
@@ -249,28 +248,24 @@ def _stream_facts(
 
 
 def _at_load(
-    times: Sequence[float],
-    values: Sequence[float],
-    cpu: tuple[list[float], list[float]],
-    peak_cpu: float,
+    times: F64, values: F64, cpu: tuple[F64, F64], peak_cpu: float
 ) -> tuple[float, float, int] | None:
     """The stream's usual (50th, 95th) when the CPU was near ``peak_cpu``, each value paired
-    with the CPU reading nearest in time (within a minute)."""
+    with the CPU reading nearest in time (within a minute; the earlier one if two are as
+    near)."""
     cpu_t, cpu_v = cpu
-    near = []
-    for s, v in zip(times, values, strict=True):
-        i = bisect_left(cpu_t, s)
-        best = min(
-            (j for j in (i - 1, i) if 0 <= j < len(cpu_t)),
-            key=lambda j: abs(cpu_t[j] - s),
-            default=None,
-        )
-        if (
-            best is not None
-            and abs(cpu_t[best] - s) <= 60.0
-            and abs(cpu_v[best] - peak_cpu) <= LOAD_BAND_PCT
-        ):
-            near.append(v)
+    if not len(cpu_t):
+        return None
+    after = np.searchsorted(cpu_t, times)  # the first CPU reading at or after each value
+    before = after - 1
+    gap_before = np.where(before >= 0, np.abs(cpu_t[np.maximum(before, 0)] - times), np.inf)
+    inside = after < len(cpu_t)
+    gap_after = np.where(inside, np.abs(cpu_t[np.minimum(after, len(cpu_t) - 1)] - times), np.inf)
+    nearest = np.where(gap_before <= gap_after, before, after)
+    gap = np.minimum(gap_before, gap_after)
+    paired = gap <= 60.0
+    load = cpu_v[np.clip(nearest, 0, len(cpu_t) - 1)]
+    near = values[paired & (np.abs(load - peak_cpu) <= LOAD_BAND_PCT)]
     pcts = _percentiles(near, (50, 95))
     return (pcts[0], pcts[1], len(near)) if pcts is not None else None
 
@@ -379,45 +374,42 @@ def _battery(recall: Recall, start: float, t: float) -> BatteryFacts | None:
     )
 
 
-def _percentiles(values: Sequence[float], qs: tuple[int, ...]) -> tuple[float, ...] | None:
+def _percentiles(values: Sequence[float] | F64, qs: tuple[int, ...]) -> tuple[float, ...] | None:
     if len(values) < 10:
         return None
     found = np.percentile(np.asarray(values, dtype=np.float64), qs)
     return tuple(round(float(v), 6) for v in found)
 
 
-def _downsample(values: Sequence[float]) -> tuple[float, ...]:
+def _downsample(values: F64) -> tuple[float, ...]:
     if len(values) <= POINTS:
-        return tuple(values)
+        return tuple(values.tolist())
     step = (len(values) - 1) / (POINTS - 1)
-    return tuple(values[round(i * step)] for i in range(POINTS))
+    return tuple(float(values[round(i * step)]) for i in range(POINTS))
 
 
-def _same_hour(times: Sequence[float], values: Sequence[float], start: float) -> list[float]:
+def _same_hour(times: F64, values: F64, start: float) -> F64:
     """The values before ``start`` (by more than the band) within ``HOUR_BAND_S`` of its time
-    of day, on any earlier day: a week of readings in one pass of numpy."""
-    at = np.asarray(times, dtype=np.float64)
-    apart = np.fmod(np.abs(start - at), 86_400.0)  # how far apart in time of day, 0 to 12 h
+    of day, on any earlier day."""
+    apart = np.fmod(np.abs(start - times), 86_400.0)  # how far apart in time of day, 0 to 12 h
     apart = np.minimum(apart, 86_400.0 - apart)
-    keep = (at < start - HOUR_BAND_S) & (apart <= HOUR_BAND_S)
-    return [float(v) for v in np.asarray(values, dtype=np.float64)[keep]]
+    keep = (times < start - HOUR_BAND_S) & (apart <= HOUR_BAND_S)
+    return values[keep]
 
 
-def _stuck_s(times: Sequence[float], values: Sequence[float]) -> float:
+def _stuck_s(times: F64, values: F64) -> float:
+    """How long the latest value has been repeated exactly."""
     if len(values) < 2:
         return 0.0
-    i = len(values) - 1
-    while i > 0 and values[i - 1] == values[-1]:
-        i -= 1
-    return times[-1] - times[i]
+    other = np.flatnonzero(values != values[-1])
+    first = int(other[-1]) + 1 if len(other) else 0
+    return float(times[-1] - times[first])
 
 
-def _longest_run_s(times: Sequence[float], values: Sequence[float]) -> float:
+def _longest_run_s(times: F64, values: F64) -> float:
     """The longest time one value was repeated exactly."""
     if len(values) < 2:
         return 0.0
-    v = np.asarray(values)
-    starts = np.flatnonzero(np.r_[True, v[1:] != v[:-1]])
-    ends = np.r_[starts[1:] - 1, len(v) - 1]
-    t = np.asarray(times)
-    return float((t[ends] - t[starts]).max())
+    starts = np.flatnonzero(np.r_[True, values[1:] != values[:-1]])
+    ends = np.r_[starts[1:] - 1, len(values) - 1]
+    return float((times[ends] - times[starts]).max())

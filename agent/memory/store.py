@@ -518,6 +518,6 @@ class MemoryStore:
         """The rows of a read query; ``StorageError`` when the database cannot answer."""
         try:
             with self.engine.connect() as conn:
-                return list(conn.execute(query))
+                return list(conn.execute(query).all())  # one fetch, not one a row
         except SQLAlchemyError as exc:
             raise StorageError(str(self.engine.url.database), str(exc)) from exc
