@@ -24,10 +24,15 @@ EXAMPLE_FACTS = (
     "At 10:00 UTC on Friday, the download rate reached 30 MB/s, usually 0.01 MB/s to 0.2 MB/s.",
     "The process rclone used 20 % CPU (before: 0 %).",
 )
-EXAMPLE_ANSWER = "rclone downloaded 30 MB/s at 10:00 UTC on Friday, far above the usual 0.2 MB/s."
-#: Words only the example has (its process, its verb, its day): an answer that repeats one
-#: that the facts lack copied the example, not the facts.
-EXAMPLE_WORDS = frozenset({"rclone", "downloaded", "friday"})
+#: The culprit first, each number where the facts put it: a small model copies the example's
+#: shape (with "rclone downloaded 30 MB/s ..." it wrote "zoom downloaded 21.1 W").
+EXAMPLE_ANSWER = (
+    "rclone used 20 % CPU (before: 0 %) at 10:00 UTC on Friday, when the download rate "
+    "reached 30 MB/s, far above the usual 0.2 MB/s."
+)
+#: Words only the example has (its process, its day): an answer that repeats one that the
+#: facts lack copied the example, not the facts.
+EXAMPLE_WORDS = frozenset({"rclone", "friday"})
 MAX_CHARS = 400
 
 _WORD = re.compile(r"[A-Za-z][\w.\-]*\w|[A-Za-z]")
@@ -58,6 +63,13 @@ _LINK_WORDS = {
     "either": "joins {a} to {b}",
     "usual": "says {a} is usually {b}",
 }
+#: Words that name what was measured: an answer that says "upload" of the download rate's
+#: number has every number right and the wrong measure.
+_MEASURES = frozenset(
+    "cpu load memory swap temperature battery power level upload download disk read write "
+    "share".split()
+)
+_REACHED = re.compile(r"((?:[\w'\-]+\s+){1,3})reached\s+" + _AMOUNT)
 #: Words that say a value fell ("far below the usual ..."), when the facts may say it rose.
 _FALLING = re.compile(r"\b(?:below|lower|fell|dropped|decreased|shrank)\b", re.IGNORECASE)
 _NAMING = frozenset({"process", "app", "application", "program", "place", "service", "daemon"})
@@ -107,6 +119,11 @@ def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | Non
         kinds = ("change", "range") if kind == "either" else (kind,)
         if not any(k in kinds and _near(*a, *ka) and _near(*b, *kb) for k, ka, kb in known_links):
             return f"{_LINK_WORDS[kind].format(a=_said(*a), b=_said(*b))}, which the facts do not"
+    for said, amount in _reached(sentence):
+        whats = [what for what, known in _reached(known) if _near(*amount, *known)]
+        if whats and not any(said <= what for what in whats):
+            words = " ".join(sorted(said))
+            return f"says the {words} reached {_said(*amount)}, which the facts say of another"
     falling = _FALLING.search(sentence)
     if falling is not None and not _any_fell(known_links):
         return f"says {falling[0]!r}, but every value in the facts rose"
@@ -136,6 +153,16 @@ def _links(text: str) -> list[tuple[str, Amount, Amount]]:
             else:
                 links.append((kind, a, b))
     return links
+
+
+def _reached(text: str) -> list[tuple[frozenset[str], Amount]]:
+    """What reached which amount ("the download rate reached 0.5 MB/s"): the words of a
+    measure among the three before "reached", and the amount."""
+    found = []
+    for m in _REACHED.finditer(text):
+        said = frozenset(w.lower() for w in m[1].split()) & _MEASURES
+        found.append((said, (float(m[2]), m[3] or "")))
+    return found
 
 
 def _any_fell(links: Sequence[tuple[str, Amount, Amount]]) -> bool:

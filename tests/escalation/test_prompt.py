@@ -89,6 +89,17 @@ GARBLED = [
         "The battery read 70% of the battery.battery_pct usually reads 64%.",
         "says 70 % is usually 64 %",
     ),
+    (  # (seed 2; the numbers are the download rate's)
+        [
+            "At 01:02 UTC on Sunday, the upload rate reached 0.4 MB/s, usually 0.0069 kB/s to "
+            "0.018 MB/s.",
+            "The process rsync used 31 % CPU (before: 1 %).",
+            "The download rate reached 0.012 MB/s, usually 0.014 kB/s to 0.12 MB/s.",
+        ],
+        "rsync used 31 % CPU (before: 1 %) at 01:02 UTC on Sunday, when the upload rate reached "
+        "0.012 MB/s, usually 0.014 kB/s to 0.12 MB/s.",
+        "says the upload reached 0.012 MB/s",
+    ),
     (  # (seed 2)
         [
             "At 16:44 UTC on Sunday, the upload rate reached 0.31 MB/s, usually 0.0066 kB/s to "
@@ -120,6 +131,8 @@ def test_numbers_joined_otherwise_than_in_the_facts_are_refused(
         "ffmpeg used 190 % CPU; the CPU use is usually 2 to 30 %.",
         # (SmolLM2-135M's answer on vigil demo's day, its facts as these)
         "ffmpeg used 190 % CPU (before: 0 %) on Monday, far exceeding the usual 30 %.",
+        "ffmpeg used 190 % CPU (before: 0 %) at 14:00 UTC on Monday, when the CPU usage reached "
+        "98 %, far above the usual 30 %.",
     ],
 )
 def test_changes_and_ranges_as_the_facts_give_them_stand(sentence: str) -> None:
