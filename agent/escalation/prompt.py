@@ -4,8 +4,9 @@ A small model cannot diagnose, but it can restate facts it is handed in plain pr
 given the diagnosis as a few sentences of fact and one worked example, and asked for one
 sentence. Its answer is kept only if it is a whole sentence, names nothing the facts do not
 name, states no number the facts do not state (with the same unit, rounded at most 1 %),
-joins no two numbers as a change or a range ("2 % to 30 %") that the facts do not, and names
-the culprit; otherwise the template summary stands and the reason is stored
+joins no two numbers as a change or a range ("2 % to 30 %") that the facts do not, says of
+no number that another measure reached it, says no value fell where every one rose, and
+names the culprit; otherwise the template summary stands and the reason is stored
 (``findings.check``).
 """
 
