@@ -335,7 +335,7 @@ class AnomalyDetector:
             result.node[plan.rows[0]] = score
             return
         surprise = plan.scores.surprise
-        warm = ~plan.scores.learning.any(axis=1)
+        warm: npt.NDArray[np.bool_] = ~np.any(plan.scores.learning, axis=1)
         count = plan.present.sum(axis=1)
         wide = np.flatnonzero(count >= CALIBRATE_STREAMS)
         calm = np.zeros(m, dtype=np.bool_)
@@ -362,7 +362,7 @@ class AnomalyDetector:
             sums = total[joint_rows]
             together, _ = joint.sums.feed(sums, due, upper_only=True)
             node[joint_rows] = np.maximum(node[joint_rows], together - LOG10_2)
-        many_streams = wide[~plan.scores.learning[wide].any(axis=1)]  # the warm among them
+        many_streams = wide[warm[wide]]
         if len(many_streams):
             calibrated = self._calibrate(plan.source, plan.t[many_streams], node[many_streams])
             node[many_streams] = np.where(calm[many_streams], node[many_streams], calibrated)
