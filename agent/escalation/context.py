@@ -261,11 +261,10 @@ def _at_load(
     gap_before = np.where(before >= 0, np.abs(cpu_t[np.maximum(before, 0)] - times), np.inf)
     inside = after < len(cpu_t)
     gap_after = np.where(inside, np.abs(cpu_t[np.minimum(after, len(cpu_t) - 1)] - times), np.inf)
+    # (never -1 nor past the end: a side that is missing is infinitely far, the other is not)
     nearest = np.where(gap_before <= gap_after, before, after)
-    gap = np.minimum(gap_before, gap_after)
-    paired = gap <= 60.0
-    load = cpu_v[np.clip(nearest, 0, len(cpu_t) - 1)]
-    near = values[paired & (np.abs(load - peak_cpu) <= LOAD_BAND_PCT)]
+    paired = np.minimum(gap_before, gap_after) <= 60.0
+    near = values[paired & (np.abs(cpu_v[nearest] - peak_cpu) <= LOAD_BAND_PCT)]
     pcts = _percentiles(near, (50, 95))
     return (pcts[0], pcts[1], len(near)) if pcts is not None else None
 

@@ -120,8 +120,9 @@ def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | Non
         kinds = ("change", "range") if kind == "either" else (kind,)
         if not any(k in kinds and _near(*a, *ka) and _near(*b, *kb) for k, ka, kb in known_links):
             return f"{_LINK_WORDS[kind].format(a=_said(*a), b=_said(*b))}, which the facts do not"
+    known_reached = _reached(known)
     for said, amount in _reached(sentence):
-        whats = [what for what, known in _reached(known) if _near(*amount, *known)]
+        whats = [what for what, at in known_reached if _near(*amount, *at)]
         if whats and not any(said <= what for what in whats):
             words = " ".join(sorted(said))
             return f"says the {words} reached {_said(*amount)}, which the facts say of another"
