@@ -12,6 +12,7 @@ import numpy as np
 import numpy.typing as npt
 from sqlalchemy import and_, case, func, select
 
+from agent.features.streams import STREAM_NUMBER
 from agent.memory import schema
 from agent.memory.store import MemoryStore
 from agent.numbers import finite_float
@@ -42,8 +43,8 @@ def _number_at(data: Any, field: str) -> Any:
 
 
 def _number(value: Any) -> float:
-    """A field's value as ``columns`` counts it: a number or a flag, else NaN."""
-    return float(value) if isinstance(value, int | float) else float("nan")
+    """A field's value as ``columns`` counts it: a stream's number or flag, else NaN."""
+    return float(value) if isinstance(value, STREAM_NUMBER) else float("nan")
 
 
 def split_stream(stream: str) -> tuple[str, str]:
