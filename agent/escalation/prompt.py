@@ -5,8 +5,9 @@ given the diagnosis as a few sentences of fact and one worked example, and asked
 sentence. Its answer is kept only if it is a whole sentence, names nothing the facts do not
 name, states no number the facts do not state (with the same unit, rounded at most 1 %),
 joins no two numbers as a change or a range ("2 % to 30 %") that the facts do not, says of
-no number that another measure reached it, says no value fell where every one rose, and
-names the culprit; otherwise the template summary stands and the reason is stored
+no number that another measure reached it, says no value fell where every one rose, puts a
+value above (below) no usual range's bottom (top), says no number is another ("48 °C, which
+is 32 °C"), and names the culprit; otherwise the template summary stands and the reason is stored
 (``findings.check``).
 """
 
@@ -70,6 +71,21 @@ _MEASURES = frozenset(
     "cpu load memory swap temperature battery power level upload download disk read write "
     "share".split()
 )
+#: A value said to be past its usual range is past that range's end on the side said: "far
+#: above the usual 0.0061 kB/s" of "usually 0.0061 kB/s to 0.013 MB/s" makes the usual 2,000
+#: times smaller than it is.
+_PAST_USUAL = re.compile(
+    r"\b(above|over|beyond|exceed\w*|below|under)\s+(?:the\s+)?usual(?:ly)?\s+" + _AMOUNT
+)
+_LOW_SIDE = frozenset({"below", "under"})
+#: "A, which is B" says that A is B (a stuck sensor's "48 °C for 10 minutes, which is 32 °C"),
+#: unless B is compared ("which is 20 % above ...").
+_IS = re.compile(
+    r"\b(?:which|that)\s+(?:is|was)\s+"
+    + _AMOUNT
+    + r"(?!\s*(?:above|below|more|less|higher|lower|over|under|than|of)\b)"
+)
+_VALUE = re.compile(_NOT_BEFORE + r"(?<![\w\-])" + _AMOUNT + _NOT_TIME)
 _REACHED = re.compile(r"((?:[\w'\-]+\s+){1,3})reached\s+" + _AMOUNT)
 #: Words that say a value fell ("far below the usual ..."), when the facts may say it rose.
 _FALLING = re.compile(r"\b(?:below|lower|fell|dropped|decreased|shrank)\b", re.IGNORECASE)
@@ -120,6 +136,17 @@ def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | Non
         kinds = ("change", "range") if kind == "either" else (kind,)
         if not any(k in kinds and _near(*a, *ka) and _near(*b, *kb) for k, ka, kb in known_links):
             return f"{_LINK_WORDS[kind].format(a=_said(*a), b=_said(*b))}, which the facts do not"
+    known_ranges = [(lo, hi) for kind, lo, hi in known_links if kind == "range"]
+    for word, amount in _past_usual(sentence):
+        side = 0 if word.lower() in _LOW_SIDE else 1
+        ends = [r[side] for r in known_ranges]
+        others = [r[1 - side] for r in known_ranges]
+        if not any(_near(*amount, *e) for e in ends) and any(_near(*amount, *e) for e in others):
+            end = "bottom" if side else "top"
+            return f"says {word} the usual {_said(*amount)}, the {end} of the usual range"
+    for a, b in _identities(sentence):
+        if not _near(*b, *a):
+            return f"says {_said(*a)} is {_said(*b)}"
     known_reached = _reached(known)
     for said, amount in _reached(sentence):
         whats = [what for what, at in known_reached if _near(*amount, *at)]
@@ -155,6 +182,28 @@ def _links(text: str) -> list[tuple[str, Amount, Amount]]:
             else:
                 links.append((kind, a, b))
     return links
+
+
+def _past_usual(sentence: str) -> list[tuple[str, Amount]]:
+    """The usual values a sentence says a value is above or below, with the word that says
+    which ("far above the usual 0.2 MB/s"); not a whole range ("below the usual 2 to 5 %")."""
+    return [
+        (m[1], (float(m[2]), m[3] or ""))
+        for m in _PAST_USUAL.finditer(sentence)
+        if _TO_END.match(sentence, m.end()) is None
+    ]
+
+
+def _identities(sentence: str) -> list[tuple[Amount, Amount]]:
+    """The amounts a sentence says are another ("A, which is B"), A the last amount before
+    that is not a duration nor a "before:" value."""
+    found = []
+    for m in _IS.finditer(sentence):
+        before = list(_VALUE.finditer(sentence, 0, m.start()))
+        if before:
+            a = before[-1]
+            found.append(((float(a[1]), a[2] or ""), (float(m[1]), m[2] or "")))
+    return found
 
 
 def _reached(text: str) -> list[tuple[frozenset[str], Amount]]:

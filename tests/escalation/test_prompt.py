@@ -110,6 +110,25 @@ GARBLED = [
         "0.024 MB/s.",
         "says 'below', but every value in the facts rose",
     ),
+    (  # (seed 1; 0.0061 kB/s is where the usual range starts: the usual made 2,000 times less)
+        [
+            "At 01:02 UTC on Thursday, the upload rate reached 0.52 MB/s, usually 0.0061 kB/s "
+            "to 0.013 MB/s.",
+            "The process rclone used 21 % CPU (before: 1 %).",
+        ],
+        "rclone used 21 % CPU (before: 1 %) at 1:02 UTC on Thursday, when the upload rate "
+        "reached 0.52 MB/s, far above the usual 0.0061 kB/s.",
+        "says above the usual 0.0061 kB/s, the bottom of the usual range",
+    ),
+    (  # (seed 1)
+        [
+            "At 09:50 UTC on Tuesday, the sensor system.temp_C has read exactly 48 °C for 10 "
+            "minutes.",
+            "system.temp_C usually reads 32 °C to 51 °C.",
+        ],
+        "The sensor system.temp_C has read exactly 48 °C for 10 minutes, which is 32 °C.",
+        "says 48 °C is 32 °C",
+    ),
 ]
 
 
@@ -133,6 +152,9 @@ def test_numbers_joined_otherwise_than_in_the_facts_are_refused(
         "ffmpeg used 190 % CPU (before: 0 %) on Monday, far exceeding the usual 30 %.",
         "ffmpeg used 190 % CPU (before: 0 %) at 14:00 UTC on Monday, when the CPU usage reached "
         "98 %, far above the usual 30 %.",
+        "ffmpeg used 190 % CPU while the CPU use reached 98 %, which is 98 % of its cores.",
+        "ffmpeg used 190 % CPU when the temperature reached 78 °C, which is above 52 °C.",
+        "ffmpeg used 190 % CPU; the CPU use reached 98 %, above the usual 2 % to 30 %.",
     ],
 )
 def test_changes_and_ranges_as_the_facts_give_them_stand(sentence: str) -> None:
@@ -159,6 +181,8 @@ def test_a_value_that_fell_may_be_said_to_be_below_its_usual() -> None:
         "At 03:00 UTC on Monday, the upload rate reached 0.5 kB/s, usually 2 kB/s to 0.1 MB/s."
     ]
     assert check("The upload rate fell to 0.5 kB/s, below the usual 2 kB/s.", facts, None) is None
+    problem = check("The upload rate fell to 0.5 kB/s, below the usual 0.1 MB/s.", facts, None)
+    assert problem is not None and "the top of the usual range" in problem
     rose = ["At 03:00 UTC on Monday, the upload rate reached 5 kB/s, usually 2 kB/s to 0.1 MB/s."]
     problem = check("The upload rate fell to 5 kB/s.", rose, None)
     assert problem is not None and "'fell'" in problem
