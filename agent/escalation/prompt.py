@@ -26,11 +26,13 @@ EXAMPLE_FACTS = (
     "At 10:00 UTC on Friday, the download rate reached 30 MB/s, usually 0.01 MB/s to 0.2 MB/s.",
     "The process rclone used 20 % CPU (before: 0 %).",
 )
-#: The culprit first, each number where the facts put it: a small model copies the example's
-#: shape (with "rclone downloaded 30 MB/s ..." it wrote "zoom downloaded 21.1 W").
+#: The culprit first, each number where the facts put it, the usual range as the facts say it:
+#: a small model copies the example's shape (with "rclone downloaded 30 MB/s ..." it wrote
+#: "zoom downloaded 21.1 W"; with "... far above the usual 0.2 MB/s" it often took the range's
+#: bottom for the usual).
 EXAMPLE_ANSWER = (
     "rclone used 20 % CPU (before: 0 %) at 10:00 UTC on Friday, when the download rate "
-    "reached 30 MB/s, far above the usual 0.2 MB/s."
+    "reached 30 MB/s, usually 0.01 MB/s to 0.2 MB/s."
 )
 #: Words only the example has (its process, its day): an answer that repeats one that the
 #: facts lack copied the example, not the facts.
@@ -156,7 +158,7 @@ def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | Non
     falling = _FALLING.search(sentence)
     if falling is not None and not _any_fell(known_links):
         return f"says {falling[0]!r}, but every value in the facts rose"
-    if culprit is not None and culprit.lower() not in sentence.lower():
+    if culprit is not None and not _named(culprit, sentence):
         return f"does not name {culprit}"
     return None
 
@@ -241,6 +243,12 @@ def _near(x: float, unit: str, known: float, known_unit: str) -> bool:
 
 def _said(x: float, unit: str) -> str:
     return f"{x:g}{' ' + unit if unit else ''}"
+
+
+def _named(name: str, sentence: str) -> bool:
+    """Whether ``sentence`` names ``name`` as a word of its own ("bblender" is not "blender")."""
+    pattern = r"(?<![\w\-])" + re.escape(name) + r"(?![\w\-])"
+    return re.search(pattern, sentence, re.IGNORECASE) is not None
 
 
 def _names(sentence: str) -> list[str]:

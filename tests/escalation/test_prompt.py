@@ -32,6 +32,8 @@ def test_a_faithful_sentence_stands() -> None:
         ("ffmpeg used 195 % CPU at 14:00 UTC on Monday.", "states 195 %"),
         ("ffmpeg heated the machine to 78 % at 14:00 UTC.", "states 78 %"),
         ("The CPU use reached 98 % at 14:00 UTC on Monday.", "does not name ffmpeg"),
+        # (seed 1, with "blender" the culprit: a name inside another word is not named)
+        ("fffmpeg used 190 % CPU (before: 0 %) on Monday.", "does not name ffmpeg"),
         ("ffmpeg.", "length"),
         ("ffmpeg used 190 % CPU at 14:00 UTC, usually 2 % to 3", "cut off"),
         ("ffmpeg used 190 % CPU, usually 2.5 % to 30 %.", "states 2.5 %"),
