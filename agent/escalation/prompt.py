@@ -23,16 +23,17 @@ SYSTEM = (
 #: One worked example: a cause and culprit that no real wake shares, so a copied name fails
 #: the check.
 EXAMPLE_FACTS = (
-    "At 10:00 UTC on Friday, the download rate reached 30 MB/s, usually 0.01 MB/s to 0.2 MB/s.",
-    "The process rclone used 20 % CPU (before: 0 %).",
+    "At 10:00 UTC on Friday, the CPU use reached 95 %, usually 2 % to 30 %.",
+    "The process rclone used 180 % CPU (before: 1 %).",
 )
 #: The culprit first, each number where the facts put it, the usual range as the facts say it:
 #: a small model copies the example's shape (with "rclone downloaded 30 MB/s ..." it wrote
 #: "zoom downloaded 21.1 W"; with "... far above the usual 0.2 MB/s" it often took the range's
-#: bottom for the usual).
+#: bottom for the usual; with the download rate as the example's measure it lent that measure
+#: to a CPU runaway's facts).
 EXAMPLE_ANSWER = (
-    "rclone used 20 % CPU (before: 0 %) at 10:00 UTC on Friday, when the download rate "
-    "reached 30 MB/s, usually 0.01 MB/s to 0.2 MB/s."
+    "rclone used 180 % CPU (before: 1 %) at 10:00 UTC on Friday, when the CPU use reached "
+    "95 %, usually 2 % to 30 %."
 )
 #: Words only the example has (its process, its day): an answer that repeats one that the
 #: facts lack copied the example, not the facts.
