@@ -93,6 +93,11 @@ _REACHED = re.compile(r"((?:[\w'\-]+\s+){1,3})reached\s+" + _AMOUNT)
 #: Words that say a value fell ("far below the usual ..."), when the facts may say it rose.
 _FALLING = re.compile(r"\b(?:below|lower|fell|dropped|decreased|shrank)\b", re.IGNORECASE)
 _NAMING = frozenset({"process", "app", "application", "program", "place", "service", "daemon"})
+#: What a program is said to do in the facts and in the model's answers: the word before is
+#: the program's name.
+_DOING = frozenset("used uses held holds grew grows downloaded uploaded".split())
+#: What may do those without being a program's name.
+_NOT_DOERS = _MEASURES | frozenset("usage use rate system computer machine device it".split())
 #: Little words that stand beside a name without being one ("the process of ...").
 _GLUE = frozenset(
     "a an the of that which was is has had used uses using on at in for with to from and "
@@ -254,7 +259,8 @@ def _named(name: str, sentence: str) -> bool:
 
 def _names(sentence: str) -> list[str]:
     """Words that name something: capitalised inside a sentence, shaped like a program's name
-    (digits, dots, dashes, underscores), or next to 'process', 'app', 'place'..."""
+    (digits, dots, dashes, underscores), next to 'process', 'app', 'place'..., or what did
+    something ("readb used 30 % CPU": a first word's case says nothing)."""
     words = [(m.group(), m.start()) for m in _WORD.finditer(sentence)]
     found = []
     for i, (word, at) in enumerate(words):
@@ -262,7 +268,9 @@ def _names(sentence: str) -> list[str]:
         shaped = any(c.isdigit() or c in "._-" for c in word)
         capital = word[0].isupper() and not starts_sentence
         beside = any(0 <= j < len(words) and words[j][0].lower() in _NAMING for j in (i - 1, i + 1))
-        beside = beside and word.lower() not in _GLUE
+        doer = i + 1 < len(words) and words[i + 1][0].lower() in _DOING
+        doer = doer and word.lower() not in _NOT_DOERS
+        beside = (beside or doer) and word.lower() not in _GLUE
         if (shaped or capital or beside) and word.lower() not in _NAMING:
             found.append(word)
     return found

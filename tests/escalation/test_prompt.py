@@ -32,8 +32,10 @@ def test_a_faithful_sentence_stands() -> None:
         ("ffmpeg used 195 % CPU at 14:00 UTC on Monday.", "states 195 %"),
         ("ffmpeg heated the machine to 78 % at 14:00 UTC.", "states 78 %"),
         ("The CPU use reached 98 % at 14:00 UTC on Monday.", "does not name ffmpeg"),
-        # (seed 1, with "blender" the culprit: a name inside another word is not named)
-        ("fffmpeg used 190 % CPU (before: 0 %) on Monday.", "does not name ffmpeg"),
+        # (seed 1, "bblender" for blender: a name inside another word is not named)
+        ("The CPU use of fffmpeg reached 98 % on Monday.", "does not name ffmpeg"),
+        # (seed 2, "readb used 30 % CPU" for updatedb: what used the CPU is a name)
+        ("readb used 190 % CPU (before: 0 %) on Monday.", "names 'readb'"),
         ("ffmpeg.", "length"),
         ("ffmpeg used 190 % CPU at 14:00 UTC, usually 2 % to 3", "cut off"),
         ("ffmpeg used 190 % CPU, usually 2.5 % to 30 %.", "states 2.5 %"),
@@ -155,6 +157,7 @@ def test_numbers_joined_otherwise_than_in_the_facts_are_refused(
         "ffmpeg used 190 % CPU (before: 0 %) at 14:00 UTC on Monday, when the CPU usage reached "
         "98 %, far above the usual 30 %.",
         "ffmpeg used 190 % CPU while the CPU use reached 98 %, which is 98 % of its cores.",
+        "The machine used 98 % of its CPU when ffmpeg used 190 % CPU.",
         "ffmpeg used 190 % CPU when the temperature reached 78 °C, which is above 52 °C.",
         "ffmpeg used 190 % CPU; the CPU use reached 98 %, above the usual 2 % to 30 %.",
     ],
