@@ -184,9 +184,9 @@ def test_a_memory_saved_without_its_steps_restores() -> None:
 
 
 def test_off_nothing_is_kept() -> None:
-    """``[anomaly] shape_memory`` is on by default; off: no novelty, no memory, nothing
+    """``[anomaly] shape_memory`` is off by default; off: no novelty, no memory, nothing
     saved."""
-    assert AnomalyConfig().shape_memory
+    assert not AnomalyConfig().shape_memory
     model = load_or_explain()
     det = AnomalyDetector(model, AnomalyConfig(shape_memory=False))
     values = np.concatenate([_falling(600), _rising(60)])
