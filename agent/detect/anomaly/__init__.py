@@ -13,7 +13,7 @@ as a *surprise*, ``-log10 p``, plus the distance past the range seen):
   shapes and then on this machine's own (``personalise.py``), does not know;
 * **spread**: the log standard deviation of those W values (two-sided): a sensor stuck on
   one value, noise that grows;
-* **novelty** (``shape_memory``, on by default): how far the stream's last 8 steps (a value
+* **novelty** (``shape_memory``, off by default): how far the stream's last 8 steps (a value
   every 86.4 s at most) are from the nearest window of its own memory of shapes
   (``scoring.memory_novelties``; upper tail), once it has a day behind it: a pattern this
   stream never showed.
