@@ -626,6 +626,15 @@ def _finish(model: Model, mean: F64, rng: Rng) -> F64:
     return np.asarray(x, dtype=np.float64)
 
 
+def with_transients(c: Canvas, values: F64) -> F64:
+    """``values`` (drawn from ``c``) with the canvas's stuck readings and dropouts made."""
+    for i, rows in c.frozen:
+        values[i : i + rows] = values[i]
+    for i, rows in c.zeroed:
+        values[i : i + rows] = 0.0
+    return values
+
+
 def measure(x: F64, floor: float) -> tuple[float, float]:
     """(span, jitter) of a normal series: the median over whole days of the range of each
     day's central 95 %, and the robust sd of the row-to-row noise."""
@@ -675,11 +684,7 @@ def draw(kind: str, count: int, seed: int, key: int, inject: bool = True) -> Dra
         window_half(n, max(count, 1)),
     )
     done = [Injected(INJECT[k](c, i, chance), i) for k, i in zip(kinds, onsets, strict=True)]
-    values = _finish(model, c.level + c.season + c.noise, sampling)
-    for i, rows in c.frozen:
-        values[i : i + rows] = values[i]
-    for i, rows in c.zeroed:
-        values[i : i + rows] = 0.0
+    values = with_transients(c, _finish(model, c.level + c.season + c.noise, sampling))
     return Drawn(times_text(start, n), values + 0.0, done)  # + 0.0: no "-0" in the file
 
 

@@ -157,9 +157,8 @@ def draw_real(series: Series, count: int, seed: int, key: int) -> dc.Drawn:
             for i in range(n)
         ]
     )
-    zeros = np.zeros(n)
-    lo = 0.0 if normal.min() >= 0.0 else None
-    model = dc.Model(smooth, dc._no_season, normal - smooth, lo=lo)
+    zeros, noise = np.zeros(n), normal - smooth
+    model = dc.Model(smooth, dc._no_season, noise, lo=0.0 if normal.min() >= 0.0 else None)
     span, jitter = dc.measure(normal, 0.0)
     onsets = dc.place_onsets(n, count, chance) if count else []
     kinds = dc.pick_kinds(KINDS, count, chance)
@@ -168,21 +167,16 @@ def draw_real(series: Series, count: int, seed: int, key: int) -> dc.Drawn:
         zeros,
         smooth.copy(),
         zeros.copy(),
-        normal - smooth,
+        noise.copy(),
         normal,
         span,
         jitter,
         dc.window_half(n, max(count, 1)),
     )
     done = [dc.Injected(dc.INJECT[k](c, i, chance), i) for k, i in zip(kinds, onsets, strict=True)]
-    out = c.level + c.season + c.noise
-    if lo is not None:
-        out = np.maximum(out, lo)
-    for i, rows in c.frozen:
-        out[i : i + rows] = out[i]
-    for i, rows in c.zeroed:
-        out[i : i + rows] = 0.0
-    return dc.Drawn(times, out + 0.0, done)
+    # (not counts, so _finish only clips at zero where the recording never went below it)
+    values = dc.with_transients(c, dc._finish(model, c.level + c.season + c.noise, chance))
+    return dc.Drawn(times, values + 0.0, done)
 
 
 def write_corpus(out: Path, all_series: list[Series], seed: int) -> dc.Summary:
