@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
 import pytest
 
@@ -21,14 +21,20 @@ from agent.features.streams import stream_values
 from agent.samples import Event, Sample
 
 
+def unavailable(missing: str, hint: str) -> NoReturn:
+    """Skip the test for want of something (``hint``: what to do about it), or fail it when
+    ``VIGIL_REQUIRE_SYSTEM_TOOLS=1`` (CI), so a missing part never hides a test there."""
+    if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
+        pytest.fail(f"{missing} and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
+    pytest.skip(hint)
+
+
 def require_tool(name: str) -> str:
     """Absolute path of ``name``; skip the test if absent, or fail when
     ``VIGIL_REQUIRE_SYSTEM_TOOLS=1`` (CI), so a missing tool never hides a test there."""
     path = shutil.which(name)
     if path is None:
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(f"{name} is not installed and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
-        pytest.skip(f"{name} is not installed")
+        unavailable(f"{name} is not installed", f"{name} is not installed")
     return path
 
 
@@ -50,9 +56,7 @@ def shared(*parts: str) -> Path:
     root = Path(os.environ.get("VIGIL_SHARED_DATA", REPO.parent / "shared" / "data"))
     path = root.joinpath(*parts)
     if not path.exists():
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(f"{path} is missing and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
-        pytest.skip(f"shared data {path} is not here (set VIGIL_SHARED_DATA)")
+        unavailable(f"{path} is missing", f"shared data {path} is not here (set VIGIL_SHARED_DATA)")
     return path
 
 
@@ -63,9 +67,10 @@ def real_wheels() -> Path:
     ``VIGIL_REQUIRE_SYSTEM_TOOLS=1`` (CI)."""
     folder = os.environ.get("VIGIL_REAL_WHEELS")
     if not folder or not any(Path(folder).glob("*.whl")):
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail("VIGIL_REAL_WHEELS holds no wheels and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
-        pytest.skip("set VIGIL_REAL_WHEELS to a folder with the two wheels")
+        unavailable(
+            "VIGIL_REAL_WHEELS holds no wheels",
+            "set VIGIL_REAL_WHEELS to a folder with the two wheels",
+        )
     return Path(folder)
 
 
@@ -94,9 +99,9 @@ def require_module(name: str) -> None:
     import importlib.util
 
     if importlib.util.find_spec(name) is None:
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(f"{name} is not installed and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
-        pytest.skip(f"{name} is not installed (pip install -e '.[test,llm]')")
+        unavailable(
+            f"{name} is not installed", f"{name} is not installed (pip install -e '.[test,llm]')"
+        )
 
 
 def new_database(path: Path) -> Path:

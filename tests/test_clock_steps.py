@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from _tools import SYSTEM_SENSOR_ONLY, new_database, reap, vigil, wait_for
+from _tools import SYSTEM_SENSOR_ONLY, new_database, reap, unavailable, vigil, wait_for
 
 CONFIG = (
     """
@@ -31,9 +31,9 @@ enabled = false
 def _libfaketime() -> str:
     found = sorted(glob.glob("/usr/lib/*/faketime/libfaketimeMT.so.1"))
     if not found:
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail("libfaketime is not installed and VIGIL_REQUIRE_SYSTEM_TOOLS=1")
-        pytest.skip("libfaketime is not installed (apt install faketime)")
+        unavailable(
+            "libfaketime is not installed", "libfaketime is not installed (apt install faketime)"
+        )
     return found[0]
 
 

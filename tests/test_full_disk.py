@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from _tools import SYSTEM_SENSOR_ONLY, new_database, reap, vigil, wait_for
+from _tools import SYSTEM_SENSOR_ONLY, new_database, reap, unavailable, vigil, wait_for
 
 from agent import config as config_mod
 from agent.cli import main
@@ -33,9 +33,10 @@ def small_disk(where: Path, size: str) -> Iterator[Path]:
         text=True,
     )
     if done.returncode != 0:
-        if os.environ.get("VIGIL_REQUIRE_SYSTEM_TOOLS") == "1":
-            pytest.fail(f"cannot mount a tmpfs: {done.stderr}")
-        pytest.skip(f"cannot mount a tmpfs here (root needed): {done.stderr.strip()}")
+        unavailable(
+            f"cannot mount a tmpfs: {done.stderr.strip()}",
+            f"cannot mount a tmpfs here (root needed): {done.stderr.strip()}",
+        )
     try:
         yield where
     finally:
