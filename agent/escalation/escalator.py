@@ -44,6 +44,7 @@ class _Asked:
     job: Job
     redacted: Redacted
     culprit: str | None
+    cause: str
 
 
 @dataclass(frozen=True)
@@ -194,7 +195,9 @@ class Escalator:
             if self.backend is not None and wake_id is not None:
                 redacted = redact(p.context, diagnosis, self.config)
                 job = Job(wake_id, messages(redacted.facts), redacted.payload)
-                self._runner.submit(_Asked(p.request.t, job, redacted, diagnosis.culprit))
+                self._runner.submit(
+                    _Asked(p.request.t, job, redacted, diagnosis.culprit, diagnosis.cause)
+                )
                 answers = self.collect()
                 if store_event:
                     self.store.record_events(answers)
@@ -381,7 +384,7 @@ class Escalator:
         sentence = first_sentence(model_text) if model_text is not None else None
         problem = None
         if sentence is not None:
-            problem = check(sentence, _real_facts(asked), asked.culprit)
+            problem = check(sentence, _real_facts(asked), asked.culprit, asked.cause)
         status = "failed" if failed else ("template" if problem else "done")
         if answer.cost is not None:
             self.meter.add(LARGE_MODEL, answer.cost.cpu_s)

@@ -7,8 +7,9 @@ name, states no number the facts do not state (with the same unit, rounded at mo
 joins no two numbers as a change or a range ("2 % to 30 %") that the facts do not, says of
 no number that another measure reached it, says no value fell where every one rose, puts a
 value above (below) no usual range's bottom (top), says no number is another ("48 °C, which
-is 32 °C"), and names the culprit; otherwise the template summary stands and the reason is stored
-(``findings.check``).
+is 32 °C"), names the culprit, says what kind of incident it was (the swap, the temperature,
+...) and states something that happened, not only what is usual; otherwise the template
+summary stands and the reason is stored (``findings.check``).
 """
 
 from __future__ import annotations
@@ -81,6 +82,22 @@ _PAST_USUAL = re.compile(
     r"\b(above|over|beyond|exceed\w*|below|under)\s+(?:the\s+)?usual(?:ly)?\s+" + _AMOUNT
 )
 _LOW_SIDE = frozenset({"below", "under"})
+#: A usual value or range as said ("usually 2 % to 30 %", "the usual 30 %"): not news.
+_USUAL_SAID = re.compile(_USUAL + _AMOUNT + r"(?:" + _THEN_TO + _AMOUNT + r")?")
+#: What each kind of incident is about, as words a sentence on it uses (a prefix of a word
+#: will do: "heated", "reads"). A sentence with none of them told another story: "The
+#: process firefox held 8 % of memory." of the swap filling up, or "blender used 115 % CPU
+#: (before: 0 %), the busiest process's memory share reached 7 %" of an overheating.
+CAUSE_WORDS = {
+    "cpu_runaway": ("cpu", "load"),
+    "memory_growth": ("memory",),
+    "swap_pressure": ("swap",),
+    "network_burst": ("download", "upload", "network"),
+    "disk_burst": ("disk", "read", "write"),
+    "overheating": ("temperature", "°c", "hot", "heat"),
+    "battery_drain": ("battery", "power"),
+    "unusual_place": ("place",),
+}
 #: "A, which is B" says that A is B (a stuck sensor's "48 °C for 10 minutes, which is 32 °C"),
 #: unless B is compared ("which is 20 % above ...").
 _IS = re.compile(
@@ -121,7 +138,9 @@ def first_sentence(text: str) -> str:
     return text[: match.start()] if match else text
 
 
-def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | None:
+def check(
+    sentence: str, facts: Sequence[str], culprit: str | None, cause: str | None = None
+) -> str | None:
     """Why ``sentence`` cannot stand for the facts, or None when it can."""
     if not 10 <= len(sentence) <= MAX_CHARS:
         return f"length {len(sentence)} outside 10-{MAX_CHARS}"
@@ -166,6 +185,12 @@ def check(sentence: str, facts: Sequence[str], culprit: str | None) -> str | Non
         return f"says {falling[0]!r}, but every value in the facts rose"
     if culprit is not None and not _named(culprit, sentence):
         return f"does not name {culprit}"
+    if cause in CAUSE_WORDS and not _tells(sentence, CAUSE_WORDS[cause]):
+        return f"says nothing of the {cause.replace('_', ' ')} ({' / '.join(CAUSE_WORDS[cause])})"
+    headline = _news(facts[0]) if facts else []  # "no cause stands out" gives none
+    news = _news(known)
+    if headline and not any(_near(*said, *n) for said in _news(sentence) for n in news):
+        return f"says only what is usual, not {_said(*headline[0])}"
     return None
 
 
@@ -200,6 +225,19 @@ def _past_usual(sentence: str) -> list[tuple[str, Amount]]:
         for m in _PAST_USUAL.finditer(sentence)
         if _TO_END.match(sentence, m.end()) is None
     ]
+
+
+def _tells(sentence: str, words: Sequence[str]) -> bool:
+    """Whether a word of ``sentence`` starts with one of ``words``."""
+    lower = sentence.lower()
+    return any(re.search(r"(?<!\w)" + re.escape(w), lower) for w in words)
+
+
+def _news(text: str) -> list[Amount]:
+    """The amounts ``text`` gives as what happened: none of its usual values or ranges, its
+    "before:" values, durations or clock times."""
+    rest = _USUAL_SAID.sub(" ", text)
+    return [(float(m[1]), m[2] or "") for m in _VALUE.finditer(rest)]
 
 
 def _identities(sentence: str) -> list[tuple[Amount, Amount]]:

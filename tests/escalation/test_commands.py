@@ -65,7 +65,7 @@ def test_explain_wakes_a_model_by_hand_on_a_stored_event(
     script = tmp_path / "model.py"
     script.write_text(
         "import json, sys\njob = json.load(sys.stdin)\n"
-        "print(job['diagnosis']['culprit'] + ' ran away at 14:00 UTC.')\n"
+        "print(job['diagnosis']['culprit'] + ' ran away: the CPU use reached 100 %.')\n"
     )
     cfg.write_text(CONFIG + f"command = {json.dumps([sys.executable, str(script)])}\n")
     args = ["explain", event_id, "--config", str(cfg), "--db", str(db), "--backend", "command"]
@@ -76,7 +76,9 @@ def test_explain_wakes_a_model_by_hand_on_a_stored_event(
         "ffmpeg",
         "explain",
     )
-    assert found["status"] == "done" and found["text"] == "ffmpeg ran away at 14:00 UTC."
+    assert (
+        found["status"] == "done" and found["text"] == "ffmpeg ran away: the CPU use reached 100 %."
+    )
     assert found["cpu_s"] > 0 and found["backend"] == "command"
     assert main(["findings", "--config", str(cfg), "--db", str(db), "--json"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2  # the replay's and the explain's

@@ -23,6 +23,7 @@ from agent.demo import demo_fences, write_synthetic_trace
 from agent.escalation.backends import make_backend
 from agent.escalation.escalator import Escalator, WakeResult
 from agent.escalation.policy import WakeRequest
+from agent.escalation.prompt import first_sentence
 from agent.memory import schema
 from agent.memory.db import open_engine
 from agent.memory.store import MemoryStore
@@ -82,11 +83,12 @@ def python(script: str) -> str:
     return json.dumps([sys.executable, "-c", script])
 
 
+#: A stand-in model: the culprit, then the first fact (what happened) as the same sentence.
 ANSWER = """
 import json, sys
 job = json.load(sys.stdin)
-d = job["diagnosis"]
-print(f"{d['culprit']} did it. " + job["facts"][0])
+d, fact = job["diagnosis"], job["facts"][0]
+print(f"{d['culprit']} did it: " + fact[0].lower() + fact[1:] + " More words.")
 """
 
 
@@ -109,8 +111,8 @@ def test_wakes_are_the_same_with_and_without_a_model(day: Path, tmp_path: Path) 
     for f in found:
         assert f["status"] == "done" and f["backend"] == "command"
         assert f["cpu_s"] > 0 and f["wall_s"] > 0 and f["peak_rss_kb"] > 0
-        assert f["text"] == f"{f['culprit']} did it." and f["text_source"] == "model"
-        assert f["model_text"].startswith(f["text"])
+        assert f["text"].startswith(f"{f['culprit']} did it: at ") and f["text_source"] == "model"
+        assert f["model_text"] == f["text"] + " More words."
 
 
 def test_a_second_look_wakes_the_model_only_when_the_diagnosis_changed(
@@ -340,8 +342,10 @@ def test_the_budget_counts_the_incidents_that_woke_the_model(day: Path, tmp_path
 RECORD = """
 import json, sys
 from pathlib import Path
-Path(sys.argv[1]).open("a").write(sys.stdin.read() + "\\n")
-print("process-1 did it.")
+job = sys.stdin.read()
+Path(sys.argv[1]).open("a").write(job + "\\n")
+fact = json.loads(job)["facts"][0]
+print("process-1 did it: " + fact[0].lower() + fact[1:])
 """
 
 
@@ -369,7 +373,7 @@ def test_a_command_backend_sees_coarse_places_and_stand_ins(day: Path, tmp_path:
         exact = [c for c in (synthetic.HOME, synthetic.WORK) if (place["lat"], place["lon"]) == c]
         assert not exact
     # The stand-in in the answer is the real name again, here on this machine.
-    assert found[2]["text"] == "ffmpeg did it."
+    assert found[2]["text"].startswith("ffmpeg did it: at ") and found[2]["status"] == "done"
 
 
 class _Recorder(BaseHTTPRequestHandler):
@@ -379,6 +383,7 @@ class _Recorder(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802 (the standard library's name)
         body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        fact = first_sentence(body["messages"][-1]["content"])
         type(self).seen.append(
             {"path": self.path, "auth": self.headers.get("Authorization"), "body": body}
         )
@@ -391,7 +396,10 @@ class _Recorder(BaseHTTPRequestHandler):
                 {
                     "index": 0,
                     "finish_reason": "stop",
-                    "message": {"role": "assistant", "content": "process-1 did it."},
+                    "message": {
+                        "role": "assistant",
+                        "content": "process-1 did it: " + fact[0].lower() + fact[1:],
+                    },
                 }
             ],
             "usage": {"prompt_tokens": 40, "completion_tokens": 4, "total_tokens": 44},
@@ -438,7 +446,8 @@ def test_an_openai_server_gets_the_redacted_facts_and_the_key(
         assert "ffmpeg" not in sent and "firefox" not in sent
         assert str(synthetic.HOME[0])[:7] not in sent  # no coordinates in the facts
     assert "process-1" in json.dumps(_Recorder.seen[2]["body"]["messages"])
-    assert found[2]["text"] == "ffmpeg did it." and found[2]["tokens_out"] == 4
+    assert found[2]["text"].startswith("ffmpeg did it: at ") and found[2]["status"] == "done"
+    assert found[2]["tokens_out"] == 4
     engine = open_engine(tmp_path / "o.db")
     assert "sk-test-123" not in json.dumps(WakeStore(engine).findings())
     assert "sk-test-123" not in json.dumps([e.data for e in MemoryStore(engine).events()])

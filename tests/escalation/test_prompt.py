@@ -199,3 +199,90 @@ def test_only_the_first_sentence_is_kept_and_the_example_leads_the_messages() ->
     chat = messages(FACTS)
     assert [m["role"] for m in chat] == ["system", "user", "assistant", "user"]
     assert chat[-1]["content"] == " ".join(FACTS)
+
+
+#: Answers SmolLM2-135M gave on bench/escalation.py's laptop (seeds 1 and 2) that keep every
+#: name and number right and still do not tell what happened, with their facts and cause.
+UNTOLD = [
+    (
+        [
+            "At 11:49 UTC on Monday, the swap use reached 12 %, usually 1 % to 3 %.",
+            "The process firefox held 8 % of memory.",
+        ],
+        "swap_pressure",
+        "firefox",
+        "The process firefox held 8 % of memory.",
+        "says nothing of the swap pressure",
+    ),
+    (
+        [
+            "At 22:31 UTC on Sunday, the temperature reached 79 °C, usually 33 °C to 52 °C.",
+            "The process blender used 115 % CPU (before: 0 %).",
+            "The second largest process's memory share reached 7 %, usually 1 % to 6 %.",
+        ],
+        "overheating",
+        "blender",
+        "The process blender used 115 % CPU (before: 0 %), the second largest process's memory "
+        "share reached 7 %, usually 1 % to 6 %.",
+        "says nothing of the overheating",
+    ),
+    (
+        [
+            "At 13:19 UTC on Sunday, the sensor battery.battery_pct has read exactly 68 % for 13 "
+            "minutes.",
+            "battery.battery_pct usually reads 54 % to 100 %.",
+        ],
+        "sensor_fault",
+        "battery.battery_pct",
+        "The battery.battery_pct usually reads 54 % to 100 %.",
+        "says only what is usual, not 68 %",
+    ),
+]
+
+
+@pytest.mark.parametrize(("facts", "cause", "culprit", "sentence", "reason"), UNTOLD)
+def test_a_sentence_that_does_not_tell_the_incident_is_refused(
+    facts: list[str], cause: str, culprit: str, sentence: str, reason: str
+) -> None:
+    problem = check(sentence, facts, culprit, cause)
+    assert problem is not None and reason in problem
+
+
+@pytest.mark.parametrize(
+    ("cause", "sentence"),
+    [
+        ("swap_pressure", "firefox held 8 % of memory when the swap use reached 12 %."),
+        ("overheating", "blender used 115 % CPU when the temperature reached 79 °C."),
+        ("overheating", "blender heated the machine to 79 °C."),
+        ("sensor_fault", "battery.battery_pct has read exactly 68 % for 13 minutes."),
+        # what happened may sit at an end of the usual range: it is still what happened
+        ("memory_growth", "firefox's memory share reached 10 %, usually 3 % to 10 %."),
+    ],
+)
+def test_a_sentence_that_tells_the_incident_stands(cause: str, sentence: str) -> None:
+    facts = [
+        "At 11:49 UTC on Monday, the swap use reached 12 %, usually 1 % to 3 %.",
+        "The temperature reached 79 °C, usually 33 °C to 52 °C.",
+        "The process firefox held 8 % of memory.",
+        "The process blender used 115 % CPU (before: 0 %).",
+        "The largest process's memory share reached 10 %, usually 3 % to 10 %.",
+        "The sensor battery.battery_pct has read exactly 68 % for 13 minutes.",
+    ]
+    assert check(sentence, facts, None, cause) is None
+
+
+def test_a_sentence_of_usual_values_alone_is_refused_even_where_one_is_also_news() -> None:
+    facts = ["At 14:26 UTC on Sunday, the memory use reached 10 %, usually 3 % to 10 %."]
+    problem = check("The memory use is usually 3 % to 10 %.", facts, None, "memory_growth")
+    assert problem is not None and "only what is usual" in problem
+
+
+def test_where_no_cause_stands_out_retelling_the_trigger_stands() -> None:
+    facts = [
+        "At 14:00 UTC on Monday, rule.fired warm.",
+        "The CPU use reached 40 %, usually 0 % to 30 %.",
+    ]
+    sentence = "Something unusual happened at 14:00 UTC on Monday."
+    assert check(sentence, facts, None, "unknown") is None
+    problem = check(sentence, [*facts[1:], facts[0]], None, "unknown")  # a headline with news
+    assert problem is not None and "only what is usual, not 40 %" in problem
