@@ -164,7 +164,27 @@ def read_header(path: Path) -> dict[str, Any]:
         raise TraceError(str(path), f"cannot be read: {exc}") from exc
     if first is None:
         raise TraceError(str(path), f"not a vigil trace (line 1 is over {MAX_LINE} characters)")
-    return _parse_header(path, first)
+    try:
+        return _parse_header(path, first)
+    except TraceError as exc:
+        hint = _import_hint(path)
+        if hint is None:
+            raise
+        raise TraceError(str(path), f"{exc.reason}; {hint}") from None
+
+
+def _import_hint(path: Path) -> str | None:
+    """How to make a trace of ``path`` if it is a recording ``vigil import`` reads."""
+    from agent.importers.sniff import looks_like  # the importers only on this path
+
+    try:
+        with _open_text(path, "r") as f:
+            kind = looks_like(line or "" for line, _ in _lines(f))
+    except _READ_ERRORS:
+        return None
+    if kind is None:
+        return None
+    return f"it looks like {kind}: vigil import {kind} {path.name} -o trace.jsonl makes one"
 
 
 def _parse_header(path: Path, line: str) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""A recording given where a trace is expected is named, with the import that makes a trace
+of it: the real recordings of each format vigil imports."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from agent.cli import main
+from agent.importers.sniff import looks_like
+from agent.runtime.trace import _open_text
+from tests._tools import REPO, shared
+
+RECORDINGS = [
+    ("traces/nmea/bt451.log", "nmea"),  # a dozen lines of comments first
+    ("traces/nmea/telit-he910.log", "nmea"),
+    ("traces/gpx/cerknicko-jezero.gpx", "gpx"),  # "<gpx" on line 2
+    ("traces/gpx/around-visnjan-with-car.gpx", "gpx"),
+    ("traces/geolife/plt-003/20081023175854.plt", "geolife"),
+    ("traces/phone/owntracks-demo-iphone.rec", "owntracks"),
+    ("traces/phone/google_trajectory.csv", "csv"),
+    ("traces/geolife/geolife_sample.txt.gz", "csv"),
+    ("nab/data/artificialNoAnomaly/art_daily_no_noise.csv", "nab"),
+]
+
+
+@pytest.mark.parametrize(("name", "kind"), RECORDINGS)
+def test_each_recording_is_told_by_its_first_lines(name: str, kind: str) -> None:
+    with _open_text(shared(*name.split("/")), "r") as f:
+        assert looks_like(f) == kind
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        [],
+        ["# only a comment\n"],
+        ["Some prose that is no recording.\n", "More of it.\n"],
+        ['{"t": 1.0, "sensor": "system"}\n'],  # a trace without its header
+        ["1,2,3\n"],  # numbers, no header of names
+    ],
+)
+def test_what_is_no_known_recording_is_not_named(lines: list[str]) -> None:
+    assert looks_like(lines) is None
+
+
+def test_replaying_a_recording_says_how_to_import_it(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    gpx = shared("traces", "gpx", "cerknicko-jezero.gpx")
+    assert main(["replay", str(gpx)]) == 2
+    err = capsys.readouterr().err
+    assert "not a vigil trace" in err
+    assert "it looks like gpx: vigil import gpx cerknicko-jezero.gpx -o trace.jsonl" in err
+    assert len(err.strip().splitlines()) == 1
+    assert main(["replay", str(REPO / "README.md")]) == 2  # no hint where none fits
+    err = capsys.readouterr().err
+    assert "not a vigil trace" in err and "looks like" not in err
+
+
+def test_a_trace_without_its_header_gets_no_import_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "t.jsonl"
+    path.write_text('{"t": 1.0, "sensor": "system"}\n')
+    assert main(["replay", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "not a vigil_trace header" in err and "looks like" not in err
