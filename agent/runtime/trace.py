@@ -12,6 +12,7 @@ import heapq
 import io
 import json
 import logging
+import shlex
 import sys
 import zlib
 from collections import Counter
@@ -184,7 +185,8 @@ def _import_hint(path: Path) -> str | None:
         return None
     if kind is None:
         return None
-    return f"it looks like {kind}: vigil import {kind} {path.name} -o trace.jsonl makes one"
+    name = shlex.quote(path.name)
+    return f"it looks like {kind}: vigil import {kind} {name} -o trace.jsonl makes one"
 
 
 def _parse_header(path: Path, line: str) -> dict[str, Any]:
