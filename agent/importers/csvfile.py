@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
@@ -44,6 +45,13 @@ from agent.samples import Sample
 logger = logging.getLogger(__name__)
 
 USER_COLUMNS = ("uid", "user_id", "userid", "user")
+#: Column names that other tools give the time, latitude and longitude (for the hint when the
+#: header lacks the ones asked for).
+TIME_ALIASES = ("timestamp", "time", "datetime", "date_time", "tracked_at", "recorded_at", "utc")
+LAT_ALIASES = ("lat", "latitude")
+LON_ALIASES = ("lon", "lng", "long", "longitude")
+ACCURACY_ALIASES = ("accuracy_m", "accuracy", "acc", "horizontal_accuracy", "hacc")
+ALT_ALIASES = ("alt_m", "alt", "altitude", "elevation", "ele")
 #: UNIX times at or above this are taken as milliseconds (1e11 s is in the year 5138).
 MILLISECONDS_FROM = 1e11
 
@@ -153,7 +161,7 @@ def _header(path: Path, lines: Iterable[str], options: ImportOptions) -> _Table:
         raise TraceError(
             str(path),
             f"no column {', '.join(map(repr, missing))} in the header {header!r} "
-            f"(delimiter {options.delimiter!r}; see --time-column, --lat-column, --lon-column)",
+            f"(delimiter {options.delimiter!r}; {_suggest(header, options)})",
         )
     user_column = _user_column(path, header, options.user_column)
     user_at = None if user_column is None else index[user_column]
@@ -182,6 +190,41 @@ def _rows(
             yield where, cells
     except csv.Error as exc:  # a NUL byte, an unclosed quote over the size limit...
         raise TraceError(str(table.path), f"line {reader.line_num}: {exc}") from exc
+
+
+def _suggest(header: list[str], options: ImportOptions) -> str:
+    """What to try when the header lacks a required column: another delimiter where the
+    header is one cell that another would split, else the options for the columns the header
+    names by another tool's usual name ("latitude" for ``lat``...), optional ones too."""
+    if len(header) == 1:
+        for delimiter, said in ((";", "';'"), ("\t", "tab"), ("|", "'|'")):
+            if delimiter in header[0] and delimiter != options.delimiter:
+                return f"try --delimiter {said}"
+    required = _aliased(
+        header,
+        ("--time-column", options.time_column, TIME_ALIASES),
+        ("--lat-column", options.lat_column, LAT_ALIASES),
+        ("--lon-column", options.lon_column, LON_ALIASES),
+    )
+    if not required:
+        return "see --time-column, --lat-column, --lon-column"
+    optional = _aliased(
+        header,
+        ("--accuracy-column", options.accuracy_column, ACCURACY_ALIASES),
+        ("--alt-column", options.alt_column, ALT_ALIASES),
+    )
+    return "try " + " ".join(required + optional)
+
+
+def _aliased(header: list[str], *columns: tuple[str, str, tuple[str, ...]]) -> list[str]:
+    """``--flag name`` for each column asked for that the header lacks but names otherwise."""
+    lower = {name.lower(): name for name in header}
+    tries = []
+    for flag, name, aliases in columns:
+        found = next((lower[a] for a in aliases if a in lower), None)
+        if name not in header and found is not None:
+            tries.append(f"{flag} {shlex.quote(found)}")
+    return tries
 
 
 def _user_column(path: Path, header: list[str], wanted: str) -> str | None:

@@ -144,3 +144,42 @@ def test_not_utf8_is_a_trace_error(tmp_path: Path) -> None:
     src.write_bytes(b"timestamp,lat,lon\n0,1,2\n\xff\xfe,1,2\n")
     with pytest.raises(TraceError, match="not utf-8 text"):
         import_files("csv", [src], tmp_path / "o.jsonl")
+
+
+@pytest.mark.parametrize(
+    ("header", "hint"),
+    [
+        ("time,latitude,longitude\n", "try --time-column time --lat-column latitude --lon-column"),
+        ("when;lat;lon\n", "try --delimiter ';'"),
+        ("when\tlat\tlon\n", "try --delimiter tab"),
+        ("a,b,c\n", "see --time-column, --lat-column, --lon-column"),
+        # an optional column is named too, once a required one is
+        ("timestamp,lat,lng,Altitude\n", "try --lon-column lng --alt-column Altitude"),
+    ],
+)
+def test_a_header_without_the_columns_says_what_to_try(
+    tmp_path: Path, header: str, hint: str
+) -> None:
+    src = _csv(tmp_path, header)
+    with pytest.raises(TraceError, match="no column") as raised:
+        import_files("csv", [src], tmp_path / "o.jsonl")
+    assert hint in str(raised.value)
+
+
+def test_the_hints_lead_to_an_import_of_a_real_trajectory(tmp_path: Path) -> None:
+    """Each hint taken as it is given, from the defaults to a trace of every fix."""
+    src = traces("phone", "posmo_trajectory.csv")
+    options = ImportOptions()
+    for _ in range(3):
+        try:
+            counts = import_files("csv", [src], tmp_path / "o.jsonl", options)
+            break
+        except TraceError as exc:
+            tried = str(exc).split("try ", 1)[1].rstrip(")").split(" --")
+            flags = dict(flag.lstrip("-").split(" ", 1) for flag in tried)
+            fields = {k.replace("-", "_"): v.strip("'") for k, v in flags.items()}
+            options = replace(options, **fields)
+    else:
+        pytest.fail("the hints did not lead to an import")
+    assert options == PHONE  # the options the trajectory's own test gives by hand
+    assert counts.written == 1327 and not counts.skipped
