@@ -254,6 +254,9 @@ def test_a_sentence_that_does_not_tell_the_incident_is_refused(
         ("swap_pressure", "firefox held 8 % of memory when the swap use reached 12 %."),
         ("overheating", "blender used 115 % CPU when the temperature reached 79 °C."),
         ("overheating", "blender heated the machine to 79 °C."),
+        # a larger model's own words for it
+        ("swap_pressure", "firefox holds 8 % of memory while the machine swaps (12 %)."),
+        ("overheating", "blender made the machine overheat: 79 °C."),
         ("sensor_fault", "battery.battery_pct has read exactly 68 % for 13 minutes."),
         # what happened may sit at an end of the usual range: it is still what happened
         ("memory_growth", "firefox's memory share reached 10 %, usually 3 % to 10 %."),
