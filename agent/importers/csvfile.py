@@ -218,13 +218,18 @@ def _suggest(header: list[str], options: ImportOptions) -> str:
 
 def _aliased(header: list[str], *columns: tuple[str, str, tuple[str, ...]]) -> list[str]:
     """``--flag name`` for each column asked for that the header lacks but names otherwise."""
-    lower = {name.lower(): name for name in header}
     tries = []
     for flag, name, aliases in columns:
-        found = next((lower[a] for a in aliases if a in lower), None)
+        found = _named_column(header, aliases)
         if name not in header and found is not None:
             tries.append(f"{flag} {shlex.quote(found)}")
     return tries
+
+
+def _named_column(header: list[str], names: Sequence[str]) -> str | None:
+    """The header's column named the first of ``names`` it has, in any case."""
+    lower = {name.lower(): name for name in header}
+    return next((lower[n] for n in names if n in lower), None)
 
 
 def _user_column(path: Path, header: list[str], wanted: str) -> str | None:
@@ -234,8 +239,7 @@ def _user_column(path: Path, header: list[str], wanted: str) -> str | None:
         if wanted not in header:
             raise TraceError(str(path), f"no user column {wanted!r} in the header {header!r}")
         return wanted
-    lower = {name.lower(): name for name in header}
-    return next((lower[c] for c in USER_COLUMNS if c in lower), None)
+    return _named_column(header, USER_COLUMNS)
 
 
 def _same_user(cell: str, wanted: str) -> bool:

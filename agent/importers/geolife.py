@@ -33,6 +33,9 @@ HEADER_LINES = 6
 FEET_M = 0.3048
 NO_ALTITUDE_FT = -777.0
 
+#: How every ``.plt`` file begins.
+FIRST_LINE = "Geolife trajectory"
+
 
 def read_geolife(
     paths: Sequence[Path], options: ImportOptions, counts: ImportCounts, on_progress: ProgressFn
@@ -41,8 +44,8 @@ def read_geolife(
     for path in paths:
         with open_source(path, on_progress) as lines:
             for lineno, line in enumerate(lines, 1):
-                if lineno == 1 and not line.startswith("Geolife trajectory"):
-                    raise TraceError(str(path), "not a GeoLife .plt file (no 'Geolife trajectory')")
+                if lineno == 1 and not line.startswith(FIRST_LINE):
+                    raise TraceError(str(path), f"not a GeoLife .plt file (no {FIRST_LINE!r})")
                 if lineno <= HEADER_LINES or not line.strip():
                     continue
                 where = f"{path}:{lineno}"

@@ -3,9 +3,12 @@ given where a vigil trace is expected (``vigil replay walk.gpx``)."""
 
 from __future__ import annotations
 
+import csv
 import re
 from collections.abc import Iterable
 from itertools import islice
+
+from agent.importers import geolife, nab
 
 #: How many of a file's first lines are read to tell (gpsd's logs begin with a dozen lines
 #: of "#" comments), and how many of those that are not comments are looked at.
@@ -26,13 +29,13 @@ def looks_like(lines: Iterable[str]) -> str | None:
         return None
     if any("<gpx" in line for line in body):
         return "gpx"
-    if body[0] == "Geolife trajectory":
+    if body[0].startswith(geolife.FIRST_LINE):
         return "geolife"
     if any(_NMEA.match(line) for line in body):
         return "nmea"
     if _OWNTRACKS.match(body[0]):
         return "owntracks"
-    if body[0].lower().replace('"', "") == "timestamp,value":
+    if [cell.strip() for cell in next(csv.reader([body[0]]))] == nab.HEADER:
         return "nab"
     if _DELIMITED.match(body[0]):
         return "csv"
