@@ -164,11 +164,11 @@ def check(
         kinds = ("change", "range") if kind == "either" else (kind,)
         if not any(k in kinds and _near(*a, *ka) and _near(*b, *kb) for k, ka, kb in known_links):
             return f"{_LINK_WORDS[kind].format(a=_said(*a), b=_said(*b))}, which the facts do not"
-    known_ranges = [(lo, hi) for kind, lo, hi in known_links if kind == "range"]
+    bottoms = [lo for kind, lo, _ in known_links if kind == "range"]
+    tops = [hi for kind, _, hi in known_links if kind == "range"]
     for word, amount in _past_usual(sentence):
         side = 0 if word.lower() in _LOW_SIDE else 1
-        ends = [r[side] for r in known_ranges]
-        others = [r[1 - side] for r in known_ranges]
+        ends, others = (bottoms, tops) if side == 0 else (tops, bottoms)
         if not any(_near(*amount, *e) for e in ends) and any(_near(*amount, *e) for e in others):
             end = "bottom" if side else "top"
             return f"says {word} the usual {_said(*amount)}, the {end} of the usual range"
@@ -189,9 +189,10 @@ def check(
     if cause in CAUSE_WORDS and not _tells(sentence, CAUSE_WORDS[cause]):
         return f"says nothing of the {cause.replace('_', ' ')} ({' / '.join(CAUSE_WORDS[cause])})"
     headline = _news(facts[0]) if facts else []  # "no cause stands out" gives none
-    news = _news(known)
-    if headline and not any(_near(*said, *n) for said in _news(sentence) for n in news):
-        return f"says only what is usual, not {_said(*headline[0])}"
+    if headline:
+        news = _news(known)
+        if not any(_near(*said, *n) for said in _news(sentence) for n in news):
+            return f"says only what is usual, not {_said(*headline[0])}"
     return None
 
 
