@@ -6,11 +6,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from _tools import REPO, shared
 
 from agent.cli import main
 from agent.importers.sniff import looks_like
 from agent.runtime.trace import _open_text
-from tests._tools import REPO, shared
 
 RECORDINGS = [
     ("traces/nmea/bt451.log", "nmea"),  # a dozen lines of comments first
