@@ -3,7 +3,6 @@ given where a vigil trace is expected (``vigil replay walk.gpx``)."""
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable
 from itertools import islice
@@ -22,7 +21,8 @@ _DELIMITED = re.compile(r"^[A-Za-z_][\w .\"-]*([,;\t|])[A-Za-z_\"]")  # a header
 
 def looks_like(lines: Iterable[str]) -> str | None:
     """The ``vigil import`` format that a file's first ``lines`` look like, or None. Lines
-    of "#" comments are passed over."""
+    of "#" comments are passed over. Any text gives an answer, never an error (no ``csv``
+    here: a line past its field limit would raise)."""
     kept = (line.strip() for line in islice(lines, LINES) if not line.startswith("#"))
     body = list(islice((line for line in kept if line), BODY_LINES))
     if not body:
@@ -35,7 +35,7 @@ def looks_like(lines: Iterable[str]) -> str | None:
         return "nmea"
     if _OWNTRACKS.match(body[0]):
         return "owntracks"
-    if [cell.strip() for cell in next(csv.reader([body[0]]))] == nab.HEADER:
+    if [cell.strip().strip('"') for cell in body[0].split(",")] == nab.HEADER:
         return "nab"
     if _DELIMITED.match(body[0]):
         return "csv"

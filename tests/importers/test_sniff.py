@@ -39,6 +39,7 @@ def test_each_recording_is_told_by_its_first_lines(name: str, kind: str) -> None
         ["Some prose that is no recording.\n", "More of it.\n"],
         ['{"t": 1.0, "sensor": "system"}\n'],  # a trace without its header
         ["1,2,3\n"],  # numbers, no header of names
+        ["[" * 200_000 + "\n"],  # one cell past the csv module's field limit
     ],
 )
 def test_what_is_no_known_recording_is_not_named(lines: list[str]) -> None:
