@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -106,3 +110,22 @@ def test_unknown_command_is_usage_error(capsys: pytest.CaptureFixture[str]) -> N
     with pytest.raises(SystemExit) as info:
         main(["frobnicate"])
     assert info.value.code == 2
+
+
+def test_a_reader_that_goes_away_stops_vigil_quietly(tmp_path: Path) -> None:
+    """`vigil ... | head`: the pipe's reader gone, vigil stops as a pipe's writer does (128 +
+    SIGPIPE), without the traceback of a bug."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # gone before the first line: every write fails
+    done = subprocess.run(
+        [sys.executable, "-m", "agent", "demo", "--json"],
+        env={**os.environ, "XDG_DATA_HOME": str(tmp_path)},
+        stdout=write_end,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=300,
+    )
+    os.close(write_end)
+    assert done.returncode == 128 + signal.SIGPIPE, done.stderr
+    assert "Traceback" not in done.stderr
+    assert "a bug" not in done.stderr
