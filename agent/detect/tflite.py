@@ -7,8 +7,12 @@ import importlib
 import io
 import json
 import logging
+import os
+import sys
+import tempfile
 import zipfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -46,6 +50,11 @@ class SignatureRunner(Protocol):
     def __call__(self, **kwargs: npt.NDArray[Any]) -> dict[str, npt.NDArray[Any]]: ...
     def get_input_details(self) -> dict[str, dict[str, Any]]: ...
     def get_output_details(self) -> dict[str, dict[str, Any]]: ...
+
+
+#: What the runtime's C++ prints to fd 2 when an interpreter first runs, whatever the log level
+#: (``TF_CPP_MIN_LOG_LEVEL`` does not reach it): noise on every vigil command.
+DELEGATE_NOTICE = b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU."
 
 
 class Interpreter(Protocol):
@@ -318,8 +327,33 @@ def load_model(
         raise ModelError(
             str(path), f"does not match its card {card.path.name}: " + "; ".join(diffs)
         )
+    with without_delegate_notice():  # the first run of any signature prints it
+        interp.get_signature_runner("get_weights")()
     logger.debug("model %s ready (%d B, sha256 %s)", card.name, card.size_bytes, digest[:12])
     return TinyModel(card, interp)
+
+
+@contextmanager
+def without_delegate_notice() -> Iterator[None]:
+    """fd 2 held in a temporary file meanwhile, then given back without ``DELEGATE_NOTICE``
+    (another thread's lines written meanwhile come out after it, in their order)."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no fd 2 at all: nothing to keep quiet
+        yield
+        return
+    with tempfile.TemporaryFile() as held:
+        os.dup2(held.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            held.seek(0)
+            rest = b"".join(line for line in held if not line.startswith(DELEGATE_NOTICE))
+            if rest:
+                os.write(2, rest)
 
 
 class TinyModel:

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -15,6 +18,7 @@ from _tools import load_script
 
 from agent import config
 from agent.detect.tflite import (
+    DELEGATE_NOTICE,
     DIRECT_BATCH,
     NO_RUNTIME,
     TINY_SHA256,
@@ -24,6 +28,7 @@ from agent.detect.tflite import (
     load_model,
     load_or_explain,
     models_dir,
+    without_delegate_notice,
 )
 from agent.errors import ModelError
 
@@ -385,3 +390,24 @@ def test_own_model_through_the_config(
     shipped = config.load(tmp_path / "none.toml").anomaly  # the defaults
     default = load_or_explain(shipped.model, own=shipped.own_model)
     assert default is not None and default.sha256 == TINY_SHA256
+
+
+def test_a_vigil_command_does_not_print_the_runtimes_delegate_notice() -> None:
+    """LiteRT's C++ prints the notice once a process, at an interpreter's first run: a
+    process of its own, so that no earlier test has printed it already."""
+    code = (
+        "import numpy as np; from agent.detect.tflite import load_model; "
+        "m = load_model(); m.run(m.scale(np.random.default_rng(0).normal(size=(4, m.window))))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert DELEGATE_NOTICE not in done.stderr, done.stderr
+
+
+def test_lines_written_while_the_notice_is_held_come_out_without_it(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    with without_delegate_notice():
+        os.write(2, DELEGATE_NOTICE + b"\n")
+        os.write(2, b"another thread's line\n")
+    assert capfd.readouterr().err == "another thread's line\n"
