@@ -42,6 +42,10 @@ def _common() -> argparse.ArgumentParser:
     return p
 
 
+#: ``--since`` of the commands that read the memory (``report power`` defaults to 24h).
+SINCE_HELP = "24h, 30m, 7d... back from the newest sample, an ISO 8601 time, or all (default: all)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     common = _common()
     parser = argparse.ArgumentParser(
@@ -75,11 +79,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("traces", type=Path, nargs="+", metavar="TRACE")
     p.add_argument("-o", "--output", type=Path, required=True, metavar="CSV")
     p = add("events", "list stored events")
-    p.add_argument("--since", help="e.g. 24h, 30m, 7d, or an ISO 8601 time (default: all)")
+    p.add_argument("--since", help=SINCE_HELP)
     p.add_argument("--kind", help="only this kind, e.g. rule.fired")
     p.add_argument("--json", action="store_true", help="JSON lines")
     p = add("findings", "what the wakes of the larger model found")
-    p.add_argument("--since", help="e.g. 24h, 7d, or an ISO 8601 time (default: all)")
+    p.add_argument("--since", help=SINCE_HELP)
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p = add("explain", "wake the larger model by hand on a stored event (ids: vigil events)")
     p.add_argument("event_id", type=int, metavar="EVENT_ID")
@@ -263,6 +267,18 @@ def since_window(text: str) -> float | None:
     return float(match.group(1)) * _UNIT_S[match.group(2)] if match else None
 
 
+def since_start(text: str | None, newest: Callable[[], float | None]) -> float | None:
+    """Where ``--since`` starts: ``24h``/``7d``... back from the database's newest sample (the
+    agent's own now, so a replay's database answers for its own day, and a stopped daemon's
+    for its last one), an ISO 8601 time, or everything (no text, or no sample to count from)."""
+    if not text or text.strip() == "all":
+        return None
+    if since_window(text) is None:
+        return parse_since(text, 0.0)
+    end = newest()
+    return None if end is None else parse_since(text, end)
+
+
 def parse_since(text: str, now: float) -> float:
     """``24h``/``30m``/``7d`` before ``now``, or an ISO 8601 time (UTC if no zone)."""
     match = _SINCE.match(text.strip())
@@ -389,9 +405,10 @@ def cmd_events(args: argparse.Namespace) -> int:
     from agent.memory.store import MemoryStore
 
     config = _config(args)
-    since = parse_since(args.since, SystemClock().now()) if args.since else None
     with opened(_db(args, config)) as engine:
-        events = MemoryStore(engine).numbered_events(since=since, kind=args.kind)
+        store = MemoryStore(engine)
+        since = since_start(args.since, store.newest_sample_t)
+        events = store.numbered_events(since=since, kind=args.kind)
     show = _event_printer(args.json)
     for event_id, event in events:
         if not args.json:
@@ -427,11 +444,12 @@ def _model_note(row: dict[str, Any]) -> str:
 
 def cmd_findings(args: argparse.Namespace) -> int:
     from agent.memory.db import opened
+    from agent.memory.store import MemoryStore
     from agent.memory.wakes import WakeStore
 
     config = _config(args)
-    since = parse_since(args.since, SystemClock().now()) if args.since else None
     with opened(_db(args, config)) as engine:
+        since = since_start(args.since, MemoryStore(engine).newest_sample_t)
         rows = WakeStore(engine).findings(since)
     _show_findings(rows, args.json)
     if not rows:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import DATA
 
-from agent.cli import main, parse_since
+from agent.cli import main, parse_since, since_start
 from agent.errors import ConfigError
 from agent.memory.db import head_revision
 
@@ -86,8 +86,13 @@ def test_events_filters(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     assert len(out) == 1 and "rule.fired" in out[0] and "cpu_high" in out[0]
     event_id, rest = out[0].split(None, 1)  # the id vigil explain takes, then the event
     assert event_id == "#4" and rest.startswith("1970-01-01T00:18:40Z")
+    # A duration counts back from the newest sample (t 1120), not from today: 1970 is its day.
+    assert main(["events", "--db", db, "--since", "30s"]) == 0
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["#4"]
     assert main(["events", "--db", db, "--json", "--since", "1h"]) == 0
-    assert capsys.readouterr().out == ""  # all of them are from 1970
+    assert len(capsys.readouterr().out.splitlines()) == 4
+    assert main(["events", "--db", db, "--since", "2026-01-01"]) == 0
+    assert capsys.readouterr().err.strip() == "no events"
 
 
 def test_parse_since() -> None:
@@ -97,6 +102,13 @@ def test_parse_since() -> None:
     assert parse_since("2026-06-01T02:00:00+02:00", 0.0) == 1_780_272_000.0
     with pytest.raises(ConfigError, match="not like 24h"):
         parse_since("yesterday", 0.0)
+
+
+def test_since_starts_back_from_the_newest_sample() -> None:
+    assert since_start("24h", lambda: 100_000.0) == 100_000.0 - 86_400
+    assert since_start("2026-06-01T00:00:00Z", lambda: 0.0) == 1_780_272_000.0
+    assert since_start("24h", lambda: None) is None  # an empty database: everything (none)
+    assert since_start("all", lambda: 5.0) is None and since_start(None, lambda: 5.0) is None
 
 
 def test_replay_json_lines_are_stable_shape(capsys: pytest.CaptureFixture[str]) -> None:

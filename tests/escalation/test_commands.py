@@ -50,8 +50,11 @@ def test_findings_list_what_the_wakes_found(
     assert main(["findings", "--config", str(cfg), "--db", str(db)]) == 0
     text = capsys.readouterr().out
     assert "cpu_runaway: ffmpeg (process)" in text and "no larger model asked" in text
-    assert main(["findings", "--config", str(cfg), "--db", str(db), "--since", "1h"]) == 0
-    assert capsys.readouterr().err.strip() == "no findings"  # 2026-06 is long ago here
+    # 24h back from the replay's newest sample holds its wake; after its day, nothing.
+    assert main(["findings", "--config", str(cfg), "--db", str(db), "--since", "24h"]) == 0
+    assert "cpu_runaway: ffmpeg (process)" in capsys.readouterr().out
+    assert main(["findings", "--config", str(cfg), "--db", str(db), "--since", "2026-06-02"]) == 0
+    assert capsys.readouterr().err.strip() == "no findings"
 
 
 def test_explain_wakes_a_model_by_hand_on_a_stored_event(
