@@ -69,13 +69,14 @@ def check_runtime(model: str = "", own: bool = False) -> list[Check]:
             except importlib.metadata.PackageNotFoundError:
                 version = "version unknown"
             return [Check("runtime", "tflite", True, f"{how} {version}"), _check_model(model, own)]
+    from agent.detect.tflite import no_runtime
+
     return [
         Check(
             "runtime",
             "tflite",
             False,
-            "no TFLite runtime: pip install 'vigil[litert]' (Linux) or "
-            "pkg install python-tflite-runtime (Termux)",
+            no_runtime(),
         )
     ]
 

@@ -28,7 +28,18 @@ logger = logging.getLogger(__name__)
 # LiteRT (PyPI wheels for glibc Linux, macOS, Windows) first; Termux's system package
 # python-tflite-runtime provides the same Interpreter under the old name.
 RUNTIMES: tuple[str, ...] = ("ai_edge_litert.interpreter", "tflite_runtime.interpreter")
-NO_RUNTIME = "no TFLite runtime: pip install 'vigil[litert]' or pkg install python-tflite-runtime"
+
+
+def no_runtime() -> str:
+    """What to do without a runtime, on Linux and on Termux."""
+    from agent.extras import install_command
+
+    return (
+        f"no TFLite runtime: {install_command('litert')} (Linux) "
+        "or pkg install python-tflite-runtime (Termux)"
+    )
+
+
 INFER_CHUNK = 4096  # windows per invoke on the batched path: bounds the tensor arena
 DIRECT_BATCH = 16  # a live sample's windows (one per stream) up to this go in a direct call
 #: sha256 of the shipped ``models/tiny.tflite``. The card catches a corrupt file, but another
@@ -87,7 +98,7 @@ def load_interpreter(
             continue
         break
     if cls is None:
-        raise ModelError(str(path), NO_RUNTIME)
+        raise ModelError(str(path), no_runtime())
     try:
         if content is None:
             interp = cls(model_path=str(path), num_threads=1)

