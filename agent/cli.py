@@ -409,10 +409,12 @@ def cmd_events(args: argparse.Namespace) -> int:
         store = MemoryStore(engine)
         since = since_start(args.since, store.newest_sample_t)
         events = store.numbered_events(since=since, kind=args.kind)
-    show = _event_printer(args.json)
+    show = _event_printer(False)
     for event_id, event in events:
-        if not args.json:
-            print(f"#{event_id:<6} ", end="")
+        if args.json:
+            print(event.to_json(event_id))
+            continue
+        print(f"#{event_id:<6} ", end="")
         show(event)
     if not events:
         print("no events", file=sys.stderr)

@@ -47,12 +47,11 @@ class Event:
     subject: str
     data: Mapping[str, Any] = field(default_factory=dict)
 
-    def to_json(self) -> str:
-        """The stable ``--json`` line: fixed key order, floats as ``repr``, data keys sorted."""
-        return json.dumps(
-            {"t": self.t, "kind": self.kind, "subject": self.subject, "data": _sorted(self.data)},
-            allow_nan=False,
-        )
+    def to_json(self, event_id: int | None = None) -> str:
+        """The stable ``--json`` line: fixed key order, floats as ``repr``, data keys sorted;
+        a stored event's ``id`` first (what ``vigil explain`` takes)."""
+        line = {"t": self.t, "kind": self.kind, "subject": self.subject, "data": _sorted(self.data)}
+        return json.dumps(line if event_id is None else {"id": event_id, **line}, allow_nan=False)
 
 
 def _sorted(value: Any) -> Any:
