@@ -14,14 +14,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from agent.clock import sleep
 from agent.config import Config
 from agent.errors import SensorReadError, SensorUnavailable, StorageError
+from agent.samples import Sample
 from agent.sensors import plan_sensors
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
 logger = logging.getLogger(__name__)
+
+#: How long after its first reading each sensor is read again.
+SECOND_READING_S = 0.5
 
 
 @dataclass(frozen=True)
@@ -40,21 +45,38 @@ class Check:
 def check_sensors(
     config: Config, now: float, *, termux: bool, environ: Mapping[str, str]
 ) -> list[Check]:
-    checks = []
-    for plan in plan_sensors(config, termux=termux, environ=environ):
-        if plan.sensor is None:
-            checks.append(Check("sensor", plan.name, False, plan.reason, plan.required))
-            continue
-        try:
-            sample = plan.sensor.read(now)
-        except (SensorUnavailable, SensorReadError) as exc:
-            checks.append(Check("sensor", plan.name, False, exc.reason, plan.required))
-            continue
-        finally:
-            plan.sensor.close()
-        fields = ", ".join(sorted(sample.data)) if sample is not None else "no reading yet"
-        checks.append(Check("sensor", plan.name, True, f"{plan.reason}; fields: {fields}"))
-    return checks
+    """Each sensor read twice, ``SECOND_READING_S`` apart: the CPU use and the rates are
+    differences between two readings, so a first reading alone would not show them."""
+    plans = plan_sensors(config, termux=termux, environ=environ)
+    first: dict[str, Sample | None] = {}
+    failed: dict[str, str] = {}
+    try:
+        for plan in plans:
+            if plan.sensor is not None:
+                try:
+                    first[plan.name] = plan.sensor.read(now)
+                except (SensorUnavailable, SensorReadError) as exc:
+                    failed[plan.name] = exc.reason
+        if first:
+            sleep(SECOND_READING_S)
+        checks = []
+        for plan in plans:
+            if plan.sensor is None or plan.name in failed:
+                reason = failed.get(plan.name, plan.reason)
+                checks.append(Check("sensor", plan.name, False, reason, plan.required))
+                continue
+            sample = first[plan.name]
+            try:
+                sample = plan.sensor.read(now + SECOND_READING_S) or sample
+            except (SensorUnavailable, SensorReadError):
+                pass  # the first reading worked: that is what this check is about
+            fields = ", ".join(sorted(sample.data)) if sample is not None else "no reading yet"
+            checks.append(Check("sensor", plan.name, True, f"{plan.reason}; fields: {fields}"))
+        return checks
+    finally:
+        for plan in plans:
+            if plan.sensor is not None:
+                plan.sensor.close()
 
 
 def check_runtime(model: str = "", own: bool = False) -> list[Check]:
