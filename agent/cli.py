@@ -575,12 +575,12 @@ def cmd_places(args: argparse.Namespace) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
     from agent.doctor import run_checks
     from agent.platform import is_termux
+    from agent.report.terminal import output_console
 
     config = _config(args)
     termux = is_termux()
@@ -603,7 +603,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         for c in checks:
             status = "ok" if c.ok else ("FAIL" if c.required else "no")
             table.add_row(c.section, c.name, status, Text(c.detail))
-        Console(highlight=False).print(table)
+        output_console().print(table)
     for c in failed:
         print(
             f"vigil doctor: {c.name}: enabled in the config but cannot work: {c.detail}",

@@ -9,8 +9,6 @@ import logging
 import sys
 from pathlib import Path
 
-from rich.console import Console
-
 from agent.clock import SystemClock
 from agent.config import Config
 from agent.errors import StorageError, VigilError
@@ -23,7 +21,7 @@ logger = logging.getLogger(__name__)
 def report_power(args: argparse.Namespace, db: str) -> int:
     from agent.cli import parse_since, since_window
     from agent.report.power import build_report
-    from agent.report.terminal import render, write_csv
+    from agent.report.terminal import output_console, render, write_csv
 
     if args.html is not None and importlib.util.find_spec("matplotlib") is None:
         raise VigilError(f"the HTML report draws with matplotlib: {install_command('report')}")
@@ -41,7 +39,7 @@ def report_power(args: argparse.Namespace, db: str) -> int:
         json.dump(report, sys.stdout, indent=1)
         print()
     else:
-        render(report, Console(highlight=False))
+        render(report, output_console())
     if args.csv is not None:
         n = write_csv(report, args.csv)
         print(f"report: {n} rows written to {args.csv}", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,20 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
+
+#: The width of tables written to a file or a pipe: rich would take 80 columns and cut the
+#: wakes' times and causes short ("2026-…", "cpu_r…") where nobody reads them in a terminal.
+FILE_WIDTH = 200
+
+
+def output_console() -> Console:
+    """A console for stdout: the terminal's width, or ``FILE_WIDTH`` when stdout is no terminal
+    (unless ``COLUMNS`` says otherwise)."""
+    console = Console(highlight=False)
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(highlight=False, width=FILE_WIDTH)
+    return console
+
 
 _ENERGY_UNITS = ((3.6e6, "kWh"), (3600.0, "Wh"), (3.6, "mWh"), (1.0, "J"), (0.001, "mJ"))
 _POWER_UNITS = ((1.0, "W"), (0.001, "mW"), (1e-6, "µW"))

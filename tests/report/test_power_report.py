@@ -165,6 +165,21 @@ def test_terminal_and_csv_views(
     assert sum(float(row["cpu_s"]) for row in rows) == pytest.approx(r["agent"]["cpu_s"], rel=1e-4)
 
 
+def test_the_terminal_view_written_to_a_file_cuts_no_cell(
+    replayed: tuple[Path, Path], capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a terminal (`vigil report power > power.txt`): rich's 80 columns would cut the
+    wakes' times and causes to "2026-…" and "cpu_r…"."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+    cfg, db = replayed
+    capsys.readouterr()
+    assert main(["report", "power", "--config", str(cfg), "--db", str(db)]) == 0
+    text = capsys.readouterr().out
+    assert "…" not in text
+    wakes = report(cfg, db, capsys)["wakes"]["items"]
+    assert all(w["cause"] in text for w in wakes if w["cause"])
+
+
 def test_a_missing_database_is_a_clear_error(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
