@@ -133,7 +133,7 @@ def test_gzip_cut_short_keeps_what_was_read(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "reason"),
     [
-        ("", "not a vigil trace"),
+        ("", "empty"),
         ('{"t": 1.0, "sensor": "system"}\n', "not a vigil trace"),
         ('{"vigil_trace": 99}\n', "version 99"),
     ],

@@ -319,7 +319,7 @@ def test_a_file_given_twice_is_a_trace_error(tmp_path: Path) -> None:
 
 
 def test_a_directory_is_a_trace_error(tmp_path: Path) -> None:
-    with pytest.raises(TraceError, match="cannot be read"):
+    with pytest.raises(TraceError, match="a folder, not a trace"):
         _read(tmp_path)
 
 

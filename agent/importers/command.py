@@ -8,8 +8,10 @@ import socket
 import sys
 from pathlib import Path
 
+from agent.errors import TraceError
 from agent.importers import IMPORTERS, ImportOptions, import_files
 from agent.importers.common import expand
+from agent.importers.sniff import import_hint
 
 logger = logging.getLogger(__name__)
 
@@ -115,14 +117,20 @@ def run(args: argparse.Namespace) -> int:
     files = expand(args.sources, IMPORTERS[args.kind].suffixes)
     total = sum(p.stat().st_size for p in files)
     with byte_progress(f"import {args.kind}", total) as advance:
-        counts = import_files(
-            args.kind,
-            files,
-            args.output,
-            options,
-            host=socket.gethostname(),
-            on_progress=advance,
-        )
+        try:
+            counts = import_files(
+                args.kind,
+                files,
+                args.output,
+                options,
+                host=socket.gethostname(),
+                on_progress=advance,
+            )
+        except TraceError as exc:  # another format's file: say which import reads it
+            hint = import_hint(Path(exc.path), unless=args.kind) if exc.path else None
+            if hint is None:
+                raise
+            raise TraceError(exc.path, f"{exc.reason}; {hint}") from None
     # The summary is this command's result; cli.py alone may print(), so write to stderr.
     sys.stderr.write(f"import {args.kind}: {counts.summary()} -> {args.output}\n")
     return 0

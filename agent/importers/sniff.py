@@ -1,14 +1,21 @@
 """Which foreign recording a file looks like, from its first lines: the hint when one is
-given where a vigil trace is expected (``vigil replay walk.gpx``)."""
+given where a vigil trace is expected (``vigil replay walk.gpx``) or to another format's
+import (``vigil import nmea walk.gpx``)."""
 
 from __future__ import annotations
 
 import re
+import shlex
 from collections.abc import Iterable
 from itertools import islice
+from pathlib import Path
 
+from agent.errors import TraceError
 from agent.importers import geolife, nab
+from agent.importers.common import no_progress, open_source
 
+#: How much of a file is read to tell (a bound: a file of one endless line is no recording).
+HEAD_CHARS = 1 << 16
 #: How many of a file's first lines are read to tell (gpsd's logs begin with a dozen lines
 #: of "#" comments), and how many of those that are not comments are looked at.
 LINES = 100
@@ -40,3 +47,45 @@ def looks_like(lines: Iterable[str]) -> str | None:
     if _DELIMITED.match(body[0]):
         return "csv"
     return None
+
+
+def file_looks_like(path: Path) -> str | None:
+    """``looks_like`` of the file's first ``HEAD_CHARS`` characters (gunzipped if ``.gz``);
+    None where it cannot be read as text."""
+    try:
+        with open_source(path, no_progress) as f:
+            head = f.read(HEAD_CHARS)
+    except TraceError:
+        return None
+    return looks_like(head.splitlines(keepends=True))
+
+
+def import_hint(path: Path, *, unless: str | None = None) -> str | None:
+    """ "it looks like gpx: vigil import gpx walk.gpx -o trace.jsonl makes one", for a file
+    or a folder of a format vigil imports (other than ``unless``), else None. The path as
+    given, quoted for the shell."""
+    kind = folder_looks_like(path) if path.is_dir() else file_looks_like(path)
+    if kind is None or kind == unless:
+        return None
+    name = shlex.quote(str(path))
+    return f"it looks like {kind}: vigil import {kind} {name} -o trace.jsonl makes one"
+
+
+def folder_looks_like(path: Path) -> str | None:
+    """The format of a folder's files (and those below it) where one format's suffix alone
+    is there and its first file looks like it: a GeoLife user's .plt files, a logger's card
+    of .nmea logs. A folder of mixed recordings, or of CSV files (a suffix of any table),
+    gets none."""
+    from agent.importers import IMPORTERS
+
+    files = sorted(p for p in path.rglob("*") if p.is_file())
+    found = {
+        kind: next((f for f in files if f.name.endswith(fmt.suffixes)), None)
+        for kind, fmt in IMPORTERS.items()
+        if kind not in ("csv", "nab")
+    }
+    kinds = [(kind, first) for kind, first in found.items() if first is not None]
+    if len(kinds) != 1:
+        return None
+    kind, first = kinds[0]
+    return kind if file_looks_like(first) == kind else None

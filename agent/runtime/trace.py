@@ -12,7 +12,6 @@ import heapq
 import io
 import json
 import logging
-import shlex
 import sys
 import zlib
 from collections import Counter
@@ -156,6 +155,8 @@ def _lines(f: IO[str]) -> Iterator[tuple[str | None, int]]:
 
 def read_header(path: Path) -> dict[str, Any]:
     """The header of ``path``, or ``TraceError`` when the file is not a vigil trace."""
+    if path.is_dir():
+        raise _with_import_hint(TraceError(str(path), "a folder, not a trace"), path)
     try:
         with _open_text(path, "r") as f:
             first = next(_lines(f), ("", 0))[0]
@@ -165,28 +166,20 @@ def read_header(path: Path) -> dict[str, Any]:
         raise TraceError(str(path), f"cannot be read: {exc}") from exc
     if first is None:
         raise TraceError(str(path), f"not a vigil trace (line 1 is over {MAX_LINE} characters)")
+    if not first:
+        raise TraceError(str(path), "empty (a trace begins with its vigil_trace header line)")
     try:
         return _parse_header(path, first)
     except TraceError as exc:
-        hint = _import_hint(path)
-        if hint is None:
-            raise
-        raise TraceError(str(path), f"{exc.reason}; {hint}") from None
+        raise _with_import_hint(exc, path) from None
 
 
-def _import_hint(path: Path) -> str | None:
-    """How to make a trace of ``path`` if it is a recording ``vigil import`` reads."""
-    from agent.importers.sniff import looks_like  # the importers only on this path
+def _with_import_hint(exc: TraceError, path: Path) -> TraceError:
+    """``exc``, told how to make a trace of ``path`` if it is a recording vigil imports."""
+    from agent.importers.sniff import import_hint  # the importers only on this path
 
-    try:
-        with _open_text(path, "r") as f:
-            kind = looks_like(line or "" for line, _ in _lines(f))
-    except _READ_ERRORS:
-        return None
-    if kind is None:
-        return None
-    name = shlex.quote(path.name)
-    return f"it looks like {kind}: vigil import {kind} {name} -o trace.jsonl makes one"
+    hint = import_hint(path)
+    return exc if hint is None else TraceError(exc.path, f"{exc.reason}; {hint}")
 
 
 def _parse_header(path: Path, line: str) -> dict[str, Any]:

@@ -3,6 +3,8 @@ of it: the real recordings of each format vigil imports."""
 
 from __future__ import annotations
 
+import shlex
+import shutil
 from pathlib import Path
 
 import pytest
@@ -53,7 +55,7 @@ def test_replaying_a_recording_says_how_to_import_it(
     assert main(["replay", str(gpx)]) == 2
     err = capsys.readouterr().err
     assert "not a vigil trace" in err
-    assert "it looks like gpx: vigil import gpx cerknicko-jezero.gpx -o trace.jsonl" in err
+    assert f"it looks like gpx: vigil import gpx {shlex.quote(str(gpx))} -o trace.jsonl" in err
     assert len(err.strip().splitlines()) == 1
     assert main(["replay", str(REPO / "README.md")]) == 2  # no hint where none fits
     err = capsys.readouterr().err
@@ -68,3 +70,68 @@ def test_a_trace_without_its_header_gets_no_import_hint(
     assert main(["replay", str(path)]) == 2
     err = capsys.readouterr().err
     assert "not a vigil_trace header" in err and "looks like" not in err
+
+
+def test_the_hint_names_the_file_as_given_quoted_for_the_shell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "walks").mkdir()
+    shutil.copy(shared("traces", "gpx", "korita-zbevnica.gpx"), tmp_path / "walks" / "my walk.gpx")
+    monkeypatch.chdir(tmp_path)
+    assert main(["replay", "walks/my walk.gpx"]) == 2
+    err = capsys.readouterr().err
+    assert "vigil import gpx 'walks/my walk.gpx' -o trace.jsonl makes one" in err
+
+
+def test_an_empty_file_is_said_to_be_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "day.jsonl").write_text("")
+    assert main(["replay", str(tmp_path / "day.jsonl")]) == 2
+    assert "day.jsonl: empty (a trace begins with its vigil_trace header line)" in (
+        capsys.readouterr().err
+    )
+
+
+def test_a_folder_of_one_format_is_named_with_its_import(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plt = shared("traces", "geolife", "plt-003")
+    assert main(["replay", str(plt)]) == 2
+    err = capsys.readouterr().err
+    assert "a folder, not a trace; it looks like geolife: vigil import geolife" in err
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(shared("traces", "gpx", "korita-zbevnica.gpx"), mixed)
+    shutil.copy(shared("traces", "nmea", "bt451.log"), mixed)
+    assert main(["replay", str(mixed)]) == 2
+    err = capsys.readouterr().err
+    assert "a folder, not a trace" in err and "looks like" not in err
+
+
+@pytest.mark.parametrize(
+    ("asked", "name", "kind"),
+    [
+        ("nmea", "traces/gpx/cerknicko-jezero.gpx", "gpx"),
+        ("gpx", "traces/nmea/bt451.log", "nmea"),
+        ("csv", "nab/data/artificialNoAnomaly/art_daily_no_noise.csv", "nab"),
+    ],
+)
+def test_an_import_of_another_formats_file_names_the_right_one(
+    asked: str, name: str, kind: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = shared(*name.split("/"))
+    assert main(["import", asked, str(path), "-o", str(tmp_path / "t.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert f"it looks like {kind}: vigil import {kind} {shlex.quote(str(path))}" in err
+    assert not (tmp_path / "t.jsonl").exists()
+
+
+def test_an_import_of_its_own_formats_bad_file_gets_no_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("when,x,y\n2026-01-01T00:00:00Z,1,2\n")
+    assert main(["import", "csv", str(table), "-o", str(tmp_path / "t.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert "no column" in err and "looks like" not in err
