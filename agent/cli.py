@@ -503,9 +503,7 @@ def cmd_service(args: argparse.Namespace) -> int:
         argv += ["--config", str(Path(config).absolute())]
     termux = is_termux()
     paths = service.install(exec_argv=argv, termux=termux, force=args.force)
-    for path in paths:
-        print(f"written: {path}")
-    print(service.hint(paths, termux))
+    print(service.hint(paths, termux))  # it names the files written
     return 0
 
 
@@ -545,8 +543,12 @@ def cmd_fences(args: argparse.Namespace) -> int:
     else:
         new = fence_admin.read_fences_file(args.file)
     replace_all = args.action == "import" and args.replace
+    replaced = sorted({f.name for f in new} & {f.name for f in load_fences(store)})
     count = fence_admin.store_fences(store, new, replace_all=replace_all)
-    print(f"{count} fence(s) stored; a running daemon picks them up within its commit interval")
+    note = f" ({len(replaced)} replaced: {', '.join(replaced)})" if replaced else ""
+    print(
+        f"{count} fence(s) stored{note}; a running daemon picks them up within its commit interval"
+    )
     return 0
 
 

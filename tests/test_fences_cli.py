@@ -83,6 +83,19 @@ def test_add_import_list_remove(tmp_path: Path, capsys: pytest.CaptureFixture[st
     assert [f["properties"]["name"] for f in collection["features"]] == ["block", "home"]
 
 
+def test_adding_a_fence_by_a_name_in_use_says_it_replaced_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    db = ["--db", str(_new_db(tmp_path))]
+    home = ["fences", "add", "home", "--lat", "46.05", "--lon", "14.5", *db]
+    assert main([*home, "--radius-m", "150"]) == 0
+    assert "replaced" not in capsys.readouterr().out
+    assert main([*home, "--radius-m", "50"]) == 0
+    assert "1 fence(s) stored (1 replaced: home)" in capsys.readouterr().out
+    assert main(["fences", "list", *db]) == 0
+    assert "circle 50 m" in capsys.readouterr().out
+
+
 def test_invalid_fence_is_refused_with_name_and_reason(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

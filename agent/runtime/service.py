@@ -50,7 +50,7 @@ def install(
             raise ConfigError(str(path), "", "exists; use --force to replace")
     for path, (content, mode) in files.items():
         write_text_replacing(path, content, mode)  # never a half-written service file
-        logger.info("wrote %s", path)
+        logger.debug("wrote %s", path)
     return list(files)
 
 
@@ -107,7 +107,7 @@ def _systemd_files(
     argv: Sequence[str], target_dir: Path | None, environ: Mapping[str, str]
 ) -> dict[Path, tuple[str, int]]:
     directory = target_dir if target_dir is not None else _config_home(environ) / "systemd" / "user"
-    return {directory / _UNIT_FILE: (unit_with_exec(unit_template(), argv), 0o644)}
+    return {directory / _UNIT_FILE: (unit_with_exec(unit_template(), argv), 0o600)}
 
 
 def _termux_files(
@@ -142,7 +142,7 @@ def _termux_files(
     )
     # log/run first: runsvdir may pick up the folder as soon as run exists (within 5 s).
     service = sv_dir / SERVICE_NAME
-    return {service / "log" / "run": (log_run, 0o755), service / "run": (run, 0o755)}
+    return {service / "log" / "run": (log_run, 0o700), service / "run": (run, 0o700)}
 
 
 def _checked_argv(exec_argv: Sequence[str]) -> list[str]:
