@@ -474,7 +474,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     )
     with opened(_db(args, config)) as engine:
         store = MemoryStore(engine)
-        result = explain(store, args.event_id, config.escalation, _backend(config, True))
+        result = explain(store, args.event_id, config.escalation, lambda: _backend(config, True))
         rows = WakeStore(engine).findings()
     _show_findings([r for r in rows if r["wake_id"] == result.wake_id], args.json)
     return 0

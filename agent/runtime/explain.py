@@ -4,6 +4,8 @@ user tries another model on yesterday's incident. It adds a wake and a finding, 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from agent.config import EscalationConfig
 from agent.errors import ConfigError
 from agent.escalation.backends import Backend
@@ -18,12 +20,14 @@ def explain(
     store: MemoryStore,
     event_id: int,
     config: EscalationConfig,
-    backend: Backend | None,
+    make_backend: Callable[[], Backend | None],
 ) -> WakeResult:
+    """Wake the larger model on stored event ``event_id``; the backend is made (and says which
+    model it is) only once the event is found."""
     event = Recall(store).event(event_id)
     if event is None:
         raise ConfigError("explain", "EVENT_ID", f"no event {event_id} (vigil events lists them)")
-    escalator = Escalator(config, store, backend, origin="explain")
+    escalator = Escalator(config, store, make_backend(), origin="explain")
     try:
         return escalator.wake(WakeRequest(event.t + config.debounce_s, (as_trigger(event),)))
     finally:

@@ -51,7 +51,7 @@ def circle(
         "properties": properties,
         "geometry": {"type": "Point", "coordinates": [lon, lat]},
     }
-    (fence,) = parse_fences(feature, f"fence {_shown(name)}")
+    (fence,) = parse_fences(feature, "fences add")  # errors name the fence
     return fence
 
 

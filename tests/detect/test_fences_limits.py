@@ -89,7 +89,7 @@ def test_lone_surrogate_name_from_the_command_line(
     add = ["fences", "add", "\udcff", "--lat", "46", "--lon", "14", "--radius-m", "50", *db]
     assert main(add) == 2
     err = capsys.readouterr().err
-    assert "fence '\\udcff': feature #1: properties.name '\\udcff' must be printable" in err
+    assert "fences add: feature #1: properties.name '\\udcff' must be printable" in err
     assert main(["fences", "remove", "\udcff", *db]) == 2
     assert "fences: '\\udcff': no such fence" in capsys.readouterr().err
 

@@ -88,7 +88,9 @@ def test_explain_wakes_a_model_by_hand_on_a_stored_event(
     assert main(["events", "--config", str(cfg), "--db", str(db), "--kind", "wake.done"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1  # explain adds no events
     assert main(["explain", "999999", "--config", str(cfg), "--db", str(db)]) == 2
-    assert "no event 999999" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no event 999999" in err
+    assert len(err.strip().splitlines()) == 1, err  # no model made (nor named) for no event
 
 
 def test_demo_says_what_the_wakes_found_and_which_model_would_add_words(

@@ -215,7 +215,7 @@ def explain_suppressed(db: Path, cfg: Config) -> WakeResult:
         for r in store.query(select(schema.events).where(schema.events.c.kind == "wake.suppressed"))
     )
     backend, _ = make_backend(cfg.escalation, SystemClock())
-    result = explain(store, event_id, cfg.escalation, backend)
+    result = explain(store, event_id, cfg.escalation, lambda: backend)
     store.close()
     return result
 
