@@ -5,6 +5,7 @@ fail."""
 
 from __future__ import annotations
 
+import difflib
 import importlib.metadata
 import importlib.util
 import logging
@@ -43,10 +44,16 @@ class Check:
 
 
 def check_sensors(
-    config: Config, now: float, *, termux: bool, environ: Mapping[str, str]
+    config: Config,
+    now: float,
+    *,
+    termux: bool,
+    environ: Mapping[str, str],
+    fields: dict[str, set[str]] | None = None,
 ) -> list[Check]:
     """Each sensor read twice, ``SECOND_READING_S`` apart: the CPU use and the rates are
-    differences between two readings, so a first reading alone would not show them."""
+    differences between two readings, so a first reading alone would not show them. Each
+    working sensor's field names go into ``fields``."""
     plans = plan_sensors(config, termux=termux, environ=environ)
     first: dict[str, Sample | None] = {}
     failed: dict[str, str] = {}
@@ -70,8 +77,11 @@ def check_sensors(
                 sample = plan.sensor.read(now + SECOND_READING_S) or sample
             except (SensorUnavailable, SensorReadError):
                 pass  # the first reading worked: that is what this check is about
-            fields = ", ".join(sorted(sample.data)) if sample is not None else "no reading yet"
-            checks.append(Check("sensor", plan.name, True, f"{plan.reason}; fields: {fields}"))
+            names = sorted(sample.data) if sample is not None else []
+            if fields is not None:
+                fields[plan.name] = set(names)
+            shown = ", ".join(names) if names else "no reading yet"
+            checks.append(Check("sensor", plan.name, True, f"{plan.reason}; fields: {shown}"))
         return checks
     finally:
         for plan in plans:
@@ -243,15 +253,41 @@ def check_rules(config: Config) -> list[Check]:
     return [Check("config", "default rules", False, detail)]
 
 
+def check_rule_streams(config: Config, fields: Mapping[str, set[str]]) -> list[Check]:
+    """Whether each rule's stream is one its sensor gives here: a rule on a misspelt stream
+    ("system.cpu_percent") never fires, and nothing else would say so. Only sensors read
+    here are judged, and the default rules' streams are known names (a machine without a
+    temperature sensor has no ``system.temp_C``, and its sensor check says what it has)."""
+    from agent.config import DEFAULT_RULES
+
+    known = {r.stream for r in DEFAULT_RULES}
+    unknown = []
+    for rule in config.rules:
+        if rule.stream is None or rule.stream in known:
+            continue
+        sensor, _, field = rule.stream.partition(".")
+        given = fields.get(sensor)
+        if given is None or field in given:
+            continue
+        close = difflib.get_close_matches(field, sorted(given), n=1)
+        guess = f" (did you mean {sensor}.{close[0]}?)" if close else ""
+        unknown.append(f"rule {rule.name}: {rule.stream} is no field of the {sensor} sensor{guess}")
+    if not unknown:
+        return []
+    return [Check("config", "rule streams", False, "; ".join(unknown) + ": it never fires")]
+
+
 def run_checks(
     config: Config, db_path: str, now: float, *, termux: bool, environ: Mapping[str, str]
 ) -> list[Check]:
-    sensors = check_sensors(config, now, termux=termux, environ=environ)
+    fields: dict[str, set[str]] = {}
+    sensors = check_sensors(config, now, termux=termux, environ=environ, fields=fields)
     return [
         *sensors,
         *check_runtime(config.anomaly.model, config.anomaly.own_model),
         *check_larger_model(config),
         *check_rules(config),
+        *check_rule_streams(config, fields),
         *check_energy(sensors),
         *check_database(db_path),
         *check_service(termux=termux, environ=environ),

@@ -66,6 +66,23 @@ def test_a_rules_list_that_leaves_out_default_rules_is_named_with_the_fix(
     assert "vigil init --add-rules" in rules["detail"]
 
 
+def test_a_rule_on_a_stream_its_sensor_does_not_give_is_named_with_the_likely_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    rule = '[[rules]]\nname = "{name}"\nstream = "{stream}"\nabove = 90.0\naction = "record"\n'
+    typo = rule.format(name="cpu_hot", stream="system.cpu_percent")
+    fine = rule.format(name="busy", stream="system.load1")
+    code, checks = _doctor(capsys, tmp_path, typo + fine)
+    streams = next(c for c in checks if c["name"] == "rule streams")
+    assert code == 0 and not streams["ok"] and not streams["required"]
+    assert streams["detail"] == (
+        "rule cpu_hot: system.cpu_percent is no field of the system sensor "
+        "(did you mean system.cpu_pct?): it never fires"
+    )
+    code, checks = _doctor(capsys, tmp_path, fine)
+    assert code == 0 and "rule streams" not in {c["name"] for c in checks}
+
+
 def test_a_required_sensor_that_cannot_work_fails(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
