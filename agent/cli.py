@@ -346,8 +346,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_record(args: argparse.Namespace) -> int:
     from agent.runtime.record import record
 
-    counts = record(_config(args), args.output, args.seconds, SystemClock())
-    print(f"record: {counts.summary()} -> {args.output}", file=sys.stderr)
+    counts, written = record(_config(args), args.output, args.seconds, SystemClock())
+    kept = f" ({args.output} exists and is kept)" if written != args.output else ""
+    print(f"record: {counts.summary()} -> {written}{kept}", file=sys.stderr)
     return 0
 
 

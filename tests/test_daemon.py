@@ -269,3 +269,39 @@ def test_a_wake_cut_short_by_kill_9_is_marked_stopped_at_the_next_start(tmp_path
     assert _stored(db, "select status, reason from wakes") == [
         ("stopped", "vigil ended before the model answered")
     ]
+
+
+def test_a_restarted_daemon_keeps_the_recording_it_made(tmp_path: Path) -> None:
+    """`vigil run --record rec.jsonl` started again (a crash, a restart by the service): the
+    first recording stays as it was, the second run records into rec.1.jsonl, and the two
+    replay together as the database's samples."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG.format(free_port=free_port()))
+    db = new_database(tmp_path / "data" / "vigil.db")
+    trace, second = tmp_path / "rec.jsonl", tmp_path / "rec.1.jsonl"
+    errs = []
+    for path in (trace, second):
+        proc = subprocess.Popen(
+            vigil(cfg, "--db", str(db), "run", "--record", str(trace)),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+
+            def enough(path: Path = path) -> bool:
+                return path.exists() and path.read_text().count('"sensor": "system"') >= 2
+
+            assert wait_for(enough, 30.0), "daemon recorded nothing"
+            proc.send_signal(signal.SIGTERM)
+            _, err = proc.communicate(timeout=30)
+        finally:
+            reap(proc)
+        assert proc.returncode == 0, err
+        errs.append(err)
+        if path == trace:
+            first = trace.read_text()
+    assert trace.read_text() == first  # the first run's recording, untouched
+    assert f"{trace} exists and is kept: this run records into {second}" in errs[1]
+    recorded = list(read_trace([trace, second], ReadCounts()))
+    assert MemoryStore(open_engine(db)).samples() == recorded

@@ -10,7 +10,13 @@ import pytest
 
 from agent.cli import main
 from agent.errors import TraceError
-from agent.runtime.trace import LOGGED_PER_REASON, ReadCounts, TraceWriter, read_trace
+from agent.runtime.trace import (
+    LOGGED_PER_REASON,
+    ReadCounts,
+    TraceWriter,
+    new_recording_path,
+    read_trace,
+)
 from agent.samples import Sample
 
 HEADER = '{"vigil_trace": 1, "created": 0.0, "host": "h", "source": "test"}\n'
@@ -252,3 +258,21 @@ def test_replay_judges_the_hours_in_the_traces_zone(
     with caplog.at_level(logging.INFO):
         replay_files([tokyo], Config())
     assert "judged in the traces' time zone, Asia/Tokyo" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("name", "taken", "expected"),
+    [
+        ("day.jsonl.gz", [], "day.jsonl.gz"),
+        ("day.jsonl.gz", ["day.jsonl.gz"], "day.1.jsonl.gz"),
+        ("day.jsonl.gz", ["day.jsonl.gz", "day.1.jsonl.gz"], "day.2.jsonl.gz"),
+        ("my.day.jsonl", ["my.day.jsonl"], "my.day.1.jsonl"),
+        ("trace", ["trace"], "trace.1"),
+    ],
+)
+def test_a_recording_is_never_overwritten(
+    tmp_path: Path, name: str, taken: list[str], expected: str
+) -> None:
+    for other in taken:
+        (tmp_path / other).write_text("kept\n")
+    assert new_recording_path(tmp_path / name) == tmp_path / expected

@@ -32,7 +32,7 @@ from agent.runtime.loop import DriveStats, drive
 from agent.runtime.notify import Notifier
 from agent.runtime.setup import build_pipeline
 from agent.runtime.sources import LiveSource
-from agent.runtime.trace import ReadCounts, TraceWriter, recording_zone
+from agent.runtime.trace import ReadCounts, TraceWriter, new_recording_path, recording_zone
 from agent.samples import Sample
 from agent.sensors import plan_sensors
 from agent.sensors.base import Sensor
@@ -155,6 +155,9 @@ def _serve(
         state = "on" if plan.sensor is not None else "off"
         logger.info("sensor %s %s: %s", plan.name, state, plan.reason)
     counts = ReadCounts()
+    if record is not None and (free := new_recording_path(record)) != record:
+        logger.warning("%s exists and is kept: this run records into %s", record, free)
+        record = free
     recorder = (
         TraceWriter(
             record,

@@ -9,13 +9,15 @@ from pathlib import Path
 from agent.clock import Clock
 from agent.config import Config
 from agent.runtime.sources import LiveSource
-from agent.runtime.trace import ReadCounts, TraceWriter, recording_zone
+from agent.runtime.trace import ReadCounts, TraceWriter, new_recording_path, recording_zone
 from agent.sensors import enabled_sensors
 
 
-def record(config: Config, output: Path, seconds: float, clock: Clock) -> ReadCounts:
-    """Read the sensors for ``seconds`` into the trace ``output``; what was read and refused."""
+def record(config: Config, output: Path, seconds: float, clock: Clock) -> tuple[ReadCounts, Path]:
+    """Read the sensors for ``seconds`` into the trace ``output`` (or, where that exists, the
+    next free name: ``new_recording_path``); what was read and refused, and where."""
     counts = ReadCounts()
+    output = new_recording_path(output)
     with TraceWriter(
         output,
         created=clock.now(),
@@ -34,4 +36,4 @@ def record(config: Config, output: Path, seconds: float, clock: Clock) -> ReadCo
         )
         for _ in source:
             pass
-    return counts
+    return counts, output

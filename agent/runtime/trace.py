@@ -52,6 +52,21 @@ def _open_text(path: Path, mode: str) -> IO[str]:
     return open(path, mode, encoding="utf-8", errors=errors, newline="\n")  # noqa: SIM115
 
 
+def new_recording_path(path: Path) -> Path:
+    """``path``, or where it exists ``day.1.jsonl.gz``, ``day.2.jsonl.gz``...: a recording is
+    never overwritten (a daemon restarted with ``--record day.jsonl.gz`` would otherwise wipe
+    the day it had recorded). ``vigil replay day*.jsonl.gz`` merges them by sample time."""
+    if not path.exists():
+        return path
+    name = path.name
+    ext = next((e for e in (".jsonl.gz", ".jsonl") if name.endswith(e)), path.suffix)
+    stem = name[: len(name) - len(ext)] if ext else name
+    n = 1
+    while (candidate := path.with_name(f"{stem}.{n}{ext}")).exists():
+        n += 1
+    return candidate
+
+
 class TraceWriter:
     """Appends samples to a new trace file, flushing after each tick so a crash tears at
     most the last line."""
