@@ -15,17 +15,20 @@ from agent.memory.wakes import WakeStore
 from agent.runtime.fence_admin import circle
 from agent.runtime.replay import ReplayResult, replay_files
 from agent.runtime.trace import TraceWriter
-from agent.samples import Event
+from agent.samples import Event, Sample
 
 
-def write_synthetic_trace(path: Path, days: int = 1, seed: int = 7) -> int:
-    """Write ``days`` synthetic days to ``path``; returns the number of samples."""
+def write_synthetic_trace(
+    path: Path, days: int = 1, seed: int = 7, *, adjust: Callable[[Sample], Sample] | None = None
+) -> int:
+    """Write ``days`` synthetic days to ``path``, each sample through ``adjust`` if given (a
+    bench's per-device rates); returns the number of samples."""
     n = 0
     with TraceWriter(
         path, created=synthetic.START_T, host=socket.gethostname(), source="vigil synthetic"
     ) as writer:
         for sample in synthetic.generate(days, seed):
-            writer.write(sample)
+            writer.write(adjust(sample) if adjust is not None else sample)
             n += 1
     return n
 

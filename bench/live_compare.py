@@ -58,12 +58,9 @@ def write_trace(path: Path, days: int, per_device: bool) -> None:
     sys.path.insert(0, str(Path(__file__).parent))
     from scenario import with_device_rates
 
-    from agent import synthetic
-    from agent.runtime.trace import TraceWriter
+    from agent.demo import write_synthetic_trace
 
-    with TraceWriter(path, created=synthetic.START_T, host="bench", source="vigil synthetic") as w:
-        for sample in synthetic.generate(days):
-            w.write(with_device_rates(sample) if per_device else sample)
+    write_synthetic_trace(path, days, adjust=with_device_rates if per_device else None)
 
 
 def load_tree(tree: Path, trace: Path, warm_days: int, metered: bool) -> tuple[Any, list[Any], Any]:
