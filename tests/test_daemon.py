@@ -50,15 +50,18 @@ for_s = 2.0
 """
 
 
-def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) -> None:
-    """...and its wake: the same wake.done from the live daemon's memory and the replay's."""
-    cfg = tmp_path / "config.toml"
-    cfg.write_text(CONFIG.format(free_port=free_port()))
-    db = new_database(tmp_path / "data" / "vigil.db")
-    trace = tmp_path / "rec.jsonl"
-    env = dict(os.environ, VIGIL_LOG_LEVEL="DEBUG")
+def _run_recording(
+    cfg: Path,
+    db: Path,
+    record: Path,
+    written: Path,
+    system_samples: int,
+    env: dict[str, str] | None = None,
+) -> str:
+    """``vigil run --record RECORD`` until ``written`` holds ``system_samples`` system
+    samples, stopped with SIGTERM; its stderr (its exit, 0, checked)."""
     proc = subprocess.Popen(
-        vigil(cfg, "--db", str(db), "run", "--record", str(trace)),
+        vigil(cfg, "--db", str(db), "run", "--record", str(record)),
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -67,7 +70,9 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
     try:
 
         def enough() -> bool:
-            return trace.exists() and trace.read_text().count('"sensor": "system"') >= 5
+            return written.exists() and written.read_text().count('"sensor": "system"') >= (
+                system_samples
+            )
 
         assert wait_for(enough, 30.0), "daemon recorded nothing"
         proc.send_signal(signal.SIGTERM)
@@ -75,6 +80,16 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
     finally:
         reap(proc)
     assert proc.returncode == 0, err
+    return err
+
+
+def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) -> None:
+    """...and its wake: the same wake.done from the live daemon's memory and the replay's."""
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(CONFIG.format(free_port=free_port()))
+    db = new_database(tmp_path / "data" / "vigil.db")
+    trace = tmp_path / "rec.jsonl"
+    err = _run_recording(cfg, db, trace, trace, 5, dict(os.environ, VIGIL_LOG_LEVEL="DEBUG"))
     assert "SIGTERM received: stopping" in err
     # Its own [[rules]] replace the defaults: start-up says which it leaves out (memory_full
     # is there: its rule on system.mem_used_pct counts), and the fix.
@@ -279,29 +294,10 @@ def test_a_restarted_daemon_keeps_the_recording_it_made(tmp_path: Path) -> None:
     cfg.write_text(CONFIG.format(free_port=free_port()))
     db = new_database(tmp_path / "data" / "vigil.db")
     trace, second = tmp_path / "rec.jsonl", tmp_path / "rec.1.jsonl"
-    errs = []
-    for path in (trace, second):
-        proc = subprocess.Popen(
-            vigil(cfg, "--db", str(db), "run", "--record", str(trace)),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-
-            def enough(path: Path = path) -> bool:
-                return path.exists() and path.read_text().count('"sensor": "system"') >= 2
-
-            assert wait_for(enough, 30.0), "daemon recorded nothing"
-            proc.send_signal(signal.SIGTERM)
-            _, err = proc.communicate(timeout=30)
-        finally:
-            reap(proc)
-        assert proc.returncode == 0, err
-        errs.append(err)
-        if path == trace:
-            first = trace.read_text()
+    _run_recording(cfg, db, trace, trace, 2)
+    first = trace.read_text()
+    err = _run_recording(cfg, db, trace, second, 2)  # the same --record again
     assert trace.read_text() == first  # the first run's recording, untouched
-    assert f"{trace} exists and is kept: this run records into {second}" in errs[1]
+    assert f"{trace} exists and is kept: this run records into {second}" in err
     recorded = list(read_trace([trace, second], ReadCounts()))
     assert MemoryStore(open_engine(db)).samples() == recorded
