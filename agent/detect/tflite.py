@@ -350,11 +350,16 @@ def without_delegate_notice() -> Iterator[None]:
     (another thread's lines written meanwhile come out after it, in their order)."""
     sys.stderr.flush()
     try:
-        saved = os.dup(2)
-    except OSError:  # no fd 2 at all: nothing to keep quiet
+        held = tempfile.TemporaryFile()
+    except OSError:  # no temporary folder to write: the notice is noise, not a failure
         yield
         return
-    with tempfile.TemporaryFile() as held:
+    with held:
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 at all: nothing to keep quiet
+            yield
+            return
         os.dup2(held.fileno(), 2)
         try:
             yield

@@ -411,3 +411,15 @@ def test_lines_written_while_the_notice_is_held_come_out_without_it(
         os.write(2, DELEGATE_NOTICE + b"\n")
         os.write(2, b"another thread's line\n")
     assert capfd.readouterr().err == "another thread's line\n"
+
+
+def test_without_a_temporary_folder_the_notice_is_let_through(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    def refused() -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("agent.detect.tflite.tempfile.TemporaryFile", refused)
+    with without_delegate_notice():
+        os.write(2, b"a line\n")
+    assert capfd.readouterr().err == "a line\n"
