@@ -108,7 +108,8 @@ class WakeStore:
     def lost_events(self) -> list[Event]:
         """The ``wake.done`` events of wakes whose row was committed but whose event was not
         (the event goes with the next batch: a kill in between loses it). Built from the
-        finding as the escalation built them, oldest first, to be recorded again."""
+        finding as the escalation built them, oldest first, to be recorded again. A wake
+        asked by hand (``vigil explain``) has no event to lose."""
         events, wakes, findings = schema.events, schema.wakes, schema.findings
         with self.engine.connect() as conn:
             told = {
@@ -129,6 +130,7 @@ class WakeStore:
                     findings.c.culprit_kind,
                 )
                 .join(findings, findings.c.wake_id == wakes.c.id)
+                .where(wakes.c.origin != "explain")
                 .order_by(wakes.c.id)
             ).all()
         return [

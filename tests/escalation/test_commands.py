@@ -10,6 +10,8 @@ import pytest
 
 from agent.cli import main
 from agent.demo import write_synthetic_trace
+from agent.memory.db import open_engine
+from agent.memory.wakes import WakeStore
 
 CONFIG = """
 [[rules]]
@@ -87,6 +89,8 @@ def test_explain_wakes_a_model_by_hand_on_a_stored_event(
     assert len(capsys.readouterr().out.splitlines()) == 2  # the replay's and the explain's
     assert main(["events", "--config", str(cfg), "--db", str(db), "--kind", "wake.done"]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 1  # explain adds no events
+    # ...nor does the next start, which records a daemon's wakes whose events a kill lost.
+    assert WakeStore(open_engine(str(db))).lost_events() == []
     assert main(["explain", "999999", "--config", str(cfg), "--db", str(db)]) == 2
     err = capsys.readouterr().err
     assert "no event 999999" in err
