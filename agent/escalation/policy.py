@@ -37,8 +37,16 @@ class WakeRequest:
 
     @property
     def start_t(self) -> float:
-        """When the incident began: its first trigger."""
-        return self.triggers[0].t
+        """When the incident began: its first trigger, or where that is a rule that waited
+        for its stream to hold (``for_s``), when the stream first crossed (``since``). A
+        runaway of three minutes that fired a two-minute rule is read from its first minute:
+        read from the firing, it had mostly ended within the wake's debounce, and the look
+        saw the idle machine after it."""
+        first = self.triggers[0]
+        since = first.data.get("since")
+        if isinstance(since, int | float) and not isinstance(since, bool) and since < first.t:
+            return float(since)
+        return first.t
 
 
 class WakePolicy:

@@ -4,8 +4,10 @@ second look, and the state survives a restart. (The budget is the escalator's:
 
 from __future__ import annotations
 
+import pytest
+
 from agent.config import EscalationConfig
-from agent.escalation.policy import WakePolicy
+from agent.escalation.policy import WakePolicy, WakeRequest
 from agent.samples import Event
 
 
@@ -114,3 +116,20 @@ def test_a_second_look_survives_a_restart_and_waits_out_a_pause() -> None:
     wakes = second.feed(900.0, [])  # the machine slept through 360: looked at on waking
     assert [(w.t, w.start_t, w.second_look) for w in wakes] == [(900.0, 0.0, True)]
     assert second.feed(1200.0, []) == []
+
+
+@pytest.mark.parametrize(
+    ("data", "start"),
+    [
+        ({"stream": "system.cpu_pct", "since": 880.0}, 880.0),  # held 120 s before it fired
+        ({"stream": "system.cpu_pct"}, 1000.0),  # an event's rule: its firing
+        ({"since": 1200.0}, 1000.0),  # never after the firing
+        ({"since": True}, 1000.0),
+        ({"since": "880"}, 1000.0),
+    ],
+)
+def test_an_incident_begins_when_its_rules_stream_first_crossed(
+    data: dict[str, object], start: float
+) -> None:
+    request = WakeRequest(1300.0, (Event(1000.0, "rule.fired", "cpu_high", data),))
+    assert request.start_t == start
