@@ -1,6 +1,7 @@
 """``vigil explain EVENT_ID``: a wake run by hand on a stored event, as the daemon would have
-run it (its context as of ``debounce_s`` after the event), with the configured backend: how a
-user tries another model on yesterday's incident. It adds a wake and a finding, no events."""
+run it (its context as of ``debounce_s`` after the event, or as of the newest sample where
+that is sooner: a wake never looks past the data), with the configured backend: how a user
+tries another model on yesterday's incident. It adds a wake and a finding, no events."""
 
 from __future__ import annotations
 
@@ -27,9 +28,13 @@ def explain(
     event = Recall(store).event(event_id)
     if event is None:
         raise ConfigError("explain", "EVENT_ID", f"no event {event_id} (vigil events lists them)")
+    newest = store.newest_sample_t()
+    t = event.t + config.debounce_s
+    if newest is not None:
+        t = max(event.t, min(t, newest))
     escalator = Escalator(config, store, make_backend(), origin="explain")
     try:
-        return escalator.wake(WakeRequest(event.t + config.debounce_s, (as_trigger(event),)))
+        return escalator.wake(WakeRequest(t, (as_trigger(event),)))
     finally:
         escalator.close()
 

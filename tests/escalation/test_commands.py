@@ -105,3 +105,18 @@ def test_demo_says_what_the_wakes_found_and_which_model_would_add_words(
     assert "What the 1 wake of the larger model found:" in out  # the runaway (demo.md)
     assert "cpu_runaway: ffmpeg (process)" in out
     assert "vigil demo --wake also asks the larger model" in out
+
+
+def test_explain_never_looks_past_the_newest_sample(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A rule that fired at the last sample (a daemon asked at once): its wake is as of that
+    sample, not of the debounce's end, which is in the future (and outside report power's
+    period)."""
+    db, data = tmp_path / "o.db", Path(__file__).parents[1] / "data"
+    cfg = ["--config", str(data / "configs" / "outage.toml"), "--db", str(db)]
+    assert main(["replay", *cfg, str(data / "traces" / "outage.jsonl")]) == 0
+    capsys.readouterr()
+    assert main(["explain", "4", *cfg, "--backend", "none", "--json"]) == 0
+    (found,) = [json.loads(x) for x in capsys.readouterr().out.splitlines()]
+    assert found["t"] == 1120.0  # the rule's firing and the newest sample
