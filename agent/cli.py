@@ -499,9 +499,14 @@ def cmd_service(args: argparse.Namespace) -> int:
 
     vigil = shutil.which("vigil")
     argv = [vigil, "run"] if vigil else [sys.executable, "-m", "agent", "run"]
-    config = getattr(args, "config", None)
-    if config is not None:
-        argv += ["--config", str(Path(config).absolute())]
+    # The service runs on what this command was told, flags or variables (a unit's
+    # environment has neither the shell's VIGIL_CONFIG nor its VIGIL_DB).
+    config = getattr(args, "config", None) or os.environ.get("VIGIL_CONFIG")
+    if config:
+        argv += ["--config", str(Path(config).expanduser().absolute())]
+    db = getattr(args, "db", None) or os.environ.get("VIGIL_DB")
+    if db:
+        argv += ["--db", db if "://" in db else str(Path(db).expanduser().absolute())]
     termux = is_termux()
     paths = service.install(exec_argv=argv, termux=termux, force=args.force)
     print(service.hint(paths, termux))  # it names the files written

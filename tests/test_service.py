@@ -236,3 +236,27 @@ def test_cli_service_install_writes_a_unit(
     exec_line = next(x for x in unit.read_text().splitlines() if x.startswith("ExecStart="))
     assert exec_line.endswith(" run")
     assert Path(exec_line.removeprefix("ExecStart=").split()[0]).is_absolute()
+
+
+@pytest.mark.parametrize("how", ["flags", "variables"])
+def test_the_service_runs_on_the_config_and_database_it_was_installed_with(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    """`vigil service install --db other.db` (or with VIGIL_DB set): a unit that ran on the
+    default database instead would write where the user does not look."""
+    from agent.cli import main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.delenv("TERMUX_VERSION", raising=False)
+    monkeypatch.chdir(tmp_path)
+    config, db = tmp_path / "my.toml", tmp_path / "other.db"
+    config.write_text("")
+    if how == "flags":
+        assert main(["service", "install", "--config", "my.toml", "--db", "other.db"]) == 0
+    else:
+        monkeypatch.setenv("VIGIL_CONFIG", "my.toml")
+        monkeypatch.setenv("VIGIL_DB", "other.db")
+        assert main(["service", "install"]) == 0
+    unit = tmp_path / "cfg" / "systemd" / "user" / "vigil.service"
+    exec_line = next(x for x in unit.read_text().splitlines() if x.startswith("ExecStart="))
+    assert exec_line.endswith(f" run --config {config} --db {db}")
