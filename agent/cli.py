@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
-from agent.clock import SystemClock
+from agent.clock import SystemClock, iso_utc
 from agent.config import Config, default_config_path, default_db_path, load
 from agent.config_template import TEMPLATE
 from agent.errors import ConfigError, StorageError, VigilError
@@ -242,17 +242,13 @@ def _db_flag(named: str | None) -> str:
     return f"--db {named} " if named else ""
 
 
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 def _event_printer(as_json: bool) -> Callable[[Event], None]:
     def show(event: Event) -> None:
         if as_json:
             print(event.to_json())
         else:
             data = json.dumps(dict(event.data), separators=(",", ":"), sort_keys=True)
-            print(f"{_iso(event.t)}  {event.kind:<14} {event.subject:<16} {data}")
+            print(f"{iso_utc(event.t)}  {event.kind:<14} {event.subject:<16} {data}")
 
     return show
 
@@ -428,7 +424,7 @@ def _show_findings(rows: Sequence[dict[str, Any]], as_json: bool) -> None:
             print(json.dumps(row, sort_keys=True, allow_nan=False))
             continue
         culprit = f"{row['culprit']} ({row['culprit_kind']})" if row["culprit"] else "no culprit"
-        print(f"{_iso(row['t'])}  wake {row['wake_id']}  {row['cause']}: {culprit}")
+        print(f"{iso_utc(row['t'])}  wake {row['wake_id']}  {row['cause']}: {culprit}")
         print(f"    {row['text']}")
         if row["text_source"] != "model":
             print(f"    ({_model_note(row)})")
@@ -575,7 +571,7 @@ def cmd_places(args: argparse.Namespace) -> int:
             print(
                 f"place-{r['id']:<5} {float(r['lat']):10.5f} {float(r['lon']):11.5f}  "
                 f"{r['visits']:>4} visits  {hours:7.1f} h  "
-                f"{_iso(r['first_us'] / 1e6)} .. {_iso(r['last_us'] / 1e6)}"
+                f"{iso_utc(r['first_us'] / 1e6)} .. {iso_utc(r['last_us'] / 1e6)}"
             )
     if not rows:
         print("no places learned yet", file=sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -45,3 +46,8 @@ def let_others_run() -> None:
         time.sleep(0)
     except OSError:  # a sleep of zero refused (libfaketime's): no turn given, no harm
         pass
+
+
+def iso_utc(t: float) -> str:
+    """Sample time ``t`` as people read it: ``2026-06-01T14:07:00Z``."""
+    return datetime.fromtimestamp(t, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import sqlite3
@@ -91,6 +92,7 @@ def test_daemon_records_stops_cleanly_and_replays_identically(tmp_path: Path) ->
     trace = tmp_path / "rec.jsonl"
     err = _run_recording(cfg, db, trace, trace, 5, dict(os.environ, VIGIL_LOG_LEVEL="DEBUG"))
     assert "SIGTERM received: stopping" in err
+    assert re.search(r"event rule\.fired memory_in_use at \d{4}-\d\d-\d\dT[\d:]{8}Z", err), err
     # Its own [[rules]] replace the defaults: start-up says which it leaves out (memory_full
     # is there: its rule on system.mem_used_pct counts), and the fix.
     assert "the config's rules leave out the default cpu_high, temp_high, anomaly," in err

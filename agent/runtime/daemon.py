@@ -16,7 +16,7 @@ from types import FrameType
 
 from sqlalchemy import Engine
 
-from agent.clock import Clock
+from agent.clock import Clock, iso_utc
 from agent.config import Config, missing_default_rules
 from agent.escalation.backends import make_backend
 from agent.escalation.escalator import Escalator
@@ -221,7 +221,7 @@ def _serve(
             pipeline=pipeline,
             store=store,
             ledger=ledger,
-            on_event=lambda e: logger.info("event %s %s at %s", e.kind, e.subject, e.t),
+            on_event=lambda e: logger.info("event %s %s at %s", e.kind, e.subject, iso_utc(e.t)),
             escalator=escalator,
         )
     finally:
