@@ -301,8 +301,9 @@ class AppsSensor:
     no graphical session, Android) the sensor polls only every ``rank_every_s``.
 
     Where the focused window cannot be read (no display, GNOME on Wayland, Android) the
-    sample still carries the processes, and the reason is logged at WARNING once per outage,
-    then at DEBUG; only when the processes cannot be read either does ``read`` raise
+    sample still carries the processes, and the reason is logged once per outage (at INFO
+    where it could never be read: the sensor's plan says so at start; at WARNING where it
+    could), then at DEBUG; only when the processes cannot be read either does ``read`` raise
     ``SensorUnavailable``. A failed focus read (a window closing mid-read) raises
     ``SensorReadError`` and skips the whole poll, so a session is not cut by a glitch.
     A sample without ``app`` means no window had the focus (or focus is unreadable).
@@ -383,4 +384,10 @@ class AppsSensor:
             logger.debug("apps %s unreadable: %s", piece, reason)
         else:
             self._warned.add(piece)
-            logger.warning("apps %s unreadable, leaving its fields out: %s", piece, reason)
+            never = piece == "focus" and isinstance(self._focus, UnavailableFocus)
+            logger.log(
+                logging.INFO if never else logging.WARNING,
+                "apps %s unreadable, leaving its fields out: %s",
+                piece,
+                reason,
+            )
