@@ -148,7 +148,8 @@ def find_rapl(root: str | Path = DEFAULT_ROOT) -> RaplSearch:
     try:
         entries = sorted(entry.name for entry in base.iterdir())
     except FileNotFoundError:
-        return RaplSearch(None, f"no RAPL: {base} does not exist (a kernel without powercap: a virtual machine, a phone, not Linux)")
+        why = "a kernel without powercap: a virtual machine, a phone, not Linux"
+        return RaplSearch(None, f"no RAPL: {base} does not exist ({why})")
     except OSError as exc:
         return RaplSearch(None, f"no RAPL: cannot list {base}: {_why(exc)}")
     zones = sorted(
