@@ -238,7 +238,7 @@ def test_running_daemon_picks_up_new_fences(tmp_path: Path, how: str) -> None:
         reap(proc)
         notify.close()
     assert proc.returncode == 0, err
-    assert "fences reloaded: 1 fences, 1 changed" in err
+    assert "fences reloaded: 1 in all, 1 changed" in err
     assert _events(db).count("geofence.enter home") == 1
     # Restart: the fence is inside already, its state was kept: no second enter.
     before = _samples(db)

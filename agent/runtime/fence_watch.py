@@ -66,5 +66,5 @@ class FenceWatcher:
         self._requested, self._version = False, version
         changed = self._pipeline.set_fences(load_fences(self._store))
         logger.info(
-            "fences reloaded: %d fences, %d changed", len(self._pipeline.fences), len(changed)
+            "fences reloaded: %d in all, %d changed", len(self._pipeline.fences), len(changed)
         )
