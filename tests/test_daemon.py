@@ -296,10 +296,12 @@ def test_a_restarted_daemon_keeps_the_recording_it_made(tmp_path: Path) -> None:
     cfg.write_text(CONFIG.format(free_port=free_port()))
     db = new_database(tmp_path / "data" / "vigil.db")
     trace, second = tmp_path / "rec.jsonl", tmp_path / "rec.1.jsonl"
-    _run_recording(cfg, db, trace, trace, 2)
+    assert "a new memory: nothing stored yet" in _run_recording(cfg, db, trace, trace, 2)
     first = trace.read_text()
     err = _run_recording(cfg, db, trace, second, 2)  # the same --record again
     assert trace.read_text() == first  # the first run's recording, untouched
     assert f"{trace} exists and is kept: this run records into {second}" in err
+    assert "resuming: the memory's newest sample is from 20" in err  # a restart says so
+    assert "stages' state restored\n" in err
     recorded = list(read_trace([trace, second], ReadCounts()))
     assert MemoryStore(open_engine(db)).samples() == recorded

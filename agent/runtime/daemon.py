@@ -171,9 +171,20 @@ def _serve(
     )
     fence_store = FenceStore(engine)
     pipeline = build_pipeline(config, load_fences(fence_store))
-    for part in pipeline.restore(store.load_state()):
+    dropped = pipeline.restore(store.load_state())
+    for part in dropped:
         store.count(f"state.dropped.{part}")
     store.attach_state(pipeline.snapshot)
+    newest = store.newest_sample_t()
+    if newest is None:
+        logger.info("a new memory: nothing stored yet")
+    else:
+        lost = f" (started afresh: {', '.join(dropped)})" if dropped else ""
+        logger.info(
+            "resuming: the memory's newest sample is from %s; its stages' state restored%s",
+            iso_utc(newest),
+            lost,
+        )
     fences = FenceWatcher(fence_store, pipeline, check_every_s=config.daemon.commit_interval_s)
     backend, about = make_backend(config.escalation, clock)
     logger.info("larger model: %s", about)
