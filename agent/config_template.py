@@ -29,7 +29,8 @@ interval_s = 10.0  # 0.1 to 86,400 s
 per_device = true
 
 [sensors.battery]
-# Level and charging (psutil); power, current, voltage from the kernel where present.
+# Level, charging, power, current and voltage from the kernel (power_supply_dir); psutil gives
+# level and charging where the kernel folder has no battery.
 enabled = true
 interval_s = 60.0  # 0.1 to 86,400 s
 power_supply_dir = "/sys/class/power_supply"
