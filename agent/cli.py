@@ -159,7 +159,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(-1 if getattr(args, "quiet", False) else getattr(args, "verbose", 0))
     try:
         _check_outputs(args)
-        return int(COMMANDS[args.command](args))
+        code = int(COMMANDS[args.command](args))
+        sys.stdout.flush()  # a pipe's reader gone shows here, not at exit (stdout is buffered)
+        return code
     except VigilError as exc:
         print(f"vigil: error: {exc}", file=sys.stderr)
         return 2

@@ -17,12 +17,21 @@ from rich.text import Text
 FILE_WIDTH = 200
 
 
+class _PipedConsole(Console):
+    """A console whose broken pipe is a ``BrokenPipeError``, which the command line ends as a
+    pipe's writer does (rich's own ends the process with 1, vigil's code for a bug)."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError
+
+
 def output_console() -> Console:
     """A console for stdout: the terminal's width, or ``FILE_WIDTH`` when stdout is no terminal
     (unless ``COLUMNS`` says otherwise)."""
-    console = Console(highlight=False)
+    console = _PipedConsole(highlight=False)
     if not console.is_terminal and "COLUMNS" not in os.environ:
-        console = Console(highlight=False, width=FILE_WIDTH)
+        console = _PipedConsole(highlight=False, width=FILE_WIDTH)
     return console
 
 
