@@ -4,6 +4,7 @@ import (``vigil import nmea walk.gpx``)."""
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
 from collections.abc import Iterable
@@ -16,6 +17,9 @@ from agent.importers.common import no_progress, open_source
 
 #: How much of a file is read to tell (a bound: a file of one endless line is no recording).
 HEAD_CHARS = 1 << 16
+#: How many files of a folder are looked at, at most, to name its format (the hint of an error
+#: message: ``vigil replay ~`` must not walk a home folder).
+FOLDER_FILES = 10_000
 #: How many of a file's first lines are read to tell (gpsd's logs begin with a dozen lines
 #: of "#" comments), and how many of those that are not comments are looked at.
 LINES = 100
@@ -50,10 +54,11 @@ def looks_like(lines: Iterable[str]) -> str | None:
 
 
 def file_looks_like(path: Path) -> str | None:
-    """``looks_like`` of the file's first ``HEAD_CHARS`` characters (gunzipped if ``.gz``);
-    None where it cannot be read as text."""
+    """``looks_like`` of the file's first ``HEAD_CHARS`` characters (gunzipped if ``.gz``),
+    read as Latin-1 (any byte is a character: a logger's NMEA often begins with a serial
+    line's garbage); None where it cannot be read."""
     try:
-        with open_source(path, no_progress) as f:
+        with open_source(path, no_progress, encoding="latin-1") as f:
             head = f.read(HEAD_CHARS)
     except TraceError:
         return None
@@ -78,14 +83,18 @@ def folder_looks_like(path: Path) -> str | None:
     gets none."""
     from agent.importers import IMPORTERS
 
-    files = sorted(p for p in path.rglob("*") if p.is_file())
-    found = {
-        kind: next((f for f in files if f.name.endswith(fmt.suffixes)), None)
-        for kind, fmt in IMPORTERS.items()
-        if kind not in ("csv", "nab")
-    }
-    kinds = [(kind, first) for kind, first in found.items() if first is not None]
-    if len(kinds) != 1:
+    suffixes = {k: fmt.suffixes for k, fmt in IMPORTERS.items() if k not in ("csv", "nab")}
+    found: dict[str, Path] = {}
+    seen = 0
+    for folder, _, names in os.walk(path):
+        for name in sorted(names):
+            seen += 1
+            kind = next((k for k, ends in suffixes.items() if name.endswith(ends)), None)
+            if kind is not None:
+                found.setdefault(kind, Path(folder) / name)
+            if len(found) > 1 or seen >= FOLDER_FILES:  # mixed, or too many to say
+                return None
+    if len(found) != 1:
         return None
-    kind, first = kinds[0]
+    ((kind, first),) = found.items()
     return kind if file_looks_like(first) == kind else None

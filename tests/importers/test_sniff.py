@@ -135,3 +135,24 @@ def test_an_import_of_its_own_formats_bad_file_gets_no_hint(
     assert main(["import", "csv", str(table), "-o", str(tmp_path / "t.jsonl")]) == 2
     err = capsys.readouterr().err
     assert "no column" in err and "looks like" not in err
+
+
+def test_a_log_that_begins_with_a_serial_lines_garbage_is_still_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    log = tmp_path / "walk.nmea"
+    log.write_bytes(b"\xff\xfe junk\r\n" + shared("traces", "nmea", "bt451.log").read_bytes())
+    assert main(["replay", str(log)]) == 2
+    assert "it looks like nmea: vigil import nmea" in capsys.readouterr().err
+
+
+def test_a_folder_too_large_to_look_through_gets_no_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agent.importers import sniff
+
+    for i in range(5):
+        shutil.copy(shared("traces", "nmea", "bt451.log"), tmp_path / f"{i}.log")
+    assert sniff.folder_looks_like(tmp_path) == "nmea"
+    monkeypatch.setattr(sniff, "FOLDER_FILES", 3)
+    assert sniff.folder_looks_like(tmp_path) is None
