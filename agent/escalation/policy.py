@@ -23,7 +23,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from agent.config import EscalationConfig
+from agent.numbers import is_number
 from agent.samples import Event
+
+#: How much longer than its hold a rule's ``since`` may reach back before its firing and still
+#: be the incident's start: a few polls' lateness.
+SINCE_SLACK_S = 300.0
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,11 @@ class WakeRequest:
         read from the firing, it had mostly ended within the wake's debounce, and the look
         saw the idle machine after it."""
         first = self.triggers[0]
-        since = first.data.get("since")
-        if isinstance(since, int | float) and not isinstance(since, bool) and since < first.t:
-            return float(since)
+        since, held = first.data.get("since"), first.data.get("for_s", 0.0)
+        # A ``since`` farther back than the hold (and a few polls' slack) spans a gap: a state
+        # restored after a stop, a machine asleep. The incident is then its firing.
+        if is_number(since) and is_number(held) and first.t - held - SINCE_SLACK_S <= since:
+            return float(min(since, first.t))
         return first.t
 
 

@@ -121,7 +121,10 @@ def test_a_second_look_survives_a_restart_and_waits_out_a_pause() -> None:
 @pytest.mark.parametrize(
     ("data", "start"),
     [
-        ({"stream": "system.cpu_pct", "since": 880.0}, 880.0),  # held 120 s before it fired
+        ({"stream": "system.cpu_pct", "since": 880.0, "for_s": 120.0}, 880.0),  # held 120 s
+        ({"since": 880.0, "for_s": 120.0}, 880.0),
+        ({"since": 0.0, "for_s": 120.0}, 1000.0),  # held across a gap (a restored state)
+        ({"since": 880.0, "for_s": "120"}, 1000.0),
         ({"stream": "system.cpu_pct"}, 1000.0),  # an event's rule: its firing
         ({"since": 1200.0}, 1000.0),  # never after the firing
         ({"since": True}, 1000.0),
