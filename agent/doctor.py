@@ -254,10 +254,12 @@ def check_rules(config: Config) -> list[Check]:
 
 
 def check_rule_streams(config: Config, fields: Mapping[str, set[str]]) -> list[Check]:
-    """Whether each rule's stream is one its sensor gives here: a rule on a misspelt stream
-    ("system.cpu_percent") never fires, and nothing else would say so. Only sensors read
-    here are judged, and the default rules' streams are known names (a machine without a
-    temperature sensor has no ``system.temp_C``, and its sensor check says what it has)."""
+    """Whether each rule's stream came in the sensor's two readings here: a rule on a
+    misspelt stream ("system.cpu_percent") never fires, and nothing else would say so. A
+    stream may also be absent for now (a VPN's interface while it is down, a disk unplugged):
+    the check says what it saw. Only sensors read here are judged, and the default rules'
+    streams are known names (a machine without a temperature sensor has no
+    ``system.temp_C``, and its sensor check says what it has)."""
     from agent.config import DEFAULT_RULES
 
     known = {r.stream for r in DEFAULT_RULES}
@@ -271,10 +273,11 @@ def check_rule_streams(config: Config, fields: Mapping[str, set[str]]) -> list[C
             continue
         close = difflib.get_close_matches(field, sorted(given), n=1)
         guess = f" (did you mean {sensor}.{close[0]}?)" if close else ""
-        unknown.append(f"rule {rule.name}: {rule.stream} is no field of the {sensor} sensor{guess}")
+        unknown.append(f"rule {rule.name}: the {sensor} sensor gave no {field} here{guess}")
     if not unknown:
         return []
-    return [Check("config", "rule streams", False, "; ".join(unknown) + ": it never fires")]
+    detail = "; ".join(unknown) + " (a rule fires only on a stream that comes)"
+    return [Check("config", "rule streams", False, detail)]
 
 
 def run_checks(

@@ -17,7 +17,8 @@ def install_command(extra: str) -> str:
     may be another environment's), and the source vigil was installed from (vigil is not on
     PyPI, where ``vigil`` is another project)."""
     python = shlex.quote(sys.executable)
-    return f"{python} -m pip install {shlex.quote(requirement(extra))}"
+    editable = "-e " if _installed_editable() else ""
+    return f"{python} -m pip install {editable}{shlex.quote(requirement(extra))}"
 
 
 def requirement(extra: str) -> str:
@@ -36,14 +37,22 @@ def requirement(extra: str) -> str:
 
 
 def _installed_from() -> str | None:
+    url = _direct_url().get("url")
+    return url if isinstance(url, str) and url else None
+
+
+def _installed_editable() -> bool:
+    """Whether vigil was installed with ``pip install -e`` (the hint keeps it so: without
+    ``-e`` pip would replace a developer's working tree install with a copy)."""
+    info = _direct_url().get("dir_info")
+    return isinstance(info, dict) and info.get("editable") is True
+
+
+def _direct_url() -> dict[str, object]:
+    """What pip recorded of where vigil came from (PEP 610), or {}."""
     try:
         text = metadata.distribution("vigil").read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        return None
-    if not text:
-        return None
-    try:
-        url = json.loads(text).get("url")
-    except (ValueError, AttributeError):
-        return None
-    return url if isinstance(url, str) and url else None
+        found = json.loads(text) if text else {}
+    except (metadata.PackageNotFoundError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}

@@ -76,8 +76,8 @@ def test_a_rule_on_a_stream_its_sensor_does_not_give_is_named_with_the_likely_on
     streams = next(c for c in checks if c["name"] == "rule streams")
     assert code == 0 and not streams["ok"] and not streams["required"]
     assert streams["detail"] == (
-        "rule cpu_hot: system.cpu_percent is no field of the system sensor "
-        "(did you mean system.cpu_pct?): it never fires"
+        "rule cpu_hot: the system sensor gave no cpu_percent here (did you mean "
+        "system.cpu_pct?) (a rule fires only on a stream that comes)"
     )
     code, checks = _doctor(capsys, tmp_path, fine)
     assert code == 0 and "rule streams" not in {c["name"] for c in checks}
