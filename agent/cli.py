@@ -265,16 +265,18 @@ def since_window(text: str) -> float | None:
     return float(match.group(1)) * _UNIT_S[match.group(2)] if match else None
 
 
-def since_start(text: str | None, newest: Callable[[], float | None]) -> float | None:
+def since_start(
+    text: str | None, newest: Callable[[], float | None], now: Callable[[], float]
+) -> float | None:
     """Where ``--since`` starts: ``24h``/``7d``... back from the database's newest sample (the
     agent's own now, so a replay's database answers for its own day, and a stopped daemon's
-    for its last one), an ISO 8601 time, or everything (no text, or no sample to count from)."""
+    for its last one; ``now`` where it holds no sample), an ISO 8601 time, or everything."""
     if not text or text.strip() == "all":
         return None
     if since_window(text) is None:
         return parse_since(text, 0.0)
     end = newest()
-    return None if end is None else parse_since(text, end)
+    return parse_since(text, now() if end is None else end)
 
 
 def parse_since(text: str, now: float) -> float:
@@ -406,7 +408,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     config = _config(args)
     with opened(_db(args, config)) as engine:
         store = MemoryStore(engine)
-        since = since_start(args.since, store.newest_sample_t)
+        since = since_start(args.since, store.newest_sample_t, SystemClock().now)
         events = store.numbered_events(since=since, kind=args.kind)
     show = _event_printer(False)
     for event_id, event in events:
@@ -450,7 +452,7 @@ def cmd_findings(args: argparse.Namespace) -> int:
 
     config = _config(args)
     with opened(_db(args, config)) as engine:
-        since = since_start(args.since, MemoryStore(engine).newest_sample_t)
+        since = since_start(args.since, MemoryStore(engine).newest_sample_t, SystemClock().now)
         rows = WakeStore(engine).findings(since)
     _show_findings(rows, args.json)
     if not rows:
@@ -504,6 +506,7 @@ def cmd_service(args: argparse.Namespace) -> int:
         argv += ["--config", str(Path(config).expanduser().absolute())]
     db = getattr(args, "db", None) or os.environ.get("VIGIL_DB")
     if db:
+        _db(args, _config(args), use="run")  # a unit on a missing database would only loop
         argv += ["--db", db if "://" in db else str(Path(db).expanduser().absolute())]
     termux = is_termux()
     paths = service.install(exec_argv=argv, termux=termux, force=args.force)

@@ -105,10 +105,15 @@ def test_parse_since() -> None:
 
 
 def test_since_starts_back_from_the_newest_sample() -> None:
-    assert since_start("24h", lambda: 100_000.0) == 100_000.0 - 86_400
-    assert since_start("2026-06-01T00:00:00Z", lambda: 0.0) == 1_780_272_000.0
-    assert since_start("24h", lambda: None) is None  # an empty database: everything (none)
-    assert since_start("all", lambda: 5.0) is None and since_start(None, lambda: 5.0) is None
+    def today() -> float:
+        return 200_000.0
+
+    assert since_start("24h", lambda: 100_000.0, today) == 100_000.0 - 86_400
+    assert since_start("2026-06-01T00:00:00Z", lambda: 0.0, today) == 1_780_272_000.0
+    # A database whose sensors never gave a sample (its sensor.down events only): from now.
+    assert since_start("1h", lambda: None, today) == 200_000.0 - 3_600
+    assert since_start("all", lambda: 5.0, today) is None
+    assert since_start(None, lambda: 5.0, today) is None
 
 
 def test_replay_json_lines_are_stable_shape(capsys: pytest.CaptureFixture[str]) -> None:

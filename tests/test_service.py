@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from _tools import require_tool
+from _tools import new_database, require_tool
 
 from agent.errors import ConfigError
 from agent.platform import is_termux, termux_prefix
@@ -249,7 +249,7 @@ def test_the_service_runs_on_the_config_and_database_it_was_installed_with(
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.delenv("TERMUX_VERSION", raising=False)
     monkeypatch.chdir(tmp_path)
-    config, db = tmp_path / "my.toml", tmp_path / "other.db"
+    config, db = tmp_path / "my.toml", new_database(tmp_path / "other.db")
     config.write_text("")
     if how == "flags":
         assert main(["service", "install", "--config", "my.toml", "--db", "other.db"]) == 0
@@ -260,3 +260,17 @@ def test_the_service_runs_on_the_config_and_database_it_was_installed_with(
     unit = tmp_path / "cfg" / "systemd" / "user" / "vigil.service"
     exec_line = next(x for x in unit.read_text().splitlines() if x.startswith("ExecStart="))
     assert exec_line.endswith(f" run --config {config} --db {db}")
+
+
+def test_a_service_on_a_database_that_does_not_exist_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The daemon refuses a named database that does not exist (a typo): a unit on one would
+    only fail and restart."""
+    from agent.cli import main
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
+    monkeypatch.delenv("TERMUX_VERSION", raising=False)
+    assert main(["service", "install", "--db", str(tmp_path / "typo.db")]) == 2
+    assert "no such database" in capsys.readouterr().err
+    assert not (tmp_path / "cfg" / "systemd" / "user" / "vigil.service").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import logging
+import os
 from pathlib import Path
 
 import pytest
@@ -276,3 +277,11 @@ def test_a_recording_is_never_overwritten(
     for other in taken:
         (tmp_path / other).write_text("kept\n")
     assert new_recording_path(tmp_path / name) == tmp_path / expected
+
+
+def test_a_pipe_is_written_as_named(tmp_path: Path) -> None:
+    """`vigil record -o /dev/stdout` or a named pipe: no recording to keep there."""
+    fifo = tmp_path / "live.jsonl"
+    os.mkfifo(fifo)
+    assert new_recording_path(fifo) == fifo
+    assert new_recording_path(Path("/dev/null")) == Path("/dev/null")
