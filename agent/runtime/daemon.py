@@ -210,7 +210,7 @@ def _serve(
         retry_max_s=config.daemon.retry_max_s,
         on_idle=watchdog.tick,
         idle_every_s=watchdog.every_s,
-        not_before=store.newest_sample_t(),  # sample time never goes back, across restarts
+        not_before=newest,  # sample time never goes back, across restarts
     )
 
     signals.source, signals.fences = source, fences

@@ -56,7 +56,7 @@ def new_recording_path(path: Path) -> Path:
     """``path``, or where it exists ``day.1.jsonl.gz``, ``day.2.jsonl.gz``...: a recording is
     never overwritten (a daemon restarted with ``--record day.jsonl.gz`` would otherwise wipe
     the day it had recorded). ``vigil replay day*.jsonl.gz`` merges them by sample time."""
-    if not path.exists() or not path.is_file():  # a pipe or a device is written as named
+    if not path.is_file():  # none yet, or a pipe or a device: written as named
         return path
     name = path.name
     ext = next((e for e in (".jsonl.gz", ".jsonl") if name.endswith(e)), path.suffix)
